@@ -1,0 +1,5 @@
+import sys
+
+from atm.cli import main
+
+sys.exit(main())

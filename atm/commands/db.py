@@ -1,0 +1,52 @@
+"""``atm db upgrade`` and ``atm db seed``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from atm.commands._common import load_host_config
+from host.db import create_engine_for, migrate, session_factory
+from host.seed import seed
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "db",
+        help="migrate or seed the host database",
+        description="Database maintenance for the host (DATABASE_URL, embedded SQLite by default).",
+    )
+    sub = parser.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("upgrade", "apply the Alembic migrations up to the newest (alembic upgrade head)"),
+        (
+            "seed",
+            "load the seed customers, accounts, cards and terminals (idempotent; "
+            "also migrates first)",
+        ),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--database-url", help="override DATABASE_URL")
+        p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_host_config({"DATABASE_URL": args.database_url})
+    if config is None:
+        return 2
+    migrate(config.database_url)
+    if args.db_command == "upgrade":
+        print(f"database at {config.database_url} is at the newest revision")
+        return 0
+    engine = create_engine_for(config.database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            created = seed(
+                session, pin_pepper=config.pin_pepper, bcrypt_rounds=config.bcrypt_rounds
+            )
+    finally:
+        engine.dispose()
+    for line in created:
+        print(f"created {line}")
+    print(f"seed complete: {len(created)} record(s) created")
+    return 0

@@ -1,0 +1,51 @@
+"""``atm demo``: a host and one simulated ATM on this machine, running a scripted session."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from atm.commands._common import load_host_config
+from atm.demo import SCRIPTS, run_demo
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a scripted ATM session against a fresh embedded host",
+        description="Start the host on a fresh embedded SQLite database (migrated and seeded), "
+        "connect one simulated ATM over a real TCP socket and run a scripted customer session, "
+        "printing every screen, every host-link message (PAN masked, PIN block hidden), the "
+        "receipt and the balances. Exit code 0 when the script ran as expected.",
+    )
+    parser.add_argument(
+        "--script", default="withdraw-alice", help="script to run (default: withdraw-alice)"
+    )
+    parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
+    parser.add_argument(
+        "--database-url", help="use this database instead of a fresh SQLite file (kept)"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list_scripts:
+        for script in SCRIPTS.values():
+            print(f"{script.name:<16} {script.description}")
+        return 0
+    if args.script not in SCRIPTS:
+        print(
+            f"atm demo: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    script = SCRIPTS[args.script]
+    config = load_host_config()
+    if config is None:
+        return 2
+    result = asyncio.run(
+        run_demo(script, out=sys.stdout, database_url=args.database_url, host_config=config)
+    )
+    return 0 if result.ok else 1

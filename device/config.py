@@ -1,0 +1,60 @@
+"""Device (ATM) configuration, loaded once at the edge and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.errors import DeviceConfigError
+
+__all__ = ["CassetteConfig", "DeviceConfig"]
+
+
+@dataclass(frozen=True)
+class CassetteConfig:
+    denomination_cents: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.denomination_cents <= 0 or self.count < 0:
+            raise DeviceConfigError(f"bad cassette {self}")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    terminal_id: str = "ATM00001"
+    acceptor_id: str = "ATMSIM000000001"
+    host: str = "127.0.0.1"
+    port: int = 8583
+    currency: str = "840"
+    state_dir: Path = Path("var/device")
+    response_timeout: float = 30.0
+    key_timeout: float = 30.0
+    card_take_timeout: float = 30.0
+    cash_take_timeout: float = 30.0
+    reconnect_delay: float = 5.0
+    fast_cash_cents: tuple[int, ...] = (2000, 4000, 6000, 10000, 20000)
+    max_withdrawal_cents: int = 100_000
+    cassettes: tuple[CassetteConfig, ...] = field(
+        default=(CassetteConfig(2000, 500), CassetteConfig(5000, 200))
+    )
+    terminal_pin_key: str = "0123456789ABCDEFFEDCBA9876543210"
+
+    def __post_init__(self) -> None:
+        if len(self.terminal_id) != 8:
+            raise DeviceConfigError(f"terminal ID must be 8 characters, got {self.terminal_id!r}")
+        if len(self.acceptor_id) != 15:
+            raise DeviceConfigError(f"acceptor ID must be 15 characters, got {self.acceptor_id!r}")
+        if not 1 <= len(self.fast_cash_cents) <= 5:
+            raise DeviceConfigError("between 1 and 5 fast-cash amounts")
+        for name in ("response_timeout", "key_timeout", "card_take_timeout", "cash_take_timeout"):
+            if getattr(self, name) <= 0:
+                raise DeviceConfigError(f"{name} must be positive")
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / f"journal-{self.terminal_id}.log"
+
+    @property
+    def pin_key(self) -> bytes:
+        return bytes.fromhex(self.terminal_pin_key)

@@ -1,0 +1,152 @@
+"""The screen model: what the customer sees, independent of how a console renders it.
+
+A ``Screen`` has an ``id`` that scripts and tests wait on, a title, body lines, soft-key labels
+(``F1``..``F4`` left, ``F5``..``F8`` right) and an optional input field. A PIN input is only ever
+a count of ``*``: the digits never reach the controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Screen", "money", "render_text"]
+
+
+def money(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+@dataclass(frozen=True)
+class Screen:
+    id: str
+    title: str
+    lines: tuple[str, ...] = ()
+    soft_keys: dict[str, str] = field(default_factory=dict)
+    input_label: str | None = None
+    input_value: str = ""
+    input_masked: bool = False
+
+    @property
+    def input_display(self) -> str:
+        return "*" * len(self.input_value) if self.input_masked else self.input_value
+
+
+def render_text(screen: Screen, width: int = 44) -> str:
+    """A plain-text rendering (boxed), used by the demo and text consoles."""
+    inner = width - 4
+    out = [
+        "+" + "-" * (width - 2) + "+",
+        f"| {screen.title.center(inner)} |",
+        "|" + " " * (width - 2) + "|",
+    ]
+    for line in screen.lines:
+        out.append(f"| {line[:inner]:<{inner}} |")
+    if screen.input_label is not None:
+        out.append(f"| {(screen.input_label + ' ' + screen.input_display)[:inner]:<{inner}} |")
+    left = [screen.soft_keys.get(f"F{i}") for i in range(1, 5)]
+    right = [screen.soft_keys.get(f"F{i}") for i in range(5, 9)]
+    if any(left) or any(right):
+        out.append("|" + " " * (width - 2) + "|")
+        half = inner // 2
+        for i in range(4):
+            lhs = f"<F{i + 1} {left[i]}" if left[i] else ""
+            rhs = f"{right[i]} F{i + 5}>" if right[i] else ""
+            if lhs or rhs:
+                out.append(f"| {lhs[:half]:<{half}}{rhs[: inner - half]:>{inner - half}} |")
+    out.append("+" + "-" * (width - 2) + "+")
+    return "\n".join(out)
+
+
+# -- the screens of the customer flow ---------------------------------------------------
+
+
+def out_of_service() -> Screen:
+    return Screen(
+        "out_of_service", "Out of service", ("Sorry, this ATM is temporarily", "out of service.")
+    )
+
+
+def welcome() -> Screen:
+    return Screen("welcome", "Welcome", ("Please insert your card",))
+
+
+def reading_card() -> Screen:
+    return Screen("reading_card", "Please wait", ("Reading your card...",))
+
+
+def enter_pin(digits: int, retry: bool = False) -> Screen:
+    lines = ("Incorrect PIN.", "Please re-enter your PIN") if retry else ("Please enter your PIN",)
+    return Screen(
+        "pin_retry" if retry else "enter_pin",
+        "PIN entry",
+        (*lines, "Press ENTER when done, CANCEL to quit"),
+        input_label="PIN:",
+        input_value="*" * digits,
+        input_masked=True,
+    )
+
+
+def main_menu() -> Screen:
+    return Screen(
+        "main_menu",
+        "Select a transaction",
+        soft_keys={"F1": "Withdrawal", "F2": "Balance"},
+    )
+
+
+def select_account() -> Screen:
+    return Screen("select_account", "Select account", soft_keys={"F1": "Checking", "F2": "Savings"})
+
+
+def select_amount(amounts: tuple[int, ...], typed: str, message: str = "") -> Screen:
+    keys = {f"F{i + 1}": money(c) for i, c in enumerate(amounts)}
+    lines: tuple[str, ...] = ("Choose an amount or type it and press ENTER",)
+    if message:
+        lines = (message, *lines)
+    return Screen(
+        "select_amount", "Withdrawal", lines, keys, input_label="Amount: $", input_value=typed
+    )
+
+
+def please_wait() -> Screen:
+    return Screen("authorizing", "Please wait", ("Your transaction is being processed",))
+
+
+def dispensing(cents: int) -> Screen:
+    return Screen("dispensing", "Please wait", (f"Counting {money(cents)}",))
+
+
+def take_cash(cents: int) -> Screen:
+    return Screen("take_cash", "Take your cash", (f"Please take your cash: {money(cents)}",))
+
+
+def show_balance(account: str, cents: int | None) -> Screen:
+    value = money(cents) if cents is not None else "unavailable"
+    return Screen(
+        "balance",
+        "Balance",
+        (f"{account} available balance:", value),
+        {"F4": "Receipt", "F8": "Finish"},
+    )
+
+
+def message(text: str) -> Screen:
+    return Screen("message", "Notice", (text,))
+
+
+def take_card(text: str = "") -> Screen:
+    lines = (text, "Please take your card") if text else ("Please take your card",)
+    return Screen("take_card", "Take your card", lines)
+
+
+def card_retained(text: str) -> Screen:
+    return Screen(
+        "card_retained",
+        "Card retained",
+        (text or "Your card has been retained", "Please contact your bank"),
+    )
+
+
+def thank_you() -> Screen:
+    return Screen("thank_you", "Thank you", ("Thank you for banking with us",))

@@ -1,0 +1,220 @@
+"""One async interface per device class. The controller knows devices only through these.
+
+Backends (simulated in-process, serial, USB) implement them; the same contract tests run
+against each. Timeouts are enforced inside the driver calls (STYLE: "timeouts at driver
+boundaries"), raising ``DeviceTimeout``.
+
+Keys on the PIN pad / keyboard are strings: ``"0"``..``"9"``, ``"ENTER"``, ``"CANCEL"``,
+``"CLEAR"``, and the screen's function descriptor keys ``"F1"``..``"F8"``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from protocol.masking import mask_pan
+
+__all__ = [
+    "DIGIT_KEYS",
+    "FUNCTION_KEYS",
+    "CardData",
+    "CardReader",
+    "CashDispenser",
+    "CassetteState",
+    "CassetteStatus",
+    "DispenseResult",
+    "PaperState",
+    "PinBlock",
+    "PinPad",
+    "PrinterStatus",
+    "ReceiptPrinter",
+]
+
+DIGIT_KEYS = frozenset("0123456789")
+FUNCTION_KEYS = frozenset(f"F{i}" for i in range(1, 9))
+
+
+@dataclass(frozen=True)
+class CardData:
+    """What the reader read from track 2: ``PAN=YYMM SSS discretionary``."""
+
+    track2: str
+
+    def __post_init__(self) -> None:
+        pan, sep, rest = self.track2.replace("D", "=").partition("=")
+        if not sep or not pan.isdigit() or not 12 <= len(pan) <= 19 or len(rest) < 7:
+            raise ValueError("track 2 must be PAN=YYMM + service code + discretionary data")
+
+    @property
+    def pan(self) -> str:
+        return self.track2.replace("D", "=").partition("=")[0]
+
+    @property
+    def expiry(self) -> str:
+        """YYMM."""
+        return self.track2.replace("D", "=").partition("=")[2][:4]
+
+    @property
+    def service_code(self) -> str:
+        return self.track2.replace("D", "=").partition("=")[2][4:7]
+
+    def __repr__(self) -> str:
+        return f"CardData(pan={mask_pan(self.pan)})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class PinBlock:
+    """An encrypted PIN block as produced by the PIN pad. Never the PIN itself."""
+
+    ciphertext: bytes
+    format: int = 0
+
+    def __repr__(self) -> str:
+        return f"PinBlock(format={self.format}, {len(self.ciphertext)} bytes)"
+
+    __str__ = __repr__
+
+
+class CardReader(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def accept_card(self) -> None:
+        """Enable entry and wait (without limit) until a card is inside the reader."""
+
+    @abc.abstractmethod
+    async def read_card(self) -> CardData:
+        """Read track 2 of the card inside.
+
+        Raises ``CardReaderFault`` for an unreadable card (the card is then still inside and
+        must be ejected) or a jam.
+        """
+
+    @abc.abstractmethod
+    async def eject(self, timeout: float) -> bool:
+        """Move the card to the gate and wait for the customer to take it.
+
+        True when taken; False when not taken within ``timeout`` (the caller then captures).
+        """
+
+    @abc.abstractmethod
+    async def capture(self) -> None:
+        """Pull the card into the capture bin."""
+
+
+class PinPad(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def read_key(self, timeout: float) -> str:
+        """One key in clear mode (menus, amounts). ``DeviceTimeout`` when none is pressed."""
+
+    @abc.abstractmethod
+    async def read_pin(
+        self,
+        pan: str,
+        timeout: float,
+        *,
+        min_length: int = 4,
+        max_length: int = 6,
+        on_key: Callable[[int], None] | None = None,
+    ) -> PinBlock:
+        """Secure PIN entry ending with ENTER; returns the encrypted PIN block.
+
+        ``on_key`` receives the number of digits entered so far (for the ``*`` echo), never the
+        digits. ``CancelledByCustomer`` on CANCEL; ``DeviceTimeout`` after ``timeout`` idle.
+        """
+
+
+class CassetteState(enum.StrEnum):
+    OK = "ok"
+    LOW = "low"
+    EMPTY = "empty"
+    MISSING = "missing"
+    INOPERATIVE = "inoperative"
+
+
+@dataclass(frozen=True)
+class CassetteStatus:
+    index: int
+    denomination_cents: int
+    count: int
+    state: CassetteState
+
+
+@dataclass(frozen=True)
+class DispenseResult:
+    """Notes counted out and presented, per cassette index, and notes diverted to reject."""
+
+    dispensed: Mapping[int, int]
+    rejected: Mapping[int, int] = field(default_factory=dict)
+
+
+class CashDispenser(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def status(self) -> list[CassetteStatus]: ...
+
+    @abc.abstractmethod
+    async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        """Count out ``notes`` (cassette index -> count) and present them.
+
+        On a fault raises ``DispenserFault`` whose ``dispensed`` tells what did leave.
+        """
+
+    @abc.abstractmethod
+    async def wait_taken(self, timeout: float) -> bool:
+        """True when the customer took the presented notes within ``timeout``."""
+
+    @abc.abstractmethod
+    async def retract(self) -> int:
+        """Pull presented notes back into the reject/retract bin; returns how many."""
+
+
+class PaperState(enum.StrEnum):
+    OK = "ok"
+    NEAR_END = "near_end"
+    OUT = "out"
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    paper: PaperState
+    cover_open: bool = False
+
+    @property
+    def can_print(self) -> bool:
+        return self.paper is not PaperState.OUT and not self.cover_open
+
+
+class ReceiptPrinter(abc.ABC):
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def status(self) -> PrinterStatus: ...
+
+    @abc.abstractmethod
+    async def print_receipt(self, lines: list[str]) -> None:
+        """Print the lines and cut. ``PrinterFault`` when it cannot."""

@@ -1,0 +1,316 @@
+"""In-process simulated backends: the first-class virtual devices used by the demo and tests.
+
+Each has a *device side* (the driver interface the controller uses) and a *customer side*
+(``insert``, ``press``, ``take_cash``, ``take_card``) used by scripts, the console and tests.
+Faults are named flags (``inject("jam")``) so scenarios can describe them as data; each
+device's ``FAULTS`` lists what it understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from drivers.errors import (
+    CancelledByCustomer,
+    CardReaderFault,
+    DeviceTimeout,
+    DispenserFault,
+    PrinterFault,
+)
+from drivers.interfaces import (
+    DIGIT_KEYS,
+    CardData,
+    CardReader,
+    CashDispenser,
+    CassetteState,
+    CassetteStatus,
+    DispenseResult,
+    PaperState,
+    PinBlock,
+    PinPad,
+    PrinterStatus,
+    ReceiptPrinter,
+)
+from protocol.pinblock import encrypt_format0
+
+__all__ = [
+    "Cassette",
+    "SimulatedCardReader",
+    "SimulatedDispenser",
+    "SimulatedPinPad",
+    "SimulatedPrinter",
+]
+
+
+class _Faults:
+    FAULTS: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.faults: set[str] = set()
+
+    def inject(self, fault: str) -> None:
+        if fault not in self.FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(sorted(self.FAULTS))}")
+        self.faults.add(fault)
+
+    def clear(self, fault: str | None = None) -> None:
+        if fault is None:
+            self.faults.clear()
+        else:
+            self.faults.discard(fault)
+
+
+class SimulatedCardReader(_Faults, CardReader):
+    FAULTS = frozenset({"unreadable", "card_jam", "capture_bin_full"})
+
+    def __init__(self, capture_bin_capacity: int = 50) -> None:
+        super().__init__()
+        self._inserted: asyncio.Queue[str] = asyncio.Queue()
+        self._taken = asyncio.Event()
+        self.position = "none"  # none | inside | gate | captured
+        self._track2 = ""
+        self.captured: list[str] = []
+        self.capture_bin_capacity = capture_bin_capacity
+
+    # customer side
+    def insert(self, track2: str) -> None:
+        self._inserted.put_nowait(track2)
+
+    def take_card(self) -> None:
+        self._taken.set()
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def accept_card(self) -> None:
+        self._track2 = await self._inserted.get()
+        self._taken.clear()
+        self.position = "inside"
+
+    async def read_card(self) -> CardData:
+        track2 = self._track2
+        if "card_jam" in self.faults:
+            raise CardReaderFault("card jammed in the reader", code="jam")
+        if "unreadable" in self.faults:
+            raise CardReaderFault("no readable data on track 2", code="read_error")
+        try:
+            return CardData(track2)
+        except ValueError as exc:
+            raise CardReaderFault(f"track 2 unreadable: {exc}", code="read_error") from exc
+
+    async def eject(self, timeout: float) -> bool:
+        if "card_jam" in self.faults:
+            raise CardReaderFault("card jammed, cannot eject", code="jam")
+        self.position = "gate"
+        try:
+            await asyncio.wait_for(self._taken.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._taken.clear()
+        self.position = "none"
+        return True
+
+    async def capture(self) -> None:
+        if "capture_bin_full" in self.faults or len(self.captured) >= self.capture_bin_capacity:
+            raise CardReaderFault("capture bin full", code="bin_full")
+        self.position = "captured"
+        self.captured.append("card")
+        self.position = "none"
+
+
+class SimulatedPinPad(_Faults, PinPad):
+    """Holds the terminal PIN key; the controller only ever receives the encrypted block."""
+
+    FAULTS = frozenset({"key_timeout"})
+
+    def __init__(self, pin_key: bytes) -> None:
+        super().__init__()
+        self._pin_key = pin_key
+        self._keys: asyncio.Queue[str] = asyncio.Queue()
+
+    # customer side
+    def press(self, *keys: str) -> None:
+        for key in keys:
+            self._keys.put_nowait(key)
+
+    def type_digits(self, digits: str) -> None:
+        self.press(*digits)
+
+    def load_pin_key(self, pin_key: bytes) -> None:
+        self._pin_key = pin_key
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def read_key(self, timeout: float) -> str:
+        if "key_timeout" in self.faults:
+            raise DeviceTimeout("no key pressed (injected key timeout)")
+        try:
+            return await asyncio.wait_for(self._keys.get(), timeout)
+        except TimeoutError as exc:
+            raise DeviceTimeout(f"no key pressed within {timeout:g}s") from exc
+
+    async def read_pin(
+        self,
+        pan: str,
+        timeout: float,
+        *,
+        min_length: int = 4,
+        max_length: int = 6,
+        on_key: Callable[[int], None] | None = None,
+    ) -> PinBlock:
+        digits = ""
+        while True:
+            key = await self.read_key(timeout)
+            if key == "CANCEL":
+                raise CancelledByCustomer("PIN entry cancelled")
+            if key == "CLEAR":
+                digits = ""
+            elif key == "ENTER":
+                if len(digits) >= min_length:
+                    block = encrypt_format0(digits, pan, self._pin_key)
+                    return PinBlock(block, 0)
+                continue
+            elif key in DIGIT_KEYS and len(digits) < max_length:
+                digits += key
+            else:
+                continue
+            if on_key:
+                on_key(len(digits))
+
+
+@dataclass
+class Cassette:
+    denomination_cents: int
+    count: int
+    low_threshold: int = 20
+    present: bool = True
+
+    @property
+    def state(self) -> CassetteState:
+        if not self.present:
+            return CassetteState.MISSING
+        if self.count == 0:
+            return CassetteState.EMPTY
+        if self.count <= self.low_threshold:
+            return CassetteState.LOW
+        return CassetteState.OK
+
+
+class SimulatedDispenser(_Faults, CashDispenser):
+    FAULTS = frozenset({"jam", "partial", "cassette_empty", "cassette_missing"})
+
+    def __init__(self, cassettes: list[Cassette]) -> None:
+        super().__init__()
+        self.cassettes = cassettes
+        self.presented: dict[int, int] = {}
+        self.rejected: dict[int, int] = {}
+        self.retracted = 0
+        self.taken_total: dict[int, int] = {}
+        self._taken = asyncio.Event()
+
+    # customer side
+    def take_cash(self) -> None:
+        self._taken.set()
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def status(self) -> list[CassetteStatus]:
+        out = []
+        for i, c in enumerate(self.cassettes):
+            state = c.state
+            if "cassette_missing" in self.faults:
+                state = CassetteState.MISSING
+            elif "cassette_empty" in self.faults:
+                state = CassetteState.EMPTY
+            out.append(CassetteStatus(i, c.denomination_cents, c.count, state))
+        return out
+
+    async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        self._taken.clear()
+        for index, count in notes.items():
+            if not 0 <= index < len(self.cassettes) or count < 0:
+                raise ValueError(f"bad dispense request {dict(notes)}")
+        if "cassette_missing" in self.faults:
+            raise DispenserFault("cassette not recognised", code="cassette_missing")
+        if "jam" in self.faults:
+            raise DispenserFault("note jam before any note left", code="jam")
+        dispensed: dict[int, int] = {}
+        partial = "partial" in self.faults
+        for index, count in sorted(notes.items()):
+            cassette = self.cassettes[index]
+            if "cassette_empty" in self.faults or cassette.count < count:
+                take = 0 if "cassette_empty" in self.faults else cassette.count
+                cassette.count -= take
+                dispensed[index] = take
+                self.presented = dispensed
+                raise DispenserFault("cassette empty", code="empty", dispensed=dispensed)
+            take = count // 2 if partial else count
+            cassette.count -= take
+            dispensed[index] = take
+            if partial:
+                self.presented = dispensed
+                raise DispenserFault("jam after partial dispense", code="jam", dispensed=dispensed)
+        self.presented = dispensed
+        return DispenseResult(dispensed)
+
+    async def wait_taken(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._taken.wait(), timeout)
+        except TimeoutError:
+            return False
+        for index, count in self.presented.items():
+            self.taken_total[index] = self.taken_total.get(index, 0) + count
+        self.presented = {}
+        return True
+
+    async def retract(self) -> int:
+        count = sum(self.presented.values())
+        self.retracted += count
+        self.presented = {}
+        return count
+
+
+class SimulatedPrinter(_Faults, ReceiptPrinter):
+    FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receipts: list[list[str]] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def status(self) -> PrinterStatus:
+        paper = PaperState.OK
+        if "paper_out" in self.faults:
+            paper = PaperState.OUT
+        elif "paper_near_end" in self.faults:
+            paper = PaperState.NEAR_END
+        return PrinterStatus(paper, cover_open="cover_open" in self.faults)
+
+    async def print_receipt(self, lines: list[str]) -> None:
+        status = await self.status()
+        if not status.can_print:
+            raise PrinterFault(
+                f"cannot print: paper {status.paper}, cover open {status.cover_open}"
+            )
+        self.receipts.append(list(lines))

@@ -1,0 +1,122 @@
+"""Host configuration: read once from the environment at the edge, validated, passed in.
+
+Every problem is reported on its own line (``ConfigError.problems``). Names and defaults follow
+DESIGN section 4; ``.env.example`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from host.errors import ConfigError
+
+__all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
+# Development terminal PIN key (TDES, double length). Production sets TERMINAL_PIN_KEY.
+DEFAULT_TERMINAL_PIN_KEY = "0123456789ABCDEFFEDCBA9876543210"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path('var') / 'atm-host.db'}"
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    database_url: str
+    secret_key: str = DEFAULT_SECRET_KEY
+    pin_pepper: str = DEFAULT_PIN_PEPPER
+    terminal_pin_key: str = DEFAULT_TERMINAL_PIN_KEY
+    session_timeout_seconds: int = 120
+    max_failed_pin_attempts: int = 3
+    lockout_duration_seconds: int = 1800
+    daily_withdrawal_limit: int = 50_000
+    daily_transfer_limit: int = 250_000
+    bcrypt_rounds: int = 12
+    statement_output_dir: str = "statements"
+    log_level: str = "INFO"
+    environment: Environment = Environment.DEVELOPMENT
+    link_host: str = "127.0.0.1"
+    link_port: int = 8583
+    ops_port: int = 8080
+    max_frame: int = 4096
+
+    @property
+    def pin_key(self) -> bytes:
+        return bytes.fromhex(self.terminal_pin_key)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name}: not an integer: {raw!r}")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name}: {value} is out of range {low}..{high}")
+            return value
+
+        raw_env = env.get("ENVIRONMENT", "development")
+        try:
+            environment = Environment(raw_env)
+        except ValueError:
+            problems.append(
+                f"ENVIRONMENT: unknown value {raw_env!r} (development, testing, production)"
+            )
+            environment = Environment.DEVELOPMENT
+        log_level = env.get("LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            problems.append(f"LOG_LEVEL: unknown level {log_level!r}")
+        pin_key = env.get("TERMINAL_PIN_KEY", DEFAULT_TERMINAL_PIN_KEY)
+        try:
+            if len(bytes.fromhex(pin_key)) not in (16, 24):
+                problems.append("TERMINAL_PIN_KEY: must be 32 or 48 hex digits (TDES key)")
+        except ValueError:
+            problems.append("TERMINAL_PIN_KEY: not hexadecimal")
+        config = cls(
+            database_url=env.get("DATABASE_URL") or default_database_url(),
+            secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
+            pin_pepper=env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER),
+            terminal_pin_key=pin_key,
+            session_timeout_seconds=integer("SESSION_TIMEOUT_SECONDS", 120, 1, 86_400),
+            max_failed_pin_attempts=integer("MAX_FAILED_PIN_ATTEMPTS", 3, 1, 99),
+            lockout_duration_seconds=integer("LOCKOUT_DURATION_SECONDS", 1800, 1, 30 * 86_400),
+            daily_withdrawal_limit=integer("DAILY_WITHDRAWAL_LIMIT", 50_000, 0, 10**11),
+            daily_transfer_limit=integer("DAILY_TRANSFER_LIMIT", 250_000, 0, 10**11),
+            bcrypt_rounds=integer("BCRYPT_ROUNDS", 12, 4, 31),
+            statement_output_dir=env.get("STATEMENT_OUTPUT_DIR", "statements"),
+            log_level=log_level,
+            environment=environment,
+            link_host=env.get("LINK_HOST", "127.0.0.1"),
+            link_port=integer("LINK_PORT", 8583, 0, 65535),
+            ops_port=integer("OPS_PORT", 8080, 0, 65535),
+            max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
+        )
+        if environment is Environment.PRODUCTION:
+            if config.secret_key == DEFAULT_SECRET_KEY:
+                problems.append("SECRET_KEY: the default value is refused in production")
+            if config.pin_pepper == DEFAULT_PIN_PEPPER:
+                problems.append("PIN_PEPPER: the default value is refused in production")
+            if config.terminal_pin_key == DEFAULT_TERMINAL_PIN_KEY:
+                problems.append("TERMINAL_PIN_KEY: the development key is refused in production")
+        if problems:
+            raise ConfigError(problems)
+        return config

@@ -1,0 +1,110 @@
+"""The double-entry ledger: every posting moves money between accounts and sums to zero.
+
+Balances are updated in the same database transaction as the entries, after the accounts'
+rows are locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from host.errors import HostError
+from host.models import Account, Entry, Posting, utcnow
+
+__all__ = ["LedgerError", "LedgerProblem", "check_ledger", "lock_accounts", "post"]
+
+
+class LedgerError(HostError):
+    """A posting that would break the ledger's rules."""
+
+
+def lock_accounts(session: Session, account_ids: list[int]) -> dict[int, Account]:
+    """Lock the rows in id order (so two postings never deadlock) and return them."""
+    rows = session.scalars(
+        select(Account).where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def post(
+    session: Session,
+    kind: str,
+    legs: list[tuple[Account, int]],
+    *,
+    description: str = "",
+    terminal_id: str | None = None,
+    stan: str | None = None,
+    rrn: str | None = None,
+    reverses: Posting | None = None,
+    at: dt.datetime | None = None,
+) -> Posting:
+    """Write one posting with its entries and update the balances. Amounts must sum to zero."""
+    if sum(amount for _, amount in legs) != 0:
+        raise LedgerError(f"posting {kind} does not balance: {[a for _, a in legs]}")
+    if any(amount == 0 for _, amount in legs):
+        raise LedgerError("a ledger entry of zero is not allowed")
+    posting = Posting(
+        kind=kind,
+        description=description,
+        terminal_id=terminal_id,
+        stan=stan,
+        rrn=rrn,
+        reverses_id=reverses.id if reverses is not None else None,
+        created_at=at or utcnow(),
+    )
+    session.add(posting)
+    session.flush()
+    for account, amount in legs:
+        session.add(
+            Entry(
+                posting_id=posting.id,
+                account_id=account.id,
+                amount_cents=amount,
+                created_at=posting.created_at,
+            )
+        )
+        account.balance_cents += amount
+    session.flush()
+    return posting
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    what: str
+    detail: str
+
+
+def check_ledger(session: Session) -> list[LedgerProblem]:
+    """DESIGN invariants 1 and 3: entries sum to zero overall and per posting, each balance
+    equals the sum of its entries, each original is reversed at most once."""
+    problems: list[LedgerProblem] = []
+    total = session.scalar(select(func.coalesce(func.sum(Entry.amount_cents), 0)))
+    if total != 0:
+        problems.append(LedgerProblem("ledger total", f"sum of all entries is {total}, not 0"))
+    unbalanced = session.execute(
+        select(Entry.posting_id, func.sum(Entry.amount_cents))
+        .group_by(Entry.posting_id)
+        .having(func.sum(Entry.amount_cents) != 0)
+    ).all()
+    for posting_id, amount in unbalanced:
+        problems.append(LedgerProblem("posting", f"posting {posting_id} sums to {amount}"))
+    sums = dict(
+        session.execute(
+            select(Entry.account_id, func.sum(Entry.amount_cents)).group_by(Entry.account_id)
+        ).all()
+    )
+    for account in session.scalars(select(Account)).all():
+        expected = sums.get(account.id, 0)
+        if account.balance_cents != expected:
+            problems.append(
+                LedgerProblem(
+                    "balance",
+                    f"account {account.number} balance {account.balance_cents} "
+                    f"!= sum of entries {expected}",
+                )
+            )
+    return problems

@@ -1,0 +1,150 @@
+"""SQLAlchemy models of the host: customers, accounts, cards, the double-entry ledger, terminals
+and the record of link requests (for duplicate detection and audit).
+
+Money is integer cents. A posting groups entries whose amounts sum to zero; an account's
+``balance_cents`` is kept equal to the sum of its entries inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "Account",
+    "Base",
+    "Card",
+    "CardAccount",
+    "Customer",
+    "Entry",
+    "LinkRequest",
+    "Posting",
+    "Terminal",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    accounts: Mapped[list[Account]] = relationship(back_populates="customer")
+    cards: Mapped[list[Card]] = relationship(back_populates="customer")
+
+
+class Account(Base):
+    """A customer account (checking, savings) or an internal one (terminal cash, equity)."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(34), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # checking | savings | cash | equity
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(String(3), default="840")
+    balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    customer: Mapped[Customer | None] = relationship(back_populates="accounts")
+
+
+class Card(Base):
+    __tablename__ = "cards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pan: Mapped[str] = mapped_column(String(19), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    expiry: Mapped[str] = mapped_column(String(4))  # YYMM
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|lost|stolen|blocked
+    pin_hash: Mapped[str] = mapped_column(String(128))
+    failed_pin_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    customer: Mapped[Customer] = relationship(back_populates="cards")
+    links: Mapped[list[CardAccount]] = relationship(back_populates="card")
+
+
+class CardAccount(Base):
+    """Which accounts a card can reach, and as which ISO account type (10 savings, 20 checking)."""
+
+    __tablename__ = "card_accounts"
+    __table_args__ = (UniqueConstraint("card_id", "account_type"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    account_type: Mapped[str] = mapped_column(String(2))
+    card: Mapped[Card] = relationship(back_populates="links")
+    account: Mapped[Account] = relationship()
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(8), unique=True)
+    cash_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    cash_account: Mapped[Account] = relationship()
+
+
+class Posting(Base):
+    """One business event in the ledger (withdrawal, reversal, transfer, opening balance)."""
+
+    __tablename__ = "postings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    terminal_id: Mapped[str | None] = mapped_column(String(8))
+    stan: Mapped[str | None] = mapped_column(String(6))
+    rrn: Mapped[str | None] = mapped_column(String(12))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    entries: Mapped[list[Entry]] = relationship(back_populates="posting")
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    posting: Mapped[Posting] = relationship(back_populates="entries")
+    account: Mapped[Account] = relationship()
+
+
+class LinkRequest(Base):
+    """Every financial request the host answered: its key, outcome and stored response."""
+
+    __tablename__ = "link_requests"
+    __table_args__ = (UniqueConstraint("terminal_id", "stan", "transmission_time", "mti_class"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(8))
+    stan: Mapped[str] = mapped_column(String(6))
+    transmission_time: Mapped[str] = mapped_column(String(10))
+    mti_class: Mapped[str] = mapped_column(String(4))
+    processing_code: Mapped[str] = mapped_column(String(6))
+    amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    response_code: Mapped[str] = mapped_column(String(2))
+    rrn: Mapped[str] = mapped_column(String(12))
+    auth_code: Mapped[str] = mapped_column(String(6), default="")
+    posting_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,45 @@
+"""The protocol package's exception tree.
+
+Two kinds, as in h11: the peer sent something we cannot accept (``RemoteProtocolError`` and its
+children), or the caller misused our API (``LocalProtocolError``). Link-level failures (timeouts,
+closed connections) are ``LinkError``.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Root of every error raised by the ``protocol`` package."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent bytes that do not make a valid frame or message."""
+
+
+class FrameError(RemoteProtocolError):
+    """A length prefix that is out of range: the stream cannot be resynchronised."""
+
+
+class MessageError(RemoteProtocolError):
+    """A frame whose payload is not a valid message of our spec."""
+
+    def __init__(self, message: str, *, field: str | None = None, mti: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.mti = mti
+
+
+class LocalProtocolError(ProtocolError):
+    """Our own code asked for something the protocol cannot express."""
+
+
+class PinBlockError(ProtocolError):
+    """A PIN block that cannot be built or does not decode to a valid PIN."""
+
+
+class LinkError(ProtocolError):
+    """The link to the peer failed: closed, refused, or not answering."""
+
+
+class LinkTimeout(LinkError):
+    """No response arrived within the response timeout."""

@@ -1,0 +1,86 @@
+"""PIN blocks, ISO 9564 format 0, encrypted under a TDES terminal PIN key (TPK).
+
+Format 0: PIN field ``0 || len || PIN || F...`` (16 hex digits) XOR PAN field ``0000 || 12
+rightmost PAN digits excluding the check digit``. The clear block exists only inside the PIN pad
+(or its simulator) and in the host's verification step; everything else carries ciphertext.
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+from protocol.errors import PinBlockError
+
+__all__ = [
+    "clear_format0",
+    "decrypt_format0",
+    "encrypt_format0",
+    "key_check_value",
+    "pin_from_clear_format0",
+    "tdes_decrypt_block",
+    "tdes_encrypt_block",
+    "validate_tdes_key",
+]
+
+
+def validate_tdes_key(key: bytes) -> bytes:
+    """Return the key in 24-byte form: a double-length key K1K2 becomes K1K2K1 (the same
+    cipher; ``cryptography`` deprecates passing 16 bytes)."""
+    if len(key) == 16:
+        return key + key[:8]
+    if len(key) != 24:
+        raise PinBlockError(f"a TDES key is 16 or 24 bytes, got {len(key)}")
+    return key
+
+
+def tdes_encrypt_block(key: bytes, block: bytes) -> bytes:
+    encryptor = Cipher(TripleDES(validate_tdes_key(key)), modes.ECB()).encryptor()  # noqa: S305
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def tdes_decrypt_block(key: bytes, block: bytes) -> bytes:
+    decryptor = Cipher(TripleDES(validate_tdes_key(key)), modes.ECB()).decryptor()  # noqa: S305
+    return decryptor.update(block) + decryptor.finalize()
+
+
+def key_check_value(key: bytes) -> str:
+    """KCV: the first 3 bytes of zeros encrypted under the key, as 6 hex digits."""
+    return tdes_encrypt_block(key, bytes(8))[:3].hex().upper()
+
+
+def _pan_field(pan: str) -> bytes:
+    if not pan.isdigit() or not 13 <= len(pan) <= 19:
+        raise PinBlockError("PAN must be 13 to 19 digits")
+    return bytes.fromhex("0000" + pan[-13:-1])
+
+
+def clear_format0(pin: str, pan: str) -> bytes:
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        raise PinBlockError("PIN must be 4 to 12 digits")
+    pin_field = bytes.fromhex(f"0{len(pin):X}{pin}".ljust(16, "F"))
+    return bytes(a ^ b for a, b in zip(pin_field, _pan_field(pan), strict=True))
+
+
+def pin_from_clear_format0(block: bytes, pan: str) -> str:
+    if len(block) != 8:
+        raise PinBlockError(f"a format 0 PIN block is 8 bytes, got {len(block)}")
+    pin_field = bytes(a ^ b for a, b in zip(block, _pan_field(pan), strict=True)).hex().upper()
+    if pin_field[0] != "0":
+        raise PinBlockError("not a format 0 PIN block")
+    length = int(pin_field[1], 16)
+    pin, pad = pin_field[2 : 2 + length], pin_field[2 + length :]
+    if not 4 <= length <= 12 or not pin.isdigit() or set(pad) - {"F"}:
+        raise PinBlockError("PIN block does not decode to a valid PIN")
+    return pin
+
+
+def encrypt_format0(pin: str, pan: str, key: bytes) -> bytes:
+    return tdes_encrypt_block(key, clear_format0(pin, pan))
+
+
+def decrypt_format0(block: bytes, pan: str, key: bytes) -> str:
+    """Return the PIN. Only the host's verification step may call this."""
+    if len(block) != 8:
+        raise PinBlockError(f"a format 0 PIN block is 8 bytes, got {len(block)}")
+    return pin_from_clear_format0(tdes_decrypt_block(key, block), pan)

@@ -1,0 +1,70 @@
+"""Response codes (DE 39) used on our link, with the text a customer or operator sees."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["ResponseCode"]
+
+
+class ResponseCode(StrEnum):
+    APPROVED = "00"
+    DO_NOT_HONOUR = "05"
+    INVALID_TRANSACTION = "12"
+    INVALID_AMOUNT = "13"
+    INVALID_CARD = "14"
+    FORMAT_ERROR = "30"
+    LOST_CARD = "41"
+    STOLEN_CARD = "43"
+    INSUFFICIENT_FUNDS = "51"
+    EXPIRED_CARD = "54"
+    INCORRECT_PIN = "55"
+    NOT_PERMITTED = "57"
+    EXCEEDS_WITHDRAWAL_LIMIT = "61"
+    EXCEEDS_FREQUENCY_LIMIT = "65"
+    PIN_TRIES_EXCEEDED = "75"
+    HOST_UNAVAILABLE = "91"
+    DUPLICATE = "94"
+    MALFUNCTION = "96"
+
+    @property
+    def text(self) -> str:
+        return _TEXT[self]
+
+    @property
+    def approved(self) -> bool:
+        return self is ResponseCode.APPROVED
+
+    @property
+    def capture_card(self) -> bool:
+        """The host tells the terminal to keep the card."""
+        return self in (ResponseCode.LOST_CARD, ResponseCode.STOLEN_CARD)
+
+    @classmethod
+    def parse(cls, value: str) -> ResponseCode | None:
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+_TEXT: dict[ResponseCode, str] = {
+    ResponseCode.APPROVED: "Approved",
+    ResponseCode.DO_NOT_HONOUR: "Do not honour",
+    ResponseCode.INVALID_TRANSACTION: "Invalid transaction",
+    ResponseCode.INVALID_AMOUNT: "Invalid amount",
+    ResponseCode.INVALID_CARD: "Invalid card",
+    ResponseCode.FORMAT_ERROR: "Format error",
+    ResponseCode.LOST_CARD: "Lost card, card retained",
+    ResponseCode.STOLEN_CARD: "Stolen card, card retained",
+    ResponseCode.INSUFFICIENT_FUNDS: "Insufficient funds",
+    ResponseCode.EXPIRED_CARD: "Expired card",
+    ResponseCode.INCORRECT_PIN: "Incorrect PIN",
+    ResponseCode.NOT_PERMITTED: "Transaction not permitted",
+    ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT: "Exceeds withdrawal limit",
+    ResponseCode.EXCEEDS_FREQUENCY_LIMIT: "Exceeds withdrawal frequency",
+    ResponseCode.PIN_TRIES_EXCEEDED: "PIN tries exceeded",
+    ResponseCode.HOST_UNAVAILABLE: "Host unavailable",
+    ResponseCode.DUPLICATE: "Duplicate transmission",
+    ResponseCode.MALFUNCTION: "System malfunction",
+}

@@ -195,7 +195,7 @@ async def _run(
     )
     reader, pin_pad, printer = (
         SimulatedCardReader(),
-        SimulatedPinPad(device_config.pin_key),
+        SimulatedPinPad(device_config.master_key, device_config.pin_key),
         SimulatedPrinter(),
     )
     dispenser = SimulatedDispenser(

@@ -38,6 +38,9 @@ class DeviceConfig:
     cassettes: tuple[CassetteConfig, ...] = field(
         default=(CassetteConfig(2000, 500), CassetteConfig(5000, 200))
     )
+    # Development keys (TDES, hex). The terminal master key (TMK) is loaded into the PIN pad
+    # and configured on the host; working keys arrive under it at sign-on.
+    terminal_master_key: str = "00112233445566778899AABBCCDDEEFF"
     terminal_pin_key: str = "0123456789ABCDEFFEDCBA9876543210"
 
     def __post_init__(self) -> None:
@@ -54,6 +57,14 @@ class DeviceConfig:
     @property
     def journal_path(self) -> Path:
         return self.state_dir / f"journal-{self.terminal_id}.log"
+
+    @property
+    def master_key(self) -> bytes:
+        return bytes.fromhex(self.terminal_master_key)
+
+    @property
+    def saf_path(self) -> Path:
+        return self.state_dir / f"saf-{self.terminal_id}.jsonl"
 
     @property
     def pin_key(self) -> bytes:

@@ -31,6 +31,7 @@ from device.events import (
     ScreenShown,
     StateChanged,
 )
+from device.hostlink import HostLink, ReversalReason
 from device.journal import Journal
 from device.receipt import ReceiptData, layout_receipt
 from device.screens import Screen, money
@@ -44,17 +45,14 @@ from drivers.errors import (
 )
 from drivers.interfaces import CardData, CardReader, CashDispenser, PinBlock, PinPad, ReceiptPrinter
 from protocol.errors import LinkError
-from protocol.link import LinkClient
 from protocol.masking import mask_pan
 from protocol.messages import (
     AccountType,
     Message,
     Mti,
-    NetworkCode,
     TransactionType,
     format_amount,
     format_processing_code,
-    format_transmission_time,
     parse_balances,
 )
 from protocol.response_codes import ResponseCode
@@ -106,7 +104,6 @@ class AtmController:
         config: DeviceConfig,
         devices: Devices,
         *,
-        link: LinkClient | None = None,
         clock: Clock | None = None,
         events: EventBus | None = None,
     ) -> None:
@@ -114,14 +111,18 @@ class AtmController:
         self.devices = devices
         self.events = events or EventBus()
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.link = link or LinkClient(
-            config.host, config.port, response_timeout=config.response_timeout
-        )
-        self.link._tap = self._on_link_message
         self.journal = Journal(config.journal_path, config.terminal_id, self._clock)
         self.journal.listeners.append(lambda line: self.events.publish(JournalLine(line)))
         self.stan = StanGenerator(self._last_stan())
+        self.link = HostLink(
+            config,
+            self.stan,
+            clock=self._clock,
+            tap=self._on_link_message,
+            on_pin_key=devices.pin_pad.load_working_key,
+        )
         self.session = Session()
+        self._last_request: Message = {}
         self.screen: Screen | None = None
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._activity: asyncio.Task[None] | None = None
@@ -247,24 +248,6 @@ class AtmController:
         return read_records(self.config.journal_path)
 
     # -- host requests --------------------------------------------------------------------
-    def _base_message(self, mti: str, stan: str) -> Message:
-        now = self._clock()
-        return {
-            "t": mti,
-            "7": format_transmission_time(now),
-            "11": stan,
-            "12": now.strftime("%H%M%S"),
-            "13": now.strftime("%m%d"),
-            "41": self.config.terminal_id,
-            "42": self.config.acceptor_id,
-        }
-
-    async def _sign_on(self) -> bool:
-        message = self._base_message(Mti.NETWORK_REQUEST, self.stan.next())
-        message["70"] = NetworkCode.SIGN_ON
-        response = await self.link.request(message)
-        return response.get("39") == ResponseCode.APPROVED
-
     def _financial_message(self) -> Message:
         s = self.session
         assert s.card is not None and s.transaction is not None and s.pin_block is not None
@@ -274,7 +257,7 @@ class AtmController:
             else Mti.FINANCIAL_REQUEST
         )
         s.stan = self.stan.next()
-        message = self._base_message(mti, s.stan)
+        message = self.link.base_message(mti, s.stan)
         message.update(
             {
                 "2": s.card.pan,
@@ -290,17 +273,13 @@ class AtmController:
     # -- activities, one per state --------------------------------------------------------
     async def _out_of_service(self) -> None:
         self.show(S.out_of_service())
+        # Retry with a fixed back-off until the host answers the sign-on.
         while True:
-            try:
-                if not self.link.connected:
-                    await self.link.connect()
-                if await self._sign_on():
-                    self.journal.write("SIGNED_ON", host=f"{self.config.host}:{self.config.port}")
-                    self.post("signed_on")
-                    return
-            except LinkError as exc:
-                log.warning("host link not available: %s", exc)
+            if await self.link.ensure_online():
+                break
             await asyncio.sleep(self.config.reconnect_delay)
+        self.journal.write("SIGNED_ON", host=f"{self.config.host}:{self.config.port}")
+        self.post("signed_on")
 
     async def _idle(self) -> None:
         self.session = Session()
@@ -422,6 +401,7 @@ class AtmController:
         s = self.session
         self.show(S.please_wait())
         message = self._financial_message()
+        self._last_request = message
         self.journal.write(
             "TXN_REQUEST",
             stan=s.stan,
@@ -469,6 +449,8 @@ class AtmController:
             )
             s.message = "Unable to dispense cash"
             s.receipt_note = f"DISPENSED {money(s.dispensed_cents)}"
+            reason = ReversalReason.PARTIAL if s.dispensed_cents else ReversalReason.NO_CASH
+            self.link.queue_reversal(self._last_request, s.dispensed_cents, reason)
             self.post("dispense_failed")
             return
         s.dispensed_cents = await self._value(dispensed)
@@ -488,6 +470,7 @@ class AtmController:
         count = await self.devices.dispenser.retract()
         self.journal.write("CASH_RETRACTED", stan=self.session.stan, notes=count)
         self.session.receipt_note = "CASH RETRACTED"
+        self.link.queue_reversal(self._last_request, 0, ReversalReason.CASH_NOT_TAKEN)
         self.post("cash_retracted")
 
     async def _balance_display(self) -> None:
@@ -556,4 +539,4 @@ class AtmController:
     async def _session_end(self) -> None:
         self.journal.write("SESSION_END", stan=self.session.stan or "-")
         self.show(S.thank_you())
-        self.post("session_closed" if self.link.connected else "link_down")
+        self.post("session_closed" if self.link.online else "link_down")

@@ -119,6 +119,12 @@ class PinPad(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
+    async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
+        """Load a PIN working key (TPK) delivered encrypted under the terminal master key
+        that the pad holds. The pad decrypts it inside and verifies the key check value;
+        ``PinPadFault`` (code ``"kcv"``) when it does not match. The key never leaves the pad."""
+
+    @abc.abstractmethod
     async def read_key(self, timeout: float) -> str:
         """One key in clear mode (menus, amounts). ``DeviceTimeout`` when none is pressed."""
 

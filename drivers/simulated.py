@@ -17,6 +17,7 @@ from drivers.errors import (
     CardReaderFault,
     DeviceTimeout,
     DispenserFault,
+    PinPadFault,
     PrinterFault,
 )
 from drivers.interfaces import (
@@ -33,7 +34,7 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
-from protocol.pinblock import encrypt_format0
+from protocol.pinblock import encrypt_format0, key_check_value, tdes_decrypt_block
 
 __all__ = [
     "Cassette",
@@ -129,9 +130,12 @@ class SimulatedPinPad(_Faults, PinPad):
 
     FAULTS = frozenset({"key_timeout"})
 
-    def __init__(self, pin_key: bytes) -> None:
+    def __init__(self, master_key: bytes, pin_key: bytes | None = None) -> None:
         super().__init__()
-        self._pin_key = pin_key
+        self._master_key = master_key
+        # Until the host delivers a working key, the pad uses the one it was built with
+        # (the walking skeleton's fixed development key) or, failing that, the master key.
+        self._pin_key = pin_key or master_key
         self._keys: asyncio.Queue[str] = asyncio.Queue()
 
     # customer side
@@ -142,15 +146,23 @@ class SimulatedPinPad(_Faults, PinPad):
     def type_digits(self, digits: str) -> None:
         self.press(*digits)
 
-    def load_pin_key(self, pin_key: bytes) -> None:
-        self._pin_key = pin_key
-
     # device side
     async def open(self) -> None:
         return None
 
     async def close(self) -> None:
         return None
+
+    async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
+        if len(encrypted_key) not in (16, 24) or len(encrypted_key) % 8:
+            raise PinPadFault("working key must be 16 or 24 bytes", code="key_length")
+        clear = b"".join(
+            tdes_decrypt_block(self._master_key, encrypted_key[i : i + 8])
+            for i in range(0, len(encrypted_key), 8)
+        )
+        if key_check_value(clear) != check_value.upper():
+            raise PinPadFault("working key check value mismatch", code="kcv")
+        self._pin_key = clear
 
     async def read_key(self, timeout: float) -> str:
         if "key_timeout" in self.faults:

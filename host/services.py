@@ -48,6 +48,11 @@ class CardRequest:
     pin_block: bytes | None = None
     expiry: str | None = None
     currency: str = "840"
+    # Transfers to another customer's account by number (DE 103); None: the card's own
+    # account of type ``to_account``.
+    to_account_number: str | None = None
+    # PIN change: the new PIN's block, under the same key and format as ``pin_block``.
+    new_pin_block: bytes | None = None
 
     def __repr__(self) -> str:
         return (

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: DeviceConfig) -> int:
-    reader, pin_pad = SimulatedCardReader(), SimulatedPinPad(config.pin_key)
+    reader, pin_pad = SimulatedCardReader(), SimulatedPinPad(config.master_key, config.pin_key)
     dispenser = SimulatedDispenser(
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )

@@ -185,6 +185,11 @@ class LinkServer:
             pin_block = bytes.fromhex(pin_hex) if pin_hex else None
         except ValueError as exc:
             raise MessageError("field 52 is not hexadecimal", field="52") from exc
+        new_pin_hex = request.get("48") if transaction is TransactionType.PIN_CHANGE else None
+        try:
+            new_pin_block = bytes.fromhex(new_pin_hex) if new_pin_hex else None
+        except ValueError as exc:
+            raise MessageError("field 48 (new PIN block) is not hexadecimal", field="48") from exc
         track2 = request.get("35", "")
         expiry = track2.replace("D", "=").partition("=")[2][:4] or None
         return CardRequest(
@@ -200,6 +205,8 @@ class LinkServer:
             pin_block=pin_block,
             expiry=expiry,
             currency=request.get("49", "840"),
+            to_account_number=request.get("103"),
+            new_pin_block=new_pin_block,
         )
 
     @staticmethod

@@ -22,7 +22,7 @@ from host.models import Account, Card, CardAccount, Entry, LinkRequest, Posting,
 from protocol.errors import PinBlockError
 from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
-from protocol.pinblock import decrypt_format0
+from protocol.pinblock import decrypt_pin_block
 from protocol.response_codes import ResponseCode
 
 __all__ = ["AuthorizationService", "CardRequest", "Outcome"]
@@ -53,8 +53,12 @@ class CardRequest:
     to_account_number: str | None = None
     # PIN change: the new PIN's block, under the same key and format as ``pin_block``.
     new_pin_block: bytes | None = None
+    # The terminal's current PIN key and block format, as the link layer knows them; None:
+    # the configured development key (HostConfig.terminal_pin_key), format 0.
+    pin_key: bytes | None = None
+    pin_format: int = 0
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never shows the PAN in full, a PIN block or a key
         return (
             f"CardRequest({self.mti_class} {self.transaction.name} terminal={self.terminal_id} "
             f"stan={self.stan} pan={mask_pan(self.pan)} amount={self.amount_cents})"
@@ -180,7 +184,12 @@ class AuthorizationService:
         if request.pin_block is None:
             raise _Decline(ResponseCode.INCORRECT_PIN)
         try:
-            pin = decrypt_format0(request.pin_block, request.pan, self._config.pin_key)
+            pin = decrypt_pin_block(
+                request.pin_block,
+                request.pan,
+                request.pin_key or self._config.pin_key,
+                request.pin_format,
+            )
             ok = bcrypt.checkpw((pin + self._config.pin_pepper).encode(), card.pin_hash.encode())
         except PinBlockError:
             ok = False

@@ -15,6 +15,7 @@ from protocol.errors import PinBlockError
 __all__ = [
     "clear_format0",
     "decrypt_format0",
+    "decrypt_pin_block",
     "encrypt_format0",
     "key_check_value",
     "pin_from_clear_format0",
@@ -84,3 +85,11 @@ def decrypt_format0(block: bytes, pan: str, key: bytes) -> str:
     if len(block) != 8:
         raise PinBlockError(f"a format 0 PIN block is 8 bytes, got {len(block)}")
     return pin_from_clear_format0(tdes_decrypt_block(key, block), pan)
+
+
+def decrypt_pin_block(block: bytes, pan: str, key: bytes, fmt: int = 0) -> str:
+    """Return the PIN from an encrypted PIN block of format ``fmt``. Only the host's
+    verification step may call this. Format 0 (TDES) now; format 4 (AES) joins it here."""
+    if fmt == 0:
+        return decrypt_format0(block, pan, key)
+    raise PinBlockError(f"PIN block format {fmt} is not supported")

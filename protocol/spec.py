@@ -6,6 +6,8 @@ printable and easy to read in a capture. Changes from ``default_ascii``:
 * 52 PIN block: LLVAR hex, 16 characters (TDES, ISO 9564 format 0) or 32 (AES, format 4).
 * 48 additional data (private): LLLVAR, used for key exchange and private data.
 * 54 additional amounts: LLLVAR up to 120 (six 20-character balance entries).
+* 62 mini-statement (private): LLLVAR up to 200, five 40-character entries
+  (date YYYYMMDD, sign C/D, 12-digit amount in cents, 19-character description).
 * 102/103 account identification 1/2: LLVAR up to 28 (from and to account numbers).
 * 64/128 MAC: 16 hex characters.
 
@@ -44,6 +46,13 @@ def _build() -> dict[str, dict[str, Any]]:
         "len_type": 3,
         "max_len": 120,
         "desc": "Additional Amounts",
+    }
+    spec["62"] = {
+        "data_enc": "ascii",
+        "len_enc": "ascii",
+        "len_type": 3,
+        "max_len": 200,
+        "desc": "Mini-statement (private)",
     }
     for field, desc in (("102", "Account Identification 1"), ("103", "Account Identification 2")):
         spec[field] = {

@@ -3,6 +3,20 @@
 Imports ``protocol`` only, never ``device``, ``drivers`` or ``simulators``.
 """
 
-from host.errors import ConfigError, DatabaseUnavailable, HostError, NotFound
+from host.errors import (
+    BadRequest,
+    ConfigError,
+    DatabaseUnavailable,
+    HostError,
+    NotFound,
+    StatementError,
+)
 
-__all__ = ["ConfigError", "DatabaseUnavailable", "HostError", "NotFound"]
+__all__ = [
+    "BadRequest",
+    "ConfigError",
+    "DatabaseUnavailable",
+    "HostError",
+    "NotFound",
+    "StatementError",
+]

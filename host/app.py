@@ -1,4 +1,5 @@
-"""Assembles a running host from a ``HostConfig``: engine, services, worker pool, link server."""
+"""Assembles a running host from a ``HostConfig``: engine, services, worker pools, link
+server, and (for ``atm host``) the ops API and the statement worker."""
 
 from __future__ import annotations
 
@@ -7,17 +8,23 @@ import concurrent.futures
 import datetime as dt
 import logging
 import os
+import threading
 from collections.abc import Callable
 
+from aiohttp import web
 from sqlalchemy import select
 
 from host.config import HostConfig
 from host.db import create_engine_for, is_sqlite, migrate, session_factory
 from host.errors import NotFound
+from host.metrics import HostMetrics
 from host.models import Account
+from host.ops import OpsContext, create_ops_app
+from host.pins import PinVerifier
 from host.seed import seed
 from host.server import LinkServer
 from host.services import AuthorizationService
+from host.statements import StatementStore, StatementWorker
 from protocol.link import MessageTap
 
 __all__ = ["Host"]
@@ -39,7 +46,20 @@ class Host:
         # SQLite has one writer at a time: one worker keeps it simple and correct.
         workers = 1 if is_sqlite(config.database_url) else max(2, (os.cpu_count() or 1) * 2)
         self.executor = concurrent.futures.ThreadPoolExecutor(workers, "host-worker")
-        self.service = AuthorizationService(self.sessions, config, clock)
+        # bcrypt gets a pool of its own, one thread per core: PIN checks never queue
+        # behind each other more than the cores force them to, nor starve database work.
+        self.pins = PinVerifier(pepper=config.pin_pepper, secret_key=config.secret_key)
+        self.metrics = HostMetrics()
+        self.service = AuthorizationService(
+            self.sessions, config, clock, pins=self.pins, metrics=self.metrics
+        )
+        self.store = StatementStore(config)
+        self.worker = StatementWorker(self.sessions, self.store, clock=clock)
+        self._ops_runner: web.AppRunner | None = None
+        self._worker_thread: threading.Thread | None = None
+        self._worker_stop = threading.Event()
+        self.ops_port: int | None = None
+        self._clock = clock
         self.server = LinkServer(
             self.service, self.executor, max_frame=config.max_frame, tap=tap, clock=clock
         )
@@ -66,7 +86,43 @@ class Host:
         )
         return self.server.port
 
+    async def start_ops(self, host: str | None = None, port: int | None = None) -> int:
+        """Serve the ops API (``OPS_HOST``:``OPS_PORT`` unless given); returns the port."""
+        ctx = OpsContext(self.config, self.sessions, self.metrics, self.store, self.worker)
+        if self._clock is not None:
+            ctx.clock = self._clock
+        runner = web.AppRunner(create_ops_app(ctx), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(
+            runner, host or self.config.ops_host, self.config.ops_port if port is None else port
+        )
+        await site.start()
+        self._ops_runner = runner
+        self.ops_port = int(runner.addresses[0][1])
+        log.info("ops API listening on %s:%d", host or self.config.ops_host, self.ops_port)
+        return self.ops_port
+
+    def start_worker(self, poll_seconds: float = 2.0) -> None:
+        """Run the statement worker in a thread of this process."""
+        self._worker_stop.clear()
+        self._worker_thread = threading.Thread(
+            target=self.worker.serve,
+            args=(self._worker_stop, poll_seconds),
+            name="statement-worker",
+            daemon=True,
+        )
+        self._worker_thread.start()
+
     async def close(self) -> None:
         await self.server.close()
+        if self._ops_runner is not None:
+            await self._ops_runner.cleanup()
+            self._ops_runner = None
+        if self._worker_thread is not None:
+            self._worker_stop.set()
+            self.worker.wake.set()
+            await asyncio.to_thread(self._worker_thread.join)
+            self._worker_thread = None
         self.executor.shutdown(wait=True)
+        self.pins.close()
         await asyncio.to_thread(self.engine.dispose)

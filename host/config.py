@@ -7,10 +7,14 @@ DESIGN section 4; ``.env.example`` lists them all.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from host.errors import ConfigError
 
@@ -20,6 +24,7 @@ DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in produ
 DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
 # Development terminal PIN key (TDES, double length). Production sets TERMINAL_PIN_KEY.
 DEFAULT_TERMINAL_PIN_KEY = "0123456789ABCDEFFEDCBA9876543210"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 class Environment(StrEnum):
@@ -35,9 +40,10 @@ def default_database_url() -> str:
 @dataclass(frozen=True)
 class HostConfig:
     database_url: str
-    secret_key: str = DEFAULT_SECRET_KEY
-    pin_pepper: str = DEFAULT_PIN_PEPPER
-    terminal_pin_key: str = DEFAULT_TERMINAL_PIN_KEY
+    # Secrets stay out of repr() so a logged config never shows them.
+    secret_key: str = field(default=DEFAULT_SECRET_KEY, repr=False)
+    pin_pepper: str = field(default=DEFAULT_PIN_PEPPER, repr=False)
+    terminal_pin_key: str = field(default=DEFAULT_TERMINAL_PIN_KEY, repr=False)
     session_timeout_seconds: int = 120
     max_failed_pin_attempts: int = 3
     lockout_duration_seconds: int = 1800
@@ -45,10 +51,13 @@ class HostConfig:
     daily_transfer_limit: int = 250_000
     bcrypt_rounds: int = 12
     statement_output_dir: str = "statements"
+    statement_s3_bucket: str = ""
+    ops_api_token: str = field(default="", repr=False)
     log_level: str = "INFO"
     environment: Environment = Environment.DEVELOPMENT
     link_host: str = "127.0.0.1"
     link_port: int = 8583
+    ops_host: str = "127.0.0.1"
     ops_port: int = 8080
     max_frame: int = 4096
 
@@ -91,8 +100,29 @@ class HostConfig:
                 problems.append("TERMINAL_PIN_KEY: must be 32 or 48 hex digits (TDES key)")
         except ValueError:
             problems.append("TERMINAL_PIN_KEY: not hexadecimal")
+        database_url = env.get("DATABASE_URL") or default_database_url()
+        try:
+            backend = make_url(database_url).get_backend_name()
+        except ArgumentError:
+            problems.append("DATABASE_URL: not a database URL")
+        else:
+            if backend not in ("sqlite", "postgresql"):
+                problems.append(
+                    f"DATABASE_URL: unsupported database {backend!r} "
+                    "(sqlite:///FILE or postgresql+psycopg://...)"
+                )
+        if len(env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER).encode()) > 60:
+            problems.append("PIN_PEPPER: at most 60 bytes (bcrypt reads 72 bytes of PIN + pepper)")
+        token = env.get("OPS_API_TOKEN", "")
+        if token and len(token) < 16:
+            problems.append("OPS_API_TOKEN: must be at least 16 characters")
+        bucket = env.get("STATEMENT_S3_BUCKET", "")
+        if bucket and not _BUCKET.fullmatch(bucket):
+            problems.append(f"STATEMENT_S3_BUCKET: not a valid S3 bucket name: {bucket!r}")
+        if not env.get("STATEMENT_OUTPUT_DIR", "statements").strip():
+            problems.append("STATEMENT_OUTPUT_DIR: must not be empty")
         config = cls(
-            database_url=env.get("DATABASE_URL") or default_database_url(),
+            database_url=database_url,
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
             pin_pepper=env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER),
             terminal_pin_key=pin_key,
@@ -103,10 +133,13 @@ class HostConfig:
             daily_transfer_limit=integer("DAILY_TRANSFER_LIMIT", 250_000, 0, 10**11),
             bcrypt_rounds=integer("BCRYPT_ROUNDS", 12, 4, 31),
             statement_output_dir=env.get("STATEMENT_OUTPUT_DIR", "statements"),
+            statement_s3_bucket=bucket,
+            ops_api_token=token,
             log_level=log_level,
             environment=environment,
             link_host=env.get("LINK_HOST", "127.0.0.1"),
             link_port=integer("LINK_PORT", 8583, 0, 65535),
+            ops_host=env.get("OPS_HOST", "127.0.0.1"),
             ops_port=integer("OPS_PORT", 8080, 0, 65535),
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
         )
@@ -117,6 +150,8 @@ class HostConfig:
                 problems.append("PIN_PEPPER: the default value is refused in production")
             if config.terminal_pin_key == DEFAULT_TERMINAL_PIN_KEY:
                 problems.append("TERMINAL_PIN_KEY: the development key is refused in production")
+            if not config.ops_api_token:
+                problems.append("OPS_API_TOKEN: required in production")
         if problems:
             raise ConfigError(problems)
         return config

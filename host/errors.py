@@ -21,3 +21,11 @@ class NotFound(HostError):
 
 class DatabaseUnavailable(HostError):
     """The database cannot be reached."""
+
+
+class BadRequest(HostError):
+    """A request (ops API, command line) with a value that cannot be used; says which."""
+
+
+class StatementError(HostError):
+    """A statement could not be produced or stored."""

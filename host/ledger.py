@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from host.errors import HostError
 from host.models import Account, Entry, Posting, utcnow
@@ -23,9 +23,15 @@ class LedgerError(HostError):
 
 
 def lock_accounts(session: Session, account_ids: list[int]) -> dict[int, Account]:
-    """Lock the rows in id order (so two postings never deadlock) and return them."""
+    """Lock the rows in id order (so two postings never deadlock) and return them with the
+    values read under the lock: ``populate_existing`` refreshes objects this session loaded
+    earlier, which would otherwise keep a balance read before the lock (a lost update)."""
     rows = session.scalars(
-        select(Account).where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()
+        select(Account)
+        .where(Account.id.in_(account_ids))
+        .order_by(Account.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
     return {row.id: row for row in rows}
 
@@ -47,6 +53,11 @@ def post(
         raise LedgerError(f"posting {kind} does not balance: {[a for _, a in legs]}")
     if any(amount == 0 for _, amount in legs):
         raise LedgerError("a ledger entry of zero is not allowed")
+    if len(legs) < 2:
+        raise LedgerError("a posting moves money between at least two accounts")
+    # Lock (or re-lock: cheap inside one transaction) and refresh the accounts, so a balance
+    # is never updated from a value read before another transaction's commit.
+    lock_accounts(session, [account.id for account, _ in legs])
     posting = Posting(
         kind=kind,
         description=description,
@@ -79,8 +90,10 @@ class LedgerProblem:
 
 
 def check_ledger(session: Session) -> list[LedgerProblem]:
-    """DESIGN invariants 1 and 3: entries sum to zero overall and per posting, each balance
-    equals the sum of its entries, each original is reversed at most once."""
+    """DESIGN invariants 1 and 3: entries sum to zero overall and per posting, each posting
+    has at least two entries, each balance equals the sum of its entries; each reversal points
+    at one original of the matching kind (at most once: ``postings.reverses_id`` is unique)
+    and moves money back, never more than the original did on any account."""
     problems: list[LedgerProblem] = []
     total = session.scalar(select(func.coalesce(func.sum(Entry.amount_cents), 0)))
     if total != 0:
@@ -107,4 +120,56 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
                     f"!= sum of entries {expected}",
                 )
             )
+    original = aliased(Posting)
+    reversals = session.execute(
+        select(Posting.id, Posting.kind, Posting.reverses_id, original.kind).join(
+            original, Posting.reverses_id == original.id
+        )
+    ).all()
+    totals = _posting_account_totals(session)
+    for posting_id, kind, original_id, original_kind in reversals:
+        if original_kind.endswith("-reversal"):
+            problems.append(
+                LedgerProblem("reversal", f"posting {posting_id} reverses reversal {original_id}")
+            )
+        if kind != f"{original_kind}-reversal":
+            problems.append(
+                LedgerProblem(
+                    "reversal",
+                    f"posting {posting_id} ({kind}) reverses a {original_kind} ({original_id})",
+                )
+            )
+        back, taken = totals.get(posting_id, {}), totals.get(original_id or 0, {})
+        for account_id, amount in back.items():
+            before = taken.get(account_id, 0)
+            if amount * before > 0 or abs(amount) > abs(before):
+                problems.append(
+                    LedgerProblem(
+                        "reversal",
+                        f"posting {posting_id} moves {amount} on account {account_id}, "
+                        f"more than or the same way as original {original_id} ({before})",
+                    )
+                )
+    for kind, posting_id in session.execute(
+        select(Posting.kind, Posting.id).where(
+            Posting.kind.like("%-reversal"), Posting.reverses_id.is_(None)
+        )
+    ).all():
+        problems.append(LedgerProblem("reversal", f"{kind} {posting_id} points at no original"))
+    for posting_id, count in session.execute(
+        select(Entry.posting_id, func.count()).group_by(Entry.posting_id).having(func.count() < 2)
+    ).all():
+        problems.append(LedgerProblem("posting", f"posting {posting_id} has {count} entry"))
     return problems
+
+
+def _posting_account_totals(session: Session) -> dict[int, dict[int, int]]:
+    totals: dict[int, dict[int, int]] = {}
+    rows = session.execute(
+        select(Entry.posting_id, Entry.account_id, func.sum(Entry.amount_cents)).group_by(
+            Entry.posting_id, Entry.account_id
+        )
+    ).all()
+    for posting_id, account_id, amount in rows:
+        totals.setdefault(posting_id, {})[account_id] = int(amount)
+    return totals

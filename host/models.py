@@ -8,11 +8,15 @@ Money is integer cents. A posting groups entries whose amounts sum to zero; an a
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -25,10 +29,12 @@ __all__ = [
     "Base",
     "Card",
     "CardAccount",
+    "CardSession",
     "Customer",
     "Entry",
     "LinkRequest",
     "Posting",
+    "StatementJob",
     "Terminal",
 ]
 
@@ -110,7 +116,8 @@ class Posting(Base):
 
     __tablename__ = "postings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    # opening | withdrawal | withdrawal-reversal | transfer | transfer-reversal
+    kind: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(String(200), default="")
     terminal_id: Mapped[str | None] = mapped_column(String(8))
     stan: Mapped[str | None] = mapped_column(String(6))
@@ -122,6 +129,7 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
+    __table_args__ = (Index("ix_entries_account_created", "account_id", "created_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -148,3 +156,44 @@ class LinkRequest(Base):
     auth_code: Mapped[str] = mapped_column(String(6), default="")
     posting_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What the request said (PAN, processing code, amount, destination), hashed: a repeat
+    # must match it, else the key (terminal, STAN, DE 7) was reused for another request (94).
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    # The rest of the stored outcome (balances, mini-statement) so a repeat gets it back.
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CardSession(Base):
+    """A card session: the PIN was verified once for this card at this terminal. ``pin_token``
+    is an HMAC (under SECRET_KEY) of the encrypted PIN block, so a later request of the same
+    session with the same block skips bcrypt. Shared by every host process through the
+    database; idle longer than SESSION_TIMEOUT_SECONDS it no longer counts."""
+
+    __tablename__ = "card_sessions"
+    __table_args__ = (UniqueConstraint("card_id", "terminal_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"))
+    terminal_id: Mapped[str] = mapped_column(String(8))
+    pin_token: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
+class StatementJob(Base):
+    """A statement to produce: queued by the CLI or the ops API, claimed by a worker."""
+
+    __tablename__ = "statement_jobs"
+    __table_args__ = (Index("ix_statement_jobs_status_id", "status", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    period_from: Mapped[dt.date] = mapped_column(Date)
+    period_to: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    location: Mapped[str] = mapped_column(String(500), default="")  # file path or s3://bucket/key
+    error: Mapped[str] = mapped_column(String(500), default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    account: Mapped[Account] = relationship()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import bcrypt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from host.ledger import post
 from host.models import Account, Card, CardAccount, Customer, Terminal
+from host.pins import hash_pin
 
 __all__ = ["SEED_CARDS", "SEED_TERMINALS", "hash_pin", "seed"]
 
@@ -66,10 +66,6 @@ SEED_CARDS = [
         "4000009999999991", "9012", "Charlie Davis", {"20": "1000-0003-0001"}, status="stolen"
     ),
 ]
-
-
-def hash_pin(pin: str, pepper: str, rounds: int) -> str:
-    return bcrypt.hashpw((pin + pepper).encode(), bcrypt.gensalt(rounds)).decode()
 
 
 def _account(session: Session, number: str, kind: str, customer: Customer | None) -> Account:

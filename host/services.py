@@ -1,28 +1,65 @@
-"""Authorization services: balance inquiry and withdrawal, with the checks of DESIGN section 4
-in their order. Pure domain code over a SQLAlchemy session; the link server translates ISO
-messages to ``CardRequest`` and ``Outcome`` back. Runs in a worker thread (bcrypt is slow by
-design and must stay off the event loop).
+"""Authorization services: balance inquiry (with mini-statement), withdrawal, transfer and PIN
+change, with the checks of DESIGN section 4 in their order. Pure domain code over a SQLAlchemy
+session; the link server translates ISO messages to ``CardRequest`` and ``Outcome`` back. Runs
+in a worker thread (bcrypt is slow by design and must stay off the event loop).
+
+Order of checks and their response codes (DE 39); the MAC and the message format are checked
+by the link layer before a ``CardRequest`` exists:
+
+1. duplicate: a request with the key of an answered one (terminal, STAN, DE 7, MTI class) gets
+   the stored outcome when its content (PAN, DE 3, amount, currency, DE 103) is the same, and
+   is applied no second time; the same key with a different content gets 94 (the key was
+   reused; nothing is applied or stored).
+2. card unknown or blocked 14; expired (card record or track 2 expiry) 54.
+3. lost 41, stolen 43: both tell the terminal to capture the card (``Outcome.capture_card``).
+4. locked out 75 (``MAX_FAILED_PIN_ATTEMPTS`` wrong PINs in a row lock the card for
+   ``LOCKOUT_DURATION_SECONDS``; the failure that reaches the limit is answered 75 too).
+5. PIN 55 (no PIN block, or a wrong one). Verified once per card session: a request from the
+   same card and terminal with the same encrypted PIN block within ``SESSION_TIMEOUT_SECONDS``
+   of the session's last use is accepted without bcrypt.
+6. account not linked to the card 57 (also: transfer destination unknown or not a customer
+   account).
+7. amount invalid 13 (zero, negative or over 10^9 cents for money movements).
+8. daily limit 61 (``DAILY_WITHDRAWAL_LIMIT`` / ``DAILY_TRANSFER_LIMIT`` per account per UTC
+   calendar day; a reversal gives back what its original took from the day it was made).
+9. funds 51.
+
+Other codes: 12 for an unsupported transaction (deposit), a transfer to the same account, and a
+new PIN that breaks the rules or whose block does not decode; 91 when the database cannot be
+reached (nothing is written then).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import bcrypt
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from host.config import HostConfig
 from host.ledger import lock_accounts, post
-from host.models import Account, Card, CardAccount, Entry, LinkRequest, Posting, Terminal
-from protocol.errors import PinBlockError
+from host.metrics import HostMetrics
+from host.ministatement import mini_statement
+from host.models import (
+    Account,
+    Card,
+    CardSession,
+    Entry,
+    LinkRequest,
+    Posting,
+    Terminal,
+)
+from host.pins import PinRuleError, PinVerifier
 from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
-from protocol.pinblock import decrypt_pin_block
 from protocol.response_codes import ResponseCode
 
 __all__ = ["AuthorizationService", "CardRequest", "Outcome"]
@@ -30,6 +67,10 @@ __all__ = ["AuthorizationService", "CardRequest", "Outcome"]
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+
+MAX_AMOUNT_CENTS = 10**9
+CUSTOMER_KINDS = ("checking", "savings")
+_ACCOUNT_TYPES = {"checking": AccountType.CHECKING, "savings": AccountType.SAVINGS}
 
 
 @dataclass(frozen=True)
@@ -64,6 +105,13 @@ class CardRequest:
             f"stan={self.stan} pan={mask_pan(self.pan)} amount={self.amount_cents})"
         )
 
+    def content(self) -> str:
+        """What a repeat must carry unchanged (hashed with a key before it is stored)."""
+        return (
+            f"{self.pan}|{self.transaction}{self.from_account}{self.to_account}|"
+            f"{self.amount_cents}|{self.currency}|{self.to_account_number or ''}"
+        )
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -71,15 +119,34 @@ class Outcome:
     rrn: str
     auth_code: str = ""
     balances: tuple[Balance, ...] = field(default_factory=tuple)
+    # DE 62 of a balance inquiry's 0110: up to five 40-character entries, newest first.
+    mini_statement: str = ""
+
+    @property
+    def capture_card(self) -> bool:
+        """The terminal must keep the card (lost 41, stolen 43)."""
+        return self.response_code.capture_card
 
 
 def _new_rrn(now: dt.datetime) -> str:
     return f"{now:%y%j}{secrets.randbelow(10**7):07d}"
 
 
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 class _Decline(Exception):
     def __init__(self, code: ResponseCode) -> None:
         self.code = code
+
+
+@dataclass
+class _Result:
+    posting: Posting | None = None
+    balances: tuple[Balance, ...] = ()
+    mini_statement: str = ""
 
 
 class AuthorizationService:
@@ -88,14 +155,48 @@ class AuthorizationService:
         sessions: sessionmaker[Session],
         config: HostConfig,
         clock: Clock | None = None,
+        *,
+        pins: PinVerifier | None = None,
+        metrics: HostMetrics | None = None,
     ) -> None:
         self._sessions = sessions
         self._config = config
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._own_pins = pins is None
+        self.pins = pins or PinVerifier(pepper=config.pin_pepper, secret_key=config.secret_key)
+        self.metrics = metrics
+
+    def close(self) -> None:
+        if self._own_pins:
+            self.pins.close()
 
     def authorize(self, request: CardRequest) -> Outcome:
         """Apply ``request`` at most once and return its outcome."""
+        started = time.perf_counter()
+        try:
+            try:
+                outcome = self._authorize_once(request)
+            except IntegrityError:
+                # Another worker or host process stored the same key first (a repeat sent
+                # while the original was being answered): our transaction rolled back whole;
+                # answer from the record it left.
+                log.info("concurrent repeat of %r; answering from the record", request)
+                outcome = self._authorize_once(request)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated and not _is_connectivity(exc):
+                raise
+            log.error("database unavailable answering %r: %s", request, type(exc.orig).__name__)
+            outcome = Outcome(ResponseCode.HOST_UNAVAILABLE, _new_rrn(self._clock()))
+        if self.metrics is not None:
+            self.metrics.observe(
+                request.mti_class, str(outcome.response_code), time.perf_counter() - started
+            )
+        log.info("%r -> %s %s", request, outcome.response_code, outcome.response_code.text)
+        return outcome
+
+    def _authorize_once(self, request: CardRequest) -> Outcome:
         now = self._clock()
+        fingerprint = self.pins.fingerprint(request.content())
         with self._sessions.begin() as session:
             previous = session.scalar(
                 select(LinkRequest).where(
@@ -106,20 +207,15 @@ class AuthorizationService:
                 )
             )
             if previous is not None:
-                log.info("repeat of %r answered from the record", request)
-                return Outcome(
-                    ResponseCode(previous.response_code), previous.rrn, previous.auth_code
-                )
+                if hmac.compare_digest(previous.fingerprint, fingerprint):
+                    log.info("repeat of %r answered from the record", request)
+                    return _stored_outcome(previous)
+                log.warning("%r reuses the key of a different request", request)
+                return Outcome(ResponseCode.DUPLICATE, _new_rrn(now))
             rrn = _new_rrn(now)
-            posting: Posting | None = None
-            balances: tuple[Balance, ...] = ()
+            result = _Result()
             try:
-                account = self._checks(session, request, now)
-                if request.transaction is TransactionType.WITHDRAWAL:
-                    posting = self._withdraw(session, request, account, now, rrn)
-                elif request.transaction is not TransactionType.BALANCE_INQUIRY:
-                    raise _Decline(ResponseCode.INVALID_TRANSACTION)
-                balances = self._balances(account, request.from_account)
+                result = self._process(session, request, now, rrn)
                 code = ResponseCode.APPROVED
             except _Decline as decline:
                 code = decline.code
@@ -135,14 +231,25 @@ class AuthorizationService:
                     response_code=str(code),
                     rrn=rrn,
                     auth_code=auth_code,
-                    posting_id=posting.id if posting else None,
+                    posting_id=result.posting.id if result.posting else None,
+                    created_at=now,
+                    fingerprint=fingerprint,
+                    outcome={
+                        "balances": [
+                            [b.account_type, b.amount_type, b.currency, b.cents]
+                            for b in result.balances
+                        ],
+                        "mini_statement": result.mini_statement,
+                    },
                 )
             )
-        log.info("%r -> %s %s", request, code, code.text)
-        return Outcome(code, rrn, auth_code, balances)
+            session.flush()
+        return Outcome(code, rrn, auth_code, result.balances, result.mini_statement)
 
     # -- the checks, in DESIGN order ------------------------------------------------------
-    def _checks(self, session: Session, request: CardRequest, now: dt.datetime) -> Account:
+    def _process(
+        self, session: Session, request: CardRequest, now: dt.datetime, rrn: str
+    ) -> _Result:
         card = session.scalar(select(Card).where(Card.pan == request.pan).with_for_update())
         if card is None or card.status == "blocked":
             raise _Decline(ResponseCode.INVALID_CARD)
@@ -154,28 +261,40 @@ class AuthorizationService:
             raise _Decline(ResponseCode.LOST_CARD)
         if card.status == "stolen":
             raise _Decline(ResponseCode.STOLEN_CARD)
-        self._check_pin(card, request, now)
-        link = session.scalar(
-            select(CardAccount).where(
-                CardAccount.card_id == card.id,
-                CardAccount.account_type == self._account_type(card, request.from_account),
-            )
-        )
-        if link is None:
-            raise _Decline(ResponseCode.NOT_PERMITTED)
-        return link.account
+        self._check_pin(session, card, request, now)
+        account = self._linked_account(card, request.from_account)
+        match request.transaction:
+            case TransactionType.BALANCE_INQUIRY:
+                return _Result(
+                    balances=self._balances(account, request.from_account),
+                    mini_statement=mini_statement(session, account.id),
+                )
+            case TransactionType.WITHDRAWAL:
+                posting, account = self._withdraw(session, request, account, now, rrn)
+                return _Result(posting, self._balances(account, request.from_account))
+            case TransactionType.TRANSFER:
+                posting, account = self._transfer(session, request, card, account, now, rrn)
+                return _Result(posting, self._balances(account, request.from_account))
+            case TransactionType.PIN_CHANGE:
+                self._change_pin(session, card, request, now)
+                return _Result()
+            case _:
+                raise _Decline(ResponseCode.INVALID_TRANSACTION)
 
-    @staticmethod
-    def _account_type(card: Card, requested: AccountType) -> str:
-        if requested is not AccountType.DEFAULT:
-            return str(requested)
-        types = sorted(link.account_type for link in card.links)
-        return AccountType.CHECKING if AccountType.CHECKING in types else (types or ["--"])[0]
+    def _linked_account(self, card: Card, requested: AccountType) -> Account:
+        wanted = str(requested)
+        if requested is AccountType.DEFAULT:
+            types = sorted(link.account_type for link in card.links)
+            wanted = AccountType.CHECKING if AccountType.CHECKING in types else (types or ["--"])[0]
+        for link in card.links:
+            if link.account_type == wanted:
+                return link.account
+        raise _Decline(ResponseCode.NOT_PERMITTED)
 
-    def _check_pin(self, card: Card, request: CardRequest, now: dt.datetime) -> None:
-        locked_until = card.locked_until
-        if locked_until is not None and locked_until.tzinfo is None:
-            locked_until = locked_until.replace(tzinfo=dt.UTC)
+    def _check_pin(
+        self, session: Session, card: Card, request: CardRequest, now: dt.datetime
+    ) -> None:
+        locked_until = _aware(card.locked_until) if card.locked_until is not None else None
         if locked_until is not None and locked_until > now:
             raise _Decline(ResponseCode.PIN_TRIES_EXCEEDED)
         if locked_until is not None:
@@ -183,28 +302,60 @@ class AuthorizationService:
             card.failed_pin_attempts = 0
         if request.pin_block is None:
             raise _Decline(ResponseCode.INCORRECT_PIN)
-        try:
-            pin = decrypt_pin_block(
-                request.pin_block,
-                request.pan,
-                request.pin_key or self._config.pin_key,
-                request.pin_format,
+        token = self.pins.session_token(card.pan, request.terminal_id, request.pin_block)
+        card_session = session.scalar(
+            select(CardSession).where(
+                CardSession.card_id == card.id, CardSession.terminal_id == request.terminal_id
             )
-            ok = bcrypt.checkpw((pin + self._config.pin_pepper).encode(), card.pin_hash.encode())
-        except PinBlockError:
-            ok = False
-        finally:
-            pin = ""
+        )
+        timeout = dt.timedelta(seconds=self._config.session_timeout_seconds)
+        if (
+            card_session is not None
+            and hmac.compare_digest(card_session.pin_token, token)
+            and _aware(card_session.last_used_at) + timeout > now
+        ):
+            card_session.last_used_at = now
+            return
+        ok = self.pins.verify(
+            request.pin_block,
+            request.pan,
+            request.pin_key or self._config.pin_key,
+            request.pin_format,
+            card.pin_hash,
+        )
         if ok:
             card.failed_pin_attempts = 0
+            if card_session is None:
+                session.add(
+                    CardSession(
+                        card_id=card.id,
+                        terminal_id=request.terminal_id,
+                        pin_token=token,
+                        started_at=now,
+                        last_used_at=now,
+                    )
+                )
+            else:
+                card_session.pin_token = token
+                card_session.started_at = now
+                card_session.last_used_at = now
             return
+        if card_session is not None:
+            session.delete(card_session)
         card.failed_pin_attempts += 1
         if card.failed_pin_attempts >= self._config.max_failed_pin_attempts:
             card.locked_until = now + dt.timedelta(seconds=self._config.lockout_duration_seconds)
             card.failed_pin_attempts = 0
+            if self.metrics is not None:
+                self.metrics.lockouts.inc()
             log.warning("card %s locked after repeated wrong PINs", mask_pan(card.pan))
             raise _Decline(ResponseCode.PIN_TRIES_EXCEEDED)
         raise _Decline(ResponseCode.INCORRECT_PIN)
+
+    @staticmethod
+    def _check_amount(amount: int) -> None:
+        if amount <= 0 or amount > MAX_AMOUNT_CENTS:
+            raise _Decline(ResponseCode.INVALID_AMOUNT)
 
     def _withdraw(
         self,
@@ -213,10 +364,9 @@ class AuthorizationService:
         account: Account,
         now: dt.datetime,
         rrn: str,
-    ) -> Posting:
+    ) -> tuple[Posting, Account]:
         amount = request.amount_cents
-        if amount <= 0 or amount > 10**9:
-            raise _Decline(ResponseCode.INVALID_AMOUNT)
+        self._check_amount(amount)
         terminal = session.scalar(
             select(Terminal).where(Terminal.terminal_id == request.terminal_id)
         )
@@ -224,24 +374,12 @@ class AuthorizationService:
             raise _Decline(ResponseCode.NOT_PERMITTED)
         locked = lock_accounts(session, [account.id, terminal.cash_account_id])
         account = locked[account.id]
-        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        withdrawn_today = -(
-            session.scalar(
-                select(func.coalesce(func.sum(Entry.amount_cents), 0))
-                .join(Posting, Entry.posting_id == Posting.id)
-                .where(
-                    Entry.account_id == account.id,
-                    Posting.kind.in_(("withdrawal", "withdrawal-reversal")),
-                    Entry.created_at >= day_start,
-                )
-            )
-            or 0
-        )
-        if withdrawn_today + amount > self._config.daily_withdrawal_limit:
+        used = used_today(session, account.id, ("withdrawal", "withdrawal-reversal"), now)
+        if used + amount > self._config.daily_withdrawal_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
         if account.balance_cents < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
-        return post(
+        posting = post(
             session,
             "withdrawal",
             [(account, -amount), (locked[terminal.cash_account_id], amount)],
@@ -251,13 +389,153 @@ class AuthorizationService:
             rrn=rrn,
             at=now,
         )
+        return posting, account
+
+    def _transfer(
+        self,
+        session: Session,
+        request: CardRequest,
+        card: Card,
+        account: Account,
+        now: dt.datetime,
+        rrn: str,
+    ) -> tuple[Posting, Account]:
+        if request.to_account_number:
+            target = session.scalar(
+                select(Account).where(Account.number == request.to_account_number)
+            )
+            if target is None or target.kind not in CUSTOMER_KINDS:
+                raise _Decline(ResponseCode.NOT_PERMITTED)
+        elif request.to_account is AccountType.DEFAULT:
+            raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        else:
+            target = self._linked_account(card, request.to_account)
+        if target.id == account.id:
+            raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        amount = request.amount_cents
+        self._check_amount(amount)
+        locked = lock_accounts(session, [account.id, target.id])
+        account, target = locked[account.id], locked[target.id]
+        used = used_today(session, account.id, ("transfer", "transfer-reversal"), now)
+        if used + amount > self._config.daily_transfer_limit:
+            raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
+        if account.balance_cents < amount:
+            raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
+        posting = post(
+            session,
+            "transfer",
+            [(account, -amount), (target, amount)],
+            description=f"Transfer {account.number} to {target.number}",
+            terminal_id=request.terminal_id,
+            stan=request.stan,
+            rrn=rrn,
+            at=now,
+        )
+        return posting, account
+
+    def _change_pin(
+        self, session: Session, card: Card, request: CardRequest, now: dt.datetime
+    ) -> None:
+        if request.new_pin_block is None:
+            raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        try:
+            card.pin_hash = self.pins.new_pin_hash(
+                request.new_pin_block,
+                request.pan,
+                request.pin_key or self._config.pin_key,
+                request.pin_format,
+                self._config.bcrypt_rounds,
+            )
+        except PinRuleError as exc:
+            log.info("PIN change for %s refused: %s", mask_pan(card.pan), exc)
+            raise _Decline(ResponseCode.INVALID_TRANSACTION) from exc
+        # Every other session of the card ends; this one goes on under the new PIN's block.
+        session.execute(
+            delete(CardSession).where(
+                CardSession.card_id == card.id, CardSession.terminal_id != request.terminal_id
+            )
+        )
+        card_session = session.scalar(
+            select(CardSession).where(
+                CardSession.card_id == card.id, CardSession.terminal_id == request.terminal_id
+            )
+        )
+        if card_session is not None:
+            card_session.pin_token = self.pins.session_token(
+                card.pan, request.terminal_id, request.new_pin_block
+            )
+            card_session.last_used_at = now
+        log.info("PIN changed for card %s", mask_pan(card.pan))
 
     @staticmethod
     def _balances(account: Account, account_type: AccountType) -> tuple[Balance, ...]:
-        kind = {"checking": AccountType.CHECKING, "savings": AccountType.SAVINGS}.get(
-            account.kind, account_type
-        )
+        kind = _ACCOUNT_TYPES.get(account.kind, account_type)
         return (
             Balance(kind, "01", account.currency, account.balance_cents),
             Balance(kind, "02", account.currency, account.balance_cents),
         )
+
+
+def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:
+    """What ``account`` has used of today's limit for ``kinds`` = (movement, its reversal):
+    movements made today, less the reversals of today's movements (a reversal gives back
+    the day its original was counted in, whenever it arrives)."""
+    day_start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    movement, reversal = kinds
+    taken = session.scalar(
+        select(func.coalesce(func.sum(Entry.amount_cents), 0))
+        .join(Posting, Entry.posting_id == Posting.id)
+        .where(
+            Entry.account_id == account_id,
+            Posting.kind == movement,
+            Posting.created_at >= day_start,
+        )
+    )
+    original = aliased(Posting)
+    given_back = session.scalar(
+        select(func.coalesce(func.sum(Entry.amount_cents), 0))
+        .join(Posting, Entry.posting_id == Posting.id)
+        .join(original, Posting.reverses_id == original.id)
+        .where(
+            Entry.account_id == account_id,
+            Posting.kind == reversal,
+            original.created_at >= day_start,
+        )
+    )
+    return -int(taken or 0) - int(given_back or 0)
+
+
+def _stored_outcome(record: LinkRequest) -> Outcome:
+    stored: dict[str, Any] = record.outcome or {}
+    balances = tuple(
+        Balance(AccountType(t), amount_type, currency, int(cents))
+        for t, amount_type, currency, cents in stored.get("balances", [])
+    )
+    return Outcome(
+        ResponseCode(record.response_code),
+        record.rrn,
+        record.auth_code,
+        balances,
+        str(stored.get("mini_statement", "")),
+    )
+
+
+_CONNECTIVITY_HINTS = (
+    "connection",
+    "server closed",
+    "could not connect",
+    "terminating",
+    "no such file",
+    "timeout",
+    "database is locked",
+)
+
+
+def _is_connectivity(exc: DBAPIError) -> bool:
+    """Does this error mean the database cannot be reached (rather than a bug of ours)?"""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    return any(hint in text for hint in _CONNECTIVITY_HINTS)

@@ -1,0 +1,51 @@
+"""The mini-statement of a balance inquiry (DE 62, the contract in the team notes): up to five
+40-character entries, newest first: date ``YYYYMMDD``, sign ``C``/``D``, 12-digit amount in
+cents, 19-character description (space padded, ASCII upper case)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from host.models import Entry, Posting
+
+__all__ = ["ENTRY_LENGTH", "format_entry", "label", "mini_statement"]
+
+ENTRY_LENGTH = 40
+ENTRIES = 5
+
+_LABELS = {
+    "withdrawal": "ATM WITHDRAWAL",
+    "withdrawal-reversal": "ATM REVERSAL",
+    "transfer-reversal": "TRANSFER REVERSAL",
+    "opening": "OPENING BALANCE",
+}
+
+
+def label(kind: str, amount_cents: int, description: str) -> str:
+    """A short text for an entry: by posting kind, else the posting's description."""
+    if kind == "transfer":
+        return "TRANSFER IN" if amount_cents > 0 else "TRANSFER OUT"
+    text = _LABELS.get(kind, description or kind)
+    return "".join(c if " " <= c <= "~" else "?" for c in text.upper())
+
+
+def format_entry(date: str, amount_cents: int, text: str) -> str:
+    sign = "C" if amount_cents >= 0 else "D"
+    entry = f"{date}{sign}{abs(amount_cents):012d}{text[:19]:<19}"
+    assert len(entry) == ENTRY_LENGTH
+    return entry
+
+
+def mini_statement(session: Session, account_id: int) -> str:
+    rows = session.execute(
+        select(Entry.amount_cents, Entry.created_at, Posting.kind, Posting.description)
+        .join(Posting, Entry.posting_id == Posting.id)
+        .where(Entry.account_id == account_id)
+        .order_by(Entry.created_at.desc(), Entry.id.desc())
+        .limit(ENTRIES)
+    ).all()
+    return "".join(
+        format_entry(f"{created_at:%Y%m%d}", amount, label(kind, amount, description))
+        for amount, created_at, kind, description in rows
+    )

@@ -1,0 +1,84 @@
+"""PIN handling on the host: verification (bcrypt in a pool sized to the cores), card-session
+tokens, and the rules a new PIN must follow.
+
+The clear PIN exists only inside ``PinVerifier`` for the duration of one call. bcrypt is slow by
+design; it runs in its own thread pool so at most one verification per core runs at a time, and
+never on the event loop (the authorization service itself runs in the link server's workers).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import hmac
+import itertools
+import os
+
+import bcrypt
+
+from protocol.errors import PinBlockError
+from protocol.pinblock import decrypt_pin_block
+
+__all__ = ["PinRuleError", "PinVerifier", "check_pin_rules", "hash_pin"]
+
+
+class PinRuleError(ValueError):
+    """A new PIN that breaks the rules (the text says which)."""
+
+
+def hash_pin(pin: str, pepper: str, rounds: int) -> str:
+    return bcrypt.hashpw((pin + pepper).encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def check_pin_rules(pin: str) -> None:
+    """The original system's rules: 4 to 6 digits, not all the same digit, not a straight
+    ascending or descending sequence (1234, 98765). That the customer typed it twice the same
+    is checked on the device, where both entries exist."""
+    if not pin.isdigit() or not 4 <= len(pin) <= 6:
+        raise PinRuleError("a PIN has 4 to 6 digits")
+    if len(set(pin)) == 1:
+        raise PinRuleError("a PIN may not repeat one digit")
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(pin)}
+    if steps in ({1}, {-1}):
+        raise PinRuleError("a PIN may not be a straight sequence")
+
+
+class PinVerifier:
+    def __init__(self, *, pepper: str, secret_key: str, workers: int | None = None) -> None:
+        self._pepper = pepper
+        self._secret = secret_key.encode()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            workers or os.cpu_count() or 1, thread_name_prefix="bcrypt"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def session_token(self, pan: str, terminal_id: str, pin_block: bytes) -> str:
+        """HMAC-SHA256 under SECRET_KEY of the encrypted PIN block, bound to card and terminal:
+        the same block in the same card session proves the same PIN without bcrypt."""
+        message = f"{terminal_id}|{pan}|".encode() + pin_block
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def fingerprint(self, text: str) -> str:
+        """A keyed digest of a request's content (it holds a PAN, so a bare hash would not do)."""
+        return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, pin_block: bytes, pan: str, key: bytes, fmt: int, pin_hash: str) -> bool:
+        """True when the block decrypts to the PIN behind ``pin_hash``; an undecodable block is
+        simply a wrong PIN."""
+        try:
+            candidate = (decrypt_pin_block(pin_block, pan, key, fmt) + self._pepper).encode()
+        except PinBlockError:
+            return False
+        return self._pool.submit(bcrypt.checkpw, candidate, pin_hash.encode()).result()
+
+    def new_pin_hash(self, pin_block: bytes, pan: str, key: bytes, fmt: int, rounds: int) -> str:
+        """Decrypt a new PIN's block, check the rules and return its bcrypt hash.
+        Raises ``PinRuleError`` (also for a block that does not decode)."""
+        try:
+            pin = decrypt_pin_block(pin_block, pan, key, fmt)
+        except PinBlockError as exc:
+            raise PinRuleError("the new PIN block does not decode") from exc
+        check_pin_rules(pin)
+        return self._pool.submit(hash_pin, pin, self._pepper, rounds).result()

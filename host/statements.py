@@ -1,0 +1,393 @@
+"""Account statements: a job queue in the database, a worker that claims jobs and renders a PDF
+(reportlab), and storage in ``STATEMENT_OUTPUT_DIR`` or an S3 bucket (``STATEMENT_S3_BUCKET``).
+
+Claiming is safe with several workers and several host processes: on PostgreSQL the worker
+selects the oldest queued job ``FOR UPDATE SKIP LOCKED`` (workers never wait on each other);
+on every database the claim is a conditional update (``status = 'queued'``) whose row count
+says who won. The period is a range of UTC calendar days, both ends included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from host.config import HostConfig
+from host.errors import BadRequest, NotFound, StatementError
+from host.ministatement import label
+from host.models import Account, Card, CardAccount, Customer, Entry, Posting, StatementJob
+from protocol.masking import mask_pan
+
+__all__ = [
+    "StatementData",
+    "StatementLine",
+    "StatementStore",
+    "StatementWorker",
+    "build_statement",
+    "job_view",
+    "parse_period",
+    "render_pdf",
+    "request_statement",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+MAX_PERIOD_DAYS = 366 * 5
+
+
+def parse_period(date_from: str, date_to: str) -> tuple[dt.date, dt.date]:
+    """Both dates as ``YYYY-MM-DD``; raises ``BadRequest`` naming the bad one."""
+    dates: list[dt.date] = []
+    for name, text in (("from", date_from), ("to", date_to)):
+        try:
+            dates.append(dt.date.fromisoformat(text))
+        except (TypeError, ValueError):
+            raise BadRequest(f"{name} date {text!r} is not a date (YYYY-MM-DD)") from None
+    start, end = dates
+    if end < start:
+        raise BadRequest(f"the period ends ({end}) before it starts ({start})")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise BadRequest(f"the period is longer than {MAX_PERIOD_DAYS} days")
+    return start, end
+
+
+def _customer_account(session: Session, number: str) -> Account:
+    account = session.scalar(select(Account).where(Account.number == number))
+    if account is None or account.customer_id is None:
+        raise NotFound(f"no customer account {number}")
+    return account
+
+
+def request_statement(
+    session: Session,
+    account_number: str,
+    start: dt.date,
+    end: dt.date,
+    *,
+    now: dt.datetime | None = None,
+) -> StatementJob:
+    """Queue a statement job (the caller commits)."""
+    account = _customer_account(session, account_number)
+    job = StatementJob(
+        account_id=account.id,
+        period_from=start,
+        period_to=end,
+        status="queued",
+        location="",
+        error="",
+        requested_at=now or dt.datetime.now(dt.UTC),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def job_view(job: StatementJob) -> dict[str, Any]:
+    return {
+        "job": job.id,
+        "account": job.account.number,
+        "from": job.period_from.isoformat(),
+        "to": job.period_to.isoformat(),
+        "status": job.status,
+        "error": job.error or None,
+        "ready": job.status == "done",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementLine:
+    date: dt.date
+    description: str
+    amount_cents: int
+    balance_cents: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementData:
+    customer: str
+    masked_card: str
+    account_number: str
+    account_kind: str
+    period_from: dt.date
+    period_to: dt.date
+    opening_cents: int
+    closing_cents: int
+    lines: tuple[StatementLine, ...]
+
+    @property
+    def total_debits(self) -> int:
+        return -sum(line.amount_cents for line in self.lines if line.amount_cents < 0)
+
+    @property
+    def total_credits(self) -> int:
+        return sum(line.amount_cents for line in self.lines if line.amount_cents > 0)
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def build_statement(
+    session: Session, account_id: int, start: dt.date, end: dt.date
+) -> StatementData:
+    account = session.get(Account, account_id)
+    if account is None or account.customer_id is None:
+        raise NotFound(f"no customer account with id {account_id}")
+    customer = session.get(Customer, account.customer_id)
+    pan = session.scalar(
+        select(Card.pan)
+        .join(CardAccount, CardAccount.card_id == Card.id)
+        .where(CardAccount.account_id == account.id, Card.status == "active")
+        .order_by(Card.id)
+    )
+    begin, stop = _day_start(start), _day_start(end + dt.timedelta(days=1))
+    opening = int(
+        session.scalar(
+            select(func.coalesce(func.sum(Entry.amount_cents), 0)).where(
+                Entry.account_id == account.id, Entry.created_at < begin
+            )
+        )
+        or 0
+    )
+    rows = session.execute(
+        select(Entry.created_at, Entry.amount_cents, Posting.kind, Posting.description)
+        .join(Posting, Entry.posting_id == Posting.id)
+        .where(
+            Entry.account_id == account.id,
+            Entry.created_at >= begin,
+            Entry.created_at < stop,
+        )
+        .order_by(Entry.created_at, Entry.id)
+    ).all()
+    balance = opening
+    lines: list[StatementLine] = []
+    for created_at, amount, kind, description in rows:
+        balance += amount
+        text = description or label(kind, amount, "")
+        lines.append(StatementLine(created_at.date(), text, int(amount), balance))
+    return StatementData(
+        customer=customer.name if customer else "",
+        masked_card=mask_pan(pan) if pan else "(no card)",
+        account_number=account.number,
+        account_kind=account.kind,
+        period_from=start,
+        period_to=end,
+        opening_cents=opening,
+        closing_cents=balance,
+        lines=tuple(lines),
+    )
+
+
+def money(cents: int) -> str:
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def render_pdf(data: StatementData) -> bytes:
+    """One PDF: header (customer, masked card, account, period), opening balance, every entry
+    with its running balance, totals and closing balance."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        title=f"Statement {data.account_number}",
+        author="atm-simulator host",
+        invariant=1,  # the same statement renders to the same bytes
+    )
+    styles = getSampleStyleSheet()
+    story: list[Any] = [
+        Paragraph("Account statement", styles["Title"]),
+        Paragraph(f"Customer: {data.customer}", styles["Normal"]),
+        Paragraph(f"Card: {data.masked_card}", styles["Normal"]),
+        Paragraph(f"Account: {data.account_number} ({data.account_kind})", styles["Normal"]),
+        Paragraph(
+            f"Period: {data.period_from.isoformat()} to {data.period_to.isoformat()}",
+            styles["Normal"],
+        ),
+        Spacer(1, 12),
+        Paragraph(f"Opening balance: {money(data.opening_cents)}", styles["Normal"]),
+        Spacer(1, 6),
+    ]
+    rows: list[list[str]] = [["Date", "Description", "Debit", "Credit", "Balance"]]
+    for line in data.lines:
+        rows.append(
+            [
+                line.date.isoformat(),
+                line.description[:48],
+                money(-line.amount_cents) if line.amount_cents < 0 else "",
+                money(line.amount_cents) if line.amount_cents > 0 else "",
+                money(line.balance_cents),
+            ]
+        )
+    if not data.lines:
+        rows.append(["", "No entries in this period", "", "", ""])
+    rows.append(["", "Totals", money(data.total_debits), money(data.total_credits), ""])
+    table = Table(rows, repeatRows=1, colWidths=[70, 200, 70, 70, 80])
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+                ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black),
+                ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+                ("FONTSIZE", (0, 0), (-1, -1), 9),
+            ]
+        )
+    )
+    story += [
+        table,
+        Spacer(1, 12),
+        Paragraph(f"Closing balance: {money(data.closing_cents)}", styles["Normal"]),
+    ]
+    doc.build(story)
+    return buffer.getvalue()
+
+
+class StatementStore:
+    """Where PDFs go: a directory, or an S3 bucket when one is configured."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.directory = Path(config.statement_output_dir)
+        self.bucket = config.statement_s3_bucket
+        self._s3: Any = None
+
+    def _client(self) -> Any:
+        if self._s3 is None:
+            try:
+                import boto3
+            except ImportError as exc:
+                raise StatementError(
+                    "STATEMENT_S3_BUCKET is set but boto3 is not installed "
+                    "(pip install 'atm-simulator[s3]')"
+                ) from exc
+            self._s3 = boto3.client("s3")
+        return self._s3
+
+    def save(self, name: str, pdf: bytes) -> str:
+        if self.bucket:
+            key = f"statements/{name}"
+            try:
+                self._client().put_object(
+                    Bucket=self.bucket, Key=key, Body=pdf, ContentType="application/pdf"
+                )
+            except StatementError:
+                raise
+            except Exception as exc:  # botocore's errors: one root for all of them here
+                raise StatementError(f"cannot store s3://{self.bucket}/{key}: {exc}") from exc
+            return f"s3://{self.bucket}/{key}"
+        path = self.directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(pdf)
+        partial.replace(path)  # never a half-written PDF under the final name
+        return str(path)
+
+    def load(self, location: str) -> bytes:
+        if location.startswith("s3://"):
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            try:
+                body = self._client().get_object(Bucket=bucket, Key=key)["Body"]
+                return bytes(body.read())
+            except StatementError:
+                raise
+            except Exception as exc:
+                raise StatementError(f"cannot read {location}: {exc}") from exc
+        try:
+            return Path(location).read_bytes()
+        except OSError as exc:
+            raise StatementError(f"cannot read {location}: {exc}") from exc
+
+
+class StatementWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: StatementStore,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._store = store
+        self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.wake = threading.Event()
+
+    def claim(self, job_id: int | None = None) -> int | None:
+        """Take the oldest queued job (or ``job_id``) for this worker; None when there is none
+        (or another worker took it first)."""
+        with self._sessions.begin() as session:
+            query = select(StatementJob.id).where(StatementJob.status == "queued")
+            if job_id is not None:
+                query = query.where(StatementJob.id == job_id)
+            candidate = session.scalar(
+                query.order_by(StatementJob.id).limit(1).with_for_update(skip_locked=True)
+            )
+            if candidate is None:
+                return None
+            claimed = session.execute(
+                update(StatementJob)
+                .where(StatementJob.id == candidate, StatementJob.status == "queued")
+                .values(status="running", started_at=self._clock())
+            )
+            return candidate if getattr(claimed, "rowcount", 0) == 1 else None
+
+    def run_job(self, job_id: int) -> None:
+        """Produce a claimed job's PDF and record where it went (or why it failed)."""
+        try:
+            with self._sessions() as session:
+                job = session.get(StatementJob, job_id)
+                assert job is not None
+                data = build_statement(session, job.account_id, job.period_from, job.period_to)
+            name = (
+                f"{data.account_number}/statement-{data.account_number}-"
+                f"{data.period_from:%Y%m%d}-{data.period_to:%Y%m%d}-{job_id}.pdf"
+            )
+            location = self._store.save(name, render_pdf(data))
+        except (StatementError, NotFound) as exc:
+            log.error("statement job %d failed: %s", job_id, exc)
+            self._finish(job_id, "failed", error=str(exc)[:500])
+            return
+        self._finish(job_id, "done", location=location)
+        log.info("statement job %d written to %s", job_id, location)
+
+    def _finish(self, job_id: int, status: str, *, location: str = "", error: str = "") -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(StatementJob)
+                .where(StatementJob.id == job_id)
+                .values(status=status, location=location, error=error, finished_at=self._clock())
+            )
+
+    def run_pending(self) -> int:
+        """Work through the queue; return how many jobs this worker produced."""
+        done = 0
+        while (job_id := self.claim()) is not None:
+            self.run_job(job_id)
+            done += 1
+        return done
+
+    def serve(self, stop: threading.Event, poll_seconds: float = 2.0) -> None:
+        """The worker loop (a thread of ``atm host``, or ``atm host worker``): work, then wait
+        for a wake-up (a job queued in this process) or the next poll."""
+        while not stop.is_set():
+            try:
+                self.run_pending()
+            except Exception:  # the database may be down: log, wait, try again
+                log.exception("statement worker: cannot work the queue")
+            self.wake.wait(poll_seconds)
+            self.wake.clear()

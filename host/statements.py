@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -210,11 +211,14 @@ def render_pdf(data: StatementData) -> bytes:
         invariant=1,  # the same statement renders to the same bytes
     )
     styles = getSampleStyleSheet()
-    story: list[Any] = [
+    story: list[Any] = [  # Paragraph reads markup: escape what comes from the database
         Paragraph("Account statement", styles["Title"]),
-        Paragraph(f"Customer: {data.customer}", styles["Normal"]),
-        Paragraph(f"Card: {data.masked_card}", styles["Normal"]),
-        Paragraph(f"Account: {data.account_number} ({data.account_kind})", styles["Normal"]),
+        Paragraph(f"Customer: {escape(data.customer)}", styles["Normal"]),
+        Paragraph(f"Card: {escape(data.masked_card)}", styles["Normal"]),
+        Paragraph(
+            f"Account: {escape(data.account_number)} ({escape(data.account_kind)})",
+            styles["Normal"],
+        ),
         Paragraph(
             f"Period: {data.period_from.isoformat()} to {data.period_to.isoformat()}",
             styles["Normal"],

@@ -1,0 +1,84 @@
+"""Configuration: defaults, one clear line per problem, production refuses the defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from atm.cli import main
+from host.config import Environment, HostConfig
+from host.errors import ConfigError
+
+
+def test_defaults_follow_the_design():
+    config = HostConfig.from_env({})
+    assert config.database_url == "sqlite:///var/atm-host.db"
+    assert (config.session_timeout_seconds, config.max_failed_pin_attempts) == (120, 3)
+    assert config.lockout_duration_seconds == 1800
+    assert (config.daily_withdrawal_limit, config.daily_transfer_limit) == (50_000, 250_000)
+    assert config.bcrypt_rounds == 12 and config.ops_port == 8080
+    assert config.environment is Environment.DEVELOPMENT
+
+
+def test_each_problem_is_one_line():
+    with pytest.raises(ConfigError) as info:
+        HostConfig.from_env(
+            {
+                "SESSION_TIMEOUT_SECONDS": "soon",
+                "MAX_FAILED_PIN_ATTEMPTS": "0",
+                "ENVIRONMENT": "staging",
+                "OPS_PORT": "70000",
+                "DATABASE_URL": "mysql://x/y",
+                "OPS_API_TOKEN": "short",
+                "STATEMENT_S3_BUCKET": "Not_A_Bucket",
+            }
+        )
+    assert sorted(info.value.problems) == sorted(
+        [
+            "SESSION_TIMEOUT_SECONDS: not an integer: 'soon'",
+            "ENVIRONMENT: unknown value 'staging' (development, testing, production)",
+            "DATABASE_URL: unsupported database 'mysql' (sqlite:///FILE or postgresql+psycopg://...)",
+            "OPS_API_TOKEN: must be at least 16 characters",
+            "STATEMENT_S3_BUCKET: not a valid S3 bucket name: 'Not_A_Bucket'",
+            "MAX_FAILED_PIN_ATTEMPTS: 0 is out of range 1..99",
+            "OPS_PORT: 70000 is out of range 0..65535",
+        ]
+    )
+
+
+def test_production_refuses_the_default_secrets():
+    with pytest.raises(ConfigError) as info:
+        HostConfig.from_env({"ENVIRONMENT": "production"})
+    assert info.value.problems == [
+        "SECRET_KEY: the default value is refused in production",
+        "PIN_PEPPER: the default value is refused in production",
+        "TERMINAL_PIN_KEY: the development key is refused in production",
+        "OPS_API_TOKEN: required in production",
+    ]
+
+
+def test_production_with_real_secrets_starts():
+    config = HostConfig.from_env(
+        {
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "s" * 40,
+            "PIN_PEPPER": "p" * 32,
+            "TERMINAL_PIN_KEY": "00112233445566778899AABBCCDDEEFF",
+            "OPS_API_TOKEN": "t" * 32,
+            "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
+        }
+    )
+    assert config.environment is Environment.PRODUCTION
+    assert "s" * 40 not in repr(config) and "t" * 32 not in repr(config)
+
+
+def test_a_pepper_bcrypt_would_cut_is_refused():
+    with pytest.raises(ConfigError, match="PIN_PEPPER: at most 60 bytes"):
+        HostConfig.from_env({"PIN_PEPPER": "x" * 61})
+
+
+def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    assert main(["host", "--port", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "atm: config: SECRET_KEY: the default value is refused in production" in err
+    assert len(err) == 4

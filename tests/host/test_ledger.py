@@ -1,0 +1,84 @@
+"""The ledger's invariants and ``atm host check-ledger`` (both backends)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from atm.cli import main
+from host.config import HostConfig
+from host.db import create_engine_for, session_factory
+from host.ledger import LedgerError, check_ledger, post
+from host.models import Account, Entry, Posting
+
+
+@pytest.fixture
+def sessions(seeded_config: HostConfig):
+    engine = create_engine_for(seeded_config.database_url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _accounts(session, *numbers: str) -> list[Account]:
+    return [session.scalars(select(Account).where(Account.number == n)).one() for n in numbers]
+
+
+def test_seeded_ledger_is_clean_and_the_command_says_so(seeded_config, sessions, capsys):
+    with sessions() as session:
+        assert check_ledger(session) == []
+    assert main(["host", "check-ledger", "--database-url", seeded_config.database_url]) == 0
+    assert "ledger ok" in capsys.readouterr().out
+
+
+def test_a_posting_must_balance_and_have_no_zero_leg(sessions):
+    with sessions.begin() as session:
+        alice, bob = _accounts(session, "1000-0001-0001", "1000-0002-0001")
+        with pytest.raises(LedgerError):
+            post(session, "transfer", [(alice, -100), (bob, 99)])
+        with pytest.raises(LedgerError):
+            post(session, "transfer", [(alice, 0), (bob, 0)])
+        with pytest.raises(LedgerError):
+            post(session, "transfer", [(alice, 0)])
+
+
+def test_an_original_is_reversed_at_most_once(sessions):
+    with sessions.begin() as session:
+        alice, cash = _accounts(session, "1000-0001-0001", "CASH-ATM00001")
+        original = post(session, "withdrawal", [(alice, -2_000), (cash, 2_000)])
+        post(session, "withdrawal-reversal", [(alice, 2_000), (cash, -2_000)], reverses=original)
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        alice, cash = _accounts(session, "1000-0001-0001", "CASH-ATM00001")
+        original = session.get(Posting, original.id)
+        post(session, "withdrawal-reversal", [(alice, 2_000), (cash, -2_000)], reverses=original)
+    with sessions() as session:
+        assert check_ledger(session) == []
+
+
+def test_check_ledger_finds_each_broken_invariant(seeded_config, sessions, capsys):
+    with sessions.begin() as session:
+        alice, cash = _accounts(session, "1000-0001-0001", "CASH-ATM00001")
+        original = post(session, "withdrawal", [(alice, -2_000), (cash, 2_000)])
+        # A reversal that gives back more than was taken.
+        post(session, "withdrawal-reversal", [(alice, 3_000), (cash, -3_000)], reverses=original)
+        # A balance tampered with behind the ledger's back, and an entry nobody balanced.
+        session.execute(
+            update(Account).where(Account.number == "1000-0002-0001").values(balance_cents=1)
+        )
+        session.add(Entry(posting_id=original.id, account_id=alice.id, amount_cents=5))
+        # A reversal pointing at nothing.
+        stray = Posting(kind="withdrawal-reversal", description="")
+        session.add(stray)
+    with sessions() as session:
+        problems = check_ledger(session)
+    whats = {p.what for p in problems}
+    assert {"ledger total", "posting", "balance", "reversal"} <= whats
+    details = "\n".join(p.detail for p in problems)
+    assert "1000-0002-0001 balance 1 != sum of entries 85075" in details
+    assert "points at no original" in details
+    assert f"more than or the same way as original {original.id}" in details
+    capsys.readouterr()
+    assert main(["host", "check-ledger", "--database-url", seeded_config.database_url]) == 1
+    captured = capsys.readouterr()
+    assert "balance: account 1000-0002-0001" in captured.out
+    assert "ledger check failed" in captured.err

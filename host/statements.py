@@ -330,6 +330,8 @@ class StatementWorker:
         self._store = store
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.wake = threading.Event()
+        self._finished = threading.Condition()
+        self._finished_jobs: set[int] = set()
 
     def claim(self, job_id: int | None = None) -> int | None:
         """Take the oldest queued job (or ``job_id``) for this worker; None when there is none
@@ -376,6 +378,14 @@ class StatementWorker:
                 .where(StatementJob.id == job_id)
                 .values(status=status, location=location, error=error, finished_at=self._clock())
             )
+        with self._finished:
+            self._finished_jobs.add(job_id)
+            self._finished.notify_all()
+
+    def wait_finished(self, job_id: int, timeout: float) -> bool:
+        """Block until this worker has finished ``job_id`` (done or failed); False on timeout."""
+        with self._finished:
+            return self._finished.wait_for(lambda: job_id in self._finished_jobs, timeout)
 
     def run_pending(self) -> int:
         """Work through the queue; return how many jobs this worker produced."""

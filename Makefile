@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest format clean
+.PHONY: demo test lint pytest test-host format clean
 
 $(VENV)/.base-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: lint pytest
+
+# The host suite alone (SQLite and a throw-away PostgreSQL cluster the fixtures start).
+test-host: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q tests/host $(PYTEST_ARGS)
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .

@@ -44,7 +44,7 @@ def host_config(tmp_path: Path) -> HostConfig:
     )
 
 
-def _seed(url: str) -> None:
+def seed_database(url: str) -> None:
     migrate(url)
     engine = create_engine_for(url)
     try:
@@ -159,14 +159,14 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_template(postgres_server: PostgresServer) -> str:
     """A migrated and seeded database to copy; returns its name."""
     postgres_server.admin("CREATE DATABASE atm_template")
-    _seed(postgres_server.url("atm_template"))
+    seed_database(postgres_server.url("atm_template"))
     return "atm_template"
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    _seed(f"sqlite:///{path}")
+    seed_database(f"sqlite:///{path}")
     return path
 
 
@@ -186,7 +186,7 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
     """A fresh, migrated and seeded PostgreSQL database."""
     name = f"atm_test_{os.getpid()}_{next(_counter)}"
-    postgres_server.admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
+    postgres_server.admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template} STRATEGY FILE_COPY")
     yield postgres_server.url(name)
     postgres_server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,7 +33,7 @@ async def ops(seeded_config: HostConfig) -> AsyncIterator[tuple[Host, str]]:
     await host.close()
 
 
-async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as client, client.get(url, headers=headers) as response:
         return response.status, await response.json()
 

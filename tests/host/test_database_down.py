@@ -1,0 +1,104 @@
+"""A database that goes away: readiness fails, link requests are answered 91 (never left
+hanging, never half-written), and everything comes back with the database. Uses a PostgreSQL
+server of its own (the shared one must stay up for the other tests), stopped for real."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from host.app import Host
+from host.config import HostConfig
+from host.ledger import check_ledger
+from host.models import LinkRequest, Posting
+from protocol.framing import Framer, encode_frame
+from protocol.messages import decode, encode, format_transmission_time
+from protocol.pinblock import encrypt_format0
+from tests.conftest import TEST_ENV, PostgresServer, seed_database, start_postgres
+from tests.host.conftest import ALICE, ALICE_CHECKING
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.remove()
+
+
+async def _send(port: int, message: dict[str, str]) -> dict[str, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode_frame(encode(message)))
+    await writer.drain()
+    framer = Framer()
+    frames: list[bytes] = []
+    while not frames:
+        data = await asyncio.wait_for(reader.read(4096), 30)
+        assert data, "connection closed without an answer"
+        frames = framer.feed(data)
+    writer.close()
+    return decode(frames[0])
+
+
+def _withdrawal(stan: str, key: bytes) -> dict[str, str]:
+    return {
+        "t": "0200",
+        "2": ALICE,
+        "3": "012000",
+        "4": "000000002000",
+        "7": format_transmission_time(dt.datetime.now(dt.UTC)),
+        "11": stan,
+        "41": "ATM00001",
+        "49": "840",
+        "52": encrypt_format0("1234", ALICE, key).hex().upper(),
+    }
+
+
+async def _ready(port: int) -> int:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"http://127.0.0.1:{port}/ready") as reply:
+            return reply.status
+
+
+async def test_database_down_then_back(own_postgres: PostgresServer, tmp_path):
+    own_postgres.admin("CREATE DATABASE atm")
+    url = own_postgres.url("atm")
+    await asyncio.to_thread(seed_database, url)
+    config = HostConfig.from_env(
+        {**TEST_ENV, "DATABASE_URL": url, "STATEMENT_OUTPUT_DIR": str(tmp_path)}
+    )
+    host = Host(config)
+    try:
+        link_port = await host.start("127.0.0.1", 0)
+        ops_port = await host.start_ops("127.0.0.1", 0)
+        first = await _send(link_port, _withdrawal("000001", config.pin_key))
+        assert first["39"] == "00"
+        assert await _ready(ops_port) == 200
+
+        await asyncio.to_thread(own_postgres.stop)
+        assert await _ready(ops_port) == 503
+        during = _withdrawal("000002", config.pin_key)
+        answer = await _send(link_port, during)
+        assert answer["39"] in ("91", "96") and answer["11"] == "000002"
+        assert (await _send(link_port, _withdrawal("000003", config.pin_key)))["39"] == "91"
+
+        await asyncio.to_thread(own_postgres.start)
+        assert await _ready(ops_port) == 200
+        # The request answered 91 left nothing behind: sent again, it is applied once.
+        assert (await _send(link_port, during))["39"] == "00"
+        assert host.balance(ALICE_CHECKING) == 525_000 - 2 * 2_000
+        with host.sessions() as session:
+            assert check_ledger(session) == []
+            assert session.scalar(select(func.count()).select_from(LinkRequest)) == 2
+            assert (
+                session.scalar(
+                    select(func.count()).select_from(Posting).where(Posting.kind == "withdrawal")
+                )
+                == 2
+            )
+    finally:
+        await host.close()

@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from host.errors import HostError
 from host.models import Account, Entry, Posting, utcnow
 
 __all__ = ["LedgerError", "LedgerProblem", "check_ledger", "lock_accounts", "post"]
+
+_LOCKED = "host.ledger.locked_accounts"
 
 
 class LedgerError(HostError):
@@ -25,15 +27,28 @@ class LedgerError(HostError):
 def lock_accounts(session: Session, account_ids: list[int]) -> dict[int, Account]:
     """Lock the rows in id order (so two postings never deadlock) and return them with the
     values read under the lock: ``populate_existing`` refreshes objects this session loaded
-    earlier, which would otherwise keep a balance read before the lock (a lost update)."""
-    rows = session.scalars(
-        select(Account)
-        .where(Account.id.in_(account_ids))
-        .order_by(Account.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    return {row.id: row for row in rows}
+    earlier, which would otherwise keep a balance read before the lock (a lost update).
+    Rows this transaction already locked are not read again (nobody else can change them)."""
+    locked: dict[int, Account] = session.info.setdefault(_LOCKED, {})
+    wanted = sorted(set(account_ids) - locked.keys())
+    if wanted:
+        rows = session.scalars(
+            select(Account)
+            .where(Account.id.in_(wanted))
+            .order_by(Account.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        locked.update({row.id: row for row in rows})
+    return {account_id: locked[account_id] for account_id in account_ids if account_id in locked}
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction: SessionTransaction) -> None:
+    # Row locks end with the outermost transaction, and a savepoint rolled back may release
+    # some: forget the record then (at worst a row is locked again, which is cheap).
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_LOCKED, None)
 
 
 def post(

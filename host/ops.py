@@ -156,10 +156,7 @@ async def metrics(request: web.Request) -> web.Response:
         await asyncio.to_thread(_refresh_gauges, ctx)
     except SQLAlchemyError as exc:  # counters still worth serving; gauges keep old values
         log.warning("metrics: cannot read the database (%s)", type(exc).__name__)
-    response = web.Response(body=ctx.metrics.exposition())
-    response.content_type = CONTENT_TYPE.split(";")[0]
-    response.charset = "utf-8"
-    return response
+    return web.Response(body=ctx.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -476,33 +476,31 @@ class AuthorizationService:
         )
 
 
-def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:
+def used_today(
+    session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime
+) -> int:
     """What ``account`` has used of today's limit for ``kinds`` = (movement, its reversal):
     movements made today, less the reversals of today's movements (a reversal gives back
-    the day its original was counted in, whenever it arrives)."""
+    the day its original was counted in, whenever it arrives). One query; a reversal is never
+    older than its original, so both kinds of entry lie in today's range of the
+    (account, created_at) index."""
     day_start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     movement, reversal = kinds
-    taken = session.scalar(
-        select(func.coalesce(func.sum(Entry.amount_cents), 0))
-        .join(Posting, Entry.posting_id == Posting.id)
-        .where(
-            Entry.account_id == account_id,
-            Posting.kind == movement,
-            Posting.created_at >= day_start,
-        )
-    )
     original = aliased(Posting)
-    given_back = session.scalar(
+    total = session.scalar(
         select(func.coalesce(func.sum(Entry.amount_cents), 0))
         .join(Posting, Entry.posting_id == Posting.id)
-        .join(original, Posting.reverses_id == original.id)
+        .outerjoin(original, Posting.reverses_id == original.id)
         .where(
             Entry.account_id == account_id,
-            Posting.kind == reversal,
-            original.created_at >= day_start,
+            Entry.created_at >= day_start,
+            or_(
+                Posting.kind == movement,
+                and_(Posting.kind == reversal, original.created_at >= day_start),
+            ),
         )
     )
-    return -int(taken or 0) - int(given_back or 0)
+    return -int(total or 0)
 
 
 def _stored_outcome(record: LinkRequest) -> Outcome:

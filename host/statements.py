@@ -20,6 +20,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from host.config import HostConfig
@@ -401,7 +402,9 @@ class StatementWorker:
         while not stop.is_set():
             try:
                 self.run_pending()
-            except Exception:  # the database may be down: log, wait, try again
+            except SQLAlchemyError as exc:  # the database may be down: wait, try again
+                log.warning("statement worker: database unavailable (%s)", type(exc).__name__)
+            except Exception:  # a bug: say so loudly, keep the worker alive
                 log.exception("statement worker: cannot work the queue")
             self.wake.wait(poll_seconds)
             self.wake.clear()

@@ -1,0 +1,57 @@
+"""Row locks on PostgreSQL: a second transaction waits for the first, and reads the balance
+the first committed (no lost update even for objects loaded before the lock)."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import select
+
+from host.db import create_engine_for, session_factory
+from host.ledger import lock_accounts, post
+from host.models import Account
+from tests.host.conftest import ALICE_CHECKING
+
+
+def test_a_balance_loaded_before_the_lock_is_refreshed_under_it(postgres_url):
+    engine = create_engine_for(postgres_url)
+    sessions = session_factory(engine)
+    try:
+        first = sessions()
+        second = sessions()
+        first.begin()
+        second.begin()
+        a1, c1 = (
+            first.scalars(select(Account).where(Account.number == n)).one()
+            for n in (ALICE_CHECKING, "CASH-ATM00001")
+        )
+        # The second transaction reads the account before anyone locks it (stale soon).
+        a2, c2 = (
+            second.scalars(select(Account).where(Account.number == n)).one()
+            for n in (ALICE_CHECKING, "CASH-ATM00001")
+        )
+        assert a2.balance_cents == 525_000
+        lock_accounts(first, [a1.id, c1.id])
+        post(first, "withdrawal", [(a1, -10_000), (c1, 10_000)])
+        locked = threading.Event()
+
+        def second_posting() -> None:
+            post(second, "withdrawal", [(a2, -5_000), (c2, 5_000)])
+            locked.set()
+
+        worker = threading.Thread(target=second_posting)
+        worker.start()
+        assert not locked.wait(0.5)  # blocked on the row lock (a timeout is the point here)
+        first.commit()
+        worker.join(30)
+        assert locked.is_set()
+        second.commit()
+        with sessions() as check:
+            balance = check.scalars(
+                select(Account.balance_cents).where(Account.number == ALICE_CHECKING)
+            ).one()
+        assert balance == 525_000 - 10_000 - 5_000
+        first.close()
+        second.close()
+    finally:
+        engine.dispose()

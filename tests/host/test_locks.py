@@ -55,3 +55,52 @@ def test_a_balance_loaded_before_the_lock_is_refreshed_under_it(postgres_url):
         second.close()
     finally:
         engine.dispose()
+
+
+def test_the_same_request_twice_at_once_is_applied_once(postgres_url):
+    """Two workers get the same withdrawal at the same moment (a repeat sent while the
+    original is in flight): both answers are the original's, the money moves once."""
+
+    from host.config import HostConfig
+    from host.services import AuthorizationService
+    from tests.host.conftest import Clock, Requests
+
+    config = HostConfig.from_env({"DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    request = Requests(config.pin_key).withdrawal(10_000)
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def authorize() -> None:
+        start.wait()
+        outcomes.append(service.authorize(request))
+
+    threads = [threading.Thread(target=authorize) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert len(outcomes) == 2 and outcomes[0] == outcomes[1]
+        assert outcomes[0].response_code == "00"
+        with session_factory(engine)() as session:
+            balance = session.scalars(
+                select(Account.balance_cents).where(Account.number == ALICE_CHECKING)
+            ).one()
+        assert balance == 515_000
+    finally:
+        service.close()
+        engine.dispose()
+
+
+def test_bcrypt_runs_in_a_pool_sized_to_the_cores():
+    import os
+
+    from host.pins import PinVerifier
+
+    verifier = PinVerifier(pepper="p", secret_key="k")
+    try:
+        assert verifier._pool._max_workers == (os.cpu_count() or 1)
+    finally:
+        verifier.close()

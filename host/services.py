@@ -207,7 +207,10 @@ class AuthorizationService:
                 )
             )
             if previous is not None:
-                if hmac.compare_digest(previous.fingerprint, fingerprint):
+                # A record without a fingerprint predates them (migration 0002): trust the key.
+                if not previous.fingerprint or hmac.compare_digest(
+                    previous.fingerprint, fingerprint
+                ):
                     log.info("repeat of %r answered from the record", request)
                     return _stored_outcome(previous)
                 log.warning("%r reuses the key of a different request", request)
@@ -476,9 +479,7 @@ class AuthorizationService:
         )
 
 
-def used_today(
-    session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime
-) -> int:
+def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:
     """What ``account`` has used of today's limit for ``kinds`` = (movement, its reversal):
     movements made today, less the reversals of today's movements (a reversal gives back
     the day its original was counted in, whenever it arrives). One query; a reversal is never

@@ -94,6 +94,10 @@ TRANSACTION_NAMES = {
     TransactionType.PIN_CHANGE: "PIN CHANGE",
 }
 
+_CARD_DECLINES = frozenset(
+    {ResponseCode.PIN_TRIES_EXCEEDED, ResponseCode.EXPIRED_CARD, ResponseCode.INVALID_CARD}
+)
+
 
 @dataclass
 class Devices:
@@ -687,8 +691,8 @@ class AtmController:
             self.post("capture")
         else:
             s.message = code.text
-            # After "PIN tries exceeded" nothing else can work in this card session.
-            s.end_session = code is ResponseCode.PIN_TRIES_EXCEEDED
+            # A decline about the card itself ends the card session; others offer another try.
+            s.end_session = code in _CARD_DECLINES
             self.post("declined")
 
     async def _dispensing(self) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +61,13 @@ class Atm:
                 await self.task
             self.task = None
 
-    async def screen(self, screen_id: str) -> Screen:
-        """The next screen with this id (earlier ones are skipped)."""
+    async def screen(self, screen_id: str, where: Callable[[Screen], bool] | None = None) -> Screen:
+        """The next screen with this id (and ``where`` true); earlier ones are skipped."""
 
         async def wait() -> Screen:
             while True:
                 screen = await self.screens.get()
-                if screen.id == screen_id:
+                if screen.id == screen_id and (where is None or where(screen)):
                     return screen
 
         return await asyncio.wait_for(wait(), WAIT)

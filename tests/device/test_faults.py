@@ -10,12 +10,13 @@ import asyncio
 
 from atm.demo import HoldingRelay
 from device.states import State
+from tests.device.conftest import Atm
 
 ALICE_CHECKING = "1000-0001-0001"
 BOB_CHECKING = "1000-0002-0001"
 
 
-async def withdraw(atm, amount_key="F4"):
+async def withdraw(atm: Atm, amount_key: str = "F4") -> None:
     atm.keys("F1")
     await atm.screen("select_account")
     atm.keys("F1")
@@ -23,7 +24,7 @@ async def withdraw(atm, amount_key="F4"):
     atm.keys(amount_key)
 
 
-def reversal(atm):
+def reversal(atm: Atm) -> dict[str, str]:
     (record,) = atm.events("REVERSAL_QUEUED")
     return record
 
@@ -293,7 +294,7 @@ async def test_host_down_during_a_session_goes_out_of_service(world):
     await atm.state(State.idle)
 
 
-async def wrong_pin_three_times(atm):
+async def wrong_pin_three_times(atm: Atm) -> None:
     await atm.login("bob", "1111")
     atm.keys("F2")
     await atm.screen("select_account")

@@ -1,10 +1,11 @@
 """Restart recovery from the journal (pure: journal records + cassette counts in, plan out)."""
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
-from device.journal import Journal, read_records
+from device.journal import Journal, JournalRecord, read_records
 from device.recovery import find_unfinished, format_notes, parse_notes
 from drivers.interfaces import CassetteState, CassetteStatus
 
@@ -21,7 +22,7 @@ REQUEST = dict(
 )
 
 
-def cassettes(twenties=500, fifties=200):
+def cassettes(twenties: int = 500, fifties: int = 200) -> list[CassetteStatus]:
     return [
         CassetteStatus(0, 2000, twenties, CassetteState.OK),
         CassetteStatus(1, 5000, fifties, CassetteState.OK),
@@ -36,13 +37,13 @@ def journal(tmp_path):
     j.close()
 
 
-def write(journal, *events):
+def write(journal: Journal, *events: tuple[str, dict[str, Any]]) -> list[JournalRecord]:
     for event, fields in events:
         journal.write(event, **fields)
     return read_records(journal.path)
 
 
-def approved(journal, *more):
+def approved(journal: Journal, *more: tuple[str, dict[str, Any]]) -> list[JournalRecord]:
     return write(
         journal,
         ("TXN_REQUEST", REQUEST),

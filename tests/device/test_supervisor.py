@@ -1,11 +1,13 @@
 """Supervisor mode: enter and leave, counters, balancing, replenish, journal view."""
 
+from device.screens import Screen
 from device.states import State
+from tests.device.conftest import Atm
 
 WITHDRAW_100 = ("F1", "F1", "F4")
 
 
-async def withdraw_100(atm, take=True):
+async def withdraw_100(atm: Atm, take: bool = True) -> None:
     await atm.login()
     atm.keys("F1")
     await atm.screen("select_account")
@@ -20,7 +22,7 @@ async def withdraw_100(atm, take=True):
     await atm.state(State.idle)
 
 
-async def supervisor_screen(atm, key, title="Supervisor"):
+async def supervisor_screen(atm: Atm, key: str, title: str = "Supervisor") -> Screen:
     atm.keys(key)
     return await atm.screen("supervisor", lambda s: s.title == title)
 

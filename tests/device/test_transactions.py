@@ -6,12 +6,14 @@ import pytest
 
 from device.events import LinkMessage
 from device.states import State
+from protocol.messages import Message
+from tests.device.conftest import Atm
 
 ALICE_CHECKING, ALICE_SAVINGS = "1000-0001-0001", "1000-0001-0002"
 
 
-def sent(atm):
-    messages = []
+def sent(atm: Atm) -> list[Message]:
+    messages: list[Message] = []
     atm.controller.events.subscribe(
         lambda e: (
             messages.append(e.message)
@@ -22,7 +24,7 @@ def sent(atm):
     return messages
 
 
-async def finish(atm):
+async def finish(atm: Atm) -> None:
     await atm.screen("take_card")
     atm.customer.take_card()
     await atm.state(State.idle)

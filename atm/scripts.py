@@ -357,7 +357,7 @@ _SCRIPT_LIST = (
         ),
         account=ALICE_CHECKING,
         expected_change_cents=-2_000,
-        journal=("RECEIPT_PRINTED",),
+        journal=("STATEMENT_SHOWN", "RECEIPT_PRINTED"),
         receipts=2,
     ),
     # -- faults ------------------------------------------------------------------------------

@@ -774,6 +774,8 @@ class AtmController:
         s = self.session
         can_print = (await self.devices.printer.status()).can_print
         name = ACCOUNT_NAMES.get(s.account, "Account")
+        if s.statement:
+            self.journal.write("STATEMENT_SHOWN", stan=s.stan, entries=len(s.statement))
         self.show(S.show_balance(name, s.balance_cents, s.statement, can_print))
         choices = {"F8": "finished"}
         if can_print:

@@ -68,6 +68,37 @@ sign-on.
 
 ```mermaid
 {mermaid()}```
+
+## Supervisor mode
+
+A console's supervisor switch calls `AtmController.enter_supervisor()`; it is honoured when the
+ATM is `idle`, `out_of_service` or in `fault` (never during a customer session). The operator
+then uses the keypad:
+
+| key | action |
+|---|---|
+| F1 | replenish: what the dispenser reports now becomes the loaded count (journal `REPLENISH`) |
+| F2 | print the counters per cassette: loaded, dispensed, rejected, retracted |
+| F3 | reset the counters: remaining notes become the loaded count (`COUNTERS_RESET`) |
+| F4 | show the latest journal lines |
+| F5 | balancing report (shown, printed, journaled as `BALANCING`): loaded - dispensed - \
+rejected - retracted = remaining, against the dispenser's count |
+| F8 | leave (also after `DeviceConfig.supervisor_timeout`); clears a dispenser or card-jam \
+fault and signs on again |
+
+## Electronic journal and restart recovery
+
+`state_dir/journal-<terminal>.log`, one fsync'd line per event:
+`time | terminal | EVENT | key=value | ...`; PANs masked, never a PIN block, key or track data.
+A withdrawal writes `TXN_REQUEST` (with DE 3, 4, 7, 11, 42, 49 and the MTI, so a reversal can be
+rebuilt without the PAN), `TXN_RESPONSE`, `DISPENSE_START` (notes asked for and the cassette
+counts before the command), then `DISPENSE_RESULT` or `DISPENSE_FAULT`, `CASH_TAKEN` or
+`CASH_RETRACTED`, and `REVERSAL_QUEUED` whenever a reversal goes to `HostLink.queue_reversal`.
+On start the controller replays the journal (`device.recovery`): an approved withdrawal whose cash
+did not (all) leave gets a reversal (partial, 4004, when the cassette counts show that notes were
+counted out; 4017 when none; 4018 when retracted), journaled with `recovered=yes`, so a second
+restart queues nothing. Notes presented but of unknown fate are counted as taken
+(`RECOVERY_NO_REVERSAL`) for the operator's balancing.
 """
 
 

@@ -169,3 +169,29 @@ async def test_pin_change_sends_both_blocks_after_a_matching_confirmation(world)
     # Neither PIN nor block reaches the journal.
     journal = "\n".join(atm.journal())
     assert request["48"] not in journal and request["52"] not in journal
+
+
+async def test_journal_counters_dispenser_and_host_tell_the_same_story(world):
+    """DESIGN §7 (2, 5): cash debited by the host == notes that left and were taken, by value,
+    per the journal, the controller's counters and the dispenser (no reversal involved)."""
+    atm = await world.atm()
+    for who, pin, key in (("alice", "1234", "F4"), ("bob", "5678", "F2"), ("alice", "1234", "F1")):
+        await atm.login(who, pin)
+        atm.keys("F1")
+        await atm.screen("select_account")
+        atm.keys("F1")
+        await atm.screen("select_amount")
+        atm.keys(key)
+        await atm.screen("take_cash")
+        atm.customer.take_cash()
+        await finish(atm)
+    debited = (525_000 - world.balance(ALICE_CHECKING)) + (85_075 - world.balance("1000-0002-0001"))
+    journal_taken = sum(int(r["amount"]) for r in atm.events("CASH_TAKEN"))
+    counters = atm.controller.counters.cassettes
+    counted = sum(c.denomination_cents * c.dispensed for c in counters.values())
+    cassettes = atm.customer.dispenser.cassettes
+    taken = sum(
+        cassettes[i].denomination_cents * n for i, n in atm.customer.dispenser.taken_total.items()
+    )
+    assert debited == journal_taken == counted == taken == 10_000 + 4_000 + 2_000
+    assert all(c.remaining == cassettes[i].count for i, c in counters.items())

@@ -7,6 +7,9 @@ controller queues those reversals (``HostLink.queue_reversal``) and journals
 
 What the journal tells, per STAN of an approved withdrawal:
 
+* sent, no response journaled (stopped while waiting for the host): the host may have
+  approved it, so a full reversal (4021); one of a request the host never applied changes
+  nothing there.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
   The cassette counts journaled before the command, compared with the counts now, tell how
@@ -35,6 +38,7 @@ __all__ = ["Unfinished", "find_unfinished", "format_notes", "parse_notes"]
 PARTIAL = "4004"
 NO_CASH = "4017"
 CASH_NOT_TAKEN = "4018"
+NO_RESPONSE = "4021"
 
 
 def format_notes(notes: Mapping[int, int]) -> str:
@@ -71,6 +75,7 @@ class Unfinished:
 @dataclass
 class _Txn:
     request: JournalRecord
+    answered: bool = False  # a response, or the link's own timeout handling, was journaled
     approved: bool = False
     start: JournalRecord | None = None
     fault: JournalRecord | None = None
@@ -107,7 +112,10 @@ def find_unfinished(
         if txn is None:
             continue
         if event == "TXN_RESPONSE":
+            txn.answered = True
             txn.approved = record.get("code") == "00"
+        elif event == "TXN_NO_RESPONSE":
+            txn.answered = True  # HostLink reverses a timed-out request itself
         elif event == "DISPENSE_START":
             txn.start = record
         elif event == "DISPENSE_FAULT":
@@ -125,10 +133,19 @@ def find_unfinished(
     counts_now = {c.index: c.count for c in cassettes_now}
     out: list[Unfinished] = []
     for stan, txn in txns.items():
-        if not txn.approved or txn.reversed:
-            continue
         amount = int(txn.request.get("amount", "0"))
         original = _original(txn.request)
+        if not txn.answered and not txn.reversed:
+            # Stopped while waiting for the host: it may have approved. A reversal of what
+            # the host never applied is acknowledged and changes nothing.
+            out.append(
+                Unfinished(
+                    stan, original, amount, 0, NO_RESPONSE, note="stopped before the response"
+                )
+            )
+            continue
+        if not txn.approved or txn.reversed:
+            continue
         if txn.fault is not None:
             dispensed = 0 if txn.retracted else int(txn.fault.get("dispensed", "0"))
             out.append(

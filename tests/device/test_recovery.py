@@ -133,3 +133,10 @@ def test_declined_and_non_cash_requests_are_ignored(journal):
         ("TXN_RESPONSE", {"stan": "000043", "code": "00"}),
     )
     assert find_unfinished(records, cassettes()) == []
+
+
+def test_stopped_while_waiting_for_the_host(journal):
+    (item,) = find_unfinished(write(journal, ("TXN_REQUEST", REQUEST)), cassettes())
+    assert (item.dispensed_cents, item.reason) == (0, "4021")
+    timed_out = ("TXN_NO_RESPONSE", {"stan": "000042", "error": "timeout"})
+    assert find_unfinished(write(journal, timed_out), cassettes()) == []

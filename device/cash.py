@@ -134,15 +134,20 @@ class BalancingLine:
 class CashCounters:
     """Per-cassette counters, persisted (atomic replace + fsync) in the device state directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, load: bool = True) -> None:
         self.path = path
         self.cassettes: dict[int, CassetteCounters] = {}
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-                self.cassettes = {int(k): CassetteCounters(**v) for k, v in raw.items()}
-            except (ValueError, TypeError) as exc:
-                raise CashError(f"cash counters file {path} is damaged: {exc}") from exc
+        if load:
+            self.load()
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            raw = json.loads(self.path.read_text())
+            self.cassettes = {int(k): CassetteCounters(**v) for k, v in raw.items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CashError(f"cash counters file {self.path} is damaged: {exc}") from exc
 
     def ensure_loaded(self, cassettes: Sequence[CassetteStatus]) -> bool:
         """First start (or a new cassette): take what the dispenser reports as loaded."""

@@ -34,7 +34,7 @@ from transitions.extensions.asyncio import AsyncMachine
 from device import screens as S
 from device.cash import CashCounters, Level, cassette_level, mix_notes, usable_cassettes, value_of
 from device.config import DeviceConfig
-from device.errors import CashError
+from device.errors import CashError, DeviceError
 from device.events import (
     EventBus,
     JournalLine,
@@ -161,7 +161,7 @@ class AtmController:
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.journal = Journal(config.journal_path, config.terminal_id, self._clock)
         self.journal.listeners.append(lambda line: self.events.publish(JournalLine(line)))
-        self.counters = CashCounters(config.counters_path)
+        self.counters = CashCounters(config.counters_path, load=False)  # loaded by recover()
         self.stan = StanGenerator(self._last_stan())
         self.link = HostLink(
             config,
@@ -210,7 +210,14 @@ class AtmController:
         for device in self.devices.all():
             await device.open()
         self.journal.write("STARTUP", state=self.state.value)
-        await self.recover()
+        try:
+            await self.recover()
+        except (DriverError, DeviceError) as exc:
+            # Without a dispenser status or readable counters the cash cannot be trusted.
+            log.exception("restart recovery failed")
+            self.fault_reason = "recovery failed"
+            self.journal.write("RECOVERY_FAILED", error=f"{type(exc).__name__}: {exc}")
+            self.post("fault")
         self._start_activity()
         try:
             while True:
@@ -244,6 +251,7 @@ class AtmController:
 
     async def recover(self) -> None:
         """Turn what a killed predecessor left unfinished into reversals (once each)."""
+        self.counters.load()
         status = await self.devices.dispenser.status()
         self.counters.ensure_loaded(status)
         for item in find_unfinished(self.journal_records(), status):

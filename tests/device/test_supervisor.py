@@ -1,5 +1,7 @@
 """Supervisor mode: enter and leave, counters, balancing, replenish, journal view."""
 
+import asyncio
+
 from device.screens import Screen
 from device.states import State
 from tests.device.conftest import Atm
@@ -108,3 +110,21 @@ async def test_supervisor_not_entered_during_a_customer_session(world):
     atm.customer.take_card()
     await atm.state(State.idle)
     assert atm.events("SUPERVISOR_ENTER") == []
+
+
+async def test_damaged_counters_file_means_fault_until_the_supervisor_replenishes(world):
+    config = world.device_config()
+    config.counters_path.parent.mkdir(parents=True, exist_ok=True)
+    config.counters_path.write_text("{damaged")
+    atm = await world.atm(start=False)
+    atm.task = asyncio.create_task(atm.controller.run())
+    await atm.state(State.fault)
+    screen = await atm.screen("fault")
+    assert "recovery failed" in screen.lines[1]
+    assert "damaged" in atm.events("RECOVERY_FAILED")[0]["error"]
+    atm.controller.enter_supervisor()
+    await atm.screen("supervisor")
+    await supervisor_screen(atm, "F1")  # replenish: counters start again from the dispenser
+    atm.keys("F8")
+    await atm.state(State.idle)
+    assert atm.controller.counters.cassettes[1].loaded == 200

@@ -1,25 +1,27 @@
 """The demo: a fresh host on embedded SQLite, one simulated ATM over a real TCP socket, and a
-scripted customer.
+scripted customer (scripts: ``atm.scripts``).
 
-A script is data: the card to insert and a list of steps, each "when this screen shows, do
-this". The runner prints every screen, every host-link message (PAN masked, PIN block never
-shown), the receipt, and the balances before and after.
+The runner prints every screen, every host-link message (PAN masked, PIN block never shown),
+the receipts, and at the end the balances, the dispenser's cassettes and counters. It checks
+the outcome the script expects (balances, journal events, notes taken, cards retained,
+receipts); ``DemoResult.ok`` is true only when all of it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
-from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown, StateChanged
-from device.screens import money, render_text
+from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
+from device.screens import Screen, money, render_text
 from drivers.simulated import (
     Cassette,
     SimulatedCardReader,
@@ -31,106 +33,83 @@ from host.app import Host
 from host.config import HostConfig
 from protocol.display import describe
 
-__all__ = ["SCRIPTS", "Customer", "DemoResult", "DemoScript", "Step", "run_demo"]
-
-TRACKS = {
-    "alice": "4000001234567899=30121010000000000000",
-    "bob": "4000009876543219=30121010000000000000",
-    "charlie": "4000005555555557=30121010000000000000",
-    "expired": "4000001111222238=24011010000000000000",
-    "stolen": "4000009999999991=30121010000000000000",
-}
-
-
-@dataclass
-class Customer:
-    """The person at the ATM, acting on the simulated devices' customer side."""
-
-    card_reader: SimulatedCardReader
-    pin_pad: SimulatedPinPad
-    dispenser: SimulatedDispenser
-
-    def insert(self, who: str) -> None:
-        self.card_reader.insert(TRACKS[who])
-
-    def keys(self, *keys: str) -> None:
-        self.pin_pad.press(*keys)
-
-    def type(self, digits: str, then: str = "ENTER") -> None:
-        self.pin_pad.type_digits(digits)
-        self.pin_pad.press(then)
-
-    def take_cash(self) -> None:
-        self.dispenser.take_cash()
-
-    def take_card(self) -> None:
-        self.card_reader.take_card()
+__all__ = [
+    "SCRIPTS",
+    "TRACKS",
+    "Customer",
+    "DemoResult",
+    "DemoScript",
+    "HoldingRelay",
+    "Step",
+    "build_devices",
+    "run_demo",
+]
 
 
-@dataclass(frozen=True)
-class Step:
-    screen: str
-    action: Callable[[Customer], None]
-    says: str
-
-
-@dataclass(frozen=True)
-class DemoScript:
-    name: str
-    description: str
-    steps: tuple[Step, ...]
-    account: str
-    expected_change_cents: int
-
-
-SCRIPTS: dict[str, DemoScript] = {
-    s.name: s
-    for s in (
-        DemoScript(
-            "withdraw-alice",
-            "Alice withdraws $100.00 from checking and takes cash, receipt and card",
-            (
-                Step("welcome", lambda c: c.insert("alice"), "inserts Alice's card"),
-                Step("enter_pin", lambda c: c.type("1234"), "types her PIN and ENTER"),
-                Step("main_menu", lambda c: c.keys("F1"), "presses F1 Withdrawal"),
-                Step("select_account", lambda c: c.keys("F1"), "presses F1 Checking"),
-                Step("select_amount", lambda c: c.keys("F4"), "presses F4 $100.00"),
-                Step("take_cash", lambda c: c.take_cash(), "takes the cash"),
-                Step("take_card", lambda c: c.take_card(), "takes the card"),
-            ),
-            account="1000-0001-0001",
-            expected_change_cents=-10_000,
-        ),
-        DemoScript(
-            "wrong-pin",
-            "Alice types a wrong PIN for a balance inquiry, sees the wrong-PIN screen, cancels",
-            (
-                Step("welcome", lambda c: c.insert("alice"), "inserts Alice's card"),
-                Step("enter_pin", lambda c: c.type("9999"), "types a wrong PIN and ENTER"),
-                Step("main_menu", lambda c: c.keys("F2"), "presses F2 Balance"),
-                Step("select_account", lambda c: c.keys("F1"), "presses F1 Checking"),
-                Step("pin_retry", lambda c: c.keys("CANCEL"), "presses CANCEL"),
-                Step("take_card", lambda c: c.take_card(), "takes the card"),
-            ),
-            account="1000-0001-0001",
-            expected_change_cents=0,
-        ),
-        DemoScript(
-            "balance-bob",
-            "Bob checks his checking balance and asks for a receipt",
-            (
-                Step("welcome", lambda c: c.insert("bob"), "inserts Bob's card"),
-                Step("enter_pin", lambda c: c.type("5678"), "types his PIN and ENTER"),
-                Step("main_menu", lambda c: c.keys("F2"), "presses F2 Balance"),
-                Step("select_account", lambda c: c.keys("F1"), "presses F1 Checking"),
-                Step("balance", lambda c: c.keys("F4"), "presses F4 Receipt"),
-                Step("take_card", lambda c: c.take_card(), "takes the card"),
-            ),
-            account="1000-0002-0001",
-            expected_change_cents=0,
-        ),
+def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
+    """The simulated devices of one ATM, and the customer who acts on them."""
+    reader = SimulatedCardReader()
+    pin_pad = SimulatedPinPad(config.master_key, config.pin_key)
+    dispenser = SimulatedDispenser(
+        [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )
-}
+    printer = SimulatedPrinter()
+    devices = Devices(reader, pin_pad, dispenser, printer)
+    return devices, Customer(reader, pin_pad, dispenser, printer)
+
+
+class HoldingRelay:
+    """A real TCP relay between the ATM and the host. While ``holding``, what the ATM sends
+    is lost on the way (a host that stops answering); the host's replies still pass."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.holding = False
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer, lose=True)),
+            asyncio.create_task(self._pump(up_reader, writer, lose=False)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+                self._tasks.discard(task)
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, lose: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                if lose and self.holding:
+                    continue
+                writer.write(data)
+                await writer.drain()
 
 
 @dataclass
@@ -141,10 +120,15 @@ class DemoResult:
     receipts: list[list[str]] = field(default_factory=list)
     screens: list[str] = field(default_factory=list)
     journal: list[str] = field(default_factory=list)
+    balances_before: dict[str, int] = field(default_factory=dict)
+    balances_after: dict[str, int] = field(default_factory=dict)
+    taken_cents: int = 0
+    cards_retained: int = 0
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.completed
+        return self.completed and not self.problems
 
 
 class _Printer:
@@ -155,6 +139,55 @@ class _Printer:
     def __call__(self, text: str = "") -> None:
         if not self.quiet:
             print(text, file=self.out, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _World:
+    """What a script may do besides being a customer: the host, the link, the operator."""
+
+    def __init__(
+        self,
+        host: Host,
+        port: int,
+        relay: HoldingRelay | None,
+        controller: AtmController,
+        customer: Customer,
+    ) -> None:
+        self.host, self.port, self.relay = host, port, relay
+        self.controller, self.customer = controller, customer
+
+    async def host_down(self) -> None:
+        await self.host.server.close()
+
+    async def host_up(self) -> None:
+        await self.host.server.start("127.0.0.1", self.port)
+
+    async def hold_host(self) -> None:
+        assert self.relay is not None, "script needs via_relay=True"
+        self.relay.holding = True
+
+    async def release_host(self) -> None:
+        assert self.relay is not None, "script needs via_relay=True"
+        self.relay.holding = False
+
+    async def supervisor(self) -> None:
+        self.controller.enter_supervisor()
+
+    async def free_card(self) -> None:
+        self.customer.card_reader.clear("card_jam")
+        self.controller.enter_supervisor()
+
+    async def replenish(self) -> None:
+        for cassette, loaded in zip(
+            self.customer.dispenser.cassettes, self.controller.config.cassettes, strict=False
+        ):
+            cassette.count = loaded.count
+        self.customer.keys("F1")
 
 
 async def run_demo(
@@ -185,77 +218,173 @@ async def _run(
     say(f"== demo '{script.name}': {script.description}")
     say(f"== host database {config.database_url}")
     await asyncio.to_thread(host.upgrade_and_seed)
-    port = await host.start("127.0.0.1", 0)
-    say(f"== host listening on 127.0.0.1:{port}")
-    before = host.balance(script.account)
-    say(f"== balance of {script.account} before: {money(before)}")
+    accounts = script.changes
+    before = {number: host.balance(number) for number in accounts}
+    port = _free_port() if script.host_down_at_start else 0
+    if script.host_down_at_start:
+        say(f"== host NOT started yet (ATM will look for it on 127.0.0.1:{port})")
+    else:
+        port = await host.start("127.0.0.1", 0)
+        say(f"== host listening on 127.0.0.1:{port}")
+    relay = HoldingRelay("127.0.0.1", port) if script.via_relay else None
+    atm_port = await relay.start() if relay else port
+    if relay:
+        say(f"== ATM reaches the host through a relay on 127.0.0.1:{atm_port}")
+    say(f"== balance of {script.account} before: {money(before[script.account])}")
 
     device_config = DeviceConfig(
-        port=port, state_dir=work_dir / "device", terminal_pin_key=config.terminal_pin_key
+        port=atm_port,
+        state_dir=work_dir / "device",
+        terminal_pin_key=config.terminal_pin_key,
+        **dict(script.device_config),
     )
-    reader, pin_pad, printer = (
-        SimulatedCardReader(),
-        SimulatedPinPad(device_config.master_key, device_config.pin_key),
-        SimulatedPrinter(),
-    )
-    dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in device_config.cassettes]
-    )
-    controller = AtmController(device_config, Devices(reader, pin_pad, dispenser, printer))
-    customer = Customer(reader, pin_pad, dispenser)
-    result = DemoResult(False, before, before)
+    devices, customer = build_devices(device_config)
+    for device_name, fault in script.faults:
+        _device(customer, device_name).inject(fault)
+        say(f"== fault injected: {device_name} {fault}")
+    controller = AtmController(device_config, devices)
+    customer.world = _World(host, port, relay, controller, customer)
+    result = DemoResult(False, before[script.account], before[script.account])
+    result.balances_before = dict(before)
     done = asyncio.Event()
     steps = list(script.steps)
-    last_screen = ""
+    last: Screen | None = None
+    actions: set[asyncio.Task[Any]] = set()
+
+    def act(step: Step) -> None:
+        outcome = step.action(customer)
+        if outcome is not None:
+            task = asyncio.ensure_future(outcome)
+            actions.add(task)
+            task.add_done_callback(actions.discard)
 
     def on_event(event: DeviceEvent) -> None:
-        nonlocal last_screen
+        nonlocal last
         if isinstance(event, ScreenShown):
-            text = render_text(event.screen)
-            if text != last_screen:
-                say(text)
-                last_screen = text
-            result.screens.append(event.screen.id)
-            if steps and event.screen.id == steps[0].screen:
+            screen = event.screen
+            fresh = screen != last and not screen.input_value
+            if screen != last:
+                say(render_text(screen))
+            last = screen
+            result.screens.append(screen.id)
+            if steps and fresh and screen.id == steps[0].screen:
                 step = steps.pop(0)
-                say(f"   [customer {step.says}]")
-                asyncio.get_running_loop().call_soon(step.action, customer)
-            elif not steps and event.screen.id == "welcome":
+                say(f"   [{step.says}]")
+                asyncio.get_running_loop().call_soon(act, step)
+            elif not steps and screen.id == "welcome":
                 done.set()
         elif isinstance(event, LinkMessage):
             arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
             say(f"-- {arrow}  {describe(event.message)}")
         elif isinstance(event, ReceiptPrinted):
             result.receipts.append(list(event.lines))
-        elif isinstance(event, StateChanged):
-            pass
 
     controller.events.subscribe(on_event)
     runner = asyncio.create_task(controller.run())
     try:
         await asyncio.wait_for(done.wait(), timeout)
         result.completed = True
+        await _settle(controller, timeout)
     except TimeoutError:
         say(f"!! script stopped: still waiting for screen '{steps[0].screen if steps else '?'}'")
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
-        result.journal = [line for line in controller.journal.path.read_text().splitlines()]
-        result.balance_after = host.balance(script.account)
+        for task in list(actions):
+            task.cancel()
+        result.journal = controller.journal.path.read_text().splitlines()
+        result.balances_after = {number: host.balance(number) for number in accounts}
+        result.balance_after = result.balances_after[script.account]
+        if relay is not None:
+            await relay.close()
         await host.close()
+    _report(script, result, customer, controller, say)
+    return result
+
+
+async def _settle(controller: AtmController, timeout: float) -> None:
+    """Give the store-and-forward queue the chance to deliver queued reversals."""
+    pending = getattr(controller.link, "pending_reversals", None)
+    if pending is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending() and loop.time() < deadline:
+        await controller.link.ensure_online()
+        if pending():
+            await asyncio.sleep(0.05)
+
+
+def _device(customer: Customer, name: str) -> Any:
+    return {
+        "reader": customer.card_reader,
+        "pinpad": customer.pin_pad,
+        "dispenser": customer.dispenser,
+        "printer": customer.printer,
+    }[name]
+
+
+def _report(
+    script: DemoScript,
+    result: DemoResult,
+    customer: Customer,
+    controller: AtmController,
+    say: _Printer,
+) -> None:
+    dispenser = customer.dispenser
     for receipt in result.receipts:
         say("== receipt")
         for line in receipt:
             say(f"   {line}")
     if not result.receipts:
         say("== no receipt printed")
-    say(f"== balance of {script.account} before: {money(before)}")
-    say(f"== balance of {script.account} after:  {money(result.balance_after)}")
+    for number in script.changes:
+        before, after = result.balances_before[number], result.balances_after[number]
+        say(f"== balance of {number} before: {money(before)}")
+        say(f"== balance of {number} after:  {money(after)}")
     counts = ", ".join(f"{money(c.denomination_cents)} x {c.count}" for c in dispenser.cassettes)
     say(f"== dispenser cassettes: {counts}")
-    change = result.balance_after - before
-    if result.completed and change != script.expected_change_cents:
-        say(f"!! expected a change of {script.expected_change_cents} cents, saw {change}")
-        result.completed = False
-    return result
+    denominations = {i: c.denomination_cents for i, c in enumerate(dispenser.cassettes)}
+    result.taken_cents = sum(denominations[i] * n for i, n in dispenser.taken_total.items())
+    result.cards_retained = len(customer.card_reader.captured)
+    say(
+        f"== dispenser counters: taken by customers {money(result.taken_cents)}, "
+        f"notes retracted {dispenser.retracted}"
+    )
+    for index, counters in sorted(controller.counters.cassettes.items()):
+        say(
+            f"== cassette {index} ({money(counters.denomination_cents)}): loaded "
+            f"{counters.loaded}, dispensed {counters.dispensed}, rejected {counters.rejected}, "
+            f"retracted {counters.retracted}, remaining {counters.remaining}"
+        )
+    say(f"== cards retained: {result.cards_retained}")
+    _check(script, result)
+    for problem in result.problems:
+        say(f"!! {problem}")
+    if result.ok:
+        say("== outcome as expected")
+
+
+def _check(script: DemoScript, result: DemoResult) -> None:
+    problems = result.problems
+    if not result.completed:
+        return
+    for number, change in script.changes.items():
+        seen = result.balances_after[number] - result.balances_before[number]
+        if seen != change:
+            problems.append(f"expected a change of {change} cents on {number}, saw {seen}")
+    journal = "\n".join(result.journal)
+    for wanted in script.journal:
+        if wanted not in journal:
+            problems.append(f"journal has no line with {wanted!r}")
+    if script.taken_cents is not None and result.taken_cents != script.taken_cents:
+        problems.append(
+            f"expected notes worth {script.taken_cents} cents taken, saw {result.taken_cents}"
+        )
+    if result.cards_retained != script.cards_retained:
+        problems.append(
+            f"expected {script.cards_retained} card(s) retained, saw {result.cards_retained}"
+        )
+    if script.receipts is not None and len(result.receipts) != script.receipts:
+        problems.append(f"expected {script.receipts} receipt(s), saw {len(result.receipts)}")

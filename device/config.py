@@ -33,8 +33,19 @@ class DeviceConfig:
     card_take_timeout: float = 30.0
     cash_take_timeout: float = 30.0
     reconnect_delay: float = 5.0
+    # Idle-time echo test (0800/301): a dead link is noticed without a customer.
+    idle_echo_interval: float = 60.0
+    supervisor_timeout: float = 300.0
     fast_cash_cents: tuple[int, ...] = (2000, 4000, 6000, 10000, 20000)
     max_withdrawal_cents: int = 100_000
+    max_transfer_cents: int = 1_000_000
+    # A cassette at or below ``near_empty_notes`` is reported low (journal, supervisor report);
+    # notes at or below ``empty_notes`` are never used (the picker needs a reserve).
+    near_empty_notes: int = 50
+    empty_notes: int = 0
+    # The host answers 75 (PIN tries exceeded) without a capture instruction; some banks
+    # still want the card kept. Default: return it (the host's answer decides).
+    retain_card_on_pin_tries_exceeded: bool = False
     cassettes: tuple[CassetteConfig, ...] = field(
         default=(CassetteConfig(2000, 500), CassetteConfig(5000, 200))
     )
@@ -50,13 +61,26 @@ class DeviceConfig:
             raise DeviceConfigError(f"acceptor ID must be 15 characters, got {self.acceptor_id!r}")
         if not 1 <= len(self.fast_cash_cents) <= 5:
             raise DeviceConfigError("between 1 and 5 fast-cash amounts")
-        for name in ("response_timeout", "key_timeout", "card_take_timeout", "cash_take_timeout"):
+        for name in (
+            "response_timeout",
+            "key_timeout",
+            "card_take_timeout",
+            "cash_take_timeout",
+            "idle_echo_interval",
+            "supervisor_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise DeviceConfigError(f"{name} must be positive")
+        if not 0 <= self.empty_notes <= self.near_empty_notes:
+            raise DeviceConfigError("need 0 <= empty_notes <= near_empty_notes")
 
     @property
     def journal_path(self) -> Path:
         return self.state_dir / f"journal-{self.terminal_id}.log"
+
+    @property
+    def counters_path(self) -> Path:
+        return self.state_dir / f"cash-{self.terminal_id}.json"
 
     @property
     def master_key(self) -> bytes:

@@ -3,7 +3,19 @@
 How it runs (STYLE, "transitions"): entering a state starts that state's *activity*, a task that
 talks to drivers or the host and ends by posting one event to the queue. The run loop takes
 events one at a time and fires them as triggers. No callback ever fires a trigger itself, and
-timeouts live in the driver calls, so the machine never sees concurrent triggers.
+timeouts live in the driver calls (their lengths per state are data: ``device.states.TIMEOUTS``),
+so the machine never sees concurrent triggers.
+
+Money safety: the electronic journal (fsync'd per line) records every step of a withdrawal
+before it happens where it cannot be undone (``TXN_REQUEST`` before the request, ``DISPENSE_START``
+with the cassette counts before the dispense command, the result right after it). On start,
+``device.recovery`` reads it and every approved withdrawal whose cash did not (all) leave gets a
+reversal through ``HostLink.queue_reversal``, journaled as ``REVERSAL_QUEUED`` so it is never
+queued twice.
+
+Supervisor mode: ``enter_supervisor()`` (for a console's supervisor switch) moves an idle, out of
+service or faulted ATM into the ``supervisor`` state; the operator then uses the keypad: F1
+replenish, F2 print counters, F3 reset counters, F4 journal, F5 balancing report, F8 leave.
 """
 
 from __future__ import annotations
@@ -20,9 +32,9 @@ from transitions.core import MachineError
 from transitions.extensions.asyncio import AsyncMachine
 
 from device import screens as S
-from device.cash import mix_notes
+from device.cash import CashCounters, Level, cassette_level, mix_notes, usable_cassettes, value_of
 from device.config import DeviceConfig
-from device.errors import CashError
+from device.errors import CashError, DeviceError
 from device.events import (
     EventBus,
     JournalLine,
@@ -32,10 +44,12 @@ from device.events import (
     StateChanged,
 )
 from device.hostlink import HostLink, ReversalReason
-from device.journal import Journal
+from device.journal import Journal, JournalRecord, read_records
 from device.receipt import ReceiptData, layout_receipt
+from device.recovery import find_unfinished, format_notes
 from device.screens import Screen, money
-from device.states import TRANSITIONS, State
+from device.statement import StatementError, parse_mini_statement
+from device.states import TIMEOUTS, TRANSITIONS, State
 from drivers.errors import (
     CancelledByCustomer,
     CardReaderFault,
@@ -43,7 +57,15 @@ from drivers.errors import (
     DispenserFault,
     DriverError,
 )
-from drivers.interfaces import CardData, CardReader, CashDispenser, PinBlock, PinPad, ReceiptPrinter
+from drivers.interfaces import (
+    CardData,
+    CardReader,
+    CashDispenser,
+    CassetteStatus,
+    PinBlock,
+    PinPad,
+    ReceiptPrinter,
+)
 from protocol.errors import LinkError
 from protocol.masking import mask_pan
 from protocol.messages import (
@@ -65,6 +87,16 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 
 ACCOUNT_NAMES = {AccountType.CHECKING: "Checking", AccountType.SAVINGS: "Savings"}
+TRANSACTION_NAMES = {
+    TransactionType.WITHDRAWAL: "WITHDRAWAL",
+    TransactionType.BALANCE_INQUIRY: "BALANCE INQUIRY",
+    TransactionType.TRANSFER: "TRANSFER",
+    TransactionType.PIN_CHANGE: "PIN CHANGE",
+}
+
+_CARD_DECLINES = frozenset(
+    {ResponseCode.PIN_TRIES_EXCEEDED, ResponseCode.EXPIRED_CARD, ResponseCode.INVALID_CARD}
+)
 
 
 @dataclass
@@ -80,22 +112,38 @@ class Devices:
 
 @dataclass
 class Session:
-    """One card session: everything the controller knows about the customer at the ATM."""
+    """One card session: everything the controller knows about the customer at the ATM.
+
+    ``card`` and ``pin_block`` live for the whole card session; the other fields describe the
+    current transaction and are reset when the customer starts another one.
+    """
 
     card: CardData | None = None
     pin_block: PinBlock | None = None
     transaction: TransactionType | None = None
     account: AccountType = AccountType.DEFAULT
+    to_account: AccountType | None = None
     amount_cents: int = 0
     notes: dict[int, int] = field(default_factory=dict)
+    new_pin_block: PinBlock | None = None
     stan: str = ""
     response: ResponseCode | None = None
     rrn: str = ""
     auth_code: str = ""
     balance_cents: int | None = None
+    statement: tuple[str, ...] = ()
     message: str = ""
     dispensed_cents: int = 0
+    presented: dict[int, int] = field(default_factory=dict)
+    partial: bool = False
     receipt_note: str = ""
+    receipt_wanted: bool = False
+    end_session: bool = False
+    original: Message = field(default_factory=dict)
+
+    def new_transaction(self) -> None:
+        fresh = Session(card=self.card, pin_block=self.pin_block)
+        self.__dict__.update(fresh.__dict__)
 
 
 class AtmController:
@@ -113,6 +161,7 @@ class AtmController:
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.journal = Journal(config.journal_path, config.terminal_id, self._clock)
         self.journal.listeners.append(lambda line: self.events.publish(JournalLine(line)))
+        self.counters = CashCounters(config.counters_path, load=False)  # loaded by recover()
         self.stan = StanGenerator(self._last_stan())
         self.link = HostLink(
             config,
@@ -122,8 +171,12 @@ class AtmController:
             on_pin_key=devices.pin_pad.load_working_key,
         )
         self.session = Session()
-        self._last_request: Message = {}
         self.screen: Screen | None = None
+        # Why the ATM is in the fault state, and whether cash service is off after a
+        # dispenser fault; both are cleared by the supervisor.
+        self.fault_reason = ""
+        self.cash_fault = ""
+        self._levels: dict[int, Level] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._activity: asyncio.Task[None] | None = None
         self._state_waiters: list[tuple[State, asyncio.Future[None]]] = []
@@ -140,21 +193,7 @@ class AtmController:
             after_state_change="_entered",
         )
         self._activities: dict[State, Callable[[], Awaitable[None]]] = {
-            State.out_of_service: self._out_of_service,
-            State.idle: self._idle,
-            State.reading_card: self._reading_card,
-            State.pin_entry: self._pin_entry,
-            State.main_menu: self._main_menu,
-            State.account_selection: self._account_selection,
-            State.amount_entry: self._amount_entry,
-            State.authorizing: self._authorizing,
-            State.dispensing: self._dispensing,
-            State.presenting_cash: self._presenting_cash,
-            State.balance_display: self._balance_display,
-            State.printing: self._printing,
-            State.returning_card: self._returning_card,
-            State.capturing_card: self._capturing_card,
-            State.session_end: self._session_end,
+            state: getattr(self, f"_{state.value}") for state in State
         }
 
     # -- public API ----------------------------------------------------------------------
@@ -162,11 +201,23 @@ class AtmController:
         """Queue an event for the machine (the only way anything fires a trigger)."""
         self._queue.put_nowait((event, data))
 
+    def enter_supervisor(self) -> None:
+        """The supervisor switch: honoured when idle, out of service or in a fault."""
+        self.post("supervisor_requested")
+
     async def run(self) -> None:
         """Run until cancelled."""
         for device in self.devices.all():
             await device.open()
         self.journal.write("STARTUP", state=self.state.value)
+        try:
+            await self.recover()
+        except (DriverError, DeviceError) as exc:
+            # Without a dispenser status or readable counters the cash cannot be trusted.
+            log.exception("restart recovery failed")
+            self.fault_reason = "recovery failed"
+            self.journal.write("RECOVERY_FAILED", error=f"{type(exc).__name__}: {exc}")
+            self.post("fault")
         self._start_activity()
         try:
             while True:
@@ -195,12 +246,48 @@ class AtmController:
         self._state_waiters.append((state, future))
         await future
 
+    def journal_records(self) -> list[JournalRecord]:
+        return read_records(self.config.journal_path)
+
+    async def recover(self) -> None:
+        """Turn what a killed predecessor left unfinished into reversals (once each)."""
+        self.counters.load()
+        status = await self.devices.dispenser.status()
+        self.counters.ensure_loaded(status)
+        for item in find_unfinished(self.journal_records(), status):
+            if item.counted_out:
+                self.counters.add("dispensed", item.counted_out)
+            if not item.needs_reversal:
+                self.journal.write(
+                    "RECOVERY_NO_REVERSAL", stan=item.stan, amount=item.amount_cents, why=item.note
+                )
+                continue
+            self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
+            self.journal.write(
+                "REVERSAL_QUEUED",
+                stan=item.stan,
+                amount=item.amount_cents,
+                dispensed=item.dispensed_cents,
+                reason=item.reason,
+                recovered="yes",
+                why=item.note,
+            )
+
     # -- conditions (pure checks) ---------------------------------------------------------
     def has_pending_transaction(self, _event: Any = None) -> bool:
-        return self.session.transaction is not None and self.session.response is not None
+        return (
+            self.session.transaction is not None
+            and self.session.response is ResponseCode.INCORRECT_PIN
+        )
 
     def needs_amount(self, _event: Any = None) -> bool:
-        return self.session.transaction is TransactionType.WITHDRAWAL
+        return self.session.transaction in (TransactionType.WITHDRAWAL, TransactionType.TRANSFER)
+
+    def is_transfer(self, _event: Any = None) -> bool:
+        return self.session.transaction is TransactionType.TRANSFER
+
+    def cash_session_over(self, _event: Any = None) -> bool:
+        return self.session.end_session
 
     # -- machine plumbing -----------------------------------------------------------------
     async def _entered(self, event: Any) -> None:
@@ -226,8 +313,13 @@ class AtmController:
             raise
         except Exception as exc:
             log.exception("activity of %s failed", self.state.value)
+            self.fault_reason = f"{type(exc).__name__} in {self.state.value}"
             self.journal.write("FAULT", state=self.state.value, error=type(exc).__name__)
             self.post("fault")
+
+    def _timeout(self) -> float:
+        name, _ = TIMEOUTS[self.state]
+        return float(getattr(self.config, name))
 
     def show(self, screen: Screen) -> None:
         self.screen = screen
@@ -242,13 +334,33 @@ class AtmController:
                 return int(record["stan"])
         return 0
 
-    def journal_records(self) -> list[Any]:
-        from device.journal import read_records
+    # -- cash -------------------------------------------------------------------------------
+    async def _cassettes(self) -> list[CassetteStatus]:
+        status = await self.devices.dispenser.status()
+        for c in status:
+            level = cassette_level(c, self.config.near_empty_notes, self.config.empty_notes)
+            if self._levels.get(c.index, Level.OK) is not level:
+                self.journal.write("CASSETTE_LEVEL", cassette=c.index, level=level, count=c.count)
+            self._levels[c.index] = level
+        return status
 
-        return read_records(self.config.journal_path)
+    async def cash_available(self) -> bool:
+        if self.cash_fault:
+            return False
+        return bool(usable_cassettes(await self._cassettes(), self.config.empty_notes))
+
+    async def _cash_problem(self, cents: int) -> str:
+        if cents > self.config.max_withdrawal_cents:
+            return f"Maximum per withdrawal is {money(self.config.max_withdrawal_cents)}"
+        cassettes = usable_cassettes(await self._cassettes(), self.config.empty_notes)
+        try:
+            self.session.notes = mix_notes(cents, cassettes)
+        except CashError:
+            return f"{money(cents)} cannot be dispensed; choose another amount"
+        return ""
 
     # -- host requests --------------------------------------------------------------------
-    def _financial_message(self) -> Message:
+    def _request_message(self) -> Message:
         s = self.session
         assert s.card is not None and s.transaction is not None and s.pin_block is not None
         mti = (
@@ -258,22 +370,44 @@ class AtmController:
         )
         s.stan = self.stan.next()
         message = self.link.base_message(mti, s.stan)
+        if s.transaction is TransactionType.PIN_CHANGE:
+            processing = format_processing_code(s.transaction)
+        else:
+            processing = format_processing_code(
+                s.transaction, s.account, s.to_account or AccountType.DEFAULT
+            )
         message.update(
             {
                 "2": s.card.pan,
-                "3": format_processing_code(s.transaction, s.account),
+                "3": processing,
                 "4": format_amount(s.amount_cents),
                 "35": s.card.track2,
                 "49": self.config.currency,
                 "52": s.pin_block.ciphertext.hex().upper(),
             }
         )
+        if s.transaction is TransactionType.PIN_CHANGE and s.new_pin_block is not None:
+            message["48"] = s.new_pin_block.ciphertext.hex().upper()
+        # What a reversal needs (and what the journal keeps): never the PAN or track data.
+        s.original = {k: message[k] for k in ("t", "3", "4", "7", "11", "41", "42", "49")}
         return message
+
+    def _queue_reversal(self, dispensed_cents: int, reason: str) -> None:
+        s = self.session
+        self.link.queue_reversal(dict(s.original), dispensed_cents, reason)
+        self.journal.write(
+            "REVERSAL_QUEUED",
+            stan=s.stan,
+            amount=s.amount_cents,
+            dispensed=dispensed_cents,
+            reason=reason,
+        )
 
     # -- activities, one per state --------------------------------------------------------
     async def _out_of_service(self) -> None:
         self.show(S.out_of_service())
-        # Retry with a fixed back-off until the host answers the sign-on.
+        # Retry with a fixed back-off until the host answers the sign-on (which, with the
+        # store-and-forward queue, drains pending reversals first).
         while True:
             if await self.link.ensure_online():
                 break
@@ -284,14 +418,34 @@ class AtmController:
     async def _idle(self) -> None:
         self.session = Session()
         self.show(S.welcome())
-        await self.devices.card_reader.accept_card()
-        self.post("card_inserted")
+        card = asyncio.create_task(self.devices.card_reader.accept_card())
+        try:
+            while True:
+                done, _ = await asyncio.wait({card}, timeout=self.config.idle_echo_interval)
+                if done:
+                    card.result()
+                    self.post("card_inserted")
+                    return
+                if not await self.link.echo():
+                    self.journal.write("LINK_DOWN", reason="echo test failed")
+                    self.post("link_down")
+                    return
+        finally:
+            if not card.done():
+                card.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await card
 
     async def _reading_card(self) -> None:
         self.show(S.reading_card())
         try:
             card = await self.devices.card_reader.read_card()
         except CardReaderFault as exc:
+            if exc.code == "jam":
+                self.fault_reason = "card jam"
+                self.journal.write("CARD_JAM", error=str(exc))
+                self.post("card_jammed")
+                return
             self.journal.write("CARD_UNREADABLE", error=exc.code or str(exc))
             self.session.message = "Your card cannot be read"
             self.post("read_failed")
@@ -307,13 +461,15 @@ class AtmController:
         try:
             block = await self.devices.pin_pad.read_pin(
                 self.session.card.pan,
-                self.config.key_timeout,
+                self._timeout(),
                 on_key=lambda n: self.show(S.enter_pin(n, retry)),
             )
         except CancelledByCustomer:
+            self.journal.write("CANCELLED", state=self.state.value)
             self.post("cancel")
             return
         except DeviceTimeout:
+            self.journal.write("TIMEOUT", state=self.state.value)
             self.session.message = "No PIN entered in time"
             self.post("timeout")
             return
@@ -322,97 +478,191 @@ class AtmController:
         self.post("pin_entered")
 
     async def _read_choice(self, choices: dict[str, str]) -> str | None:
-        """Wait for one of ``choices`` (key -> event); CANCEL and timeouts post themselves."""
+        """Wait for one of ``choices`` (key -> result); CANCEL and timeouts post themselves."""
         while True:
             try:
-                key = await self.devices.pin_pad.read_key(self.config.key_timeout)
+                key = await self.devices.pin_pad.read_key(self._timeout())
             except DeviceTimeout:
+                self.journal.write("TIMEOUT", state=self.state.value)
                 self.session.message = "No selection made in time"
                 self.post("timeout")
                 return None
             if key == "CANCEL":
+                self.journal.write("CANCELLED", state=self.state.value)
                 self.post("cancel")
                 return None
             if key in choices:
                 return choices[key]
 
     async def _main_menu(self) -> None:
-        self.show(S.main_menu())
-        choice = await self._read_choice({"F1": "select_withdrawal", "F2": "select_balance"})
+        text = self.session.message
+        self.session.new_transaction()
+        cash = await self.cash_available()
+        self.show(S.main_menu(cash, text))
+        choices = {
+            "F2": TransactionType.BALANCE_INQUIRY,
+            "F3": TransactionType.TRANSFER,
+            "F4": TransactionType.PIN_CHANGE,
+            "F8": "cancel",
+        }
+        if cash:
+            choices["F1"] = TransactionType.WITHDRAWAL
+        choice = await self._read_choice(choices)
         if choice is None:
             return
-        self.session.transaction = (
-            TransactionType.WITHDRAWAL
-            if choice == "select_withdrawal"
-            else TransactionType.BALANCE_INQUIRY
+        if choice == "cancel":
+            self.journal.write("CANCELLED", state=self.state.value)
+            self.post("cancel")
+            return
+        self.session.transaction = TransactionType(choice)
+        self.post(
+            {
+                TransactionType.WITHDRAWAL: "select_withdrawal",
+                TransactionType.BALANCE_INQUIRY: "select_balance",
+                TransactionType.TRANSFER: "select_transfer",
+                TransactionType.PIN_CHANGE: "select_pin_change",
+            }[self.session.transaction]
         )
-        self.post(choice)
 
     async def _account_selection(self) -> None:
-        self.show(S.select_account())
+        transfer = self.session.transaction is TransactionType.TRANSFER
+        self.show(S.select_account("Transfer from account" if transfer else "Select account"))
         choice = await self._read_choice({"F1": "20", "F2": "10"})
         if choice is None:
             return
         self.session.account = AccountType(choice)
         self.post("account_selected")
 
-    async def _amount_entry(self) -> None:
-        amounts = self.config.fast_cash_cents
-        keys = {f"F{i + 1}": cents for i, cents in enumerate(amounts)}
+    async def _to_account_selection(self) -> None:
+        self.show(S.select_to_account())
+        while True:
+            choice = await self._read_choice({"F1": "20", "F2": "10"})
+            if choice is None:
+                return
+            if AccountType(choice) is not self.session.account:
+                break
+            self.show(S.message("Choose an account other than the one you transfer from"))
+            self.show(S.select_to_account())
+        self.session.to_account = AccountType(choice)
+        self.post("to_account_selected")
+
+    async def _read_amount(self, fast: dict[str, int], render: Callable[[str], Screen]) -> int:
+        """Fast-cash key or typed dollars + ENTER; 0 when the activity already posted."""
         typed = ""
-        self.show(S.select_amount(amounts, typed, self.session.message))
+        self.show(render(typed))
         while True:
             try:
-                key = await self.devices.pin_pad.read_key(self.config.key_timeout)
+                key = await self.devices.pin_pad.read_key(self._timeout())
             except DeviceTimeout:
+                self.journal.write("TIMEOUT", state=self.state.value)
                 self.session.message = "No amount entered in time"
                 self.post("timeout")
-                return
+                return 0
             if key == "CANCEL":
+                self.journal.write("CANCELLED", state=self.state.value)
                 self.post("cancel")
-                return
-            if key in keys or (key == "ENTER" and typed):
-                cents = keys[key] if key in keys else int(typed) * 100
-                break
-            if key.isdigit() and len(typed) < 5:
+                return 0
+            if key in fast:
+                return fast[key]
+            if key == "ENTER" and typed and int(typed):
+                return int(typed) * 100
+            if key.isdigit() and len(typed) < 6:
                 typed += key
             elif key == "CLEAR":
                 typed = ""
-            self.show(S.select_amount(amounts, typed, self.session.message))
-        problem = await self._cash_problem(cents)
-        if problem:
-            self.session.message = problem
-            self.post("amount_refused")
-            return
-        self.session.message = ""
-        self.session.amount_cents = cents
+            self.show(render(typed))
+
+    async def _amount_entry(self) -> None:
+        s = self.session
+        if s.transaction is TransactionType.TRANSFER:
+            message = s.message
+            cents = await self._read_amount({}, lambda t: S.transfer_amount(t, message))
+            if not cents:
+                return
+            if cents > self.config.max_transfer_cents:
+                s.message = f"Maximum per transfer is {money(self.config.max_transfer_cents)}"
+                self.post("amount_refused")
+                return
+        else:
+            amounts = self.config.fast_cash_cents
+            fast = {f"F{i + 1}": cents for i, cents in enumerate(amounts)}
+            message = s.message
+            cents = await self._read_amount(fast, lambda t: S.select_amount(amounts, t, message))
+            if not cents:
+                return
+            problem = await self._cash_problem(cents)
+            if problem:
+                self.journal.write("AMOUNT_REFUSED", amount=cents, reason=problem)
+                s.message = problem
+                self.post("amount_refused")
+                return
+        s.message = ""
+        s.amount_cents = cents
         self.post("amount_entered")
 
-    async def _cash_problem(self, cents: int) -> str:
-        if cents > self.config.max_withdrawal_cents:
-            return f"Maximum per withdrawal is {money(self.config.max_withdrawal_cents)}"
-        try:
-            self.session.notes = mix_notes(cents, await self.devices.dispenser.status())
-        except CashError:
-            return f"{money(cents)} cannot be dispensed; choose another amount"
-        return ""
+    async def _new_pin_entry(self) -> None:
+        s = self.session
+        assert s.card is not None
+        text = ""
+        while True:
+            blocks: list[PinBlock] = []
+            for confirm in (False, True):
+                shown = text if not confirm else ""
+                self.show(S.new_pin(0, confirm, shown))
+                try:
+                    blocks.append(
+                        await self.devices.pin_pad.read_pin(
+                            s.card.pan,
+                            self._timeout(),
+                            on_key=self._echo_new_pin(confirm, shown),
+                        )
+                    )
+                except CancelledByCustomer:
+                    self.journal.write("CANCELLED", state=self.state.value)
+                    self.post("cancel")
+                    return
+                except DeviceTimeout:
+                    self.journal.write("TIMEOUT", state=self.state.value)
+                    s.message = "No PIN entered in time"
+                    self.post("timeout")
+                    return
+            # Format 0 blocks of one PIN under one PAN and key are equal: compare encrypted.
+            if blocks[0].ciphertext == blocks[1].ciphertext:
+                break
+            self.journal.write("NEW_PIN_MISMATCH")
+            text = "The two PINs do not match. Try again"
+        s.new_pin_block = blocks[0]
+        self.journal.write("NEW_PIN_ENTERED")
+        self.post("new_pin_confirmed")
+
+    def _echo_new_pin(self, confirm: bool, text: str) -> Callable[[int], None]:
+        def echo(digits: int) -> None:
+            self.show(S.new_pin(digits, confirm, text))
+
+        return echo
 
     async def _authorizing(self) -> None:
         s = self.session
+        assert s.transaction is not None
         self.show(S.please_wait())
-        message = self._financial_message()
-        self._last_request = message
+        message = self._request_message()
+        assert s.card is not None
         self.journal.write(
             "TXN_REQUEST",
             stan=s.stan,
-            type=s.transaction.name if s.transaction else "?",
-            account=s.account.value,
+            type=s.transaction.name,
+            mti=message["t"],
+            proc=message["3"],
             amount=s.amount_cents,
+            time=message["7"],
+            currency=message["49"],
+            acceptor=message["42"],
+            pan=mask_pan(s.card.pan),
         )
         try:
             response = await self.link.request(message)
         except LinkError as exc:
-            self.journal.write("TXN_NO_RESPONSE", stan=s.stan, error=str(exc))
+            self.journal.write("TXN_NO_RESPONSE", stan=s.stan, error=str(exc) or type(exc).__name__)
             s.message = "The bank cannot be reached. Please try later"
             self.post("host_failed")
             return
@@ -421,113 +671,202 @@ class AtmController:
         balances = parse_balances(response["54"]) if "54" in response else []
         available = [b for b in balances if b.amount_type == "02"] or balances
         s.balance_cents = available[0].cents if available else None
+        if "62" in response:
+            try:
+                s.statement = tuple(e.line() for e in parse_mini_statement(response["62"]))
+            except StatementError as exc:
+                log.warning("mini-statement ignored: %s", exc)
         self.journal.write("TXN_RESPONSE", stan=s.stan, code=code.value, rrn=s.rrn)
         if code.approved:
-            cash = s.transaction is TransactionType.WITHDRAWAL
-            self.post("approved_cash" if cash else "approved_inquiry")
+            if s.transaction is TransactionType.WITHDRAWAL:
+                self.post("approved_cash")
+            elif s.transaction is TransactionType.BALANCE_INQUIRY:
+                self.post("approved_inquiry")
+            else:
+                s.message = (
+                    "Your PIN has been changed"
+                    if s.transaction is TransactionType.PIN_CHANGE
+                    else f"{money(s.amount_cents)} transferred"
+                )
+                self.post("approved")
         elif code is ResponseCode.INCORRECT_PIN:
             self.post("wrong_pin")
-        elif code.capture_card:
+        elif code.capture_card or (
+            code is ResponseCode.PIN_TRIES_EXCEEDED
+            and self.config.retain_card_on_pin_tries_exceeded
+        ):
             s.message = code.text
             self.post("capture")
         else:
             s.message = code.text
+            # A decline about the card itself ends the card session; others offer another try.
+            s.end_session = code in _CARD_DECLINES
             self.post("declined")
 
     async def _dispensing(self) -> None:
         s = self.session
+        s.end_session = True
         self.show(S.dispensing(s.amount_cents))
-        self.journal.write("DISPENSE_START", stan=s.stan, amount=s.amount_cents, notes=s.notes)
+        before = await self.devices.dispenser.status()
+        self.journal.write(
+            "DISPENSE_START",
+            stan=s.stan,
+            amount=s.amount_cents,
+            notes=format_notes(s.notes),
+            before=format_notes({c.index: c.count for c in before}),
+        )
         try:
             result = await self.devices.dispenser.dispense(s.notes)
-            dispensed = dict(result.dispensed)
         except DispenserFault as exc:
-            dispensed = exc.dispensed
-            s.dispensed_cents = await self._value(dispensed)
+            s.presented = dict(exc.dispensed)
+            s.dispensed_cents = value_of(s.presented, before)
+            self.counters.add("dispensed", s.presented)
             self.journal.write(
-                "DISPENSE_FAULT", stan=s.stan, code=exc.code, dispensed=s.dispensed_cents
+                "DISPENSE_FAULT",
+                stan=s.stan,
+                code=exc.code,
+                dispensed=s.dispensed_cents,
+                notes=format_notes(s.presented),
             )
-            s.message = "Unable to dispense cash"
-            s.receipt_note = f"DISPENSED {money(s.dispensed_cents)}"
-            reason = ReversalReason.PARTIAL if s.dispensed_cents else ReversalReason.NO_CASH
-            self.link.queue_reversal(self._last_request, s.dispensed_cents, reason)
+            self.cash_fault = f"dispenser fault {exc.code}"
+            if s.dispensed_cents:
+                s.partial = True
+                self.post("dispensed")
+                return
+            s.message = "Unable to dispense cash. Your account has not been charged"
+            s.receipt_note = "NO CASH DISPENSED - REVERSED"
+            self._queue_reversal(0, ReversalReason.NO_CASH)
             self.post("dispense_failed")
             return
-        s.dispensed_cents = await self._value(dispensed)
-        self.journal.write("DISPENSE_RESULT", stan=s.stan, dispensed=s.dispensed_cents)
+        s.presented = dict(result.dispensed)
+        s.dispensed_cents = value_of(s.presented, before)
+        self.counters.add("dispensed", s.presented)
+        self.counters.add("rejected", result.rejected)
+        self.journal.write(
+            "DISPENSE_RESULT",
+            stan=s.stan,
+            dispensed=s.dispensed_cents,
+            notes=format_notes(s.presented),
+            rejected=format_notes(result.rejected),
+        )
         self.post("dispensed")
 
-    async def _value(self, notes: dict[int, int]) -> int:
-        cassettes = {c.index: c for c in await self.devices.dispenser.status()}
-        return sum(cassettes[i].denomination_cents * n for i, n in notes.items())
-
     async def _presenting_cash(self) -> None:
-        self.show(S.take_cash(self.session.dispensed_cents))
-        if await self.devices.dispenser.wait_taken(self.config.cash_take_timeout):
-            self.journal.write("CASH_TAKEN", stan=self.session.stan)
+        s = self.session
+        screen = S.take_cash(s.dispensed_cents)
+        if s.partial:
+            screen = Screen(
+                screen.id,
+                screen.title,
+                (f"Only {money(s.dispensed_cents)} could be dispensed", *screen.lines),
+            )
+        self.show(screen)
+        if await self.devices.dispenser.wait_taken(self._timeout()):
+            self.journal.write("CASH_TAKEN", stan=s.stan, amount=s.dispensed_cents)
+            if s.partial:
+                s.receipt_note = f"DISPENSED {money(s.dispensed_cents)} ONLY"
+                s.message = f"Only {money(s.dispensed_cents)} was dispensed; the rest is refunded"
+                self._queue_reversal(s.dispensed_cents, ReversalReason.PARTIAL)
             self.post("cash_taken")
             return
         count = await self.devices.dispenser.retract()
-        self.journal.write("CASH_RETRACTED", stan=self.session.stan, notes=count)
-        self.session.receipt_note = "CASH RETRACTED"
-        self.link.queue_reversal(self._last_request, 0, ReversalReason.CASH_NOT_TAKEN)
+        self.counters.move(s.presented, "dispensed", "retracted")
+        self.journal.write("CASH_RETRACTED", stan=s.stan, notes=count)
+        s.receipt_note = "CASH RETRACTED - REVERSED"
+        s.message = "Cash not taken: retracted, your account has not been charged"
+        s.dispensed_cents = 0
+        self._queue_reversal(0, ReversalReason.CASH_NOT_TAKEN)
         self.post("cash_retracted")
 
     async def _balance_display(self) -> None:
         s = self.session
-        self.show(S.show_balance(ACCOUNT_NAMES.get(s.account, "Account"), s.balance_cents))
-        choice = await self._read_choice({"F4": "receipt_requested", "F8": "finished"})
+        can_print = (await self.devices.printer.status()).can_print
+        name = ACCOUNT_NAMES.get(s.account, "Account")
+        if s.statement:
+            self.journal.write("STATEMENT_SHOWN", stan=s.stan, entries=len(s.statement))
+        self.show(S.show_balance(name, s.balance_cents, s.statement, can_print))
+        choices = {"F8": "finished"}
+        if can_print:
+            choices["F4"] = "receipt_requested"
+        choice = await self._read_choice(choices)
         if choice is not None:
+            s.receipt_wanted = choice == "receipt_requested"
             self.post(choice)
 
-    async def _printing(self) -> None:
+    def _receipt(self) -> list[str]:
         s = self.session
-        status = await self.devices.printer.status()
-        if s.message:
-            self.show(S.message(s.message))
-        if not status.can_print or s.card is None:
-            self.journal.write("RECEIPT_SKIPPED", reason=f"paper {status.paper.value}")
-            self.post("printed")
-            return
-        lines = layout_receipt(
+        assert s.card is not None
+        with_amount = s.transaction in (TransactionType.WITHDRAWAL, TransactionType.TRANSFER)
+        return layout_receipt(
             ReceiptData(
                 terminal_id=self.config.terminal_id,
                 moment=self._clock(),
                 pan=s.card.pan,
                 stan=s.stan,
-                transaction=(s.transaction.name.replace("_", " ") if s.transaction else ""),
+                transaction=TRANSACTION_NAMES.get(s.transaction, "") if s.transaction else "",
                 response_text=(s.response.text if s.response else ""),
-                amount_cents=(
-                    s.amount_cents if s.transaction is TransactionType.WITHDRAWAL else None
-                ),
+                amount_cents=s.amount_cents if with_amount else None,
                 balance_cents=s.balance_cents,
-                account=ACCOUNT_NAMES.get(s.account, ""),
+                account=(
+                    ACCOUNT_NAMES.get(s.account, "")
+                    if s.transaction is not TransactionType.PIN_CHANGE
+                    else ""
+                ),
+                to_account=ACCOUNT_NAMES.get(s.to_account, "") if s.to_account else "",
                 rrn=s.rrn,
                 auth_code=s.auth_code,
                 note=s.receipt_note,
+                statement=s.statement if s.receipt_wanted else (),
             )
         )
+
+    async def _printing(self) -> None:
+        s = self.session
+        if s.message:
+            self.show(S.message(s.message))
+        wanted = s.card is not None and (
+            s.transaction is not TransactionType.BALANCE_INQUIRY or s.receipt_wanted
+        )
+        if not wanted:
+            self.post("printed")
+            return
+        status = await self.devices.printer.status()
+        if not status.can_print:
+            self.journal.write("RECEIPT_SKIPPED", stan=s.stan, reason=f"paper {status.paper}")
+            self.post("printed")
+            return
+        lines = self._receipt()
         try:
             await self.devices.printer.print_receipt(lines)
         except DriverError as exc:
-            self.journal.write("RECEIPT_FAILED", error=str(exc))
+            self.journal.write("RECEIPT_FAILED", stan=s.stan, error=str(exc))
         else:
             self.journal.write("RECEIPT_PRINTED", stan=s.stan)
             self.events.publish(ReceiptPrinted(tuple(lines)))
         self.post("printed")
 
+    async def _another_transaction(self) -> None:
+        self.show(S.another_transaction(self.session.message))
+        choice = await self._read_choice({"F4": "another_yes", "F8": "another_no"})
+        if choice is not None:
+            self.session.message = ""
+            self.post(choice)
+
     async def _returning_card(self) -> None:
         self.show(S.take_card(self.session.message))
         try:
-            taken = await self.devices.card_reader.eject(self.config.card_take_timeout)
+            taken = await self.devices.card_reader.eject(self._timeout())
         except CardReaderFault as exc:
-            self.journal.write("CARD_EJECT_FAILED", error=exc.code or str(exc))
-            self.post("fault")
+            self.fault_reason = "card jam"
+            self.journal.write("CARD_JAM", error=exc.code or str(exc))
+            self.post("card_jammed")
             return
         if taken:
             self.journal.write("CARD_RETURNED")
             self.post("card_taken")
         else:
+            self.journal.write("CARD_NOT_TAKEN")
+            self.session.message = "Card not taken in time"
             self.post("card_not_taken")
 
     async def _capturing_card(self) -> None:
@@ -540,3 +879,109 @@ class AtmController:
         self.journal.write("SESSION_END", stan=self.session.stan or "-")
         self.show(S.thank_you())
         self.post("session_closed" if self.link.online else "link_down")
+
+    async def _fault(self) -> None:
+        reason = self.fault_reason or "device fault"
+        self.show(S.fault(reason))
+        # Only the supervisor leaves this state (supervisor_requested cancels this wait).
+        await asyncio.Event().wait()
+
+    # -- supervisor mode ------------------------------------------------------------------
+    async def _supervisor(self) -> None:
+        self.journal.write("SUPERVISOR_ENTER")
+        self.show(S.supervisor(await self._cash_summary()))
+        while True:
+            try:
+                key = await self.devices.pin_pad.read_key(self._timeout())
+            except DeviceTimeout:
+                key = "F8"
+            if key == "F1":
+                status = await self._cassettes()
+                self.counters.replenish(status)
+                self.cash_fault = ""
+                self.journal.write(
+                    "REPLENISH", counts=format_notes({c.index: c.count for c in status})
+                )
+                self.show(S.supervisor(("Cassettes replenished", *await self._cash_summary())))
+            elif key == "F2":
+                lines = await self.counters_report()
+                await self._print_report("COUNTERS", lines)
+                self.show(S.supervisor(("Counters printed", *lines[-2:])))
+            elif key == "F3":
+                self.counters.reset()
+                self.journal.write("COUNTERS_RESET")
+                self.show(S.supervisor(("Counters reset", *await self._cash_summary())))
+            elif key == "F4":
+                tail = self.journal.path.read_text().splitlines()[-8:]
+                view = tuple(_short(line) for line in tail)
+                self.show(S.supervisor(view, "Journal (latest)"))
+            elif key == "F5":
+                lines = await self.balancing_report()
+                await self._print_report("BALANCING", lines)
+                self.journal.write("BALANCING", result=lines[-1])
+                self.show(S.supervisor(tuple(lines[-3:]), "Balancing"))
+            elif key == "F8":
+                break
+        self.cash_fault = ""
+        self.fault_reason = ""
+        self.journal.write("SUPERVISOR_EXIT")
+        self.post("supervisor_left")
+
+    async def _cash_summary(self) -> tuple[str, ...]:
+        status = await self._cassettes()
+        return tuple(
+            f"Cassette {c.index} {money(c.denomination_cents)} x {c.count} "
+            f"{cassette_level(c, self.config.near_empty_notes, self.config.empty_notes)}"
+            for c in status
+        )
+
+    async def counters_report(self) -> list[str]:
+        """Per cassette: loaded, dispensed, rejected, retracted (the supervisor's F2)."""
+        lines = []
+        for i, c in sorted(self.counters.cassettes.items()):
+            lines.append(
+                f"C{i} {money(c.denomination_cents)} L{c.loaded} D{c.dispensed} "
+                f"RJ{c.rejected} RT{c.retracted}"
+            )
+        total = sum(c.denomination_cents * c.dispensed for c in self.counters.cassettes.values())
+        lines.append(f"DISPENSED TOTAL {money(total)}")
+        return lines
+
+    async def balancing_report(self) -> list[str]:
+        """loaded - dispensed - rejected - retracted = remaining, against the dispenser."""
+        rows = self.counters.balancing(await self.devices.dispenser.status())
+        lines = []
+        for row in rows:
+            c = row.counters
+            lines.append(
+                f"C{row.index} {c.loaded}-{c.dispensed}-{c.rejected}-{c.retracted}"
+                f"={c.remaining} count {row.reported}"
+            )
+        off = [row for row in rows if row.difference]
+        lines.append(
+            "BALANCED"
+            if not off
+            else "DIFFERENCE " + ", ".join(f"C{r.index} {r.difference:+d}" for r in off)
+        )
+        return lines
+
+    async def _print_report(self, title: str, lines: list[str]) -> None:
+        if not (await self.devices.printer.status()).can_print:
+            self.journal.write("REPORT_NOT_PRINTED", report=title, reason="printer unavailable")
+            return
+        text = [title, self._clock().strftime("%Y-%m-%d %H:%M:%S"), self.config.terminal_id]
+        try:
+            await self.devices.printer.print_receipt([*text, *lines])
+        except DriverError as exc:
+            self.journal.write("REPORT_NOT_PRINTED", report=title, reason=str(exc))
+            return
+        self.events.publish(ReceiptPrinted(tuple([*text, *lines])))
+        self.journal.write("REPORT_PRINTED", report=title)
+
+
+def _short(line: str) -> str:
+    """A journal line for a 40-column screen: time of day, event and first fields."""
+    parts = line.split(" | ")
+    if len(parts) < 3:
+        return line
+    return " ".join([parts[0][11:19], parts[2], *parts[3:]])

@@ -27,6 +27,8 @@ class ReceiptData:
     rrn: str = ""
     auth_code: str = ""
     note: str = ""
+    to_account: str = ""
+    statement: tuple[str, ...] = ()
 
 
 def _pair(left: str, right: str) -> str:
@@ -49,7 +51,9 @@ def layout_receipt(data: ReceiptData, bank_name: str = "ATM SIMULATOR BANK") -> 
         lines.append(_pair("AUTH CODE", data.auth_code))
     lines += ["-" * WIDTH, data.transaction.upper()]
     if data.account:
-        lines.append(_pair("ACCOUNT", data.account))
+        lines.append(_pair("FROM" if data.to_account else "ACCOUNT", data.account))
+    if data.to_account:
+        lines.append(_pair("TO", data.to_account))
     if data.amount_cents is not None:
         lines.append(_pair("AMOUNT", money(data.amount_cents)))
     if data.balance_cents is not None:
@@ -57,5 +61,7 @@ def layout_receipt(data: ReceiptData, bank_name: str = "ATM SIMULATOR BANK") -> 
     lines.append(_pair("RESULT", data.response_text.upper()))
     if data.note:
         lines.append(data.note)
+    if data.statement:
+        lines += ["-" * WIDTH, "RECENT TRANSACTIONS", *data.statement]
     lines += ["-" * WIDTH, "THANK YOU".center(WIDTH)]
     return lines

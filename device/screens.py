@@ -87,16 +87,67 @@ def enter_pin(digits: int, retry: bool = False) -> Screen:
     )
 
 
-def main_menu() -> Screen:
+def main_menu(cash: bool = True, text: str = "") -> Screen:
+    keys = {"F1": "Withdrawal"} if cash else {}
+    keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change", "F8": "Cancel"})
+    lines = tuple(t for t in (text, "" if cash else "Cash withdrawal unavailable") if t)
+    return Screen("main_menu", "Select a transaction", lines, keys)
+
+
+def select_account(title: str = "Select account") -> Screen:
+    return Screen("select_account", title, soft_keys={"F1": "Checking", "F2": "Savings"})
+
+
+def select_to_account() -> Screen:
     return Screen(
-        "main_menu",
-        "Select a transaction",
-        soft_keys={"F1": "Withdrawal", "F2": "Balance"},
+        "select_to_account", "Transfer to account", soft_keys={"F1": "Checking", "F2": "Savings"}
     )
 
 
-def select_account() -> Screen:
-    return Screen("select_account", "Select account", soft_keys={"F1": "Checking", "F2": "Savings"})
+def transfer_amount(typed: str, message: str = "") -> Screen:
+    lines = tuple(t for t in (message, "Type the amount in dollars and press ENTER") if t)
+    return Screen("transfer_amount", "Transfer", lines, input_label="Amount: $", input_value=typed)
+
+
+def new_pin(digits: int, confirm: bool = False, text: str = "") -> Screen:
+    prompt = "Enter the new PIN again" if confirm else "Enter your new PIN (4 to 6 digits)"
+    return Screen(
+        "confirm_pin" if confirm else "new_pin",
+        "PIN change",
+        tuple(t for t in (text, prompt, "Press ENTER when done, CANCEL to quit") if t),
+        input_label="PIN:",
+        input_value="*" * digits,
+        input_masked=True,
+    )
+
+
+def done(text: str) -> Screen:
+    return Screen("done", "Transaction complete", (text,))
+
+
+def another_transaction(text: str = "") -> Screen:
+    lines = tuple(t for t in (text, "Would you like another transaction?") if t)
+    return Screen("another", "Another transaction?", lines, {"F4": "Yes", "F8": "No"})
+
+
+def fault(reason: str) -> Screen:
+    return Screen("fault", "Out of service", ("Sorry, this ATM is out of service.", f"({reason})"))
+
+
+def supervisor(lines: tuple[str, ...] = (), title: str = "Supervisor") -> Screen:
+    return Screen(
+        "supervisor",
+        title,
+        lines,
+        {
+            "F1": "Replenish",
+            "F2": "Print counters",
+            "F3": "Reset counters",
+            "F4": "Journal",
+            "F5": "Balancing",
+            "F8": "Leave",
+        },
+    )
 
 
 def select_amount(amounts: tuple[int, ...], typed: str, message: str = "") -> Screen:
@@ -121,14 +172,17 @@ def take_cash(cents: int) -> Screen:
     return Screen("take_cash", "Take your cash", (f"Please take your cash: {money(cents)}",))
 
 
-def show_balance(account: str, cents: int | None) -> Screen:
+def show_balance(
+    account: str, cents: int | None, statement: tuple[str, ...] = (), receipt: bool = True
+) -> Screen:
     value = money(cents) if cents is not None else "unavailable"
-    return Screen(
-        "balance",
-        "Balance",
-        (f"{account} available balance:", value),
-        {"F4": "Receipt", "F8": "Finish"},
-    )
+    lines: tuple[str, ...] = (f"{account} available balance:", value)
+    if statement:
+        lines += ("Recent transactions:", *statement)
+    if not receipt:
+        lines += ("Receipts unavailable",)
+    keys = {"F4": "Receipt", "F8": "Finish"} if receipt else {"F8": "Finish"}
+    return Screen("balance", "Balance", lines, keys)
 
 
 def message(text: str) -> Screen:

@@ -1,8 +1,10 @@
 """The controller's states and transitions, as data.
 
 ``State`` names follow DESIGN section 5; ``TRANSITIONS`` is the table the ``transitions``
-AsyncMachine is built from (and the docs' diagram is generated from). Triggers are events
-posted to the controller's single queue by the activity of the current state.
+AsyncMachine is built from (and ``docs/state-diagram.md`` is generated from, see
+``device.diagram``). Triggers are events posted to the controller's single queue by the
+activity of the current state. ``TIMEOUTS`` says, for every state that waits for a person, which
+``DeviceConfig`` field bounds the wait and which trigger the activity posts when it runs out.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["TRANSITIONS", "WAITING_FOR_PERSON", "State"]
+__all__ = ["CUSTOMER_STATES", "TIMEOUTS", "TRANSITIONS", "WAITING_FOR_PERSON", "State", "Timeout"]
 
 
 class State(enum.Enum):
@@ -20,45 +22,63 @@ class State(enum.Enum):
     pin_entry = "pin_entry"
     main_menu = "main_menu"
     account_selection = "account_selection"
+    to_account_selection = "to_account_selection"
     amount_entry = "amount_entry"
+    new_pin_entry = "new_pin_entry"
     authorizing = "authorizing"
     dispensing = "dispensing"
     presenting_cash = "presenting_cash"
     balance_display = "balance_display"
     printing = "printing"
+    another_transaction = "another_transaction"
     returning_card = "returning_card"
     capturing_card = "capturing_card"
     session_end = "session_end"
+    supervisor = "supervisor"
+    fault = "fault"
 
 
 S = State
 
-# States that wait for a person; each has a timeout (DESIGN section 5).
-WAITING_FOR_PERSON = frozenset(
-    {
-        S.pin_entry,
-        S.main_menu,
-        S.account_selection,
-        S.amount_entry,
-        S.presenting_cash,
-        S.balance_display,
-        S.returning_card,
-    }
-)
-
-_CUSTOMER_STATES = [
+# States where the customer is at the keyboard: CANCEL and "no key in time" end the session
+# (the card is returned).
+CUSTOMER_STATES = [
     S.pin_entry,
     S.main_menu,
     S.account_selection,
+    S.to_account_selection,
     S.amount_entry,
+    S.new_pin_entry,
     S.balance_display,
+    S.another_transaction,
 ]
+
+
+class Timeout(enum.Enum):
+    """What happens when a person does not act in time."""
+
+    END_SESSION = "timeout"  # no key pressed: return the card
+    RETRACT_AND_REVERSE = "cash_retracted"  # cash not taken
+    CAPTURE = "card_not_taken"  # card not taken
+    LEAVE_SUPERVISOR = "supervisor_left"
+
+
+# state -> (DeviceConfig field holding the timeout in seconds, what follows)
+TIMEOUTS: dict[State, tuple[str, Timeout]] = {
+    **{state: ("key_timeout", Timeout.END_SESSION) for state in CUSTOMER_STATES},
+    S.presenting_cash: ("cash_take_timeout", Timeout.RETRACT_AND_REVERSE),
+    S.returning_card: ("card_take_timeout", Timeout.CAPTURE),
+    S.supervisor: ("supervisor_timeout", Timeout.LEAVE_SUPERVISOR),
+}
+
+WAITING_FOR_PERSON = frozenset(TIMEOUTS)
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "signed_on", "source": S.out_of_service, "dest": S.idle},
     {"trigger": "card_inserted", "source": S.idle, "dest": S.reading_card},
     {"trigger": "card_read", "source": S.reading_card, "dest": S.pin_entry},
     {"trigger": "read_failed", "source": S.reading_card, "dest": S.returning_card},
+    {"trigger": "card_jammed", "source": [S.reading_card, S.returning_card], "dest": S.fault},
     {
         "trigger": "pin_entered",
         "source": S.pin_entry,
@@ -68,6 +88,14 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "pin_entered", "source": S.pin_entry, "dest": S.main_menu},
     {"trigger": "select_withdrawal", "source": S.main_menu, "dest": S.account_selection},
     {"trigger": "select_balance", "source": S.main_menu, "dest": S.account_selection},
+    {"trigger": "select_transfer", "source": S.main_menu, "dest": S.account_selection},
+    {"trigger": "select_pin_change", "source": S.main_menu, "dest": S.new_pin_entry},
+    {
+        "trigger": "account_selected",
+        "source": S.account_selection,
+        "dest": S.to_account_selection,
+        "conditions": "is_transfer",
+    },
     {
         "trigger": "account_selected",
         "source": S.account_selection,
@@ -75,10 +103,13 @@ TRANSITIONS: list[dict[str, Any]] = [
         "conditions": "needs_amount",
     },
     {"trigger": "account_selected", "source": S.account_selection, "dest": S.authorizing},
+    {"trigger": "to_account_selected", "source": S.to_account_selection, "dest": S.amount_entry},
     {"trigger": "amount_entered", "source": S.amount_entry, "dest": S.authorizing},
     {"trigger": "amount_refused", "source": S.amount_entry, "dest": S.amount_entry},
+    {"trigger": "new_pin_confirmed", "source": S.new_pin_entry, "dest": S.authorizing},
     {"trigger": "approved_cash", "source": S.authorizing, "dest": S.dispensing},
     {"trigger": "approved_inquiry", "source": S.authorizing, "dest": S.balance_display},
+    {"trigger": "approved", "source": S.authorizing, "dest": S.printing},
     {"trigger": "wrong_pin", "source": S.authorizing, "dest": S.pin_entry},
     {"trigger": "declined", "source": S.authorizing, "dest": S.printing},
     {"trigger": "capture", "source": S.authorizing, "dest": S.capturing_card},
@@ -88,14 +119,28 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cash_taken", "source": S.presenting_cash, "dest": S.printing},
     {"trigger": "cash_retracted", "source": S.presenting_cash, "dest": S.printing},
     {"trigger": "receipt_requested", "source": S.balance_display, "dest": S.printing},
-    {"trigger": "finished", "source": S.balance_display, "dest": S.returning_card},
-    {"trigger": "printed", "source": S.printing, "dest": S.returning_card},
-    {"trigger": "cancel", "source": _CUSTOMER_STATES, "dest": S.returning_card},
-    {"trigger": "timeout", "source": _CUSTOMER_STATES, "dest": S.returning_card},
+    {"trigger": "finished", "source": S.balance_display, "dest": S.another_transaction},
+    {
+        "trigger": "printed",
+        "source": S.printing,
+        "dest": S.returning_card,
+        "conditions": "cash_session_over",
+    },
+    {"trigger": "printed", "source": S.printing, "dest": S.another_transaction},
+    {"trigger": "another_yes", "source": S.another_transaction, "dest": S.main_menu},
+    {"trigger": "another_no", "source": S.another_transaction, "dest": S.returning_card},
+    {"trigger": "cancel", "source": CUSTOMER_STATES, "dest": S.returning_card},
+    {"trigger": "timeout", "source": CUSTOMER_STATES, "dest": S.returning_card},
     {"trigger": "card_taken", "source": S.returning_card, "dest": S.session_end},
     {"trigger": "card_not_taken", "source": S.returning_card, "dest": S.capturing_card},
     {"trigger": "captured", "source": S.capturing_card, "dest": S.session_end},
     {"trigger": "session_closed", "source": S.session_end, "dest": S.idle},
     {"trigger": "link_down", "source": [S.idle, S.session_end], "dest": S.out_of_service},
-    {"trigger": "fault", "source": "*", "dest": S.out_of_service},
+    {
+        "trigger": "supervisor_requested",
+        "source": [S.idle, S.out_of_service, S.fault],
+        "dest": S.supervisor,
+    },
+    {"trigger": "supervisor_left", "source": S.supervisor, "dest": S.out_of_service},
+    {"trigger": "fault", "source": "*", "dest": S.fault},
 ]

@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.list_scripts:
         for script in SCRIPTS.values():
-            print(f"{script.name:<16} {script.description}")
+            print(f"{script.name:<22} {script.description}")
         return 0
     if args.script not in SCRIPTS:
         print(

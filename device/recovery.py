@@ -1,0 +1,206 @@
+"""Restart recovery: what a controller killed mid-transaction left unfinished.
+
+Pure: it reads journal records (``device.journal``) and the cassette counts the dispenser
+reports now, and says which approved withdrawals need a reversal and for how much. The
+controller queues those reversals (``HostLink.queue_reversal``) and journals
+``REVERSAL_QUEUED`` for each, so a second restart finds nothing left to do.
+
+What the journal tells, per STAN of an approved withdrawal:
+
+* sent, no response journaled (stopped while waiting for the host): the host may have
+  approved it, so a full reversal (4021); one of a request the host never applied changes
+  nothing there.
+* approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
+* ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
+  The cassette counts journaled before the command, compared with the counts now, tell how
+  many notes were counted out: none, full reversal (4017); some, partial reversal (4004) of
+  the rest; all of them, nothing to reverse.
+* ``DISPENSE_FAULT`` without ``REVERSAL_QUEUED``: the fault's ``dispensed`` value is known; the
+  reversal was not queued yet.
+* ``CASH_RETRACTED`` without ``REVERSAL_QUEUED``: full reversal (4018).
+* ``DISPENSE_RESULT`` without ``CASH_TAKEN``/``CASH_RETRACTED``: the notes were presented and we
+  cannot know whether they were taken; treated as taken (no reversal) and journaled as such
+  for the operator's balancing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from device.journal import JournalRecord
+from drivers.interfaces import CassetteStatus
+from protocol.messages import Message, TransactionType
+
+__all__ = ["Unfinished", "find_unfinished", "format_notes", "parse_notes"]
+
+# Reversal reason codes (ISO 1993 / jPOS-CMF); the same values as device.hostlink.ReversalReason.
+PARTIAL = "4004"
+NO_CASH = "4017"
+CASH_NOT_TAKEN = "4018"
+NO_RESPONSE = "4021"
+
+
+def format_notes(notes: Mapping[int, int]) -> str:
+    return ",".join(f"{i}:{n}" for i, n in sorted(notes.items())) or "-"
+
+
+def parse_notes(text: str) -> dict[int, int]:
+    out: dict[int, int] = {}
+    if not text or text == "-":
+        return out
+    for part in text.split(","):
+        index, _, count = part.partition(":")
+        if index.isdigit() and count.lstrip("-").isdigit():
+            out[int(index)] = int(count)
+    return out
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    stan: str
+    original: Message  # DE 3, 4, 7, 11, 41, 42, 49 of the approved request (no PAN)
+    amount_cents: int
+    dispensed_cents: int
+    reason: str
+    # notes that left the cassettes during the interrupted dispense (for the counters)
+    counted_out: dict[int, int] = field(default_factory=dict)
+    note: str = ""  # a human-readable explanation for the journal
+
+    @property
+    def needs_reversal(self) -> bool:
+        return self.dispensed_cents < self.amount_cents
+
+
+@dataclass
+class _Txn:
+    request: JournalRecord
+    answered: bool = False  # a response, or the link's own timeout handling, was journaled
+    approved: bool = False
+    start: JournalRecord | None = None
+    fault: JournalRecord | None = None
+    result: bool = False
+    reversed: bool = False
+    taken: bool = False
+    retracted: bool = False
+
+
+def _original(request: JournalRecord) -> Message:
+    return {
+        "t": request.get("mti", "0200"),
+        "3": request.get("proc", ""),
+        "4": f"{int(request.get('amount', '0')):012d}",
+        "7": request.get("time", ""),
+        "11": request.get("stan", ""),
+        "41": request.get("terminal", ""),
+        "42": request.get("acceptor", ""),
+        "49": request.get("currency", ""),
+    }
+
+
+def find_unfinished(
+    records: Sequence[JournalRecord], cassettes_now: Sequence[CassetteStatus]
+) -> list[Unfinished]:
+    txns: dict[str, _Txn] = {}
+    for record in records:
+        event, stan = record.get("event", ""), record.get("stan", "")
+        if event == "TXN_REQUEST":
+            if record.get("proc", "")[:2] == TransactionType.WITHDRAWAL:
+                txns[stan] = _Txn(record)
+            continue
+        txn = txns.get(stan)
+        if txn is None:
+            continue
+        if event == "TXN_RESPONSE":
+            txn.answered = True
+            txn.approved = record.get("code") == "00"
+        elif event == "TXN_NO_RESPONSE":
+            txn.answered = True  # HostLink reverses a timed-out request itself
+        elif event == "DISPENSE_START":
+            txn.start = record
+        elif event == "DISPENSE_FAULT":
+            txn.fault = record
+        elif event == "DISPENSE_RESULT":
+            txn.result = True
+        elif event in ("REVERSAL_QUEUED", "RECOVERY_NO_REVERSAL"):
+            txn.reversed = True
+        elif event == "CASH_TAKEN":
+            txn.taken = True
+        elif event == "CASH_RETRACTED":
+            txn.retracted = True
+
+    denominations = {c.index: c.denomination_cents for c in cassettes_now}
+    counts_now = {c.index: c.count for c in cassettes_now}
+    out: list[Unfinished] = []
+    for stan, txn in txns.items():
+        amount = int(txn.request.get("amount", "0"))
+        original = _original(txn.request)
+        if not txn.answered and not txn.reversed:
+            # Stopped while waiting for the host: it may have approved. A reversal of what
+            # the host never applied is acknowledged and changes nothing.
+            out.append(
+                Unfinished(
+                    stan, original, amount, 0, NO_RESPONSE, note="stopped before the response"
+                )
+            )
+            continue
+        if not txn.approved or txn.reversed:
+            continue
+        if txn.fault is not None:
+            dispensed = 0 if txn.retracted else int(txn.fault.get("dispensed", "0"))
+            out.append(
+                Unfinished(
+                    stan,
+                    original,
+                    amount,
+                    dispensed,
+                    PARTIAL if dispensed else NO_CASH,
+                    note="dispense fault before the reversal was queued",
+                )
+            )
+        elif txn.result and txn.retracted:
+            out.append(
+                Unfinished(
+                    stan, original, amount, 0, CASH_NOT_TAKEN, note="cash retracted, not reversed"
+                )
+            )
+        elif txn.result:
+            if not txn.taken:
+                out.append(
+                    Unfinished(
+                        stan,
+                        original,
+                        amount,
+                        amount,
+                        "",
+                        note="notes presented, outcome unknown: counted as taken",
+                    )
+                )
+        elif txn.start is not None:
+            before = parse_notes(txn.start.get("before", ""))
+            asked = parse_notes(txn.start.get("notes", ""))
+            counted = {
+                i: max(0, min(asked.get(i, 0), before[i] - counts_now[i]))
+                for i in asked
+                if i in before and i in counts_now
+            }
+            dispensed = sum(denominations.get(i, 0) * n for i, n in counted.items())
+            dispensed = min(dispensed, amount)
+            out.append(
+                Unfinished(
+                    stan,
+                    original,
+                    amount,
+                    dispensed,
+                    PARTIAL if dispensed else NO_CASH,
+                    counted_out={i: n for i, n in counted.items() if n},
+                    note="controller stopped during the dispense",
+                )
+            )
+        else:
+            out.append(
+                Unfinished(
+                    stan, original, amount, 0, NO_CASH, note="approved, dispense never started"
+                )
+            )
+    return out

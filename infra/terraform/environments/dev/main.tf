@@ -35,6 +35,14 @@ resource "random_id" "terminal_pin_key" {
   byte_length = 16
 }
 
+# One terminal master key (TMK, 16 bytes) per terminal: the host sends each terminal its
+# working keys encrypted under it at sign-on; the same value is loaded into that ATM's PIN pad
+# ("Key management" in docs/deployment.md). Adding a terminal adds a key; the others stay.
+resource "random_id" "terminal_master_key" {
+  for_each    = toset(var.terminal_ids)
+  byte_length = 16
+}
+
 # --- Modules ----------------------------------------------------------------------------------
 
 module "networking" {
@@ -81,6 +89,9 @@ module "secrets" {
     PIN_PEPPER       = random_password.pin_pepper.result
     TERMINAL_PIN_KEY = upper(random_id.terminal_pin_key.hex)
     OPS_API_TOKEN    = random_password.ops_api_token.result
+    TERMINAL_MASTER_KEYS = join(",", [
+      for terminal in sort(var.terminal_ids) : "${terminal}=${upper(random_id.terminal_master_key[terminal].hex)}"
+    ])
   }
 }
 

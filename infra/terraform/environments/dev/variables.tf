@@ -50,6 +50,12 @@ variable "ops_certificate_arn" {
   default     = ""
 }
 
+variable "terminal_ids" {
+  description = "Terminal IDs (8 characters) that get a master key; the seed data has ATM00001..ATM00010."
+  type        = list(string)
+  default     = ["ATM00001", "ATM00002", "ATM00003", "ATM00004", "ATM00005", "ATM00006", "ATM00007", "ATM00008", "ATM00009", "ATM00010"]
+}
+
 variable "image_tag" {
   description = "Image tag the first host task definition uses (the commit SHA you pushed)."
   type        = string

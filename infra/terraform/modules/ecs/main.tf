@@ -12,19 +12,20 @@ data "aws_region" "current" {}
 locals {
   image = "${var.repository_url}:${var.image_tag}"
 
-  # Plain settings of the host (host/config.py). Secrets come from var.secret_arns.
-  host_environment = merge(
-    {
-      LINK_HOST            = "0.0.0.0"
-      LINK_PORT            = tostring(var.link_port)
-      OPS_PORT             = tostring(var.ops_port)
-      ENVIRONMENT          = "production"
-      LOG_LEVEL            = var.log_level
-      STATEMENT_OUTPUT_DIR = "/app/statements"
-      STATEMENT_S3_BUCKET  = var.statements_bucket
-    },
-    var.extra_environment,
-  )
+  # Plain settings of the host (host/config.py); secrets come from var.secret_arns.
+  # tests/deploy checks these names and commands against the application.
+  base_environment = {
+    LINK_HOST            = "0.0.0.0"
+    LINK_PORT            = tostring(var.link_port)
+    OPS_PORT             = tostring(var.ops_port)
+    ENVIRONMENT          = "production"
+    LOG_LEVEL            = var.log_level
+    STATEMENT_OUTPUT_DIR = "/app/statements"
+    STATEMENT_S3_BUCKET  = var.statements_bucket
+  }
+  host_environment  = merge(local.base_environment, var.extra_environment)
+  host_command      = ["atm", "host"]
+  migration_command = ["atm", "db", "upgrade"]
 
   environment = [for name in sort(keys(local.host_environment)) : {
     name  = name
@@ -159,7 +160,7 @@ resource "aws_ecs_task_definition" "host" {
     name                   = "host"
     image                  = local.image
     essential              = true
-    command                = ["atm", "host"]
+    command                = local.host_command
     readonlyRootFilesystem = var.readonly_root_filesystem
     portMappings = [
       { containerPort = var.link_port, protocol = "tcp", name = "iso-link" },
@@ -213,7 +214,7 @@ resource "aws_ecs_task_definition" "migration" {
     name                   = "migration"
     image                  = local.image
     essential              = true
-    command                = ["atm", "db", "upgrade"]
+    command                = local.migration_command
     readonlyRootFilesystem = var.readonly_root_filesystem
     environment            = local.environment
     secrets                = local.secrets

@@ -132,7 +132,10 @@ def read_compose() -> dict[str, Any]:
 def unquote(value: Any) -> Any:
     """python-hcl2 keeps the quotes of string literals; drop them (recursively)."""
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except ValueError:  # a template with quoted parts inside: "${a == "" ? "x" : "y"}"
+            return value[1:-1]
     if isinstance(value, list):
         return [unquote(item) for item in value]
     if isinstance(value, dict):

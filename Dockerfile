@@ -50,6 +50,7 @@ RUN pip install --no-cache-dir --no-deps . \
 # the development SECRET_KEY, PIN_PEPPER and TERMINAL_PIN_KEY: pass real ones at run time).
 ENV LINK_HOST=0.0.0.0 \
     LINK_PORT=8583 \
+    OPS_HOST=0.0.0.0 \
     OPS_PORT=8080 \
     ENVIRONMENT=production \
     LOG_LEVEL=INFO \

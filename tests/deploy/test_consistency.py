@@ -20,9 +20,10 @@ from host.seed import SEED_TERMINALS
 from .conftest import TERRAFORM, AppSettings, Stage, tf_locals, tf_module, tf_variable_defaults
 
 # Names the merged application reads that another helper adds in parallel (the contract in
-# notes/common.md): the ops API token and statements bucket (HOST, issue 4) and the terminal
-# master keys (LINK, issue 3). Once host/*config*.py reads them this set is redundant.
-CONTRACT_NAMES = {"OPS_API_TOKEN", "STATEMENT_S3_BUCKET", "TERMINAL_MASTER_KEYS"}
+# notes/common.md): the ops API's address and token and the statements bucket (HOST, issue 4)
+# and the terminal master keys (LINK, issue 3). Once host/*config*.py reads them this set is
+# redundant.
+CONTRACT_NAMES = {"OPS_HOST", "OPS_API_TOKEN", "STATEMENT_S3_BUCKET", "TERMINAL_MASTER_KEYS"}
 # Settings whose value is a secret: never a plain environment value in the cloud.
 SECRET_NAMES = {
     "DATABASE_URL",
@@ -96,6 +97,21 @@ def test_image_ports_are_the_config_defaults(
     assert stage.env["LINK_HOST"] == "0.0.0.0"  # reachable from outside the container
 
 
+def loopback_listeners(app: AppSettings) -> set[str]:
+    """Settings for an address to listen on whose default is loopback: unreachable from
+    outside a container, so every deployment must set them to 0.0.0.0."""
+    names = {n for n, d in app.defaults.items() if d in ("127.0.0.1", "localhost", "::1")}
+    assert "LINK_HOST" in names
+    return names | {"OPS_HOST"}  # HOST's ops listener (contract); read from config after merge
+
+
+def test_image_listens_on_every_interface(app: AppSettings, dockerfile: dict[str, Stage]) -> None:
+    env = dockerfile["production"].env
+    assert {name: env.get(name) for name in loopback_listeners(app)} == dict.fromkeys(
+        loopback_listeners(app), "0.0.0.0"
+    )
+
+
 def test_image_health_check_asks_the_ops_api(
     app: AppSettings, dockerfile: dict[str, Stage]
 ) -> None:
@@ -143,7 +159,8 @@ def test_compose_host_runs_the_host_on_the_config_ports(
     host = compose["services"]["host"]
     assert parse_atm(host["command"]).command == "host"
     env = host["environment"]
-    assert env["LINK_HOST"] == "0.0.0.0"
+    for name in loopback_listeners(app):
+        assert env.get(name) == "0.0.0.0", name
     assert int(env["LINK_PORT"]) == app.defaults["LINK_PORT"]
     assert int(env["OPS_PORT"]) == app.defaults["OPS_PORT"]
     published = {int(str(port).rsplit(":", 1)[1]) for port in host["ports"]}
@@ -217,7 +234,8 @@ def test_task_environment_names_are_known_and_not_secret(
     plain = set(ecs_locals["base_environment"])
     assert plain - known(app) == set()
     assert plain & SECRET_NAMES == set()
-    assert ecs_locals["base_environment"]["LINK_HOST"] == "0.0.0.0"
+    for name in loopback_listeners(app):
+        assert ecs_locals["base_environment"].get(name) == "0.0.0.0", name
     assert ecs_locals["base_environment"]["ENVIRONMENT"] == "production"
 
 

@@ -17,6 +17,7 @@ locals {
   base_environment = {
     LINK_HOST            = "0.0.0.0"
     LINK_PORT            = tostring(var.link_port)
+    OPS_HOST             = "0.0.0.0"
     OPS_PORT             = tostring(var.ops_port)
     ENVIRONMENT          = "production"
     LOG_LEVEL            = var.log_level

@@ -44,6 +44,7 @@ COPY host ./host
 COPY protocol ./protocol
 COPY simulators ./simulators
 RUN pip install --no-cache-dir --no-deps . \
+    && rm -rf build ./*.egg-info \
     && mkdir -p /app/var /app/statements \
     && chown -R atm:atm /app/var /app/statements
 # Safe defaults for a container: listen on every interface, production mode (which refuses

@@ -259,3 +259,38 @@ def test_task_health_check_asks_the_ops_api(app: AppSettings, ecs_locals: dict[s
     compile(code, "<healthcheck>", "exec")
     assert "/health" in code
     assert f"os.environ.get('OPS_PORT', '{app.defaults['OPS_PORT']}')" in code
+
+
+# --- build context --------------------------------------------------------------------------
+
+
+def test_dockerignore_keeps_everything_the_image_copies() -> None:
+    from fnmatch import fnmatch
+
+    from .conftest import ROOT, _instructions
+
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        verdict = False
+        for pattern in patterns:
+            negate = pattern.startswith("!")
+            pattern = pattern.lstrip("!").rstrip("/")
+            if fnmatch(path, pattern) or fnmatch(path.split("/")[0], pattern):
+                verdict = not negate
+        return verdict
+
+    sources = []
+    for keyword, rest in _instructions((ROOT / "Dockerfile").read_text()):
+        words = rest.split()
+        if keyword == "COPY" and not any(w.startswith("--from") for w in words):
+            sources += words[:-1]
+    assert {"pyproject.toml", "alembic.ini", "host", "protocol", "atm"} <= set(sources)
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert not ignored(source), f"{source} is excluded by .dockerignore"
+    assert ignored(".venv") and ignored(".git") and ignored(".env") and not ignored(".env.example")

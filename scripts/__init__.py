@@ -1,0 +1,1 @@
+"""Operator scripts (deployment checks). Not part of the installed package."""

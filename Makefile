@@ -29,7 +29,11 @@ lint: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test: lint pytest
+# Offline checks of the Dockerfile, compose file, workflows and Terraform (own virtualenv).
+deploy-check: $(VENV)/.dev-installed
+	APP_PYTHON=$(BIN)/python scripts/validate_deploy.sh
+
+test: lint pytest deploy-check
 
 # The host suite alone (SQLite and a throw-away PostgreSQL cluster the fixtures start).
 test-host: $(VENV)/.dev-installed

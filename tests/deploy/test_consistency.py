@@ -144,10 +144,13 @@ def test_compose_defaults_match_the_config_defaults(
     app: AppSettings, compose: dict[str, Any]
 ) -> None:
     environment = compose["services"]["host"]["environment"]
+    # The compose stack gives the development host a working ops token; the app's own default
+    # is empty (authenticated ops routes closed), so this one differs on purpose.
+    dev_overrides = {"OPS_API_TOKEN"}
     checked = 0
     for name, value in environment.items():
         match = ENV_DEFAULT.match(str(value))
-        if match and isinstance(app.defaults.get(name), int | str):
+        if match and name not in dev_overrides and isinstance(app.defaults.get(name), int | str):
             assert match["default"] == str(app.defaults[name]), name
             checked += 1
     assert checked >= 5

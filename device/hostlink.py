@@ -130,6 +130,7 @@ class HostLink:
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
         self._last_traffic = time.monotonic()
 
     # -- state ----------------------------------------------------------------------------
@@ -294,6 +295,9 @@ class HostLink:
         return response.get("39") == ResponseCode.APPROVED
 
     async def close(self) -> None:
+        # The flag as well as cancel(): asyncio.wait_for in 3.11 can swallow a cancellation
+        # that races with the completion of what it waits for.
+        self._closing = True
         if self._keeper is not None:
             self._keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -331,6 +335,8 @@ class HostLink:
         self._wake.set()
 
     def _start_keeper(self) -> None:
+        if self._closing:
+            return
         if self._keeper is None or self._keeper.done():
             self._keeper = asyncio.create_task(self._keep(), name="hostlink-keeper")
 
@@ -342,7 +348,7 @@ class HostLink:
     async def _keep(self) -> None:
         """Reconnect with exponential backoff, drain the queue, echo when idle."""
         backoff = self.timing.backoff_initial
-        while True:
+        while not self._closing:
             if not self.online or len(self.saf):
                 if await self.ensure_online():
                     backoff = self.timing.backoff_initial

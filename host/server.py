@@ -303,8 +303,8 @@ class LinkServer:
                 return response
             if mti_class(mti) == Mti.REVERSAL_ADVICE:
                 advice = parse_advice(request)
-                outcome = await self._work(self.reversals.handle, advice)
-                response["39"] = outcome.response_code
+                reversal = await self._work(self.reversals.handle, advice)
+                response["39"] = reversal.response_code
                 return response
             if mti not in _REQUIRED:
                 response["39"] = ResponseCode.INVALID_TRANSACTION

@@ -11,7 +11,7 @@ from host.app import Host
 from host.config import HostConfig
 from host.link_config import DEVELOPMENT_TMK, LinkConfig
 from host.server import LinkServer
-from protocol.link import LinkClient
+from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import Message, format_amount, format_transmission_time
 from protocol.pinblock import encrypt_format0, encrypt_format4
@@ -34,17 +34,23 @@ def next_stan() -> str:
 
 def next_time() -> str:
     """Distinct DE 7 values, so two tests' requests never look like repeats."""
-    moment = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC) + dt.timedelta(
-        seconds=next(_seconds)
-    )
+    moment = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC) + dt.timedelta(seconds=next(_seconds))
     return format_transmission_time(moment)
 
 
-async def start_host(config: HostConfig, link_config: LinkConfig | None = None) -> Host:
+async def start_host(
+    config: HostConfig,
+    link_config: LinkConfig | None = None,
+    tap: MessageTap | None = None,
+) -> Host:
     host = Host(config)
-    if link_config is not None:
+    if link_config is not None or tap is not None:
         host.server = LinkServer(
-            host.service, host.executor, sessions=host.sessions, link_config=link_config
+            host.service,
+            host.executor,
+            sessions=host.sessions,
+            link_config=link_config or LinkConfig(),
+            tap=tap,
         )
     await asyncio.to_thread(host.upgrade_and_seed)
     await host.start("127.0.0.1", 0)
@@ -142,7 +148,12 @@ class TestTerminal:
         return message
 
     def reversal(
-        self, original: Message, dispensed: int = 0, *, repeat: bool = False, time: str | None = None
+        self,
+        original: Message,
+        dispensed: int = 0,
+        *,
+        repeat: bool = False,
+        time: str | None = None,
     ) -> Message:
         message = self.header("0421" if repeat else "0420", original["11"], time)
         message.update({k: original[k] for k in ("3", "4", "49")})

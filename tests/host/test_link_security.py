@@ -22,9 +22,7 @@ OTHER_TMK = bytes.fromhex("F0E1D2C3B4A5968778695A4B3C2D1E0F")
 
 @pytest.fixture
 async def host(host_config):
-    config = LinkConfig(
-        schemes={AES_TERMINAL: KeyScheme.AES}, master_keys={"ATM00008": OTHER_TMK}
-    )
+    config = LinkConfig(schemes={AES_TERMINAL: KeyScheme.AES}, master_keys={"ATM00008": OTHER_TMK})
     host = await start_host(host_config, config)
     yield host
     await host.close()
@@ -154,7 +152,8 @@ async def test_a_response_with_a_bad_mac_is_not_acted_upon(host, caplog):
         await terminal.sign_on()
         assert terminal.keys is not None
         terminal.codec.set_mac_key(bytes(16))  # responses now fail verification here
-        terminal.codec.encode = lambda m: encode_signed(m, KeyScheme.TDES, terminal.keys.tak)  # type: ignore[method-assign,union-attr]
+        tak = terminal.keys.tak
+        terminal.codec.encode = lambda message: encode_signed(message, KeyScheme.TDES, tak)  # type: ignore[method-assign]
         with pytest.raises(LinkError, match="bad MAC"):
             await terminal.request(terminal.withdrawal(1_000))
     assert "security: message from host" in caplog.text

@@ -65,7 +65,9 @@ async def test_undecodable_request_after_sign_on_gets_a_macd_format_error(runnin
         echo = terminal.header("0800")
         echo["70"] = "301"
         await terminal.request(echo)
-    assert terminal.unmatched == [{"t": "0210", "39": "30", "41": "ATM00002", "64": terminal.unmatched[0]["64"]}]
+    assert terminal.unmatched == [
+        {"t": "0210", "39": "30", "41": "ATM00002", "64": terminal.unmatched[0]["64"]}
+    ]
 
 
 async def test_missing_fields_get_format_error_with_stan(running_host):

@@ -107,7 +107,9 @@ def test_key_block_with_wrong_kcv_or_master_key_is_refused():
 
 def test_format4_matches_psec_vector():
     # psec.pinblock.decipher_pinblock_iso_4 of this block gives 987654 (psec 1.3.0).
-    block = encrypt_format4("987654", "4000001234567899", AES_KEY, bytes.fromhex("0123456789ABCDEF"))
+    block = encrypt_format4(
+        "987654", "4000001234567899", AES_KEY, bytes.fromhex("0123456789ABCDEF")
+    )
     assert block.hex().upper() == "36F95C451CDE788398B4CAF017A32550"
     assert clear_format4("1234", bytes(8)).hex().upper() == "441234AAAAAAAAAA0000000000000000"
 
@@ -120,6 +122,8 @@ def test_format4_round_trip_random_fill_and_pan_binding():
     with pytest.raises(PinBlockError):
         decrypt_format4(a, "4000009876543219", AES_KEY)
     with pytest.raises(PinBlockError):
-        decrypt_pin_block(encrypt_format0("1234", "4000001234567899", TDES_KEY), "4000001234567899", AES_KEY, 4)
+        decrypt_pin_block(
+            encrypt_format0("1234", "4000001234567899", TDES_KEY), "4000001234567899", AES_KEY, 4
+        )
     with pytest.raises(PinBlockError):
         decrypt_pin_block(a, "4000001234567899", AES_KEY, 3)

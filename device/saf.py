@@ -79,7 +79,6 @@ class SafQueue:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._load()
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         except OSError as exc:
             raise SafError(f"cannot open store-and-forward file {path}: {exc}") from exc
 
@@ -142,13 +141,17 @@ class SafQueue:
         self._done.add(entry.key)
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Nothing to release: each write opens, appends, fsyncs and closes the file."""
 
     def _write(self, record: dict[str, object]) -> None:
         line = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
         try:
-            os.write(self._fd, line.encode())
-            os.fsync(self._fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise SafError(f"cannot write store-and-forward file {self.path}: {exc}") from exc
 

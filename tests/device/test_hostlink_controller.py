@@ -58,7 +58,7 @@ async def _session(
     controller = AtmController(device_config, Devices(reader, pad, dispenser, printer))
     steps: dict[str, Callable[[], None]] = {
         "welcome": lambda: reader.insert(ALICE_TRACK),
-        "enter_pin": lambda: (pad.type_digits("1234"), pad.press("ENTER")),
+        "enter_pin": lambda: pad.press(*"1234", "ENTER"),
         "main_menu": lambda: pad.press("F1"),
         "select_account": lambda: pad.press("F1"),
         "select_amount": lambda: pad.press("F4"),  # $100.00
@@ -66,7 +66,13 @@ async def _session(
         "take_card": reader.take_card,
     }
     if on_take_card is not None:
-        steps["take_card"] = lambda: (on_take_card(), reader.take_card())
+        hook = on_take_card
+
+        def release_then_take() -> None:
+            hook()
+            reader.take_card()
+
+        steps["take_card"] = release_then_take
     done = asyncio.Event()
     seen: list[str] = []
 
@@ -117,7 +123,7 @@ async def test_host_answering_too_late_leaves_the_customer_whole(host, tmp_path)
             released.wait(20)
         return authorize(request)
 
-    host.service.authorize = late_authorize  # type: ignore[method-assign]
+    host.service.authorize = late_authorize
     try:
         await _session(host, tmp_path, response_timeout=1.0, on_take_card=released.set)
     finally:

@@ -157,3 +157,18 @@ async def test_a_response_with_a_bad_mac_is_not_acted_upon(host, caplog):
         with pytest.raises(LinkError, match="bad MAC"):
             await terminal.request(terminal.withdrawal(1_000))
     assert "security: message from host" in caplog.text
+
+
+async def test_production_has_no_development_master_key(host_config, caplog):
+    config = LinkConfig(production=True, master_keys={"ATM00008": OTHER_TMK})
+    host = await start_host(host_config, config)
+    try:
+        async with TestTerminal(host.server.port, "ATM00002") as terminal:
+            with pytest.raises(LinkError):
+                await terminal.sign_on()
+            assert await _closed(terminal)
+        async with TestTerminal(host.server.port, "ATM00008", tmk=OTHER_TMK) as terminal:
+            assert (await terminal.sign_on())["39"] == "00"
+    finally:
+        await host.close()
+    assert "no master key for this terminal" in caplog.text

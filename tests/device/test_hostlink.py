@@ -212,3 +212,29 @@ async def test_reconnects_signs_on_and_drains_after_the_host_returns(host_config
         await link.close()
         await host.close()
     assert host.balance(ALICE_CHECKING) == 525_000
+
+
+async def test_key_change_loads_new_keys_and_requests_keep_working(host, device):
+    link, pad, tap = device()
+    loaded: list[str] = []
+    load = pad.load_working_key
+
+    async def spy(encrypted: bytes, kcv: str) -> None:
+        loaded.append(kcv)
+        await load(encrypted, kcv)
+
+    link._on_pin_key = spy
+    try:
+        assert await link.ensure_online()
+        assert await link.change_keys()
+        assert await link.echo()
+        response = await link.request(await _withdrawal(link, pad, 2_000))
+    finally:
+        await link.close()
+    assert response["39"] == "00"
+    assert len(loaded) == 2 and loaded[0] != loaded[1]
+    assert [m["70"] for m in (m for d, m in tap.messages if d == "send") if "70" in m] == [
+        "001",
+        "161",
+        "301",
+    ]

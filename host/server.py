@@ -3,9 +3,9 @@
 Order of work on each frame (DESIGN section 4: MAC first, then format, then the services):
 
 1. Framing: a bad length prefix closes that connection.
-2. Decoding: an undecodable frame on a connection that has not yet carried an authenticated
-   message closes the connection (there is no key to MAC an answer with); on an authenticated
-   connection it gets a MAC'd format error (39=30) when its MTI is a readable request.
+2. Decoding: an undecodable frame gets a MAC'd format error (39=30) when its MTI is a readable
+   request and the connection has already carried an authenticated message (so there is a key
+   to MAC the answer with); otherwise the connection is closed.
 3. MAC: sign-on and key change (0800, DE 70 = 001/161) are checked with the sign-on key derived
    from the terminal's master key, everything else with the terminal's current TAK. A missing
    or wrong MAC, an unknown terminal, or a terminal with no working keys: the message is never
@@ -218,14 +218,24 @@ class LinkServer:
             await self._send(conn, response, auth.scheme, auth.mac_key)
 
     async def _format_error(self, conn: _Connection, exc: MessageError) -> None:
-        log.warning("format error in frame from %s (%s); field %s", conn.peer, exc, exc.field)
+        """DESIGN 3: a format-error response where the header allows one, else the connection
+        closes. "Allows" here: a readable request MTI on a connection whose terminal has keys
+        to MAC the answer with."""
         terminal = conn.terminal_id
         keys = self.keys.cached(terminal) if terminal else None
-        if terminal is None or keys is None:
-            self._reject(conn, exc.mti or "", "", "undecodable frame on an unauthenticated link")
+        readable = exc.mti is not None and exc.mti.isdigit() and is_request(exc.mti)
+        if terminal is None or keys is None or not readable:
+            log.warning(
+                "closing connection from %s: undecodable frame (%s; field %s)",
+                conn.peer,
+                exc,
+                exc.field,
+            )
+            conn.closed = True
+            conn.writer.close()
             return
-        if exc.mti is None or not exc.mti.isdigit() or not is_request(exc.mti):
-            return
+        assert exc.mti is not None
+        log.warning("format error in %s from %s: %s", exc.mti, terminal, exc)
         response: Message = {"t": response_mti(exc.mti), "39": ResponseCode.FORMAT_ERROR}
         response["41"] = terminal
         await self._send(conn, response, keys.scheme, keys.tak)

@@ -212,8 +212,14 @@ class LinkServer:
         try:
             response = await self._respond(request, auth)
         except Exception:
+            # A database or programming fault: the terminal hears 96 (a reversal advice is
+            # then repeated later) and the server keeps serving.
             log.exception("failure answering %s from %s", request["t"], auth.terminal_id)
             response = None
+            if is_request(request["t"]):
+                response = {k: v for k, v in request.items() if k in _ECHOED}
+                response["t"] = response_mti(request["t"])
+                response["39"] = ResponseCode.MALFUNCTION
         if response is not None:
             await self._send(conn, response, auth.scheme, auth.mac_key)
 

@@ -293,9 +293,9 @@ class LinkServer:
     async def _send(
         self, conn: _Connection, response: Message, scheme: KeyScheme, key: bytes
     ) -> None:
-        if self._tap:
-            self._tap("send", response)
         payload = encode_signed(response, scheme, key)
+        if self._tap:
+            self._tap("send", decode(payload))  # as sent, MAC included
         async with conn.write_lock:
             if conn.closed:
                 return

@@ -27,7 +27,7 @@ from protocol.errors import (
 )
 from protocol.framing import DEFAULT_MAX_FRAME, Framer, encode_frame
 from protocol.mac import MessageCodec, PlainCodec
-from protocol.messages import Message, mti_class
+from protocol.messages import Message, decode, mti_class
 
 __all__ = ["LinkClient", "MessageTap", "match_key"]
 
@@ -123,7 +123,7 @@ class LinkClient:
             raise LinkUnavailable("not connected to the host")
         payload = self.codec.encode(message)
         if self._tap:
-            self._tap("send", message)
+            self._tap("send", decode(payload))  # as sent, MAC included
         try:
             self._writer.write(encode_frame(payload))
             await self._writer.drain()

@@ -117,3 +117,17 @@ async def test_malformed_advice_gets_format_error(terminal):
     advice = terminal.reversal(original, time=next_time())
     del advice["4"]
     assert (await terminal.request(advice))["39"] == "30"
+
+
+async def test_database_fault_answers_96_and_the_server_keeps_serving(terminal):
+    """A real fault: the advice table is gone. The advice gets 96 (the terminal repeats it
+    later); the connection and the server stay up."""
+    original = terminal.withdrawal(1_000)
+    assert (await terminal.request(original))["39"] == "00"
+    with terminal.host.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE link_reversal_advices")
+    assert (await terminal.request(terminal.reversal(original)))["39"] == "96"
+    echo = terminal.header("0800")
+    echo["70"] = "301"
+    assert (await terminal.request(echo))["39"] == "00"
+    assert terminal.host.balance(ALICE_CHECKING) == 524_000

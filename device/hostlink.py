@@ -1,46 +1,71 @@
-"""The controller's connection to the host: sign-on, requests, reversals.
+"""The controller's connection to the host: sign-on with key exchange, MAC'd requests,
+reversals through a persistent store-and-forward queue, echo when idle, reconnect with backoff.
 
 ``HostLink`` is the one object the controller uses to reach the host. It owns the
 ``protocol.link.LinkClient`` and everything the link needs besides plain request/response:
 
-* ``ensure_online()``: connect and sign on (0800/001); later also receive working keys and load
-  the PIN key into the PIN pad through ``on_pin_key``.
-* ``request(message)``: send a financial or inquiry request and return the response, or raise
-  ``LinkError``/``LinkTimeout``. A financial request that timed out, or whose approval arrives
-  too late, is reversed by the link itself (the controller never sees that response).
+* ``ensure_online()``: connect, sign on (0800/001) and receive the working keys (DE 48, under
+  the terminal master key): the PIN key goes to the PIN pad through ``on_pin_key``, the MAC key
+  stays here. Then drain the store-and-forward queue. True only when all of that worked.
+* ``request(message)``: send a request (MAC'd) and return the response, or raise
+  ``LinkError``/``LinkTimeout``. Before any 0100/0200 the reversal queue is drained. A 0200
+  that gets no valid answer in time (timeout, lost connection, bad MAC from the host) is
+  reversed by the link itself (reason 4021); an approval that arrives after its timeout is
+  never returned to anyone and is reversed (4006) if it was not already.
 * ``queue_reversal(original, dispensed_cents, reason)``: a reversal advice (0420, repeated as
-  0421 until a 0430 arrives) for a request the host approved but whose cash did not (all) leave.
-  Store-and-forward: persisted before this returns, drained in order before any new financial
-  request.
-* ``echo()``: the idle-time echo test (0800/301).
-
-This first version keeps the reversal queue in memory and sends each advice once; the link
-issue makes it persistent (``DeviceConfig.saf_path``), MAC'd and repeated.
+  0421 until a 0430 arrives) for a request the host approved but whose cash did not (all)
+  leave. Persisted (``device.saf``) before this returns; drained in order.
+* ``pending_reversals()``: how many advices wait.
+* ``echo()``: the echo test (0800/301); a background keeper sends one whenever the link has
+  been idle for ``LinkTiming.echo_interval`` and reconnects (exponential backoff) when the
+  connection is lost, signing on and draining the queue again.
+* ``change_keys()``: ask the host for new working keys (0800/161).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from device.config import DeviceConfig
-from protocol.errors import LinkError
+from device.saf import SafQueue
+from protocol.errors import KeyMaterialError, LinkError, LinkUnavailable, ProtocolError
 from protocol.link import LinkClient, MessageTap
-from protocol.messages import Message, Mti, NetworkCode, format_transmission_time
+from protocol.mac import TerminalCodec
+from protocol.messages import (
+    Message,
+    Mti,
+    NetworkCode,
+    TransactionType,
+    format_transmission_time,
+    mti_class,
+)
 from protocol.response_codes import ResponseCode
+from protocol.security import KeyBlock, KeyScheme
 from protocol.stan import StanGenerator
 
-__all__ = ["HostLink", "PendingReversal", "ReversalReason"]
+__all__ = ["HostLink", "LinkTiming", "PendingReversal", "ReversalReason"]
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("device.security")
 
 Clock = Callable[[], dt.datetime]
 
+# 0430 codes after which the advice is sent again (the host could not process it yet).
+RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFUNCTION.value})
+# Processing codes whose 0200 moves money and so must be reversed when unanswered.
+_REVERSIBLE = (TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value)
+_ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
+
 
 class ReversalReason:
-    """ISO 1993 reversal reason codes (jPOS-CMF) we use."""
+    """ISO 1993 reversal reason codes (jPOS-CMF) we use; sent in DE 60 of the advice."""
 
     PARTIAL = "4004"
     LATE_RESPONSE = "4006"
@@ -56,6 +81,21 @@ class PendingReversal:
     reason: str
 
 
+@dataclass(frozen=True)
+class LinkTiming:
+    """How the link keeps itself alive. ``key_scheme`` must match the host's configuration
+    for this terminal (``TERMINAL_KEY_SCHEMES``)."""
+
+    echo_interval: float = 60.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    key_scheme: KeyScheme = KeyScheme.TDES
+
+    def __post_init__(self) -> None:
+        if self.echo_interval <= 0 or not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError("echo interval and backoff must be positive, initial <= max")
+
+
 class HostLink:
     def __init__(
         self,
@@ -65,20 +105,49 @@ class HostLink:
         clock: Clock | None = None,
         tap: MessageTap | None = None,
         on_pin_key: Callable[[bytes, str], Awaitable[None]] | None = None,
+        timing: LinkTiming | None = None,
+        saf: SafQueue | None = None,
     ) -> None:
         self.config = config
         self.stan = stan
+        self.timing = timing or LinkTiming(backoff_initial=min(1.0, config.reconnect_delay))
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._on_pin_key = on_pin_key
+        self._tap = tap
+        self._codec = TerminalCodec(self.timing.key_scheme, config.master_key)
         self.client = LinkClient(
-            config.host, config.port, response_timeout=config.response_timeout, tap=tap
+            config.host,
+            config.port,
+            response_timeout=config.response_timeout,
+            tap=self._traffic,
+            on_unmatched=self._on_unmatched,
+            codec=self._codec,
+            on_disconnect=self._on_disconnect,
         )
+        self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False
-        self.reversals: list[PendingReversal] = []
+        self._connect_lock = asyncio.Lock()
+        self._drain_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_traffic = time.monotonic()
 
+    # -- state ----------------------------------------------------------------------------
     @property
     def online(self) -> bool:
         return self.signed_on and self.client.connected
+
+    @property
+    def reversals(self) -> list[PendingReversal]:
+        """The advices waiting in the store-and-forward queue, oldest first."""
+        return [
+            PendingReversal(dict(e.original), e.dispensed_cents, e.reason)
+            for e in self.saf.pending()
+        ]
+
+    def pending_reversals(self) -> int:
+        return len(self.saf)
 
     def base_message(self, mti: str, stan: str | None = None) -> Message:
         """The header fields every request from this terminal carries."""
@@ -93,45 +162,202 @@ class HostLink:
             "42": self.config.acceptor_id,
         }
 
+    # -- connecting -----------------------------------------------------------------------
     async def ensure_online(self) -> bool:
-        """Connect and sign on if needed. False (with a log line) when the host is not there."""
-        if self.online:
-            return True
-        try:
+        """Connect, sign on (with key exchange) and drain the reversal queue. False (with a
+        log line) when any of it fails; the keeper keeps trying in the background."""
+        async with self._connect_lock:
             if not self.client.connected:
-                await self.client.connect()
-            message = self.base_message(Mti.NETWORK_REQUEST)
-            message["70"] = NetworkCode.SIGN_ON
+                self.signed_on = False
+                self._codec.set_mac_key(None)
+                try:
+                    await self.client.connect()
+                except LinkError as exc:
+                    log.warning("host link not available: %s", exc)
+                    self._start_keeper()
+                    return False
+            if not self.signed_on and not await self._exchange_keys(NetworkCode.SIGN_ON):
+                self._start_keeper()
+                return False
+        self._start_keeper()
+        return await self.drain()
+
+    async def change_keys(self) -> bool:
+        """Ask the host for new working keys (0800/161)."""
+        if not self.online:
+            return await self.ensure_online()
+        async with self._connect_lock:
+            return await self._exchange_keys(NetworkCode.KEY_CHANGE)
+
+    async def _exchange_keys(self, code: NetworkCode) -> bool:
+        message = self.base_message(Mti.NETWORK_REQUEST)
+        message["70"] = code
+        message["48"] = self._codec.scheme.value
+        try:
             response = await self.client.request(message)
         except LinkError as exc:
-            log.warning("host link not available: %s", exc)
-            self.signed_on = False
+            log.warning("sign-on failed: %s", exc)
             return False
-        self.signed_on = response.get("39") == ResponseCode.APPROVED
-        return self.signed_on
-
-    async def echo(self) -> bool:
-        message = self.base_message(Mti.NETWORK_REQUEST)
-        message["70"] = NetworkCode.ECHO
+        if response.get("39") != ResponseCode.APPROVED:
+            log.warning("host refused sign-on with response code %s", response.get("39"))
+            return False
         try:
-            response = await self.client.request(message)
-        except LinkError:
-            self.signed_on = False
+            block = KeyBlock.parse(response.get("48", ""))
+            if block.scheme is not self._codec.scheme:
+                raise KeyMaterialError(f"host sent {block.scheme.name} keys")
+            keys = block.open(self.config.master_key)
+        except ProtocolError as exc:
+            security_log.error("security: working keys from the host rejected: %s", exc)
+            await self.client.close()
             return False
-        return response.get("39") == ResponseCode.APPROVED
+        if self._on_pin_key is not None:
+            try:
+                await self._on_pin_key(block.tpk_encrypted, block.tpk_kcv)
+            except Exception as exc:
+                security_log.error("security: the PIN pad refused the working key: %s", exc)
+                await self.client.close()
+                return False
+        self._codec.set_mac_key(keys.tak)
+        self.signed_on = True
+        log.info(
+            "signed on to %s:%d with %s keys", self.config.host, self.config.port, keys.scheme.name
+        )
+        return True
 
+    # -- requests -------------------------------------------------------------------------
     async def request(self, message: Message) -> Message:
-        return await self.client.request(message)
+        mti = message["t"]
+        if mti_class(mti) in (Mti.AUTHORIZATION_REQUEST, Mti.FINANCIAL_REQUEST):
+            if not self.online and not await self.ensure_online():
+                raise LinkUnavailable("the host link is down")
+            if not await self.drain():
+                raise LinkUnavailable("reversals are waiting and the host does not take them")
+        try:
+            return await self.client.request(message)
+        except LinkUnavailable:
+            raise
+        except LinkError as exc:
+            if mti == Mti.FINANCIAL_REQUEST and message.get("3", "")[:2] in _REVERSIBLE:
+                log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
+                self.queue_reversal(message, 0, ReversalReason.TIMEOUT)
+            raise
 
     def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> None:
-        self.reversals.append(PendingReversal(dict(original), dispensed_cents, reason))
+        """Persist a reversal advice for ``original`` and have it sent as soon as possible."""
+        entry = self.saf.add(
+            original, dispensed_cents, reason, format_transmission_time(self._clock())
+        )
+        if entry is None:
+            log.info("reversal of STAN %s is already queued or done", original.get("11"))
+            return
         log.warning(
-            "reversal needed for STAN %s (dispensed %d, reason %s)",
+            "reversal queued for STAN %s (dispensed %d, reason %s)",
             original.get("11"),
             dispensed_cents,
             reason,
         )
+        self._wake.set()
+
+    async def drain(self) -> bool:
+        """Send every queued advice, oldest first, each until a 0430 answers it. True when
+        the queue is empty."""
+        async with self._drain_lock:
+            while (entry := self.saf.head()) is not None:
+                if not self.online:
+                    return False
+                advice = entry.advice()  # 0420 the first time, 0421 ever after
+                self.saf.record_attempt(entry.id)
+                try:
+                    response = await self.client.request(advice)
+                except LinkError as exc:
+                    log.warning("reversal advice STAN %s not answered: %s", advice["11"], exc)
+                    return False
+                code = response.get("39", "")
+                if code in RETRY_CODES:
+                    log.warning("host answered reversal STAN %s with %s", advice["11"], code)
+                    return False
+                self.saf.acknowledge(entry.id, code)
+                log.info("reversal of STAN %s acknowledged (%s)", advice["11"], code)
+            return True
+
+    async def echo(self) -> bool:
+        if not self.online:
+            return await self.ensure_online()
+        message = self.base_message(Mti.NETWORK_REQUEST)
+        message["70"] = NetworkCode.ECHO
+        try:
+            response = await self.client.request(message)
+        except LinkError as exc:
+            log.warning("echo test failed: %s", exc)
+            self.signed_on = False
+            await self.client.close()
+            return False
+        return response.get("39") == ResponseCode.APPROVED
 
     async def close(self) -> None:
+        # The flag as well as cancel(): asyncio.wait_for in 3.11 can swallow a cancellation
+        # that races with the completion of what it waits for.
+        self._closing = True
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
         self.signed_on = False
         await self.client.close()
+
+    # -- callbacks and the keeper ---------------------------------------------------------
+    def _traffic(self, direction: str, message: Message) -> None:
+        self._last_traffic = time.monotonic()
+        if self._tap is not None:
+            self._tap(direction, message)
+
+    def _on_unmatched(self, message: Message) -> None:
+        mti = message.get("t", "")
+        if (
+            mti == Mti.FINANCIAL_RESPONSE
+            and message.get("39") == ResponseCode.APPROVED
+            and message.get("41") == self.config.terminal_id
+            and message.get("3", "")[:2] in _REVERSIBLE
+        ):
+            log.warning("approval for STAN %s arrived too late", message.get("11"))
+            original = {k: v for k, v in message.items() if k in _ORIGINAL_ECHOED}
+            original["t"] = Mti.FINANCIAL_REQUEST
+            self.queue_reversal(original, 0, ReversalReason.LATE_RESPONSE)
+        else:
+            log.info("ignoring unmatched %s STAN %s", mti, message.get("11"))
+
+    def _on_disconnect(self, error: LinkError) -> None:
+        if self.signed_on:
+            log.warning("host link lost: %s", error)
+        self.signed_on = False
+        self._codec.set_mac_key(None)
+        self._wake.set()
+
+    def _start_keeper(self) -> None:
+        if self._closing:
+            return
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep(), name="hostlink-keeper")
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
+        self._wake.clear()
+
+    async def _keep(self) -> None:
+        """Reconnect with exponential backoff, drain the queue, echo when idle."""
+        backoff = self.timing.backoff_initial
+        while not self._closing:
+            if not self.online or len(self.saf):
+                if await self.ensure_online():
+                    backoff = self.timing.backoff_initial
+                else:
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))
+                    backoff = min(backoff * 2, self.timing.backoff_max)
+                    continue
+            idle = time.monotonic() - self._last_traffic
+            if idle >= self.timing.echo_interval:
+                await self.echo()
+                continue
+            await self._pause(self.timing.echo_interval - idle)

@@ -1,9 +1,20 @@
 """The host's TCP server for the ISO-8583 link.
 
-Each connection has its own framer. A frame that does not decode gets a format-error response
-(39=30) when its MTI is a readable request, else it is dropped with a log line; a bad length
-prefix closes that connection. Nothing a terminal sends can stop the server or delay other
-terminals: services run in a worker pool, off the event loop.
+Order of work on each frame (DESIGN section 4: MAC first, then format, then the services):
+
+1. Framing: a bad length prefix closes that connection.
+2. Decoding: an undecodable frame gets a MAC'd format error (39=30) when its MTI is a readable
+   request and the connection has already carried an authenticated message (so there is a key
+   to MAC the answer with); otherwise the connection is closed.
+3. MAC: sign-on and key change (0800, DE 70 = 001/161) are checked with the sign-on key derived
+   from the terminal's master key, everything else with the terminal's current TAK. A missing
+   or wrong MAC, an unknown terminal, or a terminal with no working keys: the message is never
+   processed, one security log line says why, and the connection is closed.
+4. Processing: network management (sign-on with key exchange, sign-off, echo, key change),
+   reversal advices (``host.link_reversals``), card requests (``host.services``).
+
+Every response is MAC'd under the key that authenticated its request. Nothing a terminal sends
+can stop the server or delay other terminals: database work runs in the worker pool.
 """
 
 from __future__ import annotations
@@ -14,32 +25,88 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from host.link_config import LinkConfig
+from host.link_keys import KeyStore
+from host.link_reversals import ReversalService, parse_advice
 from host.services import AuthorizationService, CardRequest, Outcome
-from protocol.errors import FrameError, MessageError, ProtocolError
+from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
 from protocol.link import MessageTap
+from protocol.mac import encode_signed, uses_signon_key, verify_signed
 from protocol.messages import (
     Message,
     Mti,
     NetworkCode,
     TransactionType,
     decode,
-    encode,
     format_balances,
     is_request,
+    mti_class,
     parse_amount,
     parse_processing_code,
     response_mti,
 )
 from protocol.response_codes import ResponseCode
+from protocol.security import KeyBlock, KeyScheme, WorkingKeys, signon_mac_key
 
 __all__ = ["LinkServer"]
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("host.security")
 
-_ECHOED = ("2", "3", "4", "7", "11", "12", "13", "37", "41", "42", "49", "70", "102", "103")
+T = TypeVar("T")
+
+_ECHOED = (
+    "2",
+    "3",
+    "4",
+    "7",
+    "11",
+    "12",
+    "13",
+    "37",
+    "41",
+    "42",
+    "49",
+    "70",
+    "90",
+    "95",
+    "102",
+    "103",
+)
 _REQUIRED = {"0100": ("2", "3", "7", "11", "41"), "0200": ("2", "3", "4", "7", "11", "41")}
+_PIN_BLOCK_HEX = {0: 16, 4: 32}
+
+
+@dataclass
+class _Connection:
+    writer: asyncio.StreamWriter
+    peer: Any
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    terminal_id: str | None = None
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class _Auth:
+    """Who sent an authenticated message and the key that proved it."""
+
+    terminal_id: str
+    scheme: KeyScheme
+    mac_key: bytes
+    keys: WorkingKeys | None  # None for sign-on / key change (keys are being issued)
+
+
+def _service_sessions(service: AuthorizationService) -> sessionmaker[Session]:
+    found = getattr(service, "sessions", None) or getattr(service, "_sessions", None)
+    if found is None:
+        raise TypeError("LinkServer needs sessions= (the host's session factory)")
+    return found  # type: ignore[no-any-return]
 
 
 class LinkServer:
@@ -51,12 +118,18 @@ class LinkServer:
         max_frame: int = 4096,
         tap: MessageTap | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        sessions: sessionmaker[Session] | None = None,
+        link_config: LinkConfig | None = None,
     ) -> None:
         self._service = service
         self._executor = executor
         self._max_frame = max_frame
         self._tap = tap
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        sessions = sessions or _service_sessions(service)
+        self.link_config = link_config or LinkConfig.from_env()
+        self.keys = KeyStore(sessions, self.link_config)
+        self.reversals = ReversalService(sessions, self._clock)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
@@ -82,24 +155,29 @@ class LinkServer:
         assert self._server is not None
         await self._server.serve_forever()
 
+    async def _work(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- connections ----------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
-        peer = writer.get_extra_info("peername")
+        conn = _Connection(writer, writer.get_extra_info("peername"))
         framer = Framer(self._max_frame)
-        write_lock = asyncio.Lock()
         handlers: set[asyncio.Task[None]] = set()
         try:
-            while data := await reader.read(65536):
+            while not conn.closed and (data := await reader.read(65536)):
                 for frame in framer.feed(data):
-                    handler = asyncio.create_task(self._handle_frame(frame, writer, write_lock))
+                    if conn.closed:
+                        break
+                    handler = asyncio.create_task(self._handle_frame(frame, conn))
                     handlers.add(handler)
                     handler.add_done_callback(handlers.discard)
         except FrameError as exc:
-            log.warning("closing connection from %s: %s", peer, exc)
+            log.warning("closing connection from %s: %s", conn.peer, exc)
         except (ConnectionError, OSError) as exc:
-            log.info("connection from %s lost: %s", peer, exc)
+            log.info("connection from %s lost: %s", conn.peer, exc)
         finally:
             if handlers:
                 await asyncio.gather(*handlers, return_exceptions=True)
@@ -108,71 +186,195 @@ class LinkServer:
                 await writer.wait_closed()
             self._connections.pop(task, None)
 
-    async def _handle_frame(
-        self, frame: bytes, writer: asyncio.StreamWriter, write_lock: asyncio.Lock
-    ) -> None:
+    def _reject(self, conn: _Connection, mti: str, terminal: str, reason: str) -> None:
+        """A message that failed authentication: one security line, and the connection goes."""
+        security_log.warning(
+            "security: rejected %s from %s terminal %s: %s; connection closed",
+            mti or "????",
+            conn.peer,
+            terminal or "?",
+            reason,
+        )
+        conn.closed = True
+        conn.writer.close()
+
+    async def _handle_frame(self, frame: bytes, conn: _Connection) -> None:
         try:
             request = decode(frame)
         except MessageError as exc:
-            log.warning("format error in frame (%s); field %s", exc, exc.field)
-            if exc.mti is None or not exc.mti.isdigit() or not is_request(exc.mti):
-                return
-            response: Message | None = {"t": response_mti(exc.mti), "39": ResponseCode.FORMAT_ERROR}
-        else:
-            if self._tap:
-                self._tap("recv", request)
-            response = await self._respond(request)
-        if response is None:
+            await self._format_error(conn, exc)
+            return
+        auth = await self._authenticate(frame, request, conn)
+        if auth is None:
             return
         if self._tap:
-            self._tap("send", response)
-        async with write_lock:
+            self._tap("recv", request)
+        try:
+            response = await self._respond(request, auth)
+        except Exception:
+            # A database or programming fault: the terminal hears 96 (a reversal advice is
+            # then repeated later) and the server keeps serving.
+            log.exception("failure answering %s from %s", request["t"], auth.terminal_id)
+            response = None
+            if is_request(request["t"]):
+                response = {k: v for k, v in request.items() if k in _ECHOED}
+                response["t"] = response_mti(request["t"])
+                response["39"] = ResponseCode.MALFUNCTION
+        if response is not None:
+            await self._send(conn, response, auth.scheme, auth.mac_key)
+
+    async def _format_error(self, conn: _Connection, exc: MessageError) -> None:
+        """DESIGN 3: a format-error response where the header allows one, else the connection
+        closes. "Allows" here: a readable request MTI on a connection whose terminal has keys
+        to MAC the answer with."""
+        terminal = conn.terminal_id
+        keys = self.keys.cached(terminal) if terminal else None
+        readable = exc.mti is not None and exc.mti.isdigit() and is_request(exc.mti)
+        if terminal is None or keys is None or not readable:
+            log.warning(
+                "closing connection from %s: undecodable frame (%s; field %s)",
+                conn.peer,
+                exc,
+                exc.field,
+            )
+            conn.closed = True
+            conn.writer.close()
+            return
+        assert exc.mti is not None
+        log.warning("format error in %s from %s: %s", exc.mti, terminal, exc)
+        response: Message = {"t": response_mti(exc.mti), "39": ResponseCode.FORMAT_ERROR}
+        response["41"] = terminal
+        await self._send(conn, response, keys.scheme, keys.tak)
+
+    async def _authenticate(
+        self, frame: bytes, request: Message, conn: _Connection
+    ) -> _Auth | None:
+        mti, terminal = request["t"], request.get("41", "")
+        if conn.terminal_id is not None and terminal != conn.terminal_id:
+            self._reject(conn, mti, terminal, f"connection belongs to {conn.terminal_id}")
+            return None
+        if uses_signon_key(request):
             try:
-                writer.write(encode_frame(encode(response)))
-                await writer.drain()
+                scheme = KeyScheme(request.get("48", "")[:1])
+            except ValueError:
+                self._reject(conn, mti, terminal, "sign-on without a key scheme in DE 48")
+                return None
+            tmk = self.link_config.master_key(terminal)
+            if tmk is None:
+                self._reject(conn, mti, terminal, "no master key for this terminal")
+                return None
+            key = signon_mac_key(scheme, tmk)
+            try:
+                verify_signed(frame, request, scheme, key)
+            except MacError as exc:
+                self._reject(conn, mti, terminal, str(exc))
+                return None
+            conn.terminal_id = terminal
+            return _Auth(terminal, scheme, key, None)
+        keys = self.keys.cached(terminal) or await self._work(self.keys.load, terminal)
+        if keys is None:
+            self._reject(conn, mti, terminal, "no working keys (not signed on)")
+            return None
+        try:
+            verify_signed(frame, request, keys.scheme, keys.tak)
+        except MacError as exc:
+            fresh = await self._work(self.keys.load, terminal)
+            try:
+                if fresh is None or fresh == keys:
+                    raise exc
+                verify_signed(frame, request, fresh.scheme, fresh.tak)
+            except MacError as final:
+                self._reject(conn, mti, terminal, str(final))
+                return None
+            keys = fresh
+        conn.terminal_id = terminal
+        return _Auth(terminal, keys.scheme, keys.tak, keys)
+
+    async def _send(
+        self, conn: _Connection, response: Message, scheme: KeyScheme, key: bytes
+    ) -> None:
+        payload = encode_signed(response, scheme, key)
+        if self._tap:
+            self._tap("send", decode(payload))  # as sent, MAC included
+        async with conn.write_lock:
+            if conn.closed:
+                return
+            try:
+                conn.writer.write(encode_frame(payload))
+                await conn.writer.drain()
             except (ConnectionError, OSError) as exc:
                 log.info("could not send %s: %s", response["t"], exc)
 
-    async def _respond(self, request: Message) -> Message | None:
+    # -- processing -----------------------------------------------------------------------
+    async def _respond(self, request: Message, auth: _Auth) -> Message | None:
         mti = request["t"]
         if not is_request(mti):
-            log.warning("ignoring unsolicited %s", mti)
+            log.warning("ignoring unsolicited %s from %s", mti, auth.terminal_id)
             return None
         response: Message = {k: v for k, v in request.items() if k in _ECHOED}
         response["t"] = response_mti(mti)
         try:
-            if mti == Mti.NETWORK_REQUEST:
-                response["39"] = self._network(request)
+            if mti_class(mti) == Mti.NETWORK_REQUEST:
+                await self._network(request, response, auth)
+                return response
+            if mti_class(mti) == Mti.REVERSAL_ADVICE:
+                advice = parse_advice(request)
+                reversal = await self._work(self.reversals.handle, advice)
+                response["39"] = reversal.response_code
                 return response
             if mti not in _REQUIRED:
                 response["39"] = ResponseCode.INVALID_TRANSACTION
                 return response
-            card_request = self._card_request(request)
+            card_request = self._card_request(request, auth)
         except ProtocolError as exc:
             log.warning("format error in %s STAN %s: %s", mti, request.get("11"), exc)
             response["39"] = ResponseCode.FORMAT_ERROR
             return response
         try:
-            loop = asyncio.get_running_loop()
-            outcome = await loop.run_in_executor(
-                self._executor, self._service.authorize, card_request
-            )
+            outcome = await self._work(self._service.authorize, card_request)
         except Exception:
             log.exception("service failure on %r", card_request)
             response["39"] = ResponseCode.MALFUNCTION
             return response
+        if outcome.response_code.approved and mti == Mti.FINANCIAL_REQUEST:
+            # A reversal that overtook this request is applied now (host.link_reversals).
+            await self._work(
+                self.reversals.apply_waiting, auth.terminal_id, request["11"], request["7"]
+            )
         return self._fill(response, outcome)
 
-    @staticmethod
-    def _network(request: Message) -> str:
+    async def _network(self, request: Message, response: Message, auth: _Auth) -> None:
         code = request.get("70", "")
-        if code in (NetworkCode.SIGN_ON, NetworkCode.SIGN_OFF, NetworkCode.ECHO):
-            log.info("terminal %s network code %s", request.get("41", "?"), code)
-            return ResponseCode.APPROVED
-        return ResponseCode.INVALID_TRANSACTION
+        terminal = auth.terminal_id
+        log.info("terminal %s network code %s", terminal, code)
+        if code in (NetworkCode.SIGN_ON, NetworkCode.KEY_CHANGE):
+            wanted = self.link_config.scheme(terminal)
+            if auth.scheme is not wanted:
+                log.warning(
+                    "terminal %s asked for key scheme %s, configured %s",
+                    terminal,
+                    auth.scheme,
+                    wanted,
+                )
+                response["39"] = ResponseCode.INVALID_TRANSACTION
+                return
+            keys = await self._work(self.keys.issue, terminal, wanted, self._clock())
+            tmk = self.link_config.master_key(terminal)
+            if keys is None or tmk is None:
+                response["39"] = ResponseCode.NOT_PERMITTED
+                return
+            response["39"] = ResponseCode.APPROVED
+            response["48"] = KeyBlock.build(keys, tmk).encode()
+        elif code == NetworkCode.SIGN_OFF:
+            await self._work(self.keys.revoke, terminal)
+            response["39"] = ResponseCode.APPROVED
+        elif code == NetworkCode.ECHO:
+            response["39"] = ResponseCode.APPROVED
+        else:
+            response["39"] = ResponseCode.INVALID_TRANSACTION
 
     @staticmethod
-    def _card_request(request: Message) -> CardRequest:
+    def _card_request(request: Message, auth: _Auth) -> CardRequest:
         mti = request["t"]
         missing = [f for f in _REQUIRED[mti] if not request.get(f)]
         if missing:
@@ -180,16 +382,14 @@ class LinkServer:
         transaction, from_account, to_account = parse_processing_code(request["3"])
         if mti == Mti.AUTHORIZATION_REQUEST and transaction is not TransactionType.BALANCE_INQUIRY:
             raise MessageError("0100 carries only balance inquiries", field="3")
-        pin_hex = request.get("52")
-        try:
-            pin_block = bytes.fromhex(pin_hex) if pin_hex else None
-        except ValueError as exc:
-            raise MessageError("field 52 is not hexadecimal", field="52") from exc
-        new_pin_hex = request.get("48") if transaction is TransactionType.PIN_CHANGE else None
-        try:
-            new_pin_block = bytes.fromhex(new_pin_hex) if new_pin_hex else None
-        except ValueError as exc:
-            raise MessageError("field 48 (new PIN block) is not hexadecimal", field="48") from exc
+        assert auth.keys is not None
+        pin_format = auth.keys.scheme.pin_format
+        pin_block = _pin_block(request.get("52"), pin_format, "52")
+        new_pin_block = (
+            _pin_block(request.get("48"), pin_format, "48")
+            if transaction is TransactionType.PIN_CHANGE
+            else None
+        )
         track2 = request.get("35", "")
         expiry = track2.replace("D", "=").partition("=")[2][:4] or None
         return CardRequest(
@@ -207,6 +407,8 @@ class LinkServer:
             currency=request.get("49", "840"),
             to_account_number=request.get("103"),
             new_pin_block=new_pin_block,
+            pin_key=auth.keys.tpk,
+            pin_format=pin_format,
         )
 
     @staticmethod
@@ -218,3 +420,18 @@ class LinkServer:
         if outcome.balances:
             response["54"] = format_balances(list(outcome.balances))
         return response
+
+
+def _pin_block(value: str | None, pin_format: int, field: str) -> bytes | None:
+    if not value:
+        return None
+    if len(value) != _PIN_BLOCK_HEX[pin_format]:
+        raise MessageError(
+            f"field {field}: a format {pin_format} PIN block is "
+            f"{_PIN_BLOCK_HEX[pin_format]} hex digits",
+            field=field,
+        )
+    try:
+        return bytes.fromhex(value)
+    except ValueError as exc:
+        raise MessageError(f"field {field} is not hexadecimal", field=field) from exc

@@ -1,13 +1,17 @@
-"""The ATM-to-host link: message spec, framing, PIN blocks, STAN, response codes, link client.
+"""The ATM-to-host link: message spec, framing, MAC and keys, PIN blocks, STAN, response codes,
+link client.
 
 Sans-IO except ``protocol.link``. No database, device or host code is imported here.
 """
 
 from protocol.errors import (
     FrameError,
+    KeyMaterialError,
     LinkError,
     LinkTimeout,
+    LinkUnavailable,
     LocalProtocolError,
+    MacError,
     MessageError,
     PinBlockError,
     ProtocolError,
@@ -17,9 +21,12 @@ from protocol.response_codes import ResponseCode
 
 __all__ = [
     "FrameError",
+    "KeyMaterialError",
     "LinkError",
     "LinkTimeout",
+    "LinkUnavailable",
     "LocalProtocolError",
+    "MacError",
     "MessageError",
     "PinBlockError",
     "ProtocolError",

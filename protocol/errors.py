@@ -29,6 +29,10 @@ class MessageError(RemoteProtocolError):
         self.mti = mti
 
 
+class MacError(RemoteProtocolError):
+    """A message whose MAC is missing, misplaced or wrong: it must never be processed."""
+
+
 class LocalProtocolError(ProtocolError):
     """Our own code asked for something the protocol cannot express."""
 
@@ -43,3 +47,11 @@ class LinkError(ProtocolError):
 
 class LinkTimeout(LinkError):
     """No response arrived within the response timeout."""
+
+
+class KeyMaterialError(ProtocolError):
+    """Key material that cannot be used: wrong length, failed unwrap, check value mismatch."""
+
+
+class LinkUnavailable(LinkError):
+    """The link is down: the request was not sent."""

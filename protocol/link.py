@@ -3,6 +3,11 @@
 Responses are matched to requests by terminal ID (DE 41) + STAN (DE 11) + MTI class, as jPOS QMUX
 does. A response with no waiting request (for example one that arrived after its timeout) is handed
 to ``on_unmatched`` so the caller can act on it (a late approval must be reversed).
+
+Messages go through a ``MessageCodec``: ``protocol.mac.TerminalCodec`` MACs every message sent
+and verifies every message received. A message from the host whose MAC does not verify is never
+acted upon: one security log line, and the connection is closed (pending requests fail), so the
+terminal signs on again and gets fresh keys.
 """
 
 from __future__ import annotations
@@ -12,13 +17,22 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from protocol.errors import LinkError, LinkTimeout, LocalProtocolError, RemoteProtocolError
+from protocol.errors import (
+    LinkError,
+    LinkTimeout,
+    LinkUnavailable,
+    LocalProtocolError,
+    MacError,
+    RemoteProtocolError,
+)
 from protocol.framing import DEFAULT_MAX_FRAME, Framer, encode_frame
-from protocol.messages import Message, decode, encode, mti_class
+from protocol.mac import MessageCodec, PlainCodec
+from protocol.messages import Message, decode, mti_class
 
 __all__ = ["LinkClient", "MessageTap", "match_key"]
 
 log = logging.getLogger(__name__)
+security_log = logging.getLogger("protocol.security")
 
 MessageTap = Callable[[str, Message], None]
 """Called with ("send" | "recv", message) for every message: for displays and journals."""
@@ -40,6 +54,9 @@ class LinkClient:
         max_frame: int = DEFAULT_MAX_FRAME,
         tap: MessageTap | None = None,
         on_unmatched: Callable[[Message], None] | None = None,
+        codec: MessageCodec | None = None,
+        on_disconnect: Callable[[LinkError], None] | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -47,6 +64,9 @@ class LinkClient:
         self.max_frame = max_frame
         self._tap = tap
         self._on_unmatched = on_unmatched
+        self._on_disconnect = on_disconnect
+        self.codec: MessageCodec = codec or PlainCodec()
+        self.connect_timeout = connect_timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[MatchKey, asyncio.Future[Message]] = {}
@@ -58,9 +78,13 @@ class LinkClient:
 
     async def connect(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        except OSError as exc:
-            raise LinkError(f"cannot connect to host {self.host}:{self.port}: {exc}") from exc
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), self.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise LinkUnavailable(
+                f"cannot connect to host {self.host}:{self.port}: {exc or 'timeout'}"
+            ) from exc
         self._read_task = asyncio.create_task(self._read_loop(), name="link-reader")
 
     async def close(self) -> None:
@@ -79,7 +103,7 @@ class LinkClient:
     async def request(self, message: Message, timeout: float | None = None) -> Message:
         """Send ``message`` and wait for its matching response."""
         if not self.connected or self._writer is None:
-            raise LinkError("not connected to the host")
+            raise LinkUnavailable("not connected to the host")
         key = match_key(message)
         if key in self._pending:
             raise LocalProtocolError(f"a request with key {key} is already pending")
@@ -95,11 +119,11 @@ class LinkClient:
 
     async def send(self, message: Message) -> None:
         """Send without waiting for a response (advices whose answer is handled elsewhere)."""
-        if self._writer is None:
-            raise LinkError("not connected to the host")
-        payload = encode(message)
+        if self._writer is None or self._writer.is_closing():
+            raise LinkUnavailable("not connected to the host")
+        payload = self.codec.encode(message)
         if self._tap:
-            self._tap("send", message)
+            self._tap("send", decode(payload))  # as sent, MAC included
         try:
             self._writer.write(encode_frame(payload))
             await self._writer.drain()
@@ -114,9 +138,21 @@ class LinkClient:
             while data := await self._reader.read(65536):
                 for frame in framer.feed(data):
                     try:
-                        self._dispatch(decode(frame))
+                        message = self.codec.decode(frame)
+                    except MacError as exc:
+                        security_log.error(
+                            "security: message from host %s:%d rejected: %s; disconnecting",
+                            self.host,
+                            self.port,
+                            exc,
+                        )
+                        raise
                     except RemoteProtocolError as exc:
                         log.warning("dropping undecodable frame from host: %s", exc)
+                        continue
+                    self._dispatch(message)
+        except MacError as exc:
+            error = LinkError(f"bad MAC from host: {exc}")
         except RemoteProtocolError as exc:
             log.error("host stream broken: %s", exc)
             error = LinkError(f"host stream broken: {exc}")
@@ -126,6 +162,8 @@ class LinkClient:
             if self._writer is not None:
                 self._writer.close()
             self._fail_pending(error)
+            if self._on_disconnect is not None:
+                self._on_disconnect(error)
 
     def _dispatch(self, message: Message) -> None:
         if self._tap:

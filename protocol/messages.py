@@ -57,6 +57,7 @@ class NetworkCode(StrEnum):
 
     SIGN_ON = "001"
     SIGN_OFF = "002"
+    KEY_CHANGE = "161"
     ECHO = "301"
 
 

@@ -1,22 +1,32 @@
-"""PIN blocks, ISO 9564 format 0, encrypted under a TDES terminal PIN key (TPK).
+"""PIN blocks: ISO 9564 format 0 under a TDES terminal PIN key (TPK), and ISO 9564 format 4
+under an AES-128 TPK.
 
 Format 0: PIN field ``0 || len || PIN || F...`` (16 hex digits) XOR PAN field ``0000 || 12
 rightmost PAN digits excluding the check digit``. The clear block exists only inside the PIN pad
 (or its simulator) and in the host's verification step; everything else carries ciphertext.
+
+Format 4 (AES, 16 bytes): PIN field ``4 || len || PIN || A... (to 16 nibbles) || 16 random
+nibbles``; PAN field ``M || PAN (left-padded with 0 to 12 digits) || 0...`` (32 nibbles,
+M = PAN length - 12, 0 when shorter); block = AES(K, AES(K, PIN field) XOR PAN field).
 """
 
 from __future__ import annotations
 
+import secrets
+
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from protocol.errors import PinBlockError
 
 __all__ = [
     "clear_format0",
+    "clear_format4",
     "decrypt_format0",
+    "decrypt_format4",
     "decrypt_pin_block",
     "encrypt_format0",
+    "encrypt_format4",
     "key_check_value",
     "pin_from_clear_format0",
     "tdes_decrypt_block",
@@ -87,9 +97,56 @@ def decrypt_format0(block: bytes, pan: str, key: bytes) -> str:
     return pin_from_clear_format0(tdes_decrypt_block(key, block), pan)
 
 
+def _aes(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
+    if len(key) not in (16, 24, 32):
+        raise PinBlockError(f"an AES key is 16, 24 or 32 bytes, got {len(key)}")
+    cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - one block
+    ctx = cipher.decryptor() if decrypt else cipher.encryptor()
+    return ctx.update(block) + ctx.finalize()
+
+
+def _pan_field4(pan: str) -> bytes:
+    if not pan.isdigit() or not 1 <= len(pan) <= 19:
+        raise PinBlockError("PAN must be 1 to 19 digits")
+    return bytes.fromhex((str(max(0, len(pan) - 12)) + pan.rjust(12, "0")).ljust(32, "0"))
+
+
+def clear_format4(pin: str, random_fill: bytes | None = None) -> bytes:
+    """The plain-text PIN field of format 4 (``random_fill``: 8 bytes, random by default)."""
+    if not pin.isdigit() or not 4 <= len(pin) <= 12:
+        raise PinBlockError("PIN must be 4 to 12 digits")
+    fill = secrets.token_bytes(8) if random_fill is None else random_fill
+    if len(fill) != 8:
+        raise PinBlockError("format 4 random fill is 8 bytes")
+    return bytes.fromhex(f"4{len(pin):X}{pin}".ljust(16, "A")) + fill
+
+
+def encrypt_format4(pin: str, pan: str, key: bytes, random_fill: bytes | None = None) -> bytes:
+    intermediate = _aes(key, clear_format4(pin, random_fill))
+    return _aes(key, bytes(a ^ b for a, b in zip(intermediate, _pan_field4(pan), strict=True)))
+
+
+def decrypt_format4(block: bytes, pan: str, key: bytes) -> str:
+    """Return the PIN. Only the host's verification step may call this."""
+    if len(block) != 16:
+        raise PinBlockError(f"a format 4 PIN block is 16 bytes, got {len(block)}")
+    intermediate = _aes(key, block, decrypt=True)
+    xored = bytes(a ^ b for a, b in zip(intermediate, _pan_field4(pan), strict=True))
+    field = _aes(key, xored, decrypt=True).hex().upper()[:16]
+    if field[0] != "4":
+        raise PinBlockError("not a format 4 PIN block")
+    length = int(field[1], 16)
+    pin, fill = field[2 : 2 + length], field[2 + length :]
+    if not 4 <= length <= 12 or not pin.isdigit() or set(fill) - {"A"}:
+        raise PinBlockError("PIN block does not decode to a valid PIN")
+    return pin
+
+
 def decrypt_pin_block(block: bytes, pan: str, key: bytes, fmt: int = 0) -> str:
-    """Return the PIN from an encrypted PIN block of format ``fmt``. Only the host's
-    verification step may call this. Format 0 (TDES) now; format 4 (AES) joins it here."""
+    """Return the PIN from an encrypted PIN block of format ``fmt`` (0: TDES, 4: AES). Only
+    the host's verification step may call this."""
     if fmt == 0:
         return decrypt_format0(block, pan, key)
+    if fmt == 4:
+        return decrypt_format4(block, pan, key)
     raise PinBlockError(f"PIN block format {fmt} is not supported")

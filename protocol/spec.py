@@ -9,7 +9,8 @@ printable and easy to read in a capture. Changes from ``default_ascii``:
 * 62 mini-statement (private): LLLVAR up to 200, five 40-character entries
   (date YYYYMMDD, sign C/D, 12-digit amount in cents, 19-character description).
 * 102/103 account identification 1/2: LLVAR up to 28 (from and to account numbers).
-* 64/128 MAC: 16 hex characters.
+* 60 (``default_ascii``: LLLVAR): reversal reason code in 0420/0421.
+* 64/128 MAC (``default_ascii``): 16 hex characters; DE 128 when a secondary bitmap is present.
 
 ``docs/protocol.md`` lists every element we use with its meaning.
 """

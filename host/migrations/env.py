@@ -4,6 +4,7 @@ for plain ``alembic upgrade head``, from ``DATABASE_URL`` through ``HostConfig``
 from alembic import context
 from sqlalchemy import pool
 
+import host.link_models  # noqa: F401 - registers the link tables on Base.metadata
 from host.config import HostConfig
 from host.db import create_engine_for
 from host.models import Base

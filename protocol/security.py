@@ -1,0 +1,270 @@
+"""Link security, sans-IO: key schemes, MACs, key check values, key wrapping and the key block
+that carries working keys at sign-on.
+
+Two key schemes, chosen per terminal (``docs/protocol.md`` section "Security"):
+
+* ``T`` (TDES): double-length TDES keys; PIN blocks ISO 9564 format 0; MAC ISO/IEC 9797-1
+  MAC algorithm 3 (retail MAC) with padding method 2; working keys encrypted under the
+  terminal master key (TMK) with TDES-ECB; KCV = TDES(K, 00..00)[:3].
+* ``A`` (AES): AES-128 keys; PIN blocks ISO 9564 format 4; MAC AES-CMAC (NIST SP 800-38B)
+  truncated to its leftmost 8 bytes; working keys wrapped under the TMK with AES key wrap
+  (RFC 3394); KCV = AES-CMAC(K, 00..00 (16 bytes))[:3].
+
+Every MAC is 8 bytes and travels as 16 upper-case hex characters. Sign-on and key-change
+messages (0800/0810 with DE 70 = 001 or 161) are MAC'd under the sign-on key, derived from the
+TMK by encrypting the 16 ASCII bytes ``SIGNON-MAC-KEY-1`` under it (TDES-ECB or AES-ECB); every
+other message under the terminal MAC key (TAK) delivered at sign-on.
+
+Only ``cryptography`` primitives are used; no algorithm is re-implemented beyond the CBC-MAC
+chaining of the retail MAC, which ``cryptography`` does not offer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from protocol.errors import KeyMaterialError, MessageError
+
+__all__ = [
+    "KEY_LEN",
+    "MAC_HEX_LEN",
+    "SIGNON_KEY_CONSTANT",
+    "KeyBlock",
+    "KeyScheme",
+    "WorkingKeys",
+    "compute_mac",
+    "generate_key",
+    "key_check_value",
+    "macs_equal",
+    "signon_mac_key",
+    "unwrap_key",
+    "wrap_key",
+]
+
+KEY_LEN = 16
+MAC_HEX_LEN = 16
+KCV_HEX_LEN = 6
+SIGNON_KEY_CONSTANT = b"SIGNON-MAC-KEY-1"
+
+
+class KeyScheme(StrEnum):
+    """The family of a terminal's keys; one character on the wire (sign-on DE 48)."""
+
+    TDES = "T"
+    AES = "A"
+
+    @property
+    def pin_format(self) -> int:
+        """The ISO 9564 PIN block format this scheme uses."""
+        return 0 if self is KeyScheme.TDES else 4
+
+    @property
+    def wrapped_len(self) -> int:
+        """Bytes of a 16-byte working key once encrypted under the TMK."""
+        return 16 if self is KeyScheme.TDES else 24
+
+    @classmethod
+    def parse(cls, value: str) -> KeyScheme:
+        try:
+            return cls(value)
+        except ValueError as exc:
+            raise MessageError(f"unknown key scheme {value!r}", field="48") from exc
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) != KEY_LEN:
+        raise KeyMaterialError(f"keys are {KEY_LEN} bytes, got {len(key)}")
+
+
+def _tdes(key: bytes) -> TripleDES:
+    # K1K2 -> K1K2K1: the same double-length cipher (cryptography deprecates 16-byte keys).
+    return TripleDES(key + key[:8] if len(key) == 16 else key)
+
+
+def _ecb(cipher: TripleDES | algorithms.AES, data: bytes, *, decrypt: bool = False) -> bytes:
+    engine = Cipher(cipher, modes.ECB())  # noqa: S305 - single key blocks, by design
+    ctx = engine.decryptor() if decrypt else engine.encryptor()
+    return ctx.update(data) + ctx.finalize()
+
+
+def tdes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    return _ecb(_tdes(key), data, decrypt=decrypt)
+
+
+def aes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    return _ecb(algorithms.AES(key), data, decrypt=decrypt)
+
+
+def _pad_method2(data: bytes, block: int) -> bytes:
+    padded = data + b"\x80"
+    return padded + bytes(-len(padded) % block)
+
+
+def retail_mac(key: bytes, data: bytes) -> bytes:
+    """ISO/IEC 9797-1 MAC algorithm 3, padding method 2, double-length key K1||K2:
+    CBC-MAC with single DES under K1, then the last block decrypted under K2 and encrypted
+    under K1. Single DES is TDES with K1K1K1."""
+    _check_key(key)
+    k1, k2 = key[:8], key[8:]
+    padded = _pad_method2(data, 8)
+    cbc = Cipher(TripleDES(k1 * 3), modes.CBC(bytes(8))).encryptor()
+    last = (cbc.update(padded) + cbc.finalize())[-8:]
+    last = _ecb(TripleDES(k2 * 3), last, decrypt=True)
+    return _ecb(TripleDES(k1 * 3), last)
+
+
+def aes_cmac(key: bytes, data: bytes) -> bytes:
+    """AES-CMAC (NIST SP 800-38B), leftmost 8 bytes."""
+    _check_key(key)
+    mac = cmac.CMAC(algorithms.AES(key))
+    mac.update(data)
+    return mac.finalize()[:8]
+
+
+def compute_mac(scheme: KeyScheme, key: bytes, data: bytes) -> str:
+    """The MAC of ``data`` as 16 upper-case hex characters."""
+    raw = retail_mac(key, data) if scheme is KeyScheme.TDES else aes_cmac(key, data)
+    return raw.hex().upper()
+
+
+def macs_equal(a: str, b: str) -> bool:
+    """Constant-time comparison of two hex MACs (case-insensitive)."""
+    return hmac.compare_digest(a.upper().encode(), b.upper().encode())
+
+
+def key_check_value(scheme: KeyScheme, key: bytes) -> str:
+    """KCV as 6 upper-case hex characters (see the module docstring)."""
+    _check_key(key)
+    if scheme is KeyScheme.TDES:
+        return tdes_ecb(key, bytes(8))[:3].hex().upper()
+    mac = cmac.CMAC(algorithms.AES(key))
+    mac.update(bytes(16))
+    return mac.finalize()[:3].hex().upper()
+
+
+def signon_mac_key(scheme: KeyScheme, tmk: bytes) -> bytes:
+    """The key that MACs sign-on and key-change messages, derived from the TMK."""
+    _check_key(tmk)
+    if scheme is KeyScheme.TDES:
+        return tdes_ecb(tmk, SIGNON_KEY_CONSTANT)
+    return aes_ecb(tmk, SIGNON_KEY_CONSTANT)
+
+
+def _odd_parity(key: bytes) -> bytes:
+    return bytes(b & 0xFE | (bin(b & 0xFE).count("1") % 2 == 0) for b in key)
+
+
+def generate_key(scheme: KeyScheme) -> bytes:
+    """A fresh random 16-byte working key. TDES keys get odd parity and distinct halves (a
+    TDES key with K1 == K2 would be single DES)."""
+    while True:
+        key = secrets.token_bytes(KEY_LEN)
+        if scheme is KeyScheme.AES:
+            return key
+        key = _odd_parity(key)
+        if key[:8] != key[8:]:
+            return key
+
+
+def wrap_key(scheme: KeyScheme, kek: bytes, key: bytes) -> bytes:
+    """Encrypt a working key under a key-encrypting key (the TMK)."""
+    _check_key(kek)
+    _check_key(key)
+    if scheme is KeyScheme.TDES:
+        return tdes_ecb(kek, key)
+    return aes_key_wrap(kek, key)
+
+
+def unwrap_key(scheme: KeyScheme, kek: bytes, wrapped: bytes) -> bytes:
+    _check_key(kek)
+    if len(wrapped) != scheme.wrapped_len:
+        raise KeyMaterialError(f"a wrapped {scheme.name} key is {scheme.wrapped_len} bytes")
+    if scheme is KeyScheme.TDES:
+        return tdes_ecb(kek, wrapped, decrypt=True)
+    try:
+        return aes_key_unwrap(kek, wrapped)
+    except InvalidUnwrap as exc:
+        raise KeyMaterialError("AES key unwrap failed (wrong master key?)") from exc
+
+
+@dataclass(frozen=True)
+class WorkingKeys:
+    """A terminal's clear working keys: PIN key (TPK) and MAC key (TAK)."""
+
+    scheme: KeyScheme
+    tpk: bytes
+    tak: bytes
+
+    def __repr__(self) -> str:  # keys never reach a log
+        return f"WorkingKeys({self.scheme.name}, tpk kcv {key_check_value(self.scheme, self.tpk)})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class KeyBlock:
+    """DE 48 of an approved sign-on or key-change response: the working keys under the TMK.
+
+    Layout (all hex upper-case): scheme (1) + PIN block format (1) + TPK under TMK
+    (32 for T, 48 for A) + TPK KCV (6) + TAK under TMK (32 / 48) + TAK KCV (6).
+    """
+
+    scheme: KeyScheme
+    tpk_encrypted: bytes
+    tpk_kcv: str
+    tak_encrypted: bytes
+    tak_kcv: str
+
+    @classmethod
+    def build(cls, keys: WorkingKeys, tmk: bytes) -> KeyBlock:
+        s = keys.scheme
+        return cls(
+            s,
+            wrap_key(s, tmk, keys.tpk),
+            key_check_value(s, keys.tpk),
+            wrap_key(s, tmk, keys.tak),
+            key_check_value(s, keys.tak),
+        )
+
+    def encode(self) -> str:
+        return (
+            f"{self.scheme}{self.scheme.pin_format}"
+            f"{self.tpk_encrypted.hex().upper()}{self.tpk_kcv}"
+            f"{self.tak_encrypted.hex().upper()}{self.tak_kcv}"
+        )
+
+    @classmethod
+    def parse(cls, value: str) -> KeyBlock:
+        if len(value) < 2:
+            raise MessageError("key block too short", field="48")
+        scheme = KeyScheme.parse(value[0])
+        if value[1] != str(scheme.pin_format):
+            raise MessageError(f"PIN format {value[1]!r} does not fit scheme {scheme}", field="48")
+        n = scheme.wrapped_len * 2
+        if len(value) != 2 + 2 * (n + KCV_HEX_LEN):
+            raise MessageError(f"key block of {len(value)} characters", field="48")
+        body = value[2:]
+        try:
+            tpk = bytes.fromhex(body[:n])
+            tak = bytes.fromhex(body[n + KCV_HEX_LEN : 2 * n + KCV_HEX_LEN])
+        except ValueError as exc:
+            raise MessageError("key block is not hexadecimal", field="48") from exc
+        return cls(scheme, tpk, body[n : n + KCV_HEX_LEN], tak, body[2 * n + KCV_HEX_LEN :])
+
+    def open(self, tmk: bytes) -> WorkingKeys:
+        """Decrypt both keys under the TMK and verify their KCVs (``KeyMaterialError`` if wrong)."""
+        tpk = unwrap_key(self.scheme, tmk, self.tpk_encrypted)
+        tak = unwrap_key(self.scheme, tmk, self.tak_encrypted)
+        if not macs_equal(key_check_value(self.scheme, tpk), self.tpk_kcv):
+            raise KeyMaterialError("TPK check value does not match")
+        if not macs_equal(key_check_value(self.scheme, tak), self.tak_kcv):
+            raise KeyMaterialError("TAK check value does not match")
+        return WorkingKeys(self.scheme, tpk, tak)

@@ -1,0 +1,129 @@
+"""Link crypto against independent references: psec 1.3.0 (computed once, kept as golden
+vectors), RFC 4493 (AES-CMAC) and ``cryptography`` used directly."""
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from protocol.errors import KeyMaterialError, MessageError, PinBlockError
+from protocol.pinblock import (
+    clear_format4,
+    decrypt_format4,
+    decrypt_pin_block,
+    encrypt_format0,
+    encrypt_format4,
+)
+from protocol.security import (
+    KeyBlock,
+    KeyScheme,
+    WorkingKeys,
+    aes_cmac,
+    compute_mac,
+    generate_key,
+    key_check_value,
+    retail_mac,
+    signon_mac_key,
+    unwrap_key,
+    wrap_key,
+)
+
+TDES_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+AES_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+
+
+def test_retail_mac_matches_psec():
+    # psec.mac.generate_retail_mac(K1K1, K2K2, data, padding=2), psec 1.3.0.
+    assert retail_mac(TDES_KEY, b"Now is the time for all ").hex().upper() == "E9086230CA3BE796"
+    assert retail_mac(TDES_KEY, b"0200F23A").hex().upper() == "CE917AEE04410622"
+
+
+def test_aes_cmac_rfc4493_vector():
+    key = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+    assert aes_cmac(key, b"").hex() == "bb1d6929e9593728"  # leftmost 8 bytes
+    msg = bytes.fromhex("6bc1bee22e409f96e93d7e117393172a")
+    assert aes_cmac(key, msg).hex() == "070a16b46b4d4144"
+
+
+def test_compute_mac_is_16_hex_and_key_dependent():
+    mac = compute_mac(KeyScheme.TDES, TDES_KEY, b"hello")
+    assert len(mac) == 16 and mac == mac.upper()
+    assert compute_mac(KeyScheme.AES, AES_KEY, b"hello") != compute_mac(
+        KeyScheme.AES, TDES_KEY, b"hello"
+    )
+
+
+def test_key_check_values():
+    # TDES KCV: the classic vector of this key (encrypt 8 zero bytes).
+    assert key_check_value(KeyScheme.TDES, TDES_KEY) == "08D7B4"
+    direct = Cipher(algorithms.AES(AES_KEY), modes.ECB()).encryptor()
+    assert direct.update(bytes(16)) != b""  # AES KCV is CMAC-based, not plain ECB:
+    assert key_check_value(KeyScheme.AES, AES_KEY) == aes_cmac(AES_KEY, bytes(16))[:3].hex().upper()
+
+
+@pytest.mark.parametrize("scheme", list(KeyScheme))
+def test_wrap_round_trip_and_generated_keys(scheme):
+    key = generate_key(scheme)
+    assert len(key) == 16
+    if scheme is KeyScheme.TDES:
+        assert all(bin(b).count("1") % 2 == 1 for b in key)  # odd parity
+        assert key[:8] != key[8:]
+    wrapped = wrap_key(scheme, AES_KEY, key)
+    assert len(wrapped) == scheme.wrapped_len
+    assert unwrap_key(scheme, AES_KEY, wrapped) == key
+
+
+def test_aes_unwrap_with_wrong_kek_fails():
+    wrapped = wrap_key(KeyScheme.AES, AES_KEY, generate_key(KeyScheme.AES))
+    with pytest.raises(KeyMaterialError):
+        unwrap_key(KeyScheme.AES, TDES_KEY, wrapped)
+
+
+def test_signon_key_is_the_tmk_encrypting_the_constant():
+    direct = Cipher(algorithms.AES(AES_KEY), modes.ECB()).encryptor()
+    assert signon_mac_key(KeyScheme.AES, AES_KEY) == direct.update(b"SIGNON-MAC-KEY-1")
+
+
+@pytest.mark.parametrize("scheme", list(KeyScheme))
+def test_key_block_round_trip(scheme):
+    keys = WorkingKeys(scheme, generate_key(scheme), generate_key(scheme))
+    text = KeyBlock.build(keys, AES_KEY).encode()
+    assert text[:2] == f"{scheme.value}{scheme.pin_format}"
+    assert len(text) == (78 if scheme is KeyScheme.TDES else 110)
+    assert KeyBlock.parse(text).open(AES_KEY) == keys
+    assert "tpk" not in repr(keys).replace("tpk kcv", "")  # no key bytes in repr
+
+
+def test_key_block_with_wrong_kcv_or_master_key_is_refused():
+    keys = WorkingKeys(KeyScheme.TDES, generate_key(KeyScheme.TDES), generate_key(KeyScheme.TDES))
+    text = KeyBlock.build(keys, AES_KEY).encode()
+    bad_kcv = text[:34] + ("000000" if text[34:40] != "000000" else "111111") + text[40:]
+    with pytest.raises(KeyMaterialError):
+        KeyBlock.parse(bad_kcv).open(AES_KEY)
+    with pytest.raises(KeyMaterialError):
+        KeyBlock.parse(text).open(TDES_KEY)
+    for broken in ("", "X0", "T4" + text[2:], text[:-1], "T0" + "Z" * 76):
+        with pytest.raises(MessageError):
+            KeyBlock.parse(broken)
+
+
+def test_format4_matches_psec_vector():
+    # psec.pinblock.decipher_pinblock_iso_4 of this block gives 987654 (psec 1.3.0).
+    block = encrypt_format4(
+        "987654", "4000001234567899", AES_KEY, bytes.fromhex("0123456789ABCDEF")
+    )
+    assert block.hex().upper() == "36F95C451CDE788398B4CAF017A32550"
+    assert clear_format4("1234", bytes(8)).hex().upper() == "441234AAAAAAAAAA0000000000000000"
+
+
+def test_format4_round_trip_random_fill_and_pan_binding():
+    a = encrypt_format4("1234", "4000001234567899", AES_KEY)
+    b = encrypt_format4("1234", "4000001234567899", AES_KEY)
+    assert a != b  # random fill
+    assert decrypt_pin_block(a, "4000001234567899", AES_KEY, 4) == "1234"
+    with pytest.raises(PinBlockError):
+        decrypt_format4(a, "4000009876543219", AES_KEY)
+    with pytest.raises(PinBlockError):
+        decrypt_pin_block(
+            encrypt_format0("1234", "4000001234567899", TDES_KEY), "4000001234567899", AES_KEY, 4
+        )
+    with pytest.raises(PinBlockError):
+        decrypt_pin_block(a, "4000001234567899", AES_KEY, 3)

@@ -61,7 +61,14 @@ class Host:
         self.ops_port: int | None = None
         self._clock = clock
         self.server = LinkServer(
-            self.service, self.executor, max_frame=config.max_frame, tap=tap, clock=clock
+            self.service,
+            self.executor,
+            sessions=self.sessions,
+            link_config=config.link,
+            metrics=self.metrics,
+            max_frame=config.max_frame,
+            tap=tap,
+            clock=clock,
         )
 
     def upgrade_and_seed(self) -> list[str]:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from host.errors import ConfigError
+from host.link_config import LinkConfig
 
 __all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
 
@@ -60,6 +61,8 @@ class HostConfig:
     ops_host: str = "127.0.0.1"
     ops_port: int = 8080
     max_frame: int = 4096
+    # Terminal master keys and key schemes of the host link (host/link_config.py).
+    link: LinkConfig = field(default_factory=LinkConfig)
 
     @property
     def pin_key(self) -> bytes:
@@ -121,6 +124,11 @@ class HostConfig:
             problems.append(f"STATEMENT_S3_BUCKET: not a valid S3 bucket name: {bucket!r}")
         if not env.get("STATEMENT_OUTPUT_DIR", "statements").strip():
             problems.append("STATEMENT_OUTPUT_DIR: must not be empty")
+        try:
+            link = LinkConfig.from_env(env)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            link = LinkConfig()
         config = cls(
             database_url=database_url,
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
@@ -142,6 +150,7 @@ class HostConfig:
             ops_host=env.get("OPS_HOST", "127.0.0.1"),
             ops_port=integer("OPS_PORT", 8080, 0, 65535),
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
+            link=link,
         )
         if environment is Environment.PRODUCTION:
             if config.secret_key == DEFAULT_SECRET_KEY:

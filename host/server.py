@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from host.link_config import LinkConfig
 from host.link_keys import KeyStore
 from host.link_reversals import ReversalService, parse_advice
+from host.metrics import HostMetrics
 from host.services import AuthorizationService, CardRequest, Outcome
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
@@ -102,13 +104,6 @@ class _Auth:
     keys: WorkingKeys | None  # None for sign-on / key change (keys are being issued)
 
 
-def _service_sessions(service: AuthorizationService) -> sessionmaker[Session]:
-    found = getattr(service, "sessions", None) or getattr(service, "_sessions", None)
-    if found is None:
-        raise TypeError("LinkServer needs sessions= (the host's session factory)")
-    return found  # type: ignore[no-any-return]
-
-
 class LinkServer:
     def __init__(
         self,
@@ -118,16 +113,17 @@ class LinkServer:
         max_frame: int = 4096,
         tap: MessageTap | None = None,
         clock: Callable[[], dt.datetime] | None = None,
-        sessions: sessionmaker[Session] | None = None,
-        link_config: LinkConfig | None = None,
+        sessions: sessionmaker[Session],
+        link_config: LinkConfig,
+        metrics: HostMetrics | None = None,
     ) -> None:
         self._service = service
         self._executor = executor
         self._max_frame = max_frame
         self._tap = tap
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        sessions = sessions or _service_sessions(service)
-        self.link_config = link_config or LinkConfig.from_env()
+        self.link_config = link_config
+        self._metrics = metrics
         self.keys = KeyStore(sessions, self.link_config)
         self.reversals = ReversalService(sessions, self._clock)
         self._server: asyncio.Server | None = None
@@ -199,6 +195,7 @@ class LinkServer:
         conn.writer.close()
 
     async def _handle_frame(self, frame: bytes, conn: _Connection) -> None:
+        started = time.perf_counter()
         try:
             request = decode(frame)
         except MessageError as exc:
@@ -221,6 +218,10 @@ class LinkServer:
                 response["t"] = response_mti(request["t"])
                 response["39"] = ResponseCode.MALFUNCTION
         if response is not None:
+            if self._metrics is not None:
+                self._metrics.observe(
+                    mti_class(request["t"]), response.get("39", ""), time.perf_counter() - started
+                )
             await self._send(conn, response, auth.scheme, auth.mac_key)
 
     async def _format_error(self, conn: _Connection, exc: MessageError) -> None:
@@ -244,6 +245,8 @@ class LinkServer:
         log.warning("format error in %s from %s: %s", exc.mti, terminal, exc)
         response: Message = {"t": response_mti(exc.mti), "39": ResponseCode.FORMAT_ERROR}
         response["41"] = terminal
+        if self._metrics is not None:
+            self._metrics.observe(mti_class(exc.mti), ResponseCode.FORMAT_ERROR, 0.0)
         await self._send(conn, response, keys.scheme, keys.tak)
 
     async def _authenticate(
@@ -419,6 +422,8 @@ class LinkServer:
             response["38"] = outcome.auth_code
         if outcome.balances:
             response["54"] = format_balances(list(outcome.balances))
+        if outcome.mini_statement:
+            response["62"] = outcome.mini_statement
         return response
 
 

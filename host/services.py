@@ -35,7 +35,6 @@ import datetime as dt
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,7 +171,6 @@ class AuthorizationService:
 
     def authorize(self, request: CardRequest) -> Outcome:
         """Apply ``request`` at most once and return its outcome."""
-        started = time.perf_counter()
         try:
             try:
                 outcome = self._authorize_once(request)
@@ -187,10 +185,6 @@ class AuthorizationService:
                 raise
             log.error("database unavailable answering %r: %s", request, type(exc.orig).__name__)
             outcome = Outcome(ResponseCode.HOST_UNAVAILABLE, _new_rrn(self._clock()))
-        if self.metrics is not None:
-            self.metrics.observe(
-                request.mti_class, str(outcome.response_code), time.perf_counter() - started
-            )
         log.info("%r -> %s %s", request, outcome.response_code, outcome.response_code.text)
         return outcome
 

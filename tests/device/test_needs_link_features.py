@@ -26,7 +26,7 @@ async def test_script(name, host_config, tmp_path):
 
 async def drained(atm: Atm) -> None:
     assert await atm.controller.link.ensure_online()
-    assert atm.controller.link.pending_reversals() == 0  # type: ignore[attr-defined]
+    assert atm.controller.link.pending_reversals() == 0
 
 
 @pytest.mark.parametrize(("notes_out", "balance"), [(0, 525_000), (1, 525_000 - 5_000)])

@@ -4,13 +4,13 @@ speaks the MAC'd link with our own ``protocol`` package (the independent client 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 
 from host.app import Host
 from host.config import HostConfig
 from host.link_config import DEVELOPMENT_TMK, LinkConfig
-from host.server import LinkServer
 from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import Message, format_amount, format_transmission_time
@@ -43,15 +43,9 @@ async def start_host(
     link_config: LinkConfig | None = None,
     tap: MessageTap | None = None,
 ) -> Host:
-    host = Host(config)
-    if link_config is not None or tap is not None:
-        host.server = LinkServer(
-            host.service,
-            host.executor,
-            sessions=host.sessions,
-            link_config=link_config or LinkConfig(),
-            tap=tap,
-        )
+    if link_config is not None:
+        config = dataclasses.replace(config, link=link_config)
+    host = Host(config, tap=tap)
     await asyncio.to_thread(host.upgrade_and_seed)
     await host.start("127.0.0.1", 0)
     return host

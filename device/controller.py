@@ -683,6 +683,10 @@ class AtmController:
             elif s.transaction is TransactionType.BALANCE_INQUIRY:
                 self.post("approved_inquiry")
             else:
+                if s.transaction is TransactionType.PIN_CHANGE and s.new_pin_block is not None:
+                    # The host now knows only the new PIN: later transactions of this card
+                    # session carry its block.
+                    s.pin_block = s.new_pin_block
                 s.message = (
                     "Your PIN has been changed"
                     if s.transaction is TransactionType.PIN_CHANGE

@@ -6,7 +6,6 @@ overdrawn, no update is lost (balance == opening - sum of approved), the ledger 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import re
 import signal
@@ -21,17 +20,14 @@ from host.db import create_engine_for, session_factory
 from host.ledger import check_ledger
 from host.models import Account, Card, CardAccount, Customer, LinkRequest
 from host.pins import hash_pin
-from protocol.framing import Framer, encode_frame
-from protocol.messages import decode, encode, format_transmission_time
-from protocol.pinblock import encrypt_format0
 from tests.host.conftest import ALICE_CHECKING
+from tests.host.link_helpers import TestTerminal
 
 TERMINALS = [f"ATM{n:05d}" for n in range(1, 11)]
 PER_TERMINAL = 5
 AMOUNT = 20_000  # $200: 50 of them ask for $10,000; the account holds $5,250
 OPENING = 525_000
 PIN = "2580"
-KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
 
 def _cards_on_alices_checking(url: str) -> list[str]:
@@ -82,25 +78,14 @@ async def _host_process(url: str) -> AsyncIterator[int]:
         assert code == 0, f"host exited with {code}"
 
 
-async def _terminal(port: int, terminal_id: str, pan: str, first_stan: int) -> list[str]:
-    """One ATM: one connection, its withdrawals sent at once; returns the response codes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    block = encrypt_format0(PIN, pan, KEY).hex().upper()
-    now = format_transmission_time(dt.datetime.now(dt.UTC))
-    for n in range(PER_TERMINAL):
-        message = {
-            "t": "0200", "2": pan, "3": "012000", "4": f"{AMOUNT:012d}", "7": now,
-            "11": f"{first_stan + n:06d}", "41": terminal_id, "49": "840", "52": block,
-        }  # fmt: skip
-        writer.write(encode_frame(encode(message)))
-    await writer.drain()
-    framer = Framer()
-    responses: list[dict[str, str]] = []
-    while len(responses) < PER_TERMINAL:
-        data = await asyncio.wait_for(reader.read(65536), 60)
-        assert data, "host closed the connection"
-        responses += [decode(frame) for frame in framer.feed(data)]
-    writer.close()
+async def _terminal(port: int, terminal_id: str, pan: str) -> list[str]:
+    """One ATM: signs on (working keys, MAC), then sends its withdrawals at once over its one
+    connection; returns the response codes."""
+    async with TestTerminal(port, terminal_id, timeout=60) as terminal:
+        assert (await terminal.sign_on())["39"] == "00"
+        track = f"{pan}=30121010000000000000"
+        requests = [terminal.withdrawal(AMOUNT, pan, track, PIN) for _ in range(PER_TERMINAL)]
+        responses = await asyncio.gather(*(terminal.client.request(r) for r in requests))
     assert {r["41"] for r in responses} == {terminal_id}
     return [r["39"] for r in responses]
 
@@ -111,7 +96,7 @@ async def test_fifty_concurrent_withdrawals_through_two_hosts(postgres_url):
         started = time.perf_counter()
         results = await asyncio.gather(
             *(
-                _terminal(port_a if i % 2 else port_b, terminal, pans[i], 100 + i * 10)
+                _terminal(port_a if i % 2 else port_b, terminal, pans[i])
                 for i, terminal in enumerate(TERMINALS)
             )
         )

@@ -49,6 +49,7 @@ def test_production_refuses_the_default_secrets():
     with pytest.raises(ConfigError) as info:
         HostConfig.from_env({"ENVIRONMENT": "production"})
     assert info.value.problems == [
+        "TERMINAL_MASTER_KEYS: required in production",
         "SECRET_KEY: the default value is refused in production",
         "PIN_PEPPER: the default value is refused in production",
         "TERMINAL_PIN_KEY: the development key is refused in production",
@@ -65,10 +66,14 @@ def test_production_with_real_secrets_starts():
             "TERMINAL_PIN_KEY": "00112233445566778899AABBCCDDEEFF",
             "OPS_API_TOKEN": "t" * 32,
             "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
+            "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
         }
     )
     assert config.environment is Environment.PRODUCTION
-    assert "s" * 40 not in repr(config) and "t" * 32 not in repr(config)
+    assert config.link.master_key("ATM00001") == bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
+    assert config.link.master_key("ATM00002") is None  # no development TMK in production
+    for secret in ("s" * 40, "t" * 32, "0F1E2D3C4B5A6978"):
+        assert secret not in repr(config)
 
 
 def test_a_pepper_bcrypt_would_cut_is_refused():
@@ -81,4 +86,5 @@ def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
     assert main(["host", "--port", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert "atm: config: SECRET_KEY: the default value is refused in production" in err
-    assert len(err) == 4
+    assert "atm: config: TERMINAL_MASTER_KEYS: required in production" in err
+    assert len(err) == 5

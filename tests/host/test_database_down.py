@@ -5,7 +5,6 @@ server of its own (the shared one must stay up for the other tests), stopped for
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Iterator
 
 import aiohttp
@@ -16,11 +15,9 @@ from host.app import Host
 from host.config import HostConfig
 from host.ledger import check_ledger
 from host.models import LinkRequest, Posting
-from protocol.framing import Framer, encode_frame
-from protocol.messages import decode, encode, format_transmission_time
-from protocol.pinblock import encrypt_format0
 from tests.conftest import TEST_ENV, PostgresServer, seed_database, start_postgres
-from tests.host.conftest import ALICE, ALICE_CHECKING
+from tests.host.conftest import ALICE_CHECKING
+from tests.host.link_helpers import TestTerminal
 
 
 @pytest.fixture
@@ -28,34 +25,6 @@ def own_postgres() -> Iterator[PostgresServer]:
     server = start_postgres()
     yield server
     server.remove()
-
-
-async def _send(port: int, message: dict[str, str]) -> dict[str, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(encode_frame(encode(message)))
-    await writer.drain()
-    framer = Framer()
-    frames: list[bytes] = []
-    while not frames:
-        data = await asyncio.wait_for(reader.read(4096), 30)
-        assert data, "connection closed without an answer"
-        frames = framer.feed(data)
-    writer.close()
-    return decode(frames[0])
-
-
-def _withdrawal(stan: str, key: bytes) -> dict[str, str]:
-    return {
-        "t": "0200",
-        "2": ALICE,
-        "3": "012000",
-        "4": "000000002000",
-        "7": format_transmission_time(dt.datetime.now(dt.UTC)),
-        "11": stan,
-        "41": "ATM00001",
-        "49": "840",
-        "52": encrypt_format0("1234", ALICE, key).hex().upper(),
-    }
 
 
 async def _ready(port: int) -> int:
@@ -75,21 +44,23 @@ async def test_database_down_then_back(own_postgres: PostgresServer, tmp_path):
     try:
         link_port = await host.start("127.0.0.1", 0)
         ops_port = await host.start_ops("127.0.0.1", 0)
-        first = await _send(link_port, _withdrawal("000001", config.pin_key))
-        assert first["39"] == "00"
-        assert await _ready(ops_port) == 200
+        async with TestTerminal(link_port, "ATM00001", timeout=30) as terminal:
+            assert (await terminal.sign_on())["39"] == "00"
+            first = await terminal.client.request(terminal.withdrawal(2_000))
+            assert first["39"] == "00"
+            assert await _ready(ops_port) == 200
 
-        await asyncio.to_thread(own_postgres.stop)
-        assert await _ready(ops_port) == 503
-        during = _withdrawal("000002", config.pin_key)
-        answer = await _send(link_port, during)
-        assert answer["39"] in ("91", "96") and answer["11"] == "000002"
-        assert (await _send(link_port, _withdrawal("000003", config.pin_key)))["39"] == "91"
+            await asyncio.to_thread(own_postgres.stop)
+            assert await _ready(ops_port) == 503
+            during = terminal.withdrawal(2_000)
+            answer = await terminal.client.request(during)
+            assert answer["39"] in ("91", "96") and answer["11"] == during["11"]
+            assert (await terminal.client.request(terminal.withdrawal(2_000)))["39"] == "91"
 
-        await asyncio.to_thread(own_postgres.start)
-        assert await _ready(ops_port) == 200
-        # The request answered 91 left nothing behind: sent again, it is applied once.
-        assert (await _send(link_port, during))["39"] == "00"
+            await asyncio.to_thread(own_postgres.start)
+            assert await _ready(ops_port) == 200
+            # The request answered 91 left nothing behind: sent again, it is applied once.
+            assert (await terminal.client.request(during))["39"] == "00"
         assert host.balance(ALICE_CHECKING) == 525_000 - 2 * 2_000
         with host.sessions() as session:
             assert check_ledger(session) == []

@@ -14,10 +14,8 @@ from pypdf import PdfReader
 
 from host.app import Host
 from host.config import HostConfig
-from protocol.framing import Framer, encode_frame
-from protocol.messages import decode, encode, format_transmission_time
-from protocol.pinblock import encrypt_format0
-from tests.host.conftest import ALICE, ALICE_CHECKING
+from tests.host.conftest import ALICE_CHECKING
+from tests.host.link_helpers import TestTerminal
 
 TOKEN = "test-ops-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -104,26 +102,10 @@ async def test_unknown_account_is_404_json(ops):
 
 
 async def _withdraw_over_the_link(host: Host, amount: int) -> dict[str, str]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", host.server.port)
-    message = {
-        "t": "0200",
-        "2": ALICE,
-        "3": "012000",
-        "4": f"{amount:012d}",
-        "7": format_transmission_time(dt.datetime.now(dt.UTC)),
-        "11": "000101",
-        "41": "ATM00001",
-        "49": "840",
-        "52": encrypt_format0("1234", ALICE, host.config.pin_key).hex().upper(),
-    }
-    writer.write(encode_frame(encode(message)))
-    await writer.drain()
-    framer = Framer()
-    responses: list[bytes] = []
-    while not responses:
-        responses = framer.feed(await asyncio.wait_for(reader.read(4096), 10))
-    writer.close()
-    return decode(responses[0])
+    """Sign on as ATM00001 (working keys, MAC) and withdraw ``amount`` from Alice's checking."""
+    async with TestTerminal(host.server.port, "ATM00001") as terminal:
+        assert (await terminal.sign_on())["39"] == "00"
+        return await terminal.client.request(terminal.withdrawal(amount))
 
 
 async def test_metrics_count_requests_by_mti_and_code(ops):
@@ -136,6 +118,7 @@ async def test_metrics_count_requests_by_mti_and_code(ops):
             assert reply.content_type == "text/plain"
             text = await reply.text()
     assert 'atm_host_requests_total{mti="0200",response_code="00"} 1.0' in text
+    assert 'atm_host_requests_total{mti="0800",response_code="00"} 1.0' in text
     assert 'atm_host_request_seconds_bucket{le="+Inf",mti="0200"} 1.0' in text
     assert "atm_host_active_sessions 1.0" in text
     assert "atm_host_locked_cards 0.0" in text

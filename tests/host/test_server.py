@@ -103,7 +103,9 @@ async def test_response_frames_are_length_prefixed_and_macd(running_host):
     framer = Framer()
     frames: list[bytes] = []
     while not frames:
-        frames = framer.feed(await asyncio.wait_for(reader.read(4096), 10))
+        data = await asyncio.wait_for(reader.read(4096), 10)
+        assert data, "connection closed without an answer"
+        frames = framer.feed(data)
     writer.close()
     response = decode(frames[0])
     assert response["39"] == "00" and len(response["128"]) == 16

@@ -7,7 +7,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
+import termios
 from dataclasses import dataclass
 
 from drivers.errors import DeviceUnavailable
@@ -107,6 +110,11 @@ async def open_serial(path: str, settings: SerialSettings) -> StreamChannel:
         raise DeviceUnavailable(
             "serial devices need pyserial-asyncio: pip install 'atm-simulator[serial]'"
         ) from exc
+    if settings.parity != "N" and _is_pty(path):
+        # A pseudo-terminal has no wire, and Linux refuses PARENB on one (EINVAL): a
+        # simulator on a pty is reached at 8N1 whatever the real device would need.
+        log.info("%s is a pseudo-terminal: parity %s not applied", path, settings.parity)
+        settings = dataclasses.replace(settings, parity="N")
     try:
         reader, writer = await serial_asyncio.open_serial_connection(
             url=path,
@@ -116,10 +124,17 @@ async def open_serial(path: str, settings: SerialSettings) -> StreamChannel:
             stopbits=settings.stopbits,
             rtscts=settings.rtscts,
         )
-    except (OSError, serial.SerialException, ValueError) as exc:
+    except (OSError, serial.SerialException, ValueError, termios.error) as exc:
         raise DeviceUnavailable(f"serial port {path} cannot be opened: {exc}") from exc
     log.debug("opened %s at %s", path, settings.describe())
     return StreamChannel(reader, writer, f"{path} ({settings.describe()})")
+
+
+def _is_pty(path: str) -> bool:
+    try:
+        return path.startswith("/dev/pts/") or 136 <= os.major(os.stat(path).st_rdev) <= 143
+    except OSError:
+        return False
 
 
 async def open_tcp(host: str, port: int) -> StreamChannel:

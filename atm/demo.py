@@ -16,17 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Keypad, open_kit
 from device.config import DeviceConfig
-from device.controller import AtmController, Devices
+from device.controller import AtmController
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown, StateChanged
 from device.screens import money, render_text
-from drivers.simulated import (
-    Cassette,
-    SimulatedCardReader,
-    SimulatedDispenser,
-    SimulatedPinPad,
-    SimulatedPrinter,
-)
 from host.app import Host
 from host.config import HostConfig
 from protocol.display import describe
@@ -46,9 +40,9 @@ TRACKS = {
 class Customer:
     """The person at the ATM, acting on the simulated devices' customer side."""
 
-    card_reader: SimulatedCardReader
-    pin_pad: SimulatedPinPad
-    dispenser: SimulatedDispenser
+    card_reader: CardSlot
+    pin_pad: Keypad
+    dispenser: CashSlot
 
     def insert(self, who: str) -> None:
         self.card_reader.insert(TRACKS[who])
@@ -166,6 +160,7 @@ async def run_demo(
     host_config: HostConfig | None = None,
     quiet: bool = False,
     timeout: float = 60.0,
+    devices: str = "sim",
 ) -> DemoResult:
     say = _Printer(out, quiet)
     with contextlib.ExitStack() as stack:
@@ -174,12 +169,17 @@ async def run_demo(
         url = database_url or f"sqlite:///{work_dir / 'host.db'}"
         base = host_config or HostConfig.from_env({})
         config = HostConfig(**{**base.__dict__, "database_url": url})
-        return await _run(script, config, work_dir, say, timeout)
+        return await _run(script, config, work_dir, say, timeout, devices)
     raise AssertionError("unreachable")
 
 
 async def _run(
-    script: DemoScript, config: HostConfig, work_dir: Path, say: _Printer, timeout: float
+    script: DemoScript,
+    config: HostConfig,
+    work_dir: Path,
+    say: _Printer,
+    timeout: float,
+    devices: str = "sim",
 ) -> DemoResult:
     host = Host(config)
     say(f"== demo '{script.name}': {script.description}")
@@ -193,15 +193,14 @@ async def _run(
     device_config = DeviceConfig(
         port=port, state_dir=work_dir / "device", terminal_pin_key=config.terminal_pin_key
     )
-    reader, pin_pad, printer = (
-        SimulatedCardReader(),
-        SimulatedPinPad(device_config.master_key, device_config.pin_key),
-        SimulatedPrinter(),
-    )
-    dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in device_config.cassettes]
-    )
-    controller = AtmController(device_config, Devices(reader, pin_pad, dispenser, printer))
+    scheme = DEVICE_SETS[devices]
+    kit = await open_kit(dict.fromkeys(KINDS, scheme), device_config)
+    if scheme != "sim":
+        for kind, url in kit.urls.items():
+            say(f"== {kind} on a serial simulator at {url}")
+    assert kit.card_reader and kit.pin_pad and kit.dispenser
+    reader, pin_pad, dispenser = kit.card_reader, kit.pin_pad, kit.dispenser
+    controller = AtmController(device_config, kit.devices)
     customer = Customer(reader, pin_pad, dispenser)
     result = DemoResult(False, before, before)
     done = asyncio.Event()
@@ -244,6 +243,7 @@ async def _run(
         result.journal = [line for line in controller.journal.path.read_text().splitlines()]
         result.balance_after = host.balance(script.account)
         await host.close()
+        kit.close()
     for receipt in result.receipts:
         say("== receipt")
         for line in receipt:

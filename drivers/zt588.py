@@ -95,6 +95,11 @@ class Zt588PinPad(PinPad):
             raise PinPadFault(f"PIN pad: {reply.status_text} ({reply.status})", code=code)
         return reply
 
+    async def identify(self) -> str:
+        """The pad's answer to the status command (model text); also a liveness check."""
+        reply = await self._command("0")
+        return reply.data.decode("ascii", errors="replace")
+
     async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
         if len(encrypted_key) not in (16, 24):
             raise PinPadFault("working key must be 16 or 24 bytes", code="key_length")

@@ -46,7 +46,7 @@ class ControlChannel:
             case []:
                 return "ok"
             case ["help"]:
-                return "ok " + " | ".join(x.strip() for x in HELP.splitlines())
+                return "ok " + " | ".join(" ".join(x.split()) for x in HELP.splitlines())
             case ["faults"]:
                 names = getattr(sim, "fault_names", sorted(sim.FAULTS))
                 return "ok " + " ".join(names)

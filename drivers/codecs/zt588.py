@@ -65,7 +65,7 @@ def checksum(data: bytes) -> bytes:
 
 
 def encode_frame(text: bytes) -> bytes:
-    """``encode_frame(b"0")`` -> ``02 30 30 31 30 03 30 33`` ("001", "0", ETX, "03")."""
+    """``encode_frame(b"0")`` -> ``02 30 30 31 30 03 30 32`` ("001", "0", ETX, "02")."""
     if not 1 <= len(text) <= MAX_TEXT:
         raise ValueError(f"text of {len(text)} bytes does not fit a frame")
     inner = f"{len(text):03d}".encode() + text + bytes([ETX])

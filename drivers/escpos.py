@@ -76,16 +76,21 @@ class EscPosPrinter(ReceiptPrinter):
                     ) from None
                 continue
             value = self._pending.pop(0)
+            extra = bytes(self._pending)
+            self._pending.clear()
             try:
-                if self._pending:
-                    raise ValueError(f"{len(self._pending)} unexpected byte(s) after it")
+                if extra:
+                    raise ValueError(f"{len(extra)} unexpected byte(s) after it")
                 return StatusByte(n, value)
             except ValueError as exc:
-                raise DeviceProtocolError(
-                    f"printer on {channel.description}: answered {value:02X}"
-                    f"{bytes(self._pending).hex(' ').upper()} to DLE EOT {n}, "
-                    f"which is not ESC/POS: {exc}"
-                ) from exc
+                # A byte damaged on the line is asked for again; a device that keeps
+                # answering like this is not an ESC/POS printer.
+                if attempt == self._retries:
+                    raise DeviceProtocolError(
+                        f"printer on {channel.description}: answered "
+                        f"{bytes([value]).hex().upper()}{extra.hex(' ').upper()} to DLE EOT "
+                        f"{n}, which is not ESC/POS: {exc}"
+                    ) from exc
         raise AssertionError("unreachable")
 
     async def status(self) -> PrinterStatus:

@@ -35,7 +35,7 @@ CASSETTES = [(2000, 100), (5000, 50)]
 TRACK2 = "4000001234567899=30121010000000000000"
 
 # Short, bounded timeouts: a silent device must fail fast in tests.
-FAST = {"ack_timeout": 0.3, "reply_timeout": 0.4, "retries": 2}
+FAST: dict[str, Any] = {"ack_timeout": 0.3, "reply_timeout": 0.4, "retries": 2}
 
 
 @dataclass
@@ -51,25 +51,27 @@ def serial_connect(port: PtyPort, family: str) -> Any:
 
 async def make_rig(kind: str, backend: str) -> Rig:
     if backend == "sim":
-        device: Any = {
+        factories: dict[str, Any] = {
             "dispenser": lambda: SimulatedDispenser([Cassette(d, n) for d, n in CASSETTES]),
             "card-reader": SimulatedCardReader,
             "pin-pad": lambda: SimulatedPinPad(MASTER_KEY, PIN_KEY),
             "printer": SimulatedPrinter,
-        }[kind]()
+        }
+        device: Any = factories[kind]()
         await device.open()
         return Rig(device, device)
-    sim: Any = {
+    simulators: dict[str, Any] = {
         "dispenser": lambda: DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES]),
         "card-reader": CardReaderSimulator,
         "pin-pad": lambda: PinPadSimulator(MASTER_KEY, PIN_KEY),
         "printer": PrinterSimulator,
-    }[kind]()
+    }
+    sim = simulators[kind]()
     port = PtyPort(sim)
     await port.start()
     connect = serial_connect(port, kind)
     if kind == "dispenser":
-        device = LcdmDispenser(connect, CASSETTES, poll_interval=0.01, **FAST)
+        device = LcdmDispenser(connect, CASSETTES, poll_interval=0.01, dispense_timeout=0.5, **FAST)
     elif kind == "card-reader":
         device = SankyoCardReader(connect, poll_interval=0.01, **FAST)
     elif kind == "pin-pad":

@@ -48,6 +48,7 @@ def test_command_golden_vectors(cmd, param, golden):
     assert SankyoCommand(cmd, param).encode() == raw
     assert bitwise_crc16_xmodem(raw[:-2]) == int.from_bytes(raw[-2:], "big")
     (frame,) = SankyoDecoder().feed(raw)
+    assert isinstance(frame, SankyoFrame)
     assert SankyoCommand.parse(frame.text) == SankyoCommand(cmd, param)
 
 
@@ -70,6 +71,7 @@ def test_reply_golden_vectors(reply, golden):
     assert reply.encode() == raw
     assert bitwise_crc16_xmodem(raw[:-2]) == int.from_bytes(raw[-2:], "big")
     (frame,) = SankyoDecoder().feed(raw)
+    assert isinstance(frame, SankyoFrame)
     assert SankyoReply.parse(frame.text) == reply
 
 

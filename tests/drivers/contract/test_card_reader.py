@@ -3,7 +3,7 @@ to the card reader simulator over a pseudo-terminal."""
 
 import pytest
 
-from drivers.errors import CardReaderFault
+from drivers.errors import CardReaderFault, DeviceTimeout
 from tests.drivers.conftest import TRACK2
 
 
@@ -74,3 +74,9 @@ async def test_second_card_waits_for_the_next_session(card_reader):
     assert await card_reader.device.eject(2.0)
     await card_reader.device.accept_card()
     assert (await card_reader.device.read_card()).pan == "4000009876543219"
+
+
+async def test_silent_device_times_out(card_reader):
+    card_reader.customer.inject("silent")
+    with pytest.raises(DeviceTimeout):
+        await card_reader.device.accept_card()

@@ -3,7 +3,7 @@ talking to the dispenser simulator over a pseudo-terminal."""
 
 import pytest
 
-from drivers.errors import DispenserFault
+from drivers.errors import DeviceTimeout, DispenserFault
 from drivers.interfaces import CassetteState
 
 
@@ -83,3 +83,9 @@ async def test_bad_request_is_refused(dispenser):
 async def test_unknown_fault_is_refused(dispenser):
     with pytest.raises(ValueError, match="unknown fault"):
         dispenser.customer.inject("on_fire")
+
+
+async def test_silent_device_times_out(dispenser):
+    dispenser.customer.inject("silent")
+    with pytest.raises(DeviceTimeout):
+        await dispenser.device.status()

@@ -75,3 +75,9 @@ async def test_working_key_with_wrong_check_value(pin_pad):
     with pytest.raises(PinPadFault) as info:
         await pin_pad.device.load_working_key(encrypted, "000000")
     assert info.value.code == "kcv"
+
+
+async def test_silent_device_times_out(pin_pad):
+    pin_pad.customer.inject("silent")
+    with pytest.raises(DeviceTimeout):
+        await pin_pad.device.read_key(5.0)

@@ -3,7 +3,7 @@ the printer simulator over a pseudo-terminal."""
 
 import pytest
 
-from drivers.errors import PrinterFault
+from drivers.errors import DeviceTimeout, PrinterFault
 from drivers.interfaces import PaperState, PrinterStatus
 
 
@@ -34,3 +34,9 @@ async def test_cover_open(printer):
     assert (await printer.device.status()).cover_open
     with pytest.raises(PrinterFault):
         await printer.device.print_receipt(["x"])
+
+
+async def test_silent_device_times_out(printer):
+    printer.customer.inject("silent")
+    with pytest.raises(DeviceTimeout):
+        await printer.device.status()

@@ -66,13 +66,31 @@ class FramedLink(Generic[F]):
     ) -> F:
         """Send ``frame`` and return the matching reply. ``resend_on_timeout`` only for
         commands that are harmless to repeat (status), never for a dispense."""
+        task = self.start_exchange(
+            frame,
+            reply_timeout=reply_timeout,
+            is_reply=is_reply,
+            resend_on_timeout=resend_on_timeout,
+        )
+        return await asyncio.shield(task)
+
+    def start_exchange(
+        self,
+        frame: bytes,
+        *,
+        reply_timeout: float,
+        is_reply: Callable[[F], bool],
+        resend_on_timeout: bool,
+    ) -> asyncio.Task[F]:
+        """Queue an exchange now (in call order, behind the lock) and return its task; it
+        runs to its end whatever happens to the caller."""
         task = asyncio.ensure_future(
             self._locked(frame, reply_timeout, is_reply, resend_on_timeout)
         )
-        # If the caller is cancelled the exchange still finishes; its outcome is then read
-        # here so that it is never reported as an unretrieved task exception.
+        # If nobody waits for it any more, its outcome is still read here, so that it is
+        # never reported as an unretrieved task exception.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return await asyncio.shield(task)
+        return task
 
     async def _locked(
         self, frame: bytes, reply_timeout: float, is_reply: Callable[[F], bool], resend: bool

@@ -114,12 +114,16 @@ class Zt588PinPad(PinPad):
         return event.name
 
     async def read_key(self, timeout: float) -> str:
-        await self._command("5", "1")  # open the keypad for one key
         try:
+            await self._command("5", "1")  # open the keypad for one key
             key = await self._next_key(timeout)
         except DeviceTimeout:
             await self._command("5", "0")
             raise DeviceTimeout(f"no key pressed within {timeout:g}s") from None
+        except asyncio.CancelledError:
+            # Never leave the keypad open: the next digit pressed could be a PIN digit.
+            self._close_keypad_soon()
+            raise
         if key == "TIMEOUT":
             raise DeviceTimeout("no key pressed (the PIN pad's entry timer ran out)")
         if key == "*":
@@ -165,6 +169,9 @@ class Zt588PinPad(PinPad):
         except DeviceTimeout:
             await self._abort()
             raise
+        except asyncio.CancelledError:
+            self._close_keypad_soon()
+            raise
         reply = await self._command("7")
         text = reply.data.decode("ascii", errors="replace")
         try:
@@ -174,6 +181,17 @@ class Zt588PinPad(PinPad):
         if len(block) not in (8, 16):
             raise DeviceProtocolError(f"PIN pad: PIN block of {len(block)} bytes")
         return PinBlock(block, fmt)
+
+    def _close_keypad_soon(self) -> None:
+        """Queue "keypad closed" behind whatever exchange is running (used when the caller
+        is cancelled: the pad must not be left listening)."""
+        if self._link is not None:
+            self._link.start_exchange(
+                zt588.encode_frame(b"50"),
+                reply_timeout=self._reply_timeout,
+                is_reply=lambda f: f.text[:1] == b"5",
+                resend_on_timeout=True,
+            )
 
     async def _abort(self) -> None:
         try:

@@ -207,3 +207,37 @@ async def test_missing_port_names_it():
     )
     with pytest.raises(DeviceUnavailable, match="/dev/ttyNOPE0"):
         await device.open()
+
+
+async def test_cancelled_key_read_closes_the_keypad():
+    """A key read cancelled by the controller must not leave the keypad open, or the next
+    digit (a PIN digit) would go out in clear."""
+    from tests.drivers.conftest import make_rig
+
+    rig = await make_rig("pin-pad", "serial")
+    try:
+        opened = asyncio.Event()
+        handle = rig.customer._handle
+
+        def spy(command: str, data: str) -> object:
+            reply = handle(command, data)
+            if rig.customer.mode == "one":
+                opened.set()
+            return reply
+
+        rig.customer._handle = spy
+        task = asyncio.create_task(rig.device.read_key(30.0))
+        await opened.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await rig.device.identify()  # queued behind the closing command
+        assert rig.customer.mode == "off"
+        rig.customer.type_digits("1234")
+        rig.customer.press("ENTER")
+        block = await rig.device.read_pin("4000001234567899", 5.0)
+        assert block.format == 0
+    finally:
+        await rig.device.close()
+        assert rig.port is not None
+        rig.port.close()

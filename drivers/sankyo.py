@@ -105,10 +105,21 @@ class SankyoCardReader(CardReader):
         return (await self._command(sankyo.STATUS, b"0")).code
 
     async def accept_card(self) -> None:
-        await self._command(sankyo.ENTRY, b"0")
-        # The reader tells nobody when a card arrives: polling is the protocol.
-        while await self.position() != sankyo.CARD_INSIDE:  # noqa: ASYNC110
-            await asyncio.sleep(self._poll)
+        try:
+            await self._command(sankyo.ENTRY, b"0")
+            # The reader tells nobody when a card arrives: polling is the protocol.
+            while await self.position() != sankyo.CARD_INSIDE:  # noqa: ASYNC110
+                await asyncio.sleep(self._poll)
+        except asyncio.CancelledError:
+            # Stop taking cards in when nobody waits for one any more.
+            if self._link is not None:
+                self._link.start_exchange(
+                    SankyoCommand(sankyo.ENTRY, b"1").encode(),
+                    reply_timeout=self._reply_timeout,
+                    is_reply=lambda f: f.text[1:3] == sankyo.ENTRY + b"1",
+                    resend_on_timeout=True,
+                )
+            raise
         await self._command(sankyo.ENTRY, b"1")
 
     async def read_card(self) -> CardData:

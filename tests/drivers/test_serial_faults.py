@@ -241,3 +241,33 @@ async def test_cancelled_key_read_closes_the_keypad():
         await rig.device.close()
         assert rig.port is not None
         rig.port.close()
+
+
+async def test_cancelled_card_wait_inhibits_entry():
+    from tests.drivers.conftest import make_rig
+
+    rig = await make_rig("card-reader", "serial")
+    try:
+        enabled = asyncio.Event()
+        handle = rig.customer._handle
+
+        def spy(command: object) -> object:
+            reply = handle(command)
+            if rig.customer.entry_enabled:
+                enabled.set()
+            return reply
+
+        rig.customer._handle = spy
+        task = asyncio.create_task(rig.device.accept_card())
+        await enabled.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await rig.device.position()  # queued behind the inhibit command
+        assert rig.customer.entry_enabled is False
+        rig.customer.insert("4000001234567899=30121010000000000000")
+        assert rig.customer.position == "none"  # the card waits at the slot
+    finally:
+        await rig.device.close()
+        assert rig.port is not None
+        rig.port.close()

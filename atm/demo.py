@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from atm.devices import DEVICE_SETS, KINDS, DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
@@ -199,7 +200,10 @@ async def run_demo(
     host_config: HostConfig | None = None,
     quiet: bool = False,
     timeout: float = 60.0,
+    devices: str = "sim",
 ) -> DemoResult:
+    """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
+    (each device's simulator on a pseudo-terminal, driven through the real serial driver)."""
     say = _Printer(out, quiet)
     with contextlib.ExitStack() as stack:
         if work_dir is None:
@@ -207,12 +211,17 @@ async def run_demo(
         url = database_url or f"sqlite:///{work_dir / 'host.db'}"
         base = host_config or HostConfig.from_env({})
         config = HostConfig(**{**base.__dict__, "database_url": url})
-        return await _run(script, config, work_dir, say, timeout)
+        return await _run(script, config, work_dir, say, timeout, devices)
     raise AssertionError("unreachable")
 
 
 async def _run(
-    script: DemoScript, config: HostConfig, work_dir: Path, say: _Printer, timeout: float
+    script: DemoScript,
+    config: HostConfig,
+    work_dir: Path,
+    say: _Printer,
+    timeout: float,
+    devices: str = "sim",
 ) -> DemoResult:
     host = Host(config)
     say(f"== demo '{script.name}': {script.description}")
@@ -238,11 +247,22 @@ async def _run(
         terminal_pin_key=config.terminal_pin_key,
         **dict(script.device_config),
     )
-    devices, customer = build_devices(device_config)
+    kit: DeviceKit | None = None
+    if devices == "sim":
+        atm_devices, customer = build_devices(device_config)
+    else:
+        kit = await open_kit(dict.fromkeys(KINDS, DEVICE_SETS[devices]), device_config)
+        for kind, url in kit.urls.items():
+            say(f"== {kind} on a serial simulator at {url}")
+        assert kit.card_reader and kit.pin_pad and kit.dispenser
+        atm_devices = kit.devices
+        customer = Customer(
+            kit.card_reader, kit.pin_pad, kit.dispenser, kit.simulators.get("printer")
+        )
     for device_name, fault in script.faults:
         _device(customer, device_name).inject(fault)
         say(f"== fault injected: {device_name} {fault}")
-    controller = AtmController(device_config, devices)
+    controller = AtmController(device_config, atm_devices)
     customer.world = _World(host, port, relay, controller, customer)
     result = DemoResult(False, before[script.account], before[script.account])
     result.balances_before = dict(before)
@@ -298,6 +318,8 @@ async def _run(
         result.balance_after = result.balances_after[script.account]
         if relay is not None:
             await relay.close()
+        if kit is not None:
+            kit.close()
         await host.close()
     _report(script, result, customer, controller, say)
     return result

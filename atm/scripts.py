@@ -12,12 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.simulated import (
-    SimulatedCardReader,
-    SimulatedDispenser,
-    SimulatedPinPad,
-    SimulatedPrinter,
-)
+from atm.devices import CardSlot, CashSlot, Faultable, Keypad
 
 __all__ = ["SCRIPTS", "TRACKS", "Customer", "DemoScript", "Step"]
 
@@ -50,10 +45,10 @@ class Customer:
     """The person at the ATM (and, for some scripts, the operator and the world around it),
     acting on the simulated devices' customer side."""
 
-    card_reader: SimulatedCardReader
-    pin_pad: SimulatedPinPad
-    dispenser: SimulatedDispenser
-    printer: SimulatedPrinter | None = None
+    card_reader: CardSlot
+    pin_pad: Keypad
+    dispenser: CashSlot
+    printer: Faultable | None = None
     # The runner's hooks: host down/up, hold/release host responses, supervisor switch.
     world: Any = field(default_factory=_NoWorld)
 

@@ -62,9 +62,14 @@ class _Faults:
         else:
             self.faults.discard(fault)
 
+    def _answer(self) -> None:
+        """A device with the ``silent`` fault answers nothing: the call times out."""
+        if "silent" in self.faults:
+            raise DeviceTimeout(f"{type(self).__name__}: the device does not answer (silent)")
+
 
 class SimulatedCardReader(_Faults, CardReader):
-    FAULTS = frozenset({"unreadable", "card_jam", "capture_bin_full"})
+    FAULTS = frozenset({"unreadable", "card_jam", "capture_bin_full", "silent"})
 
     def __init__(self, capture_bin_capacity: int = 50) -> None:
         super().__init__()
@@ -90,11 +95,13 @@ class SimulatedCardReader(_Faults, CardReader):
         return None
 
     async def accept_card(self) -> None:
+        self._answer()
         self._track2 = await self._inserted.get()
         self._taken.clear()
         self.position = "inside"
 
     async def read_card(self) -> CardData:
+        self._answer()
         track2 = self._track2
         if "card_jam" in self.faults:
             raise CardReaderFault("card jammed in the reader", code="jam")
@@ -106,6 +113,7 @@ class SimulatedCardReader(_Faults, CardReader):
             raise CardReaderFault(f"track 2 unreadable: {exc}", code="read_error") from exc
 
     async def eject(self, timeout: float) -> bool:
+        self._answer()
         if "card_jam" in self.faults:
             raise CardReaderFault("card jammed, cannot eject", code="jam")
         self.position = "gate"
@@ -118,6 +126,7 @@ class SimulatedCardReader(_Faults, CardReader):
         return True
 
     async def capture(self) -> None:
+        self._answer()
         if "capture_bin_full" in self.faults or len(self.captured) >= self.capture_bin_capacity:
             raise CardReaderFault("capture bin full", code="bin_full")
         self.position = "captured"
@@ -128,7 +137,7 @@ class SimulatedCardReader(_Faults, CardReader):
 class SimulatedPinPad(_Faults, PinPad):
     """Holds the terminal PIN key; the controller only ever receives the encrypted block."""
 
-    FAULTS = frozenset({"key_timeout"})
+    FAULTS = frozenset({"key_timeout", "silent"})
 
     def __init__(self, master_key: bytes, pin_key: bytes | None = None) -> None:
         super().__init__()
@@ -154,6 +163,7 @@ class SimulatedPinPad(_Faults, PinPad):
         return None
 
     async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
+        self._answer()
         if len(encrypted_key) not in (16, 24) or len(encrypted_key) % 8:
             raise PinPadFault("working key must be 16 or 24 bytes", code="key_length")
         clear = b"".join(
@@ -165,6 +175,7 @@ class SimulatedPinPad(_Faults, PinPad):
         self._pin_key = clear
 
     async def read_key(self, timeout: float) -> str:
+        self._answer()
         if "key_timeout" in self.faults:
             raise DeviceTimeout("no key pressed (injected key timeout)")
         try:
@@ -220,7 +231,7 @@ class Cassette:
 
 
 class SimulatedDispenser(_Faults, CashDispenser):
-    FAULTS = frozenset({"jam", "partial", "cassette_empty", "cassette_missing"})
+    FAULTS = frozenset({"jam", "partial", "cassette_empty", "cassette_missing", "silent"})
 
     def __init__(self, cassettes: list[Cassette]) -> None:
         super().__init__()
@@ -243,6 +254,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return None
 
     async def status(self) -> list[CassetteStatus]:
+        self._answer()
         out = []
         for i, c in enumerate(self.cassettes):
             state = c.state
@@ -254,6 +266,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return out
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        self._answer()
         self._taken.clear()
         for index, count in notes.items():
             if not 0 <= index < len(self.cassettes) or count < 0:
@@ -282,6 +295,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return DispenseResult(dispensed)
 
     async def wait_taken(self, timeout: float) -> bool:
+        self._answer()
         try:
             await asyncio.wait_for(self._taken.wait(), timeout)
         except TimeoutError:
@@ -292,6 +306,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return True
 
     async def retract(self) -> int:
+        self._answer()
         count = sum(self.presented.values())
         self.retracted += count
         self.presented = {}
@@ -299,7 +314,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
 
 
 class SimulatedPrinter(_Faults, ReceiptPrinter):
-    FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open"})
+    FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open", "silent"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -312,6 +327,7 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
         return None
 
     async def status(self) -> PrinterStatus:
+        self._answer()
         paper = PaperState.OK
         if "paper_out" in self.faults:
             paper = PaperState.OUT

@@ -9,6 +9,7 @@ from typing import Any
 
 from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
+from atm.devices import DEVICE_SETS
 
 
 def register(subparsers: Any) -> None:
@@ -22,6 +23,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--script", default="withdraw-alice", help="script to run (default: withdraw-alice)"
+    )
+    parser.add_argument(
+        "--devices",
+        choices=sorted(DEVICE_SETS),
+        default="sim",
+        help="sim: in-process simulated devices (default); serial: the four device "
+        "simulators on pseudo-terminals, driven through the real serial drivers",
     )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
     parser.add_argument(
@@ -46,6 +54,12 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     result = asyncio.run(
-        run_demo(script, out=sys.stdout, database_url=args.database_url, host_config=config)
+        run_demo(
+            script,
+            out=sys.stdout,
+            database_url=args.database_url,
+            host_config=config,
+            devices=args.devices,
+        )
     )
     return 0 if result.ok else 1

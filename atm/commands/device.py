@@ -1,4 +1,6 @@
-"""``atm device``: run one ATM with simulated devices against a host, driven from stdin."""
+"""``atm device``: run one ATM against a host, with each device picked by URL (``sim`` by
+default; see ``atm.devices``). The customer acts through commands on standard input, or a
+demo script runs non-interactively (``--script NAME [--repeat N]``)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atm.demo import TRACKS, Customer
+from atm.demo import SCRIPTS, TRACKS, Customer, DemoScript
+from atm.devices import DeviceKit, open_kit
 from device.config import DeviceConfig
-from device.controller import AtmController, Devices
+from device.controller import AtmController
 from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.screens import render_text
-from drivers.simulated import (
-    Cassette,
-    SimulatedCardReader,
-    SimulatedDispenser,
-    SimulatedPinPad,
-    SimulatedPrinter,
-)
 from protocol.display import describe
 
 HELP = """commands (one per line):
@@ -31,23 +27,61 @@ HELP = """commands (one per line):
   take cash | take card
   quit"""
 
+URL_HELP = """device URLs (--card-reader, --pin-pad, --dispenser, --printer):
+  sim                              in-process simulated device (default)
+  pty                              the device's simulator on a new pseudo-terminal in this
+                                   process, driven through the real serial driver
+  serial:///dev/ttyUSB0?baud=9600  serial port; query: baud, parity, bytesize, stopbits, rtscts
+  socket://127.0.0.1:7001          TCP (e.g. `atm sim dispenser --tcp 7001`)
+  usb://0801:0002                  USB (card reader: MagTek HID; printer: ESC/POS bulk)
+With sim and pty the customer acts here; otherwise at the device (or `atm sim`'s control
+channel). See docs/devices.md."""
+
+DEVICE_OPTIONS = (
+    ("--card-reader", "card-reader"),
+    ("--pin-pad", "pin-pad"),
+    ("--dispenser", "dispenser"),
+    ("--printer", "printer"),
+)
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "device",
-        help="run one ATM (simulated devices) against a running host",
-        description="Run the ATM controller with simulated devices, connected to a host over "
-        "TCP. The customer acts through commands on standard input:\n" + HELP,
+        help="run one ATM against a running host (devices by URL, default simulated)",
+        description="Run the ATM controller connected to a host over TCP. The customer acts "
+        "through commands on standard input:\n" + HELP + "\n\n" + URL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="host address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8583, help="host ISO link port (8583)")
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
+    for option, kind in DEVICE_OPTIONS:
+        parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
+    parser.add_argument(
+        "--script",
+        help="run this demo script instead of reading commands (see atm demo --list-scripts)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="with --script: how many times (0 = forever)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="with --script: seconds allowed per run"
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.script is not None and args.script not in SCRIPTS:
+        print(
+            f"atm device: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.repeat < 0:
+        print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
+        return 2
     try:
         config = DeviceConfig(
             terminal_id=args.terminal_id,
@@ -58,38 +92,129 @@ def _run(args: argparse.Namespace) -> int:
     except DeviceConfigError as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_serve(config))
+    urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
+    return asyncio.run(_serve(config, urls, args))
 
 
-async def _serve(config: DeviceConfig) -> int:
-    reader, pin_pad = SimulatedCardReader(), SimulatedPinPad(config.master_key, config.pin_key)
-    dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
-    )
-    controller = AtmController(config, Devices(reader, pin_pad, dispenser, SimulatedPrinter()))
-    customer = Customer(reader, pin_pad, dispenser)
+async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Namespace) -> int:
+    try:
+        kit = await open_kit(urls, config)
+    except (ValueError, OSError) as exc:
+        print(f"atm device: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if any(url != "sim" for url in urls.values()):
+            problems = await kit.check()
+            for problem in problems:
+                print(f"atm device: {problem}", file=sys.stderr)
+            if problems:
+                return 2
+        if args.script is not None:
+            return await _run_script(kit, config, SCRIPTS[args.script], args.repeat, args.timeout)
+        return await _interactive(kit, config)
+    finally:
+        kit.close()
 
-    def on_event(event: DeviceEvent) -> None:
-        if isinstance(event, ScreenShown):
-            print(render_text(event.screen), flush=True)
-        elif isinstance(event, LinkMessage):
-            arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
-            print(f"-- {arrow}  {describe(event.message)}", flush=True)
 
-    controller.events.subscribe(on_event)
+def _customer(kit: DeviceKit) -> Customer | None:
+    if kit.card_reader is None or kit.pin_pad is None or kit.dispenser is None:
+        return None
+    return Customer(kit.card_reader, kit.pin_pad, kit.dispenser)
+
+
+def _print_event(event: DeviceEvent) -> None:
+    if isinstance(event, ScreenShown):
+        print(render_text(event.screen), flush=True)
+    elif isinstance(event, LinkMessage):
+        arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
+        print(f"-- {arrow}  {describe(event.message)}", flush=True)
+
+
+async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
+    controller = AtmController(config, kit.devices)
+    customer = _customer(kit)
+    controller.events.subscribe(_print_event)
     runner = asyncio.create_task(controller.run())
     print(HELP, flush=True)
+    if customer is None:
+        print("(some devices are real: act on them directly)", flush=True)
     try:
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
             if not line or line.strip() == "quit":
                 break
+            if runner.done():
+                break
+            if customer is None:
+                print("the customer acts at the real devices here", flush=True)
+                continue
             _command(customer, line.split())
     finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        await _stop(runner)
     return 0
+
+
+async def _run_script(
+    kit: DeviceKit, config: DeviceConfig, script: DemoScript, repeat: int, timeout: float
+) -> int:
+    customer = _customer(kit)
+    if customer is None:
+        print(
+            "atm device: --script needs the card reader, PIN pad and dispenser in this "
+            "process (sim or pty)",
+            file=sys.stderr,
+        )
+        return 2
+    controller = AtmController(config, kit.devices)
+    steps = list(script.steps)
+    done: asyncio.Queue[int] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    runs = 0
+
+    def on_event(event: DeviceEvent) -> None:
+        nonlocal runs
+        if isinstance(event, LinkMessage):
+            arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
+            print(f"-- {arrow}  {describe(event.message)}", flush=True)
+        if not isinstance(event, ScreenShown):
+            return
+        if not steps and event.screen.id == "welcome":
+            runs += 1
+            done.put_nowait(runs)
+            if repeat == 0 or runs < repeat:
+                steps[:] = list(script.steps)  # the next run starts on this same screen
+        if steps and event.screen.id == steps[0].screen:
+            step = steps.pop(0)
+            print(f"   [customer {step.says}]", flush=True)
+            loop.call_soon(step.action, customer)
+
+    controller.events.subscribe(on_event)
+    runner = asyncio.create_task(controller.run())
+    try:
+        run = 0
+        while repeat == 0 or run < repeat:
+            print(f"== run {run + 1}: {script.name}: {script.description}", flush=True)
+            try:
+                async with asyncio.timeout(timeout):
+                    run = await done.get()
+            except TimeoutError:
+                where = steps[0].screen if steps else "welcome"
+                print(f"!! run {run + 1} stopped: still waiting for screen '{where}'", flush=True)
+                return 1
+            print(f"== run {run}: done", flush=True)
+    finally:
+        await _stop(runner)
+    return 0
+
+
+async def _stop(runner: asyncio.Task[None]) -> None:
+    # transitions 0.9.3 swallows a CancelledError that lands inside a trigger, so one
+    # cancel() may not stop the controller: repeat until the task has ended.
+    while not runner.done():
+        runner.cancel()
+        await asyncio.wait({runner}, timeout=0.1)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        runner.result()
 
 
 def _command(customer: Customer, words: list[str]) -> None:

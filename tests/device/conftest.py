@@ -24,6 +24,7 @@ from device.events import DeviceEvent, ReceiptPrinted, ScreenShown
 from device.journal import read_records
 from device.screens import Screen
 from device.states import State
+from drivers.simulated import SimulatedDispenser
 from host.app import Host
 from host.config import HostConfig
 
@@ -174,5 +175,7 @@ def restarted_devices(world: World, config: DeviceConfig) -> tuple[Any, Customer
     from tests.device.kill_harness import load_cassettes
 
     devices, customer = build_devices(config)
-    customer.dispenser.cassettes[:] = load_cassettes(world.tmp_path / "cassettes.json", config)
+    dispenser = devices.dispenser
+    assert isinstance(dispenser, SimulatedDispenser)
+    dispenser.cassettes[:] = load_cassettes(world.tmp_path / "cassettes.json", config)
     return devices, customer

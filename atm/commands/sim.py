@@ -1,0 +1,84 @@
+"""``atm sim dispenser|card-reader|pin-pad|printer``: one peripheral simulator, standalone, on
+a new pseudo-terminal (its path is printed) or on TCP (``--tcp PORT``), until interrupted,
+with a control channel for faults and the customer's actions (``simulators.control``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from atm.demo import TRACKS
+from atm.devices import simulator_for
+from device.config import DeviceConfig
+from drivers.registry import KINDS
+from simulators.control import HELP, ControlChannel, serve_control
+from simulators.ports import PtyPort, TcpPort
+
+PROTOCOLS = {
+    "dispenser": "Puloon LCDM-2000",
+    "card-reader": "Sankyo ICT3K5-style",
+    "pin-pad": "ZT588-style EPP",
+    "printer": "ESC/POS",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sim",
+        help="run one device simulator on a pseudo-terminal or TCP port",
+        description="Run a peripheral simulator speaking the real device's protocol. It "
+        "creates a pseudo-terminal in raw mode and prints its path (or listens on --tcp "
+        "PORT), and serves a line-based control channel on 127.0.0.1 (printed):\n" + HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("device", choices=KINDS, help="which device to simulate")
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on TCP instead of a pty")
+    parser.add_argument(
+        "--control", type=int, default=0, metavar="PORT", help="control port (default: any)"
+    )
+    parser.add_argument("--listen", default="127.0.0.1", help="address for --tcp and --control")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    sim = simulator_for(args.device, DeviceConfig())
+    control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
+    control_port = control.sockets[0].getsockname()[1]
+    name = f"{args.device} ({PROTOCOLS[args.device]})"
+    pty_port: PtyPort | None = None
+    tcp_port: TcpPort | None = None
+    try:
+        if args.tcp is not None:
+            tcp_port = TcpPort(sim)
+            port = await tcp_port.start(args.listen, args.tcp)
+            print(f"{name} on socket://{args.listen}:{port}", flush=True)
+        else:
+            pty_port = PtyPort(sim)
+            print(f"{name} on {await pty_port.start()}", flush=True)
+        print(f"control channel on {args.listen}:{control_port} (try: echo help | nc ...)")
+        print("faults: " + " ".join(sim.fault_names), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    except OSError as exc:
+        print(f"atm sim: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        control.close()
+        if pty_port is not None:
+            pty_port.close()
+        if tcp_port is not None:
+            await tcp_port.close()
+        with contextlib.suppress(Exception):
+            await control.wait_closed()
+    return 0

@@ -1,0 +1,207 @@
+"""The request/answer discipline shared by the framed serial devices (LCDM-2000, Sankyo,
+ZT588): send a frame, wait for ACK (NAK: send again), wait for the reply frame (bad
+checksum: NAK it and wait for the repeat), ACK the reply.
+
+Every wait is bounded: a device that stays quiet gives ``DeviceTimeout``, one that answers
+with bytes foreign to the protocol gives ``DeviceProtocolError``. An exchange runs to its end
+even when the caller is cancelled (it is shielded and serialised by a lock), so a cancelled
+activity never leaves half an answer on the line for the next command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Junk, Nak
+from drivers.errors import DeviceProtocolError, DeviceTimeout
+from drivers.transport import Channel
+
+__all__ = ["Decoder", "FramedLink"]
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F")
+
+
+class Decoder(Protocol):
+    def feed(self, data: bytes) -> list[Any]: ...
+
+
+class FramedLink(Generic[F]):
+    def __init__(
+        self,
+        channel: Channel,
+        decoder: Decoder,
+        frame_type: type[F],
+        *,
+        name: str,
+        protocol: str,
+        ack_timeout: float = 0.5,
+        retries: int = 2,
+    ) -> None:
+        self.channel = channel
+        self._decoder = decoder
+        self._frame_type = frame_type
+        self.name = name
+        self.protocol = protocol
+        self.ack_timeout = ack_timeout
+        self.retries = retries
+        self._events: deque[Any] = deque()
+        self._lock = asyncio.Lock()
+        self._junk = bytearray()
+        # Events that are neither ACK/NAK nor frames (PIN pad key bytes) wait here.
+        self.side_events: deque[Any] = deque()
+
+    async def exchange(
+        self,
+        frame: bytes,
+        *,
+        reply_timeout: float,
+        is_reply: Callable[[F], bool],
+        resend_on_timeout: bool,
+    ) -> F:
+        """Send ``frame`` and return the matching reply. ``resend_on_timeout`` only for
+        commands that are harmless to repeat (status), never for a dispense."""
+        task = self.start_exchange(
+            frame,
+            reply_timeout=reply_timeout,
+            is_reply=is_reply,
+            resend_on_timeout=resend_on_timeout,
+        )
+        return await asyncio.shield(task)
+
+    def start_exchange(
+        self,
+        frame: bytes,
+        *,
+        reply_timeout: float,
+        is_reply: Callable[[F], bool],
+        resend_on_timeout: bool,
+    ) -> asyncio.Task[F]:
+        """Queue an exchange now (in call order, behind the lock) and return its task; it
+        runs to its end whatever happens to the caller."""
+        task = asyncio.ensure_future(
+            self._locked(frame, reply_timeout, is_reply, resend_on_timeout)
+        )
+        # If nobody waits for it any more, its outcome is still read here, so that it is
+        # never reported as an unretrieved task exception.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _locked(
+        self, frame: bytes, reply_timeout: float, is_reply: Callable[[F], bool], resend: bool
+    ) -> F:
+        async with self._lock:
+            self._junk.clear()
+            for attempt in range(self.retries + 1):
+                last = attempt == self.retries
+                await self.channel.write(frame)
+                try:
+                    answer = await self._next((Ack, Nak), self.ack_timeout, "ACK")
+                except DeviceTimeout:
+                    if resend and not last:
+                        continue
+                    raise
+                if isinstance(answer, Nak):
+                    log.info("%s NAKed a command (attempt %d)", self.name, attempt + 1)
+                    if last:
+                        raise DeviceProtocolError(
+                            f"{self.name} on {self.channel.description}: refused the command "
+                            f"{self.retries + 1} times (NAK)"
+                        )
+                    continue
+                try:
+                    return await self._reply(reply_timeout, is_reply)
+                except DeviceTimeout:
+                    if resend and not last:
+                        continue
+                    raise
+            raise AssertionError("unreachable")
+
+    async def _reply(self, timeout: float, is_reply: Callable[[F], bool]) -> F:
+        garbled = 0
+        while True:
+            event = await self._next((self._frame_type, BadFrame), timeout, "reply")
+            if isinstance(event, BadFrame):
+                garbled += 1
+                log.info("%s sent a garbled frame: %s", self.name, event.reason)
+                if garbled > self.retries:
+                    raise DeviceProtocolError(
+                        f"{self.name} on {self.channel.description}: garbled reply "
+                        f"({event.reason}), {garbled} times"
+                    )
+                await self.channel.write(bytes([NAK]))
+                continue
+            await self.channel.write(bytes([ACK]))
+            if is_reply(event):
+                reply: F = event
+                return reply
+            log.info("%s: ignored a stale reply %r", self.name, event)
+
+    async def _next(self, kinds: tuple[type, ...], timeout: float, what: str) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            while self._events:
+                event = self._events.popleft()
+                if isinstance(event, kinds):
+                    return event
+                if isinstance(event, Junk):
+                    self._junk += event.data
+                    log.debug("%s: %d byte(s) outside any frame", self.name, len(event.data))
+                elif not isinstance(event, (Ack, Nak, BadFrame, self._frame_type)):
+                    self.side_events.append(event)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._silence(what, timeout)
+            try:
+                async with asyncio.timeout(remaining):
+                    data = await self.channel.read()
+            except TimeoutError:
+                raise self._silence(what, timeout) from None
+            self._events.extend(self._decoder.feed(data))
+
+    async def wait_side_event(self, timeout: float) -> Any:
+        """Wait for the next unsolicited event (a key byte); ``DeviceTimeout`` after
+        ``timeout``. Only while no exchange is running."""
+        async with self._lock:
+            if self.side_events:
+                return self.side_events.popleft()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not self.side_events:
+                for event in self._drain():
+                    if isinstance(event, Junk):
+                        self._junk += event.data
+                    elif not isinstance(event, (Ack, Nak, BadFrame, self._frame_type)):
+                        self.side_events.append(event)
+                if self.side_events:
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise DeviceTimeout(f"{self.name}: nothing within {timeout:g}s")
+                try:
+                    async with asyncio.timeout(remaining):
+                        data = await self.channel.read()
+                except TimeoutError:
+                    raise DeviceTimeout(f"{self.name}: nothing within {timeout:g}s") from None
+                self._events.extend(self._decoder.feed(data))
+            return self.side_events.popleft()
+
+    def _drain(self) -> list[Any]:
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    def _silence(self, what: str, timeout: float) -> DeviceTimeout | DeviceProtocolError:
+        where = f"{self.name} on {self.channel.description}"
+        if self._junk:
+            shown = bytes(self._junk[:16]).hex(" ").upper()
+            return DeviceProtocolError(
+                f"{where}: answered bytes that are not {self.protocol} ({shown})"
+            )
+        return DeviceTimeout(f"{where}: no {what} within {timeout:g}s")

@@ -1,0 +1,201 @@
+"""Cash dispenser driver for a Puloon LCDM-2000 (two cassettes: index 0 upper, 1 lower).
+
+The LCDM reports sensors and per-dispense counts, not how many notes a cassette holds, so the
+driver keeps logical counters (loaded at replenishment, lowered by the notes each dispense
+picked), as ATMs do. Presented notes are "taken" when the exit sensor clears; ``retract``
+uses the purge command, which in our variant sweeps the exit tray into the reject tray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from drivers.codecs import lcdm
+from drivers.codecs.lcdm import (
+    Command,
+    DispenseReply,
+    ErrorCode,
+    LcdmFrame,
+    PurgeReply,
+    StatusReply,
+)
+from drivers.errors import DeviceProtocolError, DeviceUnavailable, DispenserFault
+from drivers.framed import FramedLink
+from drivers.interfaces import CashDispenser, CassetteState, CassetteStatus, DispenseResult
+from drivers.transport import Channel
+
+__all__ = ["FAULT_CODES", "LcdmDispenser"]
+
+log = logging.getLogger(__name__)
+
+# LCDM error byte -> (our fault code, words)
+FAULT_CODES: dict[int, tuple[str, str]] = {
+    ErrorCode.PICKUP_ERROR: ("pickup", "pickup error"),
+    ErrorCode.JAM_CHK: ("jam", "jam at CHK1/CHK2 sensor"),
+    ErrorCode.OVERFLOW: ("too_many", "overflow bill"),
+    ErrorCode.JAM_EXIT: ("jam", "jam at EXIT/EJT sensor"),
+    ErrorCode.JAM_DIV: ("jam", "jam at DIV sensor"),
+    ErrorCode.UNDEFINED_COMMAND: ("undefined_command", "undefined command"),
+    ErrorCode.UPPER_BILL_END: ("empty", "upper cassette empty (bill end)"),
+    ErrorCode.LOWER_BILL_END: ("empty", "lower cassette empty (bill end)"),
+    ErrorCode.REJECT_TRAY_MISSING: ("reject_missing", "reject tray not recognised"),
+    ErrorCode.OVER_REJECT: ("reject_full", "over reject"),
+    ErrorCode.UPPER_CASSETTE_MISSING: ("cassette_missing", "upper cassette not recognised"),
+    ErrorCode.LOWER_CASSETTE_MISSING: ("cassette_missing", "lower cassette not recognised"),
+    ErrorCode.DISPENSE_TIMEOUT: ("timeout", "dispensing timeout"),
+    ErrorCode.PURGE_ERROR: ("purge", "purge error"),
+}
+_GOOD = (ErrorCode.GOOD, ErrorCode.NORMAL_STOP)
+
+
+class LcdmDispenser(CashDispenser):
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Channel]],
+        cassettes: Sequence[tuple[int, int]],
+        *,
+        low_threshold: int = 20,
+        ack_timeout: float = 0.5,
+        reply_timeout: float = 3.0,
+        dispense_timeout: float = 60.0,
+        poll_interval: float = 0.1,
+        retries: int = 2,
+    ) -> None:
+        """``cassettes``: (denomination in cents, loaded count) for upper and lower."""
+        if not 1 <= len(cassettes) <= 2:
+            raise ValueError("an LCDM-2000 has one or two cassettes")
+        self._connect = connect
+        self.denominations = [d for d, _ in cassettes]
+        self.counts = [n for _, n in cassettes]
+        self.low_threshold = low_threshold
+        self._ack_timeout = ack_timeout
+        self._reply_timeout = reply_timeout
+        self._dispense_timeout = dispense_timeout
+        self._poll = poll_interval
+        self._retries = retries
+        self._link: FramedLink[LcdmFrame] | None = None
+
+    async def open(self) -> None:
+        channel = await self._connect()
+        self._link = FramedLink(
+            channel,
+            lcdm.LcdmDecoder(lcdm.SOH),
+            LcdmFrame,
+            name="dispenser",
+            protocol="LCDM-2000",
+            ack_timeout=self._ack_timeout,
+            retries=self._retries,
+        )
+        try:
+            await self._status()  # proves the device speaks LCDM-2000
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._link is not None:
+            link, self._link = self._link, None
+            await link.channel.close()
+
+    async def _command(
+        self, cmd: int, data: bytes = b"", *, timeout: float | None = None, resend: bool = True
+    ) -> bytes:
+        if self._link is None:
+            raise DeviceUnavailable("dispenser is not open")
+        frame = await self._link.exchange(
+            lcdm.encode_command(cmd, data),
+            reply_timeout=timeout or self._reply_timeout,
+            is_reply=lambda f: f.reply and f.cmd == cmd,
+            resend_on_timeout=resend,
+        )
+        return frame.data
+
+    async def _status(self) -> StatusReply:
+        data = await self._command(Command.STATUS)
+        try:
+            return StatusReply.decode(data)
+        except ValueError as exc:
+            raise DeviceProtocolError(f"dispenser: bad status reply: {exc}") from exc
+
+    async def status(self) -> list[CassetteStatus]:
+        reply = await self._status()
+        bits = reply.cassettes
+        present = (bits & lcdm.UPPER_PRESENT, bits & lcdm.LOWER_PRESENT)
+        near_end = (bits & lcdm.UPPER_NEAR_END, bits & lcdm.LOWER_NEAR_END)
+        end = (bits & lcdm.UPPER_END, bits & lcdm.LOWER_END)
+        out = []
+        for i, denomination in enumerate(self.denominations):
+            count = self.counts[i]
+            if not present[i]:
+                state = CassetteState.MISSING
+            elif end[i] or count == 0:
+                state = CassetteState.EMPTY
+            elif near_end[i] or count <= self.low_threshold:
+                state = CassetteState.LOW
+            else:
+                state = CassetteState.OK
+            out.append(CassetteStatus(i, denomination, count, state))
+        return out
+
+    async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        for index, count in notes.items():
+            if not 0 <= index < len(self.denominations) or count < 0:
+                raise ValueError(f"bad dispense request {dict(notes)}")
+        remaining = [notes.get(i, 0) for i in range(len(self.denominations))]
+        dispensed = {i: 0 for i, n in enumerate(remaining) if n}
+        rejected: dict[int, int] = {}
+        while any(remaining):
+            batch = [min(n, lcdm.MAX_NOTES_PER_COMMAND) for n in remaining]
+            if len(batch) == 2 and all(batch):
+                cmd, data = (
+                    Command.UPPER_LOWER_DISPENSE,
+                    lcdm.encode_count(batch[0]) + lcdm.encode_count(batch[1]),
+                )
+                indexes = [0, 1]
+            elif batch[0]:
+                cmd, data, indexes = Command.UPPER_DISPENSE, lcdm.encode_count(batch[0]), [0]
+            else:
+                cmd, data, indexes = Command.LOWER_DISPENSE, lcdm.encode_count(batch[1]), [1]
+            # Never resent on silence: the notes may already be out.
+            raw = await self._command(cmd, data, timeout=self._dispense_timeout, resend=False)
+            try:
+                reply = DispenseReply.decode(cmd, raw)
+            except ValueError as exc:
+                raise DeviceProtocolError(f"dispenser: bad dispense reply: {exc}") from exc
+            for index, counts in zip(indexes, reply.cassettes, strict=True):
+                self.counts[index] = max(0, self.counts[index] - counts.check)
+                dispensed[index] += counts.exit
+                if counts.reject:
+                    rejected[index] = rejected.get(index, 0) + counts.reject
+                remaining[index] -= counts.exit
+            if reply.error not in _GOOD:
+                code, words = FAULT_CODES.get(reply.error, ("fault", f"error {reply.error:02X}"))
+                log.warning("dispenser fault %s after %s", words, dispensed)
+                out = {i: n for i, n in dispensed.items() if n}
+                raise DispenserFault(f"dispenser: {words}", code=code, dispensed=out)
+            if any(r < 0 for r in remaining) or sum(c.exit for c in reply.cassettes) == 0:
+                raise DeviceProtocolError(f"dispenser: implausible dispense reply {reply}")
+        return DispenseResult(dispensed, rejected)
+
+    async def wait_taken(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if not (await self._status()).notes_in_tray:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+
+    async def retract(self) -> int:
+        data = await self._command(Command.PURGE, timeout=self._dispense_timeout, resend=False)
+        try:
+            reply = PurgeReply.decode(data)
+        except ValueError as exc:
+            raise DeviceProtocolError(f"dispenser: bad purge reply: {exc}") from exc
+        if reply.error not in _GOOD:
+            code, words = FAULT_CODES.get(reply.error, ("fault", f"error {reply.error:02X}"))
+            raise DispenserFault(f"dispenser: retract failed: {words}", code=code)
+        return reply.purged

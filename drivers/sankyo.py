@@ -1,0 +1,144 @@
+"""Motorised card reader driver for a Sankyo ICT3K5-style reader.
+
+``accept_card`` enables entry and polls the status until the reader has drawn a card in;
+``eject`` moves the card to the gate and polls until the customer has taken it; ``capture``
+pulls it into the capture bin. Negative replies become ``CardReaderFault`` with our code
+(``jam``, ``read_error``, ``bin_full``, ...) and the reader's own code in the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from drivers.codecs import sankyo
+from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
+from drivers.errors import CardReaderFault, DeviceProtocolError, DeviceUnavailable
+from drivers.framed import FramedLink
+from drivers.interfaces import CardData, CardReader
+from drivers.transport import Channel
+
+__all__ = ["SankyoCardReader", "fault_code"]
+
+
+def fault_code(error: str) -> str:
+    if error in ("10", "17", "11"):
+        return "jam"
+    if error.startswith("2") or error in ("13", "14"):
+        return "read_error"
+    if error == "50":
+        return "bin_full"
+    if error == "B0":
+        return "not_initialised"
+    return "fault"
+
+
+class SankyoCardReader(CardReader):
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Channel]],
+        *,
+        ack_timeout: float = 0.5,
+        reply_timeout: float = 3.0,
+        poll_interval: float = 0.1,
+        retries: int = 2,
+    ) -> None:
+        self._connect = connect
+        self._ack_timeout = ack_timeout
+        self._reply_timeout = reply_timeout
+        self._poll = poll_interval
+        self._retries = retries
+        self._link: FramedLink[SankyoFrame] | None = None
+
+    async def open(self) -> None:
+        channel = await self._connect()
+        self._link = FramedLink(
+            channel,
+            SankyoDecoder(),
+            SankyoFrame,
+            name="card reader",
+            protocol="Sankyo ICT3K5",
+            ack_timeout=self._ack_timeout,
+            retries=self._retries,
+        )
+        try:
+            # Initialise, keeping any card where it is; then refuse cards until asked.
+            await self._command(sankyo.INITIALISE, b"2")
+            await self._command(sankyo.ENTRY, b"1")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._link is not None:
+            link, self._link = self._link, None
+            await link.channel.close()
+
+    async def _command(
+        self, cmd: bytes, param: bytes, *, resend: bool = True, check: bool = True
+    ) -> SankyoReply:
+        if self._link is None:
+            raise DeviceUnavailable("card reader is not open")
+
+        def matches(frame: SankyoFrame) -> bool:
+            return frame.text[1:3] == cmd + param and frame.text[:1] in (b"P", b"N")
+
+        frame = await self._link.exchange(
+            SankyoCommand(cmd, param).encode(),
+            reply_timeout=self._reply_timeout,
+            is_reply=matches,
+            resend_on_timeout=resend,
+        )
+        try:
+            reply = SankyoReply.parse(frame.text)
+        except ValueError as exc:
+            raise DeviceProtocolError(f"card reader: {exc}") from exc
+        if check and not reply.positive:
+            raise CardReaderFault(
+                f"card reader: {reply.error_text} (error {reply.code})",
+                code=fault_code(reply.code),
+            )
+        return reply
+
+    async def position(self) -> str:
+        """``00`` no card, ``01`` card at the gate, ``02`` card inside."""
+        return (await self._command(sankyo.STATUS, b"0")).code
+
+    async def accept_card(self) -> None:
+        try:
+            await self._command(sankyo.ENTRY, b"0")
+            # The reader tells nobody when a card arrives: polling is the protocol.
+            while await self.position() != sankyo.CARD_INSIDE:  # noqa: ASYNC110
+                await asyncio.sleep(self._poll)
+        except asyncio.CancelledError:
+            # Stop taking cards in when nobody waits for one any more.
+            if self._link is not None:
+                self._link.start_exchange(
+                    SankyoCommand(sankyo.ENTRY, b"1").encode(),
+                    reply_timeout=self._reply_timeout,
+                    is_reply=lambda f: f.text[1:3] == sankyo.ENTRY + b"1",
+                    resend_on_timeout=True,
+                )
+            raise
+        await self._command(sankyo.ENTRY, b"1")
+
+    async def read_card(self) -> CardData:
+        reply = await self._command(sankyo.READ_TRACK, b"2")
+        try:
+            return CardData(reply.data.decode("ascii"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CardReaderFault(f"track 2 unreadable: {exc}", code="read_error") from exc
+
+    async def eject(self, timeout: float) -> bool:
+        await self._command(sankyo.EJECT, b"0", resend=False)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if await self.position() == sankyo.NO_CARD:
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+
+    async def capture(self) -> None:
+        await self._command(sankyo.EJECT, b"1", resend=False)

@@ -1,0 +1,180 @@
+"""A Puloon LCDM-2000 cash dispenser: two cassettes with denominations and counts, a reject
+tray, an exit tray the customer takes notes from. Speaks the bytes of ``drivers.codecs.lcdm``.
+
+Money is conserved: every note is in a cassette, the exit tray, the reject tray, or counted
+as taken by the customer (``notes_accounted``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from drivers.codecs import lcdm
+from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Nak
+from drivers.codecs.lcdm import (
+    CassetteCounts,
+    Command,
+    DispenseReply,
+    ErrorCode,
+    LcdmDecoder,
+    LcdmFrame,
+    PurgeReply,
+    StatusReply,
+)
+from simulators.base import Simulator
+
+__all__ = ["DispenserSimulator", "SimCassette"]
+
+log = logging.getLogger(__name__)
+
+ROM_VERSION = b"LCDM-2000 SIM 1.0"
+
+
+@dataclass
+class SimCassette:
+    denomination_cents: int
+    count: int
+    near_end: int = 20
+    present: bool = True
+
+
+@dataclass
+class _Outcome:
+    counts: list[CassetteCounts] = field(default_factory=list)
+    error: int = ErrorCode.GOOD
+
+
+class DispenserSimulator(Simulator):
+    NAME = "dispenser"
+    FAULTS = frozenset(
+        {"jam", "partial", "cassette_empty", "cassette_missing", "reject", "reject_full"}
+    )
+
+    def __init__(self, cassettes: list[SimCassette], reject_capacity: int = 200) -> None:
+        super().__init__()
+        if not 1 <= len(cassettes) <= 2:
+            raise ValueError("an LCDM-2000 has one or two cassettes")
+        self.cassettes = cassettes
+        self.reject_capacity = reject_capacity
+        self.tray: dict[int, int] = {}
+        self.reject_bin: dict[int, int] = {}
+        self.taken_total: dict[int, int] = {}
+        self.retracted = 0
+        self._decoder = LcdmDecoder(lcdm.EOT)
+
+    # -- customer side ------------------------------------------------------------------
+    def take_cash(self) -> None:
+        for index, count in self.tray.items():
+            self.taken_total[index] = self.taken_total.get(index, 0) + count
+        self.tray = {}
+
+    def notes_accounted(self, index: int) -> int:
+        """Everything that came out of cassette ``index`` (tray, reject, taken)."""
+        return (
+            self.tray.get(index, 0) + self.reject_bin.get(index, 0) + self.taken_total.get(index, 0)
+        )
+
+    # -- wire side ----------------------------------------------------------------------
+    def on_bytes(self, data: bytes) -> None:
+        for event in self._decoder.feed(data):
+            if isinstance(event, Nak):
+                self.resend_last()
+            elif isinstance(event, BadFrame):
+                self.send_control(bytes([NAK]))
+            elif isinstance(event, LcdmFrame) and not event.reply:
+                if self.should_nak():
+                    self.send_control(bytes([NAK]))
+                    continue
+                self.frames_in += 1
+                self.send_control(bytes([ACK]))
+                self.send_frame(lcdm.encode_reply(event.cmd, self._handle(event.cmd, event.data)))
+            elif isinstance(event, Ack):
+                pass  # the host acknowledged our reply
+
+    def _handle(self, cmd: int, data: bytes) -> bytes:
+        if cmd == Command.STATUS:
+            return self.status_reply().encode()
+        if cmd == Command.ROM_VERSION:
+            return ROM_VERSION
+        if cmd == Command.PURGE:
+            purged = sum(self.tray.values())
+            for index, count in self.tray.items():
+                self.reject_bin[index] = self.reject_bin.get(index, 0) + count
+            self.tray = {}
+            self.retracted += purged
+            return PurgeReply(ErrorCode.GOOD, purged).encode()
+        try:
+            if cmd == Command.UPPER_DISPENSE:
+                requests = {0: lcdm.decode_count(data)}
+            elif cmd == Command.LOWER_DISPENSE and len(self.cassettes) == 2:
+                requests = {1: lcdm.decode_count(data)}
+            elif cmd == Command.UPPER_LOWER_DISPENSE and len(self.cassettes) == 2:
+                requests = {0: lcdm.decode_count(data[:2]), 1: lcdm.decode_count(data[2:])}
+            else:
+                return bytes([ErrorCode.UNDEFINED_COMMAND])
+        except ValueError:
+            return bytes([ErrorCode.UNDEFINED_COMMAND])
+        if any(n > lcdm.MAX_NOTES_PER_COMMAND for n in requests.values()):
+            outcome = _Outcome([CassetteCounts(0, 0, 0, 0x30) for _ in requests])
+            outcome.error = ErrorCode.OVERFLOW
+        else:
+            outcome = self._dispense(requests)
+        return DispenseReply(outcome.error, tuple(outcome.counts)).encode()
+
+    def status_reply(self) -> StatusReply:
+        path = lcdm.EXIT if any(self.tray.values()) else 0
+        bits = 0
+        flags = (
+            (lcdm.UPPER_PRESENT, lcdm.UPPER_NEAR_END, lcdm.UPPER_END),
+            (lcdm.LOWER_PRESENT, lcdm.LOWER_NEAR_END, lcdm.LOWER_END),
+        )
+        for cassette, (present, near_end, end) in zip(self.cassettes, flags, strict=False):
+            if cassette.present and "cassette_missing" not in self.faults:
+                bits |= present
+            if cassette.count <= cassette.near_end:
+                bits |= near_end
+            if cassette.count == 0 or "cassette_empty" in self.faults:
+                bits |= end
+        return StatusReply(ErrorCode.GOOD, path, bits)
+
+    def _dispense(self, requests: dict[int, int]) -> _Outcome:
+        outcome = _Outcome()
+        for index, wanted in requests.items():
+            cassette = self.cassettes[index]
+            check = exit_ = reject = 0
+            error: int = ErrorCode.GOOD
+            missing = (
+                ErrorCode.UPPER_CASSETTE_MISSING if index == 0 else ErrorCode.LOWER_CASSETTE_MISSING
+            )
+            empty = ErrorCode.UPPER_BILL_END if index == 0 else ErrorCode.LOWER_BILL_END
+            available = 0 if "cassette_empty" in self.faults else cassette.count
+            if outcome.error != ErrorCode.GOOD:
+                pass  # the machine stopped on the previous cassette
+            elif not cassette.present or "cassette_missing" in self.faults:
+                error = missing
+            elif "reject_full" in self.faults:
+                error = ErrorCode.OVER_REJECT
+            elif "jam" in self.faults:
+                error = ErrorCode.JAM_CHK
+            elif "partial" in self.faults:
+                exit_ = check = min(wanted // 2, available)
+                error = ErrorCode.JAM_EXIT
+            elif available < wanted:
+                exit_ = check = available
+                error = empty
+            elif "reject" in self.faults and available > wanted:
+                # A double note: one extra picked, diverted to the reject tray.
+                check, exit_, reject = wanted + 1, wanted, 1
+            else:
+                check = exit_ = wanted
+            cassette.count -= check
+            if exit_:
+                self.tray[index] = self.tray.get(index, 0) + exit_
+            if reject:
+                self.reject_bin[index] = self.reject_bin.get(index, 0) + reject
+            status = 0x31 if cassette.count <= cassette.near_end else 0x30
+            outcome.counts.append(CassetteCounts(check, exit_, reject, status))
+            if error != ErrorCode.GOOD and outcome.error == ErrorCode.GOOD:
+                outcome.error = error
+        log.info("dispensed %s, error %02X", requests, outcome.error)
+        return outcome

@@ -1,0 +1,123 @@
+"""Rigs for the contract suites: each device class on the in-process simulated backend
+("sim") and on its serial driver talking to the peripheral simulator over a real
+pseudo-terminal in raw mode ("serial"). A rig has ``device`` (the driver interface, opened)
+and ``customer`` (the customer side with ``inject``/``clear``), the same on both."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from drivers.escpos import EscPosPrinter
+from drivers.lcdm import LcdmDispenser
+from drivers.sankyo import SankyoCardReader
+from drivers.simulated import (
+    Cassette,
+    SimulatedCardReader,
+    SimulatedDispenser,
+    SimulatedPinPad,
+    SimulatedPrinter,
+)
+from drivers.transport import FAMILY_DEFAULTS, open_serial
+from drivers.zt588 import Zt588PinPad
+from simulators.card_reader import CardReaderSimulator
+from simulators.dispenser import DispenserSimulator, SimCassette
+from simulators.pin_pad import PinPadSimulator
+from simulators.ports import PtyPort
+from simulators.printer import PrinterSimulator
+
+MASTER_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+PIN_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+CASSETTES = [(2000, 100), (5000, 50)]
+TRACK2 = "4000001234567899=30121010000000000000"
+
+# Short, bounded timeouts: a silent device must fail fast in tests.
+FAST: dict[str, Any] = {"ack_timeout": 0.3, "reply_timeout": 0.4, "retries": 2}
+
+
+@dataclass
+class Rig:
+    device: Any
+    customer: Any
+    port: PtyPort | None = None
+
+
+def serial_connect(port: PtyPort, family: str) -> Any:
+    return lambda: open_serial(port.path, FAMILY_DEFAULTS[family])
+
+
+async def make_rig(kind: str, backend: str) -> Rig:
+    if backend == "sim":
+        factories: dict[str, Any] = {
+            "dispenser": lambda: SimulatedDispenser([Cassette(d, n) for d, n in CASSETTES]),
+            "card-reader": SimulatedCardReader,
+            "pin-pad": lambda: SimulatedPinPad(MASTER_KEY, PIN_KEY),
+            "printer": SimulatedPrinter,
+        }
+        device: Any = factories[kind]()
+        await device.open()
+        return Rig(device, device)
+    simulators: dict[str, Any] = {
+        "dispenser": lambda: DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES]),
+        "card-reader": CardReaderSimulator,
+        "pin-pad": lambda: PinPadSimulator(MASTER_KEY, PIN_KEY),
+        "printer": PrinterSimulator,
+    }
+    sim = simulators[kind]()
+    port = PtyPort(sim)
+    await port.start()
+    connect = serial_connect(port, kind)
+    if kind == "dispenser":
+        device = LcdmDispenser(connect, CASSETTES, poll_interval=0.01, dispense_timeout=0.5, **FAST)
+    elif kind == "card-reader":
+        device = SankyoCardReader(connect, poll_interval=0.01, **FAST)
+    elif kind == "pin-pad":
+        device = Zt588PinPad(connect, grace=0.5, **FAST)
+    else:
+        device = EscPosPrinter(connect, status_timeout=0.3, retries=2)
+    await device.open()
+    return Rig(device, sim, port)
+
+
+async def _rig(kind: str, backend: str) -> AsyncIterator[Rig]:
+    rig = await make_rig(kind, backend)
+    try:
+        yield rig
+    finally:
+        await rig.device.close()
+        if rig.port is not None:
+            rig.port.close()
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def dispenser(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async for rig in _rig("dispenser", request.param):
+        yield rig
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def card_reader(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async for rig in _rig("card-reader", request.param):
+        yield rig
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def pin_pad(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async for rig in _rig("pin-pad", request.param):
+        yield rig
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def printer(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async for rig in _rig("printer", request.param):
+        yield rig
+
+
+@pytest.fixture(params=["dispenser", "card-reader", "pin-pad", "printer"])
+async def serial_rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """Each serial driver on its simulator over a pty (for the byte-level fault suite)."""
+    async for rig in _rig(request.param, "serial"):
+        yield rig

@@ -3,6 +3,7 @@ link on PostgreSQL with many concurrent terminals, against pgbench's built-in TP
 on the same server in the same run; p50/p99 latency.
 
     .venv/bin/python bench/bench_host.py [--terminals 20] [--requests 50] [--pgbench-seconds 10]
+    .venv/bin/python bench/bench_host.py --short     # CI: 4 terminals x 5, pgbench 2 s
 
 Starts a throw-away PostgreSQL cluster (the machine's initdb/pg_ctl, as the ``postgres`` user
 when run as root), migrates and seeds it, gives each terminal a card and an account of its
@@ -35,15 +36,18 @@ from sqlalchemy import select, text  # noqa: E402
 
 from host.db import create_engine_for, migrate, session_factory  # noqa: E402
 from host.ledger import check_ledger, post  # noqa: E402
+from host.link_config import DEVELOPMENT_TMK  # noqa: E402
 from host.models import Account, Card, CardAccount, Customer, Terminal  # noqa: E402
 from host.pins import hash_pin  # noqa: E402
 from host.seed import EQUITY_ACCOUNT, seed  # noqa: E402
-from protocol.framing import Framer, encode_frame  # noqa: E402
-from protocol.messages import decode, encode, format_transmission_time  # noqa: E402
+from protocol.link import LinkClient  # noqa: E402
+from protocol.mac import TerminalCodec  # noqa: E402
+from protocol.messages import format_transmission_time  # noqa: E402
 from protocol.pinblock import encrypt_format0  # noqa: E402
+from protocol.security import KeyBlock, KeyScheme  # noqa: E402
+from protocol.stan import StanGenerator  # noqa: E402
 
 PEPPER = "dev-pin-pepper-change-me"
-KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 PIN = "2580"
 AMOUNT = 2_000
 
@@ -121,36 +125,60 @@ def prepare(url: str, terminals: int) -> list[str]:
     return pans
 
 
-async def terminal(port: int, terminal_id: str, pan: str, count: int) -> list[float]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    framer = Framer()
-    block = encrypt_format0(PIN, pan, KEY).hex().upper()
-    latencies: list[float] = []
-    for n in range(count + 1):
-        message = {
-            "t": "0100" if n == 0 else "0200",
-            "2": pan,
-            "3": "302000" if n == 0 else "012000",
-            "4": f"{AMOUNT:012d}",
+class BenchTerminal:
+    """One ATM as the host sees it: one TCP connection, signed on with key exchange (working
+    keys under the development terminal master key), every message MAC'd."""
+
+    def __init__(self, port: int, terminal_id: str, pan: str) -> None:
+        self.terminal_id = terminal_id
+        self.pan = pan
+        self.codec = TerminalCodec(KeyScheme.TDES, DEVELOPMENT_TMK)
+        self.client = LinkClient("127.0.0.1", port, response_timeout=120, codec=self.codec)
+        self.stan = StanGenerator()
+        self.pin_block = ""
+
+    def header(self, mti: str) -> dict[str, str]:
+        return {
+            "t": mti,
             "7": format_transmission_time(dt.datetime.now(dt.UTC)),
-            "11": f"{n + 1:06d}",
-            "41": terminal_id,
-            "49": "840",
-            "52": block,
+            "11": self.stan.next(),
+            "41": self.terminal_id,
+            "42": "ATMSIM000000001",
         }
-        started = time.perf_counter()
-        writer.write(encode_frame(encode(message)))
-        await writer.drain()
-        frames: list[bytes] = []
-        while not frames:
-            frames = framer.feed(await reader.read(4096))
-        response = decode(frames[0])
+
+    async def open(self) -> None:
+        await self.client.connect()
+        sign_on = self.header("0800")
+        sign_on.update({"70": "001", "48": KeyScheme.TDES.value})
+        response = await self.client.request(sign_on)
         if response["39"] != "00":
-            raise SystemExit(f"bench_host: {terminal_id} got {response['39']}")
-        if n:  # the first request opened the card session (bcrypt): not timed
-            latencies.append(time.perf_counter() - started)
-    writer.close()
-    return latencies
+            raise SystemExit(f"bench_host: {self.terminal_id} sign-on got {response['39']}")
+        keys = KeyBlock.parse(response["48"]).open(DEVELOPMENT_TMK)
+        self.codec.set_mac_key(keys.tak)
+        self.pin_block = encrypt_format0(PIN, self.pan, keys.tpk).hex().upper()
+
+    async def run(self, count: int) -> list[float]:
+        """A balance inquiry that opens the card session (bcrypt, not timed), then ``count``
+        withdrawals one after the other; returns their latencies."""
+        latencies: list[float] = []
+        for n in range(count + 1):
+            message = self.header("0100" if n == 0 else "0200")
+            message.update(
+                {
+                    "2": self.pan,
+                    "3": "302000" if n == 0 else "012000",
+                    "4": f"{AMOUNT:012d}",
+                    "49": "840",
+                    "52": self.pin_block,
+                }
+            )
+            started = time.perf_counter()
+            response = await self.client.request(message)
+            if response["39"] != "00":
+                raise SystemExit(f"bench_host: {self.terminal_id} got {response['39']}")
+            if n:
+                latencies.append(time.perf_counter() - started)
+        return latencies
 
 
 async def drive(url: str, pans: list[str], count: int) -> tuple[float, list[float]]:
@@ -171,15 +199,18 @@ async def drive(url: str, pans: list[str], count: int) -> tuple[float, list[floa
     if match is None:
         raise SystemExit(f"bench_host: host did not start: {line!r}")
     port = int(match.group(1))
+    terminals = [BenchTerminal(port, f"BEN{n:05d}", pan) for n, pan in enumerate(pans)]
     try:
-        # Open every card session first (one bcrypt each), then time the steady state.
-        await asyncio.gather(*(terminal(port, f"BEN{n:05d}", pan, 0) for n, pan in enumerate(pans)))
+        # Sign on and open every card session first (one bcrypt each), then time the
+        # steady state.
+        await asyncio.gather(*(t.open() for t in terminals))
+        await asyncio.gather(*(t.run(0) for t in terminals))
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(terminal(port, f"BEN{n:05d}", pan, count) for n, pan in enumerate(pans))
-        )
+        results = await asyncio.gather(*(t.run(count) for t in terminals))
         elapsed = time.perf_counter() - started
     finally:
+        for t in terminals:
+            await t.client.close()
         host.send_signal(signal.SIGTERM)
         await host.wait()
     return elapsed, [latency for result in results for latency in result]
@@ -204,7 +235,12 @@ def main() -> int:
     parser.add_argument("--terminals", type=int, default=20)
     parser.add_argument("--requests", type=int, default=50, help="withdrawals per terminal")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--short", action="store_true", help="a quick run for CI: 4 terminals x 5, pgbench 2 s"
+    )
     args = parser.parse_args()
+    if args.short:
+        args.terminals, args.requests, args.pgbench_seconds = 4, 5, 2
     cluster = Cluster()
     cluster.start()
     try:

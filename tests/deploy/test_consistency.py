@@ -12,6 +12,8 @@ import shlex
 from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy.engine import make_url
 
 from atm.cli import COMMANDS, build_parser
 from atm.demo import SCRIPTS
@@ -310,3 +312,55 @@ def test_dockerignore_keeps_everything_the_image_copies() -> None:
         assert (ROOT / source).exists(), source
         assert not ignored(source), f"{source} is excluded by .dockerignore"
     assert ignored(".venv") and ignored(".git") and ignored(".env") and not ignored(".env.example")
+
+
+# --- CI: the PostgreSQL service-container job -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_job() -> dict[str, Any]:
+    from .conftest import ROOT
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job: dict[str, Any] = workflow["jobs"]["test-postgres"]
+    return job
+
+
+def _step(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if needle in s.get("run", "")]
+    return step
+
+
+def test_ci_runs_the_host_suite_on_the_service_container(
+    app: AppSettings, postgres_job: dict[str, Any]
+) -> None:
+    service = postgres_job["services"]["postgres"]
+    step = _step(postgres_job, "pytest")
+    assert step["run"].split()[-1] == "tests/host"
+    env = {**postgres_job.get("env", {}), **step.get("env", {})}
+    # The suite gets no application settings: its fixtures build every configuration.
+    assert set(env) & app.names == set()
+    url = make_url(env["ATM_TEST_POSTGRES_URL"])
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.username, url.password) == (
+        service["env"]["POSTGRES_USER"],
+        service["env"]["POSTGRES_PASSWORD"],
+    )
+    assert f"{url.port}:5432" in service["ports"]
+    assert url.database == "postgres"  # admin database, not the one the app uses
+    assert postgres_job["env"]["CI"] == "true"  # a missing PostgreSQL fails, never skips
+
+
+def test_ci_deployed_shape_uses_a_valid_host_configuration(
+    app: AppSettings, postgres_job: dict[str, Any]
+) -> None:
+    step = _step(postgres_job, "scripts/smoke_test.sh")
+    env = {name: str(value) for name, value in step["env"].items()}
+    assert set(env) <= app.names
+    config = HostConfig.from_env(env)  # raises on any value the host would refuse
+    commands = [line.strip() for line in step["run"].splitlines() if line.strip()]
+    assert commands.index("atm db upgrade") < commands.index("atm db seed")
+    assert any(line.startswith("atm host ") for line in commands)
+    assert "http://127.0.0.1:${OPS_PORT}" in step["run"]
+    assert config.link_port == app.defaults["LINK_PORT"]  # the smoke test's default link port
+    assert make_url(config.database_url).database == "atm"

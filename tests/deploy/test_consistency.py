@@ -327,8 +327,9 @@ def postgres_job() -> dict[str, Any]:
 
 
 def _step(job: dict[str, Any], needle: str) -> dict[str, Any]:
-    (step,) = [s for s in job["steps"] if needle in s.get("run", "")]
-    return step
+    steps: list[dict[str, Any]] = [s for s in job["steps"] if needle in s.get("run", "")]
+    assert len(steps) == 1, needle
+    return steps[0]
 
 
 def test_ci_runs_the_host_suite_on_the_service_container(

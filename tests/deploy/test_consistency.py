@@ -152,6 +152,12 @@ def test_compose_app_services_set_only_known_names(
         assert set(environment) - app.names == set(), name
 
 
+def test_compose_host_passes_every_setting(app: AppSettings, compose: dict[str, Any]) -> None:
+    """Every setting of .env.example reaches the host container: a value set in .env works."""
+    for name in ("migrate", "host"):
+        assert set(compose["services"][name]["environment"]) == app.names, name
+
+
 def test_compose_defaults_match_the_config_defaults(
     app: AppSettings, compose: dict[str, Any]
 ) -> None:

@@ -1,20 +1,31 @@
 """Shared fixtures: host configurations, and seeded databases on SQLite and on a real
 PostgreSQL server.
 
-The PostgreSQL server is the machine's own (``initdb``/``pg_ctl`` from PATH, /usr/local/bin or
-/usr/lib/postgresql/*/bin), started once per test session in a temporary directory, listening
-on a unix socket only. PostgreSQL refuses to run as root, so as root it runs as the
-``postgres`` user (``runuser``). Each test gets a fresh database copied from a migrated and
-seeded template (``CREATE DATABASE ... TEMPLATE``), which takes milliseconds.
+By default the PostgreSQL server is the machine's own (``initdb``/``pg_ctl`` from PATH,
+/usr/local/bin or /usr/lib/postgresql/*/bin), started once per test session in a temporary
+directory, listening on a unix socket only. PostgreSQL refuses to run as root, so as root it
+runs as the ``postgres`` user (``runuser``). Each test gets a fresh database copied from a
+migrated and seeded template (``CREATE DATABASE ... TEMPLATE``), which takes milliseconds.
 
-Without PostgreSQL binaries the PostgreSQL half of the suite is skipped on a developer's
-machine, and fails loudly under CI (``CI=true``): CI must never pass without it.
+``ATM_TEST_POSTGRES_URL`` points the suite at an existing server instead (CI's PostgreSQL
+service container, for one): an admin URL such as
+``postgresql+psycopg://atm:PASSWORD@127.0.0.1:5432/postgres``, whose role may create databases
+(``CREATEDB`` or superuser) on PostgreSQL 15 or newer. The fixtures then create their template
+and per-test databases there, under names unique to the test session, and drop them all at
+the end; nothing else on the server is touched. A server that cannot be reached or a URL that
+is not PostgreSQL's is a test failure, never a skip. ``tests/host/test_database_down.py``
+still starts a cluster of its own (it stops its server), so it needs the binaries either way.
+
+Without PostgreSQL binaries (and without the override) the PostgreSQL half of the suite is
+skipped on a developer's machine, and fails loudly under CI (``CI=true``): CI must never pass
+without it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -23,12 +34,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from host.config import HostConfig
 from host.db import create_engine_for, migrate, session_factory
 from host.seed import seed
 
 TEST_ENV = {"BCRYPT_ROUNDS": "4", "ENVIRONMENT": "testing"}
+POSTGRES_URL_VARIABLE = "ATM_TEST_POSTGRES_URL"
 _counter = itertools.count(1)
 
 
@@ -68,7 +82,28 @@ def _pg_bin_dir() -> Path | None:
     return None
 
 
-class PostgresServer:
+class PostgresDatabases:
+    """Where the fixtures create and drop their databases: ``url(name)`` and ``admin(sql)``."""
+
+    #: Prefix of every database the fixtures create on this server.
+    prefix = "atm"
+    #: The database the admin statements (CREATE/DROP DATABASE) run in.
+    admin_database = "postgres"
+
+    def url(self, database: str) -> str:
+        raise NotImplementedError
+
+    def admin(self, *statements: str) -> None:
+        engine = create_engine_for(self.url(self.admin_database), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                for statement in statements:
+                    connection.execute(text(statement))
+        finally:
+            engine.dispose()
+
+
+class PostgresServer(PostgresDatabases):
     """A throw-away PostgreSQL cluster in a temporary directory, on a unix socket."""
 
     def __init__(self, bin_dir: Path) -> None:
@@ -120,14 +155,59 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@/{database}?host={self.base}"
 
-    def admin(self, *statements: str) -> None:
-        engine = create_engine_for(self.url("postgres"), isolation_level="AUTOCOMMIT")
+
+class ExternalPostgres(PostgresDatabases):
+    """An existing server named by ``ATM_TEST_POSTGRES_URL`` (an admin URL). The fixtures'
+    databases there carry a prefix unique to this test session; ``remove`` drops them all."""
+
+    def __init__(self, admin_url: URL) -> None:
+        self.admin_url = admin_url
+        self.admin_database = admin_url.database or "postgres"
+        self.prefix = f"atm_t{os.getpid()}_{secrets.token_hex(3)}"
+
+    def __repr__(self) -> str:  # the URL may carry a password
+        return f"ExternalPostgres({self.admin_url.render_as_string(hide_password=True)})"
+
+    def url(self, database: str) -> str:
+        return self.admin_url.set(database=database).render_as_string(hide_password=False)
+
+    def databases(self) -> list[str]:
+        """This session's databases still on the server."""
+        engine = create_engine_for(self.url(self.admin_database))
         try:
             with engine.connect() as connection:
-                for statement in statements:
-                    connection.execute(text(statement))
+                rows = connection.execute(
+                    text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+                    {"prefix": self.prefix + "_"},
+                )
+                return sorted(row[0] for row in rows)
         finally:
             engine.dispose()
+
+    def remove(self) -> None:
+        self.admin(*(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in self.databases()))
+
+
+def external_postgres(raw: str) -> ExternalPostgres:
+    """The server ``ATM_TEST_POSTGRES_URL`` names, checked reachable; a loud failure otherwise
+    (the override says PostgreSQL tests are wanted, so they may not skip)."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        pytest.fail(f"{POSTGRES_URL_VARIABLE} is not a database URL", pytrace=False)
+    if url.get_backend_name() != "postgresql":
+        pytest.fail(
+            f"{POSTGRES_URL_VARIABLE} must be a postgresql+psycopg:// URL, not "
+            f"{url.get_backend_name()!r}",
+            pytrace=False,
+        )
+    server = ExternalPostgres(url.set(drivername="postgresql+psycopg"))
+    try:
+        server.admin("SELECT 1")
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip()
+        pytest.fail(f"{POSTGRES_URL_VARIABLE}: cannot reach {server!r}: {reason}", pytrace=False)
+    return server
 
 
 def start_postgres() -> PostgresServer:
@@ -149,18 +229,22 @@ def start_postgres() -> PostgresServer:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = start_postgres()
+def postgres_server() -> Iterator[PostgresDatabases]:
+    """The server the PostgreSQL tests use: ``ATM_TEST_POSTGRES_URL``'s, or a cluster of
+    this session's own."""
+    raw = os.environ.get(POSTGRES_URL_VARIABLE, "").strip()
+    server: PostgresServer | ExternalPostgres = external_postgres(raw) if raw else start_postgres()
     yield server
     server.remove()
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_server: PostgresServer) -> str:
+def postgres_template(postgres_server: PostgresDatabases) -> str:
     """A migrated and seeded database to copy; returns its name."""
-    postgres_server.admin("CREATE DATABASE atm_template")
-    seed_database(postgres_server.url("atm_template"))
-    return "atm_template"
+    name = f"{postgres_server.prefix}_template"
+    postgres_server.admin(f"CREATE DATABASE {name}")
+    seed_database(postgres_server.url(name))
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -183,9 +267,9 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
+def postgres_url(postgres_server: PostgresDatabases, postgres_template: str) -> Iterator[str]:
     """A fresh, migrated and seeded PostgreSQL database."""
-    name = f"atm_test_{os.getpid()}_{next(_counter)}"
+    name = f"{postgres_server.prefix}_test_{os.getpid()}_{next(_counter)}"
     postgres_server.admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template} STRATEGY FILE_COPY")
     yield postgres_server.url(name)
     postgres_server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

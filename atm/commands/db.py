@@ -1,13 +1,43 @@
-"""``atm db upgrade`` and ``atm db seed``."""
+"""``atm db upgrade`` and ``atm db seed``; ``display_url``, the only form in which a command
+prints or logs a database URL."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from atm.commands._common import load_host_config
 from host.db import create_engine_for, migrate, session_factory
 from host.seed import seed
+
+__all__ = ["database_error", "display_url", "register"]
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password masked (``***``), for output and logs: the database password
+    must not reach a terminal, a CI log or CloudWatch."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<not a database URL>"
+
+
+def database_error(exc: SQLAlchemyError, url: str) -> str:
+    """One line for a failed database operation: the driver's own message (it names the
+    server, not the password; scrubbed all the same) after the masked URL."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    line = f"database at {display_url(url)}: {reason[0]}"
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    if password:
+        line = line.replace(str(password), "***")
+    return line
 
 
 def register(subparsers: Any) -> None:
@@ -34,18 +64,26 @@ def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
         return 2
-    migrate(config.database_url)
-    if args.db_command == "upgrade":
-        print(f"database at {config.database_url} is at the newest revision")
-        return 0
-    engine = create_engine_for(config.database_url)
+    shown = display_url(config.database_url)
     try:
-        with session_factory(engine).begin() as session:
-            created = seed(
-                session, pin_pepper=config.pin_pepper, bcrypt_rounds=config.bcrypt_rounds
-            )
-    finally:
-        engine.dispose()
+        migrate(config.database_url)
+        if args.db_command == "upgrade":
+            print(f"database at {shown} is at the newest revision")
+            return 0
+        engine = create_engine_for(config.database_url)
+        try:
+            with session_factory(engine).begin() as session:
+                created = seed(
+                    session, pin_pepper=config.pin_pepper, bcrypt_rounds=config.bcrypt_rounds
+                )
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        print(
+            f"atm: db {args.db_command}: {database_error(exc, config.database_url)}",
+            file=sys.stderr,
+        )
+        return 1
     for line in created:
         print(f"created {line}")
     print(f"seed complete: {len(created)} record(s) created")

@@ -13,7 +13,10 @@ import sys
 import threading
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from atm.commands._common import load_host_config
+from atm.commands.db import database_error, display_url
 from host.app import Host
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
@@ -91,7 +94,14 @@ def _serve_command(args: argparse.Namespace) -> int:
 async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
     host = Host(config)
     if args.migrate:
-        await asyncio.to_thread(host.upgrade_and_seed)
+        try:
+            await asyncio.to_thread(host.upgrade_and_seed)
+        except SQLAlchemyError as exc:
+            print(
+                f"atm: host --migrate: {database_error(exc, config.database_url)}", file=sys.stderr
+            )
+            await host.close()
+            return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -99,7 +109,8 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
     try:
         port = await host.start()
-        print(f"host listening on {config.link_host}:{port}", flush=True)
+        shown = display_url(config.database_url)  # never the password: this reaches CloudWatch
+        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
         if not args.no_ops:
             ops_port = await host.start_ops()
             print(f"ops API listening on {config.ops_host}:{ops_port}", flush=True)

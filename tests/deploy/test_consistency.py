@@ -12,18 +12,17 @@ import shlex
 from typing import Any
 
 import pytest
+import yaml
+from sqlalchemy.engine import make_url
 
 from atm.cli import COMMANDS, build_parser
 from atm.demo import SCRIPTS
+from host.config import HostConfig
+from host.errors import ConfigError
 from host.seed import SEED_TERMINALS
 
 from .conftest import TERRAFORM, AppSettings, Stage, tf_locals, tf_module, tf_variable_defaults
 
-# Names the merged application reads that another helper adds in parallel (the contract in
-# notes/common.md): the ops API's address and token and the statements bucket (HOST, issue 4)
-# and the terminal master keys (LINK, issue 3). Once host/*config*.py reads them this set is
-# redundant.
-CONTRACT_NAMES = {"OPS_HOST", "OPS_API_TOKEN", "STATEMENT_S3_BUCKET", "TERMINAL_MASTER_KEYS"}
 # Settings whose value is a secret: never a plain environment value in the cloud.
 SECRET_NAMES = {
     "DATABASE_URL",
@@ -34,8 +33,16 @@ SECRET_NAMES = {
     "OPS_API_TOKEN",
 }
 # Production refuses to start without real values for these (host/config.py,
-# host/link_config.py): the cloud must provide every one of them from Secrets Manager.
-PRODUCTION_REQUIRED = {"DATABASE_URL", "SECRET_KEY", "PIN_PEPPER", "TERMINAL_PIN_KEY"}
+# host/link_config.py; checked below against the code): the cloud must provide every one of
+# them, and the database URL, from Secrets Manager.
+PRODUCTION_REFUSES_DEFAULT = {
+    "SECRET_KEY",
+    "PIN_PEPPER",
+    "TERMINAL_PIN_KEY",
+    "OPS_API_TOKEN",
+    "TERMINAL_MASTER_KEYS",
+}
+PRODUCTION_REQUIRED = PRODUCTION_REFUSES_DEFAULT | {"DATABASE_URL"}
 # Interpreter and pip settings of the image, not the application's.
 IMAGE_RUNTIME_NAMES = {
     "PYTHONDONTWRITEBYTECODE",
@@ -46,12 +53,7 @@ IMAGE_RUNTIME_NAMES = {
     "PATH",
 }
 APP_SERVICES = ("migrate", "host", "atm-1", "atm-2")
-DEVICE_CONTRACT_OPTIONS = {"--script", "--repeat"}  # DRIVERS/DEVICE add them to `atm device`
 ENV_DEFAULT = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
-
-
-def known(app: AppSettings) -> set[str]:
-    return app.names | CONTRACT_NAMES
 
 
 def parse_atm(argv: list[str]) -> Any:
@@ -63,9 +65,19 @@ def parse_atm(argv: list[str]) -> Any:
 
 
 def test_app_settings_are_read_from_the_code(app: AppSettings) -> None:
-    assert {"DATABASE_URL", "SECRET_KEY", "PIN_PEPPER", "LINK_HOST", "LINK_PORT", "OPS_PORT"} <= (
-        app.names
-    )
+    assert {
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "PIN_PEPPER",
+        "LINK_HOST",
+        "LINK_PORT",
+        "OPS_HOST",
+        "OPS_PORT",
+        "OPS_API_TOKEN",
+        "STATEMENT_S3_BUCKET",
+        "TERMINAL_MASTER_KEYS",  # host/link_config.py
+        "TERMINAL_KEY_SCHEMES",
+    } <= app.names
     assert isinstance(app.defaults["LINK_PORT"], int)
     assert isinstance(app.defaults["OPS_PORT"], int)
 
@@ -101,8 +113,8 @@ def loopback_listeners(app: AppSettings) -> set[str]:
     """Settings for an address to listen on whose default is loopback: unreachable from
     outside a container, so every deployment must set them to 0.0.0.0."""
     names = {n for n, d in app.defaults.items() if d in ("127.0.0.1", "localhost", "::1")}
-    assert "LINK_HOST" in names
-    return names | {"OPS_HOST"}  # HOST's ops listener (contract); read from config after merge
+    assert {"LINK_HOST", "OPS_HOST"} <= names
+    return names
 
 
 def test_image_listens_on_every_interface(app: AppSettings, dockerfile: dict[str, Stage]) -> None:
@@ -125,7 +137,7 @@ def test_image_health_check_asks_the_ops_api(
 
 def test_image_sets_only_known_names(app: AppSettings, dockerfile: dict[str, Stage]) -> None:
     for stage in dockerfile.values():
-        unknown = set(stage.env) - known(app) - IMAGE_RUNTIME_NAMES
+        unknown = set(stage.env) - app.names - IMAGE_RUNTIME_NAMES
         assert unknown == set(), f"stage {stage.name}"
 
 
@@ -137,7 +149,13 @@ def test_compose_app_services_set_only_known_names(
 ) -> None:
     for name in APP_SERVICES:
         environment = compose["services"][name].get("environment", {})
-        assert set(environment) - known(app) == set(), name
+        assert set(environment) - app.names == set(), name
+
+
+def test_compose_host_passes_every_setting(app: AppSettings, compose: dict[str, Any]) -> None:
+    """Every setting of .env.example reaches the host container: a value set in .env works."""
+    for name in ("migrate", "host"):
+        assert set(compose["services"][name]["environment"]) == app.names, name
 
 
 def test_compose_defaults_match_the_config_defaults(
@@ -190,18 +208,14 @@ def test_compose_atms_connect_to_the_host_service(
     for name in ("atm-1", "atm-2"):
         command = compose["services"][name]["command"]
         assert command[:2] == ["atm", "device"]
-        args, rest = build_parser().parse_known_args(command[1:])
+        args = parse_atm(command)  # every option is one `atm device` has
         assert args.command == "device"
         assert args.host == "host" and "host" in compose["services"]
-        assert args.port == app.defaults["LINK_PORT"]
+        assert int(args.port) == app.defaults["LINK_PORT"]
         assert args.terminal_id in SEED_TERMINALS
         terminals.append(args.terminal_id)
-        # Options `atm device` does not have yet on this branch must be the contract's.
-        options = {word for word in rest if word.startswith("--")}
-        assert options <= DEVICE_CONTRACT_OPTIONS, name
-        script = command[command.index("--script") + 1]
-        assert script in SCRIPTS
-        assert command[command.index("--repeat") + 1].isdigit()
+        assert args.script in SCRIPTS, name
+        assert int(args.repeat) >= 0, name
     assert len(set(terminals)) == len(terminals)
 
 
@@ -235,25 +249,32 @@ def test_task_environment_names_are_known_and_not_secret(
     app: AppSettings, ecs_locals: dict[str, Any]
 ) -> None:
     plain = set(ecs_locals["base_environment"])
-    assert plain - known(app) == set()
+    assert plain - app.names == set()
     assert plain & SECRET_NAMES == set()
     for name in loopback_listeners(app):
         assert ecs_locals["base_environment"].get(name) == "0.0.0.0", name
     assert ecs_locals["base_environment"]["ENVIRONMENT"] == "production"
 
 
+def test_production_refuses_exactly_these_defaults() -> None:
+    with pytest.raises(ConfigError) as refused:
+        HostConfig.from_env({"ENVIRONMENT": "production"})
+    named = {problem.split(":", 1)[0] for problem in refused.value.problems}
+    assert named == PRODUCTION_REFUSES_DEFAULT
+
+
 def test_task_secrets_cover_what_production_requires(app: AppSettings) -> None:
     secrets = set(tf_module(DEV / "main.tf", "secrets")["values"])
-    assert secrets - known(app) == set()
+    assert secrets - app.names == set()
     assert secrets <= SECRET_NAMES
-    assert PRODUCTION_REQUIRED | {"OPS_API_TOKEN", "TERMINAL_MASTER_KEYS"} <= secrets
+    assert PRODUCTION_REQUIRED <= secrets
 
 
 def test_tfvars_example_sets_only_known_host_settings(app: AppSettings) -> None:
     from .conftest import read_tf
 
     example = read_tf(DEV / "terraform.tfvars.example")
-    assert set(example["host_settings"]) - known(app) == set()
+    assert set(example["host_settings"]) - app.names == set()
     assert set(example["host_settings"]) & SECRET_NAMES == set()
 
 
@@ -297,3 +318,56 @@ def test_dockerignore_keeps_everything_the_image_copies() -> None:
         assert (ROOT / source).exists(), source
         assert not ignored(source), f"{source} is excluded by .dockerignore"
     assert ignored(".venv") and ignored(".git") and ignored(".env") and not ignored(".env.example")
+
+
+# --- CI: the PostgreSQL service-container job -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres_job() -> dict[str, Any]:
+    from .conftest import ROOT
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job: dict[str, Any] = workflow["jobs"]["test-postgres"]
+    return job
+
+
+def _step(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [s for s in job["steps"] if needle in s.get("run", "")]
+    assert len(steps) == 1, needle
+    return steps[0]
+
+
+def test_ci_runs_the_host_suite_on_the_service_container(
+    app: AppSettings, postgres_job: dict[str, Any]
+) -> None:
+    service = postgres_job["services"]["postgres"]
+    step = _step(postgres_job, "pytest")
+    assert step["run"].split()[-1] == "tests/host"
+    env = {**postgres_job.get("env", {}), **step.get("env", {})}
+    # The suite gets no application settings: its fixtures build every configuration.
+    assert set(env) & app.names == set()
+    url = make_url(env["ATM_TEST_POSTGRES_URL"])
+    assert url.drivername == "postgresql+psycopg"
+    assert (url.username, url.password) == (
+        service["env"]["POSTGRES_USER"],
+        service["env"]["POSTGRES_PASSWORD"],
+    )
+    assert f"{url.port}:5432" in service["ports"]
+    assert url.database == "postgres"  # admin database, not the one the app uses
+    assert postgres_job["env"]["CI"] == "true"  # a missing PostgreSQL fails, never skips
+
+
+def test_ci_deployed_shape_uses_a_valid_host_configuration(
+    app: AppSettings, postgres_job: dict[str, Any]
+) -> None:
+    step = _step(postgres_job, "scripts/smoke_test.sh")
+    env = {name: str(value) for name, value in step["env"].items()}
+    assert set(env) <= app.names
+    config = HostConfig.from_env(env)  # raises on any value the host would refuse
+    commands = [line.strip() for line in step["run"].splitlines() if line.strip()]
+    assert commands.index("atm db upgrade") < commands.index("atm db seed")
+    assert any(line.startswith("atm host ") for line in commands)
+    assert "http://127.0.0.1:${OPS_PORT}" in step["run"]
+    assert config.link_port == app.defaults["LINK_PORT"]  # the smoke test's default link port
+    assert make_url(config.database_url).database == "atm"

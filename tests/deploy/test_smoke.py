@@ -1,61 +1,128 @@
-"""scripts/smoke_iso.py and scripts/smoke_test.sh against a real host on a real TCP socket
-(SQLite, migrated and seeded), the way they run against a deployed one.
-
-The ops API (GET /health, /ready) belongs to the HOST issue and is not on this branch yet, so
-the shell-script test serves those two routes from a minimal aiohttp stand-in next to the real
-link server; everything ISO-8583 is the real host.
+"""scripts/smoke_iso.py and scripts/smoke_test.sh against a real ``atm host`` process, the
+way they run against a deployed one: the database is SQLite, migrated and seeded by the real
+``atm db upgrade`` and ``atm db seed`` (as the migration task does), and the host serves its
+ISO-8583 link and its ops API (``/health``, ``/ready``) on free ports of 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from aiohttp import web
 
-from host.app import Host
-from host.config import HostConfig
 from scripts.smoke_iso import TerminalKeys, balance_inquiry, main, terminal_keys
 
 from .conftest import ROOT
 
 ALICE_CHECKING_CENTS = 525_000
+OPS_TOKEN = "smoke-test-ops-token"
+
+
+def host_env(database: Path, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite:///{database}",
+        "ENVIRONMENT": "testing",
+        "BCRYPT_ROUNDS": "4",
+        "LINK_HOST": "127.0.0.1",
+        "OPS_HOST": "127.0.0.1",
+        "OPS_API_TOKEN": OPS_TOKEN,
+        "STATEMENT_OUTPUT_DIR": str(tmp_path / "statements"),
+    }
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database brought up by the real commands, once for the module; each test copies it."""
+    directory = tmp_path_factory.mktemp("smoke-db")
+    database = directory / "template.db"
+    env = host_env(database, directory)
+    for args in (["db", "upgrade"], ["db", "seed"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "atm", *args],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "seed complete" in done.stdout
+    return database
+
+
+@dataclass(frozen=True)
+class RunningHost:
+    link_port: int
+    ops_port: int
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port}"
+
+
+async def _line(stream: asyncio.StreamReader, process: asyncio.subprocess.Process) -> str:
+    line = (await asyncio.wait_for(stream.readline(), 60)).decode()
+    if not line:
+        await process.wait()
+        raise AssertionError(f"atm host exited with {process.returncode} before listening")
+    return line
+
+
+async def start_atm_host(database: Path, tmp_path: Path) -> AsyncIterator[RunningHost]:
+    """``atm host`` as its own process on ``database``, link and ops API on free ports. Its
+    log (stderr) goes to a file, so a talkative host never blocks on a full pipe."""
+    log = tmp_path / "host.log"
+    with log.open("wb") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "atm", "host", "--port", "0", "--ops-port", "0",
+            env=host_env(database, tmp_path), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=log_file,
+        )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        link_line = await _line(process.stdout, process)
+        ops_line = await _line(process.stdout, process)
+        assert link_line.startswith("host listening on 127.0.0.1:"), link_line
+        assert ops_line.startswith("ops API listening on 127.0.0.1:"), ops_line
+        link_port = int(link_line.split()[3].rsplit(":", 1)[1])
+        ops_port = int(ops_line.rsplit(":", 1)[1])
+        yield RunningHost(link_port, ops_port)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, log.read_text()  # a clean stop after SIGTERM
 
 
 @pytest.fixture
-async def link_port(host_config: HostConfig) -> AsyncIterator[int]:
-    host = Host(host_config)
-    await asyncio.to_thread(host.upgrade_and_seed)
-    port = await host.start("127.0.0.1", 0)
-    yield port
-    await host.close()
+async def atm_host(migrated_database: Path, tmp_path: Path) -> AsyncIterator[RunningHost]:
+    database = tmp_path / "host.db"
+    shutil.copyfile(migrated_database, database)
+    async for running in start_atm_host(database, tmp_path):
+        yield running
 
 
 @pytest.fixture
-async def ops_url() -> AsyncIterator[str]:
-    """Stand-in for the HOST issue's ops API: the two unauthenticated routes only."""
-
-    async def ok(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application()
-    app.router.add_get("/health", ok)
-    app.router.add_get("/ready", ok)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+async def unmigrated_host(tmp_path: Path) -> AsyncIterator[RunningHost]:
+    """A host whose migration task has not run: an empty database file."""
+    async for running in start_atm_host(tmp_path / "empty.db", tmp_path):
+        yield running
 
 
-async def test_balance_inquiry_is_approved_with_the_seed_balance(link_port: int) -> None:
-    result = await balance_inquiry("127.0.0.1", link_port, timeout=10)
+def free_port() -> int:
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_balance_inquiry_is_approved_with_the_seed_balance(atm_host: RunningHost) -> None:
+    result = await balance_inquiry("127.0.0.1", atm_host.link_port, timeout=10)
     assert result.signed_on
     assert result.response_code == "00"
     assert result.balance_cents == ALICE_CHECKING_CENTS
@@ -63,18 +130,15 @@ async def test_balance_inquiry_is_approved_with_the_seed_balance(link_port: int)
     assert result.masked_pan != "4000001234567899" and result.masked_pan.endswith("7899")
 
 
-async def test_wrong_pin_is_reported_as_a_failure(link_port: int) -> None:
-    result = await balance_inquiry("127.0.0.1", link_port, pin="9999", timeout=10)
+async def test_wrong_pin_is_reported_as_a_failure(atm_host: RunningHost) -> None:
+    result = await balance_inquiry("127.0.0.1", atm_host.link_port, pin="9999", timeout=10)
     assert result.signed_on
     assert result.response_code == "55"
     assert not result.ok
 
 
 async def test_no_host_is_reported_as_no_sign_on() -> None:
-    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    result = await balance_inquiry("127.0.0.1", port, timeout=2)
+    result = await balance_inquiry("127.0.0.1", free_port(), timeout=2)
     assert not result.signed_on and not result.ok
 
 
@@ -94,13 +158,13 @@ def test_bad_terminal_id_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "bad option" in capsys.readouterr().err
 
 
-async def _run_smoke(*args: str, tries: str = "3") -> tuple[int, str]:
-    env = dict(os.environ, PYTHON=sys.executable, SMOKE_HTTP_TRIES=tries)
+async def _run_smoke(*args: str, tries: str = "3", **env: str) -> tuple[int, str]:
+    environment = dict(os.environ, PYTHON=sys.executable, SMOKE_HTTP_TRIES=tries, **env)
     process = await asyncio.create_subprocess_exec(
         "bash",
         str(ROOT / "scripts" / "smoke_test.sh"),
         *args,
-        env=env,
+        env=environment,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -109,24 +173,50 @@ async def _run_smoke(*args: str, tries: str = "3") -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
-async def test_smoke_script_passes_against_a_running_host(link_port: int, ops_url: str) -> None:
-    code, out = await _run_smoke(ops_url, f"127.0.0.1:{link_port}")
+async def test_smoke_script_passes_against_a_running_host(atm_host: RunningHost) -> None:
+    # As in the deployment guide: only the ops URL; the link is the URL's host on LINK_PORT.
+    code, out = await _run_smoke(atm_host.ops_url, LINK_PORT=str(atm_host.link_port))
     assert code == 0, out
     assert "ok   GET /health -> 200" in out
     assert "ok   GET /ready -> 200" in out
     assert "response 00, available balance 5,250.00" in out
+    assert f"ok   ISO-8583 balance inquiry at 127.0.0.1:{atm_host.link_port}" in out
     assert "smoke: all checks passed" in out
 
 
-async def test_smoke_script_fails_when_the_ops_api_is_down(link_port: int) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = probe.getsockname()[1]
-    code, out = await _run_smoke(f"http://127.0.0.1:{dead}", f"127.0.0.1:{link_port}", tries="1")
+async def test_smoke_script_takes_the_link_address_as_second_argument(
+    atm_host: RunningHost,
+) -> None:
+    code, out = await _run_smoke(
+        atm_host.ops_url + "/", f"127.0.0.1:{atm_host.link_port}", LINK_PORT=str(free_port())
+    )
+    assert code == 0, out
+    assert "smoke: all checks passed" in out
+
+
+async def test_smoke_script_fails_when_the_ops_api_is_down(atm_host: RunningHost) -> None:
+    code, out = await _run_smoke(
+        f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{atm_host.link_port}", tries="1"
+    )
     assert code == 1, out
     assert "FAIL GET /health" in out
     assert "ok   ISO-8583 balance inquiry" in out  # the link is checked independently
     assert "2 check(s) failed" in out
+
+
+async def test_smoke_script_fails_when_the_migration_has_not_run(
+    unmigrated_host: RunningHost,
+) -> None:
+    """/ready only asks the database for ``SELECT 1``, which an empty database answers: the
+    ISO-8583 inquiry is the check that catches a deployment whose migration did not run."""
+    code, out = await _run_smoke(
+        unmigrated_host.ops_url, f"127.0.0.1:{unmigrated_host.link_port}", tries="1"
+    )
+    assert code == 1, out
+    assert "ok   GET /health -> 200" in out
+    assert "ok   GET /ready -> 200" in out
+    assert f"FAIL ISO-8583 balance inquiry at 127.0.0.1:{unmigrated_host.link_port}" in out
+    assert "1 check(s) failed" in out
 
 
 async def test_smoke_script_rejects_bad_usage() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,7 +50,7 @@ __all__ = [
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
     reader = SimulatedCardReader()
-    pin_pad = SimulatedPinPad(config.master_key, config.pin_key)
+    pin_pad = SimulatedPinPad(config.master_key, config.pin_key, config.key_scheme)
     dispenser = SimulatedDispenser(
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )
@@ -223,8 +223,15 @@ async def _run(
     timeout: float,
     devices: str = "sim",
 ) -> DemoResult:
-    host = Host(config)
     say(f"== demo '{script.name}': {script.description}")
+    wanted = DeviceConfig(**dict(script.device_config))
+    if wanted.key_scheme is not config.link.scheme(wanted.terminal_id):
+        # The demo's host is ours: give it the terminal's key scheme (TERMINAL_KEY_SCHEMES).
+        terminal, scheme = wanted.terminal_id, wanted.key_scheme
+        say(f"== host: terminal {terminal} uses key scheme {scheme.value} ({scheme.name})")
+        schemes = {**config.link.schemes, terminal: scheme}
+        config = replace(config, link=replace(config.link, schemes=schemes))
+    host = Host(config)
     say(f"== host database {config.database_url}")
     await asyncio.to_thread(host.upgrade_and_seed)
     accounts = script.changes

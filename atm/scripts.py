@@ -175,6 +175,18 @@ _SCRIPT_LIST = (
         receipts=1,
     ),
     DemoScript(
+        "withdraw-aes",
+        "An AES terminal (ATM00003, key scheme A: AES keys, PIN block format 4): Alice "
+        "withdraws $100.00",
+        (*_withdraw("alice", "1234", "F4", "$100.00"), TAKE_CASH, TAKE_CARD),
+        account=ALICE_CHECKING,
+        expected_change_cents=-10_000,
+        device_config=(("terminal_id", "ATM00003"), ("key_scheme", "A")),
+        journal=("PIN_ENTERED | format=4", "DISPENSE_START", "CASH_TAKEN", "CARD_RETURNED"),
+        taken_cents=10_000,
+        receipts=1,
+    ),
+    DemoScript(
         "wrong-pin",
         "Alice types a wrong PIN for a balance inquiry, sees the wrong-PIN screen, cancels",
         (

@@ -474,7 +474,7 @@ class AtmController:
             self.post("timeout")
             return
         self.session.pin_block = block
-        self.journal.write("PIN_ENTERED")
+        self.journal.write("PIN_ENTERED", format=block.format)
         self.post("pin_entered")
 
     async def _read_choice(self, choices: dict[str, str]) -> str | None:

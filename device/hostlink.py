@@ -110,7 +110,9 @@ class HostLink:
     ) -> None:
         self.config = config
         self.stan = stan
-        self.timing = timing or LinkTiming(backoff_initial=min(1.0, config.reconnect_delay))
+        self.timing = timing or LinkTiming(
+            backoff_initial=min(1.0, config.reconnect_delay), key_scheme=config.key_scheme
+        )
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._on_pin_key = on_pin_key
         self._tap = tap

@@ -61,11 +61,13 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
 
 class HoldingRelay:
     """A real TCP relay between the ATM and the host. While ``holding``, what the ATM sends
-    is lost on the way (a host that stops answering); the host's replies still pass."""
+    is lost on the way (a host that stops answering); the host's replies still pass.
+    ``sent`` keeps every byte the ATM put on the wire (for tests that look at frames)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.holding = False
+        self.sent = bytearray()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -107,6 +109,8 @@ class HoldingRelay:
     ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if lose:
+                    self.sent += data
                 if lose and self.holding:
                     continue
                 writer.write(data)

@@ -62,14 +62,24 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
 class HoldingRelay:
     """A real TCP relay between the ATM and the host. While ``holding``, what the ATM sends
     is lost on the way (a host that stops answering); the host's replies still pass.
-    ``sent`` keeps every byte the ATM put on the wire (for tests that look at frames)."""
+    ``hold_replies()`` instead keeps the host's replies back until ``release_replies()``
+    (a host that answers late, on the same connection). ``sent`` keeps every byte the ATM put
+    on the wire (for tests that look at frames)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.holding = False
         self.sent = bytearray()
+        self._replies_open = asyncio.Event()
+        self._replies_open.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def hold_replies(self) -> None:
+        self._replies_open.clear()
+
+    def release_replies(self) -> None:
+        self._replies_open.set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -113,6 +123,8 @@ class HoldingRelay:
                     self.sent += data
                 if lose and self.holding:
                     continue
+                if not lose:
+                    await self._replies_open.wait()
                 writer.write(data)
                 await writer.drain()
 

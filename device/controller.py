@@ -169,6 +169,7 @@ class AtmController:
             clock=self._clock,
             tap=self._on_link_message,
             on_pin_key=devices.pin_pad.load_working_key,
+            on_reversal_queued=self._link_reversed,
         )
         self.session = Session()
         self.screen: Screen | None = None
@@ -262,7 +263,7 @@ class AtmController:
                     "RECOVERY_NO_REVERSAL", stan=item.stan, amount=item.amount_cents, why=item.note
                 )
                 continue
-            self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
+            queued = self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
             self.journal.write(
                 "REVERSAL_QUEUED",
                 stan=item.stan,
@@ -270,7 +271,7 @@ class AtmController:
                 dispensed=item.dispensed_cents,
                 reason=item.reason,
                 recovered="yes",
-                why=item.note,
+                why=item.note if queued else "already in the store-and-forward queue",
             )
 
     # -- conditions (pure checks) ---------------------------------------------------------
@@ -394,13 +395,33 @@ class AtmController:
 
     def _queue_reversal(self, dispensed_cents: int, reason: str) -> None:
         s = self.session
-        self.link.queue_reversal(dict(s.original), dispensed_cents, reason)
+        if not self.link.queue_reversal(dict(s.original), dispensed_cents, reason):
+            self.journal.write("REVERSAL_NOT_REPEATED", stan=s.stan, why="already queued")
+            return
         self.journal.write(
             "REVERSAL_QUEUED",
             stan=s.stan,
             amount=s.amount_cents,
             dispensed=dispensed_cents,
             reason=reason,
+        )
+
+    def _link_reversed(self, original: Message, dispensed_cents: int, reason: str) -> None:
+        """HostLink reversed a request by itself (no answer in time, or an approval that came
+        too late): the journal tells it like the controller's own reversals (DESIGN 7.5)."""
+        why = {
+            ReversalReason.TIMEOUT: "no valid answer in time",
+            ReversalReason.LATE_RESPONSE: "approval arrived too late",
+        }.get(reason, "reversed by the host link")
+        amount = original.get("4", "0")
+        self.journal.write(
+            "REVERSAL_QUEUED",
+            stan=original.get("11", ""),
+            amount=int(amount) if amount.isdigit() else 0,
+            dispensed=dispensed_cents,
+            reason=reason,
+            by="link",
+            why=why,
         )
 
     # -- activities, one per state --------------------------------------------------------

@@ -9,7 +9,10 @@ What the journal tells, per STAN of an approved withdrawal:
 
 * sent, no response journaled (stopped while waiting for the host): the host may have
   approved it, so a full reversal (4021); one of a request the host never applied changes
-  nothing there.
+  nothing there. Unless a ``REVERSAL_QUEUED`` line follows: ``HostLink`` reverses a 0200 that
+  got no answer in time (4021) or whose approval came late (4006) by itself, and the
+  controller journals that (``by=link``) the moment the advice is persisted, before
+  ``TXN_NO_RESPONSE``; such a request is never reversed a second time.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
   The cassette counts journaled before the command, compared with the counts now, tell how

@@ -199,6 +199,11 @@ class _World:
         self.customer.card_reader.clear("card_jam")
         self.controller.enter_supervisor()
 
+    async def repair_dispenser(self) -> None:
+        """The operator clears the dispenser's fault and turns the supervisor switch."""
+        self.customer.dispenser.clear()
+        self.controller.enter_supervisor()
+
     async def replenish(self) -> None:
         for cassette, loaded in zip(
             self.customer.dispenser.cassettes, self.controller.config.cassettes, strict=False

@@ -194,6 +194,13 @@ class CashDispenser(abc.ABC):
     async def retract(self) -> int:
         """Pull presented notes back into the reject/retract bin; returns how many."""
 
+    async def counted_out(self) -> Mapping[int, int] | None:
+        """After a ``dispense`` whose outcome is unknown (it raised ``DeviceTimeout`` or a
+        protocol error): the notes (per cassette index) that left the cassettes during it,
+        when the device can tell; None when it cannot (then nobody knows, and the controller
+        must not guess). The default: cannot tell."""
+        return None
+
 
 class PaperState(enum.StrEnum):
     OK = "ok"

@@ -263,11 +263,20 @@ class Cassette:
 
 
 class SimulatedDispenser(_Faults, CashDispenser):
-    FAULTS = frozenset({"jam", "partial", "cassette_empty", "cassette_missing", "silent"})
+    """``hang``: the dispenser counts the notes out (into the exit slot) and then stops
+    answering, so ``dispense`` raises ``DeviceTimeout`` after ``hang_timeout`` seconds; it
+    answers again afterwards and ``counted_out`` tells what left. ``lost``: the same, but the
+    dispenser then stays ``silent`` (until cleared), so nobody can tell what left."""
 
-    def __init__(self, cassettes: list[Cassette]) -> None:
+    FAULTS = frozenset(
+        {"jam", "partial", "cassette_empty", "cassette_missing", "silent", "hang", "lost"}
+    )
+
+    def __init__(self, cassettes: list[Cassette], hang_timeout: float = 0.5) -> None:
         super().__init__()
         self.cassettes = cassettes
+        self.hang_timeout = hang_timeout
+        self._counted: dict[int, int] | None = None
         self.presented: dict[int, int] = {}
         self.rejected: dict[int, int] = {}
         self.retracted = 0
@@ -297,7 +306,12 @@ class SimulatedDispenser(_Faults, CashDispenser):
             out.append(CassetteStatus(i, c.denomination_cents, c.count, state))
         return out
 
+    async def counted_out(self) -> Mapping[int, int] | None:
+        self._answer()
+        return None if self._counted is None else dict(self._counted)
+
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        self._counted = None
         self._answer()
         self._taken.clear()
         for index, count in notes.items():
@@ -324,6 +338,13 @@ class SimulatedDispenser(_Faults, CashDispenser):
                 self.presented = dispensed
                 raise DispenserFault("jam after partial dispense", code="jam", dispensed=dispensed)
         self.presented = dispensed
+        self._counted = dict(dispensed)
+        if "hang" in self.faults or "lost" in self.faults:
+            # The notes are out; the answer never comes (the behaviour under test is a timeout).
+            await asyncio.sleep(self.hang_timeout)
+            if "lost" in self.faults:
+                self.faults.add("silent")
+            raise DeviceTimeout(f"dispenser: no answer to dispense within {self.hang_timeout:g}s")
         return DispenseResult(dispensed)
 
     async def wait_taken(self, timeout: float) -> bool:

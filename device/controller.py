@@ -660,8 +660,8 @@ class AtmController:
                     s.message = "No PIN entered in time"
                     self.post("timeout")
                     return
-            # Format 0 blocks of one PIN under one PAN and key are equal: compare encrypted.
-            if blocks[0].ciphertext == blocks[1].ciphertext:
+            # Compared by the pad (format 4 blocks of one PIN differ: random fill).
+            if await self.devices.pin_pad.same_pin(blocks[0], blocks[1], s.card.pan):
                 break
             self.journal.write("NEW_PIN_MISMATCH")
             text = "The two PINs do not match. Try again"

@@ -15,6 +15,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from drivers.errors import PinPadFault
 from protocol.masking import mask_pan
 
 __all__ = [
@@ -143,6 +144,18 @@ class PinPad(abc.ABC):
         ``on_key`` receives the number of digits entered so far (for the ``*`` echo), never the
         digits. ``CancelledByCustomer`` on CANCEL; ``DeviceTimeout`` after ``timeout`` idle.
         """
+
+    async def same_pin(self, first: PinBlock, second: PinBlock, pan: str) -> bool:
+        """Whether two PIN blocks from this pad (new PIN and its confirmation) hold the same
+        PIN. Format 0 blocks of one PIN, PAN and key are equal, so comparing ciphertext is
+        enough (this default); format 4 blocks carry random fill, so a pad making them
+        compares inside, where the key is."""
+        if first.format != 0 or second.format != 0:
+            raise PinPadFault(
+                f"{type(self).__name__} cannot compare format {first.format} PIN blocks",
+                code="format",
+            )
+        return first.ciphertext == second.ciphertext
 
 
 class CassetteState(enum.StrEnum):

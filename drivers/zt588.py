@@ -200,6 +200,17 @@ class Zt588PinPad(PinPad):
             )
         return PinBlock(block, fmt)
 
+    async def same_pin(self, first: PinBlock, second: PinBlock, pan: str) -> bool:
+        if first.format != 4 or second.format != 4:
+            return await super().same_pin(first, second, pan)
+        reply = await self._command(
+            "8",
+            f"{len(pan):02d}{pan}{first.ciphertext.hex().upper()}{second.ciphertext.hex().upper()}",
+        )
+        if reply.data not in (b"0", b"1"):
+            raise DeviceProtocolError("PIN pad: malformed compare reply")
+        return reply.data == b"1"
+
     def _close_keypad_soon(self) -> None:
         """Queue "keypad closed" behind whatever exchange is running (used when the caller
         is cancelled: the pad must not be left listening)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 
 from drivers.codecs import zt588
@@ -19,7 +20,13 @@ from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.zt588 import PadFrame, PadReply, Zt588Decoder
 from drivers.interfaces import DIGIT_KEYS, FUNCTION_KEYS
 from protocol.errors import KeyMaterialError, PinBlockError
-from protocol.pinblock import encrypt_format0, encrypt_format4, key_check_value, tdes_decrypt_block
+from protocol.pinblock import (
+    decrypt_format4,
+    encrypt_format0,
+    encrypt_format4,
+    key_check_value,
+    tdes_decrypt_block,
+)
 from protocol.security import KeyScheme, macs_equal, unwrap_key
 from protocol.security import key_check_value as scheme_check_value
 from simulators.base import Simulator
@@ -144,6 +151,8 @@ class PinPadSimulator(Simulator):
             return PadReply("3", self._load_key(data))
         if command == "6":
             return PadReply("6", self._start_pin(data))
+        if command == "8":
+            return self._compare(data)
         if command == "7":
             if not self._pin_ready:
                 return PadReply("7", "E4")
@@ -197,6 +206,24 @@ class PinPadSimulator(Simulator):
             return "E3"
         self._pin_key = clear
         return "00"
+
+    def _compare(self, data: str) -> PadReply:
+        """``8`` pan-length(2) pan block-hex(32) block-hex(32): do two format 4 blocks under
+        the PIN key hold the same PIN? Answered ``1``/``0``; the PINs stay in the pad."""
+        if len(data) < 2 or not data[:2].isdigit():
+            return PadReply("8", "E0")
+        n = int(data[:2])
+        pan, blocks = data[2 : 2 + n], data[2 + n :]
+        if not 12 <= n <= 19 or not pan.isdigit() or len(blocks) != 64:
+            return PadReply("8", "E0")
+        if self.scheme is not KeyScheme.AES:
+            return PadReply("8", "E5")
+        try:
+            a = decrypt_format4(bytes.fromhex(blocks[:32]), pan, self._pin_key)
+            b = decrypt_format4(bytes.fromhex(blocks[32:]), pan, self._pin_key)
+        except (ValueError, PinBlockError):
+            return PadReply("8", "E5")
+        return PadReply("8", "00", b"1" if secrets.compare_digest(a, b) else b"0")
 
     def _start_pin(self, data: str) -> str:
         pan = data[10:]

@@ -131,6 +131,42 @@ async def test_aes_terminal_withdrawal_with_the_serial_pin_pad(aes_host, tmp_pat
     _check_aes_withdrawal(atm, host, relay, before)
 
 
+@pytest.mark.parametrize("pin_pad", ["sim", "pty"])
+async def test_aes_terminal_pin_change(aes_host, tmp_path, pin_pad):
+    """PIN change on an AES terminal: the two format 4 entries differ (random fill) and the
+    pad compares them; the host then knows only the new PIN."""
+    host, _, relay_port = aes_host
+    config = _config(relay_port, tmp_path, host)
+    kit = await open_kit({"pin-pad": pin_pad}, config)
+    assert kit.card_reader and kit.pin_pad and kit.dispenser
+    atm = Atm(
+        AtmController(config, kit.devices), Customer(kit.card_reader, kit.pin_pad, kit.dispenser)
+    )
+    try:
+        await atm.start()
+        await atm.login("charlie", "9012")
+        atm.keys("F4")
+        await atm.screen("new_pin")
+        atm.customer.type("4826")
+        await atm.screen("confirm_pin")
+        atm.customer.type("4826")
+        await atm.screen("another")
+        atm.keys("F8")
+        await atm.screen("take_card")
+        atm.customer.take_card()
+        await atm.state(State.idle)
+        await atm.login("charlie", "4826")
+        atm.keys("F2")
+        await atm.screen("select_account")
+        atm.keys("F1")
+        await atm.screen("balance")
+    finally:
+        await atm.stop()
+        kit.close()
+    assert "NEW_PIN_MISMATCH" not in "\n".join(atm.journal())
+    assert [r["code"] for r in atm.events("TXN_RESPONSE")] == ["00", "00"]
+
+
 def test_key_scheme_is_validated():
     assert DeviceConfig(key_scheme="a").key_scheme is KeyScheme.AES  # type: ignore[arg-type]
     with pytest.raises(DeviceConfigError, match="key scheme must be T"):

@@ -107,3 +107,17 @@ async def test_zt588_pad_refuses_the_other_format():
     finally:
         await device.close()
         port.close()
+
+
+async def test_aes_pad_compares_two_format4_blocks_inside(aes_pad):
+    """New PIN and confirmation: format 4 blocks of one PIN differ, so the pad compares."""
+    _, block = _keys()
+    await aes_pad.device.load_working_key(block.tpk_encrypted, block.tpk_kcv)
+    blocks = []
+    for pin in ("4826", "4826", "4827"):
+        aes_pad.customer.type_digits(pin)
+        aes_pad.customer.press("ENTER")
+        blocks.append(await aes_pad.device.read_pin(PAN, 5.0))
+    assert blocks[0].ciphertext != blocks[1].ciphertext
+    assert await aes_pad.device.same_pin(blocks[0], blocks[1], PAN)
+    assert not await aes_pad.device.same_pin(blocks[0], blocks[2], PAN)

@@ -614,7 +614,10 @@ _SCRIPT_LIST = (
         expected_change_cents=0,
         device_config=(("response_timeout", SHORT),),
         via_relay=True,
-        journal=("TXN_NO_RESPONSE",),
+        journal=(
+            "REVERSAL_QUEUED | stan=000002 | amount=2000 | dispensed=0 | reason=4021 | by=link",
+            "TXN_NO_RESPONSE",
+        ),
         taken_cents=0,
     ),
     DemoScript(

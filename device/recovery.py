@@ -255,19 +255,18 @@ def find_unfinished(
 def find_suspects(records: Sequence[JournalRecord]) -> list[Suspect]:
     """Withdrawals journaled ``DISPENSE_SUSPECT`` and not yet ``SUSPECT_SETTLED``, oldest first."""
     requests: dict[str, JournalRecord] = {}
+    asked: dict[str, str] = {}  # notes asked for, from DISPENSE_START
     open_: dict[str, Suspect] = {}
     for record in records:
         event, stan = record.get("event", ""), record.get("stan", "")
         if event == "TXN_REQUEST":
             requests[stan] = record
+        elif event == "DISPENSE_START":
+            asked[stan] = record.get("notes", "")
         elif event == "DISPENSE_SUSPECT" and stan in requests:
             request = requests[stan]
-            open_[stan] = Suspect(
-                stan,
-                _original(request),
-                int(request.get("amount", "0")),
-                parse_notes(record.get("notes", "")),
-            )
+            notes = parse_notes(record.get("notes", "")) or parse_notes(asked.get(stan, ""))
+            open_[stan] = Suspect(stan, _original(request), int(request.get("amount", "0")), notes)
         elif event == "SUSPECT_SETTLED":
             open_.pop(stan, None)
     return list(open_.values())

@@ -254,3 +254,31 @@ def test_recovery_never_reverses_an_unknown_dispense():
     records = [request, approved, start, unknown, suspect]
     assert [s.stan for s in find_suspects(records)] == ["000002"]
     assert find_suspects([*records, settled]) == []
+    # A suspect journaled by recovery (notes unknown there) takes the notes asked for.
+    recovered = JournalRecord(event="DISPENSE_SUSPECT", stan="000002", notes="-", recovered="yes")
+    (found,) = find_suspects([request, approved, start, unknown, recovered])
+    assert found.notes == {1: 2} and found.amount_cents == 10_000
+
+
+async def test_restart_after_dying_mid_decision_makes_a_suspect_not_a_reversal(world: World):
+    """A controller killed between DISPENSE_UNKNOWN and its decision: the restarted one
+    journals the suspect (recovered=yes), queues no reversal, and balancing shows it."""
+    config = world.device_config()
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    t, term = "2026-11-28T12:00:00+00:00", config.terminal_id
+    lines = [
+        f"TXN_REQUEST | stan=000002 | type=WITHDRAWAL | mti=0200 | proc=011000 | amount=10000 "
+        f"| time=1128120000 | currency=840 | acceptor={config.acceptor_id} | pan=400000******7899",
+        "TXN_RESPONSE | stan=000002 | code=00 | rrn=000000000001",
+        "DISPENSE_START | stan=000002 | amount=10000 | notes=1:2 | before=0:500,1:200",
+        "DISPENSE_UNKNOWN | stan=000002 | amount=10000 | notes=1:2 | error=DeviceTimeout: x",
+    ]
+    config.journal_path.write_text("".join(f"{t} | {term} | {line}\n" for line in lines))
+    atm = await world.atm()
+    (suspect,) = atm.events("DISPENSE_SUSPECT")
+    assert suspect["recovered"] == "yes"
+    assert atm.events("REVERSAL_QUEUED") == [] and atm.controller.link.pending_reversals() == 0
+    atm.controller.enter_supervisor()
+    await atm.screen("supervisor")
+    report = await _supervisor(atm, "F5", "Balancing")
+    assert "SUSPECT STAN 000002 $100.00 notes 1:2" in report.lines

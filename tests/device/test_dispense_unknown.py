@@ -282,3 +282,28 @@ async def test_restart_after_dying_mid_decision_makes_a_suspect_not_a_reversal(w
     await atm.screen("supervisor")
     report = await _supervisor(atm, "F5", "Balancing")
     assert "SUSPECT STAN 000002 $100.00 notes 1:2" in report.lines
+
+
+async def test_dispenser_silent_before_the_dispense_command_is_a_certain_no_cash(world: World):
+    """The status before the dispense command fails: no command was given, so no note left;
+    a full reversal (4017) is certain, not a suspect."""
+    before = world.balance(ALICE_CHECKING)
+    atm = await world.atm()
+    dispenser = _dispenser(atm)
+
+    def go_silent(line: str) -> None:
+        if " | TXN_RESPONSE | " in line:
+            dispenser.inject("silent")
+
+    atm.controller.journal.listeners.append(go_silent)
+    await _withdraw_100(atm)
+    await atm.screen("take_card")
+    dispenser.clear()
+    atm.customer.take_card()
+    await atm.state(State.idle)
+    await _drained(atm)
+    events = _events(atm)
+    assert "DISPENSE_NOT_STARTED" in events and "DISPENSE_START" not in events
+    (reversal,) = atm.events("REVERSAL_QUEUED")
+    assert (reversal["amount"], reversal["reason"]) == ("10000", "4017")
+    assert world.balance(ALICE_CHECKING) == before

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,7 +50,7 @@ __all__ = [
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
     reader = SimulatedCardReader()
-    pin_pad = SimulatedPinPad(config.master_key, config.pin_key)
+    pin_pad = SimulatedPinPad(config.master_key, config.pin_key, config.key_scheme)
     dispenser = SimulatedDispenser(
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )
@@ -61,13 +61,25 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
 
 class HoldingRelay:
     """A real TCP relay between the ATM and the host. While ``holding``, what the ATM sends
-    is lost on the way (a host that stops answering); the host's replies still pass."""
+    is lost on the way (a host that stops answering); the host's replies still pass.
+    ``hold_replies()`` instead keeps the host's replies back until ``release_replies()``
+    (a host that answers late, on the same connection). ``sent`` keeps every byte the ATM put
+    on the wire (for tests that look at frames)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.holding = False
+        self.sent = bytearray()
+        self._replies_open = asyncio.Event()
+        self._replies_open.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def hold_replies(self) -> None:
+        self._replies_open.clear()
+
+    def release_replies(self) -> None:
+        self._replies_open.set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -107,8 +119,12 @@ class HoldingRelay:
     ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if lose:
+                    self.sent += data
                 if lose and self.holding:
                     continue
+                if not lose:
+                    await self._replies_open.wait()
                 writer.write(data)
                 await writer.drain()
 
@@ -183,6 +199,11 @@ class _World:
         self.customer.card_reader.clear("card_jam")
         self.controller.enter_supervisor()
 
+    async def repair_dispenser(self) -> None:
+        """The operator clears the dispenser's fault and turns the supervisor switch."""
+        self.customer.dispenser.clear()
+        self.controller.enter_supervisor()
+
     async def replenish(self) -> None:
         for cassette, loaded in zip(
             self.customer.dispenser.cassettes, self.controller.config.cassettes, strict=False
@@ -223,8 +244,15 @@ async def _run(
     timeout: float,
     devices: str = "sim",
 ) -> DemoResult:
-    host = Host(config)
     say(f"== demo '{script.name}': {script.description}")
+    wanted = DeviceConfig(**dict(script.device_config))
+    if wanted.key_scheme is not config.link.scheme(wanted.terminal_id):
+        # The demo's host is ours: give it the terminal's key scheme (TERMINAL_KEY_SCHEMES).
+        terminal, scheme = wanted.terminal_id, wanted.key_scheme
+        say(f"== host: terminal {terminal} uses key scheme {scheme.value} ({scheme.name})")
+        schemes = {**config.link.schemes, terminal: scheme}
+        config = replace(config, link=replace(config.link, schemes=schemes))
+    host = Host(config)
     say(f"== host database {config.database_url}")
     await asyncio.to_thread(host.upgrade_and_seed)
     accounts = script.changes
@@ -260,7 +288,19 @@ async def _run(
             kit.card_reader, kit.pin_pad, kit.dispenser, kit.simulators.get("printer")
         )
     for device_name, fault in script.faults:
-        _device(customer, device_name).inject(fault)
+        try:
+            _device(customer, device_name).inject(fault)
+        except ValueError as exc:
+            # Some faults exist only on one device set (e.g. the simulated dispenser's hang).
+            say(f"!! script needs fault {device_name} {fault}, not available here: {exc}")
+            if relay is not None:
+                await relay.close()
+            if kit is not None:
+                kit.close()
+            await host.close()
+            result = DemoResult(False, before[script.account], before[script.account])
+            result.problems.append(f"fault {device_name} {fault} not available on {devices}")
+            return result
         say(f"== fault injected: {device_name} {fault}")
     controller = AtmController(device_config, atm_devices)
     customer.world = _World(host, port, relay, controller, customer)

@@ -175,6 +175,18 @@ _SCRIPT_LIST = (
         receipts=1,
     ),
     DemoScript(
+        "withdraw-aes",
+        "An AES terminal (ATM00003, key scheme A: AES keys, PIN block format 4): Alice "
+        "withdraws $100.00",
+        (*_withdraw("alice", "1234", "F4", "$100.00"), TAKE_CASH, TAKE_CARD),
+        account=ALICE_CHECKING,
+        expected_change_cents=-10_000,
+        device_config=(("terminal_id", "ATM00003"), ("key_scheme", "A")),
+        journal=("PIN_ENTERED | format=4", "DISPENSE_START", "CASH_TAKEN", "CARD_RETURNED"),
+        taken_cents=10_000,
+        receipts=1,
+    ),
+    DemoScript(
         "wrong-pin",
         "Alice types a wrong PIN for a balance inquiry, sees the wrong-PIN screen, cancels",
         (
@@ -434,6 +446,56 @@ _SCRIPT_LIST = (
         taken_cents=0,
     ),
     DemoScript(
+        "dispense-timeout",
+        "The dispenser stops answering mid-dispense, then reports the notes it counted out: "
+        "the $100 is treated as dispensed and Alice takes it (simulated devices only)",
+        (*_withdraw("alice", "1234", "F4", "$100.00"), TAKE_CASH, TAKE_CARD),
+        account=ALICE_CHECKING,
+        expected_change_cents=-10_000,
+        faults=(("dispenser", "hang"),),
+        journal=(
+            "DISPENSE_UNKNOWN | stan=000002 | amount=10000",
+            "DISPENSE_RESULT | stan=000002 | dispensed=10000 | notes=1:2 | rejected=- | "
+            "established=yes",
+            "CASH_TAKEN",
+        ),
+        taken_cents=10_000,
+    ),
+    DemoScript(
+        "dispense-unknown",
+        "The dispenser dies mid-dispense and cannot say what left: no blind reversal; the "
+        "card comes back, the withdrawal is suspect; the operator repairs the dispenser, "
+        "balancing shows the suspect $100, he counts the cassettes, settles it as paid and "
+        "reloads",
+        (
+            *_withdraw("alice", "1234", "F4", "$100.00"),
+            TAKE_CARD,
+            _world(
+                "repair_dispenser",
+                "operator repairs the dispenser and turns the supervisor switch",
+                "welcome",
+            ),
+            _key("supervisor", "F5", "Balancing (shows the suspect)"),
+            _key("supervisor", "F7", "Suspect: paid (two $50 notes are missing)"),
+            _world(
+                "replenish", "operator counts and reloads the cassettes, presses F1", "supervisor"
+            ),
+            _key("supervisor", "F5", "Balancing"),
+            _key("supervisor", "F8", "Leave"),
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=-10_000,
+        faults=(("dispenser", "lost"),),
+        journal=(
+            "DISPENSE_UNKNOWN | stan=000002 | amount=10000",
+            "DISPENSE_SUSPECT | stan=000002 | amount=10000 | notes=1:2",
+            "CARD_RETURNED",
+            "SUSPECT $100.00 TO SETTLE (1)",
+            "SUSPECT_SETTLED | stan=000002 | amount=10000 | outcome=dispensed",
+            "BALANCING | result=BALANCED",
+        ),
+    ),
+    DemoScript(
         "cash-not-taken",
         "Alice leaves the $100 in the slot: it is retracted and the withdrawal reversed",
         (
@@ -552,7 +614,10 @@ _SCRIPT_LIST = (
         expected_change_cents=0,
         device_config=(("response_timeout", SHORT),),
         via_relay=True,
-        journal=("TXN_NO_RESPONSE",),
+        journal=(
+            "REVERSAL_QUEUED | stan=000002 | amount=2000 | dispensed=0 | reason=4021 | by=link",
+            "TXN_NO_RESPONSE",
+        ),
         taken_cents=0,
     ),
     DemoScript(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.errors import DeviceConfigError
+from protocol.security import KeyScheme
 
 __all__ = ["CassetteConfig", "DeviceConfig"]
 
@@ -49,10 +50,14 @@ class DeviceConfig:
     cassettes: tuple[CassetteConfig, ...] = field(
         default=(CassetteConfig(2000, 500), CassetteConfig(5000, 200))
     )
-    # Development keys (TDES, hex). The terminal master key (TMK) is loaded into the PIN pad
-    # and configured on the host; working keys arrive under it at sign-on.
+    # Development keys (hex). The terminal master key (TMK) is loaded into the PIN pad and
+    # configured on the host; working keys arrive under it at sign-on.
     terminal_master_key: str = "00112233445566778899AABBCCDDEEFF"
     terminal_pin_key: str = "0123456789ABCDEFFEDCBA9876543210"
+    # The terminal's key scheme (docs/protocol.md 7.1): T = TDES keys, PIN block format 0,
+    # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
+    # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
+    key_scheme: KeyScheme = KeyScheme.TDES
 
     def __post_init__(self) -> None:
         if len(self.terminal_id) != 8:
@@ -73,6 +78,19 @@ class DeviceConfig:
                 raise DeviceConfigError(f"{name} must be positive")
         if not 0 <= self.empty_notes <= self.near_empty_notes:
             raise DeviceConfigError("need 0 <= empty_notes <= near_empty_notes")
+        scheme = str(self.key_scheme).strip().upper()
+        if scheme not in {s.value for s in KeyScheme}:
+            raise DeviceConfigError(
+                f"key scheme must be T (TDES) or A (AES), got {self.key_scheme!r}"
+            )
+        object.__setattr__(self, "key_scheme", KeyScheme(scheme))
+        for name in ("terminal_master_key", "terminal_pin_key"):
+            try:
+                key = bytes.fromhex(getattr(self, name))
+            except ValueError:
+                key = b""
+            if len(key) != 16 and not (name == "terminal_pin_key" and len(key) == 24):
+                raise DeviceConfigError(f"{name} must be 32 hex digits (16 bytes)")
 
     @property
     def journal_path(self) -> Path:

@@ -46,7 +46,7 @@ from device.events import (
 from device.hostlink import HostLink, ReversalReason
 from device.journal import Journal, JournalRecord, read_records
 from device.receipt import ReceiptData, layout_receipt
-from device.recovery import find_unfinished, format_notes
+from device.recovery import Suspect, find_suspects, find_unfinished, format_notes
 from device.screens import Screen, money
 from device.statement import StatementError, parse_mini_statement
 from device.states import TIMEOUTS, TRANSITIONS, State
@@ -139,6 +139,8 @@ class Session:
     receipt_note: str = ""
     receipt_wanted: bool = False
     end_session: bool = False
+    # The dispense outcome is unknown and could not be established: left to the operator.
+    suspect: bool = False
     original: Message = field(default_factory=dict)
 
     def new_transaction(self) -> None:
@@ -169,6 +171,7 @@ class AtmController:
             clock=self._clock,
             tap=self._on_link_message,
             on_pin_key=devices.pin_pad.load_working_key,
+            on_reversal_queued=self._link_reversed,
         )
         self.session = Session()
         self.screen: Screen | None = None
@@ -255,6 +258,17 @@ class AtmController:
         status = await self.devices.dispenser.status()
         self.counters.ensure_loaded(status)
         for item in find_unfinished(self.journal_records(), status):
+            if item.suspect:
+                self.cash_fault = "dispense outcome unknown"
+                self.journal.write(
+                    "DISPENSE_SUSPECT",
+                    stan=item.stan,
+                    amount=item.amount_cents,
+                    notes="-",
+                    recovered="yes",
+                    why=item.note,
+                )
+                continue
             if item.counted_out:
                 self.counters.add("dispensed", item.counted_out)
             if not item.needs_reversal:
@@ -262,7 +276,7 @@ class AtmController:
                     "RECOVERY_NO_REVERSAL", stan=item.stan, amount=item.amount_cents, why=item.note
                 )
                 continue
-            self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
+            queued = self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
             self.journal.write(
                 "REVERSAL_QUEUED",
                 stan=item.stan,
@@ -270,7 +284,7 @@ class AtmController:
                 dispensed=item.dispensed_cents,
                 reason=item.reason,
                 recovered="yes",
-                why=item.note,
+                why=item.note if queued else "already in the store-and-forward queue",
             )
 
     # -- conditions (pure checks) ---------------------------------------------------------
@@ -394,13 +408,33 @@ class AtmController:
 
     def _queue_reversal(self, dispensed_cents: int, reason: str) -> None:
         s = self.session
-        self.link.queue_reversal(dict(s.original), dispensed_cents, reason)
+        if not self.link.queue_reversal(dict(s.original), dispensed_cents, reason):
+            self.journal.write("REVERSAL_NOT_REPEATED", stan=s.stan, why="already queued")
+            return
         self.journal.write(
             "REVERSAL_QUEUED",
             stan=s.stan,
             amount=s.amount_cents,
             dispensed=dispensed_cents,
             reason=reason,
+        )
+
+    def _link_reversed(self, original: Message, dispensed_cents: int, reason: str) -> None:
+        """HostLink reversed a request by itself (no answer in time, or an approval that came
+        too late): the journal tells it like the controller's own reversals (DESIGN 7.5)."""
+        why = {
+            ReversalReason.TIMEOUT: "no valid answer in time",
+            ReversalReason.LATE_RESPONSE: "approval arrived too late",
+        }.get(reason, "reversed by the host link")
+        amount = original.get("4", "0")
+        self.journal.write(
+            "REVERSAL_QUEUED",
+            stan=original.get("11", ""),
+            amount=int(amount) if amount.isdigit() else 0,
+            dispensed=dispensed_cents,
+            reason=reason,
+            by="link",
+            why=why,
         )
 
     # -- activities, one per state --------------------------------------------------------
@@ -474,7 +508,7 @@ class AtmController:
             self.post("timeout")
             return
         self.session.pin_block = block
-        self.journal.write("PIN_ENTERED")
+        self.journal.write("PIN_ENTERED", format=block.format)
         self.post("pin_entered")
 
     async def _read_choice(self, choices: dict[str, str]) -> str | None:
@@ -626,8 +660,8 @@ class AtmController:
                     s.message = "No PIN entered in time"
                     self.post("timeout")
                     return
-            # Format 0 blocks of one PIN under one PAN and key are equal: compare encrypted.
-            if blocks[0].ciphertext == blocks[1].ciphertext:
+            # Compared by the pad (format 4 blocks of one PIN differ: random fill).
+            if await self.devices.pin_pad.same_pin(blocks[0], blocks[1], s.card.pan):
                 break
             self.journal.write("NEW_PIN_MISMATCH")
             text = "The two PINs do not match. Try again"
@@ -711,7 +745,17 @@ class AtmController:
         s = self.session
         s.end_session = True
         self.show(S.dispensing(s.amount_cents))
-        before = await self.devices.dispenser.status()
+        try:
+            before = await self.devices.dispenser.status()
+        except DriverError as exc:
+            # No dispense command was given: certainly no note left.
+            self.journal.write("DISPENSE_NOT_STARTED", stan=s.stan, error=type(exc).__name__)
+            self.cash_fault = "dispenser not answering"
+            s.message = "Unable to dispense cash. Your account has not been charged"
+            s.receipt_note = "NO CASH DISPENSED - REVERSED"
+            self._queue_reversal(0, ReversalReason.NO_CASH)
+            self.post("dispense_failed")
+            return
         self.journal.write(
             "DISPENSE_START",
             stan=s.stan,
@@ -742,6 +786,10 @@ class AtmController:
             self._queue_reversal(0, ReversalReason.NO_CASH)
             self.post("dispense_failed")
             return
+        except DriverError as exc:
+            # Timeout, garbled reply or lost port mid-dispense: nobody knows yet what left.
+            await self._dispense_unknown(before, exc)
+            return
         s.presented = dict(result.dispensed)
         s.dispensed_cents = value_of(s.presented, before)
         self.counters.add("dispensed", s.presented)
@@ -754,6 +802,73 @@ class AtmController:
             rejected=format_notes(result.rejected),
         )
         self.post("dispensed")
+
+    async def _dispense_unknown(self, before: list[CassetteStatus], error: DriverError) -> None:
+        """The dispenser stopped answering (or answered nonsense) during a dispense. Journal
+        that first; then ask the dispenser what it counted out. Known: carry on as a complete
+        or partial dispense. Unknown: no reversal (the customer may hold the cash), the
+        transaction is journaled as suspect for the operator to settle at balancing, the card
+        goes back and cash service stops."""
+        s = self.session
+        self.journal.write(
+            "DISPENSE_UNKNOWN",
+            stan=s.stan,
+            amount=s.amount_cents,
+            notes=format_notes(s.notes),
+            error=f"{type(error).__name__}: {error}",
+        )
+        self.cash_fault = "dispense outcome unknown"
+        counted: dict[int, int] | None = None
+        try:
+            await self.devices.dispenser.status()
+            reported = await self.devices.dispenser.counted_out()
+            if reported is not None:
+                counted = {i: n for i, n in reported.items() if n}
+        except DriverError as exc:
+            log.warning("dispenser does not answer after the dispense: %s", exc)
+        if counted is not None:
+            s.presented = counted
+            s.dispensed_cents = value_of(counted, before)
+            self.counters.add("dispensed", counted)
+            if s.dispensed_cents >= s.amount_cents:
+                self.journal.write(
+                    "DISPENSE_RESULT",
+                    stan=s.stan,
+                    dispensed=s.dispensed_cents,
+                    notes=format_notes(counted),
+                    rejected="-",
+                    established="yes",
+                )
+                self.post("dispensed")
+                return
+            self.journal.write(
+                "DISPENSE_FAULT",
+                stan=s.stan,
+                code="timeout",
+                dispensed=s.dispensed_cents,
+                notes=format_notes(counted),
+                established="yes",
+            )
+            if s.dispensed_cents:
+                s.partial = True
+                self.post("dispensed")
+                return
+            s.message = "Unable to dispense cash. Your account has not been charged"
+            s.receipt_note = "NO CASH DISPENSED - REVERSED"
+            self._queue_reversal(0, ReversalReason.NO_CASH)
+            self.post("dispense_failed")
+            return
+        s.suspect = True
+        self.journal.write(
+            "DISPENSE_SUSPECT",
+            stan=s.stan,
+            amount=s.amount_cents,
+            notes=format_notes(s.notes),
+            why="dispenser did not report what it counted out; settle at balancing",
+        )
+        s.message = "We could not confirm your cash. The bank will check this transaction"
+        s.receipt_note = "DISPENSE NOT CONFIRMED - UNDER REVIEW"
+        self.post("dispense_unknown")
 
     async def _presenting_cash(self) -> None:
         s = self.session
@@ -861,6 +976,12 @@ class AtmController:
         try:
             taken = await self.devices.card_reader.eject(self._timeout())
         except CardReaderFault as exc:
+            if self.session.suspect:
+                # After a suspect dispense the card is not left in a faulted reader: keep it.
+                self.journal.write("CARD_NOT_RETURNED", error=exc.code or str(exc))
+                self.session.message = "Your card could not be returned; it has been retained"
+                self.post("card_not_taken")
+                return
             self.fault_reason = "card jam"
             self.journal.write("CARD_JAM", error=exc.code or str(exc))
             self.post("card_jammed")
@@ -924,6 +1045,9 @@ class AtmController:
                 await self._print_report("BALANCING", lines)
                 self.journal.write("BALANCING", result=lines[-1])
                 self.show(S.supervisor(tuple(lines[-3:]), "Balancing"))
+            elif key in ("F6", "F7"):
+                lines = self.settle_suspects(dispensed=key == "F7")
+                self.show(S.supervisor(tuple(lines[-3:]) or ("No suspect transaction",)))
             elif key == "F8":
                 break
         self.cash_fault = ""
@@ -951,8 +1075,13 @@ class AtmController:
         lines.append(f"DISPENSED TOTAL {money(total)}")
         return lines
 
+    def suspects(self) -> list[Suspect]:
+        """Withdrawals whose dispense outcome is unknown and not yet settled (journal)."""
+        return find_suspects(self.journal_records())
+
     async def balancing_report(self) -> list[str]:
-        """loaded - dispensed - rejected - retracted = remaining, against the dispenser."""
+        """loaded - dispensed - rejected - retracted = remaining, against the dispenser; then
+        every suspect withdrawal (dispense outcome unknown) the operator must settle."""
         rows = self.counters.balancing(await self.devices.dispenser.status())
         lines = []
         for row in rows:
@@ -961,12 +1090,60 @@ class AtmController:
                 f"C{row.index} {c.loaded}-{c.dispensed}-{c.rejected}-{c.retracted}"
                 f"={c.remaining} count {row.reported}"
             )
+        suspects = self.suspects()
+        for suspect in suspects:
+            lines.append(
+                f"SUSPECT STAN {suspect.stan} {money(suspect.amount_cents)} "
+                f"notes {format_notes(suspect.notes)}"
+            )
         off = [row for row in rows if row.difference]
-        lines.append(
+        result = (
             "BALANCED"
             if not off
             else "DIFFERENCE " + ", ".join(f"C{r.index} {r.difference:+d}" for r in off)
         )
+        if suspects:
+            total = sum(x.amount_cents for x in suspects)
+            result += f"; SUSPECT {money(total)} TO SETTLE ({len(suspects)})"
+        lines.append(result)
+        return lines
+
+    def settle_suspects(self, *, dispensed: bool) -> list[str]:
+        """The operator's decision on every open suspect, after counting the cassettes: F6
+        "not dispensed" (the notes are all there: the withdrawal is reversed, 4017) or F7
+        "dispensed" (notes are missing: the counters book them as dispensed). Each suspect is
+        settled once (``SUSPECT_SETTLED``); settling again finds nothing."""
+        lines = []
+        for suspect in self.suspects():
+            if dispensed:
+                self.counters.add("dispensed", suspect.notes)
+                self.journal.write(
+                    "SUSPECT_SETTLED",
+                    stan=suspect.stan,
+                    amount=suspect.amount_cents,
+                    outcome="dispensed",
+                    notes=format_notes(suspect.notes),
+                )
+                lines.append(f"STAN {suspect.stan} settled as dispensed")
+                continue
+            queued = self.link.queue_reversal(dict(suspect.original), 0, ReversalReason.NO_CASH)
+            if queued:
+                self.journal.write(
+                    "REVERSAL_QUEUED",
+                    stan=suspect.stan,
+                    amount=suspect.amount_cents,
+                    dispensed=0,
+                    reason=ReversalReason.NO_CASH,
+                    why="suspect settled by the operator: not dispensed",
+                )
+            self.journal.write(
+                "SUSPECT_SETTLED",
+                stan=suspect.stan,
+                amount=suspect.amount_cents,
+                outcome="not_dispensed",
+                reversal=ReversalReason.NO_CASH if queued else "already queued",
+            )
+            lines.append(f"STAN {suspect.stan} settled: reversed")
         return lines
 
     async def _print_report(self, title: str, lines: list[str]) -> None:

@@ -82,7 +82,12 @@ then uses the keypad:
 | F3 | reset the counters: remaining notes become the loaded count (`COUNTERS_RESET`) |
 | F4 | show the latest journal lines |
 | F5 | balancing report (shown, printed, journaled as `BALANCING`): loaded - dispensed - \
-rejected - retracted = remaining, against the dispenser's count |
+rejected - retracted = remaining, against the dispenser's count; then one `SUSPECT` line per \
+withdrawal whose dispense outcome is unknown, and the total to settle |
+| F6 | settle every open suspect as *not dispensed* (the cassettes hold every note): each is \
+reversed in full (4017, `REVERSAL_QUEUED`) and journaled `SUSPECT_SETTLED outcome=not_dispensed` |
+| F7 | settle every open suspect as *dispensed* (notes are missing): the counters book its \
+notes as dispensed, `SUSPECT_SETTLED outcome=dispensed`; the customer stays debited |
 | F8 | leave (also after `DeviceConfig.supervisor_timeout`); clears a dispenser or card-jam \
 fault and signs on again |
 
@@ -99,6 +104,38 @@ did not (all) leave gets a reversal (partial, 4004, when the cassette counts sho
 counted out; 4017 when none; 4018 when retracted), journaled with `recovered=yes`, so a second
 restart queues nothing. Notes presented but of unknown fate are counted as taken
 (`RECOVERY_NO_REVERSAL`) for the operator's balancing.
+
+Reversals the host link queues by itself (a 0200 without a valid answer in time, 4021; an
+approval that arrives after its timeout, 4006) reach the journal too: `HostLink` calls the
+controller's `on_reversal_queued` the moment the advice is persisted, which writes the same
+`REVERSAL_QUEUED` line with `by=link` (before `TXN_NO_RESPONSE`); recovery never queues a second
+reversal for such a request.
+
+## A dispense whose outcome is unknown
+
+When the dispenser stops answering during `dispensing` (`DeviceTimeout`, a garbled reply, a lost
+port: anything but a `DispenserFault`, which says what left), the controller, in this order:
+
+1. journals `DISPENSE_UNKNOWN` (STAN, amount, notes asked for, the error) before anything else,
+   and stops cash service (`cash_fault`, until the supervisor leaves);
+2. asks the dispenser for its status and what it counted out (`CashDispenser.counted_out()`);
+3. if the notes counted out are known, goes on as if the dispense had answered: all of them,
+   `DISPENSE_RESULT established=yes` and `presenting_cash`; some, `DISPENSE_FAULT
+   established=yes`, `presenting_cash` and a partial reversal (4004) once taken; none, a full
+   reversal (4017);
+4. if not (the dispenser stays silent, or cannot count, like the LCDM-2000), it does **not**
+   reverse: the customer may hold the cash. It journals `DISPENSE_SUSPECT`, shows that the cash
+   could not be confirmed, prints a receipt marked `DISPENSE NOT CONFIRMED - UNDER REVIEW`
+   (trigger `dispense_unknown` to `printing`) and returns the card, or retains it
+   (`CARD_NOT_RETURNED`, `capturing_card`) when the reader fails.
+
+The supervisor's balancing report lists every open suspect (`SUSPECT STAN 000002 $100.00 notes
+1:2`, and `SUSPECT $100.00 TO SETTLE (1)` on its result line); after counting the cassettes the
+operator settles them with F6 (not dispensed: reversed) or F7 (dispensed: booked in the
+counters), once each. Restart recovery never reverses a suspect; a controller killed between
+`DISPENSE_UNKNOWN` and its decision journals `DISPENSE_SUSPECT recovered=yes` on restart.
+A failing status command before the dispense command (`DISPENSE_NOT_STARTED`) is certain: no
+note left, full reversal (4017).
 """
 
 

@@ -14,7 +14,12 @@ reversals through a persistent store-and-forward queue, echo when idle, reconnec
   never returned to anyone and is reversed (4006) if it was not already.
 * ``queue_reversal(original, dispensed_cents, reason)``: a reversal advice (0420, repeated as
   0421 until a 0430 arrives) for a request the host approved but whose cash did not (all)
-  leave. Persisted (``device.saf``) before this returns; drained in order.
+  leave. Persisted (``device.saf``) before this returns; drained in order. True when queued
+  now, False when that original was already queued or reversed.
+* ``on_reversal_queued(original, dispensed_cents, reason)``: called (synchronously, right
+  after the advice is persisted) for every reversal the link queues *by itself* (4021, 4006),
+  so the controller can journal it (DESIGN invariant 5). Not called for ``queue_reversal``
+  calls from outside, whose caller journals them.
 * ``pending_reversals()``: how many advices wait.
 * ``echo()``: the echo test (0800/301); a background keeper sends one whenever the link has
   been idle for ``LinkTiming.echo_interval`` and reconnects (exponential backoff) when the
@@ -107,12 +112,16 @@ class HostLink:
         on_pin_key: Callable[[bytes, str], Awaitable[None]] | None = None,
         timing: LinkTiming | None = None,
         saf: SafQueue | None = None,
+        on_reversal_queued: Callable[[Message, int, str], None] | None = None,
     ) -> None:
         self.config = config
         self.stan = stan
-        self.timing = timing or LinkTiming(backoff_initial=min(1.0, config.reconnect_delay))
+        self.timing = timing or LinkTiming(
+            backoff_initial=min(1.0, config.reconnect_delay), key_scheme=config.key_scheme
+        )
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._on_pin_key = on_pin_key
+        self.on_reversal_queued = on_reversal_queued
         self._tap = tap
         self._codec = TerminalCodec(self.timing.key_scheme, config.master_key)
         self.client = LinkClient(
@@ -239,17 +248,18 @@ class HostLink:
         except LinkError as exc:
             if mti == Mti.FINANCIAL_REQUEST and message.get("3", "")[:2] in _REVERSIBLE:
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
-                self.queue_reversal(message, 0, ReversalReason.TIMEOUT)
+                self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
 
-    def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> None:
-        """Persist a reversal advice for ``original`` and have it sent as soon as possible."""
+    def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> bool:
+        """Persist a reversal advice for ``original`` and have it sent as soon as possible.
+        False (nothing queued) when that original is already queued or was reversed."""
         entry = self.saf.add(
             original, dispensed_cents, reason, format_transmission_time(self._clock())
         )
         if entry is None:
             log.info("reversal of STAN %s is already queued or done", original.get("11"))
-            return
+            return False
         log.warning(
             "reversal queued for STAN %s (dispensed %d, reason %s)",
             original.get("11"),
@@ -257,6 +267,19 @@ class HostLink:
             reason,
         )
         self._wake.set()
+        return True
+
+    def _reverse_by_itself(self, original: Message, reason: str) -> None:
+        """A reversal the link decides on (no answer in time, late approval), reported to
+        ``on_reversal_queued`` once it is persisted."""
+        kept = {k: v for k, v in original.items() if k in ("t", *_ORIGINAL_ECHOED)}
+        if not self.queue_reversal(kept, 0, reason) or self.on_reversal_queued is None:
+            return
+        try:
+            self.on_reversal_queued(kept, 0, reason)
+        except Exception:
+            # The advice is queued whatever the listener does; it must not break the link.
+            log.exception("on_reversal_queued failed for STAN %s", original.get("11"))
 
     async def drain(self) -> bool:
         """Send every queued advice, oldest first, each until a 0430 answers it. True when
@@ -323,7 +346,7 @@ class HostLink:
             log.warning("approval for STAN %s arrived too late", message.get("11"))
             original = {k: v for k, v in message.items() if k in _ORIGINAL_ECHOED}
             original["t"] = Mti.FINANCIAL_REQUEST
-            self.queue_reversal(original, 0, ReversalReason.LATE_RESPONSE)
+            self._reverse_by_itself(original, ReversalReason.LATE_RESPONSE)
         else:
             log.info("ignoring unmatched %s STAN %s", mti, message.get("11"))
 

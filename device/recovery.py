@@ -9,7 +9,10 @@ What the journal tells, per STAN of an approved withdrawal:
 
 * sent, no response journaled (stopped while waiting for the host): the host may have
   approved it, so a full reversal (4021); one of a request the host never applied changes
-  nothing there.
+  nothing there. Unless a ``REVERSAL_QUEUED`` line follows: ``HostLink`` reverses a 0200 that
+  got no answer in time (4021) or whose approval came late (4006) by itself, and the
+  controller journals that (``by=link``) the moment the advice is persisted, before
+  ``TXN_NO_RESPONSE``; such a request is never reversed a second time.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
   The cassette counts journaled before the command, compared with the counts now, tell how
@@ -21,6 +24,11 @@ What the journal tells, per STAN of an approved withdrawal:
 * ``DISPENSE_RESULT`` without ``CASH_TAKEN``/``CASH_RETRACTED``: the notes were presented and we
   cannot know whether they were taken; treated as taken (no reversal) and journaled as such
   for the operator's balancing.
+* ``DISPENSE_UNKNOWN`` (the dispenser stopped answering mid-dispense) without an established
+  ``DISPENSE_RESULT``/``DISPENSE_FAULT`` or a ``DISPENSE_SUSPECT``: the controller died while
+  finding out. Never reversed blindly: it becomes a suspect (``Unfinished.suspect``), journaled
+  ``DISPENSE_SUSPECT`` for the operator. A ``DISPENSE_SUSPECT`` is settled only by the
+  operator (``SUSPECT_SETTLED``); ``find_suspects`` lists those still open.
 """
 
 from __future__ import annotations
@@ -32,7 +40,14 @@ from device.journal import JournalRecord
 from drivers.interfaces import CassetteStatus
 from protocol.messages import Message, TransactionType
 
-__all__ = ["Unfinished", "find_unfinished", "format_notes", "parse_notes"]
+__all__ = [
+    "Suspect",
+    "Unfinished",
+    "find_suspects",
+    "find_unfinished",
+    "format_notes",
+    "parse_notes",
+]
 
 # Reversal reason codes (ISO 1993 / jPOS-CMF); the same values as device.hostlink.ReversalReason.
 PARTIAL = "4004"
@@ -66,10 +81,22 @@ class Unfinished:
     # notes that left the cassettes during the interrupted dispense (for the counters)
     counted_out: dict[int, int] = field(default_factory=dict)
     note: str = ""  # a human-readable explanation for the journal
+    # The dispense outcome is unknown: no reversal, the operator settles it.
+    suspect: bool = False
 
     @property
     def needs_reversal(self) -> bool:
-        return self.dispensed_cents < self.amount_cents
+        return not self.suspect and self.dispensed_cents < self.amount_cents
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """An approved withdrawal whose dispense outcome nobody knows, waiting for the operator."""
+
+    stan: str
+    original: Message
+    amount_cents: int
+    notes: dict[int, int]
 
 
 @dataclass
@@ -83,6 +110,8 @@ class _Txn:
     reversed: bool = False
     taken: bool = False
     retracted: bool = False
+    unknown: bool = False  # DISPENSE_UNKNOWN
+    suspect: bool = False  # DISPENSE_SUSPECT (handed to the operator)
 
 
 def _original(request: JournalRecord) -> Message:
@@ -128,6 +157,10 @@ def find_unfinished(
             txn.taken = True
         elif event == "CASH_RETRACTED":
             txn.retracted = True
+        elif event == "DISPENSE_UNKNOWN":
+            txn.unknown = True
+        elif event in ("DISPENSE_SUSPECT", "SUSPECT_SETTLED"):
+            txn.suspect = True
 
     denominations = {c.index: c.denomination_cents for c in cassettes_now}
     counts_now = {c.index: c.count for c in cassettes_now}
@@ -144,7 +177,20 @@ def find_unfinished(
                 )
             )
             continue
-        if not txn.approved or txn.reversed:
+        if not txn.approved or txn.reversed or txn.suspect:
+            continue
+        if txn.unknown and txn.fault is None and not txn.result:
+            out.append(
+                Unfinished(
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    "",
+                    note="dispense outcome unknown: suspect, settle at balancing",
+                    suspect=True,
+                )
+            )
             continue
         if txn.fault is not None:
             dispensed = 0 if txn.retracted else int(txn.fault.get("dispensed", "0"))
@@ -204,3 +250,23 @@ def find_unfinished(
                 )
             )
     return out
+
+
+def find_suspects(records: Sequence[JournalRecord]) -> list[Suspect]:
+    """Withdrawals journaled ``DISPENSE_SUSPECT`` and not yet ``SUSPECT_SETTLED``, oldest first."""
+    requests: dict[str, JournalRecord] = {}
+    asked: dict[str, str] = {}  # notes asked for, from DISPENSE_START
+    open_: dict[str, Suspect] = {}
+    for record in records:
+        event, stan = record.get("event", ""), record.get("stan", "")
+        if event == "TXN_REQUEST":
+            requests[stan] = record
+        elif event == "DISPENSE_START":
+            asked[stan] = record.get("notes", "")
+        elif event == "DISPENSE_SUSPECT" and stan in requests:
+            request = requests[stan]
+            notes = parse_notes(record.get("notes", "")) or parse_notes(asked.get(stan, ""))
+            open_[stan] = Suspect(stan, _original(request), int(request.get("amount", "0")), notes)
+        elif event == "SUSPECT_SETTLED":
+            open_.pop(stan, None)
+    return list(open_.values())

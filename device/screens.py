@@ -145,6 +145,8 @@ def supervisor(lines: tuple[str, ...] = (), title: str = "Supervisor") -> Screen
             "F3": "Reset counters",
             "F4": "Journal",
             "F5": "Balancing",
+            "F6": "Suspect: not paid",
+            "F7": "Suspect: paid",
             "F8": "Leave",
         },
     )

@@ -116,6 +116,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "host_failed", "source": S.authorizing, "dest": S.returning_card},
     {"trigger": "dispensed", "source": S.dispensing, "dest": S.presenting_cash},
     {"trigger": "dispense_failed", "source": S.dispensing, "dest": S.printing},
+    {"trigger": "dispense_unknown", "source": S.dispensing, "dest": S.printing},
     {"trigger": "cash_taken", "source": S.presenting_cash, "dest": S.printing},
     {"trigger": "cash_retracted", "source": S.presenting_cash, "dest": S.printing},
     {"trigger": "receipt_requested", "source": S.balance_display, "dest": S.printing},

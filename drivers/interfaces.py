@@ -15,6 +15,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from drivers.errors import PinPadFault
 from protocol.masking import mask_pan
 
 __all__ = [
@@ -144,6 +145,18 @@ class PinPad(abc.ABC):
         digits. ``CancelledByCustomer`` on CANCEL; ``DeviceTimeout`` after ``timeout`` idle.
         """
 
+    async def same_pin(self, first: PinBlock, second: PinBlock, pan: str) -> bool:
+        """Whether two PIN blocks from this pad (new PIN and its confirmation) hold the same
+        PIN. Format 0 blocks of one PIN, PAN and key are equal, so comparing ciphertext is
+        enough (this default); format 4 blocks carry random fill, so a pad making them
+        compares inside, where the key is."""
+        if first.format != 0 or second.format != 0:
+            raise PinPadFault(
+                f"{type(self).__name__} cannot compare format {first.format} PIN blocks",
+                code="format",
+            )
+        return first.ciphertext == second.ciphertext
+
 
 class CassetteState(enum.StrEnum):
     OK = "ok"
@@ -193,6 +206,13 @@ class CashDispenser(abc.ABC):
     @abc.abstractmethod
     async def retract(self) -> int:
         """Pull presented notes back into the reject/retract bin; returns how many."""
+
+    async def counted_out(self) -> Mapping[int, int] | None:
+        """After a ``dispense`` whose outcome is unknown (it raised ``DeviceTimeout`` or a
+        protocol error): the notes (per cassette index) that left the cassettes during it,
+        when the device can tell; None when it cannot (then nobody knows, and the controller
+        must not guess). The default: cannot tell."""
+        return None
 
 
 class PaperState(enum.StrEnum):

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from drivers.interfaces import CardReader, CashDispenser, PinPad, ReceiptPrinter
 from drivers.transport import FAMILY_DEFAULTS, Channel, SerialSettings
+from protocol.security import KeyScheme
 
 __all__ = [
     "BACKENDS",
@@ -78,6 +79,8 @@ class BackendOptions:
     master_key: bytes = b""
     pin_key: bytes | None = None
     low_threshold: int = 20
+    # The terminal's key scheme (T or A): the PIN pad's master key type and PIN block format.
+    key_scheme: KeyScheme = KeyScheme.TDES
 
 
 def serial_settings(kind: str, query: dict[str, str]) -> SerialSettings:
@@ -128,7 +131,7 @@ def _sim_card_reader(url: DeviceUrl, o: BackendOptions) -> Device:
 def _sim_pin_pad(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import SimulatedPinPad
 
-    return SimulatedPinPad(o.master_key, o.pin_key)
+    return SimulatedPinPad(o.master_key, o.pin_key, o.key_scheme)
 
 
 def _sim_dispenser(url: DeviceUrl, o: BackendOptions) -> Device:
@@ -152,7 +155,7 @@ def _sankyo(url: DeviceUrl, o: BackendOptions) -> Device:
 def _zt588(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.zt588 import Zt588PinPad
 
-    return Zt588PinPad(_connector("pin-pad", url))
+    return Zt588PinPad(_connector("pin-pad", url), pin_format=o.key_scheme.pin_format)
 
 
 def _lcdm(url: DeviceUrl, o: BackendOptions) -> Device:

@@ -9,6 +9,7 @@ device's ``FAULTS`` lists what it understands.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,7 +35,16 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
-from protocol.pinblock import encrypt_format0, key_check_value, tdes_decrypt_block
+from protocol.errors import KeyMaterialError, PinBlockError
+from protocol.pinblock import (
+    decrypt_format4,
+    encrypt_format0,
+    encrypt_format4,
+    key_check_value,
+    tdes_decrypt_block,
+)
+from protocol.security import KeyScheme, macs_equal, unwrap_key
+from protocol.security import key_check_value as scheme_check_value
 
 __all__ = [
     "Cassette",
@@ -42,6 +52,7 @@ __all__ = [
     "SimulatedDispenser",
     "SimulatedPinPad",
     "SimulatedPrinter",
+    "unwrap_aes_working_key",
 ]
 
 
@@ -135,13 +146,21 @@ class SimulatedCardReader(_Faults, CardReader):
 
 
 class SimulatedPinPad(_Faults, PinPad):
-    """Holds the terminal PIN key; the controller only ever receives the encrypted block."""
+    """Holds the terminal PIN key; the controller only ever receives the encrypted block.
+
+    ``scheme`` is the type of the master key loaded into the pad (as an EPP stores a key's
+    algorithm with it): ``T`` (TDES) unwraps working keys with TDES-ECB and makes ISO 9564
+    format 0 blocks; ``A`` (AES) unwraps with AES key wrap (RFC 3394), checks the AES-CMAC
+    check value, and makes format 4 blocks (docs/protocol.md 7.1, 7.4)."""
 
     FAULTS = frozenset({"key_timeout", "silent"})
 
-    def __init__(self, master_key: bytes, pin_key: bytes | None = None) -> None:
+    def __init__(
+        self, master_key: bytes, pin_key: bytes | None = None, scheme: KeyScheme = KeyScheme.TDES
+    ) -> None:
         super().__init__()
         self._master_key = master_key
+        self.scheme = KeyScheme(scheme)
         # Until the host delivers a working key, the pad uses the one it was built with
         # (the walking skeleton's fixed development key) or, failing that, the master key.
         self._pin_key = pin_key or master_key
@@ -164,6 +183,9 @@ class SimulatedPinPad(_Faults, PinPad):
 
     async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
         self._answer()
+        if self.scheme is KeyScheme.AES:
+            self._pin_key = unwrap_aes_working_key(self._master_key, encrypted_key, check_value)
+            return
         if len(encrypted_key) not in (16, 24) or len(encrypted_key) % 8:
             raise PinPadFault("working key must be 16 or 24 bytes", code="key_length")
         clear = b"".join(
@@ -201,8 +223,9 @@ class SimulatedPinPad(_Faults, PinPad):
                 digits = ""
             elif key == "ENTER":
                 if len(digits) >= min_length:
-                    block = encrypt_format0(digits, pan, self._pin_key)
-                    return PinBlock(block, 0)
+                    if self.scheme is KeyScheme.AES:
+                        return PinBlock(encrypt_format4(digits, pan, self._pin_key), 4)
+                    return PinBlock(encrypt_format0(digits, pan, self._pin_key), 0)
                 continue
             elif key in DIGIT_KEYS and len(digits) < max_length:
                 digits += key
@@ -210,6 +233,33 @@ class SimulatedPinPad(_Faults, PinPad):
                 continue
             if on_key:
                 on_key(len(digits))
+
+    async def same_pin(self, first: PinBlock, second: PinBlock, pan: str) -> bool:
+        self._answer()
+        if first.format != 4 or second.format != 4:
+            return await super().same_pin(first, second, pan)
+        try:  # inside the pad: the clear PINs never leave this method
+            a = decrypt_format4(first.ciphertext, pan, self._pin_key)
+            b = decrypt_format4(second.ciphertext, pan, self._pin_key)
+        except PinBlockError as exc:
+            raise PinPadFault(f"PIN block not from this pad: {exc}", code="format") from exc
+        return secrets.compare_digest(a, b)
+
+
+def unwrap_aes_working_key(master_key: bytes, encrypted_key: bytes, check_value: str) -> bytes:
+    """An AES-128 working key wrapped (RFC 3394, 24 bytes) under an AES master key, checked
+    against its KCV (AES-CMAC of 16 zero bytes, first 3 bytes), as the host builds it
+    (``protocol.security.KeyBlock``). ``PinPadFault`` with code ``key_length``, ``unwrap``
+    or ``kcv``."""
+    if len(encrypted_key) != KeyScheme.AES.wrapped_len:
+        raise PinPadFault("an AES working key is 24 bytes (RFC 3394 wrap)", code="key_length")
+    try:
+        clear = unwrap_key(KeyScheme.AES, master_key, encrypted_key)
+    except KeyMaterialError as exc:
+        raise PinPadFault(f"working key does not unwrap: {exc}", code="unwrap") from exc
+    if not macs_equal(scheme_check_value(KeyScheme.AES, clear), check_value):
+        raise PinPadFault("working key check value mismatch", code="kcv")
+    return clear
 
 
 @dataclass
@@ -231,11 +281,20 @@ class Cassette:
 
 
 class SimulatedDispenser(_Faults, CashDispenser):
-    FAULTS = frozenset({"jam", "partial", "cassette_empty", "cassette_missing", "silent"})
+    """``hang``: the dispenser counts the notes out (into the exit slot) and then stops
+    answering, so ``dispense`` raises ``DeviceTimeout`` after ``hang_timeout`` seconds; it
+    answers again afterwards and ``counted_out`` tells what left. ``lost``: the same, but the
+    dispenser then stays ``silent`` (until cleared), so nobody can tell what left."""
 
-    def __init__(self, cassettes: list[Cassette]) -> None:
+    FAULTS = frozenset(
+        {"jam", "partial", "cassette_empty", "cassette_missing", "silent", "hang", "lost"}
+    )
+
+    def __init__(self, cassettes: list[Cassette], hang_timeout: float = 0.5) -> None:
         super().__init__()
         self.cassettes = cassettes
+        self.hang_timeout = hang_timeout
+        self._counted: dict[int, int] | None = None
         self.presented: dict[int, int] = {}
         self.rejected: dict[int, int] = {}
         self.retracted = 0
@@ -265,7 +324,12 @@ class SimulatedDispenser(_Faults, CashDispenser):
             out.append(CassetteStatus(i, c.denomination_cents, c.count, state))
         return out
 
+    async def counted_out(self) -> Mapping[int, int] | None:
+        self._answer()
+        return None if self._counted is None else dict(self._counted)
+
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        self._counted = None
         self._answer()
         self._taken.clear()
         for index, count in notes.items():
@@ -292,6 +356,13 @@ class SimulatedDispenser(_Faults, CashDispenser):
                 self.presented = dispensed
                 raise DispenserFault("jam after partial dispense", code="jam", dispensed=dispensed)
         self.presented = dispensed
+        self._counted = dict(dispensed)
+        if "hang" in self.faults or "lost" in self.faults:
+            # The notes are out; the answer never comes (the behaviour under test is a timeout).
+            await asyncio.sleep(self.hang_timeout)
+            if "lost" in self.faults:
+                self.faults.add("silent")
+            raise DeviceTimeout(f"dispenser: no answer to dispense within {self.hang_timeout:g}s")
         return DispenseResult(dispensed)
 
     async def wait_taken(self, timeout: float) -> bool:

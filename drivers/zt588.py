@@ -28,7 +28,15 @@ __all__ = ["Zt588PinPad"]
 
 log = logging.getLogger(__name__)
 
-_FAULT_CODES = {"E1": "timeout", "E2": "no_key", "E3": "kcv", "E4": "no_pin", "E7": "key_length"}
+_FAULT_CODES = {
+    "E1": "timeout",
+    "E2": "no_key",
+    "E3": "kcv",
+    "E4": "no_pin",
+    "E5": "format",
+    "E7": "key_length",
+    "E8": "unwrap",
+}
 
 
 class Zt588PinPad(PinPad):
@@ -40,9 +48,14 @@ class Zt588PinPad(PinPad):
         reply_timeout: float = 3.0,
         retries: int = 2,
         grace: float = 2.0,
+        pin_format: int = 0,
     ) -> None:
         """``grace``: how long past the pad's own entry timer the driver waits before it
-        declares the pad silent."""
+        declares the pad silent. ``pin_format``: the ISO 9564 format asked for, 0 (a TDES
+        terminal) or 4 (an AES terminal); it must fit the pad's master key."""
+        if pin_format not in (0, 4):
+            raise ValueError("the PIN pad makes format 0 or format 4 PIN blocks")
+        self.pin_format = pin_format
         self._connect = connect
         self._ack_timeout = ack_timeout
         self._reply_timeout = reply_timeout
@@ -139,13 +152,15 @@ class Zt588PinPad(PinPad):
         max_length: int = 6,
         on_key: Callable[[int], None] | None = None,
     ) -> PinBlock:
-        if not pan.isdigit() or len(pan) < 13:
-            raise ValueError("PAN must be at least 13 digits")
+        if not pan.isdigit() or not 13 <= len(pan) <= 19:
+            raise ValueError("PAN must be 13 to 19 digits")
         self.link.side_events.clear()  # keys left from clear mode are not PIN digits
         seconds = min(999, max(1, math.ceil(timeout)))
+        pan_field = pan[-13:-1] if self.pin_format == 0 else pan
         await self._command(
             "6",
-            f"{zt588.TPK_SLOT}0{min_length:02d}{max_length:02d}{seconds:03d}{pan[-13:-1]}",
+            f"{zt588.TPK_SLOT}{self.pin_format}{min_length:02d}{max_length:02d}{seconds:03d}"
+            f"{pan_field}",
         )
         entered = 0
         try:
@@ -178,9 +193,23 @@ class Zt588PinPad(PinPad):
             fmt, block = int(text[:1]), bytes.fromhex(text[1:])
         except ValueError as exc:
             raise DeviceProtocolError("PIN pad: malformed PIN block reply") from exc
-        if len(block) not in (8, 16):
-            raise DeviceProtocolError(f"PIN pad: PIN block of {len(block)} bytes")
+        if fmt != self.pin_format or len(block) != (8 if fmt == 0 else 16):
+            raise DeviceProtocolError(
+                f"PIN pad: format {fmt} PIN block of {len(block)} bytes "
+                f"(format {self.pin_format} asked for)"
+            )
         return PinBlock(block, fmt)
+
+    async def same_pin(self, first: PinBlock, second: PinBlock, pan: str) -> bool:
+        if first.format != 4 or second.format != 4:
+            return await super().same_pin(first, second, pan)
+        reply = await self._command(
+            "8",
+            f"{len(pan):02d}{pan}{first.ciphertext.hex().upper()}{second.ciphertext.hex().upper()}",
+        )
+        if reply.data not in (b"0", b"1"):
+            raise DeviceProtocolError("PIN pad: malformed compare reply")
+        return reply.data == b"1"
 
     def _close_keypad_soon(self) -> None:
         """Queue "keypad closed" behind whatever exchange is running (used when the caller

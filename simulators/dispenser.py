@@ -28,6 +28,7 @@ __all__ = ["DispenserSimulator", "SimCassette"]
 log = logging.getLogger(__name__)
 
 ROM_VERSION = b"LCDM-2000 SIM 1.0"
+_DISPENSE_COMMANDS = (Command.UPPER_DISPENSE, Command.LOWER_DISPENSE, Command.UPPER_LOWER_DISPENSE)
 
 
 @dataclass
@@ -46,8 +47,10 @@ class _Outcome:
 
 class DispenserSimulator(Simulator):
     NAME = "dispenser"
+    # ``lost``: a dispense command is carried out (the notes reach the exit tray) but the
+    # dispenser then dies: no ACK, no reply, silent until the fault is cleared.
     FAULTS = frozenset(
-        {"jam", "partial", "cassette_empty", "cassette_missing", "reject", "reject_full"}
+        {"jam", "partial", "cassette_empty", "cassette_missing", "reject", "reject_full", "lost"}
     )
 
     def __init__(self, cassettes: list[SimCassette], reject_capacity: int = 200) -> None:
@@ -86,6 +89,11 @@ class DispenserSimulator(Simulator):
                     self.send_control(bytes([NAK]))
                     continue
                 self.frames_in += 1
+                if "lost" in self.faults and event.cmd in _DISPENSE_COMMANDS:
+                    self._handle(event.cmd, event.data)
+                    self.wire.silent = True
+                    log.info("dispenser: died during the dispense (lost)")
+                    continue
                 self.send_control(bytes([ACK]))
                 self.send_frame(lcdm.encode_reply(event.cmd, self._handle(event.cmd, event.data)))
             elif isinstance(event, Ack):

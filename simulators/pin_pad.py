@@ -1,20 +1,34 @@
 """A ZT588-style encrypting PIN pad. It holds the terminal master key and the PIN working key,
 collects PIN digits itself, reports each as ``*``, and hands out only the encrypted PIN block
 (``protocol.pinblock``). Keys pressed while the keypad is closed wait in the pad's buffer.
-Speaks ``drivers.codecs.zt588``."""
+Speaks ``drivers.codecs.zt588``.
+
+The master key has a type (``scheme``), as in a real EPP: a TDES master key unwraps working
+keys with TDES-ECB (KCV: TDES of zeros) and the pad makes format 0 blocks; an AES master key
+unwraps with AES key wrap (RFC 3394, KCV: AES-CMAC of zeros) and the pad makes format 4 blocks.
+A PIN entry asking for the other format is refused (``E5``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 
 from drivers.codecs import zt588
 from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.zt588 import PadFrame, PadReply, Zt588Decoder
 from drivers.interfaces import DIGIT_KEYS, FUNCTION_KEYS
-from protocol.errors import PinBlockError
-from protocol.pinblock import encrypt_format0, key_check_value, tdes_decrypt_block
+from protocol.errors import KeyMaterialError, PinBlockError
+from protocol.pinblock import (
+    decrypt_format4,
+    encrypt_format0,
+    encrypt_format4,
+    key_check_value,
+    tdes_decrypt_block,
+)
+from protocol.security import KeyScheme, macs_equal, unwrap_key
+from protocol.security import key_check_value as scheme_check_value
 from simulators.base import Simulator
 
 __all__ = ["PinPadSimulator"]
@@ -28,9 +42,12 @@ class PinPadSimulator(Simulator):
     NAME = "PIN pad"
     FAULTS = frozenset({"key_timeout"})
 
-    def __init__(self, master_key: bytes, pin_key: bytes | None = None) -> None:
+    def __init__(
+        self, master_key: bytes, pin_key: bytes | None = None, scheme: KeyScheme = KeyScheme.TDES
+    ) -> None:
         super().__init__()
         self._master_key = master_key
+        self.scheme = KeyScheme(scheme)
         self._pin_key = pin_key or master_key
         self._keys: deque[str] = deque()
         self.mode = "off"  # off | one (next key in clear) | pin
@@ -38,7 +55,7 @@ class PinPadSimulator(Simulator):
         self._pin_ready = False
         self._min = 4
         self._max = 6
-        self._pan12 = ""
+        self._pan = ""  # format 0: the 12 digits of the PAN field; format 4: the whole PAN
         self._timeout = 30.0
         self._timer: asyncio.TimerHandle | None = None
         self.echo = ""  # what the pad's own display shows: "*" per digit, never a digit
@@ -134,13 +151,18 @@ class PinPadSimulator(Simulator):
             return PadReply("3", self._load_key(data))
         if command == "6":
             return PadReply("6", self._start_pin(data))
+        if command == "8":
+            return self._compare(data)
         if command == "7":
             if not self._pin_ready:
                 return PadReply("7", "E4")
-            pan = "0" + self._pan12 + "0"  # the PIN block uses only these 12 digits
-            block = encrypt_format0(self._digits, pan, self._pin_key)
+            if self.scheme is KeyScheme.AES:
+                fmt, block = "4", encrypt_format4(self._digits, self._pan, self._pin_key)
+            else:
+                pan = "0" + self._pan + "0"  # format 0 uses only these 12 digits
+                fmt, block = "0", encrypt_format0(self._digits, pan, self._pin_key)
             self._digits, self._pin_ready = "", False
-            return PadReply("7", "00", b"0" + block.hex().upper().encode())
+            return PadReply("7", "00", fmt.encode() + block.hex().upper().encode())
         return PadReply(command, "E0")
 
     def _after(self, command: str) -> None:
@@ -163,6 +185,17 @@ class PinPadSimulator(Simulator):
             encrypted = bytes.fromhex(key_hex)
         except ValueError:
             return "E0"
+        if self.scheme is KeyScheme.AES:
+            if len(encrypted) != KeyScheme.AES.wrapped_len:
+                return "E7"
+            try:
+                clear = unwrap_key(KeyScheme.AES, self._master_key, encrypted)
+            except KeyMaterialError:
+                return "E8"
+            if not macs_equal(scheme_check_value(KeyScheme.AES, clear), kcv):
+                return "E3"
+            self._pin_key = clear
+            return "00"
         if len(encrypted) not in (16, 24):
             return "E7"
         clear = b"".join(
@@ -174,19 +207,42 @@ class PinPadSimulator(Simulator):
         self._pin_key = clear
         return "00"
 
+    def _compare(self, data: str) -> PadReply:
+        """``8`` pan-length(2) pan block-hex(32) block-hex(32): do two format 4 blocks under
+        the PIN key hold the same PIN? Answered ``1``/``0``; the PINs stay in the pad."""
+        if len(data) < 2 or not data[:2].isdigit():
+            return PadReply("8", "E0")
+        n = int(data[:2])
+        pan, blocks = data[2 : 2 + n], data[2 + n :]
+        if not 12 <= n <= 19 or not pan.isdigit() or len(blocks) != 64:
+            return PadReply("8", "E0")
+        if self.scheme is not KeyScheme.AES:
+            return PadReply("8", "E5")
+        try:
+            a = decrypt_format4(bytes.fromhex(blocks[:32]), pan, self._pin_key)
+            b = decrypt_format4(bytes.fromhex(blocks[32:]), pan, self._pin_key)
+        except (ValueError, PinBlockError):
+            return PadReply("8", "E5")
+        return PadReply("8", "00", b"1" if secrets.compare_digest(a, b) else b"0")
+
     def _start_pin(self, data: str) -> str:
-        if len(data) != 2 + 1 + 2 + 2 + 3 + 12 or not data[3:].isdigit():
+        pan = data[10:]
+        fits = len(pan) == 12 if data[2:3] == "0" else 12 <= len(pan) <= 19
+        if not fits or not data[3:].isdigit():
             return "E0"
         slot, fmt = data[:2], data[2]
         if slot != zt588.TPK_SLOT:
             return "E2"
-        if fmt != "0":
+        if fmt != str(self.scheme.pin_format):
             return "E5"
         self._min, self._max = int(data[3:5]), int(data[5:7])
         self._timeout = float(int(data[7:10]))
-        self._pan12 = data[10:22]
+        self._pan = pan
         try:
-            encrypt_format0("0000", "0" + self._pan12 + "0", self._pin_key)
+            if self.scheme is KeyScheme.AES:
+                encrypt_format4("0000", self._pan, self._pin_key)
+            else:
+                encrypt_format0("0000", "0" + self._pan + "0", self._pin_key)
         except PinBlockError:
             return "E2"
         self._digits, self._pin_ready, self.echo = "", False, ""

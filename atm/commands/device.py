@@ -19,6 +19,7 @@ from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.screens import render_text
 from protocol.display import describe
+from protocol.security import KeyScheme
 
 HELP = """commands (one per line):
   insert alice|bob|charlie|expired|stolen   insert a card
@@ -57,6 +58,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8583, help="host ISO link port (8583)")
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
+    parser.add_argument(
+        "--key-scheme",
+        default="T",
+        type=str.upper,
+        choices=("T", "A"),
+        help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
+        "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
+    )
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
     parser.add_argument(
@@ -88,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             state_dir=Path(args.state_dir),
+            key_scheme=KeyScheme(args.key_scheme),
         )
     except DeviceConfigError as exc:
         print(f"atm device: {exc}", file=sys.stderr)

@@ -8,8 +8,12 @@ digit is reported as ``*`` and never as itself.
 Command texts (first character is the command):
 ``0`` status; ``3`` load key ``slot(2) under(2) key-hex kcv(6)``; ``5`` keypad
 ``0`` close / ``1`` open for one key; ``6`` start PIN entry ``slot(2) format(1) min(2) max(2)
-timeout(3 s) pan12``; ``7`` get PIN block. Reply texts: command + status (``00`` or ``E0``..)
-+ data.
+timeout(3 s) pan``, where ``pan`` is the 12 PAN digits of format 0 (rightmost, excluding the
+check digit) or, for format 4, the whole PAN (12 to 19 digits); ``7`` get PIN block
+(``format(1) block-hex``: 16 hex for format 0, 32 for format 4); ``8`` compare two format 4
+blocks ``pan-length(2) pan block-hex(32) block-hex(32)``, answered ``1`` (same PIN) or ``0``.
+Reply texts: command + status (``00`` or ``E0``..) + data. The key in slot ``3`` is unwrapped
+by the algorithm of the master key (TDES-ECB, or RFC 3394 AES key wrap for an AES master key).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ STATUS_TEXT = {
     "E5": "format not supported",
     "E6": "PIN too short",
     "E7": "bad key length",
+    "E8": "key does not unwrap",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from atm.commands.db import display_url
 from atm.devices import DEVICE_SETS, KINDS, DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
 from device.config import DeviceConfig
@@ -253,7 +254,7 @@ async def _run(
         schemes = {**config.link.schemes, terminal: scheme}
         config = replace(config, link=replace(config.link, schemes=schemes))
     host = Host(config)
-    say(f"== host database {config.database_url}")
+    say(f"== host database {display_url(config.database_url)}")
     await asyncio.to_thread(host.upgrade_and_seed)
     accounts = script.changes
     before = {number: host.balance(number) for number in accounts}

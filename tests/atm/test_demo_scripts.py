@@ -3,8 +3,8 @@
 Each script checks what a person would notice (balances in the host database, journal lines,
 notes taken from the dispenser, cards retained, receipts); ``result.ok`` is those checks.
 Scripts whose outcome needs the host-side transfer / PIN change / mini-statement support or
-the link's reversal delivery run in ``tests/device/test_needs_host_features.py`` and
-``tests/device/test_needs_link_features.py``.
+the link's reversal delivery run in ``tests/device/test_transfer_pin_change_statement.py`` and
+``tests/device/test_reversals_reach_the_host.py``.
 """
 
 import io

@@ -3,7 +3,7 @@ a person would notice: screens, journal lines, receipts, dispenser counters, hos
 
 Where the fault ends in a reversal, these tests check the device's side (the reversal queued
 once, with the right amount and reason, journaled); the host applying it needs the link's
-reversal delivery and is checked in test_needs_link_features.py.
+reversal delivery and is checked in test_reversals_reach_the_host.py.
 """
 
 import asyncio

@@ -2,7 +2,7 @@
 TCP, is killed with SIGKILL in the middle of a dispense; a new controller on the same state
 directory turns the unfinished dispense into a reversal, and a second restart does not queue it
 again. (That the host then restores the balance needs the link's reversal delivery: see
-test_needs_link_features.py.)"""
+test_reversals_reach_the_host.py.)"""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """Customer flows through a real host: account choice, another transaction, cancel at every
 step, and what the device sends for transfers and PIN changes (the host's answers to those
-need the host's transfer/PIN-change support: test_needs_host_features.py)."""
+need the host's transfer/PIN-change support: test_transfer_pin_change_statement.py)."""
 
 import pytest
 

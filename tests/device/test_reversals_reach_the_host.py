@@ -1,8 +1,7 @@
-"""Reversals reaching the host: needs the LINK engineer's work (issue 3): the host applying
-0420/0421 reversal advices and ``HostLink``'s persistent store-and-forward queue, drained by
-``ensure_online()``. On the walking skeleton the device queues each reversal (journaled, and
-checked in test_faults.py and test_recovery_kill.py) but the skeleton link keeps it in memory
-and the skeleton host does not process 0420, so this file FAILS until LINK's work is merged."""
+"""Reversals reaching the host: the device queues each reversal (journaled, and checked in
+test_faults.py and test_recovery_kill.py), ``HostLink``'s persistent store-and-forward queue
+delivers it (drained by ``ensure_online()``), and the host applies the 0420/0421 advice once:
+the customer's balance comes back exactly."""
 
 import io
 

@@ -1,7 +1,5 @@
-"""Device flows whose host side is being built in parallel (HOST engineer, issue 4): transfers,
-PIN change and the DE 62 mini-statement. On the walking-skeleton host these get response 12
-(invalid transaction), so this file FAILS until the host work is merged; the device side of
-the same flows (what the ATM sends) is tested in test_transactions.py and passes alone."""
+"""Transfers, PIN change and the DE 62 mini-statement end to end: the device's flows against the
+real host over TCP (the device side alone is in test_transactions.py)."""
 
 import io
 

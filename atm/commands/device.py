@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,10 @@ def register(subparsers: Any) -> None:
         "device",
         help="run one ATM against a running host (devices by URL, default simulated)",
         description="Run the ATM controller connected to a host over TCP. The customer acts "
-        "through commands on standard input:\n" + HELP + "\n\n" + URL_HELP,
+        "through commands on standard input:\n" + HELP + "\n\n" + URL_HELP + "\n\n"
+        "The terminal master key (32 hex digits) comes from the environment variable "
+        "TERMINAL_MASTER_KEY; unset, the development key is used (refused by a production "
+        "host). It must equal the host's TERMINAL_MASTER_KEYS entry for --terminal-id.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="host address (default 127.0.0.1)")
@@ -92,6 +97,9 @@ def _run(args: argparse.Namespace) -> int:
         print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
         return 2
     try:
+        # The terminal master key is a secret: from the environment, never the command line.
+        # Unset: the development TMK, which a production host refuses.
+        master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
         config = DeviceConfig(
             terminal_id=args.terminal_id,
             host=args.host,
@@ -99,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
         )
+        if master_key:
+            config = dataclasses.replace(config, terminal_master_key=master_key)
     except DeviceConfigError as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
 import sys
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 from atm.demo import TRACKS
 from atm.devices import simulator_for
 from device.config import DeviceConfig
+from device.errors import DeviceConfigError
 from drivers.registry import KINDS
+from protocol.security import KeyScheme
 from simulators.control import HELP, ControlChannel, serve_control
 from simulators.ports import PtyPort, TcpPort
 
@@ -41,15 +45,33 @@ def register(subparsers: Any) -> None:
         "--control", type=int, default=0, metavar="PORT", help="control port (default: any)"
     )
     parser.add_argument("--listen", default="127.0.0.1", help="address for --tcp and --control")
+    parser.add_argument(
+        "--key-scheme",
+        default="T",
+        type=str.upper,
+        choices=("T", "A"),
+        help="pin-pad: T (TDES keys, PIN block format 0; default) or A (AES keys, format 4); "
+        "its master key comes from TERMINAL_MASTER_KEY (unset: the development key)",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    return asyncio.run(_serve(args))
+    master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
+    try:
+        config = DeviceConfig(
+            key_scheme=KeyScheme(args.key_scheme),
+        )
+        if master_key:
+            config = dataclasses.replace(config, terminal_master_key=master_key)
+    except DeviceConfigError as exc:
+        print(f"atm sim: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args, config))
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    sim = simulator_for(args.device, DeviceConfig())
+async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
+    sim = simulator_for(args.device, config)
     control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
     control_port = control.sockets[0].getsockname()[1]
     name = f"{args.device} ({PROTOCOLS[args.device]})"

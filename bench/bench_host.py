@@ -29,24 +29,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import select, text
+
+from host.db import create_engine_for, migrate, session_factory
+from host.ledger import check_ledger, post
+from host.link_config import DEVELOPMENT_TMK
+from host.models import Account, Card, CardAccount, Customer, Terminal
+from host.pins import hash_pin
+from host.seed import EQUITY_ACCOUNT, seed
+from protocol.link import LinkClient
+from protocol.mac import TerminalCodec
+from protocol.messages import format_transmission_time
+from protocol.pinblock import encrypt_format0
+from protocol.security import KeyBlock, KeyScheme
+from protocol.stan import StanGenerator
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import select, text  # noqa: E402
-
-from host.db import create_engine_for, migrate, session_factory  # noqa: E402
-from host.ledger import check_ledger, post  # noqa: E402
-from host.link_config import DEVELOPMENT_TMK  # noqa: E402
-from host.models import Account, Card, CardAccount, Customer, Terminal  # noqa: E402
-from host.pins import hash_pin  # noqa: E402
-from host.seed import EQUITY_ACCOUNT, seed  # noqa: E402
-from protocol.link import LinkClient  # noqa: E402
-from protocol.mac import TerminalCodec  # noqa: E402
-from protocol.messages import format_transmission_time  # noqa: E402
-from protocol.pinblock import encrypt_format0  # noqa: E402
-from protocol.security import KeyBlock, KeyScheme  # noqa: E402
-from protocol.stan import StanGenerator  # noqa: E402
-
 PEPPER = "dev-pin-pepper-change-me"
 PIN = "2580"
 AMOUNT = 2_000

@@ -48,7 +48,7 @@ RUN pip install --no-cache-dir --no-deps . \
     && mkdir -p /app/var /app/statements \
     && chown -R atm:atm /app/var /app/statements
 # Safe defaults for a container: listen on every interface, production mode (which refuses
-# the development SECRET_KEY, PIN_PEPPER and TERMINAL_PIN_KEY and requires OPS_API_TOKEN and
+# the development SECRET_KEY and PIN_PEPPER and requires OPS_API_TOKEN and
 # TERMINAL_MASTER_KEYS: pass real ones at run time).
 ENV LINK_HOST=0.0.0.0 \
     LINK_PORT=8583 \

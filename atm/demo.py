@@ -51,7 +51,7 @@ __all__ = [
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
     reader = SimulatedCardReader()
-    pin_pad = SimulatedPinPad(config.master_key, config.pin_key, config.key_scheme)
+    pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
     dispenser = SimulatedDispenser(
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )
@@ -273,7 +273,6 @@ async def _run(
     device_config = DeviceConfig(
         port=atm_port,
         state_dir=work_dir / "device",
-        terminal_pin_key=config.terminal_pin_key,
         **dict(script.device_config),
     )
     kit: DeviceKit | None = None

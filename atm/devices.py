@@ -87,7 +87,6 @@ def backend_options(config: DeviceConfig) -> BackendOptions:
     return BackendOptions(
         cassettes=tuple((c.denomination_cents, c.count) for c in config.cassettes),
         master_key=config.master_key,
-        pin_key=config.pin_key,
         key_scheme=config.key_scheme,
     )
 
@@ -97,7 +96,7 @@ def simulator_for(kind: str, config: DeviceConfig) -> Simulator:
     if kind == "card-reader":
         return CardReaderSimulator()
     if kind == "pin-pad":
-        return PinPadSimulator(config.master_key, config.pin_key, config.key_scheme)
+        return PinPadSimulator(config.master_key, config.key_scheme)
     if kind == "dispenser":
         return DispenserSimulator(
             [SimCassette(c.denomination_cents, c.count) for c in config.cassettes]

@@ -53,7 +53,6 @@ class DeviceConfig:
     # Development keys (hex). The terminal master key (TMK) is loaded into the PIN pad and
     # configured on the host; working keys arrive under it at sign-on.
     terminal_master_key: str = "00112233445566778899AABBCCDDEEFF"
-    terminal_pin_key: str = "0123456789ABCDEFFEDCBA9876543210"
     # The terminal's key scheme (docs/protocol.md 7.1): T = TDES keys, PIN block format 0,
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
@@ -84,13 +83,12 @@ class DeviceConfig:
                 f"key scheme must be T (TDES) or A (AES), got {self.key_scheme!r}"
             )
         object.__setattr__(self, "key_scheme", KeyScheme(scheme))
-        for name in ("terminal_master_key", "terminal_pin_key"):
-            try:
-                key = bytes.fromhex(getattr(self, name))
-            except ValueError:
-                key = b""
-            if len(key) != 16 and not (name == "terminal_pin_key" and len(key) == 24):
-                raise DeviceConfigError(f"{name} must be 32 hex digits (16 bytes)")
+        try:
+            key = bytes.fromhex(self.terminal_master_key)
+        except ValueError:
+            key = b""
+        if len(key) != 16:
+            raise DeviceConfigError("terminal_master_key must be 32 hex digits (16 bytes)")
 
     @property
     def journal_path(self) -> Path:
@@ -107,7 +105,3 @@ class DeviceConfig:
     @property
     def saf_path(self) -> Path:
         return self.state_dir / f"saf-{self.terminal_id}.jsonl"
-
-    @property
-    def pin_key(self) -> bytes:
-        return bytes.fromhex(self.terminal_pin_key)

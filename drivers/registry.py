@@ -77,7 +77,6 @@ class BackendOptions:
 
     cassettes: tuple[tuple[int, int], ...] = ((2000, 500), (5000, 200))
     master_key: bytes = b""
-    pin_key: bytes | None = None
     low_threshold: int = 20
     # The terminal's key scheme (T or A): the PIN pad's master key type and PIN block format.
     key_scheme: KeyScheme = KeyScheme.TDES
@@ -131,7 +130,7 @@ def _sim_card_reader(url: DeviceUrl, o: BackendOptions) -> Device:
 def _sim_pin_pad(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import SimulatedPinPad
 
-    return SimulatedPinPad(o.master_key, o.pin_key, o.key_scheme)
+    return SimulatedPinPad(o.master_key, o.key_scheme)
 
 
 def _sim_dispenser(url: DeviceUrl, o: BackendOptions) -> Device:

@@ -155,15 +155,13 @@ class SimulatedPinPad(_Faults, PinPad):
 
     FAULTS = frozenset({"key_timeout", "silent"})
 
-    def __init__(
-        self, master_key: bytes, pin_key: bytes | None = None, scheme: KeyScheme = KeyScheme.TDES
-    ) -> None:
+    def __init__(self, master_key: bytes, scheme: KeyScheme = KeyScheme.TDES) -> None:
         super().__init__()
         self._master_key = master_key
         self.scheme = KeyScheme(scheme)
-        # Until the host delivers a working key, the pad uses the one it was built with
-        # (the walking skeleton's fixed development key) or, failing that, the master key.
-        self._pin_key = pin_key or master_key
+        # No working PIN key until the host delivers one at sign-on (load_working_key): a PIN
+        # entry before that fails with PinPadFault(code="no_key"), as the ZT588's E2 does.
+        self._pin_key: bytes | None = None
         self._keys: asyncio.Queue[str] = asyncio.Queue()
 
     # customer side
@@ -196,6 +194,11 @@ class SimulatedPinPad(_Faults, PinPad):
             raise PinPadFault("working key check value mismatch", code="kcv")
         self._pin_key = clear
 
+    def _working_key(self) -> bytes:
+        if self._pin_key is None:
+            raise PinPadFault("working PIN key not loaded (no sign-on yet)", code="no_key")
+        return self._pin_key
+
     async def read_key(self, timeout: float) -> str:
         self._answer()
         if "key_timeout" in self.faults:
@@ -214,6 +217,8 @@ class SimulatedPinPad(_Faults, PinPad):
         max_length: int = 6,
         on_key: Callable[[int], None] | None = None,
     ) -> PinBlock:
+        self._answer()
+        pin_key = self._working_key()
         digits = ""
         while True:
             key = await self.read_key(timeout)
@@ -224,8 +229,8 @@ class SimulatedPinPad(_Faults, PinPad):
             elif key == "ENTER":
                 if len(digits) >= min_length:
                     if self.scheme is KeyScheme.AES:
-                        return PinBlock(encrypt_format4(digits, pan, self._pin_key), 4)
-                    return PinBlock(encrypt_format0(digits, pan, self._pin_key), 0)
+                        return PinBlock(encrypt_format4(digits, pan, pin_key), 4)
+                    return PinBlock(encrypt_format0(digits, pan, pin_key), 0)
                 continue
             elif key in DIGIT_KEYS and len(digits) < max_length:
                 digits += key
@@ -239,8 +244,8 @@ class SimulatedPinPad(_Faults, PinPad):
         if first.format != 4 or second.format != 4:
             return await super().same_pin(first, second, pan)
         try:  # inside the pad: the clear PINs never leave this method
-            a = decrypt_format4(first.ciphertext, pan, self._pin_key)
-            b = decrypt_format4(second.ciphertext, pan, self._pin_key)
+            a = decrypt_format4(first.ciphertext, pan, self._working_key())
+            b = decrypt_format4(second.ciphertext, pan, self._working_key())
         except PinBlockError as exc:
             raise PinPadFault(f"PIN block not from this pad: {exc}", code="format") from exc
         return secrets.compare_digest(a, b)

@@ -23,8 +23,6 @@ __all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfi
 
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
-# Development terminal PIN key (TDES, double length). Production sets TERMINAL_PIN_KEY.
-DEFAULT_TERMINAL_PIN_KEY = "0123456789ABCDEFFEDCBA9876543210"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -44,7 +42,6 @@ class HostConfig:
     # Secrets stay out of repr() so a logged config never shows them.
     secret_key: str = field(default=DEFAULT_SECRET_KEY, repr=False)
     pin_pepper: str = field(default=DEFAULT_PIN_PEPPER, repr=False)
-    terminal_pin_key: str = field(default=DEFAULT_TERMINAL_PIN_KEY, repr=False)
     session_timeout_seconds: int = 120
     max_failed_pin_attempts: int = 3
     lockout_duration_seconds: int = 1800
@@ -63,10 +60,6 @@ class HostConfig:
     max_frame: int = 4096
     # Terminal master keys and key schemes of the host link (host/link_config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
-
-    @property
-    def pin_key(self) -> bytes:
-        return bytes.fromhex(self.terminal_pin_key)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
@@ -97,12 +90,6 @@ class HostConfig:
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             problems.append(f"LOG_LEVEL: unknown level {log_level!r}")
-        pin_key = env.get("TERMINAL_PIN_KEY", DEFAULT_TERMINAL_PIN_KEY)
-        try:
-            if len(bytes.fromhex(pin_key)) not in (16, 24):
-                problems.append("TERMINAL_PIN_KEY: must be 32 or 48 hex digits (TDES key)")
-        except ValueError:
-            problems.append("TERMINAL_PIN_KEY: not hexadecimal")
         database_url = env.get("DATABASE_URL") or default_database_url()
         try:
             backend = make_url(database_url).get_backend_name()
@@ -133,7 +120,6 @@ class HostConfig:
             database_url=database_url,
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
             pin_pepper=env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER),
-            terminal_pin_key=pin_key,
             session_timeout_seconds=integer("SESSION_TIMEOUT_SECONDS", 120, 1, 86_400),
             max_failed_pin_attempts=integer("MAX_FAILED_PIN_ATTEMPTS", 3, 1, 99),
             lockout_duration_seconds=integer("LOCKOUT_DURATION_SECONDS", 1800, 1, 30 * 86_400),
@@ -157,8 +143,6 @@ class HostConfig:
                 problems.append("SECRET_KEY: the default value is refused in production")
             if config.pin_pepper == DEFAULT_PIN_PEPPER:
                 problems.append("PIN_PEPPER: the default value is refused in production")
-            if config.terminal_pin_key == DEFAULT_TERMINAL_PIN_KEY:
-                problems.append("TERMINAL_PIN_KEY: the development key is refused in production")
             if not config.ops_api_token:
                 problems.append("OPS_API_TOKEN: required in production")
         if problems:

@@ -93,8 +93,10 @@ class CardRequest:
     to_account_number: str | None = None
     # PIN change: the new PIN's block, under the same key and format as ``pin_block``.
     new_pin_block: bytes | None = None
-    # The terminal's current PIN key and block format, as the link layer knows them; None:
-    # the configured development key (HostConfig.terminal_pin_key), format 0.
+    # The terminal's working PIN key (TPK, issued at sign-on) and block format, as the link
+    # layer knows them. There is no fallback key: a request whose PIN block comes without a
+    # key is declined as incorrect PIN (ResponseCode.INCORRECT_PIN) before any verification,
+    # so it can never approve anything, and it does not count as a failed PIN attempt.
     pin_key: bytes | None = None
     pin_format: int = 0
 
@@ -297,7 +299,8 @@ class AuthorizationService:
         if locked_until is not None:
             card.locked_until = None
             card.failed_pin_attempts = 0
-        if request.pin_block is None:
+        if request.pin_block is None or request.pin_key is None:
+            # No PIN block, or no working key to read it with: nothing can be verified.
             raise _Decline(ResponseCode.INCORRECT_PIN)
         token = self.pins.session_token(card.pan, request.terminal_id, request.pin_block)
         card_session = session.scalar(
@@ -316,7 +319,7 @@ class AuthorizationService:
         ok = self.pins.verify(
             request.pin_block,
             request.pan,
-            request.pin_key or self._config.pin_key,
+            request.pin_key,
             request.pin_format,
             card.pin_hash,
         )
@@ -435,11 +438,13 @@ class AuthorizationService:
     ) -> None:
         if request.new_pin_block is None:
             raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        if request.pin_key is None:  # _check_pin already declined it; no key, no new PIN
+            raise _Decline(ResponseCode.INCORRECT_PIN)
         try:
             card.pin_hash = self.pins.new_pin_hash(
                 request.new_pin_block,
                 request.pan,
-                request.pin_key or self._config.pin_key,
+                request.pin_key,
                 request.pin_format,
                 self._config.bcrypt_rounds,
             )

@@ -1,16 +1,16 @@
 """One ISO-8583 balance inquiry against a running host, sent the way an ATM sends it.
 
 ``python -m scripts.smoke_iso --host HOST --port 8583`` connects as a terminal through the
-device's own ``HostLink`` (connect, sign on and, where the host delivers them, receive the
-working keys into a simulated PIN pad), encrypts the test card's PIN in that PIN pad, sends a
-0100 balance inquiry for the card's checking account and checks the 0110: response code 00 and
-a DE 54 balance. It prints the masked PAN, the response code and the balance; exit status 0
-when approved, 1 otherwise, 2 for bad options.
+device's own ``HostLink`` (connect, sign on and receive the working keys into a simulated PIN
+pad: without a working PIN key the pad refuses PIN entry), encrypts the test card's PIN in
+that PIN pad, sends a 0100 balance inquiry for the card's checking account and checks the
+0110: response code 00 and a DE 54 balance. It prints the masked PAN, the response code and
+the balance; exit status 0 when approved, 1 otherwise, 2 for bad options.
 
 It uses the seed data's test card (Alice, PIN 1234) and the development keys unless told
 otherwise: ``--track2``, ``SMOKE_PIN``, ``--terminal-id``, and the terminal's keys from
-``TERMINAL_MASTER_KEYS`` (``ATM00010=<hex>,...``) and ``TERMINAL_PIN_KEY``, the host's own
-variable names, so the values from Secrets Manager can be exported as they are.
+``TERMINAL_MASTER_KEYS`` (``ATM00010=<hex>,...``), the host's own variable name, so the value
+from Secrets Manager can be exported as it is.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ class InquiryResult:
 
 @dataclass(frozen=True)
 class TerminalKeys:
-    """Hex keys for the simulated PIN pad; None keeps ``DeviceConfig``'s development key."""
+    """The terminal master key (hex) for the simulated PIN pad; None keeps
+    ``DeviceConfig``'s development key. Working keys come from the host at sign-on."""
 
     master_key: str | None = None
-    pin_key: str | None = None
 
     def __repr__(self) -> str:  # never print keys
         return "TerminalKeys(...)"
@@ -77,7 +77,7 @@ def terminal_keys(terminal_id: str, env: Mapping[str, str]) -> TerminalKeys:
         terminal, _, value = item.strip().partition("=")
         if terminal == terminal_id and value:
             master = value.strip()
-    return TerminalKeys(master, env.get("TERMINAL_PIN_KEY") or None)
+    return TerminalKeys(master)
 
 
 async def balance_inquiry(
@@ -102,9 +102,7 @@ async def balance_inquiry(
         )
         if keys is not None and keys.master_key is not None:
             config = replace(config, terminal_master_key=keys.master_key)
-        if keys is not None and keys.pin_key is not None:
-            config = replace(config, terminal_pin_key=keys.pin_key)
-        pin_pad = SimulatedPinPad(config.master_key, config.pin_key)
+        pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
         link = HostLink(config, StanGenerator(), on_pin_key=pin_pad.load_working_key)
         try:
             if not await link.ensure_online():

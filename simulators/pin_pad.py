@@ -42,13 +42,13 @@ class PinPadSimulator(Simulator):
     NAME = "PIN pad"
     FAULTS = frozenset({"key_timeout"})
 
-    def __init__(
-        self, master_key: bytes, pin_key: bytes | None = None, scheme: KeyScheme = KeyScheme.TDES
-    ) -> None:
+    def __init__(self, master_key: bytes, scheme: KeyScheme = KeyScheme.TDES) -> None:
         super().__init__()
         self._master_key = master_key
         self.scheme = KeyScheme(scheme)
-        self._pin_key = pin_key or master_key
+        # No working PIN key until one is loaded (command 3): PIN entry (6) and compare (8)
+        # answer E2 (key not found) until then.
+        self._pin_key: bytes | None = None
         self._keys: deque[str] = deque()
         self.mode = "off"  # off | one (next key in clear) | pin
         self._digits = ""
@@ -156,6 +156,8 @@ class PinPadSimulator(Simulator):
         if command == "7":
             if not self._pin_ready:
                 return PadReply("7", "E4")
+            if self._pin_key is None:
+                return PadReply("7", "E2")
             if self.scheme is KeyScheme.AES:
                 fmt, block = "4", encrypt_format4(self._digits, self._pan, self._pin_key)
             else:
@@ -218,6 +220,8 @@ class PinPadSimulator(Simulator):
             return PadReply("8", "E0")
         if self.scheme is not KeyScheme.AES:
             return PadReply("8", "E5")
+        if self._pin_key is None:
+            return PadReply("8", "E2")
         try:
             a = decrypt_format4(bytes.fromhex(blocks[:32]), pan, self._pin_key)
             b = decrypt_format4(bytes.fromhex(blocks[32:]), pan, self._pin_key)
@@ -235,6 +239,8 @@ class PinPadSimulator(Simulator):
             return "E2"
         if fmt != str(self.scheme.pin_format):
             return "E5"
+        if self._pin_key is None:  # no working key loaded yet
+            return "E2"
         self._min, self._max = int(data[3:5]), int(data[5:7])
         self._timeout = float(int(data[7:10]))
         self._pan = pan

@@ -145,12 +145,11 @@ async def test_no_host_is_reported_as_no_sign_on() -> None:
 def test_terminal_keys_come_from_the_hosts_variables() -> None:
     env = {
         "TERMINAL_MASTER_KEYS": "ATM00001=" + "11" * 16 + ", ATM00010=" + "22" * 16,
-        "TERMINAL_PIN_KEY": "33" * 16,
     }
     keys = terminal_keys("ATM00010", env)
-    assert keys == TerminalKeys("22" * 16, "33" * 16)
+    assert keys == TerminalKeys("22" * 16)
     assert "22" not in repr(keys)
-    assert terminal_keys("ATM00005", {}) == TerminalKeys(None, None)
+    assert terminal_keys("ATM00005", {}) == TerminalKeys(None)
 
 
 def test_bad_terminal_id_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

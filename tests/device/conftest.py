@@ -105,7 +105,6 @@ class World:
         base = DeviceConfig(
             port=self.port,
             state_dir=self.tmp_path / "device",
-            terminal_pin_key=self.config.terminal_pin_key,
             reconnect_delay=0.05,
         )
         return dataclasses.replace(base, **overrides)
@@ -151,8 +150,6 @@ async def run_until_dispensing(world: World, notes_before_block: int) -> None:
         str(state_dir),
         "--counts",
         str(world.tmp_path / "cassettes.json"),
-        "--pin-key",
-        world.config.terminal_pin_key,
         "--notes-before-block",
         str(notes_before_block),
         stdout=asyncio.subprocess.PIPE,

@@ -63,14 +63,12 @@ class BlockingDispenser(SimulatedDispenser):
 
 
 async def main(args: argparse.Namespace) -> None:
-    config = DeviceConfig(
-        port=args.port, state_dir=Path(args.state_dir), terminal_pin_key=args.pin_key
-    )
+    config = DeviceConfig(port=args.port, state_dir=Path(args.state_dir))
     counts = Path(args.counts)
     dispenser = BlockingDispenser(load_cassettes(counts, config), counts, args.notes_before_block)
     save_counts(counts, dispenser.cassettes)
     reader = SimulatedCardReader()
-    pin_pad = SimulatedPinPad(config.master_key, config.pin_key)
+    pin_pad = SimulatedPinPad(config.master_key)
     controller = AtmController(config, Devices(reader, pin_pad, dispenser, SimulatedPrinter()))
     reader.insert(ALICE)
     pin_pad.press(*"1234", "ENTER", "F1", "F1", "F4")  # withdrawal, checking, $100
@@ -82,7 +80,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--counts", required=True)
-    parser.add_argument("--pin-key", required=True)
     parser.add_argument("--notes-before-block", type=int, default=0)
     asyncio.run(main(parser.parse_args()))
     sys.exit(0)

@@ -54,7 +54,6 @@ def _config(relay_port: int, tmp_path: Path, host: Host) -> DeviceConfig:
         key_scheme=KeyScheme.AES,
         port=relay_port,
         state_dir=tmp_path / "device",
-        terminal_pin_key=host.config.terminal_pin_key,
         reconnect_delay=0.05,
     )
 

@@ -23,6 +23,7 @@ from drivers.simulated import (
 )
 from drivers.transport import FAMILY_DEFAULTS, open_serial
 from drivers.zt588 import Zt588PinPad
+from protocol.pinblock import key_check_value, tdes_encrypt_block
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.pin_pad import PinPadSimulator
@@ -30,6 +31,7 @@ from simulators.ports import PtyPort
 from simulators.printer import PrinterSimulator
 
 MASTER_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+# The working PIN key the pin_pad rigs load under MASTER_KEY, as sign-on would.
 PIN_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 CASSETTES = [(2000, 100), (5000, 50)]
 TRACK2 = "4000001234567899=30121010000000000000"
@@ -49,21 +51,25 @@ def serial_connect(port: PtyPort, family: str) -> Any:
     return lambda: open_serial(port.path, FAMILY_DEFAULTS[family])
 
 
-async def make_rig(kind: str, backend: str) -> Rig:
+async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
+    """An opened rig; a PIN pad also gets PIN_KEY as its working key unless ``load_key`` is
+    False (a pad fresh from power-up has none)."""
     if backend == "sim":
         factories: dict[str, Any] = {
             "dispenser": lambda: SimulatedDispenser([Cassette(d, n) for d, n in CASSETTES]),
             "card-reader": SimulatedCardReader,
-            "pin-pad": lambda: SimulatedPinPad(MASTER_KEY, PIN_KEY),
+            "pin-pad": lambda: SimulatedPinPad(MASTER_KEY),
             "printer": SimulatedPrinter,
         }
         device: Any = factories[kind]()
         await device.open()
+        if kind == "pin-pad" and load_key:
+            await load_pin_key(device)
         return Rig(device, device)
     simulators: dict[str, Any] = {
         "dispenser": lambda: DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES]),
         "card-reader": CardReaderSimulator,
-        "pin-pad": lambda: PinPadSimulator(MASTER_KEY, PIN_KEY),
+        "pin-pad": lambda: PinPadSimulator(MASTER_KEY),
         "printer": PrinterSimulator,
     }
     sim = simulators[kind]()
@@ -79,11 +85,21 @@ async def make_rig(kind: str, backend: str) -> Rig:
     else:
         device = EscPosPrinter(connect, status_timeout=0.3, retries=2)
     await device.open()
+    if kind == "pin-pad" and load_key:
+        await load_pin_key(device)
     return Rig(device, sim, port)
 
 
-async def _rig(kind: str, backend: str) -> AsyncIterator[Rig]:
-    rig = await make_rig(kind, backend)
+async def load_pin_key(pad: Any) -> None:
+    """Loads PIN_KEY into an opened PIN pad, encrypted under MASTER_KEY, as sign-on does."""
+    encrypted = tdes_encrypt_block(MASTER_KEY, PIN_KEY[:8]) + tdes_encrypt_block(
+        MASTER_KEY, PIN_KEY[8:]
+    )
+    await pad.load_working_key(encrypted, key_check_value(PIN_KEY))
+
+
+async def _rig(kind: str, backend: str, *, load_key: bool = True) -> AsyncIterator[Rig]:
+    rig = await make_rig(kind, backend, load_key=load_key)
     try:
         yield rig
     finally:
@@ -107,6 +123,13 @@ async def card_reader(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
 @pytest.fixture(params=["sim", "serial"])
 async def pin_pad(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     async for rig in _rig("pin-pad", request.param):
+        yield rig
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def pin_pad_without_key(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    """A PIN pad fresh from power-up: master key only, no working PIN key yet."""
+    async for rig in _rig("pin-pad", request.param, load_key=False):
         yield rig
 
 

@@ -26,6 +26,9 @@ PINS = {ALICE: "1234", BOB: "5678", CHARLIE: "9012", EXPIRED: "9012", STOLEN: "9
 ALICE_CHECKING, ALICE_SAVINGS = "1000-0001-0001", "1000-0001-0002"
 BOB_CHECKING = "1000-0002-0001"
 CHARLIE_CHECKING = "1000-0003-0001"
+# A fixed working PIN key (TDES, double length) standing in for the TPK the link layer
+# issues at sign-on; the host has no key of its own, so every request carries this one.
+TEST_TPK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
 
 def _tomorrow_noon() -> dt.datetime:
@@ -59,9 +62,10 @@ class CountingPins(PinVerifier):
 
 @dataclass
 class Requests:
-    """Builds card requests as the link layer would, with fresh STANs."""
+    """Builds card requests as the link layer would, with fresh STANs and the terminal's
+    working PIN key (``key``) in ``CardRequest.pin_key``."""
 
-    key: bytes
+    key: bytes = TEST_TPK
     terminal_id: str = "ATM00001"
     stans: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -83,6 +87,7 @@ class Requests:
         to_account_number: str | None = None,
         new_pin: str | None = None,
         pin_block: bytes | None = None,
+        without_pin_key: bool = False,
     ) -> CardRequest:
         return CardRequest(
             mti_class="0100" if transaction is TransactionType.BALANCE_INQUIRY else "0200",
@@ -97,6 +102,8 @@ class Requests:
             pin_block=pin_block if pin_block is not None else self.block(pan, pin),
             to_account_number=to_account_number,
             new_pin_block=self.block(pan, new_pin) if new_pin else None,
+            pin_key=None if without_pin_key else self.key,
+            pin_format=0,
         )
 
     def withdrawal(self, amount: int, pan: str = ALICE, **kw: object) -> CardRequest:
@@ -135,6 +142,6 @@ def rig(seeded_config: HostConfig, clock: Clock) -> Iterator[ServiceRig]:
     engine = create_engine_for(seeded_config.database_url)
     pins = CountingPins(seeded_config)
     service = AuthorizationService(session_factory(engine), seeded_config, clock, pins=pins)
-    yield ServiceRig(service, pins, clock, Requests(seeded_config.pin_key), seeded_config)
+    yield ServiceRig(service, pins, clock, Requests(TEST_TPK), seeded_config)
     pins.close()
     engine.dispose()

@@ -52,7 +52,6 @@ def test_production_refuses_the_default_secrets():
         "TERMINAL_MASTER_KEYS: required in production",
         "SECRET_KEY: the default value is refused in production",
         "PIN_PEPPER: the default value is refused in production",
-        "TERMINAL_PIN_KEY: the development key is refused in production",
         "OPS_API_TOKEN: required in production",
     ]
 
@@ -63,7 +62,6 @@ def test_production_with_real_secrets_starts():
             "ENVIRONMENT": "production",
             "SECRET_KEY": "s" * 40,
             "PIN_PEPPER": "p" * 32,
-            "TERMINAL_PIN_KEY": "00112233445566778899AABBCCDDEEFF",
             "OPS_API_TOKEN": "t" * 32,
             "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
             "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
@@ -87,4 +85,4 @@ def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert "atm: config: SECRET_KEY: the default value is refused in production" in err
     assert "atm: config: TERMINAL_MASTER_KEYS: required in production" in err
-    assert len(err) == 5
+    assert len(err) == 4

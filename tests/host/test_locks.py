@@ -63,12 +63,12 @@ def test_the_same_request_twice_at_once_is_applied_once(postgres_url):
 
     from host.config import HostConfig
     from host.services import AuthorizationService
-    from tests.host.conftest import Clock, Requests
+    from tests.host.conftest import TEST_TPK, Clock, Requests
 
     config = HostConfig.from_env({"DATABASE_URL": postgres_url})
     engine = create_engine_for(postgres_url)
     service = AuthorizationService(session_factory(engine), config, Clock())
-    request = Requests(config.pin_key).withdrawal(10_000)
+    request = Requests(TEST_TPK).withdrawal(10_000)
     start = threading.Barrier(2)
     outcomes = []
 

@@ -123,6 +123,26 @@ def test_missing_pin_block_is_55(rig: ServiceRig):
     assert rig.service.authorize(request).response_code is RC.INCORRECT_PIN
 
 
+def test_missing_pin_key_is_55_and_approves_nothing(rig: ServiceRig):
+    """The host has no fallback PIN key: without the terminal's working key a request is
+    declined as incorrect PIN, even with a live PIN session of the same card and block, and
+    without running bcrypt or counting a failed attempt."""
+    assert rig.service.authorize(rig.requests.balance()).response_code is RC.APPROVED
+    runs = rig.pins.bcrypt_runs
+    keyless = [
+        rig.requests.balance(without_pin_key=True),
+        rig.requests.withdrawal(2_000, without_pin_key=True),
+        rig.requests.make(TransactionType.PIN_CHANGE, new_pin="4826", without_pin_key=True),
+    ]
+    assert [rig.service.authorize(r).response_code for r in keyless] == [RC.INCORRECT_PIN] * 3
+    assert rig.pins.bcrypt_runs == runs
+    assert rig.balance_of(ALICE_CHECKING) == 525_000
+    with rig.service._sessions() as session:
+        card = session.scalar(select(Card).where(Card.pan == ALICE))
+        assert card is not None and card.failed_pin_attempts == 0
+    assert rig.service.authorize(rig.requests.balance()).response_code is RC.APPROVED
+
+
 def test_account_not_linked_to_the_card_is_57(rig: ServiceRig):
     request = rig.requests.balance(pan=BOB, from_account=AccountType.SAVINGS)
     assert rig.service.authorize(request).response_code is RC.NOT_PERMITTED

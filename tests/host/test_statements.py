@@ -26,7 +26,7 @@ from host.statements import (
     parse_period,
     request_statement,
 )
-from tests.host.conftest import ALICE_CHECKING, Clock, Requests
+from tests.host.conftest import ALICE_CHECKING, TEST_TPK, Clock, Requests
 
 TODAY = dt.datetime.now(dt.UTC).date()
 
@@ -41,7 +41,7 @@ def sessions(seeded_config: HostConfig):
 def _withdraw(config: HostConfig, sessions, amounts: list[int]) -> None:
     now = dt.datetime.now(dt.UTC)
     service = AuthorizationService(sessions, config, Clock(now))
-    requests = Requests(config.pin_key)
+    requests = Requests(TEST_TPK)
     for amount in amounts:
         assert service.authorize(requests.withdrawal(amount)).response_code == "00"
     service.close()

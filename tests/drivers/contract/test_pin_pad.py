@@ -43,6 +43,14 @@ async def test_enter_with_too_few_digits_is_ignored(pin_pad):
     assert decrypt_format0(block.ciphertext, PAN, PIN_KEY) == "1234"
 
 
+async def test_pin_entry_before_a_working_key_is_loaded_is_a_no_key_fault(pin_pad_without_key):
+    pin_pad_without_key.customer.type_digits("1234")
+    pin_pad_without_key.customer.press("ENTER")
+    with pytest.raises(PinPadFault) as info:
+        await pin_pad_without_key.device.read_pin(PAN, 5.0)
+    assert info.value.code == "no_key"
+
+
 async def test_cancel(pin_pad):
     pin_pad.customer.type_digits("12")
     pin_pad.customer.press("CANCEL")

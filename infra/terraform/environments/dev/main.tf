@@ -29,12 +29,6 @@ resource "random_password" "ops_api_token" {
   special = false
 }
 
-# Double-length TDES key (32 hex digits) shared with the terminals' PIN pads; see "Key
-# management" in docs/deployment.md before changing it.
-resource "random_id" "terminal_pin_key" {
-  byte_length = 16
-}
-
 # One terminal master key (TMK, 16 bytes) per terminal: the host sends each terminal its
 # working keys encrypted under it at sign-on; the same value is loaded into that ATM's PIN pad
 # ("Key management" in docs/deployment.md). Adding a terminal adds a key; the others stay.
@@ -84,11 +78,10 @@ module "secrets" {
   name        = local.name
   kms_key_arn = module.security.kms_key_arn
   values = {
-    DATABASE_URL     = "postgresql+psycopg://${module.rds.username}:${random_password.db.result}@${module.rds.address}:${module.rds.port}/${module.rds.db_name}?sslmode=require"
-    SECRET_KEY       = random_password.secret_key.result
-    PIN_PEPPER       = random_password.pin_pepper.result
-    TERMINAL_PIN_KEY = upper(random_id.terminal_pin_key.hex)
-    OPS_API_TOKEN    = random_password.ops_api_token.result
+    DATABASE_URL  = "postgresql+psycopg://${module.rds.username}:${random_password.db.result}@${module.rds.address}:${module.rds.port}/${module.rds.db_name}?sslmode=require"
+    SECRET_KEY    = random_password.secret_key.result
+    PIN_PEPPER    = random_password.pin_pepper.result
+    OPS_API_TOKEN = random_password.ops_api_token.result
     TERMINAL_MASTER_KEYS = join(",", [
       for terminal in sort(var.terminal_ids) : "${terminal}=${upper(random_id.terminal_master_key[terminal].hex)}"
     ])

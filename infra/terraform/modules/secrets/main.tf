@@ -3,7 +3,7 @@
 # environment (generated there with the random provider), never from a tfvars file.
 
 resource "aws_secretsmanager_secret" "this" {
-  # checkov:skip=CKV2_AWS_57:No automatic rotation: PIN_PEPPER and TERMINAL_PIN_KEY must not change under live data (every PIN hash and terminal would break); rotate by a planned procedure (docs/deployment.md).
+  # checkov:skip=CKV2_AWS_57:No automatic rotation: PIN_PEPPER and TERMINAL_MASTER_KEYS must not change under live data (every PIN hash and terminal would break); rotate by a planned procedure (docs/deployment.md).
   for_each = nonsensitive(toset(keys(var.values)))
 
   name                    = "${var.name}/${each.value}"

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Junk, Nak
-from drivers.errors import DeviceProtocolError, DeviceTimeout
+from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnavailable
 from drivers.transport import Channel
 
-__all__ = ["Decoder", "FramedLink"]
+__all__ = ["Decoder", "FramedDevice", "FramedLink"]
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +205,63 @@ class FramedLink(Generic[F]):
                 f"{where}: answered bytes that are not {self.protocol} ({shown})"
             )
         return DeviceTimeout(f"{where}: no {what} within {timeout:g}s")
+
+
+class FramedDevice(Generic[F]):
+    """What every framed serial driver shares: connect, build its ``FramedLink``, run the
+    device's start-up commands (closing again if they fail), close, and the "not open" error.
+
+    A driver names itself (``DEVICE``, ``PROTOCOL``), says how its frames are decoded
+    (``FRAME``, ``_new_decoder``) and what to send at start-up (``_initialise``)."""
+
+    DEVICE: str
+    PROTOCOL: str
+    FRAME: type[F]
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Channel]],
+        *,
+        ack_timeout: float,
+        reply_timeout: float,
+        retries: int,
+    ) -> None:
+        self._connect = connect
+        self._ack_timeout = ack_timeout
+        self._reply_timeout = reply_timeout
+        self._retries = retries
+        self._link: FramedLink[F] | None = None
+
+    def _new_decoder(self) -> Decoder:
+        raise NotImplementedError
+
+    async def _initialise(self) -> None:
+        """The device's start-up commands; they also prove it speaks ``PROTOCOL``."""
+
+    async def open(self) -> None:
+        channel = await self._connect()
+        self._link = FramedLink(
+            channel,
+            self._new_decoder(),
+            self.FRAME,
+            name=self.DEVICE,
+            protocol=self.PROTOCOL,
+            ack_timeout=self._ack_timeout,
+            retries=self._retries,
+        )
+        try:
+            await self._initialise()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._link is not None:
+            link, self._link = self._link, None
+            await link.channel.close()
+
+    @property
+    def link(self) -> FramedLink[F]:
+        if self._link is None:
+            raise DeviceUnavailable(f"{self.DEVICE} is not open")
+        return self._link

@@ -21,8 +21,8 @@ from drivers.codecs.lcdm import (
     PurgeReply,
     StatusReply,
 )
-from drivers.errors import DeviceProtocolError, DeviceUnavailable, DispenserFault
-from drivers.framed import FramedLink
+from drivers.errors import DeviceProtocolError, DispenserFault
+from drivers.framed import FramedDevice
 from drivers.interfaces import CashDispenser, CassetteState, CassetteStatus, DispenseResult
 from drivers.transport import Channel
 
@@ -50,7 +50,11 @@ FAULT_CODES: dict[int, tuple[str, str]] = {
 _GOOD = (ErrorCode.GOOD, ErrorCode.NORMAL_STOP)
 
 
-class LcdmDispenser(CashDispenser):
+class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
+    DEVICE = "dispenser"
+    PROTOCOL = "LCDM-2000"
+    FRAME = LcdmFrame
+
     def __init__(
         self,
         connect: Callable[[], Awaitable[Channel]],
@@ -66,45 +70,25 @@ class LcdmDispenser(CashDispenser):
         """``cassettes``: (denomination in cents, loaded count) for upper and lower."""
         if not 1 <= len(cassettes) <= 2:
             raise ValueError("an LCDM-2000 has one or two cassettes")
-        self._connect = connect
+        super().__init__(
+            connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
+        )
         self.denominations = [d for d, _ in cassettes]
         self.counts = [n for _, n in cassettes]
         self.low_threshold = low_threshold
-        self._ack_timeout = ack_timeout
-        self._reply_timeout = reply_timeout
         self._dispense_timeout = dispense_timeout
         self._poll = poll_interval
-        self._retries = retries
-        self._link: FramedLink[LcdmFrame] | None = None
 
-    async def open(self) -> None:
-        channel = await self._connect()
-        self._link = FramedLink(
-            channel,
-            lcdm.LcdmDecoder(lcdm.SOH),
-            LcdmFrame,
-            name="dispenser",
-            protocol="LCDM-2000",
-            ack_timeout=self._ack_timeout,
-            retries=self._retries,
-        )
-        try:
-            await self._status()  # proves the device speaks LCDM-2000
-        except BaseException:
-            await self.close()
-            raise
+    def _new_decoder(self) -> lcdm.LcdmDecoder:
+        return lcdm.LcdmDecoder(lcdm.SOH)
 
-    async def close(self) -> None:
-        if self._link is not None:
-            link, self._link = self._link, None
-            await link.channel.close()
+    async def _initialise(self) -> None:
+        await self._status()  # proves the device speaks LCDM-2000
 
     async def _command(
         self, cmd: int, data: bytes = b"", *, timeout: float | None = None, resend: bool = True
     ) -> bytes:
-        if self._link is None:
-            raise DeviceUnavailable("dispenser is not open")
-        frame = await self._link.exchange(
+        frame = await self.link.exchange(
             lcdm.encode_command(cmd, data),
             reply_timeout=timeout or self._reply_timeout,
             is_reply=lambda f: f.reply and f.cmd == cmd,

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from drivers.codecs import sankyo
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
-from drivers.errors import CardReaderFault, DeviceProtocolError, DeviceUnavailable
-from drivers.framed import FramedLink
+from drivers.errors import CardReaderFault, DeviceProtocolError
+from drivers.framed import FramedDevice
 from drivers.interfaces import CardData, CardReader
 from drivers.transport import Channel
 
@@ -33,7 +33,11 @@ def fault_code(error: str) -> str:
     return "fault"
 
 
-class SankyoCardReader(CardReader):
+class SankyoCardReader(FramedDevice[SankyoFrame], CardReader):
+    DEVICE = "card reader"
+    PROTOCOL = "Sankyo ICT3K5"
+    FRAME = SankyoFrame
+
     def __init__(
         self,
         connect: Callable[[], Awaitable[Channel]],
@@ -43,47 +47,26 @@ class SankyoCardReader(CardReader):
         poll_interval: float = 0.1,
         retries: int = 2,
     ) -> None:
-        self._connect = connect
-        self._ack_timeout = ack_timeout
-        self._reply_timeout = reply_timeout
-        self._poll = poll_interval
-        self._retries = retries
-        self._link: FramedLink[SankyoFrame] | None = None
-
-    async def open(self) -> None:
-        channel = await self._connect()
-        self._link = FramedLink(
-            channel,
-            SankyoDecoder(),
-            SankyoFrame,
-            name="card reader",
-            protocol="Sankyo ICT3K5",
-            ack_timeout=self._ack_timeout,
-            retries=self._retries,
+        super().__init__(
+            connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
         )
-        try:
-            # Initialise, keeping any card where it is; then refuse cards until asked.
-            await self._command(sankyo.INITIALISE, b"2")
-            await self._command(sankyo.ENTRY, b"1")
-        except BaseException:
-            await self.close()
-            raise
+        self._poll = poll_interval
 
-    async def close(self) -> None:
-        if self._link is not None:
-            link, self._link = self._link, None
-            await link.channel.close()
+    def _new_decoder(self) -> SankyoDecoder:
+        return SankyoDecoder()
+
+    async def _initialise(self) -> None:
+        # Initialise, keeping any card where it is; then refuse cards until asked.
+        await self._command(sankyo.INITIALISE, b"2")
+        await self._command(sankyo.ENTRY, b"1")
 
     async def _command(
         self, cmd: bytes, param: bytes, *, resend: bool = True, check: bool = True
     ) -> SankyoReply:
-        if self._link is None:
-            raise DeviceUnavailable("card reader is not open")
-
         def matches(frame: SankyoFrame) -> bool:
             return frame.text[1:3] == cmd + param and frame.text[:1] in (b"P", b"N")
 
-        frame = await self._link.exchange(
+        frame = await self.link.exchange(
             SankyoCommand(cmd, param).encode(),
             reply_timeout=self._reply_timeout,
             is_reply=matches,

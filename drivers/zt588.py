@@ -17,10 +17,9 @@ from drivers.errors import (
     CancelledByCustomer,
     DeviceProtocolError,
     DeviceTimeout,
-    DeviceUnavailable,
     PinPadFault,
 )
-from drivers.framed import FramedLink
+from drivers.framed import FramedDevice
 from drivers.interfaces import PinBlock, PinPad
 from drivers.transport import Channel
 
@@ -39,7 +38,11 @@ _FAULT_CODES = {
 }
 
 
-class Zt588PinPad(PinPad):
+class Zt588PinPad(FramedDevice[PadFrame], PinPad):
+    DEVICE = "PIN pad"
+    PROTOCOL = "ZT588"
+    FRAME = PadFrame
+
     def __init__(
         self,
         connect: Callable[[], Awaitable[Channel]],
@@ -55,42 +58,18 @@ class Zt588PinPad(PinPad):
         terminal) or 4 (an AES terminal); it must fit the pad's master key."""
         if pin_format not in (0, 4):
             raise ValueError("the PIN pad makes format 0 or format 4 PIN blocks")
-        self.pin_format = pin_format
-        self._connect = connect
-        self._ack_timeout = ack_timeout
-        self._reply_timeout = reply_timeout
-        self._retries = retries
-        self._grace = grace
-        self._link: FramedLink[PadFrame] | None = None
-
-    async def open(self) -> None:
-        channel = await self._connect()
-        self._link = FramedLink(
-            channel,
-            Zt588Decoder(keys=True),
-            PadFrame,
-            name="PIN pad",
-            protocol="ZT588",
-            ack_timeout=self._ack_timeout,
-            retries=self._retries,
+        super().__init__(
+            connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
         )
-        try:
-            await self._command("0")
-            await self._command("5", "0")
-        except BaseException:
-            await self.close()
-            raise
+        self.pin_format = pin_format
+        self._grace = grace
 
-    async def close(self) -> None:
-        if self._link is not None:
-            link, self._link = self._link, None
-            await link.channel.close()
+    def _new_decoder(self) -> Zt588Decoder:
+        return Zt588Decoder(keys=True)
 
-    @property
-    def link(self) -> FramedLink[PadFrame]:
-        if self._link is None:
-            raise DeviceUnavailable("PIN pad is not open")
-        return self._link
+    async def _initialise(self) -> None:
+        await self._command("0")
+        await self._command("5", "0")
 
     async def _command(self, command: str, data: str = "", *, check: bool = True) -> PadReply:
         frame = await self.link.exchange(

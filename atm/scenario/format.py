@@ -1,0 +1,172 @@
+"""The scenario as data: what a scenario file says once the loader has checked it.
+
+A scenario is a set-up (cards, balances, cassettes, terminal, host settings), device faults
+injected before the start, steps ("when screen X shows, do this") and expectations. The file
+format (YAML) and its JSON Schema are described in ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TRACKS",
+    "AccountSpec",
+    "CardSpec",
+    "CassetteSpec",
+    "Expect",
+    "FaultSpec",
+    "Scenario",
+    "Setup",
+    "Step",
+]
+
+# The seeded cards (``atm db seed``) by the names scenarios use.
+TRACKS: dict[str, str] = {
+    "alice": "4000001234567899=30121010000000000000",
+    "bob": "4000009876543219=30121010000000000000",
+    "charlie": "4000005555555557=30121010000000000000",
+    "expired": "4000001111222238=24011010000000000000",
+    "stolen": "4000009999999991=30121010000000000000",
+}
+SEED_PINS = {"alice": "1234", "bob": "5678", "charlie": "9012", "expired": "9012", "stolen": "9012"}
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    device: str  # reader | pinpad | dispenser | printer
+    fault: str
+    arg: str | float | int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.device} {self.fault}" + (f" {self.arg}" if self.arg is not None else "")
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    number: str
+    type: str  # checking | savings
+    balance_cents: int | None = None
+
+
+@dataclass(frozen=True)
+class CardSpec:
+    name: str
+    pan: str
+    pin: str
+    accounts: tuple[AccountSpec, ...]
+    expiry: str = "3012"
+    status: str = "active"
+    customer: str = ""
+
+    @property
+    def track2(self) -> str:
+        return f"{self.pan}={self.expiry}1010000000000000"
+
+
+@dataclass(frozen=True)
+class CassetteSpec:
+    denomination_cents: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Setup:
+    terminal_id: str = "ATM00001"
+    key_scheme: str = "T"
+    devices: str = "sim"
+    device: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, int] = field(default_factory=dict)
+    host_down_at_start: bool = False
+    cassettes: tuple[CassetteSpec, ...] = ()
+    balances: dict[str, int] = field(default_factory=dict)
+    cards: tuple[CardSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """When screen ``screen`` shows: first the world's actions (fault, clear, host, link,
+    operator), then the customer's (insert, type, press, take, wait)."""
+
+    screen: str
+    line: int
+    says: str = ""
+    fault: FaultSpec | None = None
+    clear: FaultSpec | None = None
+    host: str | None = None
+    link: str | None = None
+    link_delay: float = 0.0
+    operator: str | None = None
+    insert: str | None = None  # a track 2
+    insert_name: str = ""
+    type: str | None = None
+    then: str = "ENTER"
+    press: tuple[str, ...] = ()
+    take: str | None = None
+    wait: bool = False
+
+    def describe(self) -> str:
+        if self.says:
+            return self.says
+        parts: list[str] = []
+        if self.fault:
+            parts.append(f"fault {self.fault}")
+        if self.clear:
+            parts.append(f"clear {self.clear}")
+        if self.host:
+            parts.append(f"host goes {self.host}")
+        if self.link:
+            parts.append(f"link {self.link}")
+        if self.operator:
+            parts.append(f"operator: {self.operator.replace('_', ' ')}")
+        if self.insert:
+            parts.append(f"inserts {self.insert_name or 'a'} card")
+        if self.type is not None:
+            parts.append(f"types {'*' * len(self.type)} and {self.then}")
+        if self.press:
+            parts.append(f"presses {' '.join(self.press)}")
+        if self.take:
+            parts.append(f"takes the {self.take}")
+        if self.wait:
+            parts.append("does nothing")
+        return "; ".join(parts)
+
+    @property
+    def uses_relay(self) -> bool:
+        return self.link is not None
+
+
+@dataclass(frozen=True)
+class Expect:
+    balance_changes: dict[str, int] = field(default_factory=dict)
+    journal: tuple[str, ...] = ()
+    no_journal: tuple[str, ...] = ()
+    screens: tuple[str, ...] = ()
+    response_codes: tuple[str, ...] | None = None
+    taken_cents: int | None = None
+    retracted_notes: int | None = None
+    cards_retained: int = 0
+    receipts: int | None = None
+    receipt_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    path: Path
+    setup: Setup
+    faults: tuple[FaultSpec, ...]
+    steps: tuple[Step, ...]
+    expect: Expect
+    tags: tuple[str, ...] = ()
+
+    @property
+    def via_relay(self) -> bool:
+        return any(step.uses_relay for step in self.steps)
+
+    def tracks(self) -> dict[str, str]:
+        """Card name -> track 2, the seeded cards and this scenario's own."""
+        return {**TRACKS, **{card.name: card.track2 for card in self.setup.cards}}

@@ -1,0 +1,334 @@
+"""The money invariants, checked after every scenario by themselves (DESIGN section 7).
+
+Each check returns problems that carry the numbers that disagree:
+
+1. ``ledger``: the host's ``check_ledger`` is clean (entries sum to zero overall and per
+   posting, every balance equals the sum of its entries, reversals point at one original).
+2. ``account``: for each account, opening - approved debits + reversals + credits = closing,
+   from the postings made during the scenario.
+3. ``approvals``: the money the ATM journal says the host approved equals what the host
+   posted for that terminal, and the terminal's cash account moved by the value of the notes
+   that customers took (or that still lie in the exit tray, a suspect dispense).
+4. ``cash``: notes that left the cassettes = notes taken + retracted + rejected + still in
+   the tray.
+5. ``reversals``: every money-moving 0200 the host approved is either completed or reversed
+   exactly once, and reversed by the amount the ATM said it did not pay out; the
+   store-and-forward queue is empty.
+6. ``counters``: the journal's dispense records and the dispenser counters agree, and the
+   counters' remaining notes equal what is physically in the cassettes.
+7. ``secrets``: no PAN, track 2, PIN or key in any log line, journal line or receipt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from device.cash import CassetteCounters
+from device.journal import JournalRecord
+from device.recovery import parse_notes
+from host.ledger import check_ledger
+from host.models import Account, Entry, LinkRequest, Posting, Terminal
+
+__all__ = ["Evidence", "HostSnapshot", "check_invariants", "snapshot_host"]
+
+MONEY_MOVING = {"01", "40"}  # processing code's first two digits: withdrawal, transfer
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    balances: dict[str, int]
+    last_posting: int
+    last_request: int
+
+
+def snapshot_host(host: Any) -> HostSnapshot:
+    with host.sessions() as session:
+        balances = {a.number: a.balance_cents for a in session.scalars(select(Account)).all()}
+        last_posting = session.scalar(select(func.coalesce(func.max(Posting.id), 0))) or 0
+        last_request = session.scalar(select(func.coalesce(func.max(LinkRequest.id), 0))) or 0
+    return HostSnapshot(balances, int(last_posting), int(last_request))
+
+
+@dataclass
+class Evidence:
+    """What one ATM and its devices say after the scenario."""
+
+    terminal_id: str
+    journal: list[str]
+    loaded: dict[int, tuple[int, int]]  # cassette -> (denomination, notes ever loaded)
+    remaining: dict[int, int]  # notes physically in each cassette now
+    taken: dict[int, int]  # notes customers took, per cassette
+    in_tray: dict[int, int]  # notes still in the exit tray
+    rejected: dict[int, int]  # notes in the reject bin (from counting)
+    retracted: int  # notes pulled back from the tray
+    counters: dict[int, CassetteCounters]
+    pending_reversals: int
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    secrets: list[tuple[str, str]] = field(default_factory=list)
+
+    def records(self) -> list[JournalRecord]:
+        out = []
+        for raw in self.journal:
+            parts = raw.split(" | ")
+            if len(parts) < 3:
+                continue
+            record = JournalRecord(time=parts[0], terminal=parts[1], event=parts[2])
+            for part in parts[3:]:
+                key, _, value = part.partition("=")
+                record[key] = value
+            out.append(record)
+        return out
+
+    def value(self, notes: dict[int, int]) -> int:
+        return sum(self.loaded[i][0] * n for i, n in notes.items() if i in self.loaded)
+
+
+def check_invariants(
+    before: HostSnapshot, after: HostSnapshot, atms: Sequence[Evidence], host: Any
+) -> list[str]:
+    problems: list[str] = []
+    with host.sessions() as session:
+        for problem in check_ledger(session):
+            problems.append(f"invariant ledger: {problem.what}: {problem.detail}")
+        problems += _accounts(session, before, after)
+        for atm in atms:
+            problems += _approvals(session, before, after, atm)
+            problems += _reversals(session, before, atm)
+    for atm in atms:
+        problems += _cash(atm)
+        problems += _counters(atm)
+        problems += _secrets(atm)
+    return problems
+
+
+def _accounts(session: Any, before: HostSnapshot, after: HostSnapshot) -> list[str]:
+    rows = session.execute(
+        select(Account.number, Posting.kind, Entry.amount_cents)
+        .join(Entry, Entry.account_id == Account.id)
+        .join(Posting, Posting.id == Entry.posting_id)
+        .where(Posting.id > before.last_posting)
+    ).all()
+    moves: dict[str, dict[str, int]] = {}
+    for number, kind, amount in rows:
+        part = moves.setdefault(number, {"debits": 0, "reversals": 0, "credits": 0})
+        if kind.endswith("-reversal"):
+            part["reversals"] += amount
+        elif amount < 0:
+            part["debits"] -= amount
+        else:
+            part["credits"] += amount
+    problems = []
+    for number in sorted(set(after.balances) | set(moves)):
+        opening = before.balances.get(number, 0)
+        closing = after.balances.get(number, 0)
+        m = moves.get(number, {"debits": 0, "reversals": 0, "credits": 0})
+        expected = opening - m["debits"] + m["reversals"] + m["credits"]
+        if expected != closing:
+            problems.append(
+                f"invariant account {number}: opening {opening} - approved debits "
+                f"{m['debits']} + reversals {m['reversals']} + credits {m['credits']} = "
+                f"{expected}, but the closing balance is {closing}"
+            )
+    return problems
+
+
+def _requests(session: Any, before: HostSnapshot, terminal_id: str) -> list[Any]:
+    return list(
+        session.execute(
+            select(LinkRequest)
+            .where(LinkRequest.id > before.last_request, LinkRequest.terminal_id == terminal_id)
+            .order_by(LinkRequest.id)
+        ).scalars()
+    )
+
+
+def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evidence) -> list[str]:
+    problems = []
+    records = atm.records()
+    requests = {r["stan"]: r for r in records if r["event"] == "TXN_REQUEST"}
+    journal_approved = 0
+    for record in records:
+        if record["event"] == "TXN_RESPONSE" and record.get("code") == "00":
+            request = requests.get(record.get("stan", ""))
+            if request and request.get("proc", "")[:2] in MONEY_MOVING:
+                journal_approved += int(request.get("amount", "0") or 0)
+    host_posted = sum(
+        -int(amount)
+        for (amount,) in session.execute(
+            select(Entry.amount_cents)
+            .join(Posting, Posting.id == Entry.posting_id)
+            .where(
+                Posting.id > before.last_posting,
+                Posting.terminal_id == atm.terminal_id,
+                Posting.kind.in_(["withdrawal", "transfer"]),
+                Entry.amount_cents < 0,
+            )
+        ).all()
+    )
+    if journal_approved != host_posted:
+        problems.append(
+            f"invariant approvals {atm.terminal_id}: the ATM journal shows approvals of "
+            f"{journal_approved} cents, the host posted {host_posted} cents"
+        )
+    terminal = session.scalar(select(Terminal).where(Terminal.terminal_id == atm.terminal_id))
+    if terminal is not None:
+        number = session.scalar(
+            select(Account.number).where(Account.id == terminal.cash_account_id)
+        )
+        moved = after.balances.get(number, 0) - before.balances.get(number, 0)
+        paid = atm.value(atm.taken) + atm.value(atm.in_tray)
+        if moved != paid:
+            problems.append(
+                f"invariant approvals {atm.terminal_id}: the host's cash account {number} "
+                f"moved {moved} cents, notes taken {atm.value(atm.taken)} + left in the tray "
+                f"{atm.value(atm.in_tray)} = {paid} cents"
+            )
+    return problems
+
+
+def _reversals(session: Any, before: HostSnapshot, atm: Evidence) -> list[str]:
+    problems = []
+    if atm.pending_reversals:
+        problems.append(
+            f"invariant reversals {atm.terminal_id}: {atm.pending_reversals} reversal(s) still "
+            "in the store-and-forward queue after the host came back"
+        )
+    records = atm.records()
+    queued: dict[str, list[JournalRecord]] = {}
+    for record in records:
+        if record["event"] == "REVERSAL_QUEUED":
+            queued.setdefault(record.get("stan", ""), []).append(record)
+    for stan, entries in queued.items():
+        if len(entries) > 1:
+            problems.append(
+                f"invariant reversals {atm.terminal_id}: STAN {stan} was queued for reversal "
+                f"{len(entries)} times"
+            )
+    for request in _requests(session, before, atm.terminal_id):
+        if request.processing_code[:2] not in MONEY_MOVING or request.posting_id is None:
+            continue
+        reversals = session.execute(
+            select(Posting.id, func.sum(Entry.amount_cents))
+            .join(Entry, Entry.posting_id == Posting.id)
+            .where(Posting.reverses_id == request.posting_id, Entry.amount_cents > 0)
+            .group_by(Posting.id)
+        ).all()
+        # The reversal gives the customer back what was not paid out.
+        given_back = sum(int(amount) for _, amount in reversals)
+        entries = queued.get(request.stan, [])
+        if len(reversals) > 1:
+            problems.append(
+                f"invariant reversals {atm.terminal_id}: STAN {request.stan} reversed "
+                f"{len(reversals)} times on the host"
+            )
+        if entries:
+            entry = entries[0]
+            amount = int(entry.get("amount", "0") or 0)
+            dispensed = int(entry.get("dispensed", "0") or 0)
+            if given_back != amount - dispensed:
+                problems.append(
+                    f"invariant reversals {atm.terminal_id}: STAN {request.stan} approved "
+                    f"{request.amount_cents} cents, the ATM paid out {dispensed} and asked to "
+                    f"reverse {amount - dispensed}, the host gave back {given_back}"
+                )
+        elif given_back:
+            problems.append(
+                f"invariant reversals {atm.terminal_id}: STAN {request.stan} was reversed on "
+                f"the host ({given_back} cents) but the ATM never asked for it"
+            )
+        elif not _completed(records, request.stan, request.processing_code[:2]):
+            problems.append(
+                f"invariant reversals {atm.terminal_id}: STAN {request.stan} "
+                f"({request.amount_cents} cents) was approved but neither completed nor reversed"
+            )
+    return problems
+
+
+def _completed(records: list[JournalRecord], stan: str, kind: str) -> bool:
+    if kind == "40":
+        return any(
+            r["event"] == "TXN_RESPONSE" and r.get("stan") == stan and r.get("code") == "00"
+            for r in records
+        )
+    return any(
+        r["event"] in {"CASH_TAKEN", "DISPENSE_SUSPECT"} and r.get("stan") == stan for r in records
+    )
+
+
+def _cash(atm: Evidence) -> list[str]:
+    left = sum(atm.loaded[i][1] - atm.remaining.get(i, 0) for i in atm.loaded)
+    taken = sum(atm.taken.values())
+    tray = sum(atm.in_tray.values())
+    rejected = sum(atm.rejected.values())
+    if left != taken + atm.retracted + rejected + tray:
+        return [
+            f"invariant cash {atm.terminal_id}: {left} note(s) left the cassettes, but taken "
+            f"{taken} + retracted {atm.retracted} + rejected {rejected} + in the tray {tray} = "
+            f"{taken + atm.retracted + rejected + tray}"
+        ]
+    return []
+
+
+def _counters(atm: Evidence) -> list[str]:
+    problems = []
+    records = atm.records()
+    start = 0
+    for index, record in enumerate(records):
+        if record["event"] in {"REPLENISH", "COUNTERS_RESET"}:
+            start = index + 1
+    presented: dict[int, int] = {}
+    rejected: dict[int, int] = {}
+    for record in records[start:]:
+        if record["event"] in {"DISPENSE_RESULT", "DISPENSE_FAULT"}:
+            for i, n in parse_notes(record.get("notes", "")).items():
+                presented[i] = presented.get(i, 0) + n
+            for i, n in parse_notes(record.get("rejected", "")).items():
+                rejected[i] = rejected.get(i, 0) + n
+    for index, counters in sorted(atm.counters.items()):
+        counted = counters.dispensed + counters.retracted
+        if counted != presented.get(index, 0):
+            problems.append(
+                f"invariant counters {atm.terminal_id} cassette {index}: the journal shows "
+                f"{presented.get(index, 0)} note(s) presented, the counters dispensed "
+                f"{counters.dispensed} + retracted {counters.retracted} = {counted}"
+            )
+        if counters.rejected != rejected.get(index, 0):
+            problems.append(
+                f"invariant counters {atm.terminal_id} cassette {index}: the journal shows "
+                f"{rejected.get(index, 0)} note(s) rejected, the counters {counters.rejected}"
+            )
+        physical = atm.remaining.get(index)
+        if physical is not None and physical != counters.remaining:
+            problems.append(
+                f"invariant counters {atm.terminal_id} cassette {index}: the counters say "
+                f"{counters.remaining} note(s) remain, the cassette holds {physical}"
+            )
+    return problems
+
+
+def _secrets(atm: Evidence) -> list[str]:
+    problems = []
+    for where, lines in atm.texts.items():
+        for number, line in enumerate(lines, 1):
+            for what, secret in atm.secrets:
+                if secret and secret.lower() in line.lower():
+                    problems.append(
+                        f"invariant secrets: {what} in clear in {where} line {number}: "
+                        f"{_masked(line, secret)}"
+                    )
+            if _PIN_FIELD.search(line):
+                problems.append(f"invariant secrets: a PIN value in {where} line {number}")
+    return problems
+
+
+_PIN_FIELD = re.compile(r"\b(?:pin|pin_block|new_pin)\s*[=:]\s*[0-9A-Fa-f]{4,}\b")
+
+
+def _masked(line: str, secret: str) -> str:
+    index = line.lower().find(secret.lower())
+    return (line[:index] + "*" * len(secret) + line[index + len(secret) :])[:160]

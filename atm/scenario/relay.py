@@ -1,0 +1,126 @@
+"""Host-link faults between the ATM and the host: a real TCP relay that understands the link's
+framing (2-byte length prefix) so it can lose, hold back, delay or alter whole messages.
+
+- ``hold``: what the ATM sends is lost on the way (a host that stops answering);
+- ``hold_replies`` / ``release_replies``: the host's replies wait in the relay (a late host);
+- ``drop_reply``: the next reply from the host is lost;
+- ``corrupt_mac``: the next reply from the host arrives with its MAC altered;
+- ``slow`` / ``fast``: every reply is delayed by ``delay`` seconds, or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from protocol.framing import Framer, encode_frame
+
+__all__ = ["LinkRelay"]
+
+
+@dataclass
+class _Faults:
+    holding: bool = False
+    drop_replies: int = 0
+    corrupt_replies: int = 0
+    delay: float = 0.0
+    replies_open: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LinkRelay:
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.faults = _Faults()
+        self.faults.replies_open.set()
+        self.dropped = 0
+        self.corrupted = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def apply(self, action: str, delay: float = 0.5) -> None:
+        f = self.faults
+        if action == "hold":
+            f.holding = True
+        elif action == "release":
+            f.holding = False
+        elif action == "hold_replies":
+            f.replies_open.clear()
+        elif action == "release_replies":
+            f.replies_open.set()
+        elif action == "drop_reply":
+            f.drop_replies += 1
+        elif action == "corrupt_mac":
+            f.corrupt_replies += 1
+        elif action == "slow":
+            f.delay = delay
+        elif action == "fast":
+            f.delay = 0.0
+        else:
+            raise ValueError(f"unknown link action {action!r}")
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        pumps = [
+            asyncio.create_task(self._requests(reader, up_writer)),
+            asyncio.create_task(self._replies(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+                self._tasks.discard(task)
+            await asyncio.gather(*pumps, return_exceptions=True)
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = Framer(0xFFFF)
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                for frame in framer.feed(data):
+                    if self.faults.holding:
+                        continue
+                    writer.write(encode_frame(frame))
+                await writer.drain()
+
+    async def _replies(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = Framer(0xFFFF)
+        f = self.faults
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                for frame in framer.feed(data):
+                    await f.replies_open.wait()
+                    if f.delay:
+                        await asyncio.sleep(f.delay)
+                    if f.drop_replies:
+                        f.drop_replies -= 1
+                        self.dropped += 1
+                        continue
+                    if f.corrupt_replies:
+                        f.corrupt_replies -= 1
+                        self.corrupted += 1
+                        # The MAC is the message's last field: alter its last character.
+                        last = frame[-1:]
+                        frame = frame[:-1] + (b"1" if last == b"0" else b"0")
+                    writer.write(encode_frame(frame))
+                    await writer.drain()

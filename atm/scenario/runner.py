@@ -1,0 +1,636 @@
+"""Run one scenario end to end: a fresh host (the ``atm host`` server: ``host.app.Host``) on
+embedded SQLite (or ``--database-url``) listening on a real TCP port, one ATM controller with
+simulated devices (in-process backends, or the serial simulators on pseudo-terminals), a
+relay between them when the scenario injects link faults, and the customer and operator
+acting on the devices as the steps say. Afterwards the expectations and the invariants
+(``atm.scenario.invariants``) are checked; ``ScenarioResult.problems`` lists what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import func, select
+
+from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Faultable, Keypad, open_kit
+from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
+from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
+from atm.scenario.relay import LinkRelay
+from device.config import CassetteConfig, DeviceConfig
+from device.controller import AtmController, Devices
+from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
+from device.screens import Screen, money, render_text
+from drivers.simulated import (
+    Cassette,
+    SimulatedCardReader,
+    SimulatedDispenser,
+    SimulatedPinPad,
+    SimulatedPrinter,
+)
+from host.app import Host
+from host.config import HostConfig
+from host.ledger import post
+from host.models import Account, Card, CardAccount, Customer, Posting
+from host.pins import hash_pin
+from host.seed import EQUITY_ACCOUNT
+from protocol.display import describe
+from protocol.security import KeyScheme
+
+__all__ = ["Observed", "ScenarioResult", "run_scenario", "scenario_host_config"]
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_TYPES = {"checking": "20", "savings": "10"}
+
+
+@dataclass
+class Observed:
+    """What happened, as a person (or auditor) would see it."""
+
+    completed: bool = False
+    screens: list[str] = field(default_factory=list)
+    receipts: list[list[str]] = field(default_factory=list)
+    journal: list[str] = field(default_factory=list)
+    response_codes: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    balances_before: dict[str, int] = field(default_factory=dict)
+    balances_after: dict[str, int] = field(default_factory=dict)
+    taken_cents: int = 0
+    retracted_notes: int = 0
+    cards_retained: int = 0
+    waiting_for: str = ""
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    observed: Observed = field(default_factory=Observed)
+
+    @property
+    def ok(self) -> bool:
+        return self.observed.completed and not self.problems
+
+
+def scenario_host_config(
+    environ: dict[str, str] | None = None, database_url: str | None = None
+) -> HostConfig:
+    """The host's configuration for scenarios: the environment's, with a cheap bcrypt cost
+    and the testing environment unless the environment says otherwise."""
+    env = {"BCRYPT_ROUNDS": "4", "ENVIRONMENT": "testing", **(environ or {})}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return HostConfig.from_env(env)
+
+
+class _Say:
+    def __init__(self, out: TextIO | None, keep: list[str]) -> None:
+        self.out, self.keep = out, keep
+
+    def __call__(self, text: str = "") -> None:
+        self.keep.append(text)
+        if self.out is not None:
+            print(text, file=self.out, flush=True)
+
+
+class _LogTap(logging.Handler):
+    def __init__(self, keep: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.keep = keep
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.keep.append(self.format(record))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_sim_devices(config: DeviceConfig) -> Devices:
+    return Devices(
+        SimulatedCardReader(),
+        SimulatedPinPad(config.master_key, config.key_scheme),
+        SimulatedDispenser([Cassette(c.denomination_cents, c.count) for c in config.cassettes]),
+        SimulatedPrinter(),
+    )
+
+
+@dataclass
+class _Atm:
+    """One ATM: its controller and the customer side of its devices."""
+
+    controller: AtmController
+    reader: CardSlot
+    pin_pad: Keypad
+    dispenser: CashSlot
+    printer: Faultable | None
+    loaded: dict[int, tuple[int, int]]  # cassette -> (denomination, notes ever loaded)
+
+    def device(self, name: str) -> Faultable:
+        found = {
+            "reader": self.reader,
+            "pinpad": self.pin_pad,
+            "dispenser": self.dispenser,
+            "printer": self.printer,
+        }[name]
+        if found is None:
+            raise ValueError(f"no {name} on this device set")
+        return found
+
+
+class _World:
+    """The host, the link and the operator, as steps act on them."""
+
+    def __init__(self, host: Host, port: int, relay: LinkRelay | None, atm: _Atm) -> None:
+        self.host, self.port, self.relay, self.atm = host, port, relay, atm
+
+    async def act(self, step: Step) -> None:
+        atm = self.atm
+        if step.fault is not None:
+            _inject(atm.device(step.fault.device), step.fault)
+        if step.clear is not None:
+            atm.device(step.clear.device).clear(step.clear.fault)
+        if step.host == "down":
+            await self.host.server.close()
+        elif step.host == "up":
+            await self.host.server.start("127.0.0.1", self.port)
+        if step.link is not None:
+            assert self.relay is not None
+            self.relay.apply(step.link, step.link_delay)
+        if step.operator is not None:
+            await self._operator(step.operator)
+        if step.insert is not None:
+            atm.reader.insert(step.insert)
+        if step.type is not None:
+            atm.pin_pad.type_digits(step.type)
+            atm.pin_pad.press(step.then)
+        if step.press:
+            atm.pin_pad.press(*step.press)
+        if step.take == "cash":
+            atm.dispenser.take_cash()
+        elif step.take == "card":
+            atm.reader.take_card()
+
+    async def _operator(self, what: str) -> None:
+        atm = self.atm
+        if what == "supervisor":
+            atm.controller.enter_supervisor()
+        elif what == "free_card":
+            atm.reader.clear("card_jam")
+            atm.controller.enter_supervisor()
+        elif what == "repair_dispenser":
+            atm.dispenser.clear()
+            atm.controller.enter_supervisor()
+        elif what == "replenish":
+            cassettes: Any = getattr(atm.dispenser, "cassettes", [])
+            for index, (cassette, loaded) in enumerate(
+                zip(cassettes, atm.controller.config.cassettes, strict=False)
+            ):
+                denomination, ever = atm.loaded[index]
+                atm.loaded[index] = (denomination, ever + loaded.count - cassette.count)
+                cassette.count = loaded.count
+            atm.pin_pad.press("F1")
+
+
+def _inject(device: Faultable, fault: FaultSpec) -> None:
+    if fault.arg is None:
+        device.inject(fault.fault)
+    else:
+        # Only the serial simulators' faults take an argument (seconds of delay, a count).
+        inject: Callable[..., None] = device.inject
+        inject(fault.fault, fault.arg)
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    host_config: HostConfig | None = None,
+    work_dir: Path | None = None,
+    out: TextIO | None = None,
+    timeout: float = 30.0,
+    devices: str | None = None,
+    controller_factory: Callable[[DeviceConfig, Devices], AtmController] = AtmController,
+) -> ScenarioResult:
+    """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts)."""
+    started = time.monotonic()
+    result = ScenarioResult(scenario)
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atm-scn-")))
+        base = host_config or scenario_host_config()
+        if host_config is None or host_config.database_url.startswith("sqlite:///:memory:"):
+            base = replace(base, database_url=f"sqlite:///{work_dir / 'host.db'}")
+        tap = _LogTap(result.observed.logs)
+        tap.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(tap)
+        root.setLevel(min(old_level or logging.WARNING, logging.INFO))
+        try:
+            await _run(
+                scenario,
+                base,
+                work_dir,
+                result,
+                out,
+                timeout,
+                devices or scenario.setup.devices,
+                controller_factory,
+            )
+        finally:
+            root.removeHandler(tap)
+            root.setLevel(old_level)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _run(
+    scenario: Scenario,
+    config: HostConfig,
+    work_dir: Path,
+    result: ScenarioResult,
+    out: TextIO | None,
+    timeout: float,
+    devices: str,
+    controller_factory: Callable[[DeviceConfig, Devices], AtmController],
+) -> None:
+    seen = result.observed
+    say = _Say(out, seen.output)
+    setup = scenario.setup
+    say(f"== scenario '{scenario.name}': {scenario.description}")
+    scheme = KeyScheme(setup.key_scheme)
+    host_settings: dict[str, Any] = dict(setup.host)
+    config = replace(config, **host_settings)
+    if scheme is not config.link.scheme(setup.terminal_id):
+        say(f"== host: terminal {setup.terminal_id} uses key scheme {scheme.value} ({scheme.name})")
+        schemes = {**config.link.schemes, setup.terminal_id: scheme}
+        config = replace(config, link=replace(config.link, schemes=schemes))
+    host = Host(config)
+    from atm.commands.db import display_url
+
+    say(f"== host database {display_url(config.database_url)}")
+    await asyncio.to_thread(host.upgrade_and_seed)
+    await asyncio.to_thread(_apply_setup, host, scenario, config)
+    before: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
+    watched = sorted({*scenario.expect.balance_changes, *_card_accounts(scenario)})
+    seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
+    port = _free_port() if setup.host_down_at_start else 0
+    if setup.host_down_at_start:
+        say(f"== host NOT started yet (ATM will look for it on 127.0.0.1:{port})")
+    else:
+        port = await host.start("127.0.0.1", 0)
+        say(f"== host listening on 127.0.0.1:{port}")
+    relay = LinkRelay("127.0.0.1", port) if scenario.via_relay else None
+    atm_port = await relay.start() if relay else port
+    if relay:
+        say(f"== ATM reaches the host through a fault-injecting relay on 127.0.0.1:{atm_port}")
+    overrides: dict[str, Any] = dict(setup.device)
+    if setup.cassettes:
+        overrides["cassettes"] = tuple(
+            CassetteConfig(c.denomination_cents, c.count) for c in setup.cassettes
+        )
+    device_config = DeviceConfig(
+        terminal_id=setup.terminal_id,
+        key_scheme=scheme,
+        port=atm_port,
+        state_dir=work_dir / "device",
+        **overrides,
+    )
+    kit = None
+    try:
+        if devices == "sim":
+            atm_devices = build_sim_devices(device_config)
+            reader: Any = atm_devices.card_reader
+            pin_pad: Any = atm_devices.pin_pad
+            dispenser: Any = atm_devices.dispenser
+            printer: Any = atm_devices.printer
+        else:
+            kit = await open_kit(dict.fromkeys(KINDS, DEVICE_SETS[devices]), device_config)
+            for kind, url in kit.urls.items():
+                say(f"== {kind} on a serial simulator at {url}")
+            assert kit.card_reader and kit.pin_pad and kit.dispenser
+            atm_devices = kit.devices
+            reader, pin_pad, dispenser = kit.card_reader, kit.pin_pad, kit.dispenser
+            printer = kit.simulators.get("printer")
+        loaded = {i: (c.denomination_cents, c.count) for i, c in enumerate(device_config.cassettes)}
+        for fault in scenario.faults:
+            device = {"reader": reader, "pinpad": pin_pad, "dispenser": dispenser}.get(
+                fault.device, printer
+            )
+            _inject(device, fault)
+            say(f"== fault injected: {fault}")
+        controller = controller_factory(device_config, atm_devices)
+        atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded)
+        world = _World(host, port, relay, atm)
+        await _drive(scenario, controller, world, seen, say, timeout)
+        seen.journal = controller.journal.path.read_text().splitlines()
+        after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
+        seen.balances_after = {n: after.balances[n] for n in watched if n in after.balances}
+        denominations = {i: d for i, (d, _) in loaded.items()}
+        seen.taken_cents = sum(denominations[i] * n for i, n in dispenser.taken_total.items())
+        seen.retracted_notes = dispenser.retracted
+        seen.cards_retained = len(reader.captured)
+        _report(scenario, seen, controller, dispenser, say)
+        result.problems.extend(check_expectations(scenario, seen))
+        if seen.completed:
+            evidence = Evidence(
+                terminal_id=setup.terminal_id,
+                journal=seen.journal,
+                loaded=dict(atm.loaded),
+                remaining={i: c.count for i, c in enumerate(getattr(dispenser, "cassettes", []))},
+                taken=dict(dispenser.taken_total),
+                in_tray=_in_tray(dispenser),
+                rejected=dict(getattr(dispenser, "reject_bin", None) or {}),
+                retracted=dispenser.retracted,
+                counters={i: replace(c) for i, c in controller.counters.cassettes.items()},
+                pending_reversals=_pending(controller),
+                texts={
+                    "journal": seen.journal,
+                    "log": seen.logs,
+                    "receipt": [line for receipt in seen.receipts for line in receipt],
+                    "output": seen.output,
+                },
+                secrets=_secrets(scenario, device_config),
+            )
+            result.problems.extend(check_invariants(before, after, [evidence], host))
+    finally:
+        if relay is not None:
+            await relay.close()
+        if kit is not None:
+            kit.close()
+        await host.close()
+    for problem in result.problems:
+        say(f"!! {problem}")
+    if result.ok:
+        say("== outcome as expected; invariants hold")
+
+
+def _in_tray(dispenser: Any) -> dict[int, int]:
+    tray = getattr(dispenser, "tray", None)
+    if tray is None:
+        tray = getattr(dispenser, "presented", {})
+    return {i: n for i, n in dict(tray).items() if n}
+
+
+def _pending(controller: AtmController) -> int:
+    pending = getattr(controller.link, "pending_reversals", None)
+    return int(pending()) if pending is not None else 0
+
+
+def _card_accounts(scenario: Scenario) -> list[str]:
+    return [a.number for card in scenario.setup.cards for a in card.accounts]
+
+
+def _secrets(scenario: Scenario, config: DeviceConfig) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = [("terminal master key", config.terminal_master_key)]
+    for name, track in scenario.tracks().items():
+        pan = track.split("=")[0]
+        found.append((f"PAN of card {name}", pan))
+        found.append((f"track 2 of card {name}", track))
+    for step in scenario.steps:
+        if step.insert and "=" in step.insert:
+            found.append(("PAN of an inserted card", step.insert.split("=")[0]))
+    return found
+
+
+def pins_of(scenario: Scenario) -> dict[str, str]:
+    return {**SEED_PINS, **{card.name: card.pin for card in scenario.setup.cards}}
+
+
+async def _drive(
+    scenario: Scenario,
+    controller: AtmController,
+    world: _World,
+    seen: Observed,
+    say: _Say,
+    timeout: float,
+) -> None:
+    steps = list(scenario.steps)
+    done = asyncio.Event()
+    last: Screen | None = None
+    actions: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+
+    async def act(step: Step) -> None:
+        try:
+            await world.act(step)
+        except Exception as exc:  # a step that cannot act ends the scenario with the reason
+            failures.append(exc)
+            done.set()
+
+    def on_event(event: DeviceEvent) -> None:
+        nonlocal last
+        if isinstance(event, ScreenShown):
+            screen = event.screen
+            fresh = screen != last and not screen.input_value
+            if screen != last:
+                say(render_text(screen))
+            last = screen
+            seen.screens.append(screen.id)
+            if steps and fresh and screen.id == steps[0].screen:
+                step = steps.pop(0)
+                say(f"   [{step.describe()}]")
+                task = asyncio.get_running_loop().create_task(act(step))
+                actions.add(task)
+                task.add_done_callback(actions.discard)
+            elif not steps and screen.id == "welcome":
+                done.set()
+        elif isinstance(event, LinkMessage):
+            arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
+            say(f"-- {arrow}  {describe(event.message)}")
+            mti = str(event.message.get("t", ""))
+            if event.direction != "send" and mti in {"0110", "0210"}:
+                seen.response_codes.append(str(event.message.get("39", "")))
+        elif isinstance(event, ReceiptPrinted):
+            seen.receipts.append(list(event.lines))
+
+    controller.events.subscribe(on_event)
+    runner = asyncio.create_task(controller.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+        if failures:
+            raise failures[0]
+        seen.completed = True
+        await _settle(controller, timeout)
+    except TimeoutError:
+        seen.waiting_for = steps[0].screen if steps else "welcome"
+        where = f" (step at line {steps[0].line})" if steps else " (after the last step)"
+        say(f"!! scenario stopped: still waiting for screen '{seen.waiting_for}'{where}")
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        for task in list(actions):
+            task.cancel()
+        await asyncio.gather(*actions, return_exceptions=True)
+
+
+async def _settle(controller: AtmController, timeout: float) -> None:
+    """Give the store-and-forward queue the chance to deliver queued reversals."""
+    pending = getattr(controller.link, "pending_reversals", None)
+    if pending is None:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending() and loop.time() < deadline:
+        await controller.link.ensure_online()
+        if pending():
+            await asyncio.sleep(0.05)
+
+
+def _apply_setup(host: Host, scenario: Scenario, config: HostConfig) -> None:
+    """Cards, accounts and balances of ``setup``, made the way ``atm db seed`` makes them."""
+    setup = scenario.setup
+    with host.sessions.begin() as session:
+        equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT)).one()
+
+        def set_balance(account: Account, cents: int) -> None:
+            change = cents - account.balance_cents
+            if change:
+                post(
+                    session,
+                    "opening",
+                    [(account, change), (equity, -change)],
+                    description="scenario opening balance",
+                )
+
+        for card_spec in setup.cards:
+            if session.scalar(select(Card).where(Card.pan == card_spec.pan)) is not None:
+                continue
+            customer = Customer(name=card_spec.customer or card_spec.name.capitalize())
+            session.add(customer)
+            session.flush()
+            card = Card(
+                pan=card_spec.pan,
+                customer=customer,
+                expiry=card_spec.expiry,
+                status=card_spec.status,
+                pin_hash=hash_pin(card_spec.pin, config.pin_pepper, config.bcrypt_rounds),
+            )
+            session.add(card)
+            session.flush()
+            for spec in card_spec.accounts:
+                account = session.scalar(select(Account).where(Account.number == spec.number))
+                if account is None:
+                    account = Account(
+                        number=spec.number, kind=spec.type, customer=customer, balance_cents=0
+                    )
+                    session.add(account)
+                    session.flush()
+                if spec.balance_cents is not None:
+                    set_balance(account, spec.balance_cents)
+                session.add(
+                    CardAccount(card=card, account=account, account_type=ACCOUNT_TYPES[spec.type])
+                )
+        for number, cents in setup.balances.items():
+            account = session.scalar(select(Account).where(Account.number == number))
+            if account is None:
+                raise ValueError(f"setup.balances: no account {number}")
+            set_balance(account, cents)
+        session.flush()
+        session.scalar(select(func.count(Posting.id)))
+
+
+def _report(
+    scenario: Scenario, seen: Observed, controller: AtmController, dispenser: Any, say: _Say
+) -> None:
+    for receipt in seen.receipts:
+        say("== receipt")
+        for line in receipt:
+            say(f"   {line}")
+    if not seen.receipts:
+        say("== no receipt printed")
+    for number in seen.balances_before:
+        before, after = seen.balances_before[number], seen.balances_after.get(number, 0)
+        say(f"== balance of {number} before: {money(before)}")
+        say(f"== balance of {number} after:  {money(after)}")
+    cassettes = getattr(dispenser, "cassettes", [])
+    counts = ", ".join(f"{money(c.denomination_cents)} x {c.count}" for c in cassettes)
+    say(f"== dispenser cassettes: {counts}")
+    say(
+        f"== dispenser counters: taken by customers {money(seen.taken_cents)}, "
+        f"notes retracted {seen.retracted_notes}"
+    )
+    for index, counters in sorted(controller.counters.cassettes.items()):
+        say(
+            f"== cassette {index} ({money(counters.denomination_cents)}): loaded "
+            f"{counters.loaded}, dispensed {counters.dispensed}, rejected {counters.rejected}, "
+            f"retracted {counters.retracted}, remaining {counters.remaining}"
+        )
+    say(f"== cards retained: {seen.cards_retained}")
+
+
+def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
+    """The scenario's ``expect`` section against what was observed."""
+    problems: list[str] = []
+    if not seen.completed:
+        problems.append(f"scenario did not finish: still waiting for screen '{seen.waiting_for}'")
+        return problems
+    expect = scenario.expect
+    for number, change in expect.balance_changes.items():
+        if number not in seen.balances_after:
+            problems.append(f"expect.balance_changes: no account {number}")
+            continue
+        got = seen.balances_after[number] - seen.balances_before[number]
+        if got != change:
+            problems.append(
+                f"balance of {number}: expected a change of {change} cents, saw {got} "
+                f"({seen.balances_before[number]} -> {seen.balances_after[number]})"
+            )
+    journal = "\n".join(seen.journal)
+    for wanted in expect.journal:
+        if wanted not in journal:
+            problems.append(f"journal has no line with {wanted!r}")
+    for unwanted in expect.no_journal:
+        if unwanted in journal:
+            problems.append(f"journal has a line with {unwanted!r}")
+    if expect.screens:
+        position = 0
+        for screen in seen.screens:
+            if position < len(expect.screens) and screen == expect.screens[position]:
+                position += 1
+        if position < len(expect.screens):
+            problems.append(
+                f"screens: expected {' -> '.join(expect.screens)} in this order; "
+                f"'{expect.screens[position]}' did not follow (shown: {' '.join(seen.screens)})"
+            )
+    if expect.response_codes is not None and tuple(seen.response_codes) != expect.response_codes:
+        problems.append(
+            f"response codes: expected {list(expect.response_codes)}, saw {seen.response_codes}"
+        )
+    if expect.taken_cents is not None and seen.taken_cents != expect.taken_cents:
+        problems.append(
+            f"expected notes worth {expect.taken_cents} cents taken, saw {seen.taken_cents}"
+        )
+    if expect.retracted_notes is not None and seen.retracted_notes != expect.retracted_notes:
+        problems.append(
+            f"expected {expect.retracted_notes} note(s) retracted, saw {seen.retracted_notes}"
+        )
+    if seen.cards_retained != expect.cards_retained:
+        problems.append(
+            f"expected {expect.cards_retained} card(s) retained, saw {seen.cards_retained}"
+        )
+    if expect.receipts is not None and len(seen.receipts) != expect.receipts:
+        problems.append(f"expected {expect.receipts} receipt(s), saw {len(seen.receipts)}")
+    lines = [line for receipt in seen.receipts for line in receipt]
+    for wanted in expect.receipt_lines:
+        if not any(wanted in line for line in lines):
+            problems.append(f"no receipt line with {wanted!r}")
+    return problems
+
+
+__all__ += ["TRACKS", "build_sim_devices", "check_expectations", "pins_of"]

@@ -1,0 +1,147 @@
+"""Scenario files: the shipped ones load; a bad file gets an error naming file, line and
+what is wrong."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from atm.scenario import ScenarioFileError, builtin_scenarios, load_file, load_paths
+from atm.scenario.loader import builtin_dir, schema
+
+GOOD = """\
+name: my-withdrawal
+description: Dora withdraws $40
+setup:
+  cards:
+    - name: dora
+      pan: "5500000000000004"
+      pin: "2468"
+      accounts:
+        - {number: "2000-0001-0001", type: checking, balance: 10000}
+  cassettes:
+    - {denomination: 2000, count: 10}
+steps:
+  - {screen: welcome, insert: dora}
+  - {screen: enter_pin, type: "2468"}
+  - {screen: main_menu, press: F1}
+  - {screen: select_account, press: F1}
+  - {screen: select_amount, press: F2}
+  - {screen: take_cash, take: cash}
+  - {screen: take_card, take: card}
+expect:
+  balance_changes: {"2000-0001-0001": -4000}
+  taken_cents: 4000
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> ScenarioFileError:
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioFileError) as caught:
+        load_file(path)
+    assert str(caught.value).startswith(f"{path}:")
+    return caught.value
+
+
+def test_the_builtin_scenarios_are_the_32_demo_scripts():
+    scenarios = builtin_scenarios()
+    assert len(scenarios) == 32
+    assert "withdraw-alice" in scenarios and "dispense-unknown" in scenarios
+    for scenario in scenarios.values():
+        assert scenario.path.parent == builtin_dir()
+        assert scenario.description
+
+
+def test_a_good_file_loads_with_its_card_and_step_lines(tmp_path):
+    scenario = load_file(write(tmp_path, GOOD))
+    assert scenario.name == "my-withdrawal"
+    card = scenario.setup.cards[0]
+    assert card.pan == "5500000000000004" and card.accounts[0].balance_cents == 10000
+    assert scenario.steps[0].insert == "5500000000000004=30121010000000000000"
+    assert [s.line for s in scenario.steps][:2] == [13, 14]
+    assert scenario.steps[4].press == ("F2",)
+    assert scenario.expect.balance_changes == {"2000-0001-0001": -4000}
+
+
+def test_the_schema_is_valid_json_schema_and_accepts_every_shipped_file():
+    jsonschema.Draft202012Validator.check_schema(schema())
+    validator = jsonschema.Draft202012Validator(schema())
+    for path in sorted(builtin_dir().glob("*.yaml")):
+        assert not list(validator.iter_errors(yaml.safe_load(path.read_text()))), path
+    # Editors read the schema as plain JSON from the package.
+    assert json.loads((builtin_dir().parent / "scenario.schema.json").read_text())["title"]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    err = error_of(tmp_path, "name: x\nsteps:\n  - {screen: welcome, insert: alice\n")
+    assert err.line == 4 or err.line == 3
+    assert "not valid YAML" in err.problem
+
+
+def test_unknown_key_names_its_line_and_the_allowed_keys(tmp_path):
+    text = GOOD.replace("  - {screen: main_menu, press: F1}", "  - {screen: main_menu, pres: F1}")
+    err = error_of(tmp_path, text)
+    assert err.line == 15
+    assert "steps[2].pres: unknown key 'pres'" in err.problem
+    assert "press" in err.problem
+
+
+def test_a_bad_key_name_in_a_press_names_the_line(tmp_path):
+    err = error_of(tmp_path, GOOD.replace("press: F2}", "press: F9}"))
+    assert err.line == 17
+    assert "steps[4].press" in err.problem and "F9" in err.problem
+
+
+def test_an_unknown_screen_is_refused(tmp_path):
+    err = error_of(tmp_path, GOOD.replace("screen: take_cash", "screen: take_money"))
+    assert err.line == 18
+    assert "no screen 'take_money'" in err.problem and "take_cash" in err.problem
+
+
+def test_an_unknown_card_is_refused(tmp_path):
+    err = error_of(tmp_path, GOOD.replace("insert: dora", "insert: doris"))
+    assert err.line == 13
+    assert "no card named 'doris'" in err.problem and "dora" in err.problem
+
+
+def test_a_fault_the_device_does_not_offer_is_refused(tmp_path):
+    text = GOOD.replace("steps:\n", "faults:\n  - {device: dispenser, fault: explode}\nsteps:\n")
+    err = error_of(tmp_path, text)
+    assert err.line == 13
+    assert "no fault 'explode'" in err.problem and "jam" in err.problem
+
+
+def test_byte_faults_are_offered_by_the_serial_simulators_only(tmp_path):
+    text = GOOD.replace("steps:\n", "faults:\n  - {device: dispenser, fault: garble}\nsteps:\n")
+    assert "no fault 'garble'" in error_of(tmp_path, text).problem
+    serial = text.replace("setup:\n", "setup:\n  devices: serial\n")
+    assert load_file(write(tmp_path, serial, "b.yaml")).faults[0].fault == "garble"
+
+
+def test_a_missing_required_key_and_a_wrong_type(tmp_path):
+    err = error_of(tmp_path, "name: x\ndescription: no steps\n")
+    assert err.line == 1 and "'steps' is a required property" in err.problem
+    err = error_of(tmp_path, GOOD.replace("taken_cents: 4000", "taken_cents: lots"))
+    assert err.line == 22 and "expect.taken_cents" in err.problem and "integer" in err.problem
+
+
+def test_a_bad_pan_names_the_card_line(tmp_path):
+    err = error_of(tmp_path, GOOD.replace('"5500000000000004"', '"55-00"'))
+    assert err.line == 6 and "setup.cards[0].pan" in err.problem
+
+
+def test_a_directory_and_duplicate_names(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD, "b.yaml")
+    with pytest.raises(ScenarioFileError, match="also used by"):
+        load_paths([tmp_path])
+    with pytest.raises(ScenarioFileError, match="no such file"):
+        load_paths([tmp_path / "missing.yaml"])

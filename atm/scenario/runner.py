@@ -9,10 +9,13 @@ acting on the devices as the steps say. Afterwards the expectations and the inva
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
+import shutil
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,6 +24,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import func, select
 
+from atm.commands.db import display_url
 from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Faultable, Keypad, open_kit
 from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
@@ -45,7 +49,13 @@ from host.seed import EQUITY_ACCOUNT
 from protocol.display import describe
 from protocol.security import KeyScheme
 
-__all__ = ["Observed", "ScenarioResult", "run_scenario", "scenario_host_config"]
+__all__ = [
+    "Observed",
+    "ScenarioResult",
+    "run_scenario",
+    "scenario_host_config",
+    "sqlite_template",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +93,10 @@ class ScenarioResult:
         return self.observed.completed and not self.problems
 
 
-def scenario_host_config(
-    environ: dict[str, str] | None = None, database_url: str | None = None
-) -> HostConfig:
-    """The host's configuration for scenarios: the environment's, with a cheap bcrypt cost
-    and the testing environment unless the environment says otherwise."""
+def scenario_host_config(environ: dict[str, str] | None = None) -> HostConfig:
+    """The host's settings for scenarios: the environment's, with a cheap bcrypt cost and
+    the testing environment unless the environment says otherwise."""
     env = {"BCRYPT_ROUNDS": "4", "ENVIRONMENT": "testing", **(environ or {})}
-    if database_url:
-        env["DATABASE_URL"] = database_url
     return HostConfig.from_env(env)
 
 
@@ -112,6 +118,30 @@ class _LogTap(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):
             self.keep.append(self.format(record))
+
+
+_TEMPLATES: dict[tuple[str, str, int], Path] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def sqlite_template(config: HostConfig) -> Path:
+    """A migrated and seeded SQLite database for this process, made once per pepper and
+    bcrypt cost (the seeded PIN hashes depend on them) and removed when the process ends."""
+    key = (config.pin_pepper, config.secret_key, config.bcrypt_rounds)
+    with _TEMPLATE_LOCK:
+        if key not in _TEMPLATES:
+            folder = Path(tempfile.mkdtemp(prefix="atm-scn-template-"))
+            atexit.register(shutil.rmtree, folder, True)
+            path = folder / "template.db"
+            host = Host(replace(config, database_url=f"sqlite:///{path}"))
+            try:
+                host.upgrade_and_seed()
+            finally:
+                host.executor.shutdown(wait=True)
+                host.pins.close()
+                host.engine.dispose()
+            _TEMPLATES[key] = path
+        return _TEMPLATES[key]
 
 
 def _free_port() -> int:
@@ -219,21 +249,24 @@ async def run_scenario(
     scenario: Scenario,
     *,
     host_config: HostConfig | None = None,
+    database_url: str | None = None,
     work_dir: Path | None = None,
     out: TextIO | None = None,
     timeout: float = 30.0,
     devices: str | None = None,
     controller_factory: Callable[[DeviceConfig, Devices], AtmController] = AtmController,
 ) -> ScenarioResult:
-    """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts)."""
+    """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts).
+    ``host_config`` gives the host's settings; its database is a fresh SQLite file in
+    ``work_dir`` unless ``database_url`` names one."""
     started = time.monotonic()
     result = ScenarioResult(scenario)
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atm-scn-")))
         base = host_config or scenario_host_config()
-        if host_config is None or host_config.database_url.startswith("sqlite:///:memory:"):
-            base = replace(base, database_url=f"sqlite:///{work_dir / 'host.db'}")
+        # A fresh embedded database per scenario unless one is named.
+        base = replace(base, database_url=database_url or f"sqlite:///{work_dir / 'host.db'}")
         tap = _LogTap(result.observed.logs)
         tap.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
@@ -279,9 +312,12 @@ async def _run(
         say(f"== host: terminal {setup.terminal_id} uses key scheme {scheme.value} ({scheme.name})")
         schemes = {**config.link.schemes, setup.terminal_id: scheme}
         config = replace(config, link=replace(config.link, schemes=schemes))
+    fresh = config.database_url == f"sqlite:///{work_dir / 'host.db'}"
+    if fresh:
+        # Migrating a new SQLite file takes seconds; copy a migrated, seeded one instead.
+        template = await asyncio.to_thread(sqlite_template, config)
+        shutil.copyfile(template, work_dir / "host.db")
     host = Host(config)
-    from atm.commands.db import display_url
-
     say(f"== host database {display_url(config.database_url)}")
     await asyncio.to_thread(host.upgrade_and_seed)
     await asyncio.to_thread(_apply_setup, host, scenario, config)

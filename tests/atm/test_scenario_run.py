@@ -1,0 +1,68 @@
+"""``atm scenario run``: real host over TCP, simulated devices, table, JUnit XML, exit code."""
+
+import shutil
+import xml.etree.ElementTree as ET
+
+from atm.cli import main
+from atm.scenario.loader import builtin_dir
+
+FAILING = """\
+name: wrong-expectation
+description: Alice withdraws $20 but the file expects $40 to leave her account
+steps:
+  - {screen: welcome, insert: alice}
+  - {screen: enter_pin, type: "1234"}
+  - {screen: main_menu, press: F1}
+  - {screen: select_account, press: F1}
+  - {screen: select_amount, press: F1}
+  - {screen: take_cash, take: cash}
+  - {screen: take_card, take: card}
+expect:
+  balance_changes: {"1000-0001-0001": -4000}
+  taken_cents: 2000
+  response_codes: ["00"]
+"""
+
+
+def test_run_passes_prints_a_table_and_writes_junit(tmp_path, capsys):
+    for name in ("withdraw-alice", "transfer-alice"):
+        shutil.copy(builtin_dir() / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    junit = tmp_path / "out.xml"
+    code = main(["scenario", "run", str(tmp_path), "--junit", str(junit), "-j", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "transfer-alice" in out and "withdraw-alice" in out
+    assert "2 scenario(s): 2 passed, 0 failed" in out
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
+    names = sorted(case.get("name") or "" for case in suite.iter("testcase"))
+    assert names == ["transfer-alice", "withdraw-alice"]
+
+
+def test_a_failing_scenario_exits_1_with_the_numbers(tmp_path, capsys):
+    path = tmp_path / "wrong.yaml"
+    path.write_text(FAILING)
+    junit = tmp_path / "out.xml"
+    code = main(["scenario", "run", str(path), "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "wrong-expectation  FAIL" in out
+    assert (
+        "balance of 1000-0001-0001: expected a change of -4000 cents, saw -2000 "
+        "(525000 -> 523000)" in out
+    )
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None and "expected a change of -4000" in (failure.get("message") or "")
+
+
+def test_a_bad_file_exits_2_naming_file_and_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(FAILING.replace("take: cash", "take: money"))
+    assert main(["scenario", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:9: steps[5].take: 'money' is not one of cash, card" in err
+
+
+def test_check_lists_the_builtin_scenarios(capsys):
+    assert main(["scenario", "check", str(builtin_dir())]) == 0
+    assert "dispense-unknown" in capsys.readouterr().out

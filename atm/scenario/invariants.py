@@ -116,7 +116,7 @@ def _accounts(session: Any, before: HostSnapshot, after: HostSnapshot) -> list[s
     moves: dict[str, dict[str, int]] = {}
     for number, kind, amount in rows:
         part = moves.setdefault(number, {"debits": 0, "reversals": 0, "credits": 0})
-        if kind.endswith("-reversal"):
+        if kind == "reversal" or kind.endswith("-reversal"):
             part["reversals"] += amount
         elif amount < 0:
             part["debits"] -= amount

@@ -264,6 +264,7 @@ async def run_scenario(
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="atm-scn-")))
+        work_dir.mkdir(parents=True, exist_ok=True)
         base = host_config or scenario_host_config()
         # A fresh embedded database per scenario unless one is named.
         base = replace(base, database_url=database_url or f"sqlite:///{work_dir / 'host.db'}")

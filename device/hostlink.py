@@ -30,6 +30,7 @@ reversals through a persistent store-and-forward queue, echo when idle, reconnec
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -67,6 +68,11 @@ RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFU
 # Processing codes whose 0200 moves money and so must be reversed when unanswered.
 _REVERSIBLE = (TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value)
 _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
+
+
+def _request_key(message: Message) -> tuple[str, str, str]:
+    """What ties a 0210 to its 0200: terminal, STAN, transmission time."""
+    return (str(message.get("41", "")), str(message.get("11", "")), str(message.get("7", "")))
 
 
 class ReversalReason:
@@ -122,6 +128,8 @@ class HostLink:
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._on_pin_key = on_pin_key
         self.on_reversal_queued = on_reversal_queued
+        # Requests answered in time (most recent 64): their duplicate answers are ignored.
+        self._answered: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=64)
         self._tap = tap
         self._codec = TerminalCodec(self.timing.key_scheme, config.master_key)
         self.client = LinkClient(
@@ -242,7 +250,7 @@ class HostLink:
             if not await self.drain():
                 raise LinkUnavailable("reversals are waiting and the host does not take them")
         try:
-            return await self.client.request(message)
+            response = await self.client.request(message)
         except LinkUnavailable:
             raise
         except LinkError as exc:
@@ -250,6 +258,10 @@ class HostLink:
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
+        if mti == Mti.FINANCIAL_REQUEST:
+            # A second answer to this request (the host saw it twice) is not a late approval.
+            self._answered.append(_request_key(message))
+        return response
 
     def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> bool:
         """Persist a reversal advice for ``original`` and have it sent as soon as possible.
@@ -343,6 +355,9 @@ class HostLink:
             and message.get("41") == self.config.terminal_id
             and message.get("3", "")[:2] in _REVERSIBLE
         ):
+            if _request_key(message) in self._answered:
+                log.info("second answer to STAN %s (a duplicate) ignored", message.get("11"))
+                return
             log.warning("approval for STAN %s arrived too late", message.get("11"))
             original = {k: v for k, v in message.items() if k in _ORIGINAL_ECHOED}
             original["t"] = Mti.FINANCIAL_REQUEST

@@ -6,9 +6,10 @@ Each check returns problems that carry the numbers that disagree:
    posting, every balance equals the sum of its entries, reversals point at one original).
 2. ``account``: for each account, opening - approved debits + reversals + credits = closing,
    from the postings made during the scenario.
-3. ``approvals``: the money the ATM journal says the host approved equals what the host
-   posted for that terminal, and the terminal's cash account moved by the value of the notes
-   that customers took (or that still lie in the exit tray, a suspect dispense).
+3. ``approvals``: what the ATM journal says customers were charged (approvals minus the
+   reversals it asked for) equals what the host charged them at that terminal, and the
+   terminal's cash account moved by the value of the notes that customers took (or that
+   still lie in the exit tray, a suspect dispense).
 4. ``cash``: notes that left the cassettes = notes taken + retracted + rejected + still in
    the tray.
 5. ``reversals``: every money-moving 0200 the host approved is either completed or reversed
@@ -148,32 +149,38 @@ def _requests(session: Any, before: HostSnapshot, terminal_id: str) -> list[Any]
 
 
 def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evidence) -> list[str]:
+    """The ATM's story (approved minus what it asked to reverse) against the host's (posted
+    minus reversed) for this terminal, and the host's cash account against the notes."""
     problems = []
     records = atm.records()
     requests = {r["stan"]: r for r in records if r["event"] == "TXN_REQUEST"}
-    journal_approved = 0
+    asked_back = {
+        r.get("stan", ""): int(r.get("amount", "0") or 0) - int(r.get("dispensed", "0") or 0)
+        for r in records
+        if r["event"] == "REVERSAL_QUEUED"
+    }
+    journal_net = 0
     for record in records:
         if record["event"] == "TXN_RESPONSE" and record.get("code") == "00":
             request = requests.get(record.get("stan", ""))
             if request and request.get("proc", "")[:2] in MONEY_MOVING:
-                journal_approved += int(request.get("amount", "0") or 0)
-    host_posted = sum(
-        -int(amount)
-        for (amount,) in session.execute(
-            select(Entry.amount_cents)
-            .join(Posting, Posting.id == Entry.posting_id)
-            .where(
-                Posting.id > before.last_posting,
-                Posting.terminal_id == atm.terminal_id,
-                Posting.kind.in_(["withdrawal", "transfer"]),
-                Entry.amount_cents < 0,
-            )
-        ).all()
-    )
-    if journal_approved != host_posted:
+                amount = int(request.get("amount", "0") or 0)
+                journal_net += amount - asked_back.get(record.get("stan", ""), 0)
+    host_net = 0
+    for kind, amount in session.execute(
+        select(Posting.kind, Entry.amount_cents)
+        .join(Posting, Posting.id == Entry.posting_id)
+        .where(Posting.id > before.last_posting, Posting.terminal_id == atm.terminal_id)
+    ).all():
+        if kind in {"withdrawal", "transfer"} and amount < 0:
+            host_net -= int(amount)  # the debit leg: what the customer was charged
+        elif (kind == "reversal" or kind.endswith("-reversal")) and amount > 0:
+            host_net -= int(amount)  # what a reversal gave back
+    if journal_net != host_net:
         problems.append(
-            f"invariant approvals {atm.terminal_id}: the ATM journal shows approvals of "
-            f"{journal_approved} cents, the host posted {host_posted} cents"
+            f"invariant approvals {atm.terminal_id}: the ATM journal shows customers charged "
+            f"{journal_net} cents net (approved minus reversals asked), the host charged "
+            f"{host_net} cents net"
         )
     terminal = session.scalar(select(Terminal).where(Terminal.terminal_id == atm.terminal_id))
     if terminal is not None:

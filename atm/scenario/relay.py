@@ -5,7 +5,10 @@ framing (2-byte length prefix) so it can lose, hold back, delay or alter whole m
 - ``hold_replies`` / ``release_replies``: the host's replies wait in the relay (a late host);
 - ``drop_reply``: the next reply from the host is lost;
 - ``corrupt_mac``: the next reply from the host arrives with its MAC altered;
-- ``slow`` / ``fast``: every reply is delayed by ``delay`` seconds, or not.
+- ``slow`` / ``fast``: every reply is delayed by ``delay`` seconds, or not;
+- ``corrupt_request_mac``: the ATM's next request reaches the host with its MAC altered;
+- ``duplicate_request``: the ATM's next request reaches the host twice;
+- ``cut``: every open connection is dropped now (replies held back are lost with it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class _Faults:
     drop_replies: int = 0
     corrupt_replies: int = 0
     delay: float = 0.0
+    corrupt_requests: int = 0
+    duplicate_requests: int = 0
     replies_open: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -35,6 +40,7 @@ class LinkRelay:
         self.faults.replies_open.set()
         self.dropped = 0
         self.corrupted = 0
+        self.duplicated = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -56,6 +62,14 @@ class LinkRelay:
             f.delay = delay
         elif action == "fast":
             f.delay = 0.0
+        elif action == "corrupt_request_mac":
+            f.corrupt_requests += 1
+        elif action == "duplicate_request":
+            f.duplicate_requests += 1
+        elif action == "cut":
+            for task in list(self._tasks):
+                task.cancel()
+            f.replies_open.set()
         else:
             raise ValueError(f"unknown link action {action!r}")
 
@@ -98,9 +112,18 @@ class LinkRelay:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
                 for frame in framer.feed(data):
-                    if self.faults.holding:
+                    f = self.faults
+                    if f.holding:
                         continue
+                    if f.corrupt_requests and _is_financial(frame):
+                        f.corrupt_requests -= 1
+                        self.corrupted += 1
+                        frame = _alter_mac(frame)
                     writer.write(encode_frame(frame))
+                    if f.duplicate_requests and _is_financial(frame):
+                        f.duplicate_requests -= 1
+                        self.duplicated += 1
+                        writer.write(encode_frame(frame))
                 await writer.drain()
 
     async def _replies(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -116,11 +139,20 @@ class LinkRelay:
                         f.drop_replies -= 1
                         self.dropped += 1
                         continue
-                    if f.corrupt_replies:
+                    if f.corrupt_replies and _is_financial(frame):
                         f.corrupt_replies -= 1
                         self.corrupted += 1
-                        # The MAC is the message's last field: alter its last character.
-                        last = frame[-1:]
-                        frame = frame[:-1] + (b"1" if last == b"0" else b"0")
+                        frame = _alter_mac(frame)
                     writer.write(encode_frame(frame))
                     await writer.drain()
+
+
+def _is_financial(frame: bytes) -> bool:
+    """0100/0110, 0200/0210 (not the network messages and advices around them)."""
+    return frame[:4] in {b"0100", b"0110", b"0200", b"0210"}
+
+
+def _alter_mac(frame: bytes) -> bytes:
+    # The MAC is the message's last field: alter its last character (still a hex digit).
+    last = frame[-1:]
+    return frame[:-1] + (b"1" if last == b"0" else b"0")

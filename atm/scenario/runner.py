@@ -272,6 +272,10 @@ async def run_scenario(
         tap.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         old_level = root.level
+        # The tap hears INFO and above; the handlers already there keep their threshold.
+        quieted = [(h, h.level) for h in root.handlers]
+        for handler, level in quieted:
+            handler.setLevel(max(level, old_level))
         root.addHandler(tap)
         root.setLevel(min(old_level or logging.WARNING, logging.INFO))
         try:
@@ -288,6 +292,8 @@ async def run_scenario(
         finally:
             root.removeHandler(tap)
             root.setLevel(old_level)
+            for handler, level in quieted:
+                handler.setLevel(level)
     result.seconds = time.monotonic() - started
     return result
 

@@ -232,7 +232,7 @@ class ReversalService:
         else:
             legs = [(locked[e.account_id], -e.amount_cents) for e in entries]
             back = sum(a for _, a in legs if a > 0)
-            kind = "reversal"
+            kind = f"{posting.kind}-reversal"
         reversal = post(
             session,
             kind,

@@ -4,6 +4,7 @@ files without running them, and run random sessions (``fuzz``)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -68,7 +69,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_unless_verbose(args: argparse.Namespace) -> None:
+    """The scenarios' own warnings (link lost, reversal queued) are their narration, not
+    problems of this command: keep them off stderr unless ``atm -v``."""
+    if not getattr(args, "verbose", False):
+        for handler in logging.getLogger().handlers:
+            handler.setLevel(max(handler.level, logging.ERROR))
+
+
 def _run(args: argparse.Namespace) -> int:
+    _quiet_unless_verbose(args)
     scenarios = _load(args.paths, args.select)
     if scenarios is None:
         return 2

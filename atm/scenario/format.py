@@ -106,6 +106,7 @@ class Step:
     press: tuple[str, ...] = ()
     take: str | None = None
     wait: bool = False
+    pause: float = 0.0  # seconds the world waits before the customer acts
 
     def describe(self) -> str:
         if self.says:
@@ -115,8 +116,10 @@ class Step:
             parts.append(f"fault {self.fault}")
         if self.clear:
             parts.append(f"clear {self.clear}")
+        if self.pause:
+            parts.append(f"{self.pause:g} s pass")
         if self.host:
-            parts.append(f"host goes {self.host}")
+            parts.append(f"host: {self.host}")
         if self.link:
             parts.append(f"link {self.link}")
         if self.operator:
@@ -166,6 +169,11 @@ class Scenario:
     @property
     def via_relay(self) -> bool:
         return any(step.uses_relay for step in self.steps)
+
+    @property
+    def host_process(self) -> bool:
+        """The host runs as its own ``atm host`` process (a step kills it)."""
+        return any(step.host in {"kill", "restart"} for step in self.steps)
 
     def tracks(self) -> dict[str, str]:
         """Card name -> track 2, the seeded cards and this scenario's own."""

@@ -26,6 +26,8 @@ from atm.scenario.format import (
     Setup,
     Step,
 )
+from host.config import HostConfig
+from host.errors import ConfigError
 
 __all__ = [
     "SCREEN_IDS",
@@ -283,6 +285,12 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
         balances=dict(raw_setup.get("balances") or {}),
         cards=tuple(cards),
     )
+    if host:
+        # The host's own validation (the ranges ``atm host`` accepts from the environment).
+        try:
+            HostConfig.from_env({name.upper(): str(value) for name, value in host.items()})
+        except ConfigError as exc:
+            raise where.error(("setup", "host"), "; ".join(exc.problems)) from exc
     tracks = {**TRACKS, **{card.name: card.track2 for card in setup.cards}}
     offered = device_faults(setup.devices)
 
@@ -340,6 +348,7 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
                 press=(press,) if isinstance(press, str) else tuple(press),
                 take=raw.get("take"),
                 wait=bool(raw.get("wait", False)),
+                pause=float(raw.get("pause", 0.0)),
             )
         )
     raw_expect = data.get("expect") or {}

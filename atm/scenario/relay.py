@@ -39,6 +39,8 @@ class LinkRelay:
         self.faults = _Faults()
         self.faults.replies_open.set()
         self.dropped = 0
+        # Set when a reply from the host waits in the relay (the host has answered).
+        self.reply_waiting = asyncio.Event()
         self.corrupted = 0
         self.duplicated = 0
         self._server: asyncio.Server | None = None
@@ -132,6 +134,8 @@ class LinkRelay:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
                 for frame in framer.feed(data):
+                    if not f.replies_open.is_set():
+                        self.reply_waiting.set()
                     await f.replies_open.wait()
                     if f.delay:
                         await asyncio.sleep(f.delay)

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from atm.commands.db import display_url
 from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Faultable, Keypad, open_kit
 from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
+from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
 from atm.scenario.relay import LinkRelay
 from device.config import CassetteConfig, DeviceConfig
@@ -185,8 +186,16 @@ class _Atm:
 class _World:
     """The host, the link and the operator, as steps act on them."""
 
-    def __init__(self, host: Host, port: int, relay: LinkRelay | None, atm: _Atm) -> None:
+    def __init__(
+        self,
+        host: Host,
+        port: int,
+        relay: LinkRelay | None,
+        atm: _Atm,
+        process: HostProcess | None = None,
+    ) -> None:
         self.host, self.port, self.relay, self.atm = host, port, relay, atm
+        self.process = process
 
     async def act(self, step: Step) -> None:
         atm = self.atm
@@ -198,11 +207,22 @@ class _World:
             await self.host.server.close()
         elif step.host == "up":
             await self.host.server.start("127.0.0.1", self.port)
+        elif step.host == "kill":
+            assert self.process is not None
+            if self.relay is not None and not self.relay.faults.replies_open.is_set():
+                # Kill after the host answered (posted, response sent, not yet delivered).
+                await asyncio.wait_for(self.relay.reply_waiting.wait(), 10)
+            await self.process.kill()
+        elif step.host == "restart":
+            assert self.process is not None
+            await self.process.start()
         if step.link is not None:
             assert self.relay is not None
             self.relay.apply(step.link, step.link_delay)
         if step.operator is not None:
             await self._operator(step.operator)
+        if step.pause:
+            await asyncio.sleep(step.pause)
         if step.insert is not None:
             atm.reader.insert(step.insert)
         if step.type is not None:
@@ -331,8 +351,16 @@ async def _run(
     before: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
     watched = sorted({*scenario.expect.balance_changes, *_card_accounts(scenario)})
     seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
-    port = _free_port() if setup.host_down_at_start else 0
-    if setup.host_down_at_start:
+    port = _free_port() if setup.host_down_at_start or scenario.host_process else 0
+    process: HostProcess | None = None
+    if scenario.host_process:
+        process = HostProcess(_host_env(config, setup.host), port, work_dir / "host.log")
+        await process.start()
+        say(
+            f"== host process (atm host, pid {process.process and process.process.pid}) "
+            f"listening on 127.0.0.1:{port}"
+        )
+    elif setup.host_down_at_start:
         say(f"== host NOT started yet (ATM will look for it on 127.0.0.1:{port})")
     else:
         port = await host.start("127.0.0.1", 0)
@@ -378,7 +406,7 @@ async def _run(
             say(f"== fault injected: {fault}")
         controller = controller_factory(device_config, atm_devices)
         atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded)
-        world = _World(host, port, relay, atm)
+        world = _World(host, port, relay, atm, process)
         await _drive(scenario, controller, world, seen, say, timeout)
         seen.journal = controller.journal.path.read_text().splitlines()
         after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
@@ -406,11 +434,14 @@ async def _run(
                     "log": seen.logs,
                     "receipt": [line for receipt in seen.receipts for line in receipt],
                     "output": seen.output,
+                    "host process log": process.log_lines() if process else [],
                 },
                 secrets=_secrets(scenario, device_config),
             )
             result.problems.extend(check_invariants(before, after, [evidence], host))
     finally:
+        if process is not None:
+            await process.stop()
         if relay is not None:
             await relay.close()
         if kit is not None:
@@ -420,6 +451,23 @@ async def _run(
         say(f"!! {problem}")
     if result.ok:
         say("== outcome as expected; invariants hold")
+
+
+def _host_env(config: HostConfig, settings: dict[str, Any]) -> dict[str, str]:
+    """The environment of an ``atm host`` process with this scenario's settings."""
+    env = {
+        "DATABASE_URL": config.database_url,
+        "BCRYPT_ROUNDS": str(config.bcrypt_rounds),
+        "ENVIRONMENT": config.environment.value,
+        "SECRET_KEY": config.secret_key,
+        "PIN_PEPPER": config.pin_pepper,
+        "LOG_LEVEL": "INFO",
+    }
+    schemes = ",".join(f"{t}={s.value}" for t, s in config.link.schemes.items())
+    if schemes:
+        env["TERMINAL_KEY_SCHEMES"] = schemes
+    env.update({name.upper(): str(value) for name, value in settings.items()})
+    return env
 
 
 def _in_tray(dispenser: Any) -> dict[int, int]:

@@ -128,7 +128,8 @@ class HostLink:
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._on_pin_key = on_pin_key
         self.on_reversal_queued = on_reversal_queued
-        # Requests answered in time (most recent 64): their duplicate answers are ignored.
+        # Financial requests sent and not timed out (most recent 64): a second answer to one
+        # is a duplicate and is ignored.
         self._answered: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=64)
         self._tap = tap
         self._codec = TerminalCodec(self.timing.key_scheme, config.master_key)
@@ -249,19 +250,26 @@ class HostLink:
                 raise LinkUnavailable("the host link is down")
             if not await self.drain():
                 raise LinkUnavailable("reversals are waiting and the host does not take them")
+        if mti == Mti.FINANCIAL_REQUEST:
+            # Remembered before the answer can arrive: a second answer to this request (the
+            # host saw it twice) may be read right behind the first, and is not a late approval.
+            self._answered.append(_request_key(message))
         try:
-            response = await self.client.request(message)
+            return await self.client.request(message)
         except LinkUnavailable:
+            self._forget(message)
             raise
         except LinkError as exc:
+            self._forget(message)
             if mti == Mti.FINANCIAL_REQUEST and message.get("3", "")[:2] in _REVERSIBLE:
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
-        if mti == Mti.FINANCIAL_REQUEST:
-            # A second answer to this request (the host saw it twice) is not a late approval.
-            self._answered.append(_request_key(message))
-        return response
+
+    def _forget(self, message: Message) -> None:
+        """Not answered in time: an approval that comes later is late, not a duplicate."""
+        with contextlib.suppress(ValueError):
+            self._answered.remove(_request_key(message))
 
     def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> bool:
         """Persist a reversal advice for ``original`` and have it sent as soon as possible.

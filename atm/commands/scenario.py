@@ -4,6 +4,7 @@ files without running them, and run random sessions (``fuzz``)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from atm.scenario import ScenarioError, load_paths
+from atm.scenario.fuzz import fuzz
+from atm.scenario.runner import scenario_host_config
 from atm.scenario.suite import Outcome, print_table, run_suite, write_junit
 
 
@@ -44,6 +47,21 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("-v", "--narrate", action="store_true", help="print each scenario's narration")
     run.set_defaults(func=_run)
+    fuzz = verbs.add_parser(
+        "fuzz",
+        help="random sessions on K terminals against one host; invariants checked at the end",
+        description="Seeded random customers (cards, PINs, withdrawals, inquiries, transfers, "
+        "cash and cards left behind) with device and link faults injected between sessions. "
+        "On failure prints the seed and writes scenario files that replay each terminal's "
+        "sessions, and a shrunk one (fewest sessions that still fail).",
+    )
+    fuzz.add_argument("--seed", type=int, required=True)
+    fuzz.add_argument("--sessions", type=int, default=100, metavar="M")
+    fuzz.add_argument("--terminals", type=int, default=4, metavar="K", help="1..10 (default 4)")
+    fuzz.add_argument(
+        "--replay-dir", type=Path, default=Path("."), help="where replay files go on failure"
+    )
+    fuzz.set_defaults(func=_fuzz)
     check = verbs.add_parser("check", help="load scenario files and report errors, run nothing")
     check.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
     check.set_defaults(func=_check)
@@ -111,3 +129,37 @@ def _run(args: argparse.Namespace) -> int:
         write_junit(outcomes, seconds, args.junit)
         print(f"JUnit XML written to {args.junit}")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    _quiet_unless_verbose(args)
+    if not 1 <= args.terminals <= 10:
+        print("atm scenario fuzz: --terminals must be 1..10 (seeded terminals)", file=sys.stderr)
+        return 2
+    if args.sessions < 1:
+        print("atm scenario fuzz: --sessions must be at least 1", file=sys.stderr)
+        return 2
+    report = asyncio.run(
+        fuzz(
+            args.seed,
+            args.sessions,
+            args.terminals,
+            host_config=scenario_host_config(dict(os.environ)),
+            replay_dir=args.replay_dir,
+            say=print,
+        )
+    )
+    if report.ok:
+        print(
+            f"fuzz seed {report.seed}: {report.sessions} sessions on {report.terminals} "
+            f"terminal(s), invariants hold ({report.seconds:.1f} s)"
+        )
+        return 0
+    print(f"fuzz seed {report.seed} FAILED ({report.seconds:.1f} s):")
+    for problem in report.problems:
+        print(f"   {problem}")
+    for path in report.replays:
+        print(f"   replay: atm scenario run {path}")
+    if report.shrunk is not None:
+        print(f"   shrunk: atm scenario run {report.shrunk}")
+    return 1

@@ -87,8 +87,8 @@ class Setup:
 
 @dataclass(frozen=True)
 class Step:
-    """When screen ``screen`` shows: first the world's actions (fault, clear, host, link,
-    operator), then the customer's (insert, type, press, take, wait)."""
+    """When screen ``screen`` shows: first the world's actions (clear, fault, host, link,
+    operator, pause), then the customer's (insert, type, press, take, wait)."""
 
     screen: str
     line: int
@@ -112,10 +112,10 @@ class Step:
         if self.says:
             return self.says
         parts: list[str] = []
-        if self.fault:
-            parts.append(f"fault {self.fault}")
         if self.clear:
             parts.append(f"clear {self.clear}")
+        if self.fault:
+            parts.append(f"fault {self.fault}")
         if self.pause:
             parts.append(f"{self.pause:g} s pass")
         if self.host:
@@ -150,7 +150,7 @@ class Expect:
     response_codes: tuple[str, ...] | None = None
     taken_cents: int | None = None
     retracted_notes: int | None = None
-    cards_retained: int = 0
+    cards_retained: int | None = 0  # None: not checked (fuzz replays)
     receipts: int | None = None
     receipt_lines: tuple[str, ...] = ()
 

@@ -361,7 +361,7 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
         response_codes=None if codes is None else tuple(codes),
         taken_cents=raw_expect.get("taken_cents"),
         retracted_notes=raw_expect.get("retracted_notes"),
-        cards_retained=int(raw_expect.get("cards_retained", 0)),
+        cards_retained=raw_expect.get("cards_retained", 0),
         receipts=raw_expect.get("receipts"),
         receipt_lines=tuple(raw_expect.get("receipt_lines") or ()),
     )

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from sqlalchemy import func, select
 
@@ -51,8 +51,10 @@ from protocol.display import describe
 from protocol.security import KeyScheme
 
 __all__ = [
+    "Agent",
     "Observed",
     "ScenarioResult",
+    "SharedHost",
     "run_scenario",
     "scenario_host_config",
     "sqlite_template",
@@ -88,6 +90,7 @@ class ScenarioResult:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     observed: Observed = field(default_factory=Observed)
+    evidence: Evidence | None = None
 
     @property
     def ok(self) -> bool:
@@ -199,10 +202,10 @@ class _World:
 
     async def act(self, step: Step) -> None:
         atm = self.atm
-        if step.fault is not None:
-            _inject(atm.device(step.fault.device), step.fault)
         if step.clear is not None:
             atm.device(step.clear.device).clear(step.clear.fault)
+        if step.fault is not None:
+            _inject(atm.device(step.fault.device), step.fault)
         if step.host == "down":
             await self.host.server.close()
         elif step.host == "up":
@@ -245,6 +248,11 @@ class _World:
         elif what == "repair_dispenser":
             atm.dispenser.clear()
             atm.controller.enter_supervisor()
+        elif what == "repair":
+            for device in (atm.reader, atm.pin_pad, atm.dispenser, atm.printer):
+                if device is not None:
+                    device.clear()
+            atm.controller.enter_supervisor()
         elif what == "replenish":
             cassettes: Any = getattr(atm.dispenser, "cassettes", [])
             for index, (cassette, loaded) in enumerate(
@@ -275,6 +283,8 @@ async def run_scenario(
     timeout: float = 30.0,
     devices: str | None = None,
     controller_factory: Callable[[DeviceConfig, Devices], AtmController] = AtmController,
+    shared: SharedHost | None = None,
+    agent: Agent | None = None,
 ) -> ScenarioResult:
     """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts).
     ``host_config`` gives the host's settings; its database is a fresh SQLite file in
@@ -308,6 +318,8 @@ async def run_scenario(
                 timeout,
                 devices or scenario.setup.devices,
                 controller_factory,
+                shared,
+                agent,
             )
         finally:
             root.removeHandler(tap)
@@ -327,6 +339,8 @@ async def _run(
     timeout: float,
     devices: str,
     controller_factory: Callable[[DeviceConfig, Devices], AtmController],
+    shared: SharedHost | None = None,
+    agent: Agent | None = None,
 ) -> None:
     seen = result.observed
     say = _Say(out, seen.output)
@@ -339,33 +353,37 @@ async def _run(
         say(f"== host: terminal {setup.terminal_id} uses key scheme {scheme.value} ({scheme.name})")
         schemes = {**config.link.schemes, setup.terminal_id: scheme}
         config = replace(config, link=replace(config.link, schemes=schemes))
-    fresh = config.database_url == f"sqlite:///{work_dir / 'host.db'}"
-    if fresh:
-        # Migrating a new SQLite file takes seconds; copy a migrated, seeded one instead.
-        template = await asyncio.to_thread(sqlite_template, config)
-        shutil.copyfile(template, work_dir / "host.db")
-    host = Host(config)
-    say(f"== host database {display_url(config.database_url)}")
-    await asyncio.to_thread(host.upgrade_and_seed)
-    await asyncio.to_thread(_apply_setup, host, scenario, config)
-    before: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
-    watched = sorted({*scenario.expect.balance_changes, *_card_accounts(scenario)})
-    seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
-    port = _free_port() if setup.host_down_at_start or scenario.host_process else 0
     process: HostProcess | None = None
-    if scenario.host_process:
-        process = HostProcess(_host_env(config, setup.host), port, work_dir / "host.log")
-        await process.start()
-        say(
-            f"== host process (atm host, pid {process.process and process.process.pid}) "
-            f"listening on 127.0.0.1:{port}"
-        )
-    elif setup.host_down_at_start:
-        say(f"== host NOT started yet (ATM will look for it on 127.0.0.1:{port})")
+    before: HostSnapshot | None = None
+    watched = sorted({*scenario.expect.balance_changes, *_card_accounts(scenario)})
+    if shared is not None:
+        host, port = shared.host, shared.port
     else:
-        port = await host.start("127.0.0.1", 0)
-        say(f"== host listening on 127.0.0.1:{port}")
-    relay = LinkRelay("127.0.0.1", port) if scenario.via_relay else None
+        fresh = config.database_url == f"sqlite:///{work_dir / 'host.db'}"
+        if fresh:
+            # Migrating a new SQLite file takes seconds; copy a migrated, seeded one instead.
+            template = await asyncio.to_thread(sqlite_template, config)
+            shutil.copyfile(template, work_dir / "host.db")
+        host = Host(config)
+        say(f"== host database {display_url(config.database_url)}")
+        await asyncio.to_thread(host.upgrade_and_seed)
+        await asyncio.to_thread(_apply_setup, host, scenario, config)
+        before = await asyncio.to_thread(snapshot_host, host)
+        seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
+        port = _free_port() if setup.host_down_at_start or scenario.host_process else 0
+        if scenario.host_process:
+            process = HostProcess(_host_env(config, setup.host), port, work_dir / "host.log")
+            await process.start()
+            say(
+                f"== host process (atm host, pid {process.process and process.process.pid}) "
+                f"listening on 127.0.0.1:{port}"
+            )
+        elif setup.host_down_at_start:
+            say(f"== host NOT started yet (ATM will look for it on 127.0.0.1:{port})")
+        else:
+            port = await host.start("127.0.0.1", 0)
+            say(f"== host listening on 127.0.0.1:{port}")
+    relay = LinkRelay("127.0.0.1", port) if scenario.via_relay or agent else None
     atm_port = await relay.start() if relay else port
     if relay:
         say(f"== ATM reaches the host through a fault-injecting relay on 127.0.0.1:{atm_port}")
@@ -407,7 +425,7 @@ async def _run(
         controller = controller_factory(device_config, atm_devices)
         atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded)
         world = _World(host, port, relay, atm, process)
-        await _drive(scenario, controller, world, seen, say, timeout)
+        await _drive(agent or _Script(scenario), controller, world, seen, say, timeout)
         seen.journal = controller.journal.path.read_text().splitlines()
         after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
         seen.balances_after = {n: after.balances[n] for n in watched if n in after.balances}
@@ -438,7 +456,9 @@ async def _run(
                 },
                 secrets=_secrets(scenario, device_config),
             )
-            result.problems.extend(check_invariants(before, after, [evidence], host))
+            result.evidence = evidence
+            if before is not None:
+                result.problems.extend(check_invariants(before, after, [evidence], host))
     finally:
         if process is not None:
             await process.stop()
@@ -446,7 +466,8 @@ async def _run(
             await relay.close()
         if kit is not None:
             kit.close()
-        await host.close()
+        if shared is None:
+            await host.close()
     for problem in result.problems:
         say(f"!! {problem}")
     if result.ok:
@@ -502,15 +523,56 @@ def pins_of(scenario: Scenario) -> dict[str, str]:
     return {**SEED_PINS, **{card.name: card.pin for card in scenario.setup.cards}}
 
 
+class Agent(Protocol):
+    """Who acts at the ATM: for each new screen, the step to take (or None to wait)."""
+
+    def step_for(self, screen: Screen) -> Step | None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def waiting_for(self) -> str: ...
+
+
+class _Script:
+    """The scenario's steps, in order: each waits for its screen."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.steps = list(scenario.steps)
+
+    def step_for(self, screen: Screen) -> Step | None:
+        if self.steps and screen.id == self.steps[0].screen:
+            return self.steps.pop(0)
+        return None
+
+    @property
+    def finished(self) -> bool:
+        return not self.steps
+
+    @property
+    def waiting_for(self) -> str:
+        if self.steps:
+            return f"screen '{self.steps[0].screen}' (step at line {self.steps[0].line})"
+        return "screen 'welcome' (after the last step)"
+
+
+@dataclass(frozen=True)
+class SharedHost:
+    """A host several ATMs use at once (``atm scenario fuzz --terminals K``)."""
+
+    host: Host
+    port: int
+
+
 async def _drive(
-    scenario: Scenario,
+    agent: Agent,
     controller: AtmController,
     world: _World,
     seen: Observed,
     say: _Say,
     timeout: float,
 ) -> None:
-    steps = list(scenario.steps)
     done = asyncio.Event()
     last: Screen | None = None
     actions: set[asyncio.Task[None]] = set()
@@ -532,13 +594,13 @@ async def _drive(
                 say(render_text(screen))
             last = screen
             seen.screens.append(screen.id)
-            if steps and fresh and screen.id == steps[0].screen:
-                step = steps.pop(0)
+            step = agent.step_for(screen) if fresh and not agent.finished else None
+            if step is not None:
                 say(f"   [{step.describe()}]")
                 task = asyncio.get_running_loop().create_task(act(step))
                 actions.add(task)
                 task.add_done_callback(actions.discard)
-            elif not steps and screen.id == "welcome":
+            elif agent.finished and screen.id == "welcome":
                 done.set()
         elif isinstance(event, LinkMessage):
             arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
@@ -558,9 +620,8 @@ async def _drive(
         seen.completed = True
         await _settle(controller, timeout)
     except TimeoutError:
-        seen.waiting_for = steps[0].screen if steps else "welcome"
-        where = f" (step at line {steps[0].line})" if steps else " (after the last step)"
-        say(f"!! scenario stopped: still waiting for screen '{seen.waiting_for}'{where}")
+        seen.waiting_for = agent.waiting_for
+        say(f"!! scenario stopped: still waiting for {seen.waiting_for}")
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -669,7 +730,7 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
     """The scenario's ``expect`` section against what was observed."""
     problems: list[str] = []
     if not seen.completed:
-        problems.append(f"scenario did not finish: still waiting for screen '{seen.waiting_for}'")
+        problems.append(f"scenario did not finish: still waiting for {seen.waiting_for}")
         return problems
     expect = scenario.expect
     for number, change in expect.balance_changes.items():
@@ -711,7 +772,7 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
         problems.append(
             f"expected {expect.retracted_notes} note(s) retracted, saw {seen.retracted_notes}"
         )
-    if seen.cards_retained != expect.cards_retained:
+    if expect.cards_retained is not None and seen.cards_retained != expect.cards_retained:
         problems.append(
             f"expected {expect.cards_retained} card(s) retained, saw {seen.cards_retained}"
         )

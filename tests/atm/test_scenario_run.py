@@ -2,6 +2,7 @@
 
 import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from atm.cli import main
 from atm.scenario.loader import builtin_dir
@@ -66,3 +67,20 @@ def test_a_bad_file_exits_2_naming_file_and_line(tmp_path, capsys):
 def test_check_lists_the_builtin_scenarios(capsys):
     assert main(["scenario", "check", str(builtin_dir())]) == 0
     assert "dispense-unknown" in capsys.readouterr().out
+
+
+def test_the_scenario_in_the_docs_runs_and_a_changed_step_is_caught(tmp_path, capsys):
+    docs = (Path(__file__).parents[2] / "docs" / "scenarios.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my-withdrawal.yaml"
+    path.write_text(example)
+    assert main(["scenario", "run", str(path)]) == 0, capsys.readouterr().out
+    # The change the docs suggest: she walks away from the cash, it is retracted and reversed.
+    changed = example.replace("take: cash}", "wait: true}").replace(
+        "setup:\n", "setup:\n  device: {cash_take_timeout: 0.3}\n"
+    )
+    path.write_text(changed)
+    assert main(["scenario", "run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "balance of 2000-0001-0001: expected a change of -4000 cents, saw 0" in out
+    assert "expected notes worth 4000 cents taken, saw 0" in out

@@ -22,7 +22,7 @@ from host.environment import (
     parse_environment,
 )
 from host.errors import ConfigError
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 
 __all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
 
@@ -55,7 +55,7 @@ class HostConfig:
     ops_host: str = "127.0.0.1"
     ops_port: int = 8080
     max_frame: int = 4096
-    # Terminal master keys and key schemes of the host link (host/link_config.py).
+    # Terminal master keys and key schemes of the host link (host/link/config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
 
     @classmethod

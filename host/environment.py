@@ -24,7 +24,7 @@ class Environment(StrEnum):
 def parse_environment(env: Mapping[str, str]) -> Environment:
     """``ENVIRONMENT`` from ``env`` (``development`` when unset); ``ConfigError`` naming the
     allowed values when it is anything else."""
-    raw = env.get("ENVIRONMENT", Environment.DEVELOPMENT.value)
+    raw = env.get("ENVIRONMENT", "development")
     try:
         return Environment(raw)
     except ValueError:

@@ -10,8 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from atm.commands._common import load_host_config
 from atm.database import database_error, display_url
+from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
-from host.seed import seed
 
 __all__ = ["register"]
 

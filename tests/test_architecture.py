@@ -88,3 +88,14 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
     return found
+
+
+def test_host_bank_does_not_import_the_link_side():
+    # host/link turns messages into calls on host/bank; the banking side knows no ISO-8583.
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in (ROOT / "host" / "bank").rglob("*.py")
+        for name in imported_modules(path)
+        if name == "host.link" or name.startswith("host.link.")
+    ]
+    assert bad == []

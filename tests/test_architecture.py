@@ -1,4 +1,4 @@
-"""Dependencies point one way (DESIGN section 2): protocol <- drivers <- device; protocol <- host;
+"""Dependencies point one way (docs/architecture.md): protocol <- drivers <- device; protocol <- host;
 simulators use drivers (and protocol); only `atm` (the composition roots) imports everything."""
 
 import ast

@@ -1,5 +1,6 @@
-"""Dependencies point one way (docs/architecture.md): protocol <- drivers <- device; protocol <- host;
-simulators use drivers (and protocol); only `atm` (the composition roots) imports everything."""
+"""Dependencies point one way (docs/architecture.md): protocol <- drivers <- device;
+protocol <- host; simulators use drivers (and protocol); only `atm` (the composition roots)
+imports everything, and `atm device` / `atm sim` never load the host."""
 
 import ast
 import subprocess

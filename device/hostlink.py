@@ -52,7 +52,7 @@ from protocol.messages import (
     format_transmission_time,
     mti_class,
 )
-from protocol.response_codes import ResponseCode
+from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.security import KeyBlock, KeyScheme
 from protocol.stan import StanGenerator
 
@@ -73,16 +73,6 @@ _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
 def _request_key(message: Message) -> tuple[str, str, str]:
     """What ties a 0210 to its 0200: terminal, STAN, transmission time."""
     return (str(message.get("41", "")), str(message.get("11", "")), str(message.get("7", "")))
-
-
-class ReversalReason:
-    """ISO 1993 reversal reason codes (jPOS-CMF) we use; sent in DE 60 of the advice."""
-
-    PARTIAL = "4004"
-    LATE_RESPONSE = "4006"
-    NO_CASH = "4017"
-    CASH_NOT_TAKEN = "4018"
-    TIMEOUT = "4021"
 
 
 @dataclass(frozen=True)

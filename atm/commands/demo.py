@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from typing import Any
 
-from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
 from atm.devices import DEVICE_SETS
+from atm.scenario.runner import scenario_host_config
+from host.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +24,9 @@ def register(subparsers: Any) -> None:
         "receipt and the balances. Exit code 0 when the script ran as expected.",
     )
     parser.add_argument(
-        "--script", default="withdraw-alice", help="script to run (default: withdraw-alice)"
+        "--script",
+        default="withdraw-alice",
+        help="built-in scenario to run (atm/scenario/builtin; default: withdraw-alice)",
     )
     parser.add_argument(
         "--devices",
@@ -42,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.list_scripts:
         for script in SCRIPTS.values():
             print(f"{script.name:<22} {script.description}")
+        print("(each is a scenario file in atm/scenario/builtin; see docs/scenarios.md)")
         return 0
     if args.script not in SCRIPTS:
         print(
@@ -50,8 +55,12 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 2
     script = SCRIPTS[args.script]
-    config = load_host_config()
-    if config is None:
+    try:
+        # The environment's host settings, with a cheap bcrypt cost unless it sets one.
+        config = scenario_host_config(dict(os.environ))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"atm: config: {problem}", file=sys.stderr)
         return 2
     result = asyncio.run(
         run_demo(

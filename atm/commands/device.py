@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from atm.devices import DeviceKit, open_kit
-from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
-from atm.steps import StepDriver, link_line
+from atm.scenario import ScenarioError
+from atm.scenario.format import Scenario
+from atm.scenario.loader import builtin_scenarios
+from atm.steps import TRACKS, Customer, StepDriver, link_line, world_steps
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
@@ -86,12 +88,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.script is not None and args.script not in SCRIPTS:
+def _script(name: str) -> Scenario | None:
+    """The built-in scenario ``name`` if the customer alone can play it here."""
+    try:
+        scenarios = builtin_scenarios()
+    except ScenarioError as exc:
+        print(f"atm device: {exc}", file=sys.stderr)
+        return None
+    if name not in scenarios:
         print(
-            f"atm device: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
+            f"atm device: unknown script {name!r}; known: {', '.join(scenarios)}",
             file=sys.stderr,
         )
+        return None
+    scenario = scenarios[name]
+    needs_world = world_steps(scenario.steps)
+    if needs_world or scenario.faults or scenario.setup.cards or scenario.setup.balances:
+        where = f" (line {needs_world[0].line})" if needs_world else ""
+        print(
+            f"atm device: script {name!r} acts on the host, the link or the devices' faults"
+            f"{where}: run it with `atm demo --script {name}` or `atm scenario run`",
+            file=sys.stderr,
+        )
+        return None
+    return scenario
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.script is not None and _script(args.script) is None:
         return 2
     if args.repeat < 0:
         print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
@@ -130,7 +154,9 @@ async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Name
             if problems:
                 return 2
         if args.script is not None:
-            return await _run_script(kit, config, SCRIPTS[args.script], args.repeat, args.timeout)
+            script = _script(args.script)
+            assert script is not None  # checked in _run
+            return await _run_script(kit, config, script, args.repeat, args.timeout)
         return await _interactive(kit, config)
     finally:
         kit.close()
@@ -174,7 +200,7 @@ async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
 
 
 async def _run_script(
-    kit: DeviceKit, config: DeviceConfig, script: DemoScript, repeat: int, timeout: float
+    kit: DeviceKit, config: DeviceConfig, script: Scenario, repeat: int, timeout: float
 ) -> int:
     customer = _customer(kit)
     if customer is None:

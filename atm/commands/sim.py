@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from atm.devices import simulator_for
-from atm.scripts import TRACKS
+from atm.steps import TRACKS
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from drivers.registry import KINDS

@@ -32,8 +32,8 @@ from sqlalchemy import func, select
 from device.cash import CassetteCounters
 from device.journal import JournalRecord
 from device.recovery import parse_notes
-from host.ledger import check_ledger
-from host.models import Account, Entry, LinkRequest, Posting, Terminal
+from host.bank.ledger import check_ledger
+from host.bank.models import Account, Entry, LinkRequest, Posting, Terminal
 
 __all__ = ["Evidence", "HostSnapshot", "check_invariants", "snapshot_host"]
 

@@ -26,8 +26,6 @@ from atm.scenario.format import (
     Setup,
     Step,
 )
-from host.config import HostConfig
-from host.errors import ConfigError
 
 __all__ = [
     "SCREEN_IDS",
@@ -286,7 +284,11 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
         cards=tuple(cards),
     )
     if host:
-        # The host's own validation (the ranges ``atm host`` accepts from the environment).
+        # The host's own validation (the ranges ``atm host`` accepts from the environment);
+        # imported here so that ``atm device`` (which reads built-in scenarios) needs no host.
+        from host.config import HostConfig
+        from host.errors import ConfigError
+
         try:
             HostConfig.from_env({name.upper(): str(value) for name, value in host.items()})
         except ConfigError as exc:

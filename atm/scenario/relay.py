@@ -39,6 +39,7 @@ class LinkRelay:
         self.faults = _Faults()
         self.faults.replies_open.set()
         self.dropped = 0
+        self.sent = bytearray()  # every byte the ATM put on the wire
         # Set when a reply from the host waits in the relay (the host has answered).
         self.reply_waiting = asyncio.Event()
         self.corrupted = 0
@@ -113,6 +114,7 @@ class LinkRelay:
         framer = Framer(0xFFFF)
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                self.sent += data
                 for frame in framer.feed(data):
                     f = self.faults
                     if f.holding:

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TextIO
 
 from sqlalchemy import func, select
 
-from atm.commands.db import display_url
+from atm.database import display_url
 from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Faultable, Keypad, open_kit
 from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
@@ -42,11 +42,11 @@ from drivers.simulated import (
     SimulatedPrinter,
 )
 from host.app import Host
+from host.bank.ledger import post
+from host.bank.models import Account, Card, CardAccount, Customer, Posting
+from host.bank.pins import hash_pin
+from host.bank.seed import EQUITY_ACCOUNT
 from host.config import HostConfig
-from host.ledger import post
-from host.models import Account, Card, CardAccount, Customer, Posting
-from host.pins import hash_pin
-from host.seed import EQUITY_ACCOUNT
 from protocol.display import describe
 from protocol.security import KeyScheme
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from atm.cli import main
-from atm.scripts import ALICE_CHECKING
+from atm.steps import ALICE_CHECKING
 from host.app import Host
 from host.link.config import LinkConfig
 from protocol.security import KeyScheme

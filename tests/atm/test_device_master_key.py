@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from atm.cli import main
-from atm.scripts import ALICE_CHECKING
+from atm.steps import ALICE_CHECKING
 from host.app import Host
 from host.link.config import LinkConfig
 

@@ -10,7 +10,7 @@ from atm.scenario import load_file
 from atm.scenario.fuzz import FuzzAgent, _lane, fuzz, scenario_to_yaml
 from atm.scenario.runner import run_scenario, scenario_host_config
 from device.screens import Screen
-from host.link_reversals import ReversalService
+from host.link.reversals import ReversalService
 
 
 def test_fuzz_passes_on_this_build(tmp_path, capsys):

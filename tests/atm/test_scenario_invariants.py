@@ -10,7 +10,7 @@ from atm.scenario import Scenario, builtin_scenarios
 from atm.scenario.format import Expect
 from atm.scenario.runner import ScenarioResult, run_scenario, scenario_host_config
 from device.cash import CashCounters
-from host.link_reversals import ReversalService
+from host.link.reversals import ReversalService
 
 
 def without_expectations(name: str) -> Scenario:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from atm.demo import build_devices
-from atm.scripts import TRACKS, Customer
+from atm.steps import TRACKS, Customer
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.events import DeviceEvent, ReceiptPrinted, ScreenShown

@@ -15,7 +15,7 @@ import pytest
 
 from atm.demo import HoldingRelay
 from atm.devices import open_kit
-from atm.scripts import ALICE_CHECKING, Customer
+from atm.steps import ALICE_CHECKING, Customer
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError

@@ -11,7 +11,7 @@ import asyncio
 import json
 
 from atm.devices import open_kit
-from atm.scripts import ALICE_CHECKING, Customer
+from atm.steps import ALICE_CHECKING, Customer
 from device.controller import AtmController
 from device.journal import JournalRecord
 from device.recovery import find_suspects, find_unfinished

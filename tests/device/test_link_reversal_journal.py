@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from atm.demo import HoldingRelay
-from atm.scripts import ALICE_CHECKING
+from atm.steps import ALICE_CHECKING
 from device.controller import AtmController
 from device.events import DeviceEvent, LinkMessage
 from device.journal import JournalRecord

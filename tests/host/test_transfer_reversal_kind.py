@@ -10,8 +10,8 @@ from sqlalchemy import select
 from atm.scenario import load_file
 from atm.scenario.runner import run_scenario, scenario_host_config
 from host.app import Host
-from host.ledger import check_ledger
-from host.models import Posting
+from host.bank.ledger import check_ledger
+from host.bank.models import Posting
 
 CATALOGUE = Path(__file__).parents[1] / "scenarios"
 

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest test-host format clean
+.PHONY: demo test lint pytest test-host format clean scenarios
 
 $(VENV)/.base-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ deploy-check: $(VENV)/.dev-installed
 	APP_PYTHON=$(BIN)/python scripts/validate_deploy.sh
 
 test: lint pytest deploy-check
+
+# The full scenario catalogue and 300 random sessions (run by .ci/run after `make test`).
+scenarios: $(VENV)/.dev-installed
+	$(BIN)/atm scenario run tests/scenarios atm/scenario/builtin -j 2 --junit var/scenario-junit.xml
+	$(BIN)/atm scenario fuzz --seed 7 --sessions 300 --replay-dir var/fuzz-replays
 
 # The host suite alone (SQLite and a throw-away PostgreSQL cluster the fixtures start).
 test-host: $(VENV)/.dev-installed

@@ -1,0 +1,59 @@
+"""The fast part of the fault catalogue (``tags: [fast]`` in ``tests/scenarios``) in
+``make test``; the whole catalogue runs in ``make scenarios`` (CI, after ``make test``)."""
+
+from pathlib import Path
+
+import pytest
+
+from atm.scenario import load_paths
+from atm.scenario.loader import builtin_dir
+from atm.scenario.runner import run_scenario, scenario_host_config
+
+CATALOGUE = Path(__file__).parents[1] / "scenarios"
+ALL = load_paths([CATALOGUE])
+FAST = [s for s in ALL if "fast" in s.tags]
+
+
+def test_the_catalogue_loads_and_covers_the_fault_families():
+    names = {s.name for s in ALL} | {s.name for s in load_paths([builtin_dir()])}
+    for wanted in (
+        "host-timeout",
+        "link-reply-after-timeout",
+        "host-down-at-start",
+        "link-connection-drop",
+        "link-bad-mac-from-host",
+        "link-bad-mac-from-atm",
+        "link-duplicate-request",
+        "dispenser-jam",
+        "partial-dispense",
+        "cassette-empty",
+        "dispenser-cassette-missing",
+        "cash-not-taken",
+        "card-not-taken",
+        "card-jam",
+        "unreadable-card",
+        "wrong-pin",
+        "wrong-pin-3",
+        "pin-lockout-expiry",
+        "expired-card",
+        "stolen-card",
+        "insufficient-funds",
+        "daily-limit",
+        "printer-out-of-paper",
+        "pinpad-timeout",
+        "serial-dispenser-garble",
+        "serial-reader-split",
+        "link-slow-host",
+        "host-kill-withdrawal-after-posting",
+        "host-kill-transfer-after-posting",
+    ):
+        assert wanted in names
+    assert len(FAST) >= 3
+
+
+@pytest.mark.parametrize("scenario", FAST, ids=[s.name for s in FAST])
+async def test_fast_catalogue_scenario(scenario, tmp_path):
+    result = await run_scenario(
+        scenario, host_config=scenario_host_config(), work_dir=tmp_path, timeout=20
+    )
+    assert result.ok, result.problems

@@ -88,11 +88,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _quiet_unless_verbose(args: argparse.Namespace) -> None:
-    """The scenarios' own warnings (link lost, reversal queued) are their narration, not
-    problems of this command: keep them off stderr unless ``atm -v``."""
+    """The scenarios' own log lines (link lost, reversal queued, a device fault's traceback)
+    are their narration, not problems of this command: keep them off stderr unless ``atm -v``
+    (the table and the failures' narration say what went wrong)."""
     if not getattr(args, "verbose", False):
         for handler in logging.getLogger().handlers:
-            handler.setLevel(max(handler.level, logging.ERROR))
+            handler.setLevel(max(handler.level, logging.CRITICAL))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ class LinkRelay:
         self.faults.replies_open.set()
         self.dropped = 0
         self.sent = bytearray()  # every byte the ATM put on the wire
-        # Set when a reply from the host waits in the relay (the host has answered).
+        # Set when an answer to a 0100/0200 waits in the relay (the host has answered it).
         self.reply_waiting = asyncio.Event()
         self.corrupted = 0
         self.duplicated = 0
@@ -55,6 +55,7 @@ class LinkRelay:
             f.holding = False
         elif action == "hold_replies":
             f.replies_open.clear()
+            self.reply_waiting.clear()
         elif action == "release_replies":
             f.replies_open.set()
         elif action == "drop_reply":
@@ -136,7 +137,7 @@ class LinkRelay:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
                 for frame in framer.feed(data):
-                    if not f.replies_open.is_set():
+                    if not f.replies_open.is_set() and _is_financial(frame):
                         self.reply_waiting.set()
                     await f.replies_open.wait()
                     if f.delay:

@@ -117,14 +117,19 @@ ignored.
 
 `device/` is split by what a thing is, so each feature has one room:
 
-| you are adding | where |
-|---|---|
-| a state or a transition | `device/states.py` (`State`, `TRANSITIONS`; a timeout in `TIMEOUTS`) |
-| what a state does | a function `async def name(atm)` in `device/activities/<family>.py`, and one line in `ACTIVITIES` (`device/activities/__init__.py`) |
-| a screen the customer sees | `device/screens.py` (the screen), `device/activities/customer.py` (the activity that shows it and reads the keys) |
-| a transaction type (a deposit) | its request in `device/activities/authorization.py`; its cash handling (escrow, stack, return) in a new `device/activities/deposit.py`; its fields in `device/session.py` |
-| a supervisor function | a key in `SUPERVISOR_KEYS` and a `supervisor_*` state (`device/states.py`), its activity in `device/activities/operator.py` |
-| shared machinery (journal, counters, reversal of the session, timeouts) | `device/controller.py` (`AtmController`) |
+- a state or a transition: `device/states.py` (`State`, `TRANSITIONS`; how long it waits for
+  a person in `TIMEOUTS`);
+- what a state does: a function `async def <state>(atm)` in `device/activities/<family>.py`
+  and one line in `ACTIVITIES` (`device/activities/__init__.py`);
+- a screen the customer sees: the screen in `device/screens.py`, the activity that shows it
+  and reads the keys in `device/activities/customer.py`;
+- a transaction type (a deposit): its request in `device/activities/authorization.py`, its
+  cash handling (escrow, stack, return) in a new `device/activities/deposit.py`, its fields
+  in `device/session.py`;
+- a supervisor function: a key in `SUPERVISOR_KEYS` and a `supervisor_*` state in
+  `device/states.py`, its activity in `device/activities/operator.py`;
+- machinery every activity shares (journal, counters, reversing the session, timeouts): the
+  model, `AtmController` in `device/controller.py`.
 
 Then run `python -m device.diagram` to regenerate this page. Which module runs each state:
 

@@ -75,8 +75,7 @@ def render_document() -> str:
         for state, (name, what) in TIMEOUTS.items()
     )
     activities = "\n".join(
-        f"| `{state.value}` | `{fn.__module__}.{fn.__name__}` |"
-        for state, fn in ACTIVITIES.items()
+        f"| `{state.value}` | `{fn.__module__}.{fn.__name__}` |" for state, fn in ACTIVITIES.items()
     )
     keys = "\n".join(
         f"| {key} | `{trigger}` | `{dest.value}` | {_SUPERVISOR_JOBS[trigger]} |"

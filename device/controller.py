@@ -74,6 +74,9 @@ class Devices:
 
 
 class AtmController:
+    """The machine's model: the state, the session and what every activity shares (journal,
+    counters, host link, screen), and the one event queue that fires every trigger."""
+
     def __init__(
         self,
         config: DeviceConfig,

@@ -43,7 +43,7 @@ from device.cash import CashCounters, Level, cassette_level, usable_cassettes
 from device.config import DeviceConfig
 from device.errors import DeviceError
 from device.events import EventBus, JournalLine, LinkMessage, ScreenShown, StateChanged
-from device.hostlink import HostLink, ReversalReason
+from device.hostlink import HostLink
 from device.journal import Journal, JournalRecord, read_records
 from device.recovery import Suspect, find_unfinished
 from device.screens import Screen
@@ -52,7 +52,7 @@ from device.states import TIMEOUTS, TRANSITIONS, State
 from drivers.errors import DriverError
 from drivers.interfaces import CardReader, CashDispenser, CassetteStatus, PinPad, ReceiptPrinter
 from protocol.messages import Message, TransactionType
-from protocol.response_codes import ResponseCode
+from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.stan import StanGenerator
 
 __all__ = ["AtmController", "Devices", "Session"]

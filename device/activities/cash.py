@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from device import screens as S
 from device.cash import value_of
-from device.hostlink import ReversalReason
 from device.recovery import format_notes
 from device.screens import Screen, money
 from drivers.errors import DispenserFault, DriverError
 from drivers.interfaces import CassetteStatus
+from protocol.response_codes import ReversalReason
 
 if TYPE_CHECKING:
     from device.controller import AtmController

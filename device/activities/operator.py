@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from device import screens as S
 from device.cash import cassette_level
 from device.events import ReceiptPrinted
-from device.hostlink import ReversalReason
 from device.recovery import Suspect, find_suspects, format_notes
 from device.screens import money
 from device.states import SUPERVISOR_ACTIONS, SUPERVISOR_KEYS, State
 from drivers.errors import DeviceTimeout, DriverError
+from protocol.response_codes import ReversalReason
 
 if TYPE_CHECKING:
     from device.controller import AtmController

@@ -112,9 +112,12 @@ async def run_demo(
     quiet: bool = False,
     timeout: float = 60.0,
     devices: str = "sim",
+    dispenser_model: str | None = None,
 ) -> DemoResult:
     """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
-    (each device's simulator on a pseudo-terminal, driven through the real serial driver)."""
+    (each device's simulator on a pseudo-terminal, driven through the real serial driver).
+    ``dispenser_model`` (``lcdm-2000``, ``lcdm-4000``) puts the dispenser on that model's
+    simulator on a pseudo-terminal whatever ``devices`` says."""
     result = await run_scenario(
         script,
         host_config=host_config,
@@ -123,6 +126,7 @@ async def run_demo(
         out=None if quiet else out,
         timeout=timeout,
         devices=devices,
+        dispenser_model=dispenser_model,
     )
     seen = result.observed
     main = next(iter(script.expect.balance_changes), None)

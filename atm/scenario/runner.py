@@ -285,6 +285,7 @@ async def run_scenario(
     controller_factory: Callable[[DeviceConfig, Devices], AtmController] = AtmController,
     shared: SharedHost | None = None,
     agent: Agent | None = None,
+    dispenser_model: str | None = None,
 ) -> ScenarioResult:
     """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts).
     ``host_config`` gives the host's settings; its database is a fresh SQLite file in
@@ -320,6 +321,7 @@ async def run_scenario(
                 controller_factory,
                 shared,
                 agent,
+                dispenser_model,
             )
         finally:
             root.removeHandler(tap)
@@ -341,6 +343,7 @@ async def _run(
     controller_factory: Callable[[DeviceConfig, Devices], AtmController],
     shared: SharedHost | None = None,
     agent: Agent | None = None,
+    dispenser_model: str | None = None,
 ) -> None:
     seen = result.observed
     say = _Say(out, seen.output)
@@ -401,16 +404,21 @@ async def _run(
     )
     kit = None
     try:
-        if devices == "sim":
+        if devices == "sim" and dispenser_model is None:
             atm_devices = build_sim_devices(device_config)
             reader: Any = atm_devices.card_reader
             pin_pad: Any = atm_devices.pin_pad
             dispenser: Any = atm_devices.dispenser
             printer: Any = atm_devices.printer
         else:
-            kit = await open_kit(dict.fromkeys(KINDS, DEVICE_SETS[devices]), device_config)
+            urls = dict.fromkeys(KINDS, DEVICE_SETS[devices])
+            if dispenser_model is not None:
+                # That Puloon model's simulator on a pseudo-terminal, behind its driver.
+                urls["dispenser"] = f"pty?model={dispenser_model}"
+            kit = await open_kit(urls, device_config)
             for kind, url in kit.urls.items():
-                say(f"== {kind} on a serial simulator at {url}")
+                if url != "sim":
+                    say(f"== {kind} on a serial simulator at {url}")
             assert kit.card_reader and kit.pin_pad and kit.dispenser
             atm_devices = kit.devices
             reader, pin_pad, dispenser = kit.card_reader, kit.pin_pad, kit.dispenser

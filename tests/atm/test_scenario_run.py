@@ -84,3 +84,12 @@ def test_the_scenario_in_the_docs_runs_and_a_changed_step_is_caught(tmp_path, ca
     out = capsys.readouterr().out
     assert "balance of 2000-0001-0001: expected a change of -4000 cents, saw 0" in out
     assert "expected notes worth 4000 cents taken, saw 0" in out
+
+
+def test_run_on_postgresql_with_database_url(postgres_url, capsys):
+    for name in ("withdraw-alice", "cash-not-taken"):
+        path = builtin_dir() / f"{name}.yaml"
+        assert main(["scenario", "run", str(path), "--database-url", postgres_url]) == 0, (
+            capsys.readouterr().out
+        )
+        assert "1 scenario(s): 1 passed" in capsys.readouterr().out

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +89,28 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_unless_verbose(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _quiet_unless_verbose(args: argparse.Namespace) -> Iterator[None]:
     """The scenarios' own log lines (link lost, reversal queued, a device fault's traceback)
-    are their narration, not problems of this command: keep them off stderr unless ``atm -v``
-    (the table and the failures' narration say what went wrong)."""
-    if not getattr(args, "verbose", False):
-        for handler in logging.getLogger().handlers:
-            handler.setLevel(max(handler.level, logging.CRITICAL))
+    are their narration, not problems of this command: keep them off the log handlers while
+    it runs, unless ``atm -v`` (the table and the failures' narration say what went wrong)."""
+    handlers = [] if getattr(args, "verbose", False) else logging.getLogger().handlers
+    levels = [(handler, handler.level) for handler in handlers]
+    for handler, level in levels:
+        handler.setLevel(max(level, logging.CRITICAL))
+    try:
+        yield
+    finally:
+        for handler, level in levels:
+            handler.setLevel(level)
 
 
 def _run(args: argparse.Namespace) -> int:
-    _quiet_unless_verbose(args)
+    with _quiet_unless_verbose(args):
+        return _run_quietly(args)
+
+
+def _run_quietly(args: argparse.Namespace) -> int:
     scenarios = _load(args.paths, args.select)
     if scenarios is None:
         return 2
@@ -133,7 +146,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    _quiet_unless_verbose(args)
+    with _quiet_unless_verbose(args):
+        return _fuzz_quietly(args)
+
+
+def _fuzz_quietly(args: argparse.Namespace) -> int:
     if not 1 <= args.terminals <= 10:
         print("atm scenario fuzz: --terminals must be 1..10 (seeded terminals)", file=sys.stderr)
         return 2

@@ -69,7 +69,9 @@ async def test_a_dispense_counted_twice_fails_with_the_counts(tmp_path, monkeypa
 
 
 async def test_a_pan_in_clear_in_the_journal_fails_naming_where(tmp_path, monkeypatch):
-    monkeypatch.setattr("device.controller.mask_pan", lambda pan: pan)
+    # The bug: the journal's card lines (session start, transaction request) unmasked.
+    monkeypatch.setattr("device.activities.customer.mask_pan", lambda pan: pan)
+    monkeypatch.setattr("device.activities.authorization.mask_pan", lambda pan: pan)
     result = await run(without_expectations("balance-bob"), tmp_path)
     assert not result.ok
     leaks = [p for p in result.problems if p.startswith("invariant secrets: PAN of card bob")]

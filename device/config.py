@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.errors import DeviceConfigError
 from protocol.security import KeyScheme
+from protocol.tls import TlsError, client_context
 
 __all__ = ["CassetteConfig", "DeviceConfig"]
 
@@ -57,6 +59,14 @@ class DeviceConfig:
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # TLS on the host link (protocol.tls): the CA the host's certificate must chain to (a path
+    # or PEM text); unset, the link is plaintext. ``tls_cert``/``tls_key``: this terminal's
+    # client certificate for mutual TLS (its common name is the terminal ID).
+    # ``tls_server_name``: the name the host's certificate must carry (default ``host``).
+    tls_ca: str | None = field(default=None, repr=False)
+    tls_cert: str | None = field(default=None, repr=False)
+    tls_key: str | None = field(default=None, repr=False)
+    tls_server_name: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.terminal_id) != 8:
@@ -89,6 +99,18 @@ class DeviceConfig:
             key = b""
         if len(key) != 16:
             raise DeviceConfigError("terminal_master_key must be 32 hex digits (16 bytes)")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context, or None for a plaintext link (``DeviceConfigError`` when
+        a certificate, key or CA does not load)."""
+        if not self.tls_ca:
+            if self.tls_cert or self.tls_key:
+                raise DeviceConfigError("a terminal certificate needs the host CA (tls_ca)")
+            return None
+        try:
+            return client_context(self.tls_ca, self.tls_cert, self.tls_key)
+        except TlsError as exc:
+            raise DeviceConfigError(str(exc)) from exc
 
     @property
     def journal_path(self) -> Path:

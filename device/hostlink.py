@@ -132,6 +132,8 @@ class HostLink:
             on_unmatched=self._on_unmatched,
             codec=self._codec,
             on_disconnect=self._on_disconnect,
+            tls=config.tls_context(),
+            server_hostname=config.tls_server_name,
         )
         self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False

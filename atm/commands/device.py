@@ -71,6 +71,19 @@ def register(subparsers: Any) -> None:
         help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
         "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
     )
+    tls = parser.add_argument_group(
+        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
+    )
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the host's certificate must carry (default: --host)",
+    )
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
     parser.add_argument(
@@ -106,9 +119,14 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_server_name=args.tls_server_name,
         )
         if master_key:
             config = dataclasses.replace(config, terminal_master_key=master_key)
+        config.tls_context()  # a certificate that does not load: one line, exit 2
     except DeviceConfigError as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import itertools
+import ssl
 
 from host.app import Host
 from host.config import HostConfig
@@ -63,6 +64,7 @@ class TestTerminal:
         scheme: KeyScheme = KeyScheme.TDES,
         tmk: bytes = DEVELOPMENT_TMK,
         timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.terminal_id = terminal_id
         self.tmk = tmk
@@ -74,6 +76,7 @@ class TestTerminal:
             response_timeout=timeout,
             codec=self.codec,
             on_unmatched=self.unmatched.append,
+            tls=tls,
         )
         self.keys: WorkingKeys | None = None
 

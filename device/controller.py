@@ -95,7 +95,12 @@ TRANSACTION_NAMES = {
 }
 
 _CARD_DECLINES = frozenset(
-    {ResponseCode.PIN_TRIES_EXCEEDED, ResponseCode.EXPIRED_CARD, ResponseCode.INVALID_CARD}
+    {
+        ResponseCode.PIN_TRIES_EXCEEDED,
+        ResponseCode.EXPIRED_CARD,
+        ResponseCode.INVALID_CARD,
+        ResponseCode.NO_SUCH_ISSUER,
+    }
 )
 
 
@@ -213,6 +218,9 @@ class AtmController:
         for device in self.devices.all():
             await device.open()
         self.journal.write("STARTUP", state=self.state.value)
+        for line in self.config.widened:
+            log.warning("production-safety guard: %s", line)
+            self.journal.write("GUARD_WIDENED", detail=line)
         try:
             await self.recover()
         except (DriverError, DeviceError) as exc:
@@ -482,6 +490,14 @@ class AtmController:
                 return
             self.journal.write("CARD_UNREADABLE", error=exc.code or str(exc))
             self.session.message = "Your card cannot be read"
+            self.post("read_failed")
+            return
+        if not self.config.accepts_card(card.pan):
+            # The production-safety guard: a card outside the configured (test) ranges never
+            # reaches the PIN pad or the link.
+            log.warning("card %s refused: outside the configured card ranges", mask_pan(card.pan))
+            self.journal.write("CARD_REFUSED", pan=mask_pan(card.pan), reason="card range")
+            self.session.message = "This card is not accepted here (test cards only)"
             self.post("read_failed")
             return
         self.session.card = card

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, DeviceConfig
 from device.errors import DeviceConfigError
 from device.hostlink import HostLink
 from drivers.simulated import SimulatedPinPad
@@ -105,6 +105,8 @@ async def balance_inquiry(
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            # The operator names the host to test on the command line: that is the allow-list.
+            allowed_hosts=(*LOCAL_HOSTS, host),
         )
         if keys is not None and keys.master_key is not None:
             config = replace(config, terminal_master_key=keys.master_key)

@@ -15,7 +15,7 @@ from typing import Any
 
 from atm.demo import SCRIPTS, TRACKS, Customer, DemoScript
 from atm.devices import DeviceKit, open_kit
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, TEST_CARD_RANGES, DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
@@ -84,6 +84,22 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="name the host's certificate must carry (default: --host)",
     )
+    guard = parser.add_argument_group(
+        "production-safety guard (widening either is warned about at start-up)"
+    )
+    guard.add_argument(
+        "--card-range",
+        action="append",
+        metavar="PREFIX",
+        help="also accept cards whose PAN starts with PREFIX (repeatable; default only the "
+        f"test range{'s' if len(TEST_CARD_RANGES) > 1 else ''} {', '.join(TEST_CARD_RANGES)})",
+    )
+    guard.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="allow connecting to NAME as well as localhost (repeatable); --host must be one",
+    )
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
     parser.add_argument(
@@ -123,6 +139,8 @@ def _run(args: argparse.Namespace) -> int:
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             tls_server_name=args.tls_server_name,
+            card_ranges=TEST_CARD_RANGES + tuple(args.card_range or ()),
+            allowed_hosts=LOCAL_HOSTS + tuple(args.allow_host or ()),
         )
         if master_key:
             config = dataclasses.replace(config, terminal_master_key=master_key)

@@ -90,3 +90,14 @@ def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
     assert "atm: config: TERMINAL_MASTER_KEYS: required in production" in err
     assert "atm: config: LINK_TLS_CERT: production refuses a plaintext link" in err[1]
     assert len(err) == 5
+
+
+def test_accepted_card_ranges_default_to_the_test_cards_and_widen_with_a_warning(caplog):
+    assert HostConfig.from_env({}).accepted_card_ranges == ("400000",)
+    assert HostConfig.from_env({}).widened == []
+    wide = HostConfig.from_env({"ACCEPTED_CARD_RANGES": "400000, 453201"})
+    assert wide.accepted_card_ranges == ("400000", "453201")
+    assert wide.widened == ["card ranges widened beyond the test cards: 453201"]
+    with pytest.raises(ConfigError) as info:
+        HostConfig.from_env({"ACCEPTED_CARD_RANGES": "4000-00"})
+    assert info.value.problems == ["ACCEPTED_CARD_RANGES: comma-separated PAN prefixes (digits)"]

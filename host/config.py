@@ -10,14 +10,19 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from host.environment import (
+    DEFAULT_PIN_PEPPER,
+    DEFAULT_SECRET_KEY,
+    Environment,
+    parse_environment,
+)
 from host.errors import ConfigError
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 
 __all__ = [
     "DEFAULT_PIN_PEPPER",
@@ -27,17 +32,9 @@ __all__ = [
     "HostConfig",
 ]
 
-DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
-DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
-# The seeded test cards' range (host/seed.py): the default of ACCEPTED_CARD_RANGES.
+# The seeded test cards' range (host/bank/seed.py): the default of ACCEPTED_CARD_RANGES.
 TEST_CARD_RANGES = ("400000",)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-class Environment(StrEnum):
-    DEVELOPMENT = "development"
-    TESTING = "testing"
-    PRODUCTION = "production"
 
 
 def default_database_url() -> str:
@@ -69,7 +66,7 @@ class HostConfig:
     # The production-safety guard: PAN prefixes this host serves; any other card is declined
     # with 15 before it is looked up. Widening it is warned about at start-up.
     accepted_card_ranges: tuple[str, ...] = TEST_CARD_RANGES
-    # Terminal master keys and key schemes of the host link (host/link_config.py).
+    # Terminal master keys and key schemes of the host link (host/link/config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
 
     @classmethod
@@ -90,13 +87,10 @@ class HostConfig:
                 problems.append(f"{name}: {value} is out of range {low}..{high}")
             return value
 
-        raw_env = env.get("ENVIRONMENT", "development")
         try:
-            environment = Environment(raw_env)
-        except ValueError:
-            problems.append(
-                f"ENVIRONMENT: unknown value {raw_env!r} (development, testing, production)"
-            )
+            environment = parse_environment(env)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
             environment = Environment.DEVELOPMENT
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -129,7 +123,7 @@ class HostConfig:
             problems.append("ACCEPTED_CARD_RANGES: comma-separated PAN prefixes (digits)")
             ranges = TEST_CARD_RANGES
         try:
-            link = LinkConfig.from_env(env)
+            link = LinkConfig.from_env(env, environment=environment)
         except ConfigError as exc:
             problems.extend(exc.problems)
             link = LinkConfig()

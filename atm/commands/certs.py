@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from atm.certs import DEFAULT_HOST_NAMES, write_dev_pki
-from host.seed import SEED_TERMINALS
+from host.bank.seed import SEED_TERMINALS
 
 
 def register(subparsers: Any) -> None:

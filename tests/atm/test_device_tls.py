@@ -14,7 +14,7 @@ from atm.certs import DevPki
 from atm.cli import main
 from atm.scripts import ALICE_CHECKING
 from host.app import Host
-from host.link_config import LinkConfig, LinkTls
+from host.link.config import LinkConfig, LinkTls
 
 ROOT = Path(__file__).resolve().parents[2]
 

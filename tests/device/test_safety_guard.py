@@ -14,7 +14,7 @@ from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from device.events import LinkMessage
 from device.states import State
-from host.models import LinkRequest
+from host.bank.models import LinkRequest
 from tests.host.link_helpers import ALICE_CHECKING, TestTerminal
 
 # Luhn-valid, from a real issuer range (not ours): what a stray real card looks like.

@@ -13,7 +13,7 @@ import pytest
 
 from atm.certs import Issued, issue, make_ca, write_dev_pki
 from host.errors import ConfigError
-from host.link_config import LinkConfig, LinkTls
+from host.link.config import LinkConfig, LinkTls
 from protocol.errors import LinkError, LinkUnavailable
 from protocol.framing import encode_frame
 from protocol.tls import client_context

@@ -18,8 +18,9 @@ from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
 from atm.steps import StepDriver, link_line
 from device.config import LOCAL_HOSTS, TEST_CARD_RANGES, DeviceConfig
 from device.controller import AtmController
-from device.errors import DeviceConfigError
+from device.errors import DeviceConfigError, InsecureFileError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
+from device.private_files import check_private, read_master_key_file
 from device.screens import render_text
 from protocol.security import KeyScheme
 
@@ -55,8 +56,9 @@ def register(subparsers: Any) -> None:
         description="Run the ATM controller connected to a host over TCP. The customer acts "
         "through commands on standard input:\n" + HELP + "\n\n" + URL_HELP + "\n\n"
         "The terminal master key (32 hex digits) comes from the environment variable "
-        "TERMINAL_MASTER_KEY; unset, the development key is used (refused by a production "
-        "host). It must equal the host's TERMINAL_MASTER_KEYS entry for --terminal-id.",
+        "TERMINAL_MASTER_KEY or a file (--master-key-file, chmod 600); unset, the development "
+        "key is used (refused by a production host). It must equal the host's "
+        "TERMINAL_MASTER_KEYS entry for --terminal-id.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="host address (default 127.0.0.1)")
@@ -83,6 +85,12 @@ def register(subparsers: Any) -> None:
         "--tls-server-name",
         metavar="NAME",
         help="name the host's certificate must carry (default: --host)",
+    )
+    parser.add_argument(
+        "--master-key-file",
+        metavar="FILE",
+        help="read the terminal master key (32 hex digits) from FILE, which only its owner may "
+        "read (chmod 600; else refused); also TERMINAL_MASTER_KEY_FILE",
     )
     guard = parser.add_argument_group(
         "production-safety guard (widening either is warned about at start-up)"
@@ -126,9 +134,17 @@ def _run(args: argparse.Namespace) -> int:
         print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
         return 2
     try:
-        # The terminal master key is a secret: from the environment, never the command line.
-        # Unset: the development TMK, which a production host refuses.
+        # The terminal master key is a secret: from the environment or a file only its owner
+        # can read, never the command line. Unset: the development TMK, which a production
+        # host refuses.
         master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
+        key_file = args.master_key_file or os.environ.get("TERMINAL_MASTER_KEY_FILE", "")
+        if key_file:
+            if master_key:
+                raise DeviceConfigError(
+                    "give the master key once: TERMINAL_MASTER_KEY or a key file, not both"
+                )
+            master_key = read_master_key_file(Path(key_file))
         config = DeviceConfig(
             terminal_id=args.terminal_id,
             host=args.host,
@@ -145,7 +161,10 @@ def _run(args: argparse.Namespace) -> int:
         if master_key:
             config = dataclasses.replace(config, terminal_master_key=master_key)
         config.tls_context()  # a certificate that does not load: one line, exit 2
-    except DeviceConfigError as exc:
+        # Journal and SAF files open to others are refused here, before anything starts.
+        check_private(config.journal_path, "journal")
+        check_private(config.saf_path, "store-and-forward file")
+    except (DeviceConfigError, InsecureFileError) as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}

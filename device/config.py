@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.errors import DeviceConfigError
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 from protocol.tls import TlsError, client_context
 
@@ -64,6 +65,9 @@ class DeviceConfig:
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # The layout of the working keys at sign-on (protocol.keyblock): legacy or tr31 (TR-31 key
+    # blocks). Must match the host's TERMINAL_KEY_BLOCKS entry; another layout is refused.
+    key_block: KeyBlockFormat = KeyBlockFormat.LEGACY
     # TLS on the host link (protocol.tls): the CA the host's certificate must chain to (a path
     # or PEM text); unset, the link is plaintext. ``tls_cert``/``tls_key``: this terminal's
     # client certificate for mutual TLS (its common name is the terminal ID).

@@ -22,6 +22,7 @@ from device.errors import DeviceConfigError, InsecureFileError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.private_files import check_private, read_master_key_file
 from device.screens import render_text
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 
 HELP = """commands (one per line):
@@ -72,6 +73,14 @@ def register(subparsers: Any) -> None:
         choices=("T", "A"),
         help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
         "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
+    )
+    parser.add_argument(
+        "--key-block",
+        default="legacy",
+        type=str.lower,
+        choices=[f.value for f in KeyBlockFormat],
+        help="layout of the working keys at sign-on: legacy (default) or tr31 (ANSI X9.143 / "
+        "TR-31 key blocks). Must match the host's TERMINAL_KEY_BLOCKS entry for this terminal",
     )
     tls = parser.add_argument_group(
         "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
@@ -151,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
+            key_block=KeyBlockFormat(args.key_block),
             tls_ca=args.tls_ca,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,

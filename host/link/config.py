@@ -6,6 +6,9 @@
   ``00112233445566778899AABBCCDDEEFF`` (the device's ``DeviceConfig`` default).
 * ``TERMINAL_KEY_SCHEMES``: ``ATM00003=A,...``: ``T`` (TDES, PIN block format 0, retail MAC;
   the default) or ``A`` (AES, PIN block format 4, AES-CMAC) per terminal.
+* ``TERMINAL_KEY_BLOCKS``: ``ATM00005=tr31,...``: the layout of the working keys at sign-on,
+  ``legacy`` (our original layout; the default) or ``tr31`` (ANSI X9.143 / TR-31 key blocks,
+  ``protocol.keyblock``) per terminal.
 * ``LINK_TLS_CERT`` / ``LINK_TLS_KEY``: the host's TLS certificate and private key (a file path
   or the PEM text itself). Set: the link speaks TLS only (1.2 minimum).
 * ``LINK_TLS_CLIENT_CA``: with it, mutual TLS: every terminal presents a certificate from this
@@ -29,6 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from host.environment import DEFAULT_SECRET_KEY, Environment, parse_environment
 from host.errors import ConfigError
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 from protocol.tls import TlsError, server_context
 
@@ -91,6 +95,7 @@ class LinkConfig:
     schemes: Mapping[str, KeyScheme] = field(default_factory=dict)
     storage_key: bytes = field(default_factory=lambda: _storage_key(DEFAULT_SECRET_KEY))
     tls: LinkTls | None = None
+    key_blocks: Mapping[str, KeyBlockFormat] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never print keys
         return (
@@ -107,6 +112,9 @@ class LinkConfig:
 
     def scheme(self, terminal_id: str) -> KeyScheme:
         return self.schemes.get(terminal_id, KeyScheme.TDES)
+
+    def key_block(self, terminal_id: str) -> KeyBlockFormat:
+        return self.key_blocks.get(terminal_id, KeyBlockFormat.LEGACY)
 
     @classmethod
     def from_env(
@@ -141,6 +149,13 @@ class LinkConfig:
                 schemes[terminal] = KeyScheme(value.strip().upper()[:1])
             except ValueError:
                 problems.append(f"TERMINAL_KEY_SCHEMES: {terminal}: scheme must be T or A")
+        key_blocks: dict[str, KeyBlockFormat] = {}
+        for item in _items(env.get("TERMINAL_KEY_BLOCKS", "")):
+            terminal, _, value = item.partition("=")
+            try:
+                key_blocks[terminal] = KeyBlockFormat(value.strip().lower())
+            except ValueError:
+                problems.append(f"TERMINAL_KEY_BLOCKS: {terminal}: layout must be legacy or tr31")
         if production and not master_keys:
             problems.append("TERMINAL_MASTER_KEYS: required in production")
         tls = _tls(
@@ -159,6 +174,7 @@ class LinkConfig:
             schemes=schemes,
             storage_key=_storage_key(env.get("SECRET_KEY", DEFAULT_SECRET_KEY)),
             tls=tls,
+            key_blocks=key_blocks,
         )
 
 

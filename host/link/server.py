@@ -39,6 +39,7 @@ from host.link.reversals import ReversalService, parse_advice
 from host.metrics import HostMetrics
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
+from protocol.keyblock import encode_key_delivery
 from protocol.link import MessageTap
 from protocol.mac import encode_signed, uses_signon_key, verify_signed
 from protocol.messages import (
@@ -55,7 +56,7 @@ from protocol.messages import (
     response_mti,
 )
 from protocol.response_codes import ResponseCode
-from protocol.security import KeyBlock, KeyScheme, WorkingKeys, signon_mac_key
+from protocol.security import KeyScheme, WorkingKeys, signon_mac_key
 from protocol.tls import certificate_terminal_id
 
 __all__ = ["LinkServer"]
@@ -395,7 +396,7 @@ class LinkServer:
                 response["39"] = ResponseCode.NOT_PERMITTED
                 return
             response["39"] = ResponseCode.APPROVED
-            response["48"] = KeyBlock.build(keys, tmk).encode()
+            response["48"] = encode_key_delivery(self.link_config.key_block(terminal), keys, tmk)
         elif code == NetworkCode.SIGN_OFF:
             await self._work(self.keys.revoke, terminal)
             response["39"] = ResponseCode.APPROVED

@@ -374,7 +374,8 @@ class HostLink:
                 if await self.ensure_online():
                     backoff = self.timing.backoff_initial
                 else:
-                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))
+                    # Jitter for the reconnect back-off, not a secret.
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))  # nosec B311
                     backoff = min(backoff * 2, self.timing.backoff_max)
                     continue
             idle = time.monotonic() - self._last_traffic

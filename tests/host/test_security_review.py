@@ -96,11 +96,10 @@ def _message(mti: str, code: str | None) -> dict[str, str]:
     return message
 
 
-CASES = [
-    (mti.value, code.value if mti in (Mti.NETWORK_REQUEST, Mti.NETWORK_RESPONSE) else None)
-    for mti in Mti
-    for code in (NetworkCode if mti in (Mti.NETWORK_REQUEST, Mti.NETWORK_RESPONSE) else [None])
-]
+_NETWORK = (Mti.NETWORK_REQUEST, Mti.NETWORK_RESPONSE)
+CASES: list[tuple[str, str | None]] = [
+    (mti.value, code.value) for mti in Mti if mti in _NETWORK for code in NetworkCode
+] + [(mti.value, None) for mti in Mti if mti not in _NETWORK]
 SIGN_ON_CLASS = {(Mti.NETWORK_REQUEST.value, NetworkCode.SIGN_ON.value)} | {
     (Mti.NETWORK_REQUEST.value, NetworkCode.KEY_CHANGE.value)
 }

@@ -86,6 +86,7 @@ _ECHOED = (
 )
 _REQUIRED = {"0100": ("2", "3", "7", "11", "41"), "0200": ("2", "3", "4", "7", "11", "41")}
 _PIN_BLOCK_HEX = {0: 16, 4: 32}
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -141,7 +142,14 @@ class LinkServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port, ssl=self._tls)
+        self._server = await asyncio.start_server(
+            self._serve,
+            host,
+            port,
+            ssl=self._tls,
+            # A client that starts no handshake is dropped instead of holding a slot 60 s.
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
+        )
         if self._tls is None:
             log.info("link server listening on %s:%d (plaintext)", host, self.port)
         else:

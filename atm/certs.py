@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,9 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def make_ca(
-    common_name: str = "atm-simulator development CA", *, now: dt.datetime | None = None
-) -> Issued:
+def make_ca(common_name: str | None = None, *, now: dt.datetime | None = None) -> Issued:
+    # A name of its own per CA: two development CAs never look like one to a verifier.
+    common_name = common_name or f"atm-simulator development CA {secrets.token_hex(4)}"
     now = now or dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)

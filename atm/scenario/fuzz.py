@@ -219,7 +219,11 @@ async def fuzz(
         share = [
             sessions // terminals + (1 if i < sessions % terminals else 0) for i in range(terminals)
         ]
-        agents = [FuzzAgent(random.Random(f"{seed}/{t + 1}"), share[t]) for t in range(terminals)]
+        # Seeded test data, not secrets: reproducible on purpose.
+        agents = [
+            FuzzAgent(random.Random(f"{seed}/{t + 1}"), share[t])  # nosec B311
+            for t in range(terminals)
+        ]
         lanes = [_lane(t + 1, seed) for t in range(terminals)]
         timeout = 30.0 + 3.0 * max(share)
         results: Sequence[ScenarioResult] = await asyncio.gather(

@@ -153,7 +153,7 @@ def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evi
     minus reversed) for this terminal, and the host's cash account against the notes."""
     problems = []
     records = atm.records()
-    requests = {r["stan"]: r for r in records if r["event"] == "TXN_REQUEST"}
+    sent = {r["stan"]: r for r in records if r["event"] == "TXN_REQUEST"}
     asked_back = {
         r.get("stan", ""): int(r.get("amount", "0") or 0) - int(r.get("dispensed", "0") or 0)
         for r in records
@@ -162,7 +162,7 @@ def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evi
     journal_net = 0
     for record in records:
         if record["event"] == "TXN_RESPONSE" and record.get("code") == "00":
-            request = requests.get(record.get("stan", ""))
+            request = sent.get(record.get("stan", ""))
             if request and request.get("proc", "")[:2] in MONEY_MOVING:
                 amount = int(request.get("amount", "0") or 0)
                 journal_net += amount - asked_back.get(record.get("stan", ""), 0)

@@ -9,7 +9,6 @@ import concurrent.futures
 import multiprocessing
 import os
 import time
-
 import xml.etree.ElementTree as ET  # nosec B405 - writes JUnit XML, never parses any
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

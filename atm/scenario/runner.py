@@ -30,7 +30,7 @@ from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
 from atm.scenario.relay import LinkRelay
-from device.config import CassetteConfig, DeviceConfig
+from device.config import TEST_CARD_RANGES, CassetteConfig, DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
 from device.screens import Screen, money, render_text
@@ -351,7 +351,12 @@ async def _run(
     say(f"== scenario '{scenario.name}': {scenario.description}")
     scheme = KeyScheme(setup.key_scheme)
     host_settings: dict[str, Any] = dict(setup.host)
-    config = replace(config, **host_settings)
+    # The production-safety guards (ATM and host) accept only test card ranges: a scenario's
+    # own cards (any PAN) are test cards too.
+    own = [track.split("=")[0][:6] for track in scenario.tracks().values()]
+    own += [s.insert.split("=")[0][:6] for s in scenario.steps if s.insert]
+    ranges = tuple(dict.fromkeys([*TEST_CARD_RANGES, *config.accepted_card_ranges, *own]))
+    config = replace(config, **host_settings, accepted_card_ranges=ranges)
     if scheme is not config.link.scheme(setup.terminal_id):
         say(f"== host: terminal {setup.terminal_id} uses key scheme {scheme.value} ({scheme.name})")
         schemes = {**config.link.schemes, setup.terminal_id: scheme}
@@ -395,6 +400,7 @@ async def _run(
         overrides["cassettes"] = tuple(
             CassetteConfig(c.denomination_cents, c.count) for c in setup.cassettes
         )
+    overrides.setdefault("card_ranges", ranges)
     device_config = DeviceConfig(
         terminal_id=setup.terminal_id,
         key_scheme=scheme,
@@ -491,6 +497,7 @@ def _host_env(config: HostConfig, settings: dict[str, Any]) -> dict[str, str]:
         "SECRET_KEY": config.secret_key,
         "PIN_PEPPER": config.pin_pepper,
         "LOG_LEVEL": "INFO",
+        "ACCEPTED_CARD_RANGES": ",".join(config.accepted_card_ranges),
     }
     schemes = ",".join(f"{t}={s.value}" for t, s in config.link.schemes.items())
     if schemes:

@@ -81,7 +81,11 @@ _ECHOED = (
     "102",
     "103",
 )
-_REQUIRED = {"0100": ("2", "3", "7", "11", "41"), "0200": ("2", "3", "4", "7", "11", "41")}
+# Every card request carries a PIN block (DE 52): without one it is a format error (30).
+_REQUIRED = {
+    "0100": ("2", "3", "7", "11", "41", "52"),
+    "0200": ("2", "3", "4", "7", "11", "41", "52"),
+}
 _PIN_BLOCK_HEX = {0: 16, 4: 32}
 
 

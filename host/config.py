@@ -19,11 +19,43 @@ from sqlalchemy.exc import ArgumentError
 from host.errors import ConfigError
 from host.link_config import LinkConfig
 
-__all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
+__all__ = [
+    "DEFAULT_PIN_PEPPER",
+    "DEFAULT_SECRET_KEY",
+    "MIN_SECRET_BYTES",
+    "Environment",
+    "HostConfig",
+    "weak_secret",
+]
 
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
 DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+# A production secret: at least this many bytes, drawn from at least this many different
+# characters (a random hex string of 32 has about 15; "aaaa..." or "abab..." has 1 or 2).
+MIN_SECRET_BYTES = 32
+MIN_SECRET_VARIETY = 10
+
+
+def weak_secret(value: str, default: str) -> str:
+    """Why ``value`` cannot protect anything in production, or "" when it can. Never quotes
+    the value itself."""
+    if value == default:
+        return "the default value is refused in production"
+    size = len(value.encode())
+    if size == 0:
+        return f"empty; production needs at least {MIN_SECRET_BYTES} random bytes"
+    if size < MIN_SECRET_BYTES:
+        return f"{size} bytes is too short for production (at least {MIN_SECRET_BYTES})"
+    variety = len(set(value))
+    if variety < MIN_SECRET_VARIETY:
+        return (
+            f"too little variety for production ({variety} different characters, "
+            f"at least {MIN_SECRET_VARIETY}: use a random value)"
+        )
+    return ""
 
 
 class Environment(StrEnum):
@@ -139,10 +171,13 @@ class HostConfig:
             link=link,
         )
         if environment is Environment.PRODUCTION:
-            if config.secret_key == DEFAULT_SECRET_KEY:
-                problems.append("SECRET_KEY: the default value is refused in production")
-            if config.pin_pepper == DEFAULT_PIN_PEPPER:
-                problems.append("PIN_PEPPER: the default value is refused in production")
+            for name, value, default in (
+                ("SECRET_KEY", config.secret_key, DEFAULT_SECRET_KEY),
+                ("PIN_PEPPER", config.pin_pepper, DEFAULT_PIN_PEPPER),
+            ):
+                problem = weak_secret(value, default)
+                if problem:
+                    problems.append(f"{name}: {problem}")
             if not config.ops_api_token:
                 problems.append("OPS_API_TOKEN: required in production")
         if problems:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from atm.commands._common import load_host_config
+from host.config import Environment
 from host.db import create_engine_for, migrate, session_factory
 from host.seed import seed
 
@@ -57,12 +58,29 @@ def register(subparsers: Any) -> None:
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--database-url", help="override DATABASE_URL")
+        if name == "seed":
+            p.add_argument(
+                "--allow-production",
+                action="store_true",
+                help="seed even with ENVIRONMENT=production (the seed cards have known PINs)",
+            )
         p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
+        return 2
+    if (
+        args.db_command == "seed"
+        and config.environment is Environment.PRODUCTION
+        and not args.allow_production
+    ):
+        print(
+            "atm: db seed: refused in production: the seed cards have published PINs "
+            "(pass --allow-production to seed all the same)",
+            file=sys.stderr,
+        )
         return 2
     shown = display_url(config.database_url)
     try:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 from host.errors import ConfigError
 from host.link_config import LinkConfig
+from host.link_guard import LinkLimits
 
 __all__ = [
     "DEFAULT_PIN_PEPPER",
@@ -92,6 +93,8 @@ class HostConfig:
     max_frame: int = 4096
     # Terminal master keys and key schemes of the host link (host/link_config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
+    # Timeouts and connection bounds of the link server (host/link_guard.py).
+    link_limits: LinkLimits = field(default_factory=LinkLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
@@ -169,6 +172,13 @@ class HostConfig:
             ops_port=integer("OPS_PORT", 8080, 0, 65535),
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
             link=link,
+            link_limits=LinkLimits(
+                frame_timeout=integer("LINK_FRAME_TIMEOUT_SECONDS", 10, 1, 3600),
+                idle_timeout=integer("LINK_IDLE_TIMEOUT_SECONDS", 150, 1, 86_400),
+                max_unauthenticated=integer("LINK_MAX_UNAUTHENTICATED", 64, 1, 100_000),
+                max_connections=integer("LINK_MAX_CONNECTIONS", 0, 0, 1_000_000),
+                reserved_for_known=integer("LINK_RESERVED_FOR_KNOWN", 16, 0, 100_000),
+            ),
         )
         if environment is Environment.PRODUCTION:
             for name, value, default in (

@@ -13,6 +13,7 @@ search (it takes seconds from about $300 up; the issue measured 8.2 s for $1,000
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -99,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     four = cassettes_of(20, 10, 5, 1)
     amounts = (5_000, 10_000, 15_000) if args.short else (5_000, 10_000, 20_000, 30_000)
     for amount in amounts:
-        new = best_seconds(lambda a=amount: mix_notes(a, four), rounds)
-        old = best_seconds(lambda a=amount: exhaustive_mix(a, four), 3 if args.short else 5, 30.0)
+        new = best_seconds(functools.partial(mix_notes, amount, four), rounds)
+        old = best_seconds(
+            functools.partial(exhaustive_mix, amount, four), 3 if args.short else 5, 30.0
+        )
         same = mix_notes(amount, four) == exhaustive_mix(amount, four)
         print(
             f"$1/$5/$10/$20 ${amount // 100:,}: dp {new * 1e6:.0f} us, exhaustive "

@@ -3,6 +3,7 @@
 exactly when it refused; and it answers a large amount at once."""
 
 import time
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -31,7 +32,10 @@ def loads(draw: st.DrawFn) -> list[CassetteStatus]:
     ]
 
 
-def outcome(mix, amount: int, cassettes: list[CassetteStatus]) -> dict[int, int] | str:
+Mix = Callable[[int, Sequence[CassetteStatus]], dict[int, int]]
+
+
+def outcome(mix: Mix, amount: int, cassettes: list[CassetteStatus]) -> dict[int, int] | str:
     try:
         return mix(amount, cassettes)
     except CashError as exc:

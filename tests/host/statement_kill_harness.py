@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import threading
 
+from host.bank.statements import StatementStore, StatementWorker
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.statements import StatementStore, StatementWorker
 
 
 class StuckStore(StatementStore):

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
+from host.bank.ledger import check_ledger
 from host.config import HostConfig
-from host.ledger import check_ledger
-from host.link_models import ReversalAdvice
+from host.link.models import ReversalAdvice
 from protocol.messages import format_amount
 from tests.host.link_helpers import ALICE_CHECKING, TestTerminal, next_time, start_host
 

@@ -1,4 +1,4 @@
-"""The link server's connection limits over real TCP (host.link_guard, docs/protocol.md section
+"""The link server's connection limits over real TCP (host.link.guard, docs/protocol.md section
 1): stalled and silent connections are closed, unauthenticated connections and connections in
 all are bounded (below the open-file limit), a known terminal keeps a slot, and each close or
 refusal is counted and logged at most once per interval. Timeouts are injected small; the tests
@@ -20,7 +20,7 @@ import pytest
 
 from host.app import Host
 from host.config import HostConfig
-from host.link_guard import FD_HEADROOM, LinkLimits, RateLimitedLog, connection_bound
+from host.link.guard import FD_HEADROOM, LinkLimits, RateLimitedLog, connection_bound
 from tests.host.link_helpers import TestTerminal, start_host
 
 STALLED = 500

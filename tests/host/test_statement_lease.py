@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from host.bank.models import StatementJob
+from host.bank.statements import StatementStore, StatementWorker, job_view, request_statement
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.models import StatementJob
-from host.statements import StatementStore, StatementWorker, job_view, request_statement
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE_CHECKING = "1000-0001-0001"

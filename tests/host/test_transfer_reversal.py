@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
+from host.bank.ledger import check_ledger
+from host.bank.models import Posting
 from host.config import HostConfig
-from host.ledger import check_ledger
-from host.models import Posting
 from protocol.messages import Message, format_amount
 from tests.host.link_helpers import (
     ALICE_CHECKING,

@@ -11,7 +11,7 @@ Order of work on each frame (DESIGN section 4: MAC first, then format, then the 
    or wrong MAC, an unknown terminal, or a terminal with no working keys: the message is never
    processed, one security log line says why, and the connection is closed.
 4. Processing: network management (sign-on with key exchange, sign-off, echo, key change),
-   reversal advices (``host.link_reversals``), card requests (``host.services``).
+   reversal advices (``host.link.reversals``), card requests (``host.bank.services``).
 
 Every response is MAC'd under the key that authenticated its request. Nothing a terminal sends
 can stop the server or delay other terminals: database work runs in the worker pool.
@@ -31,12 +31,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.link_config import LinkConfig
-from host.link_guard import CloseReason, ConnectionGuard, LinkLimits
-from host.link_keys import KeyStore
-from host.link_reversals import ReversalService, parse_advice
+from host.bank.services import AuthorizationService, CardRequest, Outcome
+from host.link.config import LinkConfig
+from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
+from host.link.keys import KeyStore
+from host.link.reversals import ReversalService, parse_advice
 from host.metrics import HostMetrics
-from host.services import AuthorizationService, CardRequest, Outcome
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
 from protocol.link import MessageTap
@@ -97,7 +97,7 @@ class _Connection:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     terminal_id: str | None = None
     closed: bool = False
-    # The first message passed its MAC check (host.link_guard counts such connections).
+    # The first message passed its MAC check (host.link.guard counts such connections).
     authenticated: bool = False
     # A whole frame has arrived (its authentication may still be under way).
     received: bool = False
@@ -211,7 +211,7 @@ class LinkServer:
             self.guard.closed(conn.authenticated)
             await self._notify_guard()
 
-    # -- connection limits (host.link_guard; docs/protocol.md section 1) -------------------
+    # -- connection limits (host.link.guard; docs/protocol.md section 1) -------------------
     async def _read(self, reader: asyncio.StreamReader, conn: _Connection, framer: Framer) -> bytes:
         """The next bytes of ``conn``, or b"" when it must close: a started frame gets
         ``frame_timeout`` to complete, a connection not yet authenticated gets as long for its
@@ -410,7 +410,7 @@ class LinkServer:
             response["39"] = ResponseCode.MALFUNCTION
             return response
         if outcome.response_code.approved and mti == Mti.FINANCIAL_REQUEST:
-            # A reversal that overtook this request is applied now (host.link_reversals).
+            # A reversal that overtook this request is applied now (host.link.reversals).
             await self._work(
                 self.reversals.apply_waiting, auth.terminal_id, request["11"], request["7"]
             )

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from device.config import DeviceConfig
+from device.reversal_policy import moves_money, reversed_when_unanswered
 from device.saf import SafQueue
 from protocol.errors import LinkError, LinkUnavailable, ProtocolError
 from protocol.keyblock import open_key_delivery
@@ -49,7 +50,6 @@ from protocol.messages import (
     Message,
     Mti,
     NetworkCode,
-    TransactionType,
     format_transmission_time,
     mti_class,
 )
@@ -66,8 +66,6 @@ Clock = Callable[[], dt.datetime]
 
 # 0430 codes after which the advice is sent again (the host could not process it yet).
 RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFUNCTION.value})
-# Processing codes whose 0200 moves money and so must be reversed when unanswered.
-_REVERSIBLE = (TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value)
 _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
 
 
@@ -259,7 +257,7 @@ class HostLink:
             raise
         except LinkError as exc:
             self._forget(message)
-            if mti == Mti.FINANCIAL_REQUEST and message.get("3", "")[:2] in _REVERSIBLE:
+            if reversed_when_unanswered(mti, message.get("3", "")):
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
@@ -359,7 +357,7 @@ class HostLink:
             mti == Mti.FINANCIAL_RESPONSE
             and message.get("39") == ResponseCode.APPROVED
             and message.get("41") == self.config.terminal_id
-            and message.get("3", "")[:2] in _REVERSIBLE
+            and moves_money(message.get("3", ""))
         ):
             if _request_key(message) in self._answered:
                 log.info("second answer to STAN %s (a duplicate) ignored", message.get("11"))

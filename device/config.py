@@ -57,6 +57,10 @@ class DeviceConfig:
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # Where the in-process simulated devices (``sim`` backends) keep their physical state
+    # (notes, card, paper) so that it survives a crash of the ATM process, as real devices'
+    # does (docs/devices.md). None: they forget it when the process ends.
+    sim_state_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if len(self.terminal_id) != 8:
@@ -97,6 +101,17 @@ class DeviceConfig:
     @property
     def counters_path(self) -> Path:
         return self.state_dir / f"cash-{self.terminal_id}.json"
+
+    @property
+    def dispenser_counts_path(self) -> Path:
+        """Where a dispenser driver that counts notes itself (LCDM-2000) keeps its counts."""
+        return self.state_dir / f"dispenser-counts-{self.terminal_id}.json"
+
+    def sim_state_path(self, kind: str) -> Path | None:
+        """The physical state file of simulated device ``kind`` (None: not kept)."""
+        if self.sim_state_dir is None:
+            return None
+        return self.sim_state_dir / f"{kind}-{self.terminal_id}.json"
 
     @property
     def master_key(self) -> bytes:

@@ -4,8 +4,11 @@ byte, and keeps the receipts it printed (lines between initialise and cut)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from drivers.codecs import escpos
 from drivers.codecs.escpos import Cut, EscPosParser, Feed, Init, LineFeed, StatusRequest, Text
+from drivers.statefile import StateFileError, load_state, save_state
 from simulators.base import BYTE_FAULTS, Simulator
 
 __all__ = ["PrinterSimulator"]
@@ -16,7 +19,14 @@ class PrinterSimulator(Simulator):
     FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open"})
     WIRE_FAULTS = BYTE_FAULTS - {"nak"}  # ESC/POS has no ACK/NAK
 
-    def __init__(self, paper_lines: int = 3000, near_end_lines: int = 300) -> None:
+    def __init__(
+        self,
+        paper_lines: int = 3000,
+        near_end_lines: int = 300,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
+        """``state_path``: keep the paper left on the roll in this file across a restart."""
         super().__init__()
         self.paper_left = paper_lines
         self.near_end_lines = near_end_lines
@@ -25,6 +35,21 @@ class PrinterSimulator(Simulator):
         self._current: list[str] = []
         self._line = bytearray()
         self._parser = EscPosParser()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is not None:
+                try:
+                    self.paper_left = int(state["paper_left"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: {exc}"
+                    ) from exc
+            self.save()
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            save_state(self.state_path, {"device": "printer", "paper_left": self.paper_left})
 
     @property
     def paper_out(self) -> bool:
@@ -69,6 +94,7 @@ class PrinterSimulator(Simulator):
                 if self._current:
                     self.receipts.append(self._current)
                 self._current = []
+                self.save()
 
     def _print_line(self) -> None:
         text = self._line.decode("cp437")

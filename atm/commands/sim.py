@@ -11,12 +11,14 @@ import dataclasses
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from atm.demo import TRACKS
 from atm.devices import simulator_for
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
+from drivers.errors import DriverError
 from drivers.registry import KINDS
 from protocol.security import KeyScheme
 from simulators.control import HELP, ControlChannel, serve_control
@@ -53,6 +55,13 @@ def register(subparsers: Any) -> None:
         help="pin-pad: T (TDES keys, PIN block format 0; default) or A (AES keys, format 4); "
         "its master key comes from TERMINAL_MASTER_KEY (unset: the development key)",
     )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the device's physical state (notes, card, paper) in FILE across restarts "
+        "(docs/devices.md); default: forget it when the simulator stops",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -71,7 +80,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
-    sim = simulator_for(args.device, config)
+    try:
+        sim = simulator_for(args.device, config, args.state)
+    except DriverError as exc:
+        print(f"atm sim: {exc}", file=sys.stderr)
+        return 2
     control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
     control_port = control.sockets[0].getsockname()[1]
     name = f"{args.device} ({PROTOCOLS[args.device]})"

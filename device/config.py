@@ -61,6 +61,10 @@ class DeviceConfig:
     # (notes, card, paper) so that it survives a crash of the ATM process, as real devices'
     # does (docs/devices.md). None: they forget it when the process ends.
     sim_state_dir: Path | None = None
+    # A card found inside the reader at start-up (left by a crash) belongs to a customer who
+    # has gone: "retain" captures it (default: nobody else can take it), "eject" offers it at
+    # the gate for card_take_timeout and captures it if nobody takes it (docs/state-diagram.md).
+    card_left_at_restart: str = "retain"
 
     def __post_init__(self) -> None:
         if len(self.terminal_id) != 8:
@@ -79,6 +83,10 @@ class DeviceConfig:
         ):
             if getattr(self, name) <= 0:
                 raise DeviceConfigError(f"{name} must be positive")
+        if self.card_left_at_restart not in ("retain", "eject"):
+            raise DeviceConfigError(
+                f"card_left_at_restart must be retain or eject, got {self.card_left_at_restart!r}"
+            )
         if not 0 <= self.empty_notes <= self.near_empty_notes:
             raise DeviceConfigError("need 0 <= empty_notes <= near_empty_notes")
         scheme = str(self.key_scheme).strip().upper()

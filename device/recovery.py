@@ -15,9 +15,11 @@ What the journal tells, per STAN of an approved withdrawal:
   ``TXN_NO_RESPONSE``; such a request is never reversed a second time.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
-  The cassette counts journaled before the command, compared with the counts now, tell how
-  many notes were counted out: none, full reversal (4017); some, partial reversal (4004) of
-  the rest; all of them, nothing to reverse.
+  Where the dispenser's counts are physical (``CashDispenser.counts_physical``), the cassette
+  counts journaled before the command, compared with the counts now, tell how many notes
+  were counted out: none, full reversal (4017); some, partial reversal (4004) of the rest;
+  all of them, nothing to reverse. Where they are not (LCDM-2000: the driver lowers its
+  counts only when a reply arrives) nobody can say what left: a suspect, never a reversal.
 * ``DISPENSE_FAULT`` without ``REVERSAL_QUEUED``: the fault's ``dispensed`` value is known; the
   reversal was not queued yet.
 * ``CASH_RETRACTED`` without ``REVERSAL_QUEUED``: full reversal (4018).
@@ -41,11 +43,15 @@ from drivers.interfaces import CassetteStatus
 from protocol.messages import Message, TransactionType
 
 __all__ = [
+    "Presentation",
     "Suspect",
     "Unfinished",
+    "counter_steps",
     "find_suspects",
     "find_unfinished",
     "format_notes",
+    "last_withdrawal",
+    "open_presentation",
     "parse_notes",
 ]
 
@@ -128,7 +134,10 @@ def _original(request: JournalRecord) -> Message:
 
 
 def find_unfinished(
-    records: Sequence[JournalRecord], cassettes_now: Sequence[CassetteStatus]
+    records: Sequence[JournalRecord],
+    cassettes_now: Sequence[CassetteStatus],
+    *,
+    counts_physical: bool = True,
 ) -> list[Unfinished]:
     txns: dict[str, _Txn] = {}
     for record in records:
@@ -222,6 +231,19 @@ def find_unfinished(
                         note="notes presented, outcome unknown: counted as taken",
                     )
                 )
+        elif txn.start is not None and not counts_physical:
+            out.append(
+                Unfinished(
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    "",
+                    note="stopped during the dispense; the dispenser cannot say what it "
+                    "counted out: suspect, settle at balancing",
+                    suspect=True,
+                )
+            )
         elif txn.start is not None:
             before = parse_notes(txn.start.get("before", ""))
             asked = parse_notes(txn.start.get("notes", ""))
@@ -249,6 +271,67 @@ def find_unfinished(
                     stan, original, amount, 0, NO_CASH, note="approved, dispense never started"
                 )
             )
+    return out
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """The last withdrawal's notes left in the exit tray by the interrupted session: presented
+    (``DISPENSE_RESULT``, or a partial ``DISPENSE_FAULT``) and neither taken nor retracted.
+    ``intent`` is its ``RETRACT_INTENDED`` record when the retract was journaled as intended
+    but never confirmed (the process died around the retract command)."""
+
+    stan: str
+    notes: dict[int, int]
+    intent: JournalRecord | None
+
+
+def last_withdrawal(records: Sequence[JournalRecord]) -> tuple[str, list[JournalRecord]]:
+    """The STAN of the last withdrawal request in the journal and its records (the one
+    transaction a crash can have interrupted); ("", []) when there is none."""
+    stan = ""
+    for record in records:
+        if record.get("event") == "TXN_REQUEST" and record.get("proc", "")[:2] == "01":
+            stan = record.get("stan", "")
+    if not stan:
+        return "", []
+    return stan, [r for r in records if r.get("stan") == stan]
+
+
+def open_presentation(records: Sequence[JournalRecord]) -> Presentation | None:
+    stan, steps = last_withdrawal(records)
+    notes: dict[int, int] = {}
+    intent: JournalRecord | None = None
+    for record in steps:
+        event = record.get("event")
+        if event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
+            notes = parse_notes(record.get("notes", ""))
+        elif event == "RETRACT_INTENDED":
+            intent = record
+        elif event in ("CASH_TAKEN", "CASH_RETRACTED", "DISPENSE_SUSPECT"):
+            return None
+    if not any(notes.values()):
+        return None
+    return Presentation(stan, notes, intent)
+
+
+def counter_steps(records: Sequence[JournalRecord]) -> list[tuple[str, str, dict[int, int]]]:
+    """The counters bookings the journal records for the last withdrawal, as (key, kind,
+    notes): kind is ``dispensed``, ``rejected`` or ``retracted`` (a move from dispensed).
+    Replayed at restart with ``CashCounters``' keys, so each is booked exactly once."""
+    stan, steps = last_withdrawal(records)
+    out: list[tuple[str, str, dict[int, int]]] = []
+    for record in steps:
+        event = record.get("event")
+        if event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
+            out.append((f"{stan}:dispensed", "dispensed", parse_notes(record.get("notes", ""))))
+            rejected = parse_notes(record.get("rejected", ""))
+            if rejected:
+                out.append((f"{stan}:rejected", "rejected", rejected))
+        elif event == "CASH_RETRACTED" and "moved" in record:
+            out.append((f"{stan}:retracted", "retracted", parse_notes(record["moved"])))
+        elif event == "SUSPECT_SETTLED" and record.get("outcome") == "dispensed":
+            out.append((f"{stan}:dispensed", "dispensed", parse_notes(record.get("notes", ""))))
     return out
 
 

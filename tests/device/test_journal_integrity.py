@@ -6,6 +6,7 @@ damaged line names the file and line, and the operator can accept it without los
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -20,11 +21,11 @@ NOW = [
 ]
 
 
-def _journal(path):
+def _journal(path: Path) -> Journal:
     return Journal(path, "ATM00001", clock=lambda: T)
 
 
-def _withdrawal_sent(journal):
+def _withdrawal_sent(journal: Journal) -> None:
     journal.write(
         "TXN_REQUEST", stan="000002", type="WITHDRAWAL", mti="0200", proc="011000",
         amount=10000, time="1128120000", currency="840", acceptor="ATMSIM000000001",

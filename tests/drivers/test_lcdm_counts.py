@@ -4,13 +4,22 @@ and must not go back to the configured load when the ATM restarts."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from drivers.interfaces import CassetteStatus
 from drivers.lcdm import LcdmDispenser
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.ports import PtyPort
 from tests.drivers.conftest import CASSETTES, FAST, serial_connect
 
+T = TypeVar("T")
 
-async def _with_driver(sim, counts_path, action):
+
+async def _with_driver(
+    sim: DispenserSimulator, counts_path: Path, action: Callable[[LcdmDispenser], Awaitable[T]]
+) -> T:
     port = PtyPort(sim)
     await port.start()
     driver = LcdmDispenser(
@@ -46,7 +55,7 @@ async def test_replenish_sets_the_new_load(tmp_path):
     counts = tmp_path / "counts.json"
     await _with_driver(sim, counts, lambda d: d.dispense({0: 5}))
 
-    async def replenish(driver):
+    async def replenish(driver: LcdmDispenser) -> list[CassetteStatus]:
         await driver.replenish()
         return await driver.status()
 

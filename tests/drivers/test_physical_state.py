@@ -7,6 +7,7 @@ Both kinds: the in-process simulated backends and the ``atm sim`` peripheral sim
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from simulators.ports import PtyPort
 from tests.drivers.conftest import CASSETTES, FAST, TRACK2, serial_connect
 
 
-def _dispenser(path):
+def _dispenser(path: Path) -> SimulatedDispenser:
     return SimulatedDispenser([Cassette(d, n) for d, n in CASSETTES], state_path=path)
 
 

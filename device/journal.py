@@ -133,9 +133,9 @@ def _parse(text: str) -> JournalRecord | None:
     return record
 
 
-def read_records(path: Path) -> list[JournalRecord]:
+def read_records(path: Path, *, tolerant: bool = False) -> list[JournalRecord]:
     """The trustworthy records, oldest first. ``JournalDamaged`` for the first damaged line
-    that the operator has not accepted."""
+    that the operator has not accepted; ``tolerant``: such lines are left out instead."""
     lines, _ = scan(path)
     accepted: set[tuple[str, str]] = set()
     for line in lines:
@@ -146,7 +146,7 @@ def read_records(path: Path) -> list[JournalRecord]:
     records = []
     for line in lines:
         if line.text is None:
-            if (str(line.number), line.digest) in accepted:
+            if (str(line.number), line.digest) in accepted or tolerant:
                 continue
             raise JournalDamaged(path, line.number, line.why, line.digest)
         record = _parse(line.text)

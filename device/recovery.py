@@ -50,6 +50,7 @@ __all__ = [
     "find_suspects",
     "find_unfinished",
     "format_notes",
+    "journaled_reversals",
     "last_withdrawal",
     "open_presentation",
     "parse_notes",
@@ -332,6 +333,29 @@ def counter_steps(records: Sequence[JournalRecord]) -> list[tuple[str, str, dict
             out.append((f"{stan}:retracted", "retracted", parse_notes(record["moved"])))
         elif event == "SUSPECT_SETTLED" and record.get("outcome") == "dispensed":
             out.append((f"{stan}:dispensed", "dispensed", parse_notes(record.get("notes", ""))))
+    return out
+
+
+def journaled_reversals(records: Sequence[JournalRecord]) -> list[tuple[Message, int, str]]:
+    """Every reversal the journal says was queued, as (original, dispensed cents, reason),
+    oldest first: what the store-and-forward queue must hold or have delivered. Used after
+    the operator accepted a damaged store-and-forward line, to queue again what it may have
+    held (the host acknowledges a repeat of what it already reversed and changes nothing)."""
+    requests: dict[str, JournalRecord] = {}
+    out: list[tuple[Message, int, str]] = []
+    for record in records:
+        event, stan = record.get("event", ""), record.get("stan", "")
+        if event == "TXN_REQUEST":
+            requests[stan] = record
+        elif event == "REVERSAL_QUEUED" and stan in requests:
+            dispensed = record.get("dispensed", "0")
+            out.append(
+                (
+                    _original(requests[stan]),
+                    int(dispensed) if dispensed.isdigit() else 0,
+                    record.get("reason", ""),
+                )
+            )
     return out
 
 

@@ -35,13 +35,14 @@ from device.recovery import (
     counter_steps,
     find_unfinished,
     format_notes,
+    journaled_reversals,
     open_presentation,
 )
 from drivers.errors import DriverError
 from drivers.interfaces import CardReader, CashDispenser
 from protocol.messages import Message
 
-__all__ = ["RestartOutcome", "recover"]
+__all__ = ["RestartOutcome", "recover", "requeue_reversals"]
 
 log = logging.getLogger(__name__)
 
@@ -221,3 +222,21 @@ async def _settle_retract(
             recovered="yes",
             why="tray empty and no retract counted: the customer took the notes",
         )
+
+
+def requeue_reversals(journal: Journal, queue_reversal: QueueReversal) -> int:
+    """After the operator accepted a damaged store-and-forward line: queue again every
+    reversal the journal records and the queue does not hold (it skips those it holds or
+    knows as acknowledged); journaled ``REVERSAL_REQUEUED``. How many were queued."""
+    count = 0
+    for original, dispensed, reason in journaled_reversals(journal.records()):
+        if queue_reversal(original, dispensed, reason):
+            count += 1
+            journal.write(
+                "REVERSAL_REQUEUED",
+                stan=original.get("11", ""),
+                dispensed=dispensed,
+                reason=reason,
+                why="store-and-forward line damaged",
+            )
+    return count

@@ -90,8 +90,12 @@ class SafEntry:
 
 
 class SafQueue:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tolerant: bool = False) -> None:
+        """``tolerant``: a damaged line does not stop the queue; it is skipped and listed in
+        ``damage`` for the operator (the controller goes to its fault state until accepted)."""
         self.path = path
+        self.tolerant = tolerant
+        self.damage: list[SafDamaged] = []
         self._entries: dict[int, SafEntry] = {}
         self._done: set[tuple[str, str, str]] = set()
         self._next_id = 1
@@ -230,8 +234,12 @@ class SafQueue:
                     raise ValueError(why)
                 self._replay(record)
             except (ValueError, KeyError, TypeError) as exc:
-                raise SafDamaged(self.path, number, str(exc), _digest(raw)) from exc
-        if not self._entries and not self._kept_damage:
+                damage = SafDamaged(self.path, number, str(exc), _digest(raw))
+                if not self.tolerant:
+                    raise damage from exc
+                log.error("%s", damage)
+                self.damage.append(damage)
+        if not self._entries and not self._kept_damage and not self.damage:
             self._compact()
 
     def _replay(self, record: dict[str, object]) -> None:

@@ -39,3 +39,15 @@ def test_damage_inside_names_file_and_line_and_loses_nothing(tmp_path, garbage):
     (entry,) = again.pending()
     assert entry.attempts == 1 and entry.original["11"] == "000042"
     assert garbage in path.read_bytes()  # kept, for the operator
+
+
+def test_tolerant_queue_lists_the_damage_and_keeps_working(tmp_path):
+    path = tmp_path / "saf.jsonl"
+    queue = SafQueue(path)
+    assert queue.add(ORIGINAL, 0, "4018", "1128120100")
+    path.write_bytes(path.read_bytes() + b"garbage\n")
+    path.write_bytes(path.read_bytes() + b'{"op":"try","id":1}\n')
+    tolerant = SafQueue(path, tolerant=True)
+    (damage,) = tolerant.damage
+    assert damage.line == 2
+    assert tolerant.pending()[0].attempts == 1

@@ -199,8 +199,9 @@ class CashCounters:
         self.save()
 
     def add(self, kind: str, notes: Mapping[int, int], key: str | None = None) -> bool:
-        """Book ``notes`` as ``kind``; with ``key``, only the first time (False after)."""
-        if not self._first_time(key):
+        """Book ``notes`` as ``kind``; with ``key``, only the first time (False after).
+        Nothing to book (no note): nothing is written."""
+        if not any(notes.values()) or not self._first_time(key):
             return False
         for index, count in notes.items():
             counters = self.cassettes.get(index)

@@ -214,7 +214,9 @@ def find_unfinished(
                     note="dispense fault before the reversal was queued",
                 )
             )
-        elif txn.result and txn.retracted:
+        elif txn.retracted:
+            # Retracted after a result, or (recovery found the notes in the tray) after a
+            # dispense that was never answered: nothing reached the customer.
             out.append(
                 Unfinished(
                     stan, original, amount, 0, CASH_NOT_TAKEN, note="cash retracted, not reversed"
@@ -299,13 +301,26 @@ def last_withdrawal(records: Sequence[JournalRecord]) -> tuple[str, list[Journal
     return stan, [r for r in records if r.get("stan") == stan]
 
 
-def open_presentation(records: Sequence[JournalRecord]) -> Presentation | None:
+def open_presentation(
+    records: Sequence[JournalRecord], cassettes_now: Sequence[CassetteStatus] | None = None
+) -> Presentation | None:
+    """With ``cassettes_now`` (a dispenser whose counts are physical), a dispense that was
+    never answered counts too: its notes are those the cassette counts say left."""
     stan, steps = last_withdrawal(records)
     notes: dict[int, int] = {}
     intent: JournalRecord | None = None
     for record in steps:
         event = record.get("event")
-        if event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
+        if event == "DISPENSE_START" and cassettes_now is not None:
+            before = parse_notes(record.get("before", ""))
+            asked = parse_notes(record.get("notes", ""))
+            now = {c.index: c.count for c in cassettes_now}
+            notes = {
+                i: min(n, before[i] - now[i])
+                for i, n in asked.items()
+                if i in before and i in now and before[i] > now[i]
+            }
+        elif event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
             notes = parse_notes(record.get("notes", ""))
         elif event == "RETRACT_INTENDED":
             intent = record

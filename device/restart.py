@@ -42,7 +42,7 @@ from drivers.errors import DriverError
 from drivers.interfaces import CardReader, CashDispenser
 from protocol.messages import Message
 
-__all__ = ["RestartOutcome", "recover", "requeue_reversals"]
+__all__ = ["RestartOutcome", "purge_tray", "recover", "requeue_reversals"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ async def recover(
     await _card_left_inside(config, journal, card_reader, outcome)
 
     # 3 and 4. the exit tray and an unconfirmed retract
-    presentation = open_presentation(records)
+    presentation = open_presentation(records, status if dispenser.counts_physical else None)
     if await dispenser.notes_in_tray():
-        await _purge_tray(journal, counters, dispenser, presentation)
+        await purge_tray(journal, counters, dispenser, presentation)
     elif presentation is not None and presentation.intent is not None:
         await _settle_retract(journal, counters, dispenser, presentation, outcome)
     records = journal.records()
@@ -151,12 +151,16 @@ async def _card_left_inside(
     journal.write("CARD_CAPTURED", reason="left inside at restart")
 
 
-async def _purge_tray(
+async def purge_tray(
     journal: Journal,
     counters: CashCounters,
     dispenser: CashDispenser,
     presentation: Presentation | None,
 ) -> None:
+    """Retract what lies in the exit tray into the reject bin: ``RETRACT_INTENDED`` (with the
+    dispenser's retract count before) first, then the command, then ``CASH_RETRACTED`` for
+    the presentation the notes belong to (its notes booked from dispensed to retracted), or
+    ``TRAY_PURGED`` when none explains them."""
     stan = presentation.stan if presentation is not None else "-"
     before = await dispenser.retracted_count()
     journal.write(
@@ -171,6 +175,8 @@ async def _purge_tray(
         # the operator finds them there at balancing.
         journal.write("TRAY_PURGED", notes=count, why="no journaled presentation")
         return
+    # Booked as dispensed first (a no-op when that step was booked before the crash).
+    counters.add("dispensed", presentation.notes, key=f"{stan}:dispensed")
     counters.move(presentation.notes, "dispensed", "retracted", key=f"{stan}:retracted")
     journal.write(
         "CASH_RETRACTED",

@@ -144,3 +144,17 @@ async def test_reversals_are_queued_again_after_a_damaged_saf_line_is_accepted(t
     assert requeue_reversals(rig.journal, rig.queue) == 1
     assert requeue_reversals(rig.journal, rig.queue) == 0
     assert rig.events()[-1] == "REVERSAL_REQUEUED"
+
+
+async def test_notes_counted_out_by_an_unanswered_dispense_are_not_counted_twice(tmp_path):
+    """Item 5: killed after the counters booked the dispense, before ``DISPENSE_RESULT``;
+    the notes lie in the tray. They are booked once, retracted, and the withdrawal reversed."""
+    rig = Rig(tmp_path)
+    await rig.presented()
+    lines = rig.config.journal_path.read_bytes().splitlines(keepends=True)
+    rig.config.journal_path.write_bytes(b"".join(lines[:-1]))  # DISPENSE_RESULT never written
+    _, dispenser, counters = await rig.restart()
+    assert dispenser.reject_bin == {1: 2}
+    assert (counters.cassettes[1].dispensed, counters.cassettes[1].retracted) == (0, 2)
+    assert counters.cassettes[1].remaining == 198
+    assert [e.reason for e in rig.saf.pending()] == ["4018"]

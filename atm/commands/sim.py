@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atm.demo import TRACKS
 from atm.devices import simulator_for
+from atm.scripts import TRACKS
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from drivers.errors import DriverError

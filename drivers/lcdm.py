@@ -63,6 +63,7 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
     DEVICE = "dispenser"
     PROTOCOL = "LCDM-2000"
     FRAME = LcdmFrame
+    MAX_CASSETTES = 2
 
     def __init__(
         self,
@@ -77,11 +78,11 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         retries: int = 2,
         counts_path: Path | None = None,
     ) -> None:
-        """``cassettes``: (denomination in cents, loaded count) for upper and lower; the
-        counts saved at ``counts_path`` (when there, for the same denominations) win over
+        """``cassettes``: (denomination in cents, loaded count), from the top position down;
+        the counts saved at ``counts_path`` (when there, for the same denominations) win over
         the loaded counts."""
-        if not 1 <= len(cassettes) <= 2:
-            raise ValueError("an LCDM-2000 has one or two cassettes")
+        if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
+            raise ValueError(f"an {self.PROTOCOL} has 1 to {self.MAX_CASSETTES} cassettes")
         super().__init__(
             connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
         )
@@ -117,7 +118,11 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         if self.counts_path is not None:
             save_state(
                 self.counts_path,
-                {"device": "LCDM-2000", "denominations": self.denominations, "counts": self.counts},
+                {
+                    "device": self.PROTOCOL,
+                    "denominations": self.denominations,
+                    "counts": self.counts,
+                },
             )
 
     async def replenish(self, counts: Mapping[int, int] | None = None) -> None:
@@ -136,12 +141,15 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         self, cmd: int, data: bytes = b"", *, timeout: float | None = None, resend: bool = True
     ) -> bytes:
         frame = await self.link.exchange(
-            lcdm.encode_command(cmd, data),
+            self._encode_command(cmd, data),
             reply_timeout=timeout or self._reply_timeout,
             is_reply=lambda f: f.reply and f.cmd == cmd,
             resend_on_timeout=resend,
         )
         return frame.data
+
+    def _encode_command(self, cmd: int, data: bytes) -> bytes:
+        return lcdm.encode_command(cmd, data)
 
     async def _status(self) -> StatusReply:
         data = await self._command(Command.STATUS)
@@ -156,31 +164,32 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         present = (bits & lcdm.UPPER_PRESENT, bits & lcdm.LOWER_PRESENT)
         near_end = (bits & lcdm.UPPER_NEAR_END, bits & lcdm.LOWER_NEAR_END)
         end = (bits & lcdm.UPPER_END, bits & lcdm.LOWER_END)
-        out = []
-        reconciled = False
-        for i, denomination in enumerate(self.denominations):
-            if present[i] and end[i] and self.counts[i]:
-                # The bill-end sensor sees an empty cassette: the count was wrong.
-                log.warning(
-                    "dispenser: cassette %d reports bill end; count %d corrected to 0",
-                    i,
-                    self.counts[i],
-                )
-                self.counts[i] = 0
-                reconciled = True
-            count = self.counts[i]
-            if not present[i]:
-                state = CassetteState.MISSING
-            elif end[i] or count == 0:
-                state = CassetteState.EMPTY
-            elif near_end[i] or count <= self.low_threshold:
-                state = CassetteState.LOW
-            else:
-                state = CassetteState.OK
-            out.append(CassetteStatus(i, denomination, count, state))
-        if reconciled:
+        return [
+            self._cassette(i, bool(present[i]), bool(near_end[i]), bool(end[i]))
+            for i in range(len(self.denominations))
+        ]
+
+    def _cassette(self, index: int, present: bool, near_end: bool, end: bool) -> CassetteStatus:
+        """A cassette's status from the sensors and the logical count. The count is
+        reconciled with the bill-end sensor: a cassette that sees its end holds no note."""
+        if present and end and self.counts[index]:
+            log.warning(
+                "dispenser: cassette %d reports bill end; count %d corrected to 0",
+                index,
+                self.counts[index],
+            )
+            self.counts[index] = 0
             self._save_counts()
-        return out
+        count = self.counts[index]
+        if not present:
+            state = CassetteState.MISSING
+        elif end or count == 0:
+            state = CassetteState.EMPTY
+        elif near_end or count <= self.low_threshold:
+            state = CassetteState.LOW
+        else:
+            state = CassetteState.OK
+        return CassetteStatus(index, self.denominations[index], count, state)
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
         for index, count in notes.items():
@@ -224,17 +233,20 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         return DispenseResult(dispensed, rejected)
 
     async def notes_in_tray(self) -> bool:
-        return bool((await self._status()).notes_in_tray)
+        return await self._notes_in_tray()
 
     async def wait_taken(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if not (await self._status()).notes_in_tray:
+            if not await self._notes_in_tray():
                 return True
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+
+    async def _notes_in_tray(self) -> bool:
+        return (await self._status()).notes_in_tray
 
     async def retract(self) -> int:
         data = await self._command(Command.PURGE, timeout=self._dispense_timeout, resend=False)

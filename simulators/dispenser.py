@@ -49,7 +49,14 @@ class _Outcome:
 
 
 class DispenserSimulator(Simulator):
+    """The LCDM-2000. A model with another command set (``simulators.lcdm4000``) keeps the same
+    notes, cassettes, trays and faults and overrides the hooks of the wire side."""
+
     NAME = "dispenser"
+    MODEL = "LCDM-2000"
+    MAX_CASSETTES = 2
+    DISPENSE_COMMANDS: tuple[int, ...] = _DISPENSE_COMMANDS
+    NO_REPLY: frozenset[int] = frozenset()  # commands the device carries out without a word
     # ``lost``: a dispense command is carried out (the notes reach the exit tray) but the
     # dispenser then dies: no ACK, no reply, silent until the fault is cleared.
     FAULTS = frozenset(
@@ -66,15 +73,15 @@ class DispenserSimulator(Simulator):
         """``state_path``: keep the notes (cassettes, exit tray, reject bin, taken) in this
         file across a restart (``drivers.statefile``), written before each reply goes out."""
         super().__init__()
-        if not 1 <= len(cassettes) <= 2:
-            raise ValueError("an LCDM-2000 has one or two cassettes")
+        if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
+            raise ValueError(f"an {self.MODEL} has 1 to {self.MAX_CASSETTES} cassettes")
         self.cassettes = cassettes
         self.reject_capacity = reject_capacity
         self.tray: dict[int, int] = {}
         self.reject_bin: dict[int, int] = {}
         self.taken_total: dict[int, int] = {}
         self.retracted = 0
-        self._decoder = LcdmDecoder(lcdm.EOT)
+        self._decoder = self._new_decoder()
         self.state_path = state_path
         if state_path is not None:
             state = load_state(state_path)
@@ -134,6 +141,15 @@ class DispenserSimulator(Simulator):
         )
 
     # -- wire side ----------------------------------------------------------------------
+    def _new_decoder(self) -> LcdmDecoder:
+        return LcdmDecoder(lcdm.EOT)
+
+    def _encode_reply(self, cmd: int, data: bytes) -> bytes:
+        return lcdm.encode_reply(cmd, data)
+
+    def _host_acknowledged(self) -> None:
+        """The host ACKed our reply (the LCDM-4000 then closes the exchange with EOT)."""
+
     def on_bytes(self, data: bytes) -> None:
         for event in self._decoder.feed(data):
             if isinstance(event, Nak):
@@ -145,15 +161,17 @@ class DispenserSimulator(Simulator):
                     self.send_control(bytes([NAK]))
                     continue
                 self.frames_in += 1
-                if "lost" in self.faults and event.cmd in _DISPENSE_COMMANDS:
+                if "lost" in self.faults and event.cmd in self.DISPENSE_COMMANDS:
                     self._handle(event.cmd, event.data)
                     self.wire.silent = True
                     log.info("dispenser: died during the dispense (lost)")
                     continue
+                if event.cmd in self.NO_REPLY:
+                    continue
                 self.send_control(bytes([ACK]))
-                self.send_frame(lcdm.encode_reply(event.cmd, self._handle(event.cmd, event.data)))
+                self.send_frame(self._encode_reply(event.cmd, self._handle(event.cmd, event.data)))
             elif isinstance(event, Ack):
-                pass  # the host acknowledged our reply
+                self._host_acknowledged()
 
     def _handle(self, cmd: int, data: bytes) -> bytes:
         if cmd == Command.STATUS:
@@ -161,13 +179,8 @@ class DispenserSimulator(Simulator):
         if cmd == Command.ROM_VERSION:
             return ROM_VERSION
         if cmd == Command.PURGE:
-            purged = sum(self.tray.values())
-            for index, count in self.tray.items():
-                self.reject_bin[index] = self.reject_bin.get(index, 0) + count
-            self.tray = {}
-            self.retracted += purged
-            self.save()
-            return PurgeReply(ErrorCode.GOOD, purged).encode()
+            purged = self.purge_tray()
+            return PurgeReply(ErrorCode.GOOD, sum(purged.values())).encode()
         try:
             if cmd == Command.UPPER_DISPENSE:
                 requests = {0: lcdm.decode_count(data)}
@@ -184,8 +197,17 @@ class DispenserSimulator(Simulator):
             outcome.error = ErrorCode.OVERFLOW
         else:
             outcome = self._dispense(requests)
-            self.save()
         return DispenseReply(outcome.error, tuple(outcome.counts)).encode()
+
+    def purge_tray(self) -> dict[int, int]:
+        """Sweep the exit tray into the reject tray; the notes moved, per cassette."""
+        purged = dict(self.tray)
+        for index, count in purged.items():
+            self.reject_bin[index] = self.reject_bin.get(index, 0) + count
+        self.tray = {}
+        self.retracted += sum(purged.values())
+        self.save()  # on disk before the reply goes out
+        return purged
 
     def status_reply(self) -> StatusReply:
         path = lcdm.EXIT if any(self.tray.values()) else 0
@@ -243,6 +265,7 @@ class DispenserSimulator(Simulator):
             if error != ErrorCode.GOOD and outcome.error == ErrorCode.GOOD:
                 outcome.error = error
         log.info("dispensed %s, error %02X", requests, outcome.error)
+        self.save()  # on disk before the reply goes out
         return outcome
 
 

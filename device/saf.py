@@ -237,8 +237,7 @@ class SafQueue:
                 damage = SafDamaged(self.path, number, str(exc), _digest(raw))
                 if not self.tolerant:
                     raise damage from exc
-                log.error("%s", damage)
-                self.damage.append(damage)
+                self.damage.append(damage)  # the owner reports it (one line)
         if not self._entries and not self._kept_damage and not self.damage:
             self._compact()
 

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.errors import JournalError
+from device.errors import InsecureFileError, JournalError
+from device.private_files import check_private, open_private
 
 __all__ = [
     "Journal",
@@ -136,6 +137,10 @@ def _parse(text: str) -> JournalRecord | None:
 def read_records(path: Path, *, tolerant: bool = False) -> list[JournalRecord]:
     """The trustworthy records, oldest first. ``JournalDamaged`` for the first damaged line
     that the operator has not accepted; ``tolerant``: such lines are left out instead."""
+    try:
+        check_private(path, "journal")
+    except InsecureFileError as exc:
+        raise JournalError(str(exc)) from exc
     lines, _ = scan(path)
     accepted: set[tuple[str, str]] = set()
     for line in lines:
@@ -161,10 +166,12 @@ def cut_torn_tail(path: Path, good: int) -> None:
     with open(path, "r+b") as handle:
         handle.seek(good)
         torn = handle.read()
-        with open(path.with_name(path.name + ".torn"), "ab") as keep:
-            keep.write(torn + b"\n")
-            keep.flush()
-            os.fsync(keep.fileno())
+        keep = open_private(path.with_name(path.name + ".torn"), os.O_WRONLY | os.O_APPEND, "torn")
+        try:
+            os.write(keep, torn + b"\n")
+            os.fsync(keep)
+        finally:
+            os.close(keep)
         handle.truncate(good)
         handle.flush()
         os.fsync(handle.fileno())
@@ -179,8 +186,11 @@ class Journal:
         self.listeners: list[Callable[[str], None]] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            check_private(path, "journal")
             self._cut_torn_tail()
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fd = open_private(path, os.O_WRONLY | os.O_APPEND, "journal")
+        except InsecureFileError as exc:
+            raise JournalError(str(exc)) from exc
         except OSError as exc:
             raise JournalError(f"cannot open journal {path}: {exc}") from exc
 

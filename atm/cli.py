@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("demo", "host", "device", "db", "statement", "link", "sim")
+COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:

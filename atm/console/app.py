@@ -67,6 +67,14 @@ def screen_text(screen: Screen | None, width: int = SCREEN_WIDTH) -> Text:
     return text
 
 
+def _short_journal(line: str) -> str:
+    """A journal line without its date and terminal: time of day, event, fields."""
+    parts = line.split(" | ")
+    if len(parts) < 3 or len(parts[0]) < 19:
+        return line
+    return " ".join([parts[0][11:19], *parts[2:]])
+
+
 class KeyButton(Button, can_focus=False):
     """A key on the ATM: never takes the focus, so the keyboard keeps typing on the PIN pad."""
 
@@ -86,9 +94,9 @@ class ConsoleApp(App[int]):
         width: 1fr; height: 16; border: heavy $success; padding: 0 1;
         background: $boost; border-title-align: center;
     }
-    #middle { height: 11; margin-top: 1; }
-    #pinpad { grid-size: 4 4; grid-gutter: 0 1; width: 38; height: 11; }
-    #pinpad KeyButton { width: 100%; min-width: 6; height: 2; }
+    #middle { height: 12; }
+    #pinpad { grid-size: 4 4; grid-gutter: 0 1; width: 40; height: 12; }
+    #pinpad KeyButton { width: 100%; min-width: 6; height: 3; }
     #tray-box { width: 1fr; border: round $warning; padding: 0 1; border-title-align: center; }
     #card-box { height: auto; border: round $primary; padding: 0 1; border-title-align: center; }
     #card-box Horizontal { height: auto; }
@@ -98,8 +106,9 @@ class ConsoleApp(App[int]):
     #notice { height: 2; color: $warning; }
     #receipt { padding: 0 1; }
     .row { height: auto; }
-    .fault-kind { width: 14; padding: 1 0; }
+    .fault-kind { width: 13; }
     .fault-pick { width: 1fr; }
+    #faults .row { margin-bottom: 1; }
     #link-log { height: 1fr; border: round $primary; }
     #journal { height: 12; border: round $primary; }
     #engineer-state { height: 3; margin-bottom: 1; }
@@ -393,7 +402,7 @@ class ConsoleApp(App[int]):
         log = self.query_one("#journal", RichLog)
         log.clear()
         for line in list(self.panel.journal_tail)[-40:]:
-            log.write(line)
+            log.write(_short_journal(line))
 
     def _show_receipts(self) -> None:
         text = Text()

@@ -32,7 +32,7 @@ async def test_script_writes_every_screenshot_with_its_content(host_config, tmp_
 
 def test_docs_hold_the_screenshots_the_readme_shows():
     readme = (ROOT / "README.md").read_text()
-    for name, (caption, expected) in SHOTS.items():
+    for name, (_caption, expected) in SHOTS.items():
         path = ROOT / "docs" / name
         assert path.is_file(), f"run: .venv/bin/python -m scripts.console_screenshots ({name})"
         assert f"docs/{name}" in readme

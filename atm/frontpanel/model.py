@@ -230,8 +230,9 @@ class FrontPanel:
         return lambda: self._subscribers.remove(callback)
 
     def detach(self) -> None:
-        """Stop observing the controller (the panel keeps what it saw)."""
-        self._unsubscribe()
+        """Stop observing the controller (the panel keeps what it saw); once is enough."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, lambda: None
+        unsubscribe()
 
     async def wait_for(self, check: Callable[[FrontPanel], bool], timeout: float = 10.0) -> None:
         """Resolve once ``check(self)`` is true (checked now and after every change)."""

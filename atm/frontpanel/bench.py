@@ -58,6 +58,8 @@ class BenchOptions:
     urls: Mapping[str, str] = field(default_factory=dict)  # device kind -> URL
     controls: Mapping[str, str] = field(default_factory=dict)  # kind -> control HOST:PORT
     work_dir: Path | None = None  # None: a fresh temporary directory
+    # The embedded host's database; None: a fresh SQLite file in the work directory.
+    database_url: str | None = None
     device: Mapping[str, Any] = field(default_factory=dict)  # DeviceConfig overrides
     start_timeout: float = 15.0
 
@@ -183,7 +185,7 @@ class Bench:
             return host, port
         assert self.work_dir is not None
         base = self.host_config or HostConfig.from_env({})
-        url = f"sqlite:///{self.work_dir / 'host.db'}"
+        url = self.options.database_url or f"sqlite:///{self.work_dir / 'host.db'}"
         config = dataclasses.replace(base, database_url=url)
         self.host = Host(config)
         self.say(f"host database {display_url(url)} (migrating and seeding)")

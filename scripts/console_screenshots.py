@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from textual.widgets import TabbedContent
+from textual.widgets import Select, TabbedContent
 
 from atm.console import ConsoleApp
 from atm.frontpanel import Bench, BenchOptions, FrontPanel
@@ -93,7 +93,9 @@ async def take_screenshots(out: Path, host_config: HostConfig, work: Path) -> li
 
             app.query_one(TabbedContent).active = "faults"
             await pilot.pause()
-            await panel.inject("dispenser", "jam")
+            app.query_one("#fault-dispenser", Select).value = "jam"
+            await pilot.click("#inject-dispenser")
+            await until(lambda p: "jam" in p.device_state("dispenser").faults)
             await pilot.click("#insert-card")
             await until(on("enter_pin"))
             await pilot.press("1", "2", "3", "4", "enter")

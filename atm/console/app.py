@@ -106,6 +106,11 @@ class ConsoleApp(App[int]):
     #notice { height: 2; color: $warning; }
     #receipt { padding: 0 1; }
     .row { height: auto; }
+    .row Input { width: 1fr; }
+    .row Label { width: auto; }
+    .row .switch-label { padding: 1 0; }
+    .row .fault-kind { width: 13; }
+    .row Switch { width: auto; }
     .fault-kind { width: 13; }
     .fault-pick { width: 1fr; }
     #faults .row { margin-bottom: 1; }
@@ -196,7 +201,7 @@ class ConsoleApp(App[int]):
                 yield Static(id="devices")
                 with Horizontal(classes="row"):
                     yield Input(placeholder="filter the link log", id="link-filter", compact=True)
-                    yield Label(" pause ")
+                    yield Label(" pause ", classes="switch-label")
                     yield Switch(id="link-pause")
                 yield RichLog(id="link-log", wrap=True, max_lines=2000, min_width=40)
                 yield RichLog(id="journal", wrap=True, max_lines=400, min_width=40)
@@ -237,15 +242,22 @@ class ConsoleApp(App[int]):
                 yield Button("Inject", id=f"inject-{kind}", variant="error", compact=True)
                 yield Label(" ")
                 yield Button("Clear", id=f"clear-{kind}", compact=True)
+        with Horizontal(classes="row"):
+            yield Label("argument", classes="fault-kind")
+            yield Input(
+                placeholder="wire faults: delay s, split bytes, garble/drop/nak N",
+                id="fault-arg",
+                compact=True,
+            )
         yield Label("Host link", classes="fault-kind")
         with Horizontal(classes="row"):
             yield Button("Host down", id="host-down", variant="error", compact=True)
             yield Label(" ")
             yield Button("Host up", id="host-up", variant="success", compact=True)
         with Horizontal(classes="row"):
-            yield Label(" lose requests ")
+            yield Label(" lose requests ", classes="switch-label")
             yield Switch(id="hold-requests")
-            yield Label(" hold answers ")
+            yield Label(" hold answers ", classes="switch-label")
             yield Switch(id="hold-replies")
         with Horizontal(classes="row"):
             yield Input(placeholder="answer delay, s", id="delay", compact=True)
@@ -329,7 +341,7 @@ class ConsoleApp(App[int]):
             lines.append(f"Last transition: {transition} at {transition.at.strftime('%H:%M:%S')}")
         lines.append(f"Host link: {panel.link_status()}")
         self._set("#engineer-state", "\n".join(lines))
-        switch = "ON (supervisor mode)" if panel.state == State.supervisor.value else "off"
+        switch = "ON (supervisor mode)" if panel.in_supervisor_mode else "off"
         self._set("#supervisor-state", f"  switch {switch}")
 
     def _show_devices(self) -> None:
@@ -460,7 +472,8 @@ class ConsoleApp(App[int]):
             kind = button[7:]
             fault = self.query_one(f"#fault-{kind}", Select).value
             if isinstance(fault, str):
-                await self._do(panel.inject(kind, fault))
+                arg = self.query_one("#fault-arg", Input).value.strip() or None
+                await self._do(panel.inject(kind, fault, arg))
             else:
                 panel.notify(f"choose a {kind} fault first", error=True)
         elif button.startswith("clear-"):

@@ -310,6 +310,11 @@ class FrontPanel:
     def state_enum(self) -> State:
         return State(self.state)
 
+    @property
+    def in_supervisor_mode(self) -> bool:
+        """The supervisor state, or one of its one-job states."""
+        return self.state.startswith(State.supervisor.value)
+
     def side(self, kind: str) -> DeviceSide:
         try:
             return self.sides[kind]
@@ -457,7 +462,7 @@ class FrontPanel:
     async def supervisor_switch(self) -> None:
         """Turn the supervisor key: in (honoured when idle, out of service or in a fault) or,
         in supervisor mode, out (the same as F8)."""
-        if self.state == State.supervisor.value:
+        if self.in_supervisor_mode:
             await self.press("F8")
             return
         if self.state_enum not in (State.idle, State.out_of_service, State.fault):

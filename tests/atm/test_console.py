@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Button, Select, Static, TabbedContent
+from textual.widgets import Button, Input, RichLog, Select, Static, TabbedContent
 
 from atm.console import ConsoleApp
 from atm.frontpanel import Bench, BenchOptions, FrontPanel
@@ -97,6 +97,15 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         assert "[8 bytes hidden]" in entries[0].text
         assert "4000001234567899" not in "".join(e.text for e in c.panel.link_log)
         assert "session_end -> idle" in c.text("#engineer-state")
+        # The link log, filtered to one message type, then paused.
+        log = c.app.query_one("#link-log", RichLog)
+        c.app.query_one("#link-filter", Input).value = "0210"
+        await c.pilot.pause()
+        shown = "\n".join(line.text for line in log.lines)
+        assert "0210 financial response" in shown and "0800" not in shown
+        await c.pilot.click("#link-pause")
+        await c.pilot.pause()
+        assert c.app.link_paused
 
 
 async def test_wrong_pin_three_times(host_config, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from atm.commands._common import load_host_config
 from atm.commands.device import DEVICE_OPTIONS, URL_HELP
-from atm.frontpanel import Bench, BenchError, BenchOptions
+from atm.frontpanel import Bench, BenchError, BenchOptions, FrontPanel
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from host.config import HostConfig
@@ -101,6 +102,19 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run_console(options, host_config))
 
 
+class _NoticeHandler(logging.Handler):
+    def __init__(self, panel: FrontPanel) -> None:
+        super().__init__(logging.WARNING)
+        self.panel = panel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f"{record.name}: {record.getMessage()}"
+            self.panel.notify(text, error=record.levelno >= logging.ERROR)
+        except Exception:
+            self.handleError(record)
+
+
 async def run_console(options: BenchOptions, host_config: HostConfig | None) -> int:
     """Start the bench, run the console until the user quits, then close the bench (the
     session is finished first: see ``Bench.close``). Exit 2 with one clear line when the bench
@@ -124,9 +138,16 @@ async def run_console(options: BenchOptions, host_config: HostConfig | None) -> 
         for line in str(exc).splitlines():
             say(line)
         return 2
+    # While the console draws the terminal, log lines become the console's notices (a line
+    # written to the terminal would tear the picture).
+    handler = _NoticeHandler(panel)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = [handler]
     try:
         await ConsoleApp(panel).run_async()
     finally:
+        root.handlers[:] = saved
         say("closing: finishing the session and delivering queued reversals")
         for line in await bench.close():
             say(line)

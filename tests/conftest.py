@@ -37,9 +37,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from host.bank.seed import seed
 from host.config import HostConfig
 from host.db import create_engine_for, migrate, session_factory
-from host.seed import seed
 
 TEST_ENV = {"BCRYPT_ROUNDS": "4", "ENVIRONMENT": "testing"}
 POSTGRES_URL_VARIABLE = "ATM_TEST_POSTGRES_URL"

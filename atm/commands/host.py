@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from atm.commands._common import load_host_config
-from atm.commands.db import database_error, display_url
+from atm.database import database_error, display_url
 from host.app import Host
+from host.bank.ledger import check_ledger
+from host.bank.statements import StatementStore, StatementWorker
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.ledger import check_ledger
-from host.statements import StatementStore, StatementWorker
 
 
 def register(subparsers: Any) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atm.commands.db import display_url
+from atm.database import display_url
 from atm.demo import HoldingRelay
 from atm.devices import KINDS, DeviceKit, open_kit
 from atm.frontpanel.model import FrontPanel, LinkControls

@@ -306,7 +306,7 @@ class AtmController:
     # -- machine plumbing -----------------------------------------------------------------
     async def _entered(self, event: Any) -> None:
         source = event.transition.source
-        self.events.publish(StateChanged(source, self.state.value))
+        self.events.publish(StateChanged(source, self.state.value, event.event.name))
         for waiter in list(self._state_waiters):
             if waiter[0] is self.state:
                 self._state_waiters.remove(waiter)

@@ -116,9 +116,11 @@ class Transition:
     source: str
     dest: str
     at: dt.datetime
+    trigger: str = ""
 
     def __str__(self) -> str:
-        return f"{self.source} -> {self.dest}"
+        via = f" ({self.trigger})" if self.trigger else ""
+        return f"{self.source} -> {self.dest}{via}"
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,7 @@ class FrontPanel:
             self._changed(Change.SCREEN)
         elif isinstance(event, StateChangedEvent):
             self.state = event.dest
-            self.last_transition = Transition(event.source, event.dest, now)
+            self.last_transition = Transition(event.source, event.dest, now, event.trigger)
             self.transitions.append(self.last_transition)
             if event.dest == State.out_of_service.value and not self.controller.link.online:
                 self.notify(

@@ -96,7 +96,7 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         assert entries and "400000******7899" in entries[0].summary
         assert "[8 bytes hidden]" in entries[0].text
         assert "4000001234567899" not in "".join(e.text for e in c.panel.link_log)
-        assert "session_end -> idle" in c.text("#engineer-state")
+        assert "session_end -> idle (session_closed)" in c.text("#engineer-state")
         # The link log, filtered to one message type, then paused.
         log = c.app.query_one("#link-log", RichLog)
         c.app.query_one("#link-filter", Input).value = "0210"

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,10 @@ TRANSACTION_NAMES = {
     TransactionType.TRANSFER: "TRANSFER",
     TransactionType.PIN_CHANGE: "PIN CHANGE",
 }
+
+# How often the "more time?" countdown looks at the clock (real seconds); the screen changes
+# only when the whole seconds left change.
+COUNTDOWN_TICK = 0.25
 
 _CARD_DECLINES = frozenset(
     {ResponseCode.PIN_TRIES_EXCEEDED, ResponseCode.EXPIRED_CARD, ResponseCode.INVALID_CARD}
@@ -175,6 +180,8 @@ class AtmController:
         )
         self.session = Session()
         self.screen: Screen | None = None
+        # The state the machine last came from (the "more time?" warning goes back to it).
+        self.previous_state = State.out_of_service
         # Why the ATM is in the fault state, and whether cash service is off after a
         # dispenser fault; both are cleared by the supervisor.
         self.fault_reason = ""
@@ -303,9 +310,13 @@ class AtmController:
     def cash_session_over(self, _event: Any = None) -> bool:
         return self.session.end_session
 
+    def offers_more_time(self, _event: Any = None) -> bool:
+        return self.config.more_time_seconds > 0
+
     # -- machine plumbing -----------------------------------------------------------------
     async def _entered(self, event: Any) -> None:
         source = event.transition.source
+        self.previous_state = State(source)
         self.events.publish(StateChanged(source, self.state.value, event.event.name))
         for waiter in list(self._state_waiters):
             if waiter[0] is self.state:
@@ -970,6 +981,46 @@ class AtmController:
         if choice is not None:
             self.session.message = ""
             self.post(choice)
+
+    async def _more_time(self) -> None:
+        """ "Do you need more time?": the customer's wait ran out in ``previous_state``. A
+        countdown of ``more_time_seconds`` (by the controller's clock) on the screen; Yes (F4
+        or ENTER) goes back to that state, No (F8 or CANCEL) ends the session, and so does the
+        end of the countdown (``timeout``: the card is returned)."""
+        resume = self.previous_state
+        pending = self.session.message  # what the take-card screen says if time runs out
+        self.session.message = ""
+        seconds = self.config.more_time_seconds
+        self.journal.write("MORE_TIME_ASKED", state=resume.value, seconds=f"{seconds:g}")
+        deadline = self._clock() + dt.timedelta(seconds=seconds)
+        loop = asyncio.get_running_loop()
+        shown = -1
+        while True:
+            left = (deadline - self._clock()).total_seconds()
+            if left <= 0:
+                break
+            if math.ceil(left) != shown:
+                shown = math.ceil(left)
+                self.show(S.more_time(shown))
+            wait = min(COUNTDOWN_TICK, left)
+            started = loop.time()
+            try:
+                key = await self.devices.pin_pad.read_key(wait)
+            except DeviceTimeout:
+                if loop.time() - started < wait / 2:
+                    break  # the pad gives up at once (no key can come): do not spin
+                continue
+            if key in ("F4", "ENTER"):
+                self.journal.write("MORE_TIME_GIVEN", state=resume.value)
+                self.post(f"resume_{resume.value}")
+                return
+            if key in ("F8", "CANCEL"):
+                self.journal.write("CANCELLED", state=self.state.value)
+                self.post("cancel")
+                return
+        self.journal.write("TIMEOUT", state=self.state.value)
+        self.session.message = pending or "No key pressed in time"
+        self.post("timeout")
 
     async def _returning_card(self) -> None:
         self.show(S.take_card(self.session.message))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -62,6 +63,8 @@ class BenchOptions:
     database_url: str | None = None
     device: Mapping[str, Any] = field(default_factory=dict)  # DeviceConfig overrides
     start_timeout: float = 15.0
+    # The controller's clock (tests inject one: the "more time?" countdown follows it).
+    clock: Callable[[], dt.datetime] | None = None
 
 
 class Bench:
@@ -127,7 +130,7 @@ class Bench:
             if problems:
                 raise BenchError("\n".join(f"device not answering: {p}" for p in problems))
         sides = await self._sides()
-        self.controller = AtmController(config, self.kit.devices)
+        self.controller = AtmController(config, self.kit.devices, clock=options.clock)
         relay = self.relay
         embedded = self.host
         self.panel = FrontPanel(

@@ -548,7 +548,7 @@ class FrontPanel:
                 await self.press("CANCEL")
             elif state is State.returning_card:
                 await self.take_card()
-            elif state is State.supervisor:
+            elif state is State.supervisor or state is State.more_time:
                 await self.press("F8")
             elif state is State.presenting_cash and not told_cash:
                 told_cash = True

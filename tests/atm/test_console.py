@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, RichLog, Select, Static, TabbedContent
@@ -15,6 +16,7 @@ from textual.widgets import Button, Input, RichLog, Select, Static, TabbedConten
 from atm.console import ConsoleApp
 from atm.frontpanel import Bench, BenchOptions, FrontPanel
 from host.config import HostConfig
+from tests.device.test_more_time import Clock
 
 ALICE_CHECKING = "1000-0001-0001"
 BOB_CHECKING = "1000-0002-0001"
@@ -43,9 +45,15 @@ class Console:
 
 
 @contextlib.asynccontextmanager
-async def open_console(host_config: HostConfig, tmp_path: Path) -> AsyncIterator[Console]:
+async def open_console(
+    host_config: HostConfig, tmp_path: Path, clock: Any = None, **device: Any
+) -> AsyncIterator[Console]:
     bench = Bench(
-        BenchOptions(work_dir=tmp_path / "console", device={"reconnect_delay": 0.05}),
+        BenchOptions(
+            work_dir=tmp_path / "console",
+            device={"reconnect_delay": 0.05, **device},
+            clock=clock,
+        ),
         host_config,
     )
     panel = await bench.start()
@@ -192,3 +200,23 @@ async def test_supervisor_balancing(host_config, tmp_path):
         await c.keys("ctrl+s")  # the switch back: leave supervisor mode
         await c.screen("welcome")
         assert "switch off" in c.text("#supervisor-state")
+
+
+async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
+    clock = Clock()
+    async with open_console(host_config, tmp_path, clock, key_timeout=0.5) as c:
+        await c.pilot.click("#insert-card")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("more_time")  # nothing chosen in time (at the menu, or at the PIN)
+        waited_in = c.panel.controller.previous_state.value
+        screen = c.text("#atm-screen")
+        assert "Do you need more time?" in screen and "ends in 30 seconds" in screen
+        assert c.button("#key-F4") == "F4 Yes" and c.button("#key-F8") == "No F8"
+        clock.advance(12)
+        await c.panel.wait_for(lambda p: p.screen is not None and "18 sec" in p.screen.lines[0])
+        await c.pilot.pause()
+        assert "ends in 18 seconds" in c.text("#atm-screen")
+        await c.keys("f4")  # yes: back where the customer was
+        await c.panel.wait_for(lambda p: p.state == waited_in)
+        back = [str(t) for t in c.panel.transitions if t.source == "more_time"]
+        assert back == [f"more_time -> {waited_in} (resume_{waited_in})"]

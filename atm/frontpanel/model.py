@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from atm.frontpanel.sides import DeviceSide, SideState
+from atm.frontpanel.sides import DeviceSide, LocalSide, SideState
 from atm.scripts import TRACKS
 from device.controller import AtmController
 from device.events import DeviceEvent, JournalLine, LinkMessage, ReceiptPrinted, ScreenShown
@@ -474,7 +474,7 @@ class FrontPanel:
     async def replenish(self) -> str:
         """The operator refills the cassettes to their configured load, then presses F1."""
         dispenser = self.side("dispenser")
-        if hasattr(dispenser, "device") and hasattr(dispenser.device, "cassettes"):
+        if isinstance(dispenser, LocalSide) and hasattr(dispenser.device, "cassettes"):
             for cassette, loaded in zip(
                 dispenser.device.cassettes, self.controller.config.cassettes, strict=False
             ):

@@ -235,3 +235,15 @@ async def test_console_command_reports_an_unreachable_host(capsys, tmp_path):
     assert await run_console(options, None) == 2
     err = capsys.readouterr().err
     assert f"atm console: cannot reach the host at 127.0.0.1:{port}" in err
+
+
+async def test_quitting_during_the_more_time_warning_gives_the_card_back(host_config, tmp_path):
+    async with bench(host_config, tmp_path, device={"key_timeout": 0.2}) as (b, panel):
+        await panel.wait_for(on("welcome"))
+        await panel.insert_card("alice")
+        await panel.wait_for(on("enter_pin"))
+        await panel.type_pin("1234")
+        await panel.wait_for(on("more_time"))
+        assert await b.close() == ["ATM ATM00001: idle"]
+        journal = "\n".join(panel.journal_tail)
+        assert "MORE_TIME_ASKED" in journal and "CARD_RETURNED" in journal

@@ -117,7 +117,7 @@ class ConsoleApp(App[int]):
     #link-log { height: 1fr; border: round $primary; }
     #journal { height: 12; border: round $primary; }
     #engineer-state { height: 3; margin-bottom: 1; }
-    #devices { height: 8; margin-bottom: 1; }
+    #devices { height: auto; margin-bottom: 1; }
     #counters { height: 5; margin-top: 1; }
     #balances { height: 7; margin-top: 1; }
     #link-state { height: 2; }
@@ -354,7 +354,7 @@ class ConsoleApp(App[int]):
             lines.append(f"{kind:<12} {side.where}")
             detail = f"  faults {faults}"
             if state.frames:
-                detail += f"; frames {state.frames}"
+                detail += f"\n  frames {state.frames}"
             if kind == "dispenser" and state.cassettes:
                 detail += "; cassettes " + ", ".join(
                     f"{money(d)} x {n}" for d, n in state.cassettes
@@ -364,7 +364,7 @@ class ConsoleApp(App[int]):
             if kind == "printer" and "paper_left=" in state.summary:
                 detail += "; " + state.summary.split("paper_left=")[1].split()[0] + " lines left"
             lines.append(detail)
-        self._set("#devices", "\n".join(lines))
+        self._set("#devices", "\n".join(lines), layout=True)
         tray = panel.cash_tray()
         if tray:
             text = "\n".join(f"{n} x {money(d)}" for d, n in tray)

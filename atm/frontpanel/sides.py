@@ -95,7 +95,10 @@ class LocalSide(DeviceSide):
             tray = getattr(d, "presented", {})
         frames = ""
         if hasattr(d, "frames_in"):
-            frames = f"{d.frames_in} in / {d.frames_out} out"
+            frames = (
+                f"{d.frames_in} in / {d.frames_out} out; last in {wire_bytes(d.last_in)}, "
+                f"last out {wire_bytes(d.last_out)}"
+            )
         return SideState(
             summary=describe(d),
             faults=tuple(sorted(d.faults)),
@@ -105,6 +108,18 @@ class LocalSide(DeviceSide):
             cassettes=cassettes,
             frames=frames,
         )
+
+
+WIRE_BYTES_SHOWN = 8
+
+
+def wire_bytes(data: bytes) -> str:
+    """The first bytes of a frame in hex (command and status; never far enough to reach a
+    card reader's track data), and its length."""
+    if not data:
+        return "-"
+    more = "..." if len(data) > WIRE_BYTES_SHOWN else ""
+    return f"{data[:WIRE_BYTES_SHOWN].hex(' ').upper()}{more} ({len(data)} B)"
 
 
 _PAIR = re.compile(r"(\w+)=(\{[^}]*\}|\[[^\]]*\]|'[^']*'|\S+)")

@@ -247,3 +247,22 @@ async def test_quitting_during_the_more_time_warning_gives_the_card_back(host_co
         assert await b.close() == ["ATM ATM00001: idle"]
         journal = "\n".join(panel.journal_tail)
         assert "MORE_TIME_ASKED" in journal and "CARD_RETURNED" in journal
+
+
+async def test_serial_simulators_show_their_last_bytes_without_card_data(host_config, tmp_path):
+    urls = dict.fromkeys(("card-reader", "pin-pad", "dispenser", "printer"), "pty")
+    async with bench(host_config, tmp_path, urls=urls) as (_, panel):
+        await withdraw_100(panel)
+        await panel.wait_for(on("take_cash"))
+        assert panel.cash_tray() == [(5000, 2)]
+        await panel.take_cash()
+        await panel.wait_for(on("take_card"))
+        states = {kind: panel.device_state(kind) for kind in panel.sides}
+        for kind, state in states.items():
+            assert "last out" in state.frames and "(" in state.frames, kind
+            assert "4000001234567899" not in state.summary + state.frames
+            assert "34 30 30 30 30 31 32 33" not in state.frames  # the PAN's digits in hex
+        assert "pty serial://" in panel.side("dispenser").where
+        await panel.take_card()
+        await panel.wait_for(on("welcome"))
+        assert panel.balance(ALICE_CHECKING) == 515_000

@@ -208,7 +208,9 @@ async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
         await c.pilot.click("#insert-card")
         await c.keys("1", "2", "3", "4", "enter")
         await c.screen("more_time")  # nothing chosen in time (at the menu, or at the PIN)
-        waited_in = c.panel.controller.previous_state.value
+        previous = c.panel.controller.previous_state
+        assert previous is not None
+        waited_in = previous.value
         screen = c.text("#atm-screen")
         assert "Do you need more time?" in screen and "ends in 30 seconds" in screen
         assert c.button("#key-F4") == "F4 Yes" and c.button("#key-F8") == "No F8"

@@ -455,6 +455,9 @@ class ConsoleApp(App[int]):
     async def _pressed(self, event: Button.Pressed) -> None:
         button = event.button.id or ""
         panel = self.panel
+        # After a click the keyboard belongs to the PIN pad again (Enter must not press the
+        # same button twice).
+        self.screen.set_focus(None)
         if button.startswith("key-"):
             await self._do(panel.press(button[4:]))
         elif button.startswith("sup-"):
@@ -499,8 +502,15 @@ class ConsoleApp(App[int]):
             await self.panel.insert_card(str(name))
         self.screen.set_focus(None)
 
+    @on(Select.Changed)
+    def _picked(self, event: Select.Changed) -> None:
+        # A choice made: the keyboard goes back to the PIN pad (a focused Select would take
+        # the digits as a search).
+        self.screen.set_focus(None)
+
     @on(Switch.Changed)
     def _switched(self, event: Switch.Changed) -> None:
+        self.screen.set_focus(None)
         try:
             if event.switch.id == "link-pause":
                 self.link_paused = event.value

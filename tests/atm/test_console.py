@@ -38,6 +38,12 @@ class Console:
 
     async def screen(self, screen_id: str) -> None:
         await self.panel.wait_for_screen(screen_id)
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Let the view catch up: devices change without an event (a card reaching the gate)
+        and the app polls them; ask now instead, then let the app draw."""
+        await self.panel.refresh_devices()
         await self.pilot.pause()
 
     async def keys(self, *keys: str) -> None:
@@ -91,7 +97,7 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         await c.screen("take_card")
         assert c.text("#tray") == "empty"
         await c.panel.wait_for(lambda p: "at the slot" in p.card_slot())
-        await c.pilot.pause()
+        await c.settled()
         assert "card at the slot" in c.text("#card-slot")
         await c.pilot.click("#take-card")
         await c.screen("welcome")

@@ -9,7 +9,7 @@ from typing import Any
 
 from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
-from atm.devices import DEVICE_SETS
+from atm.devices import DEVICE_SETS, KINDS
 from drivers.registry import DISPENSER_MODELS
 
 
@@ -20,10 +20,14 @@ def register(subparsers: Any) -> None:
         description="Start the host on a fresh embedded SQLite database (migrated and seeded), "
         "connect one simulated ATM over a real TCP socket and run a scripted customer session, "
         "printing every screen, every host-link message (PAN masked, PIN block hidden), the "
-        "receipt and the balances. Exit code 0 when the script ran as expected.",
+        "receipt and the balances. Exit code 0 when the script ran as expected. Without "
+        "--script, in an interactive terminal, the console opens on that host instead (see "
+        "`atm console --help`).",
     )
     parser.add_argument(
-        "--script", default="withdraw-alice", help="script to run (default: withdraw-alice)"
+        "--script",
+        help="script to run; without it an interactive terminal opens the console (`atm "
+        "console` on this fresh host) and anything else runs withdraw-alice",
     )
     parser.add_argument(
         "--devices",
@@ -51,6 +55,11 @@ def _run(args: argparse.Namespace) -> int:
         for script in SCRIPTS.values():
             print(f"{script.name:<22} {script.description}")
         return 0
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if args.script is None and interactive:
+        return _console(args)
+    if args.script is None:
+        args.script = "withdraw-alice"
     if args.script not in SCRIPTS:
         print(
             f"atm demo: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
@@ -72,3 +81,18 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     return 0 if result.ok else 1
+
+
+def _console(args: argparse.Namespace) -> int:
+    """The demo without a script, in a terminal: the console on a fresh embedded host."""
+    from atm.commands.console import run_console
+    from atm.frontpanel import BenchOptions
+
+    config = load_host_config()
+    if config is None:
+        return 2
+    urls = dict.fromkeys(KINDS, DEVICE_SETS[args.devices])
+    if args.dispenser is not None:
+        urls["dispenser"] = f"pty?model={args.dispenser}"
+    options = BenchOptions(urls=urls, database_url=args.database_url)
+    return asyncio.run(run_console(options, config))

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--state-dir", help="keep the journal (and the embedded host's database) here"
     )
+    parser.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="serve the front panel in a browser on PORT instead of the terminal console",
+    )
+    parser.add_argument(
+        "--web-listen",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address for --web (default 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--no-faults", action="store_true", help="--web: no fault panel (faults are refused)"
+    )
     parser.set_defaults(func=_run)
 
 
@@ -85,7 +101,28 @@ def _options(args: argparse.Namespace) -> BenchOptions:
     )
 
 
+def web_port(value: int, command: str) -> int | None:
+    """A --web port, checked; None (after one line on stderr) when it is not one."""
+    if not 0 <= value < 65536:
+        print(f"{command}: --web takes a TCP port 0-65535, got {value}", file=sys.stderr)
+        return None
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.web is not None:
+        try:
+            options = _options(args)
+        except BenchError as exc:
+            print(f"atm console: {exc}", file=sys.stderr)
+            return 2
+        port = web_port(args.web, "atm console")
+        host_config = load_host_config() if options.host is None else None
+        if port is None or (options.host is None and host_config is None):
+            return 2
+        return asyncio.run(
+            run_web(options, host_config, port, listen=args.web_listen, faults=not args.no_faults)
+        )
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("atm console: needs an interactive terminal", file=sys.stderr)
         return 2
@@ -115,6 +152,63 @@ class _NoticeHandler(logging.Handler):
             self.handleError(record)
 
 
+def _host_config_for(options: BenchOptions, host_config: HostConfig | None) -> HostConfig | None:
+    """The embedded host learns the terminal's key scheme (TERMINAL_KEY_SCHEMES)."""
+    if options.host is None and host_config is not None:
+        schemes = {**host_config.link.schemes}
+        device = DeviceConfig(**dict(options.device))
+        schemes[device.terminal_id] = device.key_scheme
+        return dataclasses.replace(
+            host_config, link=dataclasses.replace(host_config.link, schemes=schemes)
+        )
+    return host_config
+
+
+async def run_web(
+    options: BenchOptions,
+    host_config: HostConfig | None,
+    port: int,
+    *,
+    listen: str = "127.0.0.1",
+    faults: bool = True,
+) -> int:
+    """Start the bench and serve its front panel in a browser until SIGINT or SIGTERM, then
+    close the bench as the console does (the session is finished first)."""
+    from atm.web import start_web
+
+    def say(text: str) -> None:
+        print(f"atm web: {text}", file=sys.stderr, flush=True)
+
+    bench = Bench(options, _host_config_for(options, host_config), say=say)
+    try:
+        panel = await bench.start()
+    except BenchError as exc:
+        for line in str(exc).splitlines():
+            say(line)
+        return 2
+    try:
+        runner, bound = await start_web(panel, port, listen=listen, faults=faults)
+    except OSError as exc:
+        say(f"cannot serve on {listen}:{port}: {exc.strerror or exc} (pick another --web port)")
+        await bench.close()
+        return 3
+    print(f"ATM front panel on http://{listen}:{bound}/ (Ctrl-C to stop)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        say("closing: finishing the session and delivering queued reversals")
+        for line in await bench.close():
+            say(line)
+    return 0
+
+
 async def run_console(options: BenchOptions, host_config: HostConfig | None) -> int:
     """Start the bench, run the console until the user quits, then close the bench (the
     session is finished first: see ``Bench.close``). Exit 2 with one clear line when the bench
@@ -124,14 +218,7 @@ async def run_console(options: BenchOptions, host_config: HostConfig | None) -> 
     def say(text: str) -> None:
         print(f"atm console: {text}", file=sys.stderr, flush=True)
 
-    if options.host is None and host_config is not None:
-        schemes = {**host_config.link.schemes}
-        device = DeviceConfig(**dict(options.device))
-        schemes[device.terminal_id] = device.key_scheme
-        host_config = dataclasses.replace(
-            host_config, link=dataclasses.replace(host_config.link, schemes=schemes)
-        )
-    bench = Bench(options, host_config, say=say)
+    bench = Bench(options, _host_config_for(options, host_config), say=say)
     try:
         panel = await bench.start()
     except BenchError as exc:

@@ -43,6 +43,13 @@ def register(subparsers: Any) -> None:
         help="run the dispenser as this Puloon model's simulator on a pseudo-terminal, driven "
         "through its serial driver (lcdm-2000 or lcdm-4000; other devices as --devices says)",
     )
+    parser.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="serve the ATM's front panel in a browser at http://127.0.0.1:PORT (a fresh "
+        "embedded host and simulated devices) until Ctrl-C, instead of a scripted session",
+    )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
     parser.add_argument(
         "--database-url", help="use this database instead of a fresh SQLite file (kept)"
@@ -55,6 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         for script in SCRIPTS.values():
             print(f"{script.name:<22} {script.description}")
         return 0
+    if args.web is not None:
+        return _web(args)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.script is None and interactive:
         return _console(args)
@@ -83,16 +92,34 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _bench_options(args: argparse.Namespace) -> Any:
+    from atm.frontpanel import BenchOptions
+
+    urls = dict.fromkeys(KINDS, DEVICE_SETS[args.devices])
+    if args.dispenser is not None:
+        urls["dispenser"] = f"pty?model={args.dispenser}"
+    return BenchOptions(urls=urls, database_url=args.database_url)
+
+
 def _console(args: argparse.Namespace) -> int:
     """The demo without a script, in a terminal: the console on a fresh embedded host."""
     from atm.commands.console import run_console
-    from atm.frontpanel import BenchOptions
 
     config = load_host_config()
     if config is None:
         return 2
-    urls = dict.fromkeys(KINDS, DEVICE_SETS[args.devices])
-    if args.dispenser is not None:
-        urls["dispenser"] = f"pty?model={args.dispenser}"
-    options = BenchOptions(urls=urls, database_url=args.database_url)
-    return asyncio.run(run_console(options, config))
+    return asyncio.run(run_console(_bench_options(args), config))
+
+
+def _web(args: argparse.Namespace) -> int:
+    """``atm demo --web PORT``: the web front panel on a fresh embedded host."""
+    from atm.commands.console import run_web, web_port
+
+    if args.script is not None:
+        print("atm demo: --web serves the front panel; it takes no --script", file=sys.stderr)
+        return 2
+    port = web_port(args.web, "atm demo")
+    config = load_host_config()
+    if port is None or config is None:
+        return 2
+    return asyncio.run(run_web(_bench_options(args), config, port))

@@ -50,12 +50,13 @@ __all__ = [
 
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
-    reader = SimulatedCardReader()
+    reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
     pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
     dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
+        [Cassette(c.denomination_cents, c.count) for c in config.cassettes],
+        state_path=config.sim_state_path("dispenser"),
     )
-    printer = SimulatedPrinter()
+    printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
     devices = Devices(reader, pin_pad, dispenser, printer)
     return devices, Customer(reader, pin_pad, dispenser, printer)
 

@@ -22,6 +22,7 @@ from device.errors import DeviceConfigError, InsecureFileError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.private_files import check_private, read_master_key_file
 from device.screens import render_text
+from drivers.errors import DriverError
 from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 
@@ -30,6 +31,9 @@ HELP = """commands (one per line):
   keys K [K ...]   press keys: digits, ENTER, CANCEL, CLEAR, F1..F8
   pin 1234         type digits then ENTER
   take cash | take card
+  supervisor       the supervisor switch: enter supervisor mode (when idle, out of service
+                   or in a fault), then keys F1..F8 (F5 balancing, F6/F7 settle suspects,
+                   F8 leave: clears a fault without a restart)
   quit"""
 
 URL_HELP = """device URLs (--card-reader, --pin-pad, --dispenser, --printer):
@@ -120,6 +124,12 @@ def register(subparsers: Any) -> None:
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
     parser.add_argument(
+        "--sim-state",
+        metavar="DIR",
+        help="simulated (sim) devices keep their physical state (notes, card, paper) in DIR "
+        "across restarts, as real devices do; default: forgotten when the ATM stops",
+    )
+    parser.add_argument(
         "--script",
         help="run this demo script instead of reading commands (see atm demo --list-scripts)",
     )
@@ -160,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
+            sim_state_dir=Path(args.sim_state) if args.sim_state else None,
             key_block=KeyBlockFormat(args.key_block),
             tls_ca=args.tls_ca,
             tls_cert=args.tls_cert,
@@ -184,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Namespace) -> int:
     try:
         kit = await open_kit(urls, config)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DriverError) as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
     try:
@@ -229,6 +240,10 @@ async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
                 break
             if runner.done():
                 break
+            if line.strip() == "supervisor":
+                # The switch is inside the ATM, whichever devices are attached.
+                controller.enter_supervisor()
+                continue
             if customer is None:
                 print("the customer acts at the real devices here", flush=True)
                 continue

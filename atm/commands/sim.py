@@ -11,12 +11,14 @@ import dataclasses
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from atm.devices import simulator_for
 from atm.scripts import TRACKS
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
+from drivers.errors import DriverError
 from drivers.registry import DISPENSER_MODELS, KINDS
 from protocol.security import KeyScheme
 from simulators.control import HELP, ControlChannel, serve_control
@@ -55,6 +57,13 @@ def register(subparsers: Any) -> None:
         "its master key comes from TERMINAL_MASTER_KEY (unset: the development key)",
     )
     parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the device's physical state (notes, card, paper) in FILE across restarts "
+        "(docs/devices.md); default: forget it when the simulator stops",
+    )
+    parser.add_argument(
         "--model",
         default="lcdm-2000",
         type=str.lower,
@@ -83,7 +92,11 @@ async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
     if args.model != "lcdm-2000" and args.device != "dispenser":
         print(f"atm sim: --model is for the dispenser, not the {args.device}", file=sys.stderr)
         return 2
-    sim = simulator_for(args.device, config, model=args.model)
+    try:
+        sim = simulator_for(args.device, config, args.state, model=args.model)
+    except DriverError as exc:
+        print(f"atm sim: {exc}", file=sys.stderr)
+        return 2
     control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
     control_port = control.sockets[0].getsockname()[1]
     protocol = PROTOCOLS[args.model if args.model != "lcdm-2000" else args.device]

@@ -50,7 +50,8 @@ RUN pip install --no-cache-dir --no-deps . \
 # Safe defaults for a container: listen on every interface, production mode (which refuses
 # the development SECRET_KEY and PIN_PEPPER and requires OPS_API_TOKEN and
 # TERMINAL_MASTER_KEYS: pass real ones at run time).
-ENV LINK_HOST=0.0.0.0 \
+ENV ATM_DATA_DIR=/app/var \
+    LINK_HOST=0.0.0.0 \
     LINK_PORT=8583 \
     OPS_HOST=0.0.0.0 \
     OPS_PORT=8080 \

@@ -9,6 +9,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from atm.commands._common import CommandFailed
+
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = ("demo", "host", "device", "db", "statement", "link", "sim")
@@ -36,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
+    except CommandFailed as exc:
+        print(f"atm: {exc.line}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 

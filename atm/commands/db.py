@@ -8,9 +8,15 @@ import sys
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
 
-from atm.commands._common import load_host_config
+from atm.commands._common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    database_location,
+    load_host_config,
+)
 from host.db import create_engine_for, migrate, session_factory
 from host.seed import seed
 
@@ -63,12 +69,12 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
-        return 2
-    shown = display_url(config.database_url)
+        return EXIT_USAGE
+    shown = database_location(config.database_url)
     try:
         migrate(config.database_url)
         if args.db_command == "upgrade":
-            print(f"database at {shown} is at the newest revision")
+            print(f"database ({shown}) is at the newest revision")
             return 0
         engine = create_engine_for(config.database_url)
         try:
@@ -83,7 +89,8 @@ def _run(args: argparse.Namespace) -> int:
             f"atm: db {args.db_command}: {database_error(exc, config.database_url)}",
             file=sys.stderr,
         )
-        return 1
+        unreachable = isinstance(exc, OperationalError | InterfaceError)
+        return EXIT_UNAVAILABLE if unreachable else EXIT_FAILED
     for line in created:
         print(f"created {line}")
     print(f"seed complete: {len(created)} record(s) created")

@@ -1031,7 +1031,7 @@ class AtmController:
             elif key == "F2":
                 lines = await self.counters_report()
                 await self._print_report("COUNTERS", lines)
-                self.show(S.supervisor(("Counters printed", *lines[-2:])))
+                self.show(S.supervisor(("Counters printed", *lines)))
             elif key == "F3":
                 self.counters.reset()
                 self.journal.write("COUNTERS_RESET")
@@ -1044,10 +1044,10 @@ class AtmController:
                 lines = await self.balancing_report()
                 await self._print_report("BALANCING", lines)
                 self.journal.write("BALANCING", result=lines[-1])
-                self.show(S.supervisor(tuple(lines[-3:]), "Balancing"))
+                self.show(S.supervisor(tuple(lines), "Balancing"))
             elif key in ("F6", "F7"):
                 lines = self.settle_suspects(dispensed=key == "F7")
-                self.show(S.supervisor(tuple(lines[-3:]) or ("No suspect transaction",)))
+                self.show(S.supervisor(tuple(lines) or ("No suspect transaction",)))
             elif key == "F8":
                 break
         self.cash_fault = ""

@@ -1,5 +1,8 @@
 """The ``atm`` command. Each subcommand lives in ``atm/commands/<name>.py`` with a
-``register(subparsers)`` function; add a module and list it in ``COMMANDS``."""
+``register(subparsers)`` function; add a module and list it in ``COMMANDS``.
+
+Only the module of the command being run is imported (all of them for ``atm --help``), so a
+device or simulator process never loads the authorization host (tests/test_architecture.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from atm.commands._common import CommandFailed
+from atm.errors import CommandFailed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = ("demo", "host", "device", "db", "statement", "link", "sim")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with ``only`` that one."""
     parser = argparse.ArgumentParser(
         prog="atm",
         description="A hardware-emulating ATM: device controller, ISO-8583 host link, "
@@ -24,14 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         importlib.import_module(f"atm.commands.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser(only=command)
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

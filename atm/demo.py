@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from atm.commands.db import display_url
+from atm.database import display_url
 from atm.devices import DEVICE_SETS, KINDS, DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
+from atm.steps import StepDriver, link_line
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
@@ -33,7 +34,6 @@ from drivers.simulated import (
 )
 from host.app import Host
 from host.config import HostConfig
-from protocol.display import describe
 
 __all__ = [
     "SCRIPTS",
@@ -306,53 +306,38 @@ async def _run(
     customer.world = _World(host, port, relay, controller, customer)
     result = DemoResult(False, before[script.account], before[script.account])
     result.balances_before = dict(before)
-    done = asyncio.Event()
-    steps = list(script.steps)
+    driver = StepDriver(script.steps, customer, say)
     last: Screen | None = None
-    actions: set[asyncio.Task[Any]] = set()
-
-    def act(step: Step) -> None:
-        outcome = step.action(customer)
-        if outcome is not None:
-            task = asyncio.ensure_future(outcome)
-            actions.add(task)
-            task.add_done_callback(actions.discard)
 
     def on_event(event: DeviceEvent) -> None:
         nonlocal last
         if isinstance(event, ScreenShown):
             screen = event.screen
-            fresh = screen != last and not screen.input_value
             if screen != last:
                 say(render_text(screen))
+            fresh = screen != last and not screen.input_value
             last = screen
             result.screens.append(screen.id)
-            if steps and fresh and screen.id == steps[0].screen:
-                step = steps.pop(0)
-                say(f"   [{step.says}]")
-                asyncio.get_running_loop().call_soon(act, step)
-            elif not steps and screen.id == "welcome":
-                done.set()
+            driver.on_screen(screen.id, fresh=fresh)
         elif isinstance(event, LinkMessage):
-            arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
-            say(f"-- {arrow}  {describe(event.message)}")
+            say(link_line(event))
         elif isinstance(event, ReceiptPrinted):
             result.receipts.append(list(event.lines))
 
     controller.events.subscribe(on_event)
     runner = asyncio.create_task(controller.run())
     try:
-        await asyncio.wait_for(done.wait(), timeout)
+        await asyncio.wait_for(driver.finished.get(), timeout)
         result.completed = True
         await _settle(controller, timeout)
     except TimeoutError:
-        say(f"!! script stopped: still waiting for screen '{steps[0].screen if steps else '?'}'")
+        where = driver.steps[0].screen if driver.steps else "?"
+        say(f"!! script stopped: still waiting for screen '{where}'")
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
-        for task in list(actions):
-            task.cancel()
+        driver.cancel()
         result.journal = controller.journal.path.read_text().splitlines()
         result.balances_after = {number: host.balance(number) for number in accounts}
         result.balance_after = result.balances_after[script.account]

@@ -31,12 +31,12 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
+from host.bank.ledger import check_ledger, post
+from host.bank.models import Account, Card, CardAccount, Customer, Terminal
+from host.bank.pins import hash_pin
+from host.bank.seed import EQUITY_ACCOUNT, seed
 from host.db import create_engine_for, migrate, session_factory
-from host.ledger import check_ledger, post
-from host.link_config import DEVELOPMENT_TMK
-from host.models import Account, Card, CardAccount, Customer, Terminal
-from host.pins import hash_pin
-from host.seed import EQUITY_ACCOUNT, seed
+from host.link.config import DEVELOPMENT_TMK
 from protocol.link import LinkClient
 from protocol.mac import TerminalCodec
 from protocol.messages import format_transmission_time

@@ -51,7 +51,7 @@ from protocol.messages import (
     format_transmission_time,
     mti_class,
 )
-from protocol.response_codes import ResponseCode
+from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.security import KeyBlock, KeyScheme
 from protocol.stan import StanGenerator
 
@@ -67,16 +67,6 @@ RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFU
 # Processing codes whose 0200 moves money and so must be reversed when unanswered.
 _REVERSIBLE = (TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value)
 _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
-
-
-class ReversalReason:
-    """ISO 1993 reversal reason codes (jPOS-CMF) we use; sent in DE 60 of the advice."""
-
-    PARTIAL = "4004"
-    LATE_RESPONSE = "4006"
-    NO_CASH = "4017"
-    CASH_NOT_TAKEN = "4018"
-    TIMEOUT = "4021"
 
 
 @dataclass(frozen=True)

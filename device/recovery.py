@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from device.journal import JournalRecord
 from drivers.interfaces import CassetteStatus
 from protocol.messages import Message, TransactionType
+from protocol.response_codes import ReversalReason
 
 __all__ = [
     "Suspect",
@@ -48,12 +49,6 @@ __all__ = [
     "format_notes",
     "parse_notes",
 ]
-
-# Reversal reason codes (ISO 1993 / jPOS-CMF); the same values as device.hostlink.ReversalReason.
-PARTIAL = "4004"
-NO_CASH = "4017"
-CASH_NOT_TAKEN = "4018"
-NO_RESPONSE = "4021"
 
 
 def format_notes(notes: Mapping[int, int]) -> str:
@@ -173,7 +168,12 @@ def find_unfinished(
             # the host never applied is acknowledged and changes nothing.
             out.append(
                 Unfinished(
-                    stan, original, amount, 0, NO_RESPONSE, note="stopped before the response"
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    ReversalReason.TIMEOUT,
+                    note="stopped before the response",
                 )
             )
             continue
@@ -200,14 +200,19 @@ def find_unfinished(
                     original,
                     amount,
                     dispensed,
-                    PARTIAL if dispensed else NO_CASH,
+                    ReversalReason.PARTIAL if dispensed else ReversalReason.NO_CASH,
                     note="dispense fault before the reversal was queued",
                 )
             )
         elif txn.result and txn.retracted:
             out.append(
                 Unfinished(
-                    stan, original, amount, 0, CASH_NOT_TAKEN, note="cash retracted, not reversed"
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    ReversalReason.CASH_NOT_TAKEN,
+                    note="cash retracted, not reversed",
                 )
             )
         elif txn.result:
@@ -238,7 +243,7 @@ def find_unfinished(
                     original,
                     amount,
                     dispensed,
-                    PARTIAL if dispensed else NO_CASH,
+                    ReversalReason.PARTIAL if dispensed else ReversalReason.NO_CASH,
                     counted_out={i: n for i, n in counted.items() if n},
                     note="controller stopped during the dispense",
                 )
@@ -246,7 +251,12 @@ def find_unfinished(
         else:
             out.append(
                 Unfinished(
-                    stan, original, amount, 0, NO_CASH, note="approved, dispense never started"
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    ReversalReason.NO_CASH,
+                    note="approved, dispense never started",
                 )
             )
     return out

@@ -36,15 +36,8 @@ from drivers.interfaces import (
     ReceiptPrinter,
 )
 from protocol.errors import KeyMaterialError, PinBlockError
-from protocol.pinblock import (
-    decrypt_format4,
-    encrypt_format0,
-    encrypt_format4,
-    key_check_value,
-    tdes_decrypt_block,
-)
-from protocol.security import KeyScheme, macs_equal, unwrap_key
-from protocol.security import key_check_value as scheme_check_value
+from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
+from protocol.security import KeyScheme, unwrap_working_key
 
 __all__ = [
     "Cassette",
@@ -52,7 +45,6 @@ __all__ = [
     "SimulatedDispenser",
     "SimulatedPinPad",
     "SimulatedPrinter",
-    "unwrap_aes_working_key",
 ]
 
 
@@ -181,18 +173,12 @@ class SimulatedPinPad(_Faults, PinPad):
 
     async def load_working_key(self, encrypted_key: bytes, check_value: str) -> None:
         self._answer()
-        if self.scheme is KeyScheme.AES:
-            self._pin_key = unwrap_aes_working_key(self._master_key, encrypted_key, check_value)
-            return
-        if len(encrypted_key) not in (16, 24) or len(encrypted_key) % 8:
-            raise PinPadFault("working key must be 16 or 24 bytes", code="key_length")
-        clear = b"".join(
-            tdes_decrypt_block(self._master_key, encrypted_key[i : i + 8])
-            for i in range(0, len(encrypted_key), 8)
-        )
-        if key_check_value(clear) != check_value.upper():
-            raise PinPadFault("working key check value mismatch", code="kcv")
-        self._pin_key = clear
+        try:
+            self._pin_key = unwrap_working_key(
+                self.scheme, self._master_key, encrypted_key, check_value
+            )
+        except KeyMaterialError as exc:
+            raise PinPadFault(str(exc), code=exc.reason or "unwrap") from exc
 
     def _working_key(self) -> bytes:
         if self._pin_key is None:
@@ -249,22 +235,6 @@ class SimulatedPinPad(_Faults, PinPad):
         except PinBlockError as exc:
             raise PinPadFault(f"PIN block not from this pad: {exc}", code="format") from exc
         return secrets.compare_digest(a, b)
-
-
-def unwrap_aes_working_key(master_key: bytes, encrypted_key: bytes, check_value: str) -> bytes:
-    """An AES-128 working key wrapped (RFC 3394, 24 bytes) under an AES master key, checked
-    against its KCV (AES-CMAC of 16 zero bytes, first 3 bytes), as the host builds it
-    (``protocol.security.KeyBlock``). ``PinPadFault`` with code ``key_length``, ``unwrap``
-    or ``kcv``."""
-    if len(encrypted_key) != KeyScheme.AES.wrapped_len:
-        raise PinPadFault("an AES working key is 24 bytes (RFC 3394 wrap)", code="key_length")
-    try:
-        clear = unwrap_key(KeyScheme.AES, master_key, encrypted_key)
-    except KeyMaterialError as exc:
-        raise PinPadFault(f"working key does not unwrap: {exc}", code="unwrap") from exc
-    if not macs_equal(scheme_check_value(KeyScheme.AES, clear), check_value):
-        raise PinPadFault("working key check value mismatch", code="kcv")
-    return clear
 
 
 @dataclass

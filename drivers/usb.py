@@ -119,20 +119,28 @@ class MagtekCardReader(CardReader):
         self.description = f"usb://{vendor:04x}:{product:04x}"
 
     async def open(self) -> None:
-        self._device = await asyncio.to_thread(
-            open_usb_device, self._vendor, self._product, self._backend
-        )
+        self._device, self._endpoint = await asyncio.to_thread(self._open_blocking)
+
+    def _open_blocking(self) -> tuple[Any, int]:
+        """Find, claim and look up the IN endpoint: every pyusb call of ``open``, in the worker
+        thread (descriptor reads go to the bus too)."""
+        device = open_usb_device(self._vendor, self._product, self._backend)
         usb = _usb()
-        interface = self._device.get_active_configuration()[(0, 0)]
-        endpoint = usb.util.find_descriptor(
-            interface,
-            custom_match=lambda e: (
-                usb.util.endpoint_direction(e.bEndpointAddress) == usb.util.ENDPOINT_IN
-            ),
-        )
+        try:
+            interface = device.get_active_configuration()[(0, 0)]
+            endpoint = usb.util.find_descriptor(
+                interface,
+                custom_match=lambda e: (
+                    usb.util.endpoint_direction(e.bEndpointAddress) == usb.util.ENDPOINT_IN
+                ),
+            )
+        except BaseException:
+            usb.util.dispose_resources(device)
+            raise
         if endpoint is None:
+            usb.util.dispose_resources(device)
             raise DeviceProtocolError(f"{self.description}: no IN endpoint (not a HID reader?)")
-        self._endpoint = endpoint.bEndpointAddress
+        return device, int(endpoint.bEndpointAddress)
 
     async def close(self) -> None:
         if self._device is not None:

@@ -1,6 +1,11 @@
-"""The authorization host: ISO-8583 link server, ledger, cards, PINs, limits and statements.
+"""The authorization host, in two halves wired together by ``host.app``:
 
-Imports ``protocol`` only, never ``device``, ``drivers`` or ``simulators``.
+* ``host.link``: the ISO-8583 side (TCP server, MACs, terminal keys, reversal advices);
+* ``host.bank``: the banking side (ledger, cards, PINs, limits, statements, seed data).
+
+Shared by both: ``config`` and ``environment`` (read once at the edge), ``db`` (engines,
+migrations), ``metrics``, ``errors``; ``ops`` is the aiohttp operations API. Imports
+``protocol`` only, never ``device``, ``drivers`` or ``simulators``.
 """
 
 from host.errors import (

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from aiohttp import web
 from sqlalchemy import select
 
+from host.bank.models import Account
+from host.bank.pins import PinVerifier
+from host.bank.seed import seed
+from host.bank.services import AuthorizationService
+from host.bank.statements import StatementStore, StatementWorker
 from host.config import HostConfig
 from host.db import create_engine_for, is_sqlite, migrate, session_factory
 from host.errors import NotFound
+from host.link.server import LinkServer
 from host.metrics import HostMetrics
-from host.models import Account
 from host.ops import OpsContext, create_ops_app
-from host.pins import PinVerifier
-from host.seed import seed
-from host.server import LinkServer
-from host.services import AuthorizationService
-from host.statements import StatementStore, StatementWorker
 from protocol.link import MessageTap
 
 __all__ = ["Host"]

@@ -10,26 +10,23 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from host.environment import (
+    DEFAULT_PIN_PEPPER,
+    DEFAULT_SECRET_KEY,
+    Environment,
+    parse_environment,
+)
 from host.errors import ConfigError
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 
 __all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
 
-DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
-DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-class Environment(StrEnum):
-    DEVELOPMENT = "development"
-    TESTING = "testing"
-    PRODUCTION = "production"
 
 
 def default_data_dir(data_dir: str, environ: Mapping[str, str]) -> Path:
@@ -72,7 +69,7 @@ class HostConfig:
     ops_host: str = "127.0.0.1"
     ops_port: int = 8080
     max_frame: int = 4096
-    # Terminal master keys and key schemes of the host link (host/link_config.py).
+    # Terminal master keys and key schemes of the host link (host/link/config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
 
     @classmethod
@@ -93,13 +90,10 @@ class HostConfig:
                 problems.append(f"{name}: {value} is out of range {low}..{high}")
             return value
 
-        raw_env = env.get("ENVIRONMENT", "development")
         try:
-            environment = Environment(raw_env)
-        except ValueError:
-            problems.append(
-                f"ENVIRONMENT: unknown value {raw_env!r} (development, testing, production)"
-            )
+            environment = parse_environment(env)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
             environment = Environment.DEVELOPMENT
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -128,7 +122,7 @@ class HostConfig:
         if not env.get("STATEMENT_OUTPUT_DIR", "statements").strip():
             problems.append("STATEMENT_OUTPUT_DIR: must not be empty")
         try:
-            link = LinkConfig.from_env(env)
+            link = LinkConfig.from_env(env, environment=environment)
         except ConfigError as exc:
             problems.extend(exc.problems)
             link = LinkConfig()

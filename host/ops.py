@@ -32,18 +32,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.config import HostConfig
-from host.db import schema_problem
-from host.errors import BadRequest, NotFound, StatementError
-from host.metrics import CONTENT_TYPE, HostMetrics
-from host.models import Account, Card, CardSession, Customer, Entry, Posting, StatementJob
-from host.statements import (
+from host.bank.models import Account, Card, CardSession, Customer, Entry, Posting, StatementJob
+from host.bank.statements import (
     StatementStore,
     StatementWorker,
     job_view,
     parse_period,
     request_statement,
 )
+from host.config import HostConfig
+from host.db import schema_problem
+from host.errors import BadRequest, NotFound, StatementError
+from host.metrics import CONTENT_TYPE, HostMetrics
 
 __all__ = ["OPS", "OpsContext", "create_ops_app"]
 

@@ -50,7 +50,14 @@ class LinkTimeout(LinkError):
 
 
 class KeyMaterialError(ProtocolError):
-    """Key material that cannot be used: wrong length, failed unwrap, check value mismatch."""
+    """Key material that cannot be used: wrong length, failed unwrap, check value mismatch.
+
+    ``reason`` names which, for callers that report it on their own terms (a PIN pad's error
+    codes): ``key_length``, ``unwrap``, ``kcv``, or empty."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class LinkUnavailable(LinkError):

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import secrets
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from protocol.errors import PinBlockError
+from protocol.security import aes_ecb, tdes_ecb
 
 __all__ = [
     "clear_format0",
@@ -27,37 +25,15 @@ __all__ = [
     "decrypt_pin_block",
     "encrypt_format0",
     "encrypt_format4",
-    "key_check_value",
     "pin_from_clear_format0",
-    "tdes_decrypt_block",
-    "tdes_encrypt_block",
-    "validate_tdes_key",
 ]
 
 
-def validate_tdes_key(key: bytes) -> bytes:
-    """Return the key in 24-byte form: a double-length key K1K2 becomes K1K2K1 (the same
-    cipher; ``cryptography`` deprecates passing 16 bytes)."""
-    if len(key) == 16:
-        return key + key[:8]
-    if len(key) != 24:
+def _tdes(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
+    # The cipher lives in protocol.security; a wrong key here is a PIN block error.
+    if len(key) not in (16, 24):
         raise PinBlockError(f"a TDES key is 16 or 24 bytes, got {len(key)}")
-    return key
-
-
-def tdes_encrypt_block(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(TripleDES(validate_tdes_key(key)), modes.ECB()).encryptor()  # noqa: S305
-    return encryptor.update(block) + encryptor.finalize()
-
-
-def tdes_decrypt_block(key: bytes, block: bytes) -> bytes:
-    decryptor = Cipher(TripleDES(validate_tdes_key(key)), modes.ECB()).decryptor()  # noqa: S305
-    return decryptor.update(block) + decryptor.finalize()
-
-
-def key_check_value(key: bytes) -> str:
-    """KCV: the first 3 bytes of zeros encrypted under the key, as 6 hex digits."""
-    return tdes_encrypt_block(key, bytes(8))[:3].hex().upper()
+    return tdes_ecb(key, block, decrypt=decrypt)
 
 
 def _pan_field(pan: str) -> bytes:
@@ -87,22 +63,20 @@ def pin_from_clear_format0(block: bytes, pan: str) -> str:
 
 
 def encrypt_format0(pin: str, pan: str, key: bytes) -> bytes:
-    return tdes_encrypt_block(key, clear_format0(pin, pan))
+    return _tdes(key, clear_format0(pin, pan))
 
 
 def decrypt_format0(block: bytes, pan: str, key: bytes) -> str:
     """Return the PIN. Only the host's verification step may call this."""
     if len(block) != 8:
         raise PinBlockError(f"a format 0 PIN block is 8 bytes, got {len(block)}")
-    return pin_from_clear_format0(tdes_decrypt_block(key, block), pan)
+    return pin_from_clear_format0(_tdes(key, block, decrypt=True), pan)
 
 
 def _aes(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
     if len(key) not in (16, 24, 32):
         raise PinBlockError(f"an AES key is 16, 24 or 32 bytes, got {len(key)}")
-    cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - one block
-    ctx = cipher.decryptor() if decrypt else cipher.encryptor()
-    return ctx.update(block) + ctx.finalize()
+    return aes_ecb(key, block, decrypt=decrypt)
 
 
 def _pan_field4(pan: str) -> bytes:

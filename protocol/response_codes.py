@@ -1,10 +1,22 @@
-"""Response codes (DE 39) used on our link, with the text a customer or operator sees."""
+"""Response codes (DE 39) used on our link, with the text a customer or operator sees, and the
+reversal reason codes a reversal advice carries."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ResponseCode"]
+__all__ = ["ResponseCode", "ReversalReason"]
+
+
+class ReversalReason:
+    """ISO 1993 reversal reason codes (jPOS-CMF) we use; sent in DE 60 of a reversal advice
+    and written in the journal's REVERSAL_QUEUED lines."""
+
+    PARTIAL = "4004"
+    LATE_RESPONSE = "4006"
+    NO_CASH = "4017"
+    CASH_NOT_TAKEN = "4018"
+    TIMEOUT = "4021"
 
 
 class ResponseCode(StrEnum):

@@ -1,5 +1,7 @@
-"""Link security, sans-IO: key schemes, MACs, key check values, key wrapping and the key block
-that carries working keys at sign-on.
+"""Link security, sans-IO: the one home of the project's cryptography. Key schemes, the block
+ciphers (TDES-ECB, AES-ECB), MACs, key check values, key wrapping and unwrapping (also as a PIN
+pad loads a working key), and the key block that carries working keys at sign-on. PIN blocks
+(``protocol.pinblock``) encrypt with the ciphers here.
 
 Two key schemes, chosen per terminal (``docs/protocol.md`` section "Security"):
 
@@ -40,12 +42,15 @@ __all__ = [
     "KeyBlock",
     "KeyScheme",
     "WorkingKeys",
+    "aes_ecb",
     "compute_mac",
     "generate_key",
     "key_check_value",
     "macs_equal",
     "signon_mac_key",
+    "tdes_ecb",
     "unwrap_key",
+    "unwrap_working_key",
     "wrap_key",
 ]
 
@@ -84,7 +89,13 @@ def _check_key(key: bytes) -> None:
         raise KeyMaterialError(f"keys are {KEY_LEN} bytes, got {len(key)}")
 
 
+def _check_tdes_key(key: bytes) -> None:
+    if len(key) not in (16, 24):
+        raise KeyMaterialError(f"a TDES key is 16 or 24 bytes, got {len(key)}", reason="key_length")
+
+
 def _tdes(key: bytes) -> TripleDES:
+    _check_tdes_key(key)
     # K1K2 -> K1K2K1: the same double-length cipher (cryptography deprecates 16-byte keys).
     return TripleDES(key + key[:8] if len(key) == 16 else key)
 
@@ -96,10 +107,16 @@ def _ecb(cipher: TripleDES | algorithms.AES, data: bytes, *, decrypt: bool = Fal
 
 
 def tdes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    """TDES-ECB under a double (K1K2) or triple-length key; ``data`` a multiple of 8 bytes."""
     return _ecb(_tdes(key), data, decrypt=decrypt)
 
 
 def aes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    """AES-ECB under a 16, 24 or 32-byte key; ``data`` a multiple of 16 bytes."""
+    if len(key) not in (16, 24, 32):
+        raise KeyMaterialError(
+            f"an AES key is 16, 24 or 32 bytes, got {len(key)}", reason="key_length"
+        )
     return _ecb(algorithms.AES(key), data, decrypt=decrypt)
 
 
@@ -141,10 +158,11 @@ def macs_equal(a: str, b: str) -> bool:
 
 
 def key_check_value(scheme: KeyScheme, key: bytes) -> str:
-    """KCV as 6 upper-case hex characters (see the module docstring)."""
-    _check_key(key)
+    """KCV as 6 upper-case hex characters (see the module docstring). A TDES key may be
+    double or triple length; an AES key is 16 bytes."""
     if scheme is KeyScheme.TDES:
         return tdes_ecb(key, bytes(8))[:3].hex().upper()
+    _check_key(key)
     mac = cmac.CMAC(algorithms.AES(key))
     mac.update(bytes(16))
     return mac.finalize()[:3].hex().upper()
@@ -193,6 +211,29 @@ def unwrap_key(scheme: KeyScheme, kek: bytes, wrapped: bytes) -> bytes:
         return aes_key_unwrap(kek, wrapped)
     except InvalidUnwrap as exc:
         raise KeyMaterialError("AES key unwrap failed (wrong master key?)") from exc
+
+
+def unwrap_working_key(scheme: KeyScheme, kek: bytes, wrapped: bytes, check_value: str) -> bytes:
+    """A working key as a PIN pad loads it: decrypted under the master key ``kek`` and checked
+    against its KCV. TDES accepts a double or triple-length key encrypted block by block
+    (16 or 24 bytes); AES a 16-byte key wrapped with RFC 3394 (24 bytes). ``KeyMaterialError``
+    with ``reason`` ``key_length``, ``unwrap`` or ``kcv``."""
+    if scheme is KeyScheme.TDES:
+        if len(wrapped) not in (16, 24):
+            raise KeyMaterialError("a TDES working key is 16 or 24 bytes", reason="key_length")
+        clear = tdes_ecb(kek, wrapped, decrypt=True)
+    else:
+        if len(wrapped) != scheme.wrapped_len:
+            raise KeyMaterialError(
+                "an AES working key is 24 bytes (RFC 3394 wrap)", reason="key_length"
+            )
+        try:
+            clear = unwrap_key(scheme, kek, wrapped)
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"working key does not unwrap: {exc}", reason="unwrap") from exc
+    if not macs_equal(key_check_value(scheme, clear), check_value):
+        raise KeyMaterialError("working key check value mismatch", reason="kcv")
+    return clear
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@
 #                       resource); terraform fmt -check where a terraform binary exists
 #   scripts/*.sh        shellcheck
 #   tests/deploy        pytest: every .tf parsed (python-hcl2) and in fmt style; image,
-#                       compose and task definitions against host/*config*.py and the CLI
+#                       compose and task definitions against host/**/*config*.py,
+#                       host/environment.py and the CLI
 #
 # Exit status: 0 when everything passes, 1 when anything reports a finding.
 set -uo pipefail

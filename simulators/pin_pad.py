@@ -20,20 +20,16 @@ from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.zt588 import PadFrame, PadReply, Zt588Decoder
 from drivers.interfaces import DIGIT_KEYS, FUNCTION_KEYS
 from protocol.errors import KeyMaterialError, PinBlockError
-from protocol.pinblock import (
-    decrypt_format4,
-    encrypt_format0,
-    encrypt_format4,
-    key_check_value,
-    tdes_decrypt_block,
-)
-from protocol.security import KeyScheme, macs_equal, unwrap_key
-from protocol.security import key_check_value as scheme_check_value
+from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
+from protocol.security import KeyScheme, unwrap_working_key
 from simulators.base import Simulator
 
 __all__ = ["PinPadSimulator"]
 
 log = logging.getLogger(__name__)
+
+# Why a working key did not load (protocol.security.unwrap_working_key), as the pad answers.
+_LOAD_ERRORS = {"key_length": "E7", "kcv": "E3", "unwrap": "E8"}
 
 KNOWN_KEYS = DIGIT_KEYS | FUNCTION_KEYS | {"ENTER", "CANCEL", "CLEAR"}
 
@@ -187,26 +183,10 @@ class PinPadSimulator(Simulator):
             encrypted = bytes.fromhex(key_hex)
         except ValueError:
             return "E0"
-        if self.scheme is KeyScheme.AES:
-            if len(encrypted) != KeyScheme.AES.wrapped_len:
-                return "E7"
-            try:
-                clear = unwrap_key(KeyScheme.AES, self._master_key, encrypted)
-            except KeyMaterialError:
-                return "E8"
-            if not macs_equal(scheme_check_value(KeyScheme.AES, clear), kcv):
-                return "E3"
-            self._pin_key = clear
-            return "00"
-        if len(encrypted) not in (16, 24):
-            return "E7"
-        clear = b"".join(
-            tdes_decrypt_block(self._master_key, encrypted[i : i + 8])
-            for i in range(0, len(encrypted), 8)
-        )
-        if key_check_value(clear) != kcv.upper():
-            return "E3"
-        self._pin_key = clear
+        try:
+            self._pin_key = unwrap_working_key(self.scheme, self._master_key, encrypted, kcv)
+        except KeyMaterialError as exc:
+            return _LOAD_ERRORS.get(exc.reason, "E8")
         return "00"
 
     def _compare(self, data: str) -> PadReply:

@@ -1,5 +1,4 @@
-"""``atm db upgrade`` and ``atm db seed``; ``display_url``, the only form in which a command
-prints or logs a database URL."""
+"""``atm db upgrade`` and ``atm db seed``."""
 
 from __future__ import annotations
 
@@ -7,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from atm.commands._common import (
     EXIT_FAILED,
@@ -17,33 +15,11 @@ from atm.commands._common import (
     database_location,
     load_host_config,
 )
+from atm.database import database_error
+from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
-from host.seed import seed
 
-__all__ = ["database_error", "display_url", "register"]
-
-
-def display_url(url: str) -> str:
-    """``url`` with its password masked (``***``), for output and logs: the database password
-    must not reach a terminal, a CI log or CloudWatch."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<not a database URL>"
-
-
-def database_error(exc: SQLAlchemyError, url: str) -> str:
-    """One line for a failed database operation: the driver's own message (it names the
-    server, not the password; scrubbed all the same) after the masked URL."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
-    line = f"database at {display_url(url)}: {reason[0]}"
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        password = None
-    if password:
-        line = line.replace(str(password), "***")
-    return line
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:

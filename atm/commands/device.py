@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from atm.demo import SCRIPTS, TRACKS, Customer, DemoScript
 from atm.devices import DeviceKit, open_kit
+from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
+from atm.steps import StepDriver, link_line
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.screens import render_text
-from protocol.display import describe
 from protocol.security import KeyScheme
 
 HELP = """commands (one per line):
@@ -146,8 +146,7 @@ def _print_event(event: DeviceEvent) -> None:
     if isinstance(event, ScreenShown):
         print(render_text(event.screen), flush=True)
     elif isinstance(event, LinkMessage):
-        arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
-        print(f"-- {arrow}  {describe(event.message)}", flush=True)
+        print(link_line(event), flush=True)
 
 
 async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
@@ -186,27 +185,19 @@ async def _run_script(
         )
         return 2
     controller = AtmController(config, kit.devices)
-    steps = list(script.steps)
-    done: asyncio.Queue[int] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-    runs = 0
+    driver = StepDriver(
+        script.steps,
+        customer,
+        lambda line: print(line, flush=True),
+        label="customer ",
+        repeat=repeat,
+    )
 
     def on_event(event: DeviceEvent) -> None:
-        nonlocal runs
         if isinstance(event, LinkMessage):
-            arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
-            print(f"-- {arrow}  {describe(event.message)}", flush=True)
-        if not isinstance(event, ScreenShown):
-            return
-        if not steps and event.screen.id == "welcome":
-            runs += 1
-            done.put_nowait(runs)
-            if repeat == 0 or runs < repeat:
-                steps[:] = list(script.steps)  # the next run starts on this same screen
-        if steps and event.screen.id == steps[0].screen:
-            step = steps.pop(0)
-            print(f"   [customer {step.says}]", flush=True)
-            loop.call_soon(step.action, customer)
+            print(link_line(event), flush=True)
+        elif isinstance(event, ScreenShown):
+            driver.on_screen(event.screen.id)
 
     controller.events.subscribe(on_event)
     runner = asyncio.create_task(controller.run())
@@ -216,13 +207,14 @@ async def _run_script(
             print(f"== run {run + 1}: {script.name}: {script.description}", flush=True)
             try:
                 async with asyncio.timeout(timeout):
-                    run = await done.get()
+                    run = await driver.finished.get()
             except TimeoutError:
-                where = steps[0].screen if steps else "welcome"
+                where = driver.waiting_for
                 print(f"!! run {run + 1} stopped: still waiting for screen '{where}'", flush=True)
                 return 1
             print(f"== run {run}: done", flush=True)
     finally:
+        driver.cancel()
         await _stop(runner)
     return 0
 

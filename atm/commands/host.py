@@ -26,13 +26,13 @@ from atm.commands._common import (
     load_host_config,
     open_host_database,
 )
-from atm.commands.db import database_error
+from atm.database import database_error
 from host.app import Host
+from host.bank.ledger import check_ledger
+from host.bank.seed import seed
+from host.bank.statements import StatementStore, StatementWorker
 from host.config import Environment, HostConfig
 from host.db import create_engine_for, migrate, session_factory
-from host.ledger import check_ledger
-from host.seed import seed
-from host.statements import StatementStore, StatementWorker
 
 
 def register(subparsers: Any) -> None:

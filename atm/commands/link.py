@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from atm.commands._common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
+from atm.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from protocol.display import describe
 from protocol.errors import FrameError, MacError, MessageError
 from protocol.framing import ABSOLUTE_MAX_FRAME, Framer

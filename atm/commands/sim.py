@@ -13,8 +13,8 @@ import signal
 import sys
 from typing import Any
 
-from atm.demo import TRACKS
 from atm.devices import simulator_for
+from atm.scripts import TRACKS
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from drivers.registry import KINDS

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 from atm.commands._common import load_host_config
+from host.bank.models import StatementJob
+from host.bank.statements import StatementStore, StatementWorker, parse_period, request_statement
 from host.db import create_engine_for, session_factory
 from host.errors import BadRequest, NotFound
-from host.models import StatementJob
-from host.statements import StatementStore, StatementWorker, parse_period, request_statement
 
 ACCOUNT = re.compile(r"[A-Za-z0-9-]{1,34}")
 WAIT_SECONDS = 120

@@ -4,10 +4,10 @@ for plain ``alembic upgrade head``, from ``DATABASE_URL`` through ``HostConfig``
 from alembic import context
 from sqlalchemy import pool
 
-import host.link_models  # noqa: F401 - registers the link tables on Base.metadata
+import host.link.models  # noqa: F401 - registers the link tables on Base.metadata
+from host.bank.models import Base
 from host.config import HostConfig
 from host.db import create_engine_for
-from host.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or HostConfig.from_env().database_url

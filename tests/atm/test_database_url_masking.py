@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 
-from atm.commands.db import database_error, display_url
+from atm.database import database_error, display_url
 
 # The test password: "/" and "%" need URL quoting, so every printed form is checked.
 HIDDEN = "Zq7-never-printed/wört%42"

@@ -14,7 +14,7 @@ import pytest
 from atm.cli import main
 from atm.scripts import ALICE_CHECKING
 from host.app import Host
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 from protocol.security import KeyScheme
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 from atm.cli import main
 from atm.scripts import ALICE_CHECKING
 from host.app import Host
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TMK = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"

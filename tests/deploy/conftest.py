@@ -31,15 +31,20 @@ class AppSettings:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
+_READERS = {"from_env", "parse_environment"}
+
+
 def read_app_settings() -> AppSettings:
     """Every environment variable the host's configuration modules read, with the literal
     default where the call gives one: ``env.get("NAME", default)``, ``env["NAME"]`` and helper
-    calls such as ``integer("NAME", default, low, high)`` inside ``from_env``."""
+    calls such as ``integer("NAME", default, low, high)`` inside ``from_env`` (and the shared
+    ``parse_environment`` of host/environment.py)."""
     settings = AppSettings()
-    for path in sorted((ROOT / "host").glob("*config*.py")):
+    host = ROOT / "host"
+    for path in sorted({*host.rglob("*config*.py"), host / "environment.py"}):
         tree = ast.parse(path.read_text(), filename=str(path))
         for function in ast.walk(tree):
-            if not isinstance(function, ast.FunctionDef) or function.name != "from_env":
+            if not isinstance(function, ast.FunctionDef) or function.name not in _READERS:
                 continue
             for node in ast.walk(function):
                 if isinstance(node, ast.Call) and node.args:

@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 
 from atm.cli import COMMANDS, build_parser
 from atm.demo import SCRIPTS
+from host.bank.seed import SEED_TERMINALS
 from host.config import HostConfig
 from host.errors import ConfigError
-from host.seed import SEED_TERMINALS
 
 from .conftest import TERRAFORM, AppSettings, Stage, tf_locals, tf_module, tf_variable_defaults
 
@@ -32,7 +32,7 @@ SECRET_NAMES = {
     "OPS_API_TOKEN",
 }
 # Production refuses to start without real values for these (host/config.py,
-# host/link_config.py; checked below against the code): the cloud must provide every one of
+# host/link/config.py; checked below against the code): the cloud must provide every one of
 # them, and the database URL, from Secrets Manager.
 PRODUCTION_REFUSES_DEFAULT = {
     "SECRET_KEY",
@@ -73,7 +73,7 @@ def test_app_settings_are_read_from_the_code(app: AppSettings) -> None:
         "OPS_PORT",
         "OPS_API_TOKEN",
         "STATEMENT_S3_BUCKET",
-        "TERMINAL_MASTER_KEYS",  # host/link_config.py
+        "TERMINAL_MASTER_KEYS",  # host/link/config.py
         "TERMINAL_KEY_SCHEMES",
     } <= app.names
     assert isinstance(app.defaults["LINK_PORT"], int)

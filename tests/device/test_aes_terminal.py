@@ -22,7 +22,7 @@ from device.errors import DeviceConfigError
 from device.states import State
 from host.app import Host
 from host.config import HostConfig
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 from protocol.framing import Framer
 from protocol.messages import decode
 from protocol.security import KeyScheme

@@ -19,7 +19,7 @@ from device.screens import Screen
 from device.states import State
 from drivers.interfaces import CassetteState, CassetteStatus
 from drivers.simulated import SimulatedDispenser
-from host.ledger import check_ledger
+from host.bank.ledger import check_ledger
 from simulators.dispenser import DispenserSimulator
 from tests.device.conftest import WAIT, Atm, World
 

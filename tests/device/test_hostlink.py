@@ -13,9 +13,9 @@ from sqlalchemy import select
 from device.config import DeviceConfig
 from device.hostlink import HostLink, LinkTiming, ReversalReason
 from drivers.simulated import SimulatedPinPad
-from host.ledger import check_ledger
-from host.link_models import ReversalAdvice
-from host.models import Posting
+from host.bank.ledger import check_ledger
+from host.bank.models import Posting
+from host.link.models import ReversalAdvice
 from protocol.errors import LinkTimeout, LinkUnavailable
 from protocol.messages import Message, format_amount
 from protocol.stan import StanGenerator

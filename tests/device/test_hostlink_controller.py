@@ -20,7 +20,7 @@ from drivers.simulated import (
     SimulatedPinPad,
     SimulatedPrinter,
 )
-from host.ledger import check_ledger
+from host.bank.ledger import check_ledger
 from tests.host.link_helpers import ALICE_CHECKING, ALICE_TRACK, start_host
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from host.link_models import ReversalAdvice
+from host.link.models import ReversalAdvice
 from tests.host.link_helpers import ALICE_CHECKING, start_host
 
 ROOT = Path(__file__).resolve().parents[2]

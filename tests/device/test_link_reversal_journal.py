@@ -21,7 +21,7 @@ from device.journal import JournalRecord
 from device.recovery import find_unfinished
 from device.states import State
 from drivers.interfaces import CassetteState, CassetteStatus
-from host.ledger import check_ledger
+from host.bank.ledger import check_ledger
 from tests.device.conftest import WAIT, Atm, World
 
 PAN = "4000001234567899"

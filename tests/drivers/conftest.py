@@ -23,7 +23,7 @@ from drivers.simulated import (
 )
 from drivers.transport import FAMILY_DEFAULTS, open_serial
 from drivers.zt588 import Zt588PinPad
-from protocol.pinblock import key_check_value, tdes_encrypt_block
+from protocol.security import KeyScheme, key_check_value, tdes_ecb
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.pin_pad import PinPadSimulator
@@ -92,10 +92,8 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
 
 async def load_pin_key(pad: Any) -> None:
     """Loads PIN_KEY into an opened PIN pad, encrypted under MASTER_KEY, as sign-on does."""
-    encrypted = tdes_encrypt_block(MASTER_KEY, PIN_KEY[:8]) + tdes_encrypt_block(
-        MASTER_KEY, PIN_KEY[8:]
-    )
-    await pad.load_working_key(encrypted, key_check_value(PIN_KEY))
+    encrypted = tdes_ecb(MASTER_KEY, PIN_KEY[:8]) + tdes_ecb(MASTER_KEY, PIN_KEY[8:])
+    await pad.load_working_key(encrypted, key_check_value(KeyScheme.TDES, PIN_KEY))
 
 
 async def _rig(kind: str, backend: str, *, load_key: bool = True) -> AsyncIterator[Rig]:

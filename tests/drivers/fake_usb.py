@@ -92,52 +92,65 @@ class FakeDevice:
 class FakeBackend(usb.backend.IBackend):  # type: ignore[misc]
     def __init__(self, *devices: FakeDevice) -> None:
         self.devices = list(devices)
-        self.threads: set[str] = set()  # which threads called into the "bus"
+        self.threads: set[str] = set()  # which threads called into the "bus" (every method)
 
     def _note(self) -> None:
         self.threads.add(threading.current_thread().name)
 
     def enumerate_devices(self) -> list[FakeDevice]:
+        self._note()
         return self.devices
 
     def get_device_descriptor(self, dev: FakeDevice) -> Any:
+        self._note()
         return dev.desc
 
     def get_configuration_descriptor(self, dev: FakeDevice, config: int) -> Any:
+        self._note()
         return dev.config
 
     def get_interface_descriptor(self, dev: FakeDevice, intf: int, alt: int, config: int) -> Any:
+        self._note()
         return dev.interface
 
     def get_endpoint_descriptor(
         self, dev: FakeDevice, ep: int, intf: int, alt: int, config: int
     ) -> Any:
+        self._note()
         return dev.endpoints[ep]
 
     def open_device(self, dev: FakeDevice) -> FakeDevice:
+        self._note()
         return dev
 
     def close_device(self, handle: FakeDevice) -> None:
+        self._note()
         return None
 
     def set_configuration(self, handle: FakeDevice, value: int) -> None:
+        self._note()
         handle.configured = value
 
     def get_configuration(self, handle: FakeDevice) -> int:
+        self._note()
         return handle.configured
 
     def claim_interface(self, handle: FakeDevice, intf: int) -> None:
+        self._note()
         if handle.kernel_driver:
             raise usb.core.USBError("Resource busy", errno=16)
         handle.claimed = True
 
     def release_interface(self, handle: FakeDevice, intf: int) -> None:
+        self._note()
         handle.claimed = False
 
     def is_kernel_driver_active(self, handle: FakeDevice, intf: int) -> bool:
+        self._note()
         return handle.kernel_driver
 
     def detach_kernel_driver(self, handle: FakeDevice, intf: int) -> None:
+        self._note()
         handle.kernel_driver = False
 
     def _read(self, handle: FakeDevice, buff: Any) -> int:

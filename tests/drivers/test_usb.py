@@ -37,6 +37,19 @@ async def test_magtek_swipe_is_read_off_the_event_loop():
     await reader.close()
 
 
+async def test_magtek_open_makes_no_usb_call_on_the_event_loop():
+    # Finding, claiming and reading the configuration and endpoint descriptors all go to the
+    # bus: the fake backend notes the thread of every call, and none may be the loop's.
+    device = magtek_device()
+    backend = FakeBackend(device)
+    reader = MagtekCardReader(backend=backend, poll_ms=10)
+    await reader.open()
+    assert backend.threads  # the bus was used...
+    assert threading.current_thread().name not in backend.threads  # ...never from the loop
+    assert device.claimed
+    await reader.close()
+
+
 async def test_magtek_report_in_pieces_and_bad_swipe():
     device = magtek_device()
     sim = MagtekSimulator()

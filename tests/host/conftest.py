@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from host.bank.pins import PinVerifier
+from host.bank.services import AuthorizationService, CardRequest
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.pins import PinVerifier
-from host.services import AuthorizationService, CardRequest
 from protocol.messages import AccountType, TransactionType
 from protocol.pinblock import encrypt_format0
 
@@ -124,7 +124,7 @@ class ServiceRig:
     def balance_of(self, number: str) -> int:
         from sqlalchemy import select
 
-        from host.models import Account
+        from host.bank.models import Account
 
         with self.service._sessions() as session:
             account = session.scalar(select(Account).where(Account.number == number))

@@ -10,7 +10,7 @@ import itertools
 
 from host.app import Host
 from host.config import HostConfig
-from host.link_config import DEVELOPMENT_TMK, LinkConfig
+from host.link.config import DEVELOPMENT_TMK, LinkConfig
 from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import Message, format_amount, format_transmission_time

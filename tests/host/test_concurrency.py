@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select
 
+from host.bank.ledger import check_ledger
+from host.bank.models import Account, Card, CardAccount, Customer, LinkRequest
+from host.bank.pins import hash_pin
 from host.db import create_engine_for, session_factory
-from host.ledger import check_ledger
-from host.models import Account, Card, CardAccount, Customer, LinkRequest
-from host.pins import hash_pin
 from tests.host.conftest import ALICE_CHECKING
 from tests.host.link_helpers import TestTerminal
 

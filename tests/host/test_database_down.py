@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from host.app import Host
+from host.bank.ledger import check_ledger
+from host.bank.models import LinkRequest, Posting
 from host.config import HostConfig
-from host.ledger import check_ledger
-from host.models import LinkRequest, Posting
 from tests.conftest import TEST_ENV, PostgresServer, seed_database, start_postgres
 from tests.host.conftest import ALICE_CHECKING
 from tests.host.link_helpers import TestTerminal

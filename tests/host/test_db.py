@@ -5,8 +5,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from host.app import Host
-from host.ledger import check_ledger
-from host.models import Account, Card, Entry, Terminal
+from host.bank.ledger import check_ledger
+from host.bank.models import Account, Card, Entry, Terminal
 
 
 def test_migrate_and_seed_fresh_sqlite(host_config):

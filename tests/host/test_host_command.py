@@ -19,15 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_env_example_lists_every_setting_and_is_valid():
-    # Every configuration module of the host: host/config.py and host/link_config.py (and any
-    # host/*config*.py added later).
+    # Every configuration module of the host: host/config.py, host/environment.py and
+    # host/link/config.py (and any host/**/*config*.py added later).
     read: set[str] = set()
-    for path in sorted(Path(host.config.__file__).parent.glob("*config*.py")):
+    package = Path(host.config.__file__).parent
+    for path in sorted({*package.rglob("*config*.py"), package / "environment.py"}):
         read |= set(
             re.findall(r'(?:env\.get|env\[|integer\()\(?\s*"([A-Z][A-Z0-9_]+)"', path.read_text())
         )
     assert {"DATABASE_URL", "SECRET_KEY", "OPS_API_TOKEN", "BCRYPT_ROUNDS"} <= read
-    assert {"TERMINAL_MASTER_KEYS", "TERMINAL_KEY_SCHEMES"} <= read  # host/link_config.py
+    assert {"TERMINAL_MASTER_KEYS", "TERMINAL_KEY_SCHEMES"} <= read  # host/link/config.py
     example = dict(
         line.split("=", 1)
         for line in (ROOT / ".env.example").read_text().splitlines()

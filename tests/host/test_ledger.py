@@ -7,10 +7,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from atm.cli import main
+from host.bank.ledger import LedgerError, check_ledger, post
+from host.bank.models import Account, Entry, Posting
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.ledger import LedgerError, check_ledger, post
-from host.models import Account, Entry, Posting
 
 
 @pytest.fixture

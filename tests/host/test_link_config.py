@@ -3,7 +3,7 @@
 import pytest
 
 from host.errors import ConfigError
-from host.link_config import DEVELOPMENT_TMK, LinkConfig
+from host.link.config import DEVELOPMENT_TMK, LinkConfig
 from protocol.security import KeyScheme
 
 KEY = "F0E1D2C3B4A5968778695A4B3C2D1E0F"

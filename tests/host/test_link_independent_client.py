@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from host.link_config import LinkConfig
+from host.link.config import LinkConfig
 from protocol.security import KeyScheme
 from tests.host import independent_client
 from tests.host.link_helpers import ALICE_CHECKING, start_host

@@ -6,9 +6,9 @@ still wins."""
 import pytest
 from sqlalchemy import select
 
-from host.ledger import check_ledger
-from host.link_models import ReversalAdvice
-from host.models import Posting
+from host.bank.ledger import check_ledger
+from host.bank.models import Posting
+from host.link.models import ReversalAdvice
 from tests.host.link_helpers import (
     ALICE_CHECKING,
     BOB_CHECKING,

@@ -7,9 +7,9 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from host.link_config import DEVELOPMENT_TMK, LinkConfig
-from host.link_models import TerminalKeys
-from host.models import LinkRequest
+from host.bank.models import LinkRequest
+from host.link.config import DEVELOPMENT_TMK, LinkConfig
+from host.link.models import TerminalKeys
 from protocol.errors import LinkError
 from protocol.framing import encode_frame
 from protocol.mac import encode_signed

@@ -7,9 +7,9 @@ import threading
 
 from sqlalchemy import select
 
+from host.bank.ledger import lock_accounts, post
+from host.bank.models import Account
 from host.db import create_engine_for, session_factory
-from host.ledger import lock_accounts, post
-from host.models import Account
 from tests.host.conftest import ALICE_CHECKING
 
 
@@ -61,8 +61,8 @@ def test_the_same_request_twice_at_once_is_applied_once(postgres_url):
     """Two workers get the same withdrawal at the same moment (a repeat sent while the
     original is in flight): both answers are the original's, the money moves once."""
 
+    from host.bank.services import AuthorizationService
     from host.config import HostConfig
-    from host.services import AuthorizationService
     from tests.host.conftest import TEST_TPK, Clock, Requests
 
     config = HostConfig.from_env({"DATABASE_URL": postgres_url})
@@ -97,7 +97,7 @@ def test_the_same_request_twice_at_once_is_applied_once(postgres_url):
 def test_bcrypt_runs_in_a_pool_sized_to_the_cores():
     import os
 
-    from host.pins import PinVerifier
+    from host.bank.pins import PinVerifier
 
     verifier = PinVerifier(pepper="p", secret_key="k")
     try:

@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 from sqlalchemy import func, select, update
 
-from host.ledger import check_ledger, post
-from host.models import Account, Card, CardSession, LinkRequest, Posting
-from host.pins import PinRuleError, check_pin_rules
+from host.bank.ledger import check_ledger, post
+from host.bank.models import Account, Card, CardSession, LinkRequest, Posting
+from host.bank.pins import PinRuleError, check_pin_rules
 from protocol.messages import AccountType, TransactionType
 from protocol.response_codes import ResponseCode as RC
 from tests.host.conftest import (

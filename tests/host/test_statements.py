@@ -14,18 +14,18 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from atm.cli import main
-from host.config import HostConfig
-from host.db import create_engine_for, session_factory
-from host.errors import BadRequest, NotFound
-from host.models import Account, StatementJob
-from host.services import AuthorizationService
-from host.statements import (
+from host.bank.models import Account, StatementJob
+from host.bank.services import AuthorizationService
+from host.bank.statements import (
     StatementStore,
     StatementWorker,
     build_statement,
     parse_period,
     request_statement,
 )
+from host.config import HostConfig
+from host.db import create_engine_for, session_factory
+from host.errors import BadRequest, NotFound
 from tests.host.conftest import ALICE_CHECKING, TEST_TPK, Clock, Requests
 
 TODAY = dt.datetime.now(dt.UTC).date()

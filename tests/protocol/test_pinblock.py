@@ -7,9 +7,9 @@ from protocol.pinblock import (
     clear_format0,
     decrypt_format0,
     encrypt_format0,
-    key_check_value,
     pin_from_clear_format0,
 )
+from protocol.security import KeyScheme, key_check_value
 
 KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 
@@ -47,4 +47,4 @@ def test_bad_inputs():
 
 def test_key_check_value():
     # Widely published KCV of this test key.
-    assert key_check_value(KEY) == "08D7B4"
+    assert key_check_value(KeyScheme.TDES, KEY) == "08D7B4"

@@ -9,7 +9,7 @@ from drivers.codecs.lcdm import Command, LcdmDecoder, LcdmFrame
 from drivers.codecs.sankyo import SankyoCommand
 from drivers.lcdm import LcdmDispenser
 from drivers.transport import open_tcp
-from protocol.pinblock import key_check_value, tdes_encrypt_block
+from protocol.security import KeyScheme, key_check_value, tdes_ecb
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.pin_pad import PinPadSimulator
@@ -104,8 +104,13 @@ async def test_pin_pad_echoes_placeholders_never_digits():
     sim = PinPadSimulator(key)
     wire = Wire(sim)
     # A working PIN key first (here the master key itself, under itself), as sign-on does.
-    encrypted = tdes_encrypt_block(key, key[:8]) + tdes_encrypt_block(key, key[8:])
-    load = zt588.TPK_SLOT + zt588.TMK_SLOT + encrypted.hex().upper() + key_check_value(key)
+    encrypted = tdes_ecb(key, key[:8]) + tdes_ecb(key, key[8:])
+    load = (
+        zt588.TPK_SLOT
+        + zt588.TMK_SLOT
+        + encrypted.hex().upper()
+        + key_check_value(KeyScheme.TDES, key)
+    )
     sim.receive(zt588.encode_frame(b"3" + load.encode()))
     wire.take()
     sim.receive(zt588.encode_frame(b"63000406030000123456789"))

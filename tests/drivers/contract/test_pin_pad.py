@@ -5,7 +5,8 @@ verification step."""
 import pytest
 
 from drivers.errors import CancelledByCustomer, DeviceTimeout, PinPadFault
-from protocol.pinblock import decrypt_format0, key_check_value, tdes_encrypt_block
+from protocol.pinblock import decrypt_format0
+from protocol.security import KeyScheme, key_check_value, tdes_ecb
 from tests.drivers.conftest import MASTER_KEY, PIN_KEY
 
 PAN = "4000001234567899"
@@ -68,10 +69,8 @@ async def test_key_timeout_fault(pin_pad):
 
 async def test_working_key_loading(pin_pad):
     new_key = bytes.fromhex("89ABCDEF0123456776543210FEDCBA98")
-    encrypted = tdes_encrypt_block(MASTER_KEY, new_key[:8]) + tdes_encrypt_block(
-        MASTER_KEY, new_key[8:]
-    )
-    await pin_pad.device.load_working_key(encrypted, key_check_value(new_key))
+    encrypted = tdes_ecb(MASTER_KEY, new_key[:8]) + tdes_ecb(MASTER_KEY, new_key[8:])
+    await pin_pad.device.load_working_key(encrypted, key_check_value(KeyScheme.TDES, new_key))
     pin_pad.customer.type_digits("5678")
     pin_pad.customer.press("ENTER")
     block = await pin_pad.device.read_pin(PAN, 5.0)
@@ -79,7 +78,7 @@ async def test_working_key_loading(pin_pad):
 
 
 async def test_working_key_with_wrong_check_value(pin_pad):
-    encrypted = tdes_encrypt_block(MASTER_KEY, bytes(8)) * 2
+    encrypted = tdes_ecb(MASTER_KEY, bytes(8)) * 2
     with pytest.raises(PinPadFault) as info:
         await pin_pad.device.load_working_key(encrypted, "000000")
     assert info.value.code == "kcv"

@@ -23,10 +23,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.bank.ministatement import label
+from host.bank.models import Account, Card, CardAccount, Customer, Entry, Posting, StatementJob
 from host.config import HostConfig
 from host.errors import BadRequest, NotFound, StatementError
-from host.ministatement import label
-from host.models import Account, Card, CardAccount, Customer, Entry, Posting, StatementJob
 from protocol.masking import mask_pan
 
 __all__ = [

@@ -43,11 +43,9 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from host.config import HostConfig
-from host.ledger import lock_accounts, post
-from host.metrics import HostMetrics
-from host.ministatement import mini_statement
-from host.models import (
+from host.bank.ledger import lock_accounts, post
+from host.bank.ministatement import mini_statement
+from host.bank.models import (
     Account,
     Card,
     CardSession,
@@ -56,7 +54,9 @@ from host.models import (
     Posting,
     Terminal,
 )
-from host.pins import PinRuleError, PinVerifier
+from host.bank.pins import PinRuleError, PinVerifier
+from host.config import HostConfig
+from host.metrics import HostMetrics
 from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
 from protocol.response_codes import ResponseCode

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from host.environment import DEFAULT_SECRET_KEY, Environment, parse_environment
 from host.errors import ConfigError
 from protocol.security import KeyScheme
 
 __all__ = ["DEVELOPMENT_TMK", "LinkConfig"]
 
 DEVELOPMENT_TMK = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-_DEFAULT_SECRET = "dev-secret-key-change-me"  # noqa: S105 - HostConfig's default, refused there
 
 
 def _storage_key(secret: str) -> bytes:
@@ -39,7 +39,7 @@ class LinkConfig:
     production: bool = False
     master_keys: Mapping[str, bytes] = field(default_factory=dict)
     schemes: Mapping[str, KeyScheme] = field(default_factory=dict)
-    storage_key: bytes = field(default_factory=lambda: _storage_key(_DEFAULT_SECRET))
+    storage_key: bytes = field(default_factory=lambda: _storage_key(DEFAULT_SECRET_KEY))
 
     def __repr__(self) -> str:  # never print keys
         return f"LinkConfig(production={self.production}, terminals={sorted(self.master_keys)})"
@@ -55,10 +55,16 @@ class LinkConfig:
         return self.schemes.get(terminal_id, KeyScheme.TDES)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, environment: Environment | None = None
+    ) -> LinkConfig:
+        """``environment``: already parsed by the caller (``HostConfig``); read from ``environ``
+        when not given."""
         env = os.environ if environ is None else environ
         problems: list[str] = []
-        production = env.get("ENVIRONMENT", "development") == "production"
+        if environment is None:
+            environment = parse_environment(env)
+        production = environment is Environment.PRODUCTION
         master_keys: dict[str, bytes] = {}
         for item in _items(env.get("TERMINAL_MASTER_KEYS", "")):
             terminal, _, value = item.partition("=")
@@ -89,7 +95,7 @@ class LinkConfig:
             production=production,
             master_keys=master_keys,
             schemes=schemes,
-            storage_key=_storage_key(env.get("SECRET_KEY", _DEFAULT_SECRET)),
+            storage_key=_storage_key(env.get("SECRET_KEY", DEFAULT_SECRET_KEY)),
         )
 
 

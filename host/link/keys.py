@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.keywrap import (
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.link_config import LinkConfig
-from host.link_models import TerminalKeys
-from host.models import Terminal
+from host.bank.models import Terminal
+from host.link.config import LinkConfig
+from host.link.models import TerminalKeys
 from protocol.security import KeyScheme, WorkingKeys, generate_key
 
 __all__ = ["KeyStore"]

@@ -11,7 +11,7 @@ Order of work on each frame (DESIGN section 4: MAC first, then format, then the 
    or wrong MAC, an unknown terminal, or a terminal with no working keys: the message is never
    processed, one security log line says why, and the connection is closed.
 4. Processing: network management (sign-on with key exchange, sign-off, echo, key change),
-   reversal advices (``host.link_reversals``), card requests (``host.services``).
+   reversal advices (``host.link.reversals``), card requests (``host.bank.services``).
 
 Every response is MAC'd under the key that authenticated its request. Nothing a terminal sends
 can stop the server or delay other terminals: database work runs in the worker pool.
@@ -31,11 +31,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.link_config import LinkConfig
-from host.link_keys import KeyStore
-from host.link_reversals import ReversalService, parse_advice
+from host.bank.services import AuthorizationService, CardRequest, Outcome
+from host.link.config import LinkConfig
+from host.link.keys import KeyStore
+from host.link.reversals import ReversalService, parse_advice
 from host.metrics import HostMetrics
-from host.services import AuthorizationService, CardRequest, Outcome
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
 from protocol.link import MessageTap
@@ -340,7 +340,7 @@ class LinkServer:
             response["39"] = ResponseCode.MALFUNCTION
             return response
         if outcome.response_code.approved and mti == Mti.FINANCIAL_REQUEST:
-            # A reversal that overtook this request is applied now (host.link_reversals).
+            # A reversal that overtook this request is applied now (host.link.reversals).
             await self._work(
                 self.reversals.apply_waiting, auth.terminal_id, request["11"], request["7"]
             )

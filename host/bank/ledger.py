@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, SessionTransaction, aliased
 
+from host.bank.models import Account, Entry, Posting, utcnow
 from host.errors import HostError
-from host.models import Account, Entry, Posting, utcnow
 
 __all__ = ["LedgerError", "LedgerProblem", "check_ledger", "lock_accounts", "post"]
 
-_LOCKED = "host.ledger.locked_accounts"
+_LOCKED = "host.bank.ledger.locked_accounts"
 
 
 class LedgerError(HostError):

@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from host.models import Base, utcnow
+from host.bank.models import Base, utcnow
 
 __all__ = ["ReversalAdvice", "TerminalKeys"]
 

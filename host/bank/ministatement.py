@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from host.models import Entry, Posting
+from host.bank.models import Entry, Posting
 
 __all__ = ["ENTRY_LENGTH", "format_entry", "label", "mini_statement"]
 

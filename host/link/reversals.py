@@ -27,9 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.ledger import lock_accounts, post
-from host.link_models import ReversalAdvice
-from host.models import Entry, LinkRequest, Posting
+from host.bank.ledger import lock_accounts, post
+from host.bank.models import Entry, LinkRequest, Posting
+from host.link.models import ReversalAdvice
 from protocol.errors import MessageError
 from protocol.messages import Message, parse_amount
 from protocol.response_codes import ResponseCode

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from host.ledger import post
-from host.models import Account, Card, CardAccount, Customer, Terminal
-from host.pins import hash_pin
+from host.bank.ledger import post
+from host.bank.models import Account, Card, CardAccount, Customer, Terminal
+from host.bank.pins import hash_pin
 
 __all__ = ["SEED_CARDS", "SEED_TERMINALS", "hash_pin", "seed"]
 

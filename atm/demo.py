@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from atm.database import display_url
 from atm.devices import DEVICE_SETS, KINDS, DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
-from atm.steps import StepDriver, link_line
+from atm.steps import StepDriver, link_line, stop_controller
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
@@ -328,16 +328,17 @@ async def _run(
     runner = asyncio.create_task(controller.run())
     try:
         await asyncio.wait_for(driver.finished.get(), timeout)
-        result.completed = True
-        await _settle(controller, timeout)
+        if driver.failure is not None:
+            say(f"!! script stopped: {driver.failure}")
+        else:
+            result.completed = True
+            await _settle(controller, timeout)
     except TimeoutError:
         where = driver.steps[0].screen if driver.steps else "?"
         say(f"!! script stopped: still waiting for screen '{where}'")
     finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
         driver.cancel()
+        await stop_controller(controller, runner)
         result.journal = controller.journal.path.read_text().splitlines()
         result.balances_after = {number: host.balance(number) for number in accounts}
         result.balance_after = result.balances_after[script.account]

@@ -8,20 +8,30 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from atm.devices import DeviceKit, open_kit
+from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
-from atm.steps import StepDriver, link_line
+from atm.steps import StepDriver, link_line, stop_controller
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.screens import render_text
-from protocol.security import KeyScheme
+from protocol.display import response_meaning
+from protocol.errors import ProtocolError
+from protocol.framing import encode_frame
+from protocol.mac import encode_signed, verify_signed
+from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
+from protocol.response_codes import ResponseCode
+from protocol.security import KeyScheme, signon_mac_key
 
 HELP = """commands (one per line):
   insert alice|bob|charlie|expired|stolen   insert a card
@@ -64,6 +74,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
     parser.add_argument(
+        "--wait-for-host",
+        action="store_true",
+        help="start even when the host does not answer (the ATM shows out of service and "
+        "keeps trying); without it the command first signs on once and stops with one line "
+        "if the host is unreachable (exit 3) or refuses the terminal's key, scheme or ID "
+        "(exit 2)",
+    )
+    parser.add_argument(
         "--key-scheme",
         default="T",
         type=str.upper,
@@ -88,14 +106,12 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.script is not None and args.script not in SCRIPTS:
-        print(
-            f"atm device: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
-            file=sys.stderr,
+        raise CommandFailed(
+            f"device: unknown script {args.script!r} (`atm demo --list-scripts` lists them)",
+            EXIT_USAGE,
         )
-        return 2
     if args.repeat < 0:
-        print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
-        return 2
+        raise CommandFailed("device: --repeat is 0 (forever) or more", EXIT_USAGE)
     try:
         # The terminal master key is a secret: from the environment, never the command line.
         # Unset: the development TMK, which a production host refuses.
@@ -110,9 +126,12 @@ def _run(args: argparse.Namespace) -> int:
         if master_key:
             config = dataclasses.replace(config, terminal_master_key=master_key)
     except DeviceConfigError as exc:
-        print(f"atm device: {exc}", file=sys.stderr)
-        return 2
+        raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
+    if not args.wait_for_host:
+        # One clear line now, rather than an ATM that stays out of service: nothing is
+        # opened or written before the host has answered a sign-on.
+        asyncio.run(check_sign_on(config))
     return asyncio.run(_serve(config, urls, args))
 
 
@@ -157,20 +176,79 @@ async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
     print(HELP, flush=True)
     if customer is None:
         print("(some devices are real: act on them directly)", flush=True)
+    lines = await _stdin_lines()
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
     try:
-        while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
-            if not line or line.strip() == "quit":
+        while not runner.done():
+            next_line = asyncio.ensure_future(lines.get())
+            stop = asyncio.ensure_future(interrupted.wait())
+            done, _ = await asyncio.wait(
+                {next_line, stop, runner}, return_when=asyncio.FIRST_COMPLETED
+            )
+            next_line.cancel()
+            stop.cancel()
+            if stop in done or runner in done:
                 break
-            if runner.done():
+            line = next_line.result()
+            if line is None or line.strip() == "quit":
                 break
             if customer is None:
                 print("the customer acts at the real devices here", flush=True)
                 continue
             _command(customer, line.split())
     finally:
-        await _stop(runner)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        state = controller.state.value
+        await stop_controller(controller, runner)
+    if interrupted.is_set():
+        print(f"atm device: stopped (Ctrl-C) in state {state}{_unfinished(state)}", flush=True)
+        return 130
     return 0
+
+
+def _unfinished(state: str) -> str:
+    """What happens to a transaction cut short: the journal says what was done; restart
+    recovery settles the rest (a reversal for money not dispensed) at the next start."""
+    if state in ("idle", "out_of_service", "fault", "supervisor"):
+        return ""
+    return "; the transaction in progress is settled by restart recovery at the next start"
+
+
+async def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of standard input as they come, None at its end. A pipe or terminal is read by
+    the event loop itself, so Ctrl-C ends the command at once; a regular file (which the
+    loop cannot watch) is read in a thread."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError):
+
+        def read_all() -> None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=read_all, name="stdin", daemon=True).start()
+        return lines
+
+    async def pump() -> None:
+        while raw := await reader.readline():
+            lines.put_nowait(raw.decode(errors="replace"))
+        lines.put_nowait(None)
+
+    task = asyncio.ensure_future(pump())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return lines
+
+
+_background: set[asyncio.Future[None]] = set()
 
 
 async def _run_script(
@@ -211,22 +289,15 @@ async def _run_script(
             except TimeoutError:
                 where = driver.waiting_for
                 print(f"!! run {run + 1} stopped: still waiting for screen '{where}'", flush=True)
-                return 1
+                return EXIT_FAILED
+            if driver.failure is not None:
+                print(f"!! run {driver.runs + 1} failed: {driver.failure}", flush=True)
+                return EXIT_FAILED
             print(f"== run {run}: done", flush=True)
     finally:
         driver.cancel()
-        await _stop(runner)
+        await stop_controller(controller, runner)
     return 0
-
-
-async def _stop(runner: asyncio.Task[None]) -> None:
-    # transitions 0.9.3 swallows a CancelledError that lands inside a trigger, so one
-    # cancel() may not stop the controller: repeat until the task has ended.
-    while not runner.done():
-        runner.cancel()
-        await asyncio.wait({runner}, timeout=0.1)
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        runner.result()
 
 
 def _command(customer: Customer, words: list[str]) -> None:
@@ -245,3 +316,71 @@ def _command(customer: Customer, words: list[str]) -> None:
             pass
         case _:
             print(f"unknown command: {' '.join(words)}\n{HELP}", flush=True)
+
+
+async def check_sign_on(config: DeviceConfig, timeout: float = 10.0) -> None:
+    """Sign on once, as the ATM is about to, and turn every way it can fail into one line:
+    host unreachable (exit 3); the host closing the connection, which it does when the MAC
+    under the terminal master key is wrong (TERMINAL_MASTER_KEY, or an unknown terminal ID in
+    production); a scheme or terminal the host refuses (exit 2). Keys issued here are
+    replaced by the ATM's own sign-on a moment later."""
+    where = f"{config.host}:{config.port}"
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(config.host, config.port), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        reason = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else "no answer"
+        raise CommandFailed(
+            f"device: cannot reach the host at {where} ({reason}): start it (`atm host`) or "
+            "check --host/--port; --wait-for-host starts the ATM out of service instead",
+            EXIT_UNAVAILABLE,
+        ) from None
+    scheme = config.key_scheme
+    key = signon_mac_key(scheme, config.master_key)
+    now = dt.datetime.now(dt.UTC)
+    request: Message = {
+        "t": Mti.NETWORK_REQUEST,
+        "7": format_transmission_time(now),
+        "11": "999999",
+        "41": config.terminal_id,
+        "42": config.acceptor_id,
+        "48": scheme.value,
+        "70": NetworkCode.SIGN_ON,
+    }
+    try:
+        writer.write(encode_frame(encode_signed(request, scheme, key)))
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readexactly(2), timeout)
+        payload = await asyncio.wait_for(reader.readexactly(int.from_bytes(header)), timeout)
+    except (OSError, asyncio.IncompleteReadError, TimeoutError):
+        raise CommandFailed(
+            f"device: the host at {where} closed the connection at sign-on: the terminal "
+            f"master key (TERMINAL_MASTER_KEY) is not the one the host has for "
+            f"{config.terminal_id} (TERMINAL_MASTER_KEYS), or the host does not know it",
+            EXIT_USAGE,
+        ) from None
+    finally:
+        writer.close()
+    try:
+        response = decode(payload)
+        verify_signed(payload, response, scheme, key)
+    except ProtocolError as exc:
+        raise CommandFailed(
+            f"device: the host's sign-on answer does not verify ({exc}): wrong "
+            "TERMINAL_MASTER_KEY?",
+            EXIT_USAGE,
+        ) from None
+    code = response.get("39", "")
+    if code == ResponseCode.APPROVED:
+        return
+    if code == ResponseCode.INVALID_TRANSACTION:
+        problem = (
+            f"key scheme {scheme.value} (--key-scheme) is not the one the host has for "
+            f"{config.terminal_id} (TERMINAL_KEY_SCHEMES)"
+        )
+    elif code == ResponseCode.NOT_PERMITTED:
+        problem = f"terminal {config.terminal_id} is not on file at the host (--terminal-id)"
+    else:
+        problem = f"the host refused the sign-on with {code} {response_meaning(code)}"
+    raise CommandFailed(f"device: {problem}", EXIT_USAGE)

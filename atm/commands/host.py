@@ -175,10 +175,7 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
             raise _listen_error(
                 exc, config.link_host, config.link_port, "--port / LINK_PORT"
             ) from None
-        # The database's resolved location (an absolute path; never the password: this
-        # line reaches CloudWatch), so a host started from another folder says which it uses.
-        shown = database_location(config.database_url)
-        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
+        ops_port = None
         if not args.no_ops:
             try:
                 ops_port = await host.start_ops()
@@ -186,6 +183,12 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
                 raise _listen_error(
                     exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
                 ) from None
+        # Printed once both listen, so a failure is the only line. The database's resolved
+        # location (an absolute path; never the password: this line reaches CloudWatch),
+        # so a host started from another folder says which database it uses.
+        shown = database_location(config.database_url)
+        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
+        if ops_port is not None:
             print(f"ops API listening on {config.ops_host}:{ops_port}", flush=True)
         if not args.no_worker:
             host.start_worker()

@@ -136,7 +136,7 @@ class LinkServer:
 
     async def start(self, host: str, port: int) -> None:
         self._server = await asyncio.start_server(self._serve, host, port)
-        log.info("link server listening on %s:%d", host, self.port)
+        log.debug("link server listening on %s:%d", host, self.port)  # atm host prints it
 
     async def close(self) -> None:
         if self._server is not None:

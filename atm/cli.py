@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CommandFailed as exc:
-        print(f"atm: {exc.line}", file=sys.stderr)
+        print(f"atm {exc.line}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

@@ -21,7 +21,8 @@ class AtmError(Exception):
 
 
 class CommandFailed(AtmError):
-    """One line for the user and the exit code; ``atm.cli.main`` prints ``atm: LINE``."""
+    """One line for the user and the exit code. ``line`` starts with the command's name
+    (``device: ...``); ``atm.cli.main`` prints ``atm LINE`` and exits with ``code``."""
 
     def __init__(self, line: str, code: int) -> None:
         super().__init__(line)

@@ -54,14 +54,14 @@ def database_location(url: str) -> str:
     return f"SQLite file {path}" if path is not None else display_url(url)
 
 
-def open_host_database(config: HostConfig, *, check_schema: bool = True) -> Engine:
+def open_host_database(config: HostConfig, command: str, *, check_schema: bool = True) -> Engine:
     """An engine on an existing database whose schema is at the newest migration; otherwise
     ``CommandFailed`` (exit 3) saying what is wrong and what to run. Never creates a file."""
     path = sqlite_file(config.database_url)
     if path is not None and not path.exists():
         raise CommandFailed(
-            f"no database at {path}: {MIGRATE_HINT}, or point DATABASE_URL (--database-url) "
-            "at an existing one",
+            f"{command}: no database at {path}: {MIGRATE_HINT}, or point DATABASE_URL "
+            "(--database-url) at an existing one",
             EXIT_UNAVAILABLE,
         )
     engine = create_engine_for(config.database_url)
@@ -70,11 +70,14 @@ def open_host_database(config: HostConfig, *, check_schema: bool = True) -> Engi
             problem = schema_problem(connection) if check_schema else None
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise CommandFailed(database_error(exc, config.database_url), EXIT_UNAVAILABLE) from exc
+        raise CommandFailed(
+            f"{command}: {database_error(exc, config.database_url)}", EXIT_UNAVAILABLE
+        ) from exc
     if problem is not None:
         engine.dispose()
         raise CommandFailed(
-            f"the database ({database_location(config.database_url)}) {problem}: {MIGRATE_HINT}",
+            f"{command}: the database ({database_location(config.database_url)}) {problem}: "
+            f"{MIGRATE_HINT}",
             EXIT_UNAVAILABLE,
         )
     return engine

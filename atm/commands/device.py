@@ -128,10 +128,6 @@ def _run(args: argparse.Namespace) -> int:
     except DeviceConfigError as exc:
         raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
-    if not args.wait_for_host:
-        # One clear line now, rather than an ATM that stays out of service: nothing is
-        # opened or written before the host has answered a sign-on.
-        asyncio.run(check_sign_on(config))
     return asyncio.run(_serve(config, urls, args))
 
 
@@ -148,6 +144,10 @@ async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Name
                 print(f"atm device: {problem}", file=sys.stderr)
             if problems:
                 return 2
+        if not args.wait_for_host:
+            # One clear line now, rather than an ATM that stays out of service: the journal
+            # is not opened, nor anything written, before the host has answered a sign-on.
+            await check_sign_on(config)
         if args.script is not None:
             return await _run_script(kit, config, SCRIPTS[args.script], args.repeat, args.timeout)
         return await _interactive(kit, config)

@@ -137,7 +137,7 @@ def _prepare_database(config: HostConfig, args: argparse.Namespace) -> list[str]
             raise CommandFailed(
                 f"host --migrate: {database_error(exc, config.database_url)}", EXIT_UNAVAILABLE
             ) from exc
-    open_host_database(config).dispose()
+    open_host_database(config, "host").dispose()
     return created
 
 
@@ -202,7 +202,7 @@ def _check_ledger(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return EXIT_USAGE
-    engine = open_host_database(config)
+    engine = open_host_database(config, "host check-ledger")
     print(f"database: {database_location(config.database_url)}", file=sys.stderr)
     try:
         with session_factory(engine)() as session:
@@ -226,7 +226,7 @@ def _worker(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
         return EXIT_USAGE
-    engine = open_host_database(config)
+    engine = open_host_database(config, "host worker")
     worker = StatementWorker(session_factory(engine), StatementStore(config))
     try:
         if args.once:

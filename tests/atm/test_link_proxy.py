@@ -67,4 +67,4 @@ def test_bad_options_are_one_line_each(tmp_path: Path) -> None:
         assert done.returncode == code, done.stderr
         assert done.stdout == "" and "Traceback" not in done.stderr
         (only,) = done.stderr.splitlines()
-        assert only.startswith("atm: link proxy: ") and line in only
+        assert only.startswith("atm link proxy: ") and line in only

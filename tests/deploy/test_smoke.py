@@ -210,7 +210,7 @@ def test_the_host_refuses_a_database_whose_migration_has_not_run(tmp_path: Path)
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
-        f"atm: the database (SQLite file {database}) is not migrated: run `atm db upgrade && "
+        f"atm host: the database (SQLite file {database}) is not migrated: run `atm db upgrade && "
         "atm db seed` (or start with `atm host --migrate --seed`)"
     ]
 

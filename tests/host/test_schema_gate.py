@@ -64,7 +64,7 @@ async def test_atm_host_refuses_a_missing_database_and_creates_nothing(tmp_path:
     assert process.returncode == 3
     assert out == b""
     assert err.decode().splitlines() == [
-        f"atm: no database at {database}: run `atm db upgrade && atm db seed` (or start with "
+        f"atm host: no database at {database}: run `atm db upgrade && atm db seed` (or start with "
         "`atm host --migrate --seed`), or point DATABASE_URL (--database-url) at an existing one"
     ]
     assert not database.parent.exists()  # nothing left behind
@@ -111,7 +111,7 @@ def test_migrate_and_seed_are_off_in_production(
     assert main(["host", flag]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
-        "atm: host: --migrate and --seed are off in production: migrate with `atm db upgrade` "
+        "atm host: --migrate and --seed are off in production: migrate with `atm db upgrade` "
         "(the migration task) before starting the host"
     ]
     assert not (tmp_path / "prod.db").exists()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -223,6 +224,7 @@ async def run_demo(
     quiet: bool = False,
     timeout: float = 60.0,
     devices: str = "sim",
+    link_say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
     (each device's simulator on a pseudo-terminal, driven through the real serial driver)."""
@@ -233,7 +235,7 @@ async def run_demo(
         url = database_url or f"sqlite:///{work_dir / 'host.db'}"
         base = host_config or HostConfig.from_env({})
         config = HostConfig(**{**base.__dict__, "database_url": url})
-        return await _run(script, config, work_dir, say, timeout, devices)
+        return await _run(script, config, work_dir, say, timeout, devices, link_say or say)
     raise AssertionError("unreachable")
 
 
@@ -244,6 +246,7 @@ async def _run(
     say: _Printer,
     timeout: float,
     devices: str = "sim",
+    link_say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     say(f"== demo '{script.name}': {script.description}")
     wanted = DeviceConfig(**dict(script.device_config))
@@ -320,7 +323,7 @@ async def _run(
             result.screens.append(screen.id)
             driver.on_screen(screen.id, fresh=fresh)
         elif isinstance(event, LinkMessage):
-            say(link_line(event))
+            (link_say or say)(link_line(event))  # --link-log: elsewhere, or nowhere
         elif isinstance(event, ReceiptPrinted):
             result.receipts.append(list(event.lines))
 

@@ -4,17 +4,35 @@ form of a host-link message. No host code here: ``atm device`` imports this."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from atm.errors import EXIT_USAGE, CommandFailed
 from atm.scripts import Customer, Step
 from device.controller import AtmController
 from device.events import LinkMessage
 from protocol.display import describe
 
-__all__ = ["SESSION_OVER", "StepDriver", "link_line", "stop_controller"]
+__all__ = [
+    "LINK_LOG_HELP",
+    "SESSION_OVER",
+    "StepDriver",
+    "add_link_log_option",
+    "link_line",
+    "open_link_log",
+    "stop_controller",
+]
+
+LINK_LOG_HELP = (
+    "where the decoded host-link messages go: - (standard output, mixed with the screens; "
+    "the default), off, or a FILE they are appended to (follow it with tail -f), so the "
+    "screens stay readable. PAN masked, PIN block and MAC hidden, response codes with their "
+    "meaning"
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +135,32 @@ async def stop_controller(controller: AtmController, runner: asyncio.Task[None])
         await asyncio.wait({runner}, timeout=0.1)
     if not runner.cancelled() and runner.exception() is not None:
         log.error("controller stopped with %r", runner.exception())
+
+
+def add_link_log_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--link-log", default="-", metavar="-|off|FILE", help=LINK_LOG_HELP)
+
+
+@contextlib.contextmanager
+def open_link_log(spec: str, command: str) -> Iterator[Callable[[str], None]]:
+    """The writer for ``--link-log``: standard output, nothing, or a file (appended, one line
+    flushed at a time); a file that cannot be written is one line, exit 2."""
+    if spec == "-":
+        yield lambda line: print(line, flush=True)
+        return
+    if spec == "off":
+        yield lambda line: None
+        return
+    try:
+        handle = open(spec, "a", encoding="utf-8")
+    except OSError as exc:
+        raise CommandFailed(
+            f"{command}: cannot write the link log {spec}: {exc.strerror}", EXIT_USAGE
+        ) from None
+    with handle:
+
+        def write(line: str) -> None:
+            handle.write(line + "\n")
+            handle.flush()
+
+        yield write

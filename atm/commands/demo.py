@@ -10,6 +10,7 @@ from typing import Any
 from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
 from atm.devices import DEVICE_SETS
+from atm.steps import add_link_log_option, open_link_log
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +33,7 @@ def register(subparsers: Any) -> None:
         "simulators on pseudo-terminals, driven through the real serial drivers",
     )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
+    add_link_log_option(parser)
     parser.add_argument(
         "--database-url", help="use this database instead of a fresh SQLite file (kept)"
     )
@@ -53,13 +55,15 @@ def _run(args: argparse.Namespace) -> int:
     config = load_host_config()
     if config is None:
         return 2
-    result = asyncio.run(
-        run_demo(
-            script,
-            out=sys.stdout,
-            database_url=args.database_url,
-            host_config=config,
-            devices=args.devices,
+    with open_link_log(args.link_log, "demo") as link_say:
+        result = asyncio.run(
+            run_demo(
+                script,
+                out=sys.stdout,
+                database_url=args.database_url,
+                host_config=config,
+                devices=args.devices,
+                link_say=link_say,
+            )
         )
-    )
     return 0 if result.ok else 1

@@ -13,13 +13,20 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from atm.devices import DeviceKit, open_kit
 from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
-from atm.steps import StepDriver, link_line, stop_controller
+from atm.steps import (
+    StepDriver,
+    add_link_log_option,
+    link_line,
+    open_link_log,
+    stop_controller,
+)
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
@@ -73,6 +80,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8583, help="host ISO link port (8583)")
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
+    add_link_log_option(parser)
     parser.add_argument(
         "--wait-for-host",
         action="store_true",
@@ -128,10 +136,16 @@ def _run(args: argparse.Namespace) -> int:
     except DeviceConfigError as exc:
         raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
-    return asyncio.run(_serve(config, urls, args))
+    with open_link_log(args.link_log, "device") as link_say:
+        return asyncio.run(_serve(config, urls, args, link_say))
 
 
-async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Namespace) -> int:
+async def _serve(
+    config: DeviceConfig,
+    urls: dict[str, str],
+    args: argparse.Namespace,
+    link_say: Callable[[str], None],
+) -> int:
     try:
         kit = await open_kit(urls, config)
     except (ValueError, OSError) as exc:
@@ -149,8 +163,10 @@ async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Name
             # is not opened, nor anything written, before the host has answered a sign-on.
             await check_sign_on(config)
         if args.script is not None:
-            return await _run_script(kit, config, SCRIPTS[args.script], args.repeat, args.timeout)
-        return await _interactive(kit, config)
+            return await _run_script(
+                kit, config, SCRIPTS[args.script], args.repeat, args.timeout, link_say
+            )
+        return await _interactive(kit, config, link_say)
     finally:
         kit.close()
 
@@ -161,17 +177,19 @@ def _customer(kit: DeviceKit) -> Customer | None:
     return Customer(kit.card_reader, kit.pin_pad, kit.dispenser)
 
 
-def _print_event(event: DeviceEvent) -> None:
-    if isinstance(event, ScreenShown):
-        print(render_text(event.screen), flush=True)
-    elif isinstance(event, LinkMessage):
-        print(link_line(event), flush=True)
-
-
-async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
+async def _interactive(
+    kit: DeviceKit, config: DeviceConfig, link_say: Callable[[str], None]
+) -> int:
     controller = AtmController(config, kit.devices)
     customer = _customer(kit)
-    controller.events.subscribe(_print_event)
+
+    def print_event(event: DeviceEvent) -> None:
+        if isinstance(event, ScreenShown):
+            print(render_text(event.screen), flush=True)
+        elif isinstance(event, LinkMessage):
+            link_say(link_line(event))
+
+    controller.events.subscribe(print_event)
     runner = asyncio.create_task(controller.run())
     print(HELP, flush=True)
     if customer is None:
@@ -252,7 +270,12 @@ _background: set[asyncio.Future[None]] = set()
 
 
 async def _run_script(
-    kit: DeviceKit, config: DeviceConfig, script: DemoScript, repeat: int, timeout: float
+    kit: DeviceKit,
+    config: DeviceConfig,
+    script: DemoScript,
+    repeat: int,
+    timeout: float,
+    link_say: Callable[[str], None],
 ) -> int:
     customer = _customer(kit)
     if customer is None:
@@ -273,7 +296,7 @@ async def _run_script(
 
     def on_event(event: DeviceEvent) -> None:
         if isinstance(event, LinkMessage):
-            print(link_line(event), flush=True)
+            link_say(link_line(event))
         elif isinstance(event, ScreenShown):
             driver.on_screen(event.screen.id)
 

@@ -43,11 +43,19 @@ async def finish(process: asyncio.subprocess.Process) -> str:
 
 
 async def test_a_script_run_prints_no_cancelled_error(host_port: int, tmp_path: Path) -> None:
-    process = await device(host_port, tmp_path, "--script", "withdraw-alice")
+    link_log = tmp_path / "link.log"
+    process = await device(
+        host_port, tmp_path, "--script", "withdraw-alice", "--link-log", str(link_log)
+    )
     out = await finish(process)
     assert process.returncode == 0, out
     assert "== run 1: done" in out
     assert "CancelledError" not in out and "Traceback" not in out and "ERROR" not in out
+    # --link-log FILE: the messages went to the file, the screens stay alone on stdout.
+    assert "ATM -> HOST" not in out and "Take your cash" in out
+    logged = link_log.read_text()
+    assert "-- ATM -> HOST  MTI 0200" in logged
+    assert "DE 39 Response Code                00 (Approved)" in logged
 
 
 async def test_an_unexpected_screen_fails_the_script_at_once(

@@ -140,12 +140,18 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(config, urls, args, link_say))
 
 
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
 async def _serve(
     config: DeviceConfig,
     urls: dict[str, str],
     args: argparse.Namespace,
-    link_say: Callable[[str], None],
+    link_say: Callable[[str], None] | None = None,
 ) -> int:
+    if link_say is None:
+        link_say = _print_line
     try:
         kit = await open_kit(urls, config)
     except (ValueError, OSError) as exc:
@@ -158,7 +164,7 @@ async def _serve(
                 print(f"atm device: {problem}", file=sys.stderr)
             if problems:
                 return 2
-        if not args.wait_for_host:
+        if not getattr(args, "wait_for_host", False):  # tests build the Namespace by hand
             # One clear line now, rather than an ATM that stays out of service: the journal
             # is not opened, nor anything written, before the host has answered a sign-on.
             await check_sign_on(config)

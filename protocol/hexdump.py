@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["hexdump", "parse_hexdump"]
+__all__ = ["hexdump", "parse_hexdump", "redact", "trace_text"]
+
+#: 12 or more hex characters in a row: a PAN, track 2 data, a key, a KCV pair, a PIN block
+#: or a MAC on a device's wire (our devices carry them as ASCII). Hidden whole in a trace.
+_SECRET_RUN = re.compile(rb"[0-9A-Fa-f]{12,}")
+#: A run of 4 or more at either end of a chunk may be the piece of a longer one that the
+#: device's stream split across two reads: hidden too.
+_EDGE_RUN = re.compile(rb"\A[0-9A-Fa-f]{4,}|[0-9A-Fa-f]{4,}\Z")
 
 _LINE = re.compile(
     r"(?:^|\s)(?P<offset>[0-9A-Fa-f]{4,8}):?  (?P<hex>(?:[0-9A-Fa-f]{2} ){0,15}[0-9A-Fa-f]{2})"
@@ -43,3 +50,17 @@ def parse_hexdump(text: str) -> bytes | None:
         found = True
         out += bytes.fromhex(match["hex"])
     return bytes(out) if found else None
+
+
+def redact(data: bytes) -> bytes:
+    """``data`` with every run of 12 or more hex characters (and of 4 or more at the chunk's
+    ends) replaced by ``*``: what a trace
+    may show of a device's bytes. Frame structure, commands, statuses, counts and key codes
+    stay visible; PANs, track data, keys, PIN blocks and MACs never appear."""
+    hidden = _SECRET_RUN.sub(lambda m: b"*" * len(m.group()), data)
+    return _EDGE_RUN.sub(lambda m: b"*" * len(m.group()), hidden)
+
+
+def trace_text(direction: str, where: str, data: bytes) -> str:
+    """A heading and the redacted dump: what ``--trace`` prints for one chunk of bytes."""
+    return f"{direction} {where} ({len(data)} bytes)\n{hexdump(redact(data))}"

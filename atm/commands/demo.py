@@ -11,6 +11,7 @@ from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
 from atm.devices import DEVICE_SETS
 from atm.steps import add_link_log_option, open_link_log
+from atm.trace import add_trace_option, enable_trace
 from drivers.registry import DISPENSER_MODELS
 
 
@@ -42,6 +43,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
     add_link_log_option(parser)
+    add_trace_option(parser)
     parser.add_argument(
         "--database-url", help="use this database instead of a fresh SQLite file (kept)"
     )
@@ -63,6 +65,8 @@ def _run(args: argparse.Namespace) -> int:
     config = load_host_config()
     if config is None:
         return 2
+    if args.trace:
+        enable_trace()
     with open_link_log(args.link_log, "demo") as link_say:
         result = asyncio.run(
             run_demo(

@@ -27,6 +27,7 @@ from atm.steps import (
     open_link_log,
     stop_controller,
 )
+from atm.trace import add_trace_option, enable_trace
 from device.config import DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
@@ -81,6 +82,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
     add_link_log_option(parser)
+    add_trace_option(parser)
     parser.add_argument(
         "--wait-for-host",
         action="store_true",
@@ -136,6 +138,8 @@ def _run(args: argparse.Namespace) -> int:
     except DeviceConfigError as exc:
         raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
+    if args.trace:
+        enable_trace()
     with open_link_log(args.link_log, "device") as link_say:
         return asyncio.run(_serve(config, urls, args, link_say))
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atm.devices import DeviceKit, open_kit
+from atm.devices import CardSlot, DeviceKit, Keypad, open_kit
 from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
 from atm.steps import (
@@ -181,6 +181,35 @@ async def _serve(
         kit.close()
 
 
+@dataclasses.dataclass
+class _Hands:
+    """The customer at an ATM whose dispenser is a real device or a separate simulator:
+    card and keys here, the cash taken at the dispenser itself."""
+
+    card_reader: CardSlot
+    pin_pad: Keypad
+
+    def insert(self, who: str) -> None:
+        self.card_reader.insert(TRACKS[who])
+
+    def keys(self, *keys: str) -> None:
+        self.pin_pad.press(*keys)
+
+    def type(self, digits: str, then: str = "ENTER") -> None:
+        self.pin_pad.type_digits(digits)
+        self.pin_pad.press(then)
+
+    def take_card(self) -> None:
+        self.card_reader.take_card()
+
+    def take_cash(self) -> None:
+        print(
+            "take the cash at the dispenser itself (a simulator: `take cash` on its control "
+            "channel)",
+            flush=True,
+        )
+
+
 def _customer(kit: DeviceKit) -> Customer | None:
     if kit.card_reader is None or kit.pin_pad is None or kit.dispenser is None:
         return None
@@ -191,7 +220,9 @@ async def _interactive(
     kit: DeviceKit, config: DeviceConfig, link_say: Callable[[str], None]
 ) -> int:
     controller = AtmController(config, kit.devices)
-    customer = _customer(kit)
+    customer: Customer | _Hands | None = _customer(kit)
+    if customer is None and kit.card_reader is not None and kit.pin_pad is not None:
+        customer = _Hands(kit.card_reader, kit.pin_pad)
 
     def print_event(event: DeviceEvent) -> None:
         if isinstance(event, ScreenShown):
@@ -333,7 +364,7 @@ async def _run_script(
     return 0
 
 
-def _command(customer: Customer, words: list[str]) -> None:
+def _command(customer: Customer | _Hands, words: list[str]) -> None:
     match words:
         case ["insert", who] if who in TRACKS:
             customer.insert(who)

@@ -51,8 +51,8 @@ async def test_a_script_run_prints_no_cancelled_error(host_port: int, tmp_path: 
     assert process.returncode == 0, out
     assert "== run 1: done" in out
     assert "CancelledError" not in out and "Traceback" not in out and "ERROR" not in out
-    # --link-log FILE: the messages went to the file, the screens stay alone on stdout.
-    assert "ATM -> HOST" not in out and "Take your cash" in out
+    # --link-log FILE: the messages went to the file, the script's steps alone on stdout.
+    assert "ATM -> HOST" not in out and "[customer takes the cash]" in out
     logged = link_log.read_text()
     assert "-- ATM -> HOST  MTI 0200" in logged
     assert "DE 39 Response Code                00 (Approved)" in logged

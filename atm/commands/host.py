@@ -169,12 +169,8 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        try:
-            port = await host.start()
-        except OSError as exc:
-            raise _listen_error(
-                exc, config.link_host, config.link_port, "--port / LINK_PORT"
-            ) from None
+        # The ops API first: the link server logs its (TLS or plaintext) start, so a port in
+        # use on either side stays the only line.
         ops_port = None
         if not args.no_ops:
             try:
@@ -183,6 +179,12 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
                 raise _listen_error(
                     exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
                 ) from None
+        try:
+            port = await host.start()
+        except OSError as exc:
+            raise _listen_error(
+                exc, config.link_host, config.link_port, "--port / LINK_PORT"
+            ) from None
         # Printed once both listen, so a failure is the only line. The database's resolved
         # location (an absolute path; never the password: this line reaches CloudWatch),
         # so a host started from another folder says which database it uses.

@@ -60,7 +60,8 @@ class DeviceConfig:
     )
     # Development keys (hex). The terminal master key (TMK) is loaded into the PIN pad and
     # configured on the host; working keys arrive under it at sign-on.
-    terminal_master_key: str = "00112233445566778899AABBCCDDEEFF"
+    # Out of repr(): a logged or printed configuration never shows the key.
+    terminal_master_key: str = field(default="00112233445566778899AABBCCDDEEFF", repr=False)
     # The terminal's key scheme (docs/protocol.md 7.1): T = TDES keys, PIN block format 0,
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.

@@ -156,6 +156,22 @@ controller's `on_reversal_queued` the moment the advice is persisted, which writ
 `REVERSAL_QUEUED` line with `by=link` (before `TXN_NO_RESPONSE`); recovery never queues a second
 reversal for such a request.
 
+### Which requests are reversed
+
+One policy, `device.reversal_policy`, used by the live link (`HostLink`) and by restart recovery
+alike:
+
+- 0200 withdrawal (DE 3 `01`): answer unknown (timeout, broken link, or the controller died
+  before journaling it): full reversal, 4021, by the link or by recovery. Approved: reversed by
+  what the dispenser did (4017 nothing left, 4004 partial, 4018 retracted).
+- 0200 transfer (DE 3 `40`): answer unknown: full reversal, 4021, by the link or by recovery,
+  exactly as a withdrawal. Approved: complete, never reversed.
+- 0200 PIN change (`70`) and 0100 balance inquiry (`30`): never reversed (nothing moved).
+
+An approval that arrives after the terminal gave up on a withdrawal or transfer is reversed by
+the link (4006). The host reverses a transfer in full (`transfer-reversal`), giving the day's
+transfer limit back.
+
 ## A dispense whose outcome is unknown
 
 When the dispenser stops answering during `dispensing` (`DeviceTimeout`, a garbled reply, a lost

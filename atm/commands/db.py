@@ -18,6 +18,7 @@ from atm.commands._common import (
 from atm.database import database_error
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
+from host.environment import Environment
 
 __all__ = ["register"]
 
@@ -39,12 +40,29 @@ def register(subparsers: Any) -> None:
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--database-url", help="override DATABASE_URL")
+        if name == "seed":
+            p.add_argument(
+                "--allow-production",
+                action="store_true",
+                help="seed even with ENVIRONMENT=production (the seed cards have known PINs)",
+            )
         p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
+        return EXIT_USAGE
+    if (
+        args.db_command == "seed"
+        and config.environment is Environment.PRODUCTION
+        and not args.allow_production
+    ):
+        print(
+            "atm: db seed: refused in production: the seed cards have published PINs "
+            "(pass --allow-production to seed all the same)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     shown = database_location(config.database_url)
     try:

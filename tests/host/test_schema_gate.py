@@ -101,8 +101,8 @@ def test_migrate_and_seed_are_off_in_production(
 ) -> None:
     for name, value in {
         "ENVIRONMENT": "production",
-        "SECRET_KEY": "a-real-secret-key-for-the-test",
-        "PIN_PEPPER": "a-real-pepper",
+        "SECRET_KEY": "k7Q2x9Lm4Rt8Vw1Zp6Yb3Nc5Hd0Fg2Js",
+        "PIN_PEPPER": "P3q8W1e6R4t9Y2u7I5o0A3s8D1f6G4h9",
         "OPS_API_TOKEN": "a-token-of-sixteen-chars",
         "TERMINAL_MASTER_KEYS": "ATM00001=" + "11" * 16,
         "LINK_ALLOW_PLAINTEXT": "true",  # production's TLS rule is not under test here

@@ -39,6 +39,10 @@ class DeviceConfig:
     state_dir: Path = Path("var/device")
     response_timeout: float = 30.0
     key_timeout: float = 30.0
+    # When a customer's wait (key_timeout) runs out, "Do you need more time?" counts down this
+    # many seconds before the session ends (Yes goes back where the customer was); 0: no
+    # warning, the session ends at once.
+    more_time_seconds: float = 30.0
     card_take_timeout: float = 30.0
     cash_take_timeout: float = 30.0
     reconnect_delay: float = 5.0
@@ -100,6 +104,8 @@ class DeviceConfig:
         ):
             if getattr(self, name) <= 0:
                 raise DeviceConfigError(f"{name} must be positive")
+        if self.more_time_seconds < 0:
+            raise DeviceConfigError("more_time_seconds must be 0 (no warning) or more")
         if not 0 <= self.empty_notes <= self.near_empty_notes:
             raise DeviceConfigError("need 0 <= empty_notes <= near_empty_notes")
         scheme = str(self.key_scheme).strip().upper()

@@ -93,6 +93,12 @@ Every state that waits for a person has a timeout; what happens when it runs out
 |---|---|---|
 {timeouts}
 
+When a customer state's `key_timeout` runs out, the machine first goes to `more_time`: "Do you
+need more time?" with a countdown of `DeviceConfig.more_time_seconds` (30 by default, by the
+controller's clock; 0 turns the warning off). Yes (F4 or ENTER) posts `resume_<state>` back to
+the state the customer was in, which starts again; No (F8 or CANCEL) and the end of the
+countdown return the card (journal: `MORE_TIME_ASKED`, `MORE_TIME_GIVEN`, `TIMEOUT`).
+
 `fault` is reachable from every state (an activity that fails, a card jam); only the
 supervisor (`AtmController.enter_supervisor()`) leaves it, through `out_of_service` and a new
 sign-on.

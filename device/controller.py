@@ -60,6 +60,7 @@ from protocol.stan import StanGenerator
 __all__ = ["AtmController", "Devices", "Session"]
 
 log = logging.getLogger(__name__)
+_STOP = "__stop__"  # queued by stop(): not a trigger of the machine
 
 Clock = Callable[[], dt.datetime]
 
@@ -141,6 +142,13 @@ class AtmController:
         """Queue an event for the machine (the only way anything fires a trigger)."""
         self._queue.put_nowait((event, data))
 
+    def stop(self) -> None:
+        """End ``run()`` between two events (never inside a trigger, where transitions would
+        log the cancellation as an error): the running activity is cancelled, the link and
+        devices closed, SHUTDOWN journaled. A transaction cut short is settled by restart
+        recovery at the next start, as after a power cut."""
+        self._queue.put_nowait((_STOP, {}))
+
     def enter_supervisor(self) -> None:
         """The supervisor switch: honoured when idle, out of service or in a fault."""
         self.post("supervisor_requested")
@@ -158,6 +166,8 @@ class AtmController:
         try:
             while True:
                 event, data = await self._queue.get()
+                if event == _STOP:
+                    break
                 source = self.state
                 try:
                     await self.trigger(event, **data)

@@ -16,6 +16,7 @@ from typing import Any
 
 from atm.devices import simulator_for
 from atm.scripts import TRACKS
+from atm.trace import add_trace_option, enable_trace
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
 from drivers.errors import DriverError
@@ -71,10 +72,13 @@ def register(subparsers: Any) -> None:
         help="dispenser: the Puloon model to speak (default lcdm-2000; the driver side picks "
         "it with ?model=lcdm-4000 on the device URL)",
     )
+    add_trace_option(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.trace:
+        enable_trace()
     master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
     try:
         config = DeviceConfig(

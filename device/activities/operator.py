@@ -83,7 +83,7 @@ async def supervisor_printing_counters(atm: AtmController) -> None:
     """F2: print the counters per cassette."""
     lines = await counters_report(atm)
     await print_report(atm, "COUNTERS", lines)
-    atm.show(S.supervisor(("Counters printed", *lines[-2:])))
+    atm.show(S.supervisor(("Counters printed", *lines)))
     atm.post("supervisor_done")
 
 
@@ -108,7 +108,7 @@ async def supervisor_balancing(atm: AtmController) -> None:
     lines = await balancing_report(atm)
     await print_report(atm, "BALANCING", lines)
     atm.journal.write("BALANCING", result=lines[-1])
-    atm.show(S.supervisor(tuple(lines[-3:]), "Balancing"))
+    atm.show(S.supervisor(tuple(lines), "Balancing"))
     atm.post("supervisor_done")
 
 
@@ -138,7 +138,7 @@ def _damage_lines(atm: AtmController) -> tuple[str, ...]:
 
 
 def _show_settled(atm: AtmController, lines: list[str]) -> None:
-    atm.show(S.supervisor(tuple(lines[-3:]) or ("No suspect transaction",)))
+    atm.show(S.supervisor(tuple(lines) or ("No suspect transaction",)))
     atm.post("supervisor_done")
 
 

@@ -6,7 +6,7 @@ end the balances, the dispenser's cassettes and counters. The scenario runner do
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -53,12 +53,13 @@ SCRIPTS: Mapping[str, Scenario] = _Builtins()
 
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
-    reader = SimulatedCardReader()
+    reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
     pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
     dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
+        [Cassette(c.denomination_cents, c.count) for c in config.cassettes],
+        state_path=config.sim_state_path("dispenser"),
     )
-    printer = SimulatedPrinter()
+    printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
     return Devices(reader, pin_pad, dispenser, printer), Customer(
         reader, pin_pad, dispenser, printer
     )
@@ -67,7 +68,8 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
 class HoldingRelay(LinkRelay):
     """The link relay with the demo's older switches: ``holding`` loses what the ATM sends;
     ``hold_replies()`` / ``release_replies()`` keep the host's replies back; ``sent`` keeps
-    every byte the ATM put on the wire."""
+    every byte the ATM put on the wire; ``reply_delay`` holds each reply that many seconds
+    (a slow host)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         super().__init__(upstream_host, upstream_port)
@@ -79,6 +81,14 @@ class HoldingRelay(LinkRelay):
     @holding.setter
     def holding(self, value: bool) -> None:
         self.faults.holding = value
+
+    @property
+    def reply_delay(self) -> float:
+        return self.faults.delay
+
+    @reply_delay.setter
+    def reply_delay(self, seconds: float) -> None:
+        self.faults.delay = seconds
 
     def hold_replies(self) -> None:
         self.apply("hold_replies")
@@ -113,6 +123,7 @@ async def run_demo(
     timeout: float = 60.0,
     devices: str = "sim",
     dispenser_model: str | None = None,
+    link_say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
     (each device's simulator on a pseudo-terminal, driven through the real serial driver).
@@ -127,6 +138,7 @@ async def run_demo(
         timeout=timeout,
         devices=devices,
         dispenser_model=dispenser_model,
+        link_say=link_say,
     )
     seen = result.observed
     main = next(iter(script.expect.balance_changes), None)

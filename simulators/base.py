@@ -13,12 +13,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from protocol.hexdump import trace_text
+
 __all__ = ["BYTE_FAULTS", "ByteFaults", "Simulator"]
 
 log = logging.getLogger(__name__)
 
 BYTE_FAULTS = frozenset({"delay", "split", "garble", "drop", "nak", "disconnect", "silent"})
 SPLIT_GAP = 0.002  # seconds between the pieces of a split frame (the device pausing)
+
+
+#: ``--trace``: every chunk of bytes a simulator receives and sends, redacted, at DEBUG.
+wire_log = logging.getLogger("simulators.wire")
+
+
+def _trace(direction: str, where: str, data: bytes) -> None:
+    if wire_log.isEnabledFor(logging.DEBUG):
+        wire_log.debug("%s", trace_text(direction, where, data))
 
 
 @dataclass
@@ -54,6 +65,9 @@ class Simulator:
         self._writer: Callable[[bytes], None] | None = None
         self._hangup: Callable[[], None] | None = None
         self._last_frame = b""
+        # The last bytes each way on the wire, for a console's engineer view.
+        self.last_in = b""
+        self.last_out = b""
         self.frames_in = 0
         self.frames_out = 0
 
@@ -66,6 +80,8 @@ class Simulator:
 
     def receive(self, data: bytes) -> None:
         """Bytes from the wire (the driver)."""
+        _trace("sim <-", type(self).__name__, data)
+        self.last_in = data
         if self.wire.silent or "silent" in self.faults:
             return
         self.on_bytes(data)
@@ -127,6 +143,7 @@ class Simulator:
         """ACK/NAK and key bytes: only delay and silence apply."""
         if self.wire.silent or "silent" in self.faults:
             return
+        self.last_out = data
         self._write_later(data, self.wire.delay)
 
     def send_frame(self, frame: bytes, *, remember: bool = True) -> None:
@@ -134,6 +151,7 @@ class Simulator:
             self._last_frame = frame
         if self.wire.silent or "silent" in self.faults:
             return
+        self.last_out = frame
         drop, self.wire.drop = ByteFaults.take(self.wire.drop)
         if drop:
             log.info("%s: dropped a frame", self.NAME)
@@ -158,10 +176,12 @@ class Simulator:
         if writer is None:
             return
         if delay <= 0:
+            _trace("sim ->", type(self).__name__, data)
             writer(data)
         else:
             asyncio.get_running_loop().call_later(delay, self._write_if_attached, writer, data)
 
     def _write_if_attached(self, writer: Callable[[bytes], None], data: bytes) -> None:
         if self._writer is writer:
+            _trace("sim ->", type(self).__name__, data)
             writer(data)

@@ -286,10 +286,12 @@ async def run_scenario(
     shared: SharedHost | None = None,
     agent: Agent | None = None,
     dispenser_model: str | None = None,
+    link_say: Callable[[str], None] | None = None,
 ) -> ScenarioResult:
     """Run ``scenario``; ``out`` gets the demo's narration (screens, messages, receipts).
     ``host_config`` gives the host's settings; its database is a fresh SQLite file in
-    ``work_dir`` unless ``database_url`` names one."""
+    ``work_dir`` unless ``database_url`` names one. ``link_say``, when given, gets the
+    decoded host-link lines instead of ``out`` (``--link-log``)."""
     started = time.monotonic()
     result = ScenarioResult(scenario)
     with contextlib.ExitStack() as stack:
@@ -322,6 +324,7 @@ async def run_scenario(
                 shared,
                 agent,
                 dispenser_model,
+                link_say,
             )
         finally:
             root.removeHandler(tap)
@@ -344,6 +347,7 @@ async def _run(
     shared: SharedHost | None = None,
     agent: Agent | None = None,
     dispenser_model: str | None = None,
+    link_say: Callable[[str], None] | None = None,
 ) -> None:
     seen = result.observed
     say = _Say(out, seen.output)
@@ -439,7 +443,7 @@ async def _run(
         controller = controller_factory(device_config, atm_devices)
         atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded)
         world = _World(host, port, relay, atm, process)
-        await _drive(agent or _Script(scenario), controller, world, seen, say, timeout)
+        await _drive(agent or _Script(scenario), controller, world, seen, say, timeout, link_say)
         seen.journal = controller.journal.path.read_text().splitlines()
         after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
         seen.balances_after = {n: after.balances[n] for n in watched if n in after.balances}
@@ -587,6 +591,7 @@ async def _drive(
     seen: Observed,
     say: _Say,
     timeout: float,
+    link_say: Callable[[str], None] | None = None,
 ) -> None:
     done = asyncio.Event()
     last: Screen | None = None
@@ -619,7 +624,12 @@ async def _drive(
                 done.set()
         elif isinstance(event, LinkMessage):
             arrow = "ATM -> HOST" if event.direction == "send" else "HOST -> ATM"
-            say(f"-- {arrow}  {describe(event.message)}")
+            line = f"-- {arrow}  {describe(event.message)}"
+            if link_say is None:
+                say(line)
+            else:  # --link-log: elsewhere, or nowhere; still kept in the output
+                seen.output.append(line)
+                link_say(line)
             mti = str(event.message.get("t", ""))
             if event.direction != "send" and mti in {"0110", "0210"}:
                 seen.response_codes.append(str(event.message.get("39", "")))

@@ -46,6 +46,7 @@ ACTIVITIES: dict[State, Activity] = {
     S.new_pin_entry: customer.new_pin_entry,
     S.balance_display: customer.balance_display,
     S.another_transaction: customer.another_transaction,
+    S.more_time: customer.more_time,
     # authorization
     S.authorizing: authorization.authorizing,
     # cash
@@ -65,4 +66,5 @@ ACTIVITIES: dict[State, Activity] = {
     S.supervisor_balancing: operator.supervisor_balancing,
     S.supervisor_settling_not_dispensed: operator.supervisor_settling_not_dispensed,
     S.supervisor_settling_dispensed: operator.supervisor_settling_dispensed,
+    S.supervisor_accepting_damage: operator.supervisor_accepting_damage,
 }

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import atm.demo
+import atm.scenario.runner
 from device.screens import Screen, render_text
 
 WIDTH = 44
@@ -40,7 +40,7 @@ def screens_fit(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Screen]]:
         seen.append((screen, rendered))
         return rendered
 
-    monkeypatch.setattr(atm.demo, "render_text", recording)
+    monkeypatch.setattr(atm.scenario.runner, "render_text", recording)
     screens: list[Screen] = []
     yield screens
     screens.extend(screen for screen, _ in seen)

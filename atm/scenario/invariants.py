@@ -10,8 +10,8 @@ Each check returns problems that carry the numbers that disagree:
    reversals it asked for) equals what the host charged them at that terminal, and the
    terminal's cash account moved by the value of the notes that customers took (or that
    still lie in the exit tray, a suspect dispense).
-4. ``cash``: notes that left the cassettes = notes taken + retracted + rejected + still in
-   the tray.
+4. ``cash``: notes that left the cassettes = notes taken + in the reject bin (retracted and
+   rejected) + still in the tray.
 5. ``reversals``: every money-moving 0200 the host approved is either completed or reversed
    exactly once, and reversed by the amount the ATM said it did not pay out; the
    store-and-forward queue is empty.
@@ -65,7 +65,7 @@ class Evidence:
     remaining: dict[int, int]  # notes physically in each cassette now
     taken: dict[int, int]  # notes customers took, per cassette
     in_tray: dict[int, int]  # notes still in the exit tray
-    rejected: dict[int, int]  # notes in the reject bin (from counting)
+    rejected: dict[int, int]  # notes in the reject bin (retracted and rejected)
     retracted: int  # notes pulled back from the tray
     counters: dict[int, CassetteCounters]
     pending_reversals: int
@@ -271,12 +271,14 @@ def _cash(atm: Evidence) -> list[str]:
     left = sum(atm.loaded[i][1] - atm.remaining.get(i, 0) for i in atm.loaded)
     taken = sum(atm.taken.values())
     tray = sum(atm.in_tray.values())
-    rejected = sum(atm.rejected.values())
-    if left != taken + atm.retracted + rejected + tray:
+    # The reject bin holds the retracted notes and the rejected ones; a dispenser that
+    # reports no bin still counts what it retracted.
+    binned = max(sum(atm.rejected.values()), atm.retracted)
+    if left != taken + binned + tray:
         return [
             f"invariant cash {atm.terminal_id}: {left} note(s) left the cassettes, but taken "
-            f"{taken} + retracted {atm.retracted} + rejected {rejected} + in the tray {tray} = "
-            f"{taken + atm.retracted + rejected + tray}"
+            f"{taken} + in the reject bin (retracted {atm.retracted} and rejected) {binned} + "
+            f"in the tray {tray} = {taken + binned + tray}"
         ]
     return []
 

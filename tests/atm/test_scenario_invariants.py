@@ -91,6 +91,6 @@ async def test_retracted_notes_that_vanish_fail_the_cash_count(tmp_path, monkeyp
     result = await run(without_expectations("cash-not-taken"), tmp_path)
     assert not result.ok
     assert (
-        "invariant cash ATM00001: 2 note(s) left the cassettes, but taken 0 + retracted 0 + "
-        "rejected 0 + in the tray 0 = 0" in result.problems
+        "invariant cash ATM00001: 2 note(s) left the cassettes, but taken 0 + in the reject "
+        "bin (retracted 0 and rejected) 0 + in the tray 0 = 0" in result.problems
     )

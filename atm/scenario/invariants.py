@@ -71,6 +71,10 @@ class Evidence:
     pending_reversals: int
     texts: dict[str, list[str]] = field(default_factory=dict)
     secrets: list[tuple[str, str]] = field(default_factory=list)
+    # False when a fault makes the dispenser misreport its counts (cassette_empty on a
+    # dispenser that reports counts, as the LCDM does): the counters follow the report, so
+    # they are not compared with the notes physically in the cassettes.
+    counts_reported: bool = True
 
     def records(self) -> list[JournalRecord]:
         out = []
@@ -312,7 +316,7 @@ def _counters(atm: Evidence) -> list[str]:
                 f"{rejected.get(index, 0)} note(s) rejected, the counters {counters.rejected}"
             )
         physical = atm.remaining.get(index)
-        if physical is not None and physical != counters.remaining:
+        if physical is not None and atm.counts_reported and physical != counters.remaining:
             problems.append(
                 f"invariant counters {atm.terminal_id} cassette {index}: the counters say "
                 f"{counters.remaining} note(s) remain, the cassette holds {physical}"

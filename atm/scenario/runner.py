@@ -465,6 +465,9 @@ async def _run(
                 retracted=dispenser.retracted,
                 counters={i: replace(c) for i, c in controller.counters.cassettes.items()},
                 pending_reversals=_pending(controller),
+                counts_reported=not any(
+                    f.device == "dispenser" and f.fault == "cassette_empty" for f in scenario.faults
+                ),
                 texts={
                     "journal": seen.journal,
                     "log": seen.logs,

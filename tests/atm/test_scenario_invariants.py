@@ -50,10 +50,11 @@ async def test_a_reversal_that_is_not_applied_fails_with_the_amounts(tmp_path, m
 async def test_a_dispense_counted_twice_fails_with_the_counts(tmp_path, monkeypatch):
     add = CashCounters.add
 
-    def add_twice(self, kind, notes):
-        add(self, kind, notes)
+    def add_twice(self, kind, notes, key=None):
+        booked = add(self, kind, notes, key)
         if kind == "dispensed":
-            add(self, kind, notes)  # the bug: one dispense booked twice
+            add(self, kind, notes)  # the bug: one dispense booked twice (under no key)
+        return booked
 
     monkeypatch.setattr(CashCounters, "add", add_twice)
     result = await run(without_expectations("withdraw-alice"), tmp_path)

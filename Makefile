@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest test-host format clean
+.PHONY: demo test lint pytest test-host format clean bench bench-short
 
 $(VENV)/.base-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ test-host: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Every benchmark side by side: bench/results/latest.md and latency.png (needs PostgreSQL).
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,serial,usb,postgres,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py
+
+# CI: the same run with small counts, figures printed, no thresholds.
+bench-short: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py --short --out var/bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

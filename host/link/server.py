@@ -334,7 +334,9 @@ class LinkServer:
             response["39"] = ResponseCode.FORMAT_ERROR
             return response
         try:
-            outcome = await self._work(self._service.authorize, card_request)
+            # bcrypt first, on the PIN pool, with no transaction open (host.bank.services).
+            pin = await self._service.verify_pin_ahead(card_request, self._executor)
+            outcome = await self._work(self._service.authorize, card_request, pin)
         except Exception:
             log.exception("service failure on %r", card_request)
             response["39"] = ResponseCode.MALFUNCTION

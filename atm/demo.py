@@ -223,9 +223,12 @@ async def run_demo(
     quiet: bool = False,
     timeout: float = 60.0,
     devices: str = "sim",
+    dispenser_model: str | None = None,
 ) -> DemoResult:
     """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
-    (each device's simulator on a pseudo-terminal, driven through the real serial driver)."""
+    (each device's simulator on a pseudo-terminal, driven through the real serial driver).
+    ``dispenser_model`` (``lcdm-2000``, ``lcdm-4000``) puts the dispenser on that model's
+    simulator on a pseudo-terminal whatever ``devices`` says."""
     say = _Printer(out, quiet)
     with contextlib.ExitStack() as stack:
         if work_dir is None:
@@ -233,7 +236,7 @@ async def run_demo(
         url = database_url or f"sqlite:///{work_dir / 'host.db'}"
         base = host_config or HostConfig.from_env({})
         config = HostConfig(**{**base.__dict__, "database_url": url})
-        return await _run(script, config, work_dir, say, timeout, devices)
+        return await _run(script, config, work_dir, say, timeout, devices, dispenser_model)
     raise AssertionError("unreachable")
 
 
@@ -244,6 +247,7 @@ async def _run(
     say: _Printer,
     timeout: float,
     devices: str = "sim",
+    dispenser_model: str | None = None,
 ) -> DemoResult:
     say(f"== demo '{script.name}': {script.description}")
     wanted = DeviceConfig(**dict(script.device_config))
@@ -276,12 +280,16 @@ async def _run(
         **dict(script.device_config),
     )
     kit: DeviceKit | None = None
-    if devices == "sim":
+    if devices == "sim" and dispenser_model is None:
         atm_devices, customer = build_devices(device_config)
     else:
-        kit = await open_kit(dict.fromkeys(KINDS, DEVICE_SETS[devices]), device_config)
+        urls = dict.fromkeys(KINDS, DEVICE_SETS[devices])
+        if dispenser_model is not None:
+            urls["dispenser"] = f"pty?model={dispenser_model}"
+        kit = await open_kit(urls, device_config)
         for kind, url in kit.urls.items():
-            say(f"== {kind} on a serial simulator at {url}")
+            if url != "sim":
+                say(f"== {kind} on a serial simulator at {url}")
         assert kit.card_reader and kit.pin_pad and kit.dispenser
         atm_devices = kit.devices
         customer = Customer(

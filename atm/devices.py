@@ -6,6 +6,7 @@ Device URLs (one per device; ``atm device --dispenser URL`` etc.):
     sim                             in-process simulated backend (default)
     pty                             this device's simulator on a new pseudo-terminal in this
                                     process, driven through the real serial driver
+    pty?model=lcdm-4000             the same, for the dispenser: which Puloon model
     serial:///dev/ttyUSB0?baud=9600 a real device (or ``atm sim NAME``'s pty) on a serial port
     socket://127.0.0.1:7001         a device on TCP (``atm sim NAME --tcp 7001``)
     usb://0801:0002                 USB: MagTek HID card reader, or an ESC/POS printer
@@ -24,10 +25,18 @@ from typing import Any, Protocol
 from device.config import DeviceConfig
 from device.controller import Devices
 from drivers.errors import DriverError
-from drivers.registry import KINDS, BackendOptions, build_device, parse_device_url
+from drivers.registry import (
+    KINDS,
+    BackendOptions,
+    DeviceUrl,
+    build_device,
+    dispenser_model,
+    parse_device_url,
+)
 from simulators.base import Simulator
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
+from simulators.lcdm4000 import Lcdm4000Simulator
 from simulators.pin_pad import PinPadSimulator
 from simulators.ports import PtyPort
 from simulators.printer import PrinterSimulator
@@ -91,16 +100,16 @@ def backend_options(config: DeviceConfig) -> BackendOptions:
     )
 
 
-def simulator_for(kind: str, config: DeviceConfig) -> Simulator:
-    """The peripheral simulator for one device kind, loaded as ``config`` says."""
+def simulator_for(kind: str, config: DeviceConfig, *, model: str = "lcdm-2000") -> Simulator:
+    """The peripheral simulator for one device kind, loaded as ``config`` says; ``model``
+    picks the dispenser (``lcdm-2000`` or ``lcdm-4000``)."""
     if kind == "card-reader":
         return CardReaderSimulator()
     if kind == "pin-pad":
         return PinPadSimulator(config.master_key, config.key_scheme)
     if kind == "dispenser":
-        return DispenserSimulator(
-            [SimCassette(c.denomination_cents, c.count) for c in config.cassettes]
-        )
+        simulator = Lcdm4000Simulator if model == "lcdm-4000" else DispenserSimulator
+        return simulator([SimCassette(c.denomination_cents, c.count) for c in config.cassettes])
     if kind == "printer":
         return PrinterSimulator()
     raise ValueError(f"unknown device kind {kind!r}; known: {', '.join(KINDS)}")
@@ -156,12 +165,14 @@ async def open_kit(urls: Mapping[str, str], config: DeviceConfig) -> DeviceKit:
     ports: list[PtyPort] = []
     try:
         for kind, url in chosen.items():
-            if url == "pty":
-                sim = simulator_for(kind, config)
+            if url == "pty" or url.startswith("pty?"):
+                query = parse_device_url(f"serial://pty{url[3:]}").query
+                model = dispenser_model(DeviceUrl("pty", "", query))
+                sim = simulator_for(kind, config, model=model)
                 port = PtyPort(sim)
                 ports.append(port)
                 path = await port.start()
-                chosen[kind] = f"serial://{path}"
+                chosen[kind] = f"serial://{path}" + (f"?model={model}" if "model" in query else "")
                 built[kind] = build_device(kind, chosen[kind], options)
                 sides[kind] = simulators[kind] = sim
             else:

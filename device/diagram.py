@@ -1,4 +1,5 @@
-"""The state diagram in ``docs/state-diagram.md``, generated from ``device.states``.
+"""The state diagram in ``docs/state-diagram.md``, generated from ``device.states`` (the
+transitions, timeouts and supervisor keys) and ``device.activities`` (which module does what).
 
 Uses the ``transitions`` diagrams extension with its mermaid engine (no graphviz needed).
 ``python -m device.diagram`` rewrites the file; a test fails when the file is stale.
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from transitions.extensions import GraphMachine
 
-from device.states import TIMEOUTS, TRANSITIONS, State
+from device.activities import ACTIVITIES
+from device.states import SUPERVISOR_KEYS, TIMEOUTS, TRANSITIONS, State
 
 __all__ = ["DOC_PATH", "mermaid", "render_document"]
 
@@ -45,10 +47,39 @@ def mermaid() -> str:
     return "---\ntitle: ATM controller\n---\n" + "\n".join(lines) + "\n"
 
 
+# What each supervisor key does, for people (the key -> trigger -> state part is the table).
+_SUPERVISOR_JOBS = {
+    "replenish": "replenish: what the dispenser reports now becomes the loaded count (journal "
+    "`REPLENISH`)",
+    "print_counters": "print the counters per cassette: loaded, dispensed, rejected, retracted",
+    "reset_counters": "reset the counters: remaining notes become the loaded count "
+    "(`COUNTERS_RESET`)",
+    "show_journal": "show the latest journal lines",
+    "balance": "balancing report (shown, printed, journaled as `BALANCING`): loaded - dispensed "
+    "- rejected - retracted = remaining, against the dispenser's count; then one `SUSPECT` line "
+    "per withdrawal whose dispense outcome is unknown, and the total to settle",
+    "settle_not_dispensed": "settle every open suspect as *not dispensed* (the cassettes hold "
+    "every note): each is reversed in full (4017, `REVERSAL_QUEUED`) and journaled "
+    "`SUSPECT_SETTLED outcome=not_dispensed`",
+    "settle_dispensed": "settle every open suspect as *dispensed* (notes are missing): the "
+    "counters book its notes as dispensed, `SUSPECT_SETTLED outcome=dispensed`; the customer "
+    "stays debited",
+    "supervisor_left": "leave (also after `DeviceConfig.supervisor_timeout`); clears a "
+    "dispenser or card-jam fault and signs on again",
+}
+
+
 def render_document() -> str:
     timeouts = "\n".join(
         f"| `{state.value}` | `DeviceConfig.{name}` | `{what.value}` |"
         for state, (name, what) in TIMEOUTS.items()
+    )
+    activities = "\n".join(
+        f"| `{state.value}` | `{fn.__module__}.{fn.__name__}` |" for state, fn in ACTIVITIES.items()
+    )
+    keys = "\n".join(
+        f"| {key} | `{trigger}` | `{dest.value}` | {_SUPERVISOR_JOBS[trigger]} |"
+        for key, (trigger, dest) in SUPERVISOR_KEYS.items()
     )
     return f"""# ATM controller state diagram
 
@@ -72,24 +103,38 @@ sign-on.
 ## Supervisor mode
 
 A console's supervisor switch calls `AtmController.enter_supervisor()`; it is honoured when the
-ATM is `idle`, `out_of_service` or in `fault` (never during a customer session). The operator
-then uses the keypad:
+ATM is `idle`, `out_of_service` or in `fault` (never during a customer session). In `supervisor`
+the operator uses the keypad (`device.states.SUPERVISOR_KEYS`): each key is a trigger into a
+`supervisor_*` state that does one job and returns with `supervisor_done`; other keys are
+ignored.
 
-| key | action |
+| key | trigger | state | action |
+|---|---|---|---|
+{keys}
+
+## Where things go
+
+`device/` is split by what a thing is, so each feature has one room:
+
+- a state or a transition: `device/states.py` (`State`, `TRANSITIONS`; how long it waits for
+  a person in `TIMEOUTS`);
+- what a state does: a function `async def <state>(atm)` in `device/activities/<family>.py`
+  and one line in `ACTIVITIES` (`device/activities/__init__.py`);
+- a screen the customer sees: the screen in `device/screens.py`, the activity that shows it
+  and reads the keys in `device/activities/customer.py`;
+- a transaction type (a deposit): its request in `device/activities/authorization.py`, its
+  cash handling (escrow, stack, return) in a new `device/activities/deposit.py`, its fields
+  in `device/session.py`;
+- a supervisor function: a key in `SUPERVISOR_KEYS` and a `supervisor_*` state in
+  `device/states.py`, its activity in `device/activities/operator.py`;
+- machinery every activity shares (journal, counters, reversing the session, timeouts): the
+  model, `AtmController` in `device/controller.py`.
+
+Then run `python -m device.diagram` to regenerate this page. Which module runs each state:
+
+| state | activity |
 |---|---|
-| F1 | replenish: what the dispenser reports now becomes the loaded count (journal `REPLENISH`) |
-| F2 | print the counters per cassette: loaded, dispensed, rejected, retracted |
-| F3 | reset the counters: remaining notes become the loaded count (`COUNTERS_RESET`) |
-| F4 | show the latest journal lines |
-| F5 | balancing report (shown, printed, journaled as `BALANCING`): loaded - dispensed - \
-rejected - retracted = remaining, against the dispenser's count; then one `SUSPECT` line per \
-withdrawal whose dispense outcome is unknown, and the total to settle |
-| F6 | settle every open suspect as *not dispensed* (the cassettes hold every note): each is \
-reversed in full (4017, `REVERSAL_QUEUED`) and journaled `SUSPECT_SETTLED outcome=not_dispensed` |
-| F7 | settle every open suspect as *dispensed* (notes are missing): the counters book its \
-notes as dispensed, `SUSPECT_SETTLED outcome=dispensed`; the customer stays debited |
-| F8 | leave (also after `DeviceConfig.supervisor_timeout`); clears a dispenser or card-jam \
-fault and signs on again |
+{activities}
 
 ## Electronic journal and restart recovery
 

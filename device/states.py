@@ -5,6 +5,10 @@ AsyncMachine is built from (and ``docs/state-diagram.md`` is generated from, see
 ``device.diagram``). Triggers are events posted to the controller's single queue by the
 activity of the current state. ``TIMEOUTS`` says, for every state that waits for a person, which
 ``DeviceConfig`` field bounds the wait and which trigger the activity posts when it runs out.
+``SUPERVISOR_KEYS`` is the operator's keypad in supervisor mode: each F-key is a trigger into
+one ``supervisor_*`` state whose activity does that one job and returns to ``supervisor``.
+
+What each state *does* (its activity) is in ``device.activities`` (the ``ACTIVITIES`` table).
 """
 
 from __future__ import annotations
@@ -12,7 +16,16 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-__all__ = ["CUSTOMER_STATES", "TIMEOUTS", "TRANSITIONS", "WAITING_FOR_PERSON", "State", "Timeout"]
+__all__ = [
+    "CUSTOMER_STATES",
+    "SUPERVISOR_ACTIONS",
+    "SUPERVISOR_KEYS",
+    "TIMEOUTS",
+    "TRANSITIONS",
+    "WAITING_FOR_PERSON",
+    "State",
+    "Timeout",
+]
 
 
 class State(enum.Enum):
@@ -35,6 +48,13 @@ class State(enum.Enum):
     capturing_card = "capturing_card"
     session_end = "session_end"
     supervisor = "supervisor"
+    supervisor_replenishing = "supervisor_replenishing"
+    supervisor_printing_counters = "supervisor_printing_counters"
+    supervisor_resetting_counters = "supervisor_resetting_counters"
+    supervisor_showing_journal = "supervisor_showing_journal"
+    supervisor_balancing = "supervisor_balancing"
+    supervisor_settling_not_dispensed = "supervisor_settling_not_dispensed"
+    supervisor_settling_dispensed = "supervisor_settling_dispensed"
     fault = "fault"
 
 
@@ -72,6 +92,22 @@ TIMEOUTS: dict[State, tuple[str, Timeout]] = {
 }
 
 WAITING_FOR_PERSON = frozenset(TIMEOUTS)
+
+# The operator's keypad in supervisor mode: key -> (trigger, state it leads to). Other keys are
+# ignored; no key within ``supervisor_timeout`` counts as F8.
+SUPERVISOR_KEYS: dict[str, tuple[str, State]] = {
+    "F1": ("replenish", S.supervisor_replenishing),
+    "F2": ("print_counters", S.supervisor_printing_counters),
+    "F3": ("reset_counters", S.supervisor_resetting_counters),
+    "F4": ("show_journal", S.supervisor_showing_journal),
+    "F5": ("balance", S.supervisor_balancing),
+    "F6": ("settle_not_dispensed", S.supervisor_settling_not_dispensed),
+    "F7": ("settle_dispensed", S.supervisor_settling_dispensed),
+    "F8": ("supervisor_left", S.out_of_service),
+}
+
+# The supervisor's one-job states: each returns to ``supervisor`` with ``supervisor_done``.
+SUPERVISOR_ACTIONS = [dest for _, dest in SUPERVISOR_KEYS.values() if dest is not S.out_of_service]
 
 TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "signed_on", "source": S.out_of_service, "dest": S.idle},
@@ -142,6 +178,10 @@ TRANSITIONS: list[dict[str, Any]] = [
         "source": [S.idle, S.out_of_service, S.fault],
         "dest": S.supervisor,
     },
-    {"trigger": "supervisor_left", "source": S.supervisor, "dest": S.out_of_service},
+    *(
+        {"trigger": trigger, "source": S.supervisor, "dest": dest}
+        for trigger, dest in SUPERVISOR_KEYS.values()
+    ),
+    {"trigger": "supervisor_done", "source": SUPERVISOR_ACTIONS, "dest": S.supervisor},
     {"trigger": "fault", "source": "*", "dest": S.fault},
 ]

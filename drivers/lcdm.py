@@ -54,6 +54,7 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
     DEVICE = "dispenser"
     PROTOCOL = "LCDM-2000"
     FRAME = LcdmFrame
+    MAX_CASSETTES = 2
 
     def __init__(
         self,
@@ -67,9 +68,9 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         poll_interval: float = 0.1,
         retries: int = 2,
     ) -> None:
-        """``cassettes``: (denomination in cents, loaded count) for upper and lower."""
-        if not 1 <= len(cassettes) <= 2:
-            raise ValueError("an LCDM-2000 has one or two cassettes")
+        """``cassettes``: (denomination in cents, loaded count), from the top position down."""
+        if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
+            raise ValueError(f"an {self.PROTOCOL} has 1 to {self.MAX_CASSETTES} cassettes")
         super().__init__(
             connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
         )
@@ -89,12 +90,15 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         self, cmd: int, data: bytes = b"", *, timeout: float | None = None, resend: bool = True
     ) -> bytes:
         frame = await self.link.exchange(
-            lcdm.encode_command(cmd, data),
+            self._encode_command(cmd, data),
             reply_timeout=timeout or self._reply_timeout,
             is_reply=lambda f: f.reply and f.cmd == cmd,
             resend_on_timeout=resend,
         )
         return frame.data
+
+    def _encode_command(self, cmd: int, data: bytes) -> bytes:
+        return lcdm.encode_command(cmd, data)
 
     async def _status(self) -> StatusReply:
         data = await self._command(Command.STATUS)
@@ -109,19 +113,23 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         present = (bits & lcdm.UPPER_PRESENT, bits & lcdm.LOWER_PRESENT)
         near_end = (bits & lcdm.UPPER_NEAR_END, bits & lcdm.LOWER_NEAR_END)
         end = (bits & lcdm.UPPER_END, bits & lcdm.LOWER_END)
-        out = []
-        for i, denomination in enumerate(self.denominations):
-            count = self.counts[i]
-            if not present[i]:
-                state = CassetteState.MISSING
-            elif end[i] or count == 0:
-                state = CassetteState.EMPTY
-            elif near_end[i] or count <= self.low_threshold:
-                state = CassetteState.LOW
-            else:
-                state = CassetteState.OK
-            out.append(CassetteStatus(i, denomination, count, state))
-        return out
+        return [
+            self._cassette(i, bool(present[i]), bool(near_end[i]), bool(end[i]))
+            for i in range(len(self.denominations))
+        ]
+
+    def _cassette(self, index: int, present: bool, near_end: bool, end: bool) -> CassetteStatus:
+        """A cassette's status from the sensors and the logical count."""
+        count = self.counts[index]
+        if not present:
+            state = CassetteState.MISSING
+        elif end or count == 0:
+            state = CassetteState.EMPTY
+        elif near_end or count <= self.low_threshold:
+            state = CassetteState.LOW
+        else:
+            state = CassetteState.OK
+        return CassetteStatus(index, self.denominations[index], count, state)
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
         for index, count in notes.items():
@@ -167,11 +175,14 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if not (await self._status()).notes_in_tray:
+            if not await self._notes_in_tray():
                 return True
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+
+    async def _notes_in_tray(self) -> bool:
+        return (await self._status()).notes_in_tray
 
     async def retract(self) -> int:
         data = await self._command(Command.PURGE, timeout=self._dispense_timeout, resend=False)

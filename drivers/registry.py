@@ -5,6 +5,7 @@ when asked for, so pyserial and pyusb are needed only by those who use them.
     serial:///dev/ttyUSB0?baud=9600     the device's serial protocol over a serial port;
                                         query: baud, parity (N/E/O), bytesize, stopbits, rtscts
     socket://127.0.0.1:7001             the same protocol over TCP (``atm sim NAME --tcp``)
+                                        dispenser query: model=lcdm-2000 (default) or lcdm-4000
     usb://0801:0002                     USB vendor:product (card reader: MagTek HID; printer:
                                         ESC/POS on bulk endpoints, query: out=0x01, in=0x82)
 
@@ -25,10 +26,12 @@ from protocol.security import KeyScheme
 
 __all__ = [
     "BACKENDS",
+    "DISPENSER_MODELS",
     "KINDS",
     "BackendOptions",
     "DeviceUrl",
     "build_device",
+    "dispenser_model",
     "parse_device_url",
 ]
 
@@ -157,12 +160,25 @@ def _zt588(url: DeviceUrl, o: BackendOptions) -> Device:
     return Zt588PinPad(_connector("pin-pad", url), pin_format=o.key_scheme.pin_format)
 
 
+DISPENSER_MODELS = ("lcdm-2000", "lcdm-4000")
+
+
+def dispenser_model(url: DeviceUrl) -> str:
+    """The dispenser model a URL names (``?model=``), checked."""
+    model = url.query.get("model", "lcdm-2000").lower()
+    if model not in DISPENSER_MODELS:
+        raise ValueError(
+            f"{url}: unknown dispenser model {model!r}; known: {', '.join(DISPENSER_MODELS)}"
+        )
+    return model
+
+
 def _lcdm(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.lcdm import LcdmDispenser
+    from drivers.lcdm4000 import Lcdm4000Dispenser
 
-    return LcdmDispenser(
-        _connector("dispenser", url), list(o.cassettes), low_threshold=o.low_threshold
-    )
+    model = Lcdm4000Dispenser if dispenser_model(url) == "lcdm-4000" else LcdmDispenser
+    return model(_connector("dispenser", url), list(o.cassettes), low_threshold=o.low_threshold)
 
 
 def _escpos(url: DeviceUrl, o: BackendOptions) -> Device:

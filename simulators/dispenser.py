@@ -46,7 +46,14 @@ class _Outcome:
 
 
 class DispenserSimulator(Simulator):
+    """The LCDM-2000. A model with another command set (``simulators.lcdm4000``) keeps the same
+    notes, cassettes, trays and faults and overrides the hooks of the wire side."""
+
     NAME = "dispenser"
+    MODEL = "LCDM-2000"
+    MAX_CASSETTES = 2
+    DISPENSE_COMMANDS: tuple[int, ...] = _DISPENSE_COMMANDS
+    NO_REPLY: frozenset[int] = frozenset()  # commands the device carries out without a word
     # ``lost``: a dispense command is carried out (the notes reach the exit tray) but the
     # dispenser then dies: no ACK, no reply, silent until the fault is cleared.
     FAULTS = frozenset(
@@ -55,15 +62,15 @@ class DispenserSimulator(Simulator):
 
     def __init__(self, cassettes: list[SimCassette], reject_capacity: int = 200) -> None:
         super().__init__()
-        if not 1 <= len(cassettes) <= 2:
-            raise ValueError("an LCDM-2000 has one or two cassettes")
+        if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
+            raise ValueError(f"an {self.MODEL} has 1 to {self.MAX_CASSETTES} cassettes")
         self.cassettes = cassettes
         self.reject_capacity = reject_capacity
         self.tray: dict[int, int] = {}
         self.reject_bin: dict[int, int] = {}
         self.taken_total: dict[int, int] = {}
         self.retracted = 0
-        self._decoder = LcdmDecoder(lcdm.EOT)
+        self._decoder = self._new_decoder()
 
     # -- customer side ------------------------------------------------------------------
     def take_cash(self) -> None:
@@ -78,6 +85,15 @@ class DispenserSimulator(Simulator):
         )
 
     # -- wire side ----------------------------------------------------------------------
+    def _new_decoder(self) -> LcdmDecoder:
+        return LcdmDecoder(lcdm.EOT)
+
+    def _encode_reply(self, cmd: int, data: bytes) -> bytes:
+        return lcdm.encode_reply(cmd, data)
+
+    def _host_acknowledged(self) -> None:
+        """The host ACKed our reply (the LCDM-4000 then closes the exchange with EOT)."""
+
     def on_bytes(self, data: bytes) -> None:
         for event in self._decoder.feed(data):
             if isinstance(event, Nak):
@@ -89,15 +105,17 @@ class DispenserSimulator(Simulator):
                     self.send_control(bytes([NAK]))
                     continue
                 self.frames_in += 1
-                if "lost" in self.faults and event.cmd in _DISPENSE_COMMANDS:
+                if "lost" in self.faults and event.cmd in self.DISPENSE_COMMANDS:
                     self._handle(event.cmd, event.data)
                     self.wire.silent = True
                     log.info("dispenser: died during the dispense (lost)")
                     continue
+                if event.cmd in self.NO_REPLY:
+                    continue
                 self.send_control(bytes([ACK]))
-                self.send_frame(lcdm.encode_reply(event.cmd, self._handle(event.cmd, event.data)))
+                self.send_frame(self._encode_reply(event.cmd, self._handle(event.cmd, event.data)))
             elif isinstance(event, Ack):
-                pass  # the host acknowledged our reply
+                self._host_acknowledged()
 
     def _handle(self, cmd: int, data: bytes) -> bytes:
         if cmd == Command.STATUS:
@@ -105,12 +123,8 @@ class DispenserSimulator(Simulator):
         if cmd == Command.ROM_VERSION:
             return ROM_VERSION
         if cmd == Command.PURGE:
-            purged = sum(self.tray.values())
-            for index, count in self.tray.items():
-                self.reject_bin[index] = self.reject_bin.get(index, 0) + count
-            self.tray = {}
-            self.retracted += purged
-            return PurgeReply(ErrorCode.GOOD, purged).encode()
+            purged = self.purge_tray()
+            return PurgeReply(ErrorCode.GOOD, sum(purged.values())).encode()
         try:
             if cmd == Command.UPPER_DISPENSE:
                 requests = {0: lcdm.decode_count(data)}
@@ -128,6 +142,15 @@ class DispenserSimulator(Simulator):
         else:
             outcome = self._dispense(requests)
         return DispenseReply(outcome.error, tuple(outcome.counts)).encode()
+
+    def purge_tray(self) -> dict[int, int]:
+        """Sweep the exit tray into the reject tray; the notes moved, per cassette."""
+        purged = dict(self.tray)
+        for index, count in purged.items():
+            self.reject_bin[index] = self.reject_bin.get(index, 0) + count
+        self.tray = {}
+        self.retracted += sum(purged.values())
+        return purged
 
     def status_reply(self) -> StatusReply:
         path = lcdm.EXIT if any(self.tray.values()) else 0

@@ -1,14 +1,50 @@
 """An ESC/POS receipt printer with a paper roll that runs low (near end) and out, and a cover.
-It parses the commands of ``drivers.codecs.escpos``, answers ``DLE EOT n`` with one status
-byte, and keeps the receipts it printed (lines between initialise and cut)."""
+
+It parses the whole common ESC/POS command set with ``drivers.codecs.escpos`` (commands it does
+not render are skipped by their length, never printed as text), answers ``DLE EOT n`` with one
+status byte, and keeps the receipts it printed (everything between initialise and cut): the text
+lines in ``receipts`` and, in ``receipt_items``, the same receipts with barcodes, QR codes and
+images kept as structured items. Paper is counted in dots fed, as a real roll is used: a text
+line takes the line spacing (30 dots by default, ``ESC 3 n``) or the character height if that is
+larger, a barcode its height, a QR code its modules, an image its rows.
+"""
 
 from __future__ import annotations
 
 from drivers.codecs import escpos
-from drivers.codecs.escpos import Cut, EscPosParser, Feed, Init, LineFeed, StatusRequest, Text
+from drivers.codecs.escpos import (
+    Barcode,
+    Cut,
+    EscPosParser,
+    Feed,
+    FeedDots,
+    Image,
+    Init,
+    LineFeed,
+    QrCode,
+    Setting,
+    StatusRequest,
+    Text,
+)
 from simulators.base import BYTE_FAULTS, Simulator
 
-__all__ = ["PrinterSimulator"]
+__all__ = ["LINE_DOTS", "PrinterSimulator", "ReceiptItem", "describe_item"]
+
+LINE_DOTS = 30  # default line spacing (ESC 2): 1/6 inch in 180 dpi motion units
+CHAR_DOTS = 24  # height of font A
+
+ReceiptItem = str | Barcode | QrCode | Image
+
+
+def describe_item(item: ReceiptItem) -> str:
+    """One line for a receipt item, as a console or a web panel shows it."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Barcode):
+        return f"[{item.symbology} barcode: {item.data.decode('ascii', 'replace')}]"
+    if isinstance(item, QrCode):
+        return f"[QR code: {item.data.decode('utf-8', 'replace')}]"
+    return f"[image {item.width}x{item.height} dots ({item.command})]"
 
 
 class PrinterSimulator(Simulator):
@@ -18,21 +54,34 @@ class PrinterSimulator(Simulator):
 
     def __init__(self, paper_lines: int = 3000, near_end_lines: int = 300) -> None:
         super().__init__()
-        self.paper_left = paper_lines
-        self.near_end_lines = near_end_lines
+        self.paper_dots = paper_lines * LINE_DOTS
+        self.near_end_dots = near_end_lines * LINE_DOTS
         self.receipts: list[list[str]] = []
+        self.receipt_items: list[list[ReceiptItem]] = []
         self.lines_lost = 0
+        self.items_lost = 0
         self._current: list[str] = []
+        self._items: list[ReceiptItem] = []
         self._line = bytearray()
         self._parser = EscPosParser()
+        self._reset_modes()
+
+    def _reset_modes(self) -> None:
+        self._line_spacing = LINE_DOTS
+        self._char_height = CHAR_DOTS
+
+    @property
+    def paper_left(self) -> int:
+        """Paper left, in default-spaced lines."""
+        return self.paper_dots // LINE_DOTS
 
     @property
     def paper_out(self) -> bool:
-        return "paper_out" in self.faults or self.paper_left <= 0
+        return "paper_out" in self.faults or self.paper_dots <= 0
 
     @property
     def near_end(self) -> bool:
-        return "paper_near_end" in self.faults or self.paper_left <= self.near_end_lines
+        return "paper_near_end" in self.faults or self.paper_dots <= self.near_end_dots
 
     @property
     def cover_open(self) -> bool:
@@ -57,24 +106,60 @@ class PrinterSimulator(Simulator):
             elif isinstance(event, Init):
                 self._line.clear()
                 self._current = []
+                self._items = []
+                self._reset_modes()
             elif isinstance(event, Text):
                 self._line += event.data
             elif isinstance(event, LineFeed):
                 self._print_line()
             elif isinstance(event, Feed):
-                self.paper_left = max(0, self.paper_left - event.lines)
+                self._print_line(only_if_pending=True)
+                self._use_paper(event.lines * self._line_spacing)
+            elif isinstance(event, FeedDots):
+                self._print_line(only_if_pending=True)
+                self._use_paper(event.dots)
+            elif isinstance(event, Barcode | QrCode | Image):
+                self._print_line(only_if_pending=True)
+                self._print_item(event)
+            elif isinstance(event, Setting):
+                self._apply(event)
             elif isinstance(event, Cut):
-                if self._line:
-                    self._print_line()
-                if self._current:
+                self._print_line(only_if_pending=True)
+                if self._current or self._items:
                     self.receipts.append(self._current)
+                    self.receipt_items.append(self._items)
                 self._current = []
+                self._items = []
 
-    def _print_line(self) -> None:
+    def _apply(self, setting: Setting) -> None:
+        """The settings that change how much paper a line takes."""
+        if setting.command == "ESC 2":
+            self._line_spacing = LINE_DOTS
+        elif setting.command == "ESC 3":
+            self._line_spacing = setting.params[0]
+        elif setting.command == "GS !":
+            self._char_height = CHAR_DOTS * ((setting.params[0] & 0x07) + 1)
+        elif setting.command == "ESC !":
+            self._char_height = CHAR_DOTS * (2 if setting.params[0] & 0x10 else 1)
+
+    def _use_paper(self, dots: int) -> None:
+        self.paper_dots = max(0, self.paper_dots - dots)
+
+    def _print_line(self, *, only_if_pending: bool = False) -> None:
+        if only_if_pending and not self._line:
+            return
         text = self._line.decode("cp437")
         self._line.clear()
         if self.paper_out or self.cover_open:
             self.lines_lost += 1
             return
         self._current.append(text)
-        self.paper_left -= 1
+        self._items.append(text)
+        self._use_paper(max(self._line_spacing, self._char_height))
+
+    def _print_item(self, item: Barcode | QrCode | Image) -> None:
+        if self.paper_out or self.cover_open:
+            self.items_lost += 1
+            return
+        self._items.append(item)
+        self._use_paper(item.height)

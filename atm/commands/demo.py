@@ -10,6 +10,7 @@ from typing import Any
 from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
 from atm.devices import DEVICE_SETS
+from drivers.registry import DISPENSER_MODELS
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +31,13 @@ def register(subparsers: Any) -> None:
         default="sim",
         help="sim: in-process simulated devices (default); serial: the four device "
         "simulators on pseudo-terminals, driven through the real serial drivers",
+    )
+    parser.add_argument(
+        "--dispenser",
+        type=str.lower,
+        choices=DISPENSER_MODELS,
+        help="run the dispenser as this Puloon model's simulator on a pseudo-terminal, driven "
+        "through its serial driver (lcdm-2000 or lcdm-4000; other devices as --devices says)",
     )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
     parser.add_argument(
@@ -60,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
             database_url=args.database_url,
             host_config=config,
             devices=args.devices,
+            dispenser_model=args.dispenser,
         )
     )
     return 0 if result.ok else 1

@@ -17,13 +17,14 @@ from atm.devices import simulator_for
 from atm.scripts import TRACKS
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
-from drivers.registry import KINDS
+from drivers.registry import DISPENSER_MODELS, KINDS
 from protocol.security import KeyScheme
 from simulators.control import HELP, ControlChannel, serve_control
 from simulators.ports import PtyPort, TcpPort
 
 PROTOCOLS = {
     "dispenser": "Puloon LCDM-2000",
+    "lcdm-4000": "Puloon LCDM-4000",
     "card-reader": "Sankyo ICT3K5-style",
     "pin-pad": "ZT588-style EPP",
     "printer": "ESC/POS",
@@ -53,6 +54,14 @@ def register(subparsers: Any) -> None:
         help="pin-pad: T (TDES keys, PIN block format 0; default) or A (AES keys, format 4); "
         "its master key comes from TERMINAL_MASTER_KEY (unset: the development key)",
     )
+    parser.add_argument(
+        "--model",
+        default="lcdm-2000",
+        type=str.lower,
+        choices=DISPENSER_MODELS,
+        help="dispenser: the Puloon model to speak (default lcdm-2000; the driver side picks "
+        "it with ?model=lcdm-4000 on the device URL)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -71,10 +80,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
-    sim = simulator_for(args.device, config)
+    if args.model != "lcdm-2000" and args.device != "dispenser":
+        print(f"atm sim: --model is for the dispenser, not the {args.device}", file=sys.stderr)
+        return 2
+    sim = simulator_for(args.device, config, model=args.model)
     control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
     control_port = control.sockets[0].getsockname()[1]
-    name = f"{args.device} ({PROTOCOLS[args.device]})"
+    protocol = PROTOCOLS[args.model if args.model != "lcdm-2000" else args.device]
+    name = f"{args.device} ({protocol})"
     pty_port: PtyPort | None = None
     tcp_port: TcpPort | None = None
     try:

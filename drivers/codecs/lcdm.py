@@ -74,20 +74,21 @@ def bcc(data: bytes) -> int:
     return value
 
 
-def _frame(start: int, cmd: int, data: bytes) -> bytes:
-    body = bytes([start, ID, STX, cmd]) + data + bytes([ETX])
+def _frame(start: int, cmd: int, data: bytes, ident: int = ID) -> bytes:
+    body = bytes([start, ident, STX, cmd]) + data + bytes([ETX])
     if any(b < 0x20 for b in data):
         raise ValueError("LCDM data bytes must not be control characters")
     return body + bytes([bcc(body)])
 
 
-def encode_command(cmd: int, data: bytes = b"") -> bytes:
-    """``encode_command(Command.STATUS)`` -> ``04 50 02 46 03 13``."""
-    return _frame(EOT, cmd, data)
+def encode_command(cmd: int, data: bytes = b"", *, ident: int = ID) -> bytes:
+    """``encode_command(Command.STATUS)`` -> ``04 50 02 46 03 13``. ``ident`` is the
+    communication ID (0x50 for the LCDM-2000, 0x30 for the LCDM-4000)."""
+    return _frame(EOT, cmd, data, ident)
 
 
-def encode_reply(cmd: int, data: bytes = b"") -> bytes:
-    return _frame(SOH, cmd, data)
+def encode_reply(cmd: int, data: bytes = b"", *, ident: int = ID) -> bytes:
+    return _frame(SOH, cmd, data, ident)
 
 
 def encode_count(count: int) -> bytes:
@@ -113,12 +114,16 @@ class LcdmFrame:
 
 class LcdmDecoder:
     """Feed bytes, get events. ``accept`` is the frame start this side expects: SOH for the
-    host (replies), EOT for the dispenser (commands). Bounded buffer; never raises on input."""
+    host (replies), EOT for the dispenser (commands). ``ident`` is the communication ID the
+    frames carry; ``ignore`` holds bytes that mean nothing outside a frame (the LCDM-4000's EOT
+    that closes each exchange, for the host). Bounded buffer; never raises on input."""
 
-    def __init__(self, accept: int) -> None:
+    def __init__(self, accept: int, *, ident: int = ID, ignore: bytes = b"") -> None:
         if accept not in (EOT, SOH):
             raise ValueError("accept is EOT (device side) or SOH (host side)")
         self._start = accept
+        self._ident = ident
+        self._ignore = frozenset(ignore)
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[Ack | Nak | Junk | BadFrame | LcdmFrame]:
@@ -135,6 +140,8 @@ class LcdmDecoder:
                 elif first == NAK:
                     events.extend(_flush(junk))
                     events.append(Nak())
+                elif first in self._ignore:
+                    events.extend(_flush(junk))
                 else:
                     junk.append(first)
                 continue
@@ -153,8 +160,8 @@ class LcdmDecoder:
         return events
 
     def _check(self, raw: bytes) -> BadFrame | LcdmFrame:
-        if len(raw) < 6 or raw[1] != ID or raw[2] != STX:
-            return BadFrame(raw, "bad header (expected ID 0x50, STX)")
+        if len(raw) < 6 or raw[1] != self._ident or raw[2] != STX:
+            return BadFrame(raw, f"bad header (expected ID 0x{self._ident:02X}, STX)")
         if bcc(raw[:-1]) != raw[-1]:
             return BadFrame(raw, f"BCC {raw[-1]:02X} != {bcc(raw[:-1]):02X}")
         return LcdmFrame(raw[3], raw[4:-2], raw[0] == SOH)

@@ -13,6 +13,7 @@ import pytest
 
 from drivers.escpos import EscPosPrinter
 from drivers.lcdm import LcdmDispenser
+from drivers.lcdm4000 import Lcdm4000Dispenser
 from drivers.sankyo import SankyoCardReader
 from drivers.simulated import (
     Cassette,
@@ -26,6 +27,7 @@ from drivers.zt588 import Zt588PinPad
 from protocol.security import KeyScheme, key_check_value, tdes_ecb
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
+from simulators.lcdm4000 import Lcdm4000Simulator
 from simulators.pin_pad import PinPadSimulator
 from simulators.ports import PtyPort
 from simulators.printer import PrinterSimulator
@@ -66,8 +68,9 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
         if kind == "pin-pad" and load_key:
             await load_pin_key(device)
         return Rig(device, device)
+    model = Lcdm4000Simulator if backend == "lcdm-4000" else DispenserSimulator
     simulators: dict[str, Any] = {
-        "dispenser": lambda: DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES]),
+        "dispenser": lambda: model([SimCassette(d, n) for d, n in CASSETTES]),
         "card-reader": CardReaderSimulator,
         "pin-pad": lambda: PinPadSimulator(MASTER_KEY),
         "printer": PrinterSimulator,
@@ -77,7 +80,8 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
     await port.start()
     connect = serial_connect(port, kind)
     if kind == "dispenser":
-        device = LcdmDispenser(connect, CASSETTES, poll_interval=0.01, dispense_timeout=0.5, **FAST)
+        driver = Lcdm4000Dispenser if backend == "lcdm-4000" else LcdmDispenser
+        device = driver(connect, CASSETTES, poll_interval=0.01, dispense_timeout=0.5, **FAST)
     elif kind == "card-reader":
         device = SankyoCardReader(connect, poll_interval=0.01, **FAST)
     elif kind == "pin-pad":
@@ -106,7 +110,7 @@ async def _rig(kind: str, backend: str, *, load_key: bool = True) -> AsyncIterat
             rig.port.close()
 
 
-@pytest.fixture(params=["sim", "serial"])
+@pytest.fixture(params=["sim", "serial", "lcdm-4000"])
 async def dispenser(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     async for rig in _rig("dispenser", request.param):
         yield rig

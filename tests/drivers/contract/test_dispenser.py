@@ -1,5 +1,6 @@
-"""CashDispenser contract, run on the simulated backend and on the LCDM-2000 serial driver
-talking to the dispenser simulator over a pseudo-terminal."""
+"""CashDispenser contract, run on the simulated backend and on the LCDM-2000 and LCDM-4000
+serial drivers talking to their simulators over a pseudo-terminal (the LCDM-4000 with two of
+its four positions loaded)."""
 
 import pytest
 

@@ -82,6 +82,18 @@ _ACCOUNT_TYPES = {"checking": AccountType.CHECKING, "savings": AccountType.SAVIN
 
 
 @dataclass(frozen=True)
+class PinCheck:
+    """bcrypt's work for one request, done before its transaction: whether the PIN block
+    matches ``pin_hash`` (None: not verified ahead), and a PIN change's new hash or the rule it
+    breaks."""
+
+    pin_hash: str = field(default="", repr=False)  # a bcrypt hash: never in a log
+    verified: bool | None = None
+    new_pin_hash: str | None = None
+    new_pin_error: PinRuleError | None = None
+
+
+@dataclass(frozen=True)
 class CardRequest:
     """A card-based request as the host understands it, independent of the wire format."""
 
@@ -108,6 +120,9 @@ class CardRequest:
     # so it can never approve anything, and it does not count as a failed PIN attempt.
     pin_key: bytes | None = None
     pin_format: int = 0
+    # bcrypt's answers, computed before the transaction (``verify_pin_ahead``); None: bcrypt
+    # runs inside it. Never part of a repeat's content.
+    pin_check: PinCheck | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # never shows the PAN in full, a PIN block or a key
         return (
@@ -145,18 +160,6 @@ def _new_rrn(now: dt.datetime) -> str:
 def _aware(moment: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class PinCheck:
-    """bcrypt's work for one request, done before its transaction: whether the PIN block
-    matches ``pin_hash`` (None: not verified ahead), and a PIN change's new hash or the rule it
-    breaks."""
-
-    pin_hash: str = ""
-    verified: bool | None = None
-    new_pin_hash: str | None = None
-    new_pin_error: PinRuleError | None = None
 
 
 class _Decline(Exception):
@@ -230,7 +233,8 @@ class AuthorizationService:
     ) -> PinCheck | None:
         """bcrypt for ``request`` before its transaction: the short read on ``executor`` (the
         database workers), bcrypt awaited on the PIN pool, so neither a database thread nor a
-        row lock is held while it runs. Pass the result to ``authorize``."""
+        row lock is held while it runs. ``authorize`` takes the result as the request's
+        ``pin_check``."""
         loop = asyncio.get_running_loop()
         pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
         check = PinCheck()
@@ -258,9 +262,11 @@ class AuthorizationService:
                 check = dataclasses.replace(check, new_pin_error=exc)
         return check
 
-    def authorize(self, request: CardRequest, pin: PinCheck | None = None) -> Outcome:
-        """Apply ``request`` at most once and return its outcome. ``pin``: bcrypt's answers
-        from ``verify_pin_ahead`` (without it, bcrypt runs here, inside the transaction)."""
+    def authorize(self, request: CardRequest) -> Outcome:
+        """Apply ``request`` at most once and return its outcome. ``request.pin_check``:
+        bcrypt's answers from ``verify_pin_ahead`` (without it, bcrypt runs here, inside the
+        transaction)."""
+        pin = request.pin_check
         try:
             try:
                 outcome = self._authorize_once(request, pin)

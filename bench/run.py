@@ -37,6 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 import bench_link_codec
 
+from atm.commands.fleet import FleetReport, run_fleet
+from host.bank.seed import seed
+from host.db import create_engine_for, migrate, session_factory
 from protocol.security import KeyScheme
 
 __all__ = ["main"]
@@ -149,6 +152,21 @@ async def host_runs(
             await bench_host.close_terminals(terminals)
 
 
+async def fleet(
+    url: str, terminals: int, seconds: float, state: Path
+) -> tuple[FleetReport, int, int]:
+    """``atm fleet``'s engine in this process against one host process: the report, and the
+    host's resident memory (KB) before the fleet connects and while it runs."""
+    async with bench_host.HostProcess(url, {"BCRYPT_ROUNDS": "4"}) as host:
+        idle = host.rss_kb()
+        during: list[int] = []
+        report = await run_fleet(
+            terminals, "127.0.0.1", host.port, seconds, "balance-bob", state,
+            when_running=lambda: during.append(host.rss_kb()),
+        )  # fmt: skip
+    return report, idle, during[0]
+
+
 def by_request_index(closed: bench_host.ClosedLoop, buckets: int) -> list[Row]:
     """Throughput proxy and p99 for the k-th slice of each terminal's requests."""
     count = len(closed.latencies[0])
@@ -229,6 +247,7 @@ def main() -> int:
     pg_seconds = 2 if short else 10
     open_seconds = 1.5 if short else 4.0
     pin_seconds = 2.0 if short else 6.0
+    fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
     cores = os.cpu_count() or 1
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -263,6 +282,20 @@ def main() -> int:
 
         target_run = asyncio.run(at_target())
         clean = clean and bench_host.ledger_clean(url)
+
+        # The fleet on a database of its own: terminals ATM00001..N, PINs at bcrypt cost 4
+        # (every terminal's first session verifies Bob's PIN once; bcrypt has its own figure).
+        cluster.create_database("fleet")
+        fleet_url = cluster.url("fleet")
+        migrate(fleet_url)
+        engine = create_engine_for(fleet_url)
+        with session_factory(engine).begin() as session:
+            seed(session, pin_pepper=bench_host.PEPPER, bcrypt_rounds=4, terminals=fleet_size)
+        engine.dispose()
+        fleet_report, host_idle, host_busy = asyncio.run(
+            fleet(fleet_url, fleet_size, fleet_seconds, cluster.base / "fleet-state")
+        )
+        clean = clean and bench_host.ledger_clean(fleet_url)
     finally:
         cluster.stop()
 
@@ -328,6 +361,30 @@ def main() -> int:
             f"{ms(bench_host.quantile(alone, 0.99))} without PIN load",
             "",
             verdict(bench_host.quantile(meanwhile, 0.99) < 0.050),
+        ),
+        Row(
+            f"fleet: {fleet_report.terminals} ATMs (real controllers, simulated devices) "
+            "in one process, balance sessions with PIN",
+            f"{fleet_size} terminals",
+            f"{fleet_report.sessions_per_second:.1f} sessions/s, link p50 "
+            f"{ms(statistics.median(fleet_report.latencies or [0.0]))}, p99 "
+            f"{ms(bench_host.quantile(fleet_report.latencies, 0.99))}",
+            "",
+            "",
+            verdict(fleet_report.terminals >= fleet_size and fleet_report.sessions > 0),
+        ),
+        Row(
+            "  resident memory per terminal in the fleet process",
+            "",
+            f"{fleet_report.kb_per_terminal:.0f} KB",
+        ),
+        Row(
+            "  host resident memory per signed-on connection",
+            "< 50 KB",
+            f"{(host_busy - host_idle) / fleet_size:.0f} KB",
+            f"{host_idle} KB idle, {host_busy} KB with {fleet_size} connections",
+            "",
+            verdict((host_busy - host_idle) / fleet_size < 50),
         ),
         Row(
             "ledger check after every run",

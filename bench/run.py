@@ -243,7 +243,7 @@ def main() -> int:
     args = parser.parse_args()
     short = args.short
     terminals = 4 if short else 32
-    requests = 8 if short else 120
+    requests = 8 if short else 60
     pg_seconds = 2 if short else 10
     open_seconds = 1.5 if short else 4.0
     pin_seconds = 2.0 if short else 6.0
@@ -261,7 +261,7 @@ def main() -> int:
         pans = bench_host.prepare(url, terminals)
         pin_pans = bench_host.prepare(url, 2 * cores, "PIN")
         inq_pans = bench_host.prepare(url, 4, "INQ")
-        fractions = (0.25, 0.5, 0.75, 1.0, 1.25)
+        fractions = (0.5, 1.0) if short else (0.25, 0.5, 0.75, 1.0, 1.25)
         closed, sweep = asyncio.run(host_runs(url, pans, requests, open_seconds, fractions))
         print(f"[bench] closed loop: {closed.rate:.0f}/s", file=sys.stderr, flush=True)
         one = one_verify_seconds()

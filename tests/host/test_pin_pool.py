@@ -6,9 +6,11 @@ answered; the waiting PIN requests are answered once the gate opens. Both databa
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 from host.bank.models import CardSession
+from host.bank.pins import BCRYPT_NICENESS, PinVerifier
 from protocol.messages import Message
 from tests.host.link_helpers import (
     BOB_PAN,
@@ -70,3 +72,16 @@ async def test_inquiry_is_answered_while_pin_verifications_wait(seeded_config):
     finally:
         gate.set()
         await host.close()
+
+
+def test_bcrypt_threads_run_at_a_lower_priority():
+    # Linux: each bcrypt thread is reniced, so other work takes a core from it when it needs one.
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    pins = PinVerifier(pepper="p", secret_key="k", workers=2)
+    try:
+        niceness = pins.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    finally:
+        pins.close()
+    assert niceness == min(19, base + BCRYPT_NICENESS)

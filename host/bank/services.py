@@ -236,7 +236,13 @@ class AuthorizationService:
         row lock is held while it runs. ``authorize`` takes the result as the request's
         ``pin_check``."""
         loop = asyncio.get_running_loop()
-        pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
+        try:
+            pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
+        except DBAPIError as exc:
+            # Nothing verified ahead; ``authorize`` meets the same fault and answers it as
+            # it always has (91 when the database cannot be reached).
+            log.info("PIN not verified ahead for %r: %s", request, type(exc.orig).__name__)
+            pin_hash = None
         check = PinCheck()
         if pin_hash is not None:
             assert request.pin_block is not None and request.pin_key is not None

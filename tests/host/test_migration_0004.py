@@ -10,7 +10,7 @@ from host.db import alembic_config, create_engine_for, migrate
 def _entry_indexes(url: str) -> dict[str, list[str | None]]:
     engine = create_engine_for(url)
     try:
-        return {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("entries")}
+        return {str(i["name"]): i["column_names"] for i in inspect(engine).get_indexes("entries")}
     finally:
         engine.dispose()
 

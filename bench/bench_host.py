@@ -108,7 +108,7 @@ def prepare(url: str, terminals: int, prefix: str = "BEN") -> list[str]:
     migrate(url)
     engine = create_engine_for(url)
     digit = {"BEN": 0, "PIN": 1, "INQ": 2, "FLT": 3}.get(prefix, 9)
-    pans = [f"40000{digit}8{n:09d}" for n in range(terminals)]
+    pans = [f"400000{digit}{n:09d}" for n in range(terminals)]  # ACCEPTED_CARD_RANGES 400000
     with session_factory(engine).begin() as session:
         equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT)).first()
         if equity is None:

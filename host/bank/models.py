@@ -129,7 +129,7 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
-    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0004).
+    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007).
     __table_args__ = (
         Index(
             "ix_entries_account_created_covering",

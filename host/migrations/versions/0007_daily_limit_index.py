@@ -2,8 +2,8 @@
 amount_cents as trailing columns, so the sum of an account's entries made today (used_today in
 host.bank.services) reads the index alone instead of one table row per entry
 
-Revision ID: 0004_daily_limit_index
-Revises: 0003_link
+Revision ID: 0007_daily_limit_index
+Revises: 0006_statement_lease
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0004_daily_limit_index"
-down_revision: str | None = "0003_link"
+revision: str = "0007_daily_limit_index"
+down_revision: str | None = "0006_statement_lease"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

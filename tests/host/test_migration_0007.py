@@ -1,5 +1,5 @@
-"""Migration 0004: the daily-limit index covers the columns used_today reads, on both
-databases, and goes back down to 0003's index cleanly."""
+"""Migration 0007: the daily-limit index covers the columns used_today reads, on both
+databases, and goes back down to 0006's index cleanly."""
 
 from alembic import command
 from sqlalchemy import inspect
@@ -21,7 +21,7 @@ def test_daily_limit_index_up_and_down(seeded_url):
     assert indexes["ix_entries_account_created_covering"] == covering
     assert "ix_entries_account_created" not in indexes
 
-    command.downgrade(alembic_config(seeded_url), "0003_link")
+    command.downgrade(alembic_config(seeded_url), "0006_statement_lease")
     indexes = _entry_indexes(seeded_url)
     assert indexes["ix_entries_account_created"] == ["account_id", "created_at"]
     assert "ix_entries_account_created_covering" not in indexes

@@ -16,7 +16,7 @@ from atm.errors import CommandFailed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim", "certs")
+COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim", "certs", "fleet")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -91,7 +91,7 @@ def encode(message: Message) -> bytes:
 def decode(data: bytes) -> Message:
     """Decode one message; any defect raises ``MessageError`` naming the field."""
     try:
-        decoded, _ = iso8583.decode(bytearray(data), SPEC)
+        decoded, _ = iso8583.decode(data, SPEC)
     except iso8583.DecodeError as exc:
         mti = data[:4].decode("ascii", "replace") if len(data) >= 4 else None
         raise MessageError(f"undecodable message: {exc}", field=exc.field, mti=mti) from exc
@@ -102,7 +102,7 @@ def decode(data: bytes) -> Message:
         raise MessageError(f"bad MTI {mti!r}", field="t")
     decoded.pop("p", None)
     decoded.pop("1", None)
-    return {key: str(value) for key, value in decoded.items()}
+    return decoded  # pyiso8583 gives every field as str already
 
 
 def is_request(mti: str) -> bool:

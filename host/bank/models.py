@@ -129,7 +129,16 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
-    __table_args__ = (Index("ix_entries_account_created", "account_id", "created_at"),)
+    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007).
+    __table_args__ = (
+        Index(
+            "ix_entries_account_created_covering",
+            "account_id",
+            "created_at",
+            "posting_id",
+            "amount_cents",
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)

@@ -86,11 +86,11 @@ def test_drivers_and_postgres_are_plain_dependencies() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
     assert {"pyserial", "pyserial-asyncio", "pyusb", "psycopg"} <= names
-    assert set(project["optional-dependencies"]) == {"s3", "dev"}
+    assert set(project["optional-dependencies"]) == {"s3", "dev", "bench"}
 
 
 def test_dev_lock_pins_every_extra() -> None:
-    assert_locked(project_requirements("dev", "s3"), read_lock(DEV_LOCK))
+    assert_locked(project_requirements("dev", "s3", "bench"), read_lock(DEV_LOCK))
 
 
 def test_runtime_lock_pins_the_image_dependencies_with_hashes() -> None:

@@ -55,7 +55,7 @@ format: $(VENV)/.dev-installed
 # requirements/runtime.txt (runtime + s3 with hashes; the Docker image installs exactly these),
 # resolved for every platform and Python >= 3.11. Needs uv (`pip install uv`); nothing else does.
 lock:
-	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra dev --extra s3 --extra bench \
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra dev --extra s3 \
 		--custom-compile-command "make lock" --quiet -o requirements/dev.txt
 	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra s3 \
 		--generate-hashes --constraint requirements/dev.txt \

@@ -50,7 +50,14 @@ from device.screens import Screen
 from device.session import Session
 from device.states import TIMEOUTS, TRANSITIONS, State
 from drivers.errors import DriverError
-from drivers.interfaces import CardReader, CashDispenser, CassetteStatus, PinPad, ReceiptPrinter
+from drivers.interfaces import (
+    BillAcceptor,
+    CardReader,
+    CashDispenser,
+    CassetteStatus,
+    PinPad,
+    ReceiptPrinter,
+)
 from protocol.messages import Message, TransactionType
 from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.stan import StanGenerator
@@ -68,9 +75,19 @@ class Devices:
     pin_pad: PinPad
     dispenser: CashDispenser
     printer: ReceiptPrinter
+    # The fifth device, for deposits; an ATM without one offers no cash deposit.
+    bill_acceptor: BillAcceptor | None = None
 
-    def all(self) -> list[CardReader | PinPad | CashDispenser | ReceiptPrinter]:
-        return [self.card_reader, self.pin_pad, self.dispenser, self.printer]
+    def all(self) -> list[CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor]:
+        fitted: list[CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor] = [
+            self.card_reader,
+            self.pin_pad,
+            self.dispenser,
+            self.printer,
+        ]
+        if self.bill_acceptor is not None:
+            fitted.append(self.bill_acceptor)
+        return fitted
 
 
 class AtmController:

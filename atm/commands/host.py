@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from atm.commands._common import load_host_config
 from atm.database import database_error, display_url
 from host.app import Host
+from host.bank.holds import check_holds
 from host.bank.ledger import check_ledger
 from host.bank.statements import StatementStore, StatementWorker
 from host.config import HostConfig
@@ -129,7 +130,7 @@ def _check_ledger(args: argparse.Namespace) -> int:
     engine = create_engine_for(config.database_url)
     try:
         with session_factory(engine)() as session:
-            problems = check_ledger(session)
+            problems = check_ledger(session) + check_holds(session)
     finally:
         engine.dispose()
     if not problems:

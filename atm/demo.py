@@ -27,6 +27,7 @@ from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
 from device.screens import Screen, money, render_text
 from drivers.simulated import (
     Cassette,
+    SimulatedBillAcceptor,
     SimulatedCardReader,
     SimulatedDispenser,
     SimulatedPinPad,
@@ -56,8 +57,9 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
     )
     printer = SimulatedPrinter()
-    devices = Devices(reader, pin_pad, dispenser, printer)
-    return devices, Customer(reader, pin_pad, dispenser, printer)
+    notes = SimulatedBillAcceptor()
+    devices = Devices(reader, pin_pad, dispenser, printer, notes)
+    return devices, Customer(reader, pin_pad, dispenser, printer, notes=notes)
 
 
 class HoldingRelay:
@@ -293,7 +295,11 @@ async def _run(
         assert kit.card_reader and kit.pin_pad and kit.dispenser
         atm_devices = kit.devices
         customer = Customer(
-            kit.card_reader, kit.pin_pad, kit.dispenser, kit.simulators.get("printer")
+            kit.card_reader,
+            kit.pin_pad,
+            kit.dispenser,
+            kit.simulators.get("printer"),
+            notes=kit.notes,
         )
     for device_name, fault in script.faults:
         try:
@@ -377,6 +383,7 @@ def _device(customer: Customer, name: str) -> Any:
         "pinpad": customer.pin_pad,
         "dispenser": customer.dispenser,
         "printer": customer.printer,
+        "notes": customer.notes,
     }[name]
 
 

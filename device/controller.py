@@ -124,6 +124,9 @@ class AtmController:
         # dispenser fault; both are cleared by the supervisor.
         self.fault_reason = ""
         self.cash_fault = ""
+        # Why cash deposits are off (acceptor fault, notes left at the entrance); cleared by
+        # the supervisor like ``cash_fault``.
+        self.deposit_fault = ""
         self._levels: dict[int, Level] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._activity: asyncio.Task[None] | None = None
@@ -304,6 +307,12 @@ class AtmController:
 
     def needs_amount(self, _event: Any = None) -> bool:
         return self.session.transaction in (TransactionType.WITHDRAWAL, TransactionType.TRANSFER)
+
+    def is_cash_deposit(self, _event: Any = None) -> bool:
+        return self.session.transaction is TransactionType.DEPOSIT
+
+    def deposit_available(self) -> bool:
+        return self.devices.bill_acceptor is not None and not self.deposit_fault
 
     def is_transfer(self, _event: Any = None) -> bool:
         return self.session.transaction is TransactionType.TRANSFER

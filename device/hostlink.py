@@ -65,7 +65,13 @@ Clock = Callable[[], dt.datetime]
 # 0430 codes after which the advice is sent again (the host could not process it yet).
 RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFUNCTION.value})
 # Processing codes whose 0200 moves money and so must be reversed when unanswered.
-_REVERSIBLE = (TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value)
+_REVERSIBLE = (
+    TransactionType.WITHDRAWAL.value,
+    TransactionType.TRANSFER.value,
+    # A deposit whose answer never came: the notes went back, so any credit must go too.
+    TransactionType.DEPOSIT.value,
+    TransactionType.CHECK_DEPOSIT.value,
+)
 _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
 
 

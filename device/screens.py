@@ -87,9 +87,12 @@ def enter_pin(digits: int, retry: bool = False) -> Screen:
     )
 
 
-def main_menu(cash: bool = True, text: str = "") -> Screen:
+def main_menu(cash: bool = True, text: str = "", deposit: bool = False) -> Screen:
     keys = {"F1": "Withdrawal"} if cash else {}
-    keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change", "F8": "Cancel"})
+    keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change"})
+    if deposit:
+        keys["F5"] = "Deposit cash"
+    keys["F8"] = "Cancel"
     lines = tuple(t for t in (text, "" if cash else "Cash withdrawal unavailable") if t)
     return Screen("main_menu", "Select a transaction", lines, keys)
 
@@ -206,3 +209,30 @@ def card_retained(text: str) -> Screen:
 
 def thank_you() -> Screen:
     return Screen("thank_you", "Thank you", ("Thank you for banking with us",))
+
+
+def insert_notes(notes: int, cents: int, text: str = "") -> Screen:
+    counted = f"Counted: {notes} note(s), {money(cents)}" if notes else "No notes yet"
+    lines = tuple(t for t in (text, "Insert your notes one at a time", counted) if t)
+    keys = {"ENTER": "Done"} if notes else {}
+    keys["CANCEL"] = "Cancel" if not notes else "Return notes"
+    return Screen("insert_notes", "Cash deposit", lines, keys)
+
+
+def confirm_deposit(notes: dict[int, int], cents: int) -> Screen:
+    lines = tuple(f"{count} x {money(value)}" for value, count in sorted(notes.items()))
+    return Screen(
+        "confirm_deposit",
+        f"Deposit {money(cents)}?",
+        (*lines, f"Total {money(cents)}"),
+        {"F1": "Confirm", "F8": "Return notes"},
+    )
+
+
+def stacking(cents: int) -> Screen:
+    return Screen("stacking", "Depositing", (f"Depositing {money(cents)}, please wait",))
+
+
+def take_notes(text: str = "") -> Screen:
+    lines = tuple(t for t in (text, "Please take your notes") if t)
+    return Screen("take_notes", "Notes returned", lines)

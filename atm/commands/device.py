@@ -139,7 +139,7 @@ async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Name
 def _customer(kit: DeviceKit) -> Customer | None:
     if kit.card_reader is None or kit.pin_pad is None or kit.dispenser is None:
         return None
-    return Customer(kit.card_reader, kit.pin_pad, kit.dispenser)
+    return Customer(kit.card_reader, kit.pin_pad, kit.dispenser, notes=kit.notes)
 
 
 def _print_event(event: DeviceEvent) -> None:

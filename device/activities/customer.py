@@ -107,7 +107,8 @@ async def main_menu(atm: AtmController) -> None:
     text = atm.session.message
     atm.session.new_transaction()
     cash = await atm.cash_available()
-    atm.show(S.main_menu(cash, text))
+    deposit = atm.deposit_available()
+    atm.show(S.main_menu(cash, text, deposit))
     choices = {
         "F2": TransactionType.BALANCE_INQUIRY,
         "F3": TransactionType.TRANSFER,
@@ -116,6 +117,8 @@ async def main_menu(atm: AtmController) -> None:
     }
     if cash:
         choices["F1"] = TransactionType.WITHDRAWAL
+    if deposit:
+        choices["F5"] = TransactionType.DEPOSIT
     choice = await read_choice(atm, choices)
     if choice is None:
         return
@@ -130,13 +133,16 @@ async def main_menu(atm: AtmController) -> None:
             TransactionType.BALANCE_INQUIRY: "select_balance",
             TransactionType.TRANSFER: "select_transfer",
             TransactionType.PIN_CHANGE: "select_pin_change",
+            TransactionType.DEPOSIT: "select_deposit",
         }[atm.session.transaction]
     )
 
 
 async def account_selection(atm: AtmController) -> None:
     transfer = atm.session.transaction is TransactionType.TRANSFER
-    atm.show(S.select_account("Transfer from account" if transfer else "Select account"))
+    deposit = atm.session.transaction is TransactionType.DEPOSIT
+    title = "Transfer from account" if transfer else "Deposit to account" if deposit else ""
+    atm.show(S.select_account(title or "Select account"))
     choice = await read_choice(atm, {"F1": "20", "F2": "10"})
     if choice is None:
         return

@@ -56,8 +56,10 @@ async def supervisor(atm: AtmController) -> None:
             break
     trigger, dest = SUPERVISOR_KEYS[key]
     if dest is State.out_of_service:
-        # Leaving clears a dispenser or card-jam fault; out_of_service signs on again.
+        # Leaving clears a dispenser, bill acceptor or card-jam fault; out_of_service signs
+        # on again.
         atm.cash_fault = ""
+        atm.deposit_fault = ""
         atm.fault_reason = ""
         atm.journal.write("SUPERVISOR_EXIT")
     atm.post(trigger)

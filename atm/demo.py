@@ -29,6 +29,7 @@ from drivers.simulated import (
     Cassette,
     SimulatedBillAcceptor,
     SimulatedCardReader,
+    SimulatedDepository,
     SimulatedDispenser,
     SimulatedPinPad,
     SimulatedPrinter,
@@ -58,8 +59,10 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     )
     printer = SimulatedPrinter()
     notes = SimulatedBillAcceptor()
-    devices = Devices(reader, pin_pad, dispenser, printer, notes)
-    return devices, Customer(reader, pin_pad, dispenser, printer, notes=notes)
+    depository = SimulatedDepository()
+    devices = Devices(reader, pin_pad, dispenser, printer, notes, depository)
+    customer = Customer(reader, pin_pad, dispenser, printer, notes=notes, depository=depository)
+    return devices, customer
 
 
 class HoldingRelay:
@@ -384,6 +387,7 @@ def _device(customer: Customer, name: str) -> Any:
         "dispenser": customer.dispenser,
         "printer": customer.printer,
         "notes": customer.notes,
+        "depository": customer.depository,
     }[name]
 
 

@@ -51,6 +51,8 @@ class Customer:
     printer: Faultable | None = None
     # The bill acceptor's note slot (deposits), where the ATM has one.
     notes: NoteSlot | None = None
+    # The envelope depository's slot (check deposits), where the ATM has one.
+    depository: Any = None
     # The runner's hooks: host down/up, hold/release host responses, supervisor switch.
     world: Any = field(default_factory=_NoWorld)
 
@@ -72,6 +74,10 @@ class Customer:
         assert self.notes is not None, "this ATM has no bill acceptor"
         for value in cents:
             self.notes.insert_note(value)
+
+    def insert_envelope(self) -> None:
+        assert self.depository is not None, "this ATM has no envelope depository"
+        self.depository.insert_envelope()
 
     def take_notes(self) -> list[int]:
         """Take the notes the bill acceptor gave back."""
@@ -640,6 +646,42 @@ _SCRIPT_LIST = (
             "CARD_RETURNED",
         ),
         receipts=1,
+    ),
+    DemoScript(
+        "deposit-check",
+        "Alice deposits a $500 check in an envelope: none of it is available today",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F6", "Deposit check"),
+            _key("select_account", "F1", "Checking"),
+            _s("check_amount", lambda c: c.type("500"), "types 500 and ENTER"),
+            _s("check_number", lambda c: c.type("1042"), "types check number 1042 and ENTER"),
+            _s("insert_envelope", lambda c: c.insert_envelope(), "inserts the envelope"),
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=50_000,
+        journal=("ENVELOPE_TAKEN | amount=50000 | check=1042", "TXN_RESPONSE", "CARD_RETURNED"),
+        receipts=1,
+    ),
+    DemoScript(
+        "deposit-check-no-envelope",
+        "Alice keys a $500 check but no envelope reaches the depository: nothing is deposited",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F6", "Deposit check"),
+            _key("select_account", "F1", "Checking"),
+            _s("check_amount", lambda c: c.type("500"), "types 500 and ENTER"),
+            _s("check_number", lambda c: c.type("1042"), "types check number 1042 and ENTER"),
+            _s("insert_envelope", lambda c: c.insert_envelope(), "inserts the envelope"),
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=0,
+        faults=(("depository", "no_envelope"),),
+        journal=("NO_ENVELOPE | amount=50000",),
     ),
     DemoScript(
         "deposit-timeout",

@@ -55,6 +55,7 @@ from drivers.interfaces import (
     CardReader,
     CashDispenser,
     CassetteStatus,
+    EnvelopeDepository,
     PinPad,
     ReceiptPrinter,
 )
@@ -63,6 +64,8 @@ from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.stan import StanGenerator
 
 __all__ = ["AtmController", "Devices", "Session"]
+
+Device = CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor | EnvelopeDepository
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,11 @@ class Devices:
     printer: ReceiptPrinter
     # The fifth device, for deposits; an ATM without one offers no cash deposit.
     bill_acceptor: BillAcceptor | None = None
+    # The envelope slot for check deposits; an ATM without one offers no check deposit.
+    depository: EnvelopeDepository | None = None
 
-    def all(self) -> list[CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor]:
-        fitted: list[CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor] = [
+    def all(self) -> list[Device]:
+        fitted: list[Device] = [
             self.card_reader,
             self.pin_pad,
             self.dispenser,
@@ -87,6 +92,8 @@ class Devices:
         ]
         if self.bill_acceptor is not None:
             fitted.append(self.bill_acceptor)
+        if self.depository is not None:
+            fitted.append(self.depository)
         return fitted
 
 
@@ -127,6 +134,7 @@ class AtmController:
         # Why cash deposits are off (acceptor fault, notes left at the entrance); cleared by
         # the supervisor like ``cash_fault``.
         self.deposit_fault = ""
+        self.depository_fault = ""
         self._levels: dict[int, Level] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._activity: asyncio.Task[None] | None = None
@@ -313,6 +321,12 @@ class AtmController:
 
     def deposit_available(self) -> bool:
         return self.devices.bill_acceptor is not None and not self.deposit_fault
+
+    def check_deposit_available(self) -> bool:
+        return self.devices.depository is not None and not self.depository_fault
+
+    def is_check_deposit(self, _event: Any = None) -> bool:
+        return self.session.transaction is TransactionType.CHECK_DEPOSIT
 
     def is_transfer(self, _event: Any = None) -> bool:
         return self.session.transaction is TransactionType.TRANSFER

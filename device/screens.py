@@ -87,11 +87,15 @@ def enter_pin(digits: int, retry: bool = False) -> Screen:
     )
 
 
-def main_menu(cash: bool = True, text: str = "", deposit: bool = False) -> Screen:
+def main_menu(
+    cash: bool = True, text: str = "", deposit: bool = False, check_deposit: bool = False
+) -> Screen:
     keys = {"F1": "Withdrawal"} if cash else {}
     keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change"})
     if deposit:
         keys["F5"] = "Deposit cash"
+    if check_deposit:
+        keys["F6"] = "Deposit check"
     keys["F8"] = "Cancel"
     lines = tuple(t for t in (text, "" if cash else "Cash withdrawal unavailable") if t)
     return Screen("main_menu", "Select a transaction", lines, keys)
@@ -236,3 +240,28 @@ def stacking(cents: int) -> Screen:
 def take_notes(text: str = "") -> Screen:
     lines = tuple(t for t in (text, "Please take your notes") if t)
     return Screen("take_notes", "Notes returned", lines)
+
+
+def check_amount(typed: str, message: str = "") -> Screen:
+    lines = tuple(t for t in (message, "Type the check amount in dollars and press ENTER") if t)
+    return Screen(
+        "check_amount", "Check deposit", lines, input_label="Amount: $", input_value=typed
+    )
+
+
+def check_number(typed: str) -> Screen:
+    return Screen(
+        "check_number",
+        "Check deposit",
+        ("Type the check number and press ENTER",),
+        input_label="Check no: ",
+        input_value=typed,
+    )
+
+
+def insert_envelope(cents: int) -> Screen:
+    return Screen(
+        "insert_envelope",
+        "Check deposit",
+        (f"Put your check for {money(cents)} in an envelope", "and insert it in the slot"),
+    )

@@ -63,6 +63,8 @@ class Session:
     escrow: list[int] = field(default_factory=list)
     ledger_cents: int | None = None
     capture_after_notes: bool = False
+    # Check deposits: the check number the customer keyed.
+    check_number: str = ""
 
     def new_transaction(self) -> None:
         fresh = Session(card=self.card, pin_block=self.pin_block)

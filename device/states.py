@@ -40,6 +40,8 @@ class State(enum.Enum):
     new_pin_entry = "new_pin_entry"
     deposit_inserting = "deposit_inserting"
     deposit_confirming = "deposit_confirming"
+    check_entry = "check_entry"
+    envelope_taking = "envelope_taking"
     authorizing = "authorizing"
     dispensing = "dispensing"
     presenting_cash = "presenting_cash"
@@ -76,6 +78,7 @@ CUSTOMER_STATES = [
     S.balance_display,
     S.another_transaction,
     S.deposit_inserting,  # with notes in escrow, CANCEL and timeouts give them back first
+    S.check_entry,
 ]
 
 
@@ -88,6 +91,7 @@ class Timeout(enum.Enum):
     LEAVE_SUPERVISOR = "supervisor_left"
     RETURN_NOTES = "notes_to_return"  # deposit not confirmed: the notes go back
     NOTES_LEFT = "notes_returned"  # returned notes not taken: journaled, deposits stop
+    NO_ENVELOPE = "no_envelope"  # no envelope came: nothing is deposited
 
 
 # state -> (DeviceConfig field holding the timeout in seconds, what follows)
@@ -96,6 +100,7 @@ TIMEOUTS: dict[State, tuple[str, Timeout]] = {
     S.deposit_confirming: ("key_timeout", Timeout.RETURN_NOTES),
     S.presenting_cash: ("cash_take_timeout", Timeout.RETRACT_AND_REVERSE),
     S.deposit_returning: ("cash_take_timeout", Timeout.NOTES_LEFT),
+    S.envelope_taking: ("key_timeout", Timeout.NO_ENVELOPE),
     S.returning_card: ("card_take_timeout", Timeout.CAPTURE),
     S.supervisor: ("supervisor_timeout", Timeout.LEAVE_SUPERVISOR),
 }
@@ -145,6 +150,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     {
         "trigger": "account_selected",
         "source": S.account_selection,
+        "dest": S.check_entry,
+        "conditions": "is_check_deposit",
+    },
+    {
+        "trigger": "account_selected",
+        "source": S.account_selection,
         "dest": S.to_account_selection,
         "conditions": "is_transfer",
     },
@@ -161,6 +172,10 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "new_pin_confirmed", "source": S.new_pin_entry, "dest": S.authorizing},
     # Deposits: notes counted into escrow, the count shown, confirmed (journaled before the
     # host is asked), stacked when approved; every other way out gives the notes back.
+    # Check deposits: amount and check number keyed, the envelope taken, then the host.
+    {"trigger": "check_entered", "source": S.check_entry, "dest": S.envelope_taking},
+    {"trigger": "envelope_taken", "source": S.envelope_taking, "dest": S.authorizing},
+    {"trigger": "no_envelope", "source": S.envelope_taking, "dest": S.printing},
     {"trigger": "notes_counted", "source": S.deposit_inserting, "dest": S.deposit_confirming},
     {"trigger": "deposit_confirmed", "source": S.deposit_confirming, "dest": S.authorizing},
     {

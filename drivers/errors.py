@@ -60,6 +60,10 @@ class BillAcceptorFault(DeviceFault):
         self.stacked = dict(stacked or {})
 
 
+class DepositoryFault(DeviceFault):
+    """The envelope depository is full, jammed or its shutter does not open."""
+
+
 class PrinterFault(DeviceFault):
     """Paper out, cover open, cutter error, ..."""
 

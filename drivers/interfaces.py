@@ -30,6 +30,7 @@ __all__ = [
     "CassetteState",
     "CassetteStatus",
     "DispenseResult",
+    "EnvelopeDepository",
     "NoteEscrowed",
     "NoteRejected",
     "PaperState",
@@ -324,3 +325,21 @@ class BillAcceptor(abc.ABC):
     @abc.abstractmethod
     async def wait_returned_taken(self, timeout: float) -> bool:
         """True when the customer took the returned notes within ``timeout``."""
+
+
+class EnvelopeDepository(abc.ABC):
+    """The envelope slot for check deposits: opens its shutter, takes one envelope in and
+    prints the transaction's reference on it. It cannot read what is inside: the amount is
+    what the customer keyed, checked later by the bank."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def take_envelope(self, imprint: str, timeout: float) -> bool:
+        """Open the shutter and wait for an envelope; True when one was taken in (and
+        ``imprint`` printed on it), False when none came within ``timeout``.
+        ``DepositoryFault`` when the depository cannot work (full, jammed)."""

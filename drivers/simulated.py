@@ -17,6 +17,7 @@ from drivers.errors import (
     BillAcceptorFault,
     CancelledByCustomer,
     CardReaderFault,
+    DepositoryFault,
     DeviceTimeout,
     DispenserFault,
     PinPadFault,
@@ -33,6 +34,7 @@ from drivers.interfaces import (
     CassetteState,
     CassetteStatus,
     DispenseResult,
+    EnvelopeDepository,
     NoteEscrowed,
     NoteRejected,
     PaperState,
@@ -50,6 +52,7 @@ __all__ = [
     "Cassette",
     "SimulatedBillAcceptor",
     "SimulatedCardReader",
+    "SimulatedDepository",
     "SimulatedDispenser",
     "SimulatedPinPad",
     "SimulatedPrinter",
@@ -548,4 +551,44 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
             await asyncio.wait_for(self._taken.wait(), timeout)
         except TimeoutError:
             return False
+        return True
+
+
+class SimulatedDepository(_Faults, EnvelopeDepository):
+    """An envelope depository. ``no_envelope``: the customer's envelope is never detected
+    (the shutter closes empty when the wait runs out); ``full``: the bin is full; ``silent``.
+    ``envelopes`` holds the imprints of the envelopes in the bin."""
+
+    FAULTS = frozenset({"no_envelope", "full", "silent"})
+
+    def __init__(self, capacity: int = 300) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.envelopes: list[str] = []
+        self._offered = asyncio.Event()
+
+    # customer side
+    def insert_envelope(self) -> None:
+        self._offered.set()
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def take_envelope(self, imprint: str, timeout: float) -> bool:
+        self._answer()
+        if "full" in self.faults or len(self.envelopes) >= self.capacity:
+            raise DepositoryFault("envelope bin full", code="full")
+        if "no_envelope" in self.faults:
+            self._offered.clear()
+            return False
+        try:
+            await asyncio.wait_for(self._offered.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._offered.clear()
+        self.envelopes.append(imprint)
         return True

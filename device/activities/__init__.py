@@ -65,6 +65,8 @@ ACTIVITIES: dict[State, Activity] = {
     S.deposit_confirming: deposit.deposit_confirming,
     S.deposit_stacking: deposit.deposit_stacking,
     S.deposit_returning: deposit.deposit_returning,
+    S.check_entry: deposit.check_entry,
+    S.envelope_taking: deposit.envelope_taking,
     # session end
     S.printing: session_end.printing,
     S.returning_card: session_end.returning_card,

@@ -132,11 +132,12 @@ async def authorizing(atm: AtmController) -> None:
                 # The host now knows only the new PIN: later transactions of this card
                 # session carry its block.
                 s.pin_block = s.new_pin_block
-            s.message = (
-                "Your PIN has been changed"
-                if s.transaction is TransactionType.PIN_CHANGE
-                else f"{money(s.amount_cents)} transferred"
-            )
+            if s.transaction is TransactionType.PIN_CHANGE:
+                s.message = "Your PIN has been changed"
+            elif s.transaction is TransactionType.CHECK_DEPOSIT:
+                s.message = f"Check for {money(s.amount_cents)} deposited; on hold until it clears"
+            else:
+                s.message = f"{money(s.amount_cents)} transferred"
             atm.post("approved")
     elif code is ResponseCode.INCORRECT_PIN:
         atm.post("wrong_pin")

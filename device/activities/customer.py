@@ -108,7 +108,8 @@ async def main_menu(atm: AtmController) -> None:
     atm.session.new_transaction()
     cash = await atm.cash_available()
     deposit = atm.deposit_available()
-    atm.show(S.main_menu(cash, text, deposit))
+    check_deposit = atm.check_deposit_available()
+    atm.show(S.main_menu(cash, text, deposit, check_deposit))
     choices = {
         "F2": TransactionType.BALANCE_INQUIRY,
         "F3": TransactionType.TRANSFER,
@@ -119,6 +120,8 @@ async def main_menu(atm: AtmController) -> None:
         choices["F1"] = TransactionType.WITHDRAWAL
     if deposit:
         choices["F5"] = TransactionType.DEPOSIT
+    if check_deposit:
+        choices["F6"] = TransactionType.CHECK_DEPOSIT
     choice = await read_choice(atm, choices)
     if choice is None:
         return
@@ -134,13 +137,14 @@ async def main_menu(atm: AtmController) -> None:
             TransactionType.TRANSFER: "select_transfer",
             TransactionType.PIN_CHANGE: "select_pin_change",
             TransactionType.DEPOSIT: "select_deposit",
+            TransactionType.CHECK_DEPOSIT: "select_deposit",
         }[atm.session.transaction]
     )
 
 
 async def account_selection(atm: AtmController) -> None:
     transfer = atm.session.transaction is TransactionType.TRANSFER
-    deposit = atm.session.transaction is TransactionType.DEPOSIT
+    deposit = atm.session.transaction in (TransactionType.DEPOSIT, TransactionType.CHECK_DEPOSIT)
     title = "Transfer from account" if transfer else "Deposit to account" if deposit else ""
     atm.show(S.select_account(title or "Select account"))
     choice = await read_choice(atm, {"F1": "20", "F2": "10"})

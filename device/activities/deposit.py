@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from device import screens as S
 from device.screens import money
-from drivers.errors import BillAcceptorFault, DeviceTimeout, DriverError
+from drivers.errors import BillAcceptorFault, DepositoryFault, DeviceTimeout, DriverError
 from drivers.interfaces import BillAcceptor, NoteEscrowed
 from protocol.response_codes import ReversalReason
 
@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from device.controller import AtmController
 
 __all__ = [
+    "check_entry",
     "deposit_confirming",
     "deposit_inserting",
     "deposit_returning",
     "deposit_stacking",
+    "envelope_taking",
     "format_deposit_notes",
 ]
 
@@ -314,3 +316,76 @@ async def deposit_returning(atm: AtmController) -> None:
         atm.post("capture")
         return
     atm.post("notes_returned")
+
+
+# -- check (envelope) deposits ------------------------------------------------------------
+
+
+async def check_entry(atm: AtmController) -> None:
+    """The check's amount (dollars) and number, keyed; CANCEL and timeouts end the session."""
+    from device.activities.customer import read_amount
+
+    s = atm.session
+    message = s.message
+    cents = await read_amount(atm, {}, lambda typed: S.check_amount(typed, message))
+    if not cents:
+        return
+    if cents > atm.config.max_check_deposit_cents:
+        s.message = f"Maximum per check is {money(atm.config.max_check_deposit_cents)}"
+        atm.post("cancel")
+        return
+    number = ""
+    atm.show(S.check_number(number))
+    while True:
+        try:
+            key = await atm.devices.pin_pad.read_key(atm.person_timeout())
+        except DeviceTimeout:
+            atm.journal.write("TIMEOUT", state=atm.state.value)
+            s.message = "No check number entered in time"
+            atm.post("timeout")
+            return
+        if key == "CANCEL":
+            atm.journal.write("CANCELLED", state=atm.state.value)
+            atm.post("cancel")
+            return
+        if key == "ENTER" and number:
+            break
+        if key.isdigit() and len(number) < 10:
+            number += key
+        elif key == "CLEAR":
+            number = ""
+        atm.show(S.check_number(number))
+    s.message = ""
+    s.amount_cents = cents
+    s.check_number = number
+    atm.post("check_entered")
+
+
+async def envelope_taking(atm: AtmController) -> None:
+    """Take the envelope in before the host is asked: no envelope, nothing deposited."""
+    s = atm.session
+    depository = atm.devices.depository
+    assert depository is not None, "check deposits need a depository"
+    s.end_session = True
+    atm.show(S.insert_envelope(s.amount_cents))
+    imprint = f"{atm.config.terminal_id} {atm.now():%Y%m%d%H%M} CHK {s.check_number}"
+    try:
+        taken = await depository.take_envelope(imprint, atm.person_timeout())
+    except (DepositoryFault, DriverError) as exc:
+        atm.depository_fault = f"depository: {exc}"
+        atm.journal.write("DEPOSITORY_FAULT", error=getattr(exc, "code", "") or str(exc))
+        s.message = "Check deposits are not available now; nothing was deposited"
+        atm.post("no_envelope")
+        return
+    if not taken:
+        atm.journal.write("NO_ENVELOPE", amount=s.amount_cents, check=s.check_number)
+        s.message = "No envelope was received; nothing was deposited"
+        s.receipt_note = "NO ENVELOPE - NOTHING DEPOSITED"
+        atm.post("no_envelope")
+        return
+    s.receipt_note = f"CHECK NO {s.check_number}"
+    # On disk before the host hears of it, as with counted notes.
+    atm.journal.write(
+        "ENVELOPE_TAKEN", amount=s.amount_cents, check=s.check_number, imprint=imprint
+    )
+    atm.post("envelope_taken")

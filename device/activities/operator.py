@@ -60,6 +60,7 @@ async def supervisor(atm: AtmController) -> None:
         # on again.
         atm.cash_fault = ""
         atm.deposit_fault = ""
+        atm.depository_fault = ""
         atm.fault_reason = ""
         atm.journal.write("SUPERVISOR_EXIT")
     atm.post(trigger)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from device.screens import Screen
 from device.states import State
-from drivers.simulated import SimulatedBillAcceptor
+from drivers.simulated import SimulatedBillAcceptor, SimulatedDepository
 from host.bank.holds import check_holds
 from host.bank.ledger import check_ledger
 from tests.device.conftest import Atm, World
@@ -171,3 +171,45 @@ async def test_returned_notes_not_taken_stop_deposits(world):
     assert atm.controller.deposit_fault == "returned notes not taken"
     assert acceptor(atm).at_entrance == [5000]
     assert world.balance(ALICE_CHECKING) == 525_000
+
+
+async def start_check(atm: Atm, dollars: str = "500", number: str = "1042") -> None:
+    await atm.login()
+    atm.keys("F6")
+    await atm.screen("select_account")
+    atm.keys("F1")
+    await atm.screen("check_amount")
+    atm.customer.type(dollars)
+    await atm.screen("check_number")
+    atm.customer.type(number)
+    await atm.screen("insert_envelope")
+
+
+async def test_check_deposit_holds_all_of_it_and_takes_the_envelope_first(world):
+    atm = await world.atm()
+    await start_check(atm)
+    atm.customer.insert_envelope()
+    done = await atm.screen("message", lambda s: "Check for" in " ".join(s.lines))
+    assert done.lines == ("Check for $500.00 deposited; on hold until it clears",)
+    await finish(atm)
+    assert world.balance(ALICE_CHECKING) == 525_000 + 50_000
+    events = [line.split(" | ")[2] for line in atm.journal() if line.count(" | ") >= 2]
+    assert events.index("ENVELOPE_TAKEN") < events.index("TXN_REQUEST")
+    (request,) = atm.events("TXN_REQUEST")
+    assert request["proc"] == "242000"
+    depository = atm.controller.devices.depository
+    assert isinstance(depository, SimulatedDepository) and len(depository.envelopes) == 1
+    text = "\n".join(atm.receipts[0])
+    assert "CHECK DEPOSIT" in text and "CHECK NO 1042" in text
+    assert "BALANCE                $5,250.00" in text  # available: nothing yet
+    ledger_clean(world)
+
+
+async def test_no_envelope_deposits_nothing(world):
+    atm = await world.atm()
+    atm.customer.depository.inject("no_envelope")
+    await start_check(atm)
+    await finish(atm)
+    assert world.balance(ALICE_CHECKING) == 525_000
+    assert atm.events("NO_ENVELOPE")[0]["check"] == "1042"
+    assert atm.events("TXN_REQUEST") == []

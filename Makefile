@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint pytest test-host format clean
+.PHONY: demo test lint security pytest test-host format clean
 
 $(VENV)/.base-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Security review of the shipped code, offline: bandit (settings in pyproject.toml [tool.bandit]).
+security: $(VENV)/.dev-installed
+	$(BIN)/bandit -q -c pyproject.toml -r atm device drivers host protocol simulators scripts
+
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -33,7 +37,7 @@ pytest: $(VENV)/.dev-installed
 deploy-check: $(VENV)/.dev-installed
 	APP_PYTHON=$(BIN)/python scripts/validate_deploy.sh
 
-test: lint pytest deploy-check
+test: lint security pytest deploy-check
 
 # The host suite alone (SQLite and a throw-away PostgreSQL cluster the fixtures start).
 test-host: $(VENV)/.dev-installed

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.errors import DeviceConfigError
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
+from protocol.tls import TlsError, client_context
 
-__all__ = ["CassetteConfig", "DeviceConfig"]
+__all__ = ["LOCAL_HOSTS", "TEST_CARD_RANGES", "CassetteConfig", "DeviceConfig"]
+
+# The production-safety guard (docs/devices.md): by default the ATM reads only cards whose PAN
+# starts with one of these prefixes (the seeded test cards) and talks only to these hosts.
+TEST_CARD_RANGES = ("400000",)
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,22 @@ class DeviceConfig:
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # The layout of the working keys at sign-on (protocol.keyblock): legacy or tr31 (TR-31 key
+    # blocks). Must match the host's TERMINAL_KEY_BLOCKS entry; another layout is refused.
+    key_block: KeyBlockFormat = KeyBlockFormat.LEGACY
+    # TLS on the host link (protocol.tls): the CA the host's certificate must chain to (a path
+    # or PEM text); unset, the link is plaintext. ``tls_cert``/``tls_key``: this terminal's
+    # client certificate for mutual TLS (its common name is the terminal ID).
+    # ``tls_server_name``: the name the host's certificate must carry (default ``host``).
+    tls_ca: str | None = field(default=None, repr=False)
+    tls_cert: str | None = field(default=None, repr=False)
+    tls_key: str | None = field(default=None, repr=False)
+    tls_server_name: str | None = None
+    # Production-safety guard: a card whose PAN starts with none of ``card_ranges`` is refused
+    # at the reader (nothing is sent); ``host`` must be one of ``allowed_hosts``. Widening
+    # either is deliberate configuration, warned about at start-up (``widened``).
+    card_ranges: tuple[str, ...] = TEST_CARD_RANGES
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS
 
     def __post_init__(self) -> None:
         if len(self.terminal_id) != 8:
@@ -90,6 +114,42 @@ class DeviceConfig:
             key = b""
         if len(key) != 16:
             raise DeviceConfigError("terminal_master_key must be 32 hex digits (16 bytes)")
+        bad = [r for r in self.card_ranges if not (r.isdigit() and 1 <= len(r) <= 19)]
+        if bad or not self.card_ranges:
+            raise DeviceConfigError(f"card ranges are PAN prefixes (digits), got {bad or '[]'}")
+        if self.host not in self.allowed_hosts:
+            raise DeviceConfigError(
+                f"host {self.host!r} is not on the allow-list ({', '.join(self.allowed_hosts)}); "
+                "allow it deliberately (atm device --allow-host NAME)"
+            )
+
+    def accepts_card(self, pan: str) -> bool:
+        """The guard at the card reader: the PAN is in a configured (test) range."""
+        return pan.startswith(self.card_ranges)
+
+    @property
+    def widened(self) -> list[str]:
+        """What the guard allows beyond its defaults, one line each (start-up warnings)."""
+        lines = []
+        extra_ranges = [r for r in self.card_ranges if r not in TEST_CARD_RANGES]
+        if extra_ranges:
+            lines.append(f"card ranges widened beyond the test cards: {', '.join(extra_ranges)}")
+        extra_hosts = [h for h in self.allowed_hosts if h not in LOCAL_HOSTS]
+        if extra_hosts:
+            lines.append(f"hosts allowed beyond localhost: {', '.join(extra_hosts)}")
+        return lines
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context, or None for a plaintext link (``DeviceConfigError`` when
+        a certificate, key or CA does not load)."""
+        if not self.tls_ca:
+            if self.tls_cert or self.tls_key:
+                raise DeviceConfigError("a terminal certificate needs the host CA (tls_ca)")
+            return None
+        try:
+            return client_context(self.tls_ca, self.tls_cert, self.tls_key)
+        except TlsError as exc:
+            raise DeviceConfigError(str(exc)) from exc
 
     @property
     def journal_path(self) -> Path:

@@ -172,6 +172,9 @@ class AtmController:
         for device in self.devices.all():
             await device.open()
         self.journal.write("STARTUP", state=self.state.value)
+        for line in self.config.widened:
+            log.warning("production-safety guard: %s", line)
+            self.journal.write("GUARD_WIDENED", detail=line)
         try:
             await self.recover()
         except (DriverError, DeviceError) as exc:

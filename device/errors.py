@@ -17,3 +17,7 @@ class CashError(DeviceError):
 
 class JournalError(DeviceError):
     """The electronic journal cannot be written or read."""
+
+
+class InsecureFileError(DeviceError):
+    """A file holding secrets or customer data that the group or others may access."""

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 from device.config import DeviceConfig
 from device.saf import SafQueue
-from protocol.errors import KeyMaterialError, LinkError, LinkUnavailable, ProtocolError
+from protocol.errors import LinkError, LinkUnavailable, ProtocolError
+from protocol.keyblock import open_key_delivery
 from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import (
@@ -128,6 +129,8 @@ class HostLink:
             on_unmatched=self._on_unmatched,
             codec=self._codec,
             on_disconnect=self._on_disconnect,
+            tls=config.tls_context(),
+            server_hostname=config.tls_server_name,
         )
         self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False
@@ -207,10 +210,15 @@ class HostLink:
             log.warning("host refused sign-on with response code %s", response.get("39"))
             return False
         try:
-            block = KeyBlock.parse(response.get("48", ""))
-            if block.scheme is not self._codec.scheme:
-                raise KeyMaterialError(f"host sent {block.scheme.name} keys")
-            keys = block.open(self.config.master_key)
+            keys = open_key_delivery(
+                response.get("48", ""),
+                self.config.master_key,
+                self._codec.scheme,
+                self.config.key_block,
+            )
+            # The PIN pad loads its key in the pad's own layout (encrypted under the TMK, with
+            # its check value), whatever layout the link used.
+            block = KeyBlock.build(keys, self.config.master_key)
         except ProtocolError as exc:
             security_log.error("security: working keys from the host rejected: %s", exc)
             await self.client.close()
@@ -372,7 +380,8 @@ class HostLink:
                 if await self.ensure_online():
                     backoff = self.timing.backoff_initial
                 else:
-                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))
+                    # Jitter for the reconnect back-off, not a secret.
+                    await asyncio.sleep(backoff * random.uniform(0.8, 1.0))  # nosec B311
                     backoff = min(backoff * 2, self.timing.backoff_max)
                     continue
             idle = time.monotonic() - self._last_traffic

@@ -12,7 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from device.errors import JournalError
+from device.errors import InsecureFileError, JournalError
+from device.private_files import check_private, open_private
 
 __all__ = ["Journal", "JournalRecord"]
 
@@ -31,7 +32,9 @@ class Journal:
         self.listeners: list[Callable[[str], None]] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fd = open_private(path, os.O_WRONLY | os.O_APPEND, "journal")
+        except InsecureFileError as exc:
+            raise JournalError(str(exc)) from exc
         except OSError as exc:
             raise JournalError(f"cannot open journal {path}: {exc}") from exc
 
@@ -60,6 +63,10 @@ class Journal:
 def read_records(path: Path) -> list[JournalRecord]:
     if not path.exists():
         return []
+    try:
+        check_private(path, "journal")
+    except InsecureFileError as exc:
+        raise JournalError(str(exc)) from exc
     records = []
     for raw in path.read_text().splitlines():
         parts = raw.split(" | ")

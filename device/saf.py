@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.errors import DeviceError
+from device.errors import DeviceError, InsecureFileError
+from device.private_files import PRIVATE_MODE, check_private, open_private
 from protocol.messages import Message, Mti
 
 __all__ = ["ORIGINAL_FIELDS", "SafEntry", "SafError", "SafQueue"]
@@ -78,7 +79,10 @@ class SafQueue:
         self._next_id = 1
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            check_private(path, "store-and-forward file")
             self._load()
+        except InsecureFileError as exc:
+            raise SafError(str(exc)) from exc
         except OSError as exc:
             raise SafError(f"cannot open store-and-forward file {path}: {exc}") from exc
 
@@ -146,12 +150,14 @@ class SafQueue:
     def _write(self, record: dict[str, object]) -> None:
         line = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            fd = open_private(self.path, os.O_WRONLY | os.O_APPEND, "store-and-forward file")
             try:
                 os.write(fd, line.encode())
                 os.fsync(fd)
             finally:
                 os.close(fd)
+        except InsecureFileError as exc:
+            raise SafError(str(exc)) from exc
         except OSError as exc:
             raise SafError(f"cannot write store-and-forward file {self.path}: {exc}") from exc
 
@@ -198,7 +204,8 @@ class SafQueue:
     def _compact(self) -> None:
         """Nothing pending: start a fresh, empty file (atomically)."""
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        tmp.unlink(missing_ok=True)  # a leftover could carry wider permissions
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
         try:
             os.fsync(fd)
         finally:

@@ -88,6 +88,8 @@ class Host:
             return account.balance_cents
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
+        for line in self.config.widened:
+            log.warning("production-safety guard: %s", line)
         await self.server.start(
             host or self.config.link_host, self.config.link_port if port is None else port
         )

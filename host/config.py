@@ -24,8 +24,16 @@ from host.environment import (
 from host.errors import ConfigError
 from host.link.config import LinkConfig
 
-__all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "HostConfig"]
+__all__ = [
+    "DEFAULT_PIN_PEPPER",
+    "DEFAULT_SECRET_KEY",
+    "TEST_CARD_RANGES",
+    "Environment",
+    "HostConfig",
+]
 
+# The seeded test cards' range (host/bank/seed.py): the default of ACCEPTED_CARD_RANGES.
+TEST_CARD_RANGES = ("400000",)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -55,6 +63,9 @@ class HostConfig:
     ops_host: str = "127.0.0.1"
     ops_port: int = 8080
     max_frame: int = 4096
+    # The production-safety guard: PAN prefixes this host serves; any other card is declined
+    # with 15 before it is looked up. Widening it is warned about at start-up.
+    accepted_card_ranges: tuple[str, ...] = TEST_CARD_RANGES
     # Terminal master keys and key schemes of the host link (host/link/config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
 
@@ -105,6 +116,12 @@ class HostConfig:
             problems.append(f"STATEMENT_S3_BUCKET: not a valid S3 bucket name: {bucket!r}")
         if not env.get("STATEMENT_OUTPUT_DIR", "statements").strip():
             problems.append("STATEMENT_OUTPUT_DIR: must not be empty")
+        ranges = tuple(
+            r.strip() for r in env.get("ACCEPTED_CARD_RANGES", "400000").split(",") if r.strip()
+        )
+        if not ranges or not all(r.isdigit() and len(r) <= 19 for r in ranges):
+            problems.append("ACCEPTED_CARD_RANGES: comma-separated PAN prefixes (digits)")
+            ranges = TEST_CARD_RANGES
         try:
             link = LinkConfig.from_env(env, environment=environment)
         except ConfigError as exc:
@@ -130,6 +147,7 @@ class HostConfig:
             ops_host=env.get("OPS_HOST", "127.0.0.1"),
             ops_port=integer("OPS_PORT", 8080, 0, 65535),
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
+            accepted_card_ranges=ranges,
             link=link,
         )
         if environment is Environment.PRODUCTION:
@@ -142,3 +160,9 @@ class HostConfig:
         if problems:
             raise ConfigError(problems)
         return config
+
+    @property
+    def widened(self) -> list[str]:
+        """What the production-safety guard allows beyond its default (start-up warnings)."""
+        extra = [r for r in self.accepted_card_ranges if r not in TEST_CARD_RANGES]
+        return [f"card ranges widened beyond the test cards: {', '.join(extra)}"] if extra else []

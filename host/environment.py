@@ -11,7 +11,8 @@ from host.errors import ConfigError
 __all__ = ["DEFAULT_PIN_PEPPER", "DEFAULT_SECRET_KEY", "Environment", "parse_environment"]
 
 # Development values only: HostConfig refuses both in production.
-DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 - refused in production
+# (refused in production; ruff S105 and bandit B105 flag the literal)
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105
 DEFAULT_PIN_PEPPER = "dev-pin-pepper-change-me"
 
 

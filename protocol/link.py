@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 
 from protocol.errors import (
@@ -57,6 +58,8 @@ class LinkClient:
         codec: MessageCodec | None = None,
         on_disconnect: Callable[[LinkError], None] | None = None,
         connect_timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -67,6 +70,10 @@ class LinkClient:
         self._on_disconnect = on_disconnect
         self.codec: MessageCodec = codec or PlainCodec()
         self.connect_timeout = connect_timeout
+        # TLS (protocol.tls.client_context): the host is verified against the context's CA
+        # and by name (``server_hostname``, default ``host``).
+        self.tls = tls
+        self.server_hostname = server_hostname
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[MatchKey, asyncio.Future[Message]] = {}
@@ -78,14 +85,29 @@ class LinkClient:
 
     async def connect(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
+            self._reader, self._writer = await asyncio.wait_for(self._open(), self.connect_timeout)
+        except ssl.SSLError as exc:
+            security_log.error(
+                "security: TLS handshake with host %s:%d failed: %s",
+                self.host,
+                self.port,
+                getattr(exc, "verify_message", None) or exc.reason or exc,
             )
+            raise LinkUnavailable(
+                f"TLS handshake with host {self.host}:{self.port} failed: {exc}"
+            ) from exc
         except (OSError, TimeoutError) as exc:
             raise LinkUnavailable(
                 f"cannot connect to host {self.host}:{self.port}: {exc or 'timeout'}"
             ) from exc
         self._read_task = asyncio.create_task(self._read_loop(), name="link-reader")
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.tls is None:
+            return await asyncio.open_connection(self.host, self.port)
+        return await asyncio.open_connection(
+            self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname or self.host
+        )
 
     async def close(self) -> None:
         if self._read_task is not None:

@@ -26,6 +26,7 @@ class ResponseCode(StrEnum):
     INVALID_TRANSACTION = "12"
     INVALID_AMOUNT = "13"
     INVALID_CARD = "14"
+    NO_SUCH_ISSUER = "15"
     FORMAT_ERROR = "30"
     LOST_CARD = "41"
     STOLEN_CARD = "43"
@@ -67,6 +68,7 @@ _TEXT: dict[ResponseCode, str] = {
     ResponseCode.INVALID_TRANSACTION: "Invalid transaction",
     ResponseCode.INVALID_AMOUNT: "Invalid amount",
     ResponseCode.INVALID_CARD: "Invalid card",
+    ResponseCode.NO_SUCH_ISSUER: "Card not accepted here",
     ResponseCode.FORMAT_ERROR: "Format error",
     ResponseCode.LOST_CARD: "Lost card, card retained",
     ResponseCode.STOLEN_CARD: "Stolen card, card retained",

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, DeviceConfig
 from device.errors import DeviceConfigError
 from device.hostlink import HostLink
 from drivers.simulated import SimulatedPinPad
@@ -90,6 +90,9 @@ async def balance_inquiry(
     keys: TerminalKeys | None = None,
     timeout: float = 10.0,
     state_dir: Path | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> InquiryResult:
     pan = track2.replace("D", "=").partition("=")[0]
     with tempfile.TemporaryDirectory(prefix="smoke-iso-") as scratch:
@@ -99,6 +102,11 @@ async def balance_inquiry(
             port=port,
             state_dir=state_dir or Path(scratch),
             response_timeout=timeout,
+            tls_ca=tls_ca,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            # The operator names the host to test on the command line: that is the allow-list.
+            allowed_hosts=(*LOCAL_HOSTS, host),
         )
         if keys is not None and keys.master_key is not None:
             config = replace(config, terminal_master_key=keys.master_key)
@@ -142,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--terminal-id", default=DEFAULT_TERMINAL, help="8-character terminal")
     parser.add_argument("--track2", default=ALICE_TRACK2, help="test card's track 2")
     parser.add_argument("--timeout", type=float, default=10.0, help="response timeout, s")
+    parser.add_argument("--tls-ca", help="TLS: CA file the host's certificate chains to")
+    parser.add_argument("--tls-cert", help="TLS: the terminal's client certificate (mutual)")
+    parser.add_argument("--tls-key", help="TLS: the client certificate's key")
     args = parser.parse_args(argv)
     pin = os.environ.get("SMOKE_PIN", "1234")
     try:
@@ -154,6 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 terminal_id=args.terminal_id,
                 keys=terminal_keys(args.terminal_id, os.environ),
                 timeout=args.timeout,
+                tls_ca=args.tls_ca,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
             )
         )
     except LinkError as exc:

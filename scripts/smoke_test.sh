@@ -10,6 +10,8 @@
 #   3. one ISO-8583 balance inquiry over TCP (default: the OPS_URL's host name, port
 #      LINK_PORT or 8583) from a simulated terminal with the seed test card is approved
 #      and carries a balance (python -m scripts.smoke_iso; keys and PIN: see that module).
+#      Over TLS when SMOKE_TLS_CA names the link's CA file (SMOKE_TLS_CERT and SMOKE_TLS_KEY:
+#      the terminal's client certificate for mutual TLS; docs/deployment.md).
 # It does not withdraw money, so it is safe against any environment with the seed data.
 # Exit status 0 when all three pass, 1 when one fails, 2 for bad usage.
 set -euo pipefail
@@ -53,7 +55,11 @@ check_http() {
 
 check_http /health
 check_http /ready
-if "$python" -m scripts.smoke_iso --host "$link_host" --port "$link_port"; then
+tls=()
+[ -n "${SMOKE_TLS_CA:-}" ] && tls+=(--tls-ca "$SMOKE_TLS_CA")
+[ -n "${SMOKE_TLS_CERT:-}" ] && tls+=(--tls-cert "$SMOKE_TLS_CERT")
+[ -n "${SMOKE_TLS_KEY:-}" ] && tls+=(--tls-key "$SMOKE_TLS_KEY")
+if "$python" -m scripts.smoke_iso --host "$link_host" --port "$link_port" "${tls[@]}"; then
     echo "smoke: ok   ISO-8583 balance inquiry at $link_host:$link_port"
 else
     echo "smoke: FAIL ISO-8583 balance inquiry at $link_host:$link_port"

@@ -16,11 +16,13 @@ from typing import Any
 from atm.devices import DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
 from atm.steps import StepDriver, link_line
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, TEST_CARD_RANGES, DeviceConfig
 from device.controller import AtmController
-from device.errors import DeviceConfigError
+from device.errors import DeviceConfigError, InsecureFileError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
+from device.private_files import check_private, read_master_key_file
 from device.screens import render_text
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 
 HELP = """commands (one per line):
@@ -55,8 +57,9 @@ def register(subparsers: Any) -> None:
         description="Run the ATM controller connected to a host over TCP. The customer acts "
         "through commands on standard input:\n" + HELP + "\n\n" + URL_HELP + "\n\n"
         "The terminal master key (32 hex digits) comes from the environment variable "
-        "TERMINAL_MASTER_KEY; unset, the development key is used (refused by a production "
-        "host). It must equal the host's TERMINAL_MASTER_KEYS entry for --terminal-id.",
+        "TERMINAL_MASTER_KEY or a file (--master-key-file, chmod 600); unset, the development "
+        "key is used (refused by a production host). It must equal the host's "
+        "TERMINAL_MASTER_KEYS entry for --terminal-id.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="host address (default 127.0.0.1)")
@@ -70,6 +73,49 @@ def register(subparsers: Any) -> None:
         choices=("T", "A"),
         help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
         "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
+    )
+    parser.add_argument(
+        "--key-block",
+        default="legacy",
+        type=str.lower,
+        choices=[f.value for f in KeyBlockFormat],
+        help="layout of the working keys at sign-on: legacy (default) or tr31 (ANSI X9.143 / "
+        "TR-31 key blocks). Must match the host's TERMINAL_KEY_BLOCKS entry for this terminal",
+    )
+    tls = parser.add_argument_group(
+        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
+    )
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the host's certificate must carry (default: --host)",
+    )
+    parser.add_argument(
+        "--master-key-file",
+        metavar="FILE",
+        help="read the terminal master key (32 hex digits) from FILE, which only its owner may "
+        "read (chmod 600; else refused); also TERMINAL_MASTER_KEY_FILE",
+    )
+    guard = parser.add_argument_group(
+        "production-safety guard (widening either is warned about at start-up)"
+    )
+    guard.add_argument(
+        "--card-range",
+        action="append",
+        metavar="PREFIX",
+        help="also accept cards whose PAN starts with PREFIX (repeatable; default only the "
+        f"test range{'s' if len(TEST_CARD_RANGES) > 1 else ''} {', '.join(TEST_CARD_RANGES)})",
+    )
+    guard.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="allow connecting to NAME as well as localhost (repeatable); --host must be one",
     )
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
@@ -97,19 +143,38 @@ def _run(args: argparse.Namespace) -> int:
         print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
         return 2
     try:
-        # The terminal master key is a secret: from the environment, never the command line.
-        # Unset: the development TMK, which a production host refuses.
+        # The terminal master key is a secret: from the environment or a file only its owner
+        # can read, never the command line. Unset: the development TMK, which a production
+        # host refuses.
         master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
+        key_file = args.master_key_file or os.environ.get("TERMINAL_MASTER_KEY_FILE", "")
+        if key_file:
+            if master_key:
+                raise DeviceConfigError(
+                    "give the master key once: TERMINAL_MASTER_KEY or a key file, not both"
+                )
+            master_key = read_master_key_file(Path(key_file))
         config = DeviceConfig(
             terminal_id=args.terminal_id,
             host=args.host,
             port=args.port,
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
+            key_block=KeyBlockFormat(args.key_block),
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_server_name=args.tls_server_name,
+            card_ranges=TEST_CARD_RANGES + tuple(args.card_range or ()),
+            allowed_hosts=LOCAL_HOSTS + tuple(args.allow_host or ()),
         )
         if master_key:
             config = dataclasses.replace(config, terminal_master_key=master_key)
-    except DeviceConfigError as exc:
+        config.tls_context()  # a certificate that does not load: one line, exit 2
+        # Journal and SAF files open to others are refused here, before anything starts.
+        check_private(config.journal_path, "journal")
+        check_private(config.saf_path, "store-and-forward file")
+    except (DeviceConfigError, InsecureFileError) as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}

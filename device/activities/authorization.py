@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 
 # Declines about the card itself: they end the card session.
 _CARD_DECLINES = frozenset(
-    {ResponseCode.PIN_TRIES_EXCEEDED, ResponseCode.EXPIRED_CARD, ResponseCode.INVALID_CARD}
+    {
+        ResponseCode.PIN_TRIES_EXCEEDED,
+        ResponseCode.EXPIRED_CARD,
+        ResponseCode.INVALID_CARD,
+        ResponseCode.NO_SUCH_ISSUER,
+    }
 )
 
 

@@ -10,6 +10,7 @@ line in ``device.activities.ACTIVITIES``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ from protocol.response_codes import ResponseCode
 
 if TYPE_CHECKING:
     from device.controller import AtmController
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "account_selection",
@@ -54,6 +57,14 @@ async def reading_card(atm: AtmController) -> None:
             return
         atm.journal.write("CARD_UNREADABLE", error=exc.code or str(exc))
         atm.session.message = "Your card cannot be read"
+        atm.post("read_failed")
+        return
+    if not atm.config.accepts_card(card.pan):
+        # The production-safety guard: a card outside the configured (test) ranges never
+        # reaches the PIN pad or the link.
+        log.warning("card %s refused: outside the configured card ranges", mask_pan(card.pan))
+        atm.journal.write("CARD_REFUSED", pan=mask_pan(card.pan), reason="card range")
+        atm.session.message = "This card is not accepted here (test cards only)"
         atm.post("read_failed")
         return
     atm.session.card = card

@@ -257,6 +257,10 @@ class AuthorizationService:
     def _process(
         self, session: Session, request: CardRequest, now: dt.datetime, rrn: str
     ) -> _Result:
+        if not request.pan.startswith(self._config.accepted_card_ranges):
+            # The production-safety guard: a card from a range this host does not serve is
+            # never looked up, PIN-checked or posted (docs/protocol.md, code 15).
+            raise _Decline(ResponseCode.NO_SUCH_ISSUER)
         card = session.scalar(select(Card).where(Card.pan == request.pan).with_for_update())
         if card is None or card.status == "blocked":
             raise _Decline(ResponseCode.INVALID_CARD)

@@ -24,6 +24,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from host.link.reversals import ReversalService, parse_advice
 from host.metrics import HostMetrics
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
+from protocol.keyblock import encode_key_delivery
 from protocol.link import MessageTap
 from protocol.mac import encode_signed, uses_signon_key, verify_signed
 from protocol.messages import (
@@ -54,7 +56,8 @@ from protocol.messages import (
     response_mti,
 )
 from protocol.response_codes import ResponseCode
-from protocol.security import KeyBlock, KeyScheme, WorkingKeys, signon_mac_key
+from protocol.security import KeyScheme, WorkingKeys, signon_mac_key
+from protocol.tls import certificate_terminal_id
 
 __all__ = ["LinkServer"]
 
@@ -83,6 +86,7 @@ _ECHOED = (
 )
 _REQUIRED = {"0100": ("2", "3", "7", "11", "41"), "0200": ("2", "3", "4", "7", "11", "41")}
 _PIN_BLOCK_HEX = {0: 16, 4: 32}
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass
@@ -92,6 +96,8 @@ class _Connection:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     terminal_id: str | None = None
     closed: bool = False
+    # Mutual TLS: the terminal ID its client certificate names (protocol.tls).
+    certificate_terminal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class LinkServer:
         self.reversals = ReversalService(sessions, self._clock)
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._tls = _tls_context(link_config)
 
     @property
     def port(self) -> int:
@@ -135,8 +142,24 @@ class LinkServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._serve, host, port)
-        log.info("link server listening on %s:%d", host, self.port)
+        self._server = await asyncio.start_server(
+            self._serve,
+            host,
+            port,
+            ssl=self._tls,
+            # A client that starts no handshake is dropped instead of holding a slot 60 s.
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
+        )
+        if self._tls is None:
+            log.info("link server listening on %s:%d (plaintext)", host, self.port)
+        else:
+            mutual = self._tls.verify_mode == ssl.CERT_REQUIRED
+            log.info(
+                "link server listening on %s:%d (TLS%s)",
+                host,
+                self.port,
+                ", client certificates required" if mutual else "",
+            )
 
     async def close(self) -> None:
         if self._server is not None:
@@ -160,6 +183,7 @@ class LinkServer:
         assert task is not None
         self._connections[task] = writer
         conn = _Connection(writer, writer.get_extra_info("peername"))
+        conn.certificate_terminal = certificate_terminal_id(writer.get_extra_info("peercert"))
         framer = Framer(self._max_frame)
         handlers: set[asyncio.Task[None]] = set()
         try:
@@ -253,6 +277,8 @@ class LinkServer:
         self, frame: bytes, request: Message, conn: _Connection
     ) -> _Auth | None:
         mti, terminal = request["t"], request.get("41", "")
+        if not self._certificate_matches(conn, mti, terminal):
+            return None
         if conn.terminal_id is not None and terminal != conn.terminal_id:
             self._reject(conn, mti, terminal, f"connection belongs to {conn.terminal_id}")
             return None
@@ -292,6 +318,17 @@ class LinkServer:
             keys = fresh
         conn.terminal_id = terminal
         return _Auth(terminal, keys.scheme, keys.tak, keys)
+
+    def _certificate_matches(self, conn: _Connection, mti: str, terminal: str) -> bool:
+        """Mutual TLS: the client certificate's terminal ID must be DE 41 of every message."""
+        if self._tls is None or self._tls.verify_mode != ssl.CERT_REQUIRED:
+            return True
+        if conn.certificate_terminal == terminal:
+            return True
+        self._reject(
+            conn, mti, terminal, f"client certificate is for {conn.certificate_terminal or '?'}"
+        )
+        return False
 
     async def _send(
         self, conn: _Connection, response: Message, scheme: KeyScheme, key: bytes
@@ -367,7 +404,7 @@ class LinkServer:
                 response["39"] = ResponseCode.NOT_PERMITTED
                 return
             response["39"] = ResponseCode.APPROVED
-            response["48"] = KeyBlock.build(keys, tmk).encode()
+            response["48"] = encode_key_delivery(self.link_config.key_block(terminal), keys, tmk)
         elif code == NetworkCode.SIGN_OFF:
             await self._work(self.keys.revoke, terminal)
             response["39"] = ResponseCode.APPROVED
@@ -425,6 +462,32 @@ class LinkServer:
         if outcome.mini_statement:
             response["62"] = outcome.mini_statement
         return response
+
+
+class _AuditedSSLObject(ssl.SSLObject):
+    """A failed TLS handshake (wrong CA, expired or missing client certificate, a plaintext
+    client) is one security log line; asyncio then closes the connection and the server goes
+    on serving."""
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as exc:
+            security_log.warning(
+                "security: TLS handshake refused: %s; connection closed",
+                getattr(exc, "verify_message", None) or exc.reason or exc,
+            )
+            raise
+
+
+def _tls_context(link_config: LinkConfig) -> ssl.SSLContext | None:
+    if link_config.tls is None:
+        return None
+    context = link_config.tls.context()
+    context.sslobject_class = _AuditedSSLObject
+    return context
 
 
 def _pin_block(value: str | None, pin_format: int, field: str) -> bytes | None:

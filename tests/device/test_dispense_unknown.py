@@ -274,6 +274,7 @@ async def test_restart_after_dying_mid_decision_makes_a_suspect_not_a_reversal(w
         "DISPENSE_UNKNOWN | stan=000002 | amount=10000 | notes=1:2 | error=DeviceTimeout: x",
     ]
     config.journal_path.write_text("".join(f"{t} | {term} | {line}\n" for line in lines))
+    config.journal_path.chmod(0o600)  # as the controller creates it (device/private_files.py)
     atm = await world.atm()
     (suspect,) = atm.events("DISPENSE_SUSPECT")
     assert suspect["recovered"] == "yes"

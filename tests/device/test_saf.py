@@ -72,7 +72,8 @@ def test_torn_last_line_is_ignored_and_empty_queue_compacted(tmp_path):
 def test_unreadable_line_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "saf.jsonl"
     path.write_text('garbage\n{"op":"ack","id":1,"code":"00"}\n')
-    with pytest.raises(SafError):
+    path.chmod(0o600)
+    with pytest.raises(SafError, match="line 1 is not readable"):
         SafQueue(path)
 
 

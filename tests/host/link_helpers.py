@@ -7,15 +7,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import itertools
+import ssl
 
 from host.app import Host
 from host.config import HostConfig
 from host.link.config import DEVELOPMENT_TMK, LinkConfig
+from protocol.keyblock import KeyBlockFormat, open_key_delivery
 from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import Message, format_amount, format_transmission_time
 from protocol.pinblock import encrypt_format0, encrypt_format4
-from protocol.security import KeyBlock, KeyScheme, WorkingKeys
+from protocol.security import KeyScheme, WorkingKeys
 
 ALICE_PAN = "4000001234567899"
 ALICE_TRACK = "4000001234567899=30121010000000000000"
@@ -63,6 +65,8 @@ class TestTerminal:
         scheme: KeyScheme = KeyScheme.TDES,
         tmk: bytes = DEVELOPMENT_TMK,
         timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
+        key_block: KeyBlockFormat = KeyBlockFormat.LEGACY,
     ) -> None:
         self.terminal_id = terminal_id
         self.tmk = tmk
@@ -74,8 +78,10 @@ class TestTerminal:
             response_timeout=timeout,
             codec=self.codec,
             on_unmatched=self.unmatched.append,
+            tls=tls,
         )
         self.keys: WorkingKeys | None = None
+        self.key_block = key_block
 
     async def __aenter__(self) -> TestTerminal:
         await self.client.connect()
@@ -99,7 +105,9 @@ class TestTerminal:
         message["48"] = self.codec.scheme.value
         response = await self.client.request(message)
         if response["39"] == "00":
-            self.keys = KeyBlock.parse(response["48"]).open(self.tmk)
+            self.keys = open_key_delivery(
+                response["48"], self.tmk, self.codec.scheme, self.key_block
+            )
             self.codec.set_mac_key(self.keys.tak)
         return response
 

@@ -50,6 +50,8 @@ def test_production_refuses_the_default_secrets():
         HostConfig.from_env({"ENVIRONMENT": "production"})
     assert info.value.problems == [
         "TERMINAL_MASTER_KEYS: required in production",
+        "LINK_TLS_CERT: production refuses a plaintext link "
+        "(set LINK_TLS_CERT and LINK_TLS_KEY, or LINK_ALLOW_PLAINTEXT=true)",
         "SECRET_KEY: the default value is refused in production",
         "PIN_PEPPER: the default value is refused in production",
         "OPS_API_TOKEN: required in production",
@@ -65,6 +67,7 @@ def test_production_with_real_secrets_starts():
             "OPS_API_TOKEN": "t" * 32,
             "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
             "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+            "LINK_ALLOW_PLAINTEXT": "true",  # TLS itself: tests/host/test_link_tls.py
         }
     )
     assert config.environment is Environment.PRODUCTION
@@ -85,4 +88,16 @@ def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert "atm: config: SECRET_KEY: the default value is refused in production" in err
     assert "atm: config: TERMINAL_MASTER_KEYS: required in production" in err
-    assert len(err) == 4
+    assert "atm: config: LINK_TLS_CERT: production refuses a plaintext link" in err[1]
+    assert len(err) == 5
+
+
+def test_accepted_card_ranges_default_to_the_test_cards_and_widen_with_a_warning(caplog):
+    assert HostConfig.from_env({}).accepted_card_ranges == ("400000",)
+    assert HostConfig.from_env({}).widened == []
+    wide = HostConfig.from_env({"ACCEPTED_CARD_RANGES": "400000, 453201"})
+    assert wide.accepted_card_ranges == ("400000", "453201")
+    assert wide.widened == ["card ranges widened beyond the test cards: 453201"]
+    with pytest.raises(ConfigError) as info:
+        HostConfig.from_env({"ACCEPTED_CARD_RANGES": "4000-00"})
+    assert info.value.problems == ["ACCEPTED_CARD_RANGES: comma-separated PAN prefixes (digits)"]

@@ -39,7 +39,12 @@ def test_production_needs_real_master_keys():
             }
         )
     config = LinkConfig.from_env(
-        {"ENVIRONMENT": "production", "TERMINAL_MASTER_KEYS": f"ATM00001={KEY}", "SECRET_KEY": "s"}
+        {
+            "ENVIRONMENT": "production",
+            "TERMINAL_MASTER_KEYS": f"ATM00001={KEY}",
+            "SECRET_KEY": "s",
+            "LINK_ALLOW_PLAINTEXT": "true",
+        }
     )
     assert config.master_key("ATM00002") is None  # no development fallback
     assert config.storage_key != LinkConfig.from_env({}).storage_key

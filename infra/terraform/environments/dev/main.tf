@@ -37,6 +37,79 @@ resource "random_id" "terminal_master_key" {
   byte_length = 16
 }
 
+# --- TLS on the host link (docs/deployment.md, "TLS on the host link") ----------------------
+# The NLB passes the link's TLS through to the host (a TCP listener), so the host holds the
+# certificate and sees each terminal's client certificate (mutual TLS binds it to DE 41). A
+# private CA for the link: terminals trust only it, and it issues one client certificate per
+# terminal (outputs below). Keys live in state and Secrets Manager, like the other secrets.
+
+resource "tls_private_key" "link_ca" {
+  algorithm   = "ECDSA"
+  ecdsa_curve = "P256"
+}
+
+resource "tls_self_signed_cert" "link_ca" {
+  private_key_pem       = tls_private_key.link_ca.private_key_pem
+  is_ca_certificate     = true
+  validity_period_hours = 24 * 365 * 5
+  allowed_uses          = ["cert_signing", "crl_signing"]
+
+  subject {
+    common_name  = "${local.name} link CA"
+    organization = "atm-simulator"
+  }
+}
+
+resource "tls_private_key" "link_host" {
+  algorithm   = "ECDSA"
+  ecdsa_curve = "P256"
+}
+
+resource "tls_cert_request" "link_host" {
+  private_key_pem = tls_private_key.link_host.private_key_pem
+  dns_names       = [module.ecs.nlb_dns_name]
+
+  subject {
+    common_name  = module.ecs.nlb_dns_name
+    organization = "atm-simulator"
+  }
+}
+
+resource "tls_locally_signed_cert" "link_host" {
+  cert_request_pem      = tls_cert_request.link_host.cert_request_pem
+  ca_private_key_pem    = tls_private_key.link_ca.private_key_pem
+  ca_cert_pem           = tls_self_signed_cert.link_ca.cert_pem
+  validity_period_hours = 24 * 397
+  early_renewal_hours   = 24 * 30
+  allowed_uses          = ["digital_signature", "key_agreement", "server_auth"]
+}
+
+resource "tls_private_key" "link_terminal" {
+  for_each    = toset(var.terminal_ids)
+  algorithm   = "ECDSA"
+  ecdsa_curve = "P256"
+}
+
+resource "tls_cert_request" "link_terminal" {
+  for_each        = toset(var.terminal_ids)
+  private_key_pem = tls_private_key.link_terminal[each.key].private_key_pem
+
+  subject {
+    common_name  = each.key # the terminal ID: the host checks it against DE 41
+    organization = "atm-simulator"
+  }
+}
+
+resource "tls_locally_signed_cert" "link_terminal" {
+  for_each              = toset(var.terminal_ids)
+  cert_request_pem      = tls_cert_request.link_terminal[each.key].cert_request_pem
+  ca_private_key_pem    = tls_private_key.link_ca.private_key_pem
+  ca_cert_pem           = tls_self_signed_cert.link_ca.cert_pem
+  validity_period_hours = 24 * 397
+  early_renewal_hours   = 24 * 30
+  allowed_uses          = ["digital_signature", "key_agreement", "client_auth"]
+}
+
 # --- Modules ----------------------------------------------------------------------------------
 
 module "networking" {
@@ -85,6 +158,8 @@ module "secrets" {
     TERMINAL_MASTER_KEYS = join(",", [
       for terminal in sort(var.terminal_ids) : "${terminal}=${upper(random_id.terminal_master_key[terminal].hex)}"
     ])
+    LINK_TLS_CERT = tls_locally_signed_cert.link_host.cert_pem
+    LINK_TLS_KEY  = tls_private_key.link_host.private_key_pem
   }
 }
 
@@ -122,7 +197,7 @@ module "ecs" {
   memory                 = var.task_memory
   desired_count          = var.desired_count
   log_level              = var.log_level
-  extra_environment      = var.host_settings
+  extra_environment      = merge(var.host_settings, { LINK_TLS_CLIENT_CA = tls_self_signed_cert.link_ca.cert_pem })
   secret_arns            = module.secrets.arns
   kms_key_arn            = module.security.kms_key_arn
   statements_bucket      = module.s3.bucket_name

@@ -74,3 +74,19 @@ output "secret_arns" {
   description = "Secrets Manager ARNs by variable name (read OPS_API_TOKEN from there)."
   value       = module.secrets.arns
 }
+
+output "link_ca_cert_pem" {
+  description = "CA of the host link: terminals verify the host against it (atm device --tls-ca)."
+  value       = tls_self_signed_cert.link_ca.cert_pem
+}
+
+output "link_terminal_certificates" {
+  description = "Per terminal ID: its client certificate and key for mutual TLS (--tls-cert, --tls-key)."
+  sensitive   = true
+  value = {
+    for terminal in sort(var.terminal_ids) : terminal => {
+      cert_pem = tls_locally_signed_cert.link_terminal[terminal].cert_pem
+      key_pem  = tls_private_key.link_terminal[terminal].private_key_pem
+    }
+  }
+}

@@ -283,6 +283,10 @@ resource "aws_lb_target_group" "ops" {
   }
 }
 
+# TCP, not TLS: the NLB passes the link's TLS through to the host untouched, so the host
+# holds the certificate and sees each terminal's client certificate (mutual TLS binds it to
+# DE 41). Terminating TLS here would hide that certificate and leave the NLB-to-task hop in
+# clear (docs/deployment.md, "TLS on the host link").
 resource "aws_lb_listener" "link" {
   load_balancer_arn = aws_lb.host.arn
   port              = var.link_port

@@ -172,6 +172,12 @@ def _notes(*cents: int) -> Step:
     return _s("insert_notes", act, f"inserts notes {dollars} and presses ENTER")
 
 
+def _note_then_jam(c: Customer) -> None:
+    c.insert_notes(2000)
+    assert c.notes is not None
+    c.notes.inject("jam")
+
+
 def _take_notes(c: Customer) -> None:
     c.take_notes()
 
@@ -682,6 +688,24 @@ _SCRIPT_LIST = (
         expected_change_cents=0,
         faults=(("depository", "no_envelope"),),
         journal=("NO_ENVELOPE | amount=50000",),
+    ),
+    DemoScript(
+        "deposit-jam",
+        "A note jams while Alice inserts it: the notes already counted come back, nothing moves",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F5", "Deposit cash"),
+            _key("select_account", "F1", "Checking"),
+            _s("insert_notes", _note_then_jam, "inserts a $20 note (the acceptor then jams)"),
+            _s("insert_notes", lambda c: c.insert_notes(5000), "inserts a $50 note, which jams"),
+            TAKE_NOTES,
+            NO_MORE,
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=0,
+        journal=("NOTE_JAM | held=2000x1", "NOTES_RETURNED", "NOTES_TAKEN"),
     ),
     DemoScript(
         "deposit-timeout",

@@ -213,3 +213,86 @@ async def test_no_envelope_deposits_nothing(world):
     assert world.balance(ALICE_CHECKING) == 525_000
     assert atm.events("NO_ENVELOPE")[0]["check"] == "1042"
     assert atm.events("TXN_REQUEST") == []
+
+
+def invariant_holds(world: World, atm: Atm) -> None:
+    """DESIGN 7.7: notes in the stacker = deposits credited + suspects (by value)."""
+    from device.activities.operator import deposit_totals
+
+    totals = deposit_totals(atm.controller)
+    assert acceptor(atm).stacked_cents() == totals["credited"] + totals["suspect"]
+    assert world.balance(ALICE_CHECKING) - 525_000 == totals["credited"]
+
+
+async def test_stacking_fails_after_approval_reverses_and_keeps_the_notes_as_suspect(world):
+    atm = await world.atm()
+    await start_deposit(atm)
+    await insert(atm, 10000, 5000)
+    atm.keys("ENTER")
+    await atm.screen("confirm_deposit")
+    acceptor(atm).inject("stack_jam")
+    atm.keys("F1")
+    await finish(atm)
+    assert await atm.controller.link.drain()
+    assert world.balance(ALICE_CHECKING) == 525_000  # credited, then reversed
+    (suspect,) = atm.events("DEPOSIT_SUSPECT")
+    assert (suspect["amount"], suspect["notes"]) == ("15000", "5000x1,10000x1")
+    (reversal,) = atm.events("REVERSAL_QUEUED")
+    assert reversal["reason"] == "4007"
+    assert acceptor(atm).jammed == [10000, 5000]
+    assert atm.controller.deposit_fault == "bill acceptor jam"
+    totals = await atm.controller.balancing_report()
+    assert "DEPOSITS 0 CREDITED $0.00 CHECKS $0.00 SUSPECT $150.00" in totals
+    ledger_clean(world)
+
+
+async def test_stacker_full_mid_deposit_returns_the_notes_and_reverses(world):
+    atm = await world.atm()
+    await start_deposit(atm)
+    await insert(atm, 2000, 2000)
+    atm.keys("ENTER")
+    await atm.screen("confirm_deposit")
+    acceptor(atm).inject("stacker_full")
+    atm.keys("F1")
+    await atm.screen("take_notes")
+    assert atm.customer.take_notes() == [2000, 2000]
+    await finish(atm)
+    assert await atm.controller.link.drain()
+    assert world.balance(ALICE_CHECKING) == 525_000
+    assert atm.events("DEPOSIT_SUSPECT") == []
+    assert atm.events("DEPOSIT_STACK_FAULT")[0]["code"] == "stacker_full"
+    invariant_holds(world, atm)
+    ledger_clean(world)
+
+
+async def test_the_stacker_holds_what_was_credited_plus_suspects(world):
+    atm = await world.atm()
+    await start_deposit(atm)
+    await insert(atm, 10000, 10000, 5000, 5000)
+    atm.keys("ENTER")
+    await atm.screen("confirm_deposit")
+    atm.keys("F1")
+    await finish(atm)
+    invariant_holds(world, atm)
+    report = await atm.controller.balancing_report()
+    assert "DEPOSITS 1 CREDITED $300.00 CHECKS $0.00 SUSPECT $0.00" in report
+    assert "STACKER SHOULD HOLD $300.00" in report
+
+
+async def test_a_note_jam_while_inserting_returns_the_counted_notes(world):
+    atm = await world.atm()
+    await start_deposit(atm)
+    await insert(atm, 2000)
+    acceptor(atm).inject("jam")
+    atm.customer.insert_notes(5000)
+    await atm.screen("take_notes")
+    assert atm.customer.take_notes() == [2000]
+    menu = await atm.screen("another")
+    assert "A note jammed" in " ".join(menu.lines)
+    atm.keys("F8")
+    await finish(atm)
+    assert world.balance(ALICE_CHECKING) == 525_000
+    assert atm.events("NOTE_JAM")[0]["held"] == "2000x1"
+    assert acceptor(atm).jammed == [5000]
+    assert atm.controller.deposit_fault == "bill acceptor jam"
+    assert atm.events("TXN_REQUEST") == []

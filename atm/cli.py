@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("demo", "host", "device", "db", "statement", "link", "sim", "certs")
+COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim", "certs")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -69,12 +69,14 @@ class HoldingRelay:
     """A real TCP relay between the ATM and the host. While ``holding``, what the ATM sends
     is lost on the way (a host that stops answering); the host's replies still pass.
     ``hold_replies()`` instead keeps the host's replies back until ``release_replies()``
-    (a host that answers late, on the same connection). ``sent`` keeps every byte the ATM put
-    on the wire (for tests that look at frames)."""
+    (a host that answers late, on the same connection); ``reply_delay`` holds each reply
+    that many seconds (a slow host). ``sent`` keeps every byte the ATM put on the wire (for
+    tests that look at frames)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.holding = False
+        self.reply_delay = 0.0
         self.sent = bytearray()
         self._replies_open = asyncio.Event()
         self._replies_open.set()
@@ -131,6 +133,8 @@ class HoldingRelay:
                     continue
                 if not lose:
                     await self._replies_open.wait()
+                    if self.reply_delay:
+                        await asyncio.sleep(self.reply_delay)
                 writer.write(data)
                 await writer.drain()
 

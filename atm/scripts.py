@@ -624,12 +624,18 @@ _SCRIPT_LIST = (
     ),
     DemoScript(
         "pinpad-timeout",
-        "Alice inserts her card and types nothing: the session ends, the card comes back",
+        "Alice inserts her card and types nothing: asked whether she needs more time, she "
+        "does not answer either; the session ends, the card comes back",
         (_card("alice"), _s("enter_pin", lambda c: c.nothing(), "types nothing"), TAKE_CARD),
         account=ALICE_CHECKING,
         expected_change_cents=0,
-        device_config=(("key_timeout", SHORT),),
-        journal=("TIMEOUT | state=pin_entry", "CARD_RETURNED"),
+        device_config=(("key_timeout", SHORT), ("more_time_seconds", SHORT)),
+        journal=(
+            "TIMEOUT | state=pin_entry",
+            "MORE_TIME_ASKED | state=pin_entry",
+            "TIMEOUT | state=more_time",
+            "CARD_RETURNED",
+        ),
         receipts=0,
     ),
     DemoScript(

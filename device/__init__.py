@@ -22,5 +22,9 @@ Map (where a new thing goes; ``docs/state-diagram.md`` has the diagram and the f
 """
 
 from device.errors import CashError, DeviceConfigError, DeviceError, JournalError
+from protocol.masking import install_log_redaction
 
 __all__ = ["CashError", "DeviceConfigError", "DeviceError", "JournalError"]
+
+# Every log line of this package is redacted (track data, PANs, PIN blocks, keys).
+install_log_redaction()

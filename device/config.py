@@ -39,6 +39,10 @@ class DeviceConfig:
     state_dir: Path = Path("var/device")
     response_timeout: float = 30.0
     key_timeout: float = 30.0
+    # When a customer's wait (key_timeout) runs out, "Do you need more time?" counts down this
+    # many seconds before the session ends (Yes goes back where the customer was); 0: no
+    # warning, the session ends at once.
+    more_time_seconds: float = 30.0
     card_take_timeout: float = 30.0
     cash_take_timeout: float = 30.0
     reconnect_delay: float = 5.0
@@ -61,7 +65,8 @@ class DeviceConfig:
     )
     # Development keys (hex). The terminal master key (TMK) is loaded into the PIN pad and
     # configured on the host; working keys arrive under it at sign-on.
-    terminal_master_key: str = "00112233445566778899AABBCCDDEEFF"
+    # Out of repr(): a logged or printed configuration never shows the key.
+    terminal_master_key: str = field(default="00112233445566778899AABBCCDDEEFF", repr=False)
     # The terminal's key scheme (docs/protocol.md 7.1): T = TDES keys, PIN block format 0,
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
@@ -100,6 +105,8 @@ class DeviceConfig:
         ):
             if getattr(self, name) <= 0:
                 raise DeviceConfigError(f"{name} must be positive")
+        if self.more_time_seconds < 0:
+            raise DeviceConfigError("more_time_seconds must be 0 (no warning) or more")
         if not 0 <= self.empty_notes <= self.near_empty_notes:
             raise DeviceConfigError("need 0 <= empty_notes <= near_empty_notes")
         scheme = str(self.key_scheme).strip().upper()

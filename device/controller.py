@@ -337,11 +337,14 @@ class AtmController:
     def cash_session_over(self, _event: Any = None) -> bool:
         return self.session.end_session
 
+    def offers_more_time(self, _event: Any = None) -> bool:
+        return self.config.more_time_seconds > 0
+
     # -- machine plumbing -----------------------------------------------------------------
     async def _entered(self, event: Any) -> None:
         source = event.transition.source
         self.previous_state = State(source)
-        self.events.publish(StateChanged(source, self.state.value))
+        self.events.publish(StateChanged(source, self.state.value, event.event.name))
         for waiter in list(self._state_waiters):
             if waiter[0] is self.state:
                 self._state_waiters.remove(waiter)

@@ -93,6 +93,12 @@ Every state that waits for a person has a timeout; what happens when it runs out
 |---|---|---|
 {timeouts}
 
+When a customer state's `key_timeout` runs out, the machine first goes to `more_time`: "Do you
+need more time?" with a countdown of `DeviceConfig.more_time_seconds` (30 by default, by the
+controller's clock; 0 turns the warning off). Yes (F4 or ENTER) posts `resume_<state>` back to
+the state the customer was in, which starts again; No (F8 or CANCEL) and the end of the
+countdown return the card (journal: `MORE_TIME_ASKED`, `MORE_TIME_GIVEN`, `TIMEOUT`).
+
 `fault` is reachable from every state (an activity that fails, a card jam); only the
 supervisor (`AtmController.enter_supervisor()`) leaves it, through `out_of_service` and a new
 sign-on.
@@ -155,6 +161,22 @@ approval that arrives after its timeout, 4006) reach the journal too: `HostLink`
 controller's `on_reversal_queued` the moment the advice is persisted, which writes the same
 `REVERSAL_QUEUED` line with `by=link` (before `TXN_NO_RESPONSE`); recovery never queues a second
 reversal for such a request.
+
+### Which requests are reversed
+
+One policy, `device.reversal_policy`, used by the live link (`HostLink`) and by restart recovery
+alike:
+
+- 0200 withdrawal (DE 3 `01`): answer unknown (timeout, broken link, or the controller died
+  before journaling it): full reversal, 4021, by the link or by recovery. Approved: reversed by
+  what the dispenser did (4017 nothing left, 4004 partial, 4018 retracted).
+- 0200 transfer (DE 3 `40`): answer unknown: full reversal, 4021, by the link or by recovery,
+  exactly as a withdrawal. Approved: complete, never reversed.
+- 0200 PIN change (`70`) and 0100 balance inquiry (`30`): never reversed (nothing moved).
+
+An approval that arrives after the terminal gave up on a withdrawal or transfer is reversed by
+the link (4006). The host reverses a transfer in full (`transfer-reversal`), giving the day's
+transfer limit back.
 
 ## A dispense whose outcome is unknown
 

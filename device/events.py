@@ -33,6 +33,7 @@ class ScreenShown:
 class StateChanged:
     source: str
     dest: str
+    trigger: str = ""  # the event that moved the machine
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from device.config import DeviceConfig
+from device.reversal_policy import moves_money, reversed_when_unanswered
 from device.saf import SafQueue
 from protocol.errors import LinkError, LinkUnavailable, ProtocolError
 from protocol.keyblock import open_key_delivery
@@ -48,7 +49,6 @@ from protocol.messages import (
     Message,
     Mti,
     NetworkCode,
-    TransactionType,
     format_transmission_time,
     mti_class,
 )
@@ -65,14 +65,6 @@ Clock = Callable[[], dt.datetime]
 
 # 0430 codes after which the advice is sent again (the host could not process it yet).
 RETRY_CODES = frozenset({ResponseCode.HOST_UNAVAILABLE.value, ResponseCode.MALFUNCTION.value})
-# Processing codes whose 0200 moves money and so must be reversed when unanswered.
-_REVERSIBLE = (
-    TransactionType.WITHDRAWAL.value,
-    TransactionType.TRANSFER.value,
-    # A deposit whose answer never came: the notes went back, so any credit must go too.
-    TransactionType.DEPOSIT.value,
-    TransactionType.CHECK_DEPOSIT.value,
-)
 _ORIGINAL_ECHOED = ("3", "4", "7", "11", "41", "42", "49")
 
 
@@ -250,7 +242,7 @@ class HostLink:
         except LinkUnavailable:
             raise
         except LinkError as exc:
-            if mti == Mti.FINANCIAL_REQUEST and message.get("3", "")[:2] in _REVERSIBLE:
+            if reversed_when_unanswered(mti, message.get("3", "")):
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
@@ -345,7 +337,7 @@ class HostLink:
             mti == Mti.FINANCIAL_RESPONSE
             and message.get("39") == ResponseCode.APPROVED
             and message.get("41") == self.config.terminal_id
-            and message.get("3", "")[:2] in _REVERSIBLE
+            and moves_money(message.get("3", ""))
         ):
             log.warning("approval for STAN %s arrived too late", message.get("11"))
             original = {k: v for k, v in message.items() if k in _ORIGINAL_ECHOED}

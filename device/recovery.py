@@ -5,14 +5,17 @@ reports now, and says which approved withdrawals need a reversal and for how muc
 controller queues those reversals (``HostLink.queue_reversal``) and journals
 ``REVERSAL_QUEUED`` for each, so a second restart finds nothing left to do.
 
-What the journal tells, per STAN of an approved withdrawal:
+Which requests are reversed is ``device.reversal_policy``, the same rules the live link
+follows. What the journal tells, per STAN of a withdrawal or transfer:
 
 * sent, no response journaled (stopped while waiting for the host): the host may have
-  approved it, so a full reversal (4021); one of a request the host never applied changes
-  nothing there. Unless a ``REVERSAL_QUEUED`` line follows: ``HostLink`` reverses a 0200 that
-  got no answer in time (4021) or whose approval came late (4006) by itself, and the
-  controller journals that (``by=link``) the moment the advice is persisted, before
-  ``TXN_NO_RESPONSE``; such a request is never reversed a second time.
+  approved it, so a full reversal (4021), for a transfer as for a withdrawal; one of a request
+  the host never applied changes nothing there. Unless a ``REVERSAL_QUEUED`` line follows:
+  ``HostLink`` reverses a 0200 that got no answer in time (4021) or whose approval came late
+  (4006) by itself, and the controller journals that (``by=link``) the moment the advice is
+  persisted, before ``TXN_NO_RESPONSE``; such a request is never reversed a second time.
+* approved transfer: complete, nothing more to do. The rest of this list is about approved
+  withdrawals.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
   The cassette counts journaled before the command, compared with the counts now, tell how
@@ -37,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from device.journal import JournalRecord
+from device.reversal_policy import reversed_when_unanswered
 from drivers.interfaces import CassetteStatus
 from protocol.messages import Message, TransactionType
 from protocol.response_codes import ReversalReason
@@ -129,7 +133,7 @@ def find_unfinished(
     for record in records:
         event, stan = record.get("event", ""), record.get("stan", "")
         if event == "TXN_REQUEST":
-            if record.get("proc", "")[:2] == TransactionType.WITHDRAWAL:
+            if reversed_when_unanswered(record.get("mti", "0200"), record.get("proc", "")):
                 txns[stan] = _Txn(record)
             continue
         txn = txns.get(stan)
@@ -179,6 +183,8 @@ def find_unfinished(
             continue
         if not txn.approved or txn.reversed or txn.suspect:
             continue
+        if txn.request.get("proc", "")[:2] != TransactionType.WITHDRAWAL:
+            continue  # an approved transfer is complete: nothing was to be dispensed
         if txn.unknown and txn.fault is None and not txn.result:
             out.append(
                 Unfinished(

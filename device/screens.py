@@ -194,6 +194,17 @@ def show_balance(
     return Screen("balance", "Balance", lines, keys)
 
 
+def more_time(seconds_left: int) -> Screen:
+    """Asked before a customer timeout ends the session, with the seconds left."""
+    unit = "second" if seconds_left == 1 else "seconds"
+    return Screen(
+        "more_time",
+        "Do you need more time?",
+        (f"Your session ends in {seconds_left} {unit}", "Press Yes to continue"),
+        {"F4": "Yes", "F8": "No"},
+    )
+
+
 def message(text: str) -> Screen:
     return Screen("message", "Notice", (text,))
 

@@ -50,6 +50,7 @@ class State(enum.Enum):
     balance_display = "balance_display"
     printing = "printing"
     another_transaction = "another_transaction"
+    more_time = "more_time"
     returning_card = "returning_card"
     capturing_card = "capturing_card"
     session_end = "session_end"
@@ -103,6 +104,8 @@ TIMEOUTS: dict[State, tuple[str, Timeout]] = {
     S.envelope_taking: ("key_timeout", Timeout.NO_ENVELOPE),
     S.returning_card: ("card_take_timeout", Timeout.CAPTURE),
     S.supervisor: ("supervisor_timeout", Timeout.LEAVE_SUPERVISOR),
+    # "Do you need more time?": the countdown that follows a customer state's timeout.
+    S.more_time: ("more_time_seconds", Timeout.END_SESSION),
 }
 
 WAITING_FOR_PERSON = frozenset(TIMEOUTS)
@@ -210,8 +213,17 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "printed", "source": S.printing, "dest": S.another_transaction},
     {"trigger": "another_yes", "source": S.another_transaction, "dest": S.main_menu},
     {"trigger": "another_no", "source": S.another_transaction, "dest": S.returning_card},
-    {"trigger": "cancel", "source": CUSTOMER_STATES, "dest": S.returning_card},
-    {"trigger": "timeout", "source": CUSTOMER_STATES, "dest": S.returning_card},
+    {"trigger": "cancel", "source": [*CUSTOMER_STATES, S.more_time], "dest": S.returning_card},
+    # A customer's wait runs out: "Do you need more time?" first (unless configured off); its
+    # countdown running out too ends the session. Yes goes back to the state the customer was in.
+    {
+        "trigger": "timeout",
+        "source": CUSTOMER_STATES,
+        "dest": S.more_time,
+        "conditions": "offers_more_time",
+    },
+    {"trigger": "timeout", "source": [*CUSTOMER_STATES, S.more_time], "dest": S.returning_card},
+    *({"trigger": f"resume_{s.value}", "source": S.more_time, "dest": s} for s in CUSTOMER_STATES),
     {"trigger": "card_taken", "source": S.returning_card, "dest": S.session_end},
     {"trigger": "card_not_taken", "source": S.returning_card, "dest": S.capturing_card},
     {"trigger": "captured", "source": S.capturing_card, "dest": S.session_end},

@@ -17,6 +17,7 @@ from drivers.errors import (
     PrinterFault,
 )
 from drivers.interfaces import CardReader, CashDispenser, PinPad, ReceiptPrinter
+from protocol.masking import install_log_redaction
 
 __all__ = [
     "CancelledByCustomer",
@@ -34,3 +35,6 @@ __all__ = [
     "PrinterFault",
     "ReceiptPrinter",
 ]
+
+# Every log line of this package is redacted (track data, PANs, PIN blocks, keys).
+install_log_redaction()

@@ -140,7 +140,8 @@ class FramedLink(Generic[F]):
             if is_reply(event):
                 reply: F = event
                 return reply
-            log.info("%s: ignored a stale reply %r", self.name, event)
+            # Only the reply's kind: its fields can hold a whole track (a card reader's read).
+            log.info("%s: ignored a stale reply (%s)", self.name, type(event).__name__)
 
     async def _next(self, kinds: tuple[type, ...], timeout: float, what: str) -> Any:
         loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from host.errors import (
     NotFound,
     StatementError,
 )
+from protocol.masking import install_log_redaction
 
 __all__ = [
     "BadRequest",
@@ -25,3 +26,6 @@ __all__ = [
     "NotFound",
     "StatementError",
 ]
+
+# Every log line of this package is redacted (track data, PANs, PIN blocks, keys).
+install_log_redaction()

@@ -67,6 +67,7 @@ class Host:
             link_config=config.link,
             metrics=self.metrics,
             max_frame=config.max_frame,
+            limits=config.link_limits,
             tap=tap,
             clock=clock,
         )

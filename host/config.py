@@ -23,18 +23,46 @@ from host.environment import (
 )
 from host.errors import ConfigError
 from host.link.config import LinkConfig
+from host.link.guard import LinkLimits
 
 __all__ = [
     "DEFAULT_PIN_PEPPER",
     "DEFAULT_SECRET_KEY",
+    "MIN_SECRET_BYTES",
     "TEST_CARD_RANGES",
     "Environment",
     "HostConfig",
+    "weak_secret",
 ]
 
 # The seeded test cards' range (host/bank/seed.py): the default of ACCEPTED_CARD_RANGES.
 TEST_CARD_RANGES = ("400000",)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+# A production secret: at least this many bytes, drawn from at least this many different
+# characters (a random hex string of 32 has about 15; "aaaa..." or "abab..." has 1 or 2).
+MIN_SECRET_BYTES = 32
+MIN_SECRET_VARIETY = 10
+
+
+def weak_secret(value: str, default: str) -> str:
+    """Why ``value`` cannot protect anything in production, or "" when it can. Never quotes
+    the value itself."""
+    if value == default:
+        return "the default value is refused in production"
+    size = len(value.encode())
+    if size == 0:
+        return f"empty; production needs at least {MIN_SECRET_BYTES} random bytes"
+    if size < MIN_SECRET_BYTES:
+        return f"{size} bytes is too short for production (at least {MIN_SECRET_BYTES})"
+    variety = len(set(value))
+    if variety < MIN_SECRET_VARIETY:
+        return (
+            f"too little variety for production ({variety} different characters, "
+            f"at least {MIN_SECRET_VARIETY}: use a random value)"
+        )
+    return ""
 
 
 def default_database_url() -> str:
@@ -68,6 +96,8 @@ class HostConfig:
     accepted_card_ranges: tuple[str, ...] = TEST_CARD_RANGES
     # Terminal master keys and key schemes of the host link (host/link/config.py).
     link: LinkConfig = field(default_factory=LinkConfig)
+    # Timeouts and connection bounds of the link server (host/link/guard.py).
+    link_limits: LinkLimits = field(default_factory=LinkLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
@@ -149,12 +179,22 @@ class HostConfig:
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
             accepted_card_ranges=ranges,
             link=link,
+            link_limits=LinkLimits(
+                frame_timeout=integer("LINK_FRAME_TIMEOUT_SECONDS", 10, 1, 3600),
+                idle_timeout=integer("LINK_IDLE_TIMEOUT_SECONDS", 150, 1, 86_400),
+                max_unauthenticated=integer("LINK_MAX_UNAUTHENTICATED", 64, 1, 100_000),
+                max_connections=integer("LINK_MAX_CONNECTIONS", 0, 0, 1_000_000),
+                reserved_for_known=integer("LINK_RESERVED_FOR_KNOWN", 16, 0, 100_000),
+            ),
         )
         if environment is Environment.PRODUCTION:
-            if config.secret_key == DEFAULT_SECRET_KEY:
-                problems.append("SECRET_KEY: the default value is refused in production")
-            if config.pin_pepper == DEFAULT_PIN_PEPPER:
-                problems.append("PIN_PEPPER: the default value is refused in production")
+            for name, value, default in (
+                ("SECRET_KEY", config.secret_key, DEFAULT_SECRET_KEY),
+                ("PIN_PEPPER", config.pin_pepper, DEFAULT_PIN_PEPPER),
+            ):
+                problem = weak_secret(value, default)
+                if problem:
+                    problems.append(f"{name}: {problem}")
             if not config.ops_api_token:
                 problems.append("OPS_API_TOKEN: required in production")
         if problems:

@@ -56,6 +56,21 @@ class HostMetrics:
             registry=self.registry,
         )
 
+        self.link_connections_closed = Counter(
+            "atm_host_link_connections_closed",
+            "Link connections closed or refused by the server's limits, by reason "
+            "(frame_timeout, first_frame_timeout, idle_timeout, unauthenticated_limit, "
+            "connection_limit)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.unsolicited_messages = Counter(
+            "atm_host_link_unsolicited_messages",
+            "Authenticated messages a terminal must not send (response MTIs), by MTI",
+            ["mti"],
+            registry=self.registry,
+        )
+
     def observe(self, mti: str, response_code: str, seconds: float) -> None:
         """Count one answered request; the link server may call this for what it answers
         without the service (network management, format errors, reversals)."""

@@ -54,6 +54,9 @@ class Simulator:
         self._writer: Callable[[bytes], None] | None = None
         self._hangup: Callable[[], None] | None = None
         self._last_frame = b""
+        # The last bytes each way on the wire, for a console's engineer view.
+        self.last_in = b""
+        self.last_out = b""
         self.frames_in = 0
         self.frames_out = 0
 
@@ -66,6 +69,7 @@ class Simulator:
 
     def receive(self, data: bytes) -> None:
         """Bytes from the wire (the driver)."""
+        self.last_in = data
         if self.wire.silent or "silent" in self.faults:
             return
         self.on_bytes(data)
@@ -127,6 +131,7 @@ class Simulator:
         """ACK/NAK and key bytes: only delay and silence apply."""
         if self.wire.silent or "silent" in self.faults:
             return
+        self.last_out = data
         self._write_later(data, self.wire.delay)
 
     def send_frame(self, frame: bytes, *, remember: bool = True) -> None:
@@ -134,6 +139,7 @@ class Simulator:
             self._last_frame = frame
         if self.wire.silent or "silent" in self.faults:
             return
+        self.last_out = frame
         drop, self.wire.drop = ByteFaults.take(self.wire.drop)
         if drop:
             log.info("%s: dropped a frame", self.NAME)

@@ -12,6 +12,7 @@ from atm.commands._common import load_host_config
 from atm.database import database_error, display_url
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
+from host.environment import Environment
 
 __all__ = ["register"]
 
@@ -33,12 +34,29 @@ def register(subparsers: Any) -> None:
     ):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--database-url", help="override DATABASE_URL")
+        if name == "seed":
+            p.add_argument(
+                "--allow-production",
+                action="store_true",
+                help="seed even with ENVIRONMENT=production (the seed cards have known PINs)",
+            )
         p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
+        return 2
+    if (
+        args.db_command == "seed"
+        and config.environment is Environment.PRODUCTION
+        and not args.allow_production
+    ):
+        print(
+            "atm: db seed: refused in production: the seed cards have published PINs "
+            "(pass --allow-production to seed all the same)",
+            file=sys.stderr,
+        )
         return 2
     shown = display_url(config.database_url)
     try:

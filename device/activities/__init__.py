@@ -55,6 +55,7 @@ ACTIVITIES: dict[State, Activity] = {
     S.new_pin_entry: customer.new_pin_entry,
     S.balance_display: customer.balance_display,
     S.another_transaction: customer.another_transaction,
+    S.more_time: customer.more_time,
     # authorization
     S.authorizing: authorization.authorizing,
     # cash

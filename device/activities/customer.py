@@ -3,14 +3,18 @@ menus, account and amount entry, new PIN, the balance shown and "another transac
 
 Each activity shows a screen, waits for the customer (bounded by ``AtmController.person_timeout``)
 and ends by posting one trigger; CANCEL and "no key in time" post ``cancel`` and ``timeout``,
-which the state table turns into returning the card. A new customer-facing screen goes here
-(a new ``State`` in ``device.states``, its screen in ``device.screens``, its activity here and a
-line in ``device.activities.ACTIVITIES``).
+which the state table turns into returning the card; a timeout first asks "Do you need more
+time?" (``more_time``) unless ``DeviceConfig.more_time_seconds`` is 0. A new customer-facing
+screen goes here (a new ``State`` in ``device.states``, its screen in ``device.screens``, its
+activity here and a line in ``device.activities.ACTIVITIES``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,6 +23,7 @@ from device.cash import mix_notes, usable_cassettes
 from device.errors import CashError
 from device.screens import Screen, money
 from device.session import ACCOUNT_NAMES
+from device.states import State
 from drivers.errors import CancelledByCustomer, CardReaderFault, DeviceTimeout
 from drivers.interfaces import PinBlock
 from protocol.masking import mask_pan
@@ -36,6 +41,7 @@ __all__ = [
     "another_transaction",
     "balance_display",
     "main_menu",
+    "more_time",
     "new_pin_entry",
     "pin_entry",
     "read_amount",
@@ -314,3 +320,49 @@ async def another_transaction(atm: AtmController) -> None:
     if choice is not None:
         atm.session.message = ""
         atm.post(choice)
+
+
+# How often the "more time?" countdown looks at the clock (real seconds); the screen changes
+# only when the whole seconds left change.
+COUNTDOWN_TICK = 0.25
+
+
+async def more_time(atm: AtmController) -> None:
+    """ "Do you need more time?": the customer's wait ran out in ``atm.previous_state``. A
+    countdown of ``more_time_seconds`` (by the controller's clock, ``atm.now()``) on the
+    screen; Yes (F4 or ENTER) goes back to that state, No (F8 or CANCEL) ends the session, and
+    so does the end of the countdown (``timeout``: the card is returned)."""
+    resume = atm.previous_state or State.main_menu
+    pending = atm.session.message  # what the take-card screen says if the time runs out
+    atm.session.message = ""
+    seconds = atm.config.more_time_seconds
+    atm.journal.write("MORE_TIME_ASKED", state=resume.value, seconds=f"{seconds:g}")
+    deadline = atm.now() + dt.timedelta(seconds=seconds)
+    loop = asyncio.get_running_loop()
+    shown = -1
+    while True:
+        left = (deadline - atm.now()).total_seconds()
+        if left <= 0:
+            break
+        if math.ceil(left) != shown:
+            shown = math.ceil(left)
+            atm.show(S.more_time(shown))
+        wait = min(COUNTDOWN_TICK, left)
+        started = loop.time()
+        try:
+            key = await atm.devices.pin_pad.read_key(wait)
+        except DeviceTimeout:
+            if loop.time() - started < wait / 2:
+                break  # the pad gives up at once (no key can come): do not spin
+            continue
+        if key in ("F4", "ENTER"):
+            atm.journal.write("MORE_TIME_GIVEN", state=resume.value)
+            atm.post(f"resume_{resume.value}")
+            return
+        if key in ("F8", "CANCEL"):
+            atm.journal.write("CANCELLED", state=atm.state.value)
+            atm.post("cancel")
+            return
+    atm.journal.write("TIMEOUT", state=atm.state.value)
+    atm.session.message = pending or "No key pressed in time"
+    atm.post("timeout")

@@ -213,4 +213,10 @@ class StatementJob(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The lease (host/bank/statements.py): a running job belongs to ``worker`` until
+    # ``lease_until``; after that another worker may take it over. A queued job that failed
+    # once is not retried before ``lease_until``. ``attempts`` counts the claims.
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str] = mapped_column(String(64), default="", server_default="")
     account: Mapped[Account] = relationship()

@@ -10,19 +10,23 @@ by the link layer before a ``CardRequest`` exists:
    the stored outcome when its content (PAN, DE 3, amount, currency, DE 103) is the same, and
    is applied no second time; the same key with a different content gets 94 (the key was
    reused; nothing is applied or stored).
-2. card unknown or blocked 14; expired (card record or track 2 expiry) 54.
-3. lost 41, stolen 43: both tell the terminal to capture the card (``Outcome.capture_card``).
-4. locked out 75 (``MAX_FAILED_PIN_ATTEMPTS`` wrong PINs in a row lock the card for
+2. card unknown or blocked 14.
+3. lost 41, stolen 43: both tell the terminal to capture the card (``Outcome.capture_card``),
+   whatever the card's expiry.
+4. expired 54 (the record's expiry, or the track 2 expiry, is before this month); a track 2
+   expiry in the future that differs from the record 14 (not this card's track).
+5. locked out 75 (``MAX_FAILED_PIN_ATTEMPTS`` wrong PINs in a row lock the card for
    ``LOCKOUT_DURATION_SECONDS``; the failure that reaches the limit is answered 75 too).
-5. PIN 55 (no PIN block, or a wrong one). Verified once per card session: a request from the
+6. PIN: no PIN block 30 (a format error, not counted as a try; the link layer answers it
+   before step 1), a wrong one 55. Verified once per card session: a request from the
    same card and terminal with the same encrypted PIN block within ``SESSION_TIMEOUT_SECONDS``
    of the session's last use is accepted without bcrypt.
-6. account not linked to the card 57 (also: transfer destination unknown or not a customer
+7. account not linked to the card 57 (also: transfer destination unknown or not a customer
    account).
-7. amount invalid 13 (zero, negative or over 10^9 cents for money movements).
-8. daily limit 61 (``DAILY_WITHDRAWAL_LIMIT`` / ``DAILY_TRANSFER_LIMIT`` per account per UTC
+8. amount invalid 13 (zero, negative or over 10^9 cents for money movements).
+9. daily limit 61 (``DAILY_WITHDRAWAL_LIMIT`` / ``DAILY_TRANSFER_LIMIT`` per account per UTC
    calendar day; a reversal gives back what its original took from the day it was made).
-9. funds 51.
+10. funds 51.
 
 Deposits (cash 21, checks 24) credit the account by DE 4 at once and place holds
 (``host.bank.holds``): the ledger balance grows by the whole amount, the available balance by
@@ -264,14 +268,19 @@ class AuthorizationService:
         card = session.scalar(select(Card).where(Card.pan == request.pan).with_for_update())
         if card is None or card.status == "blocked":
             raise _Decline(ResponseCode.INVALID_CARD)
-        if card.expiry < now.strftime("%y%m") or (
-            request.expiry is not None and request.expiry != card.expiry
-        ):
-            raise _Decline(ResponseCode.EXPIRED_CARD)
+        # Lost and stolen come before the expiry: such a card is captured whatever it says.
         if card.status == "lost":
             raise _Decline(ResponseCode.LOST_CARD)
         if card.status == "stolen":
             raise _Decline(ResponseCode.STOLEN_CARD)
+        this_month = now.strftime("%y%m")
+        if card.expiry < this_month or (request.expiry is not None and request.expiry < this_month):
+            raise _Decline(ResponseCode.EXPIRED_CARD)
+        if request.expiry is not None and request.expiry != card.expiry:
+            # A future expiry that is not the one on record: not this card's track (a copy,
+            # or a misread), so an invalid card rather than an expired one.
+            log.warning("track 2 expiry of card %s differs from the record", mask_pan(card.pan))
+            raise _Decline(ResponseCode.INVALID_CARD)
         self._check_pin(session, card, request, now)
         account = self._linked_account(card, request.from_account)
         match request.transaction:
@@ -314,8 +323,12 @@ class AuthorizationService:
         if locked_until is not None:
             card.locked_until = None
             card.failed_pin_attempts = 0
-        if request.pin_block is None or request.pin_key is None:
-            # No PIN block, or no working key to read it with: nothing can be verified.
+        if request.pin_block is None:
+            # Every card request needs a PIN block; the link layer refuses one without it
+            # before it gets here, and so does the service for any other caller.
+            raise _Decline(ResponseCode.FORMAT_ERROR)
+        if request.pin_key is None:
+            # No working key to read the block with: nothing can be verified.
             raise _Decline(ResponseCode.INCORRECT_PIN)
         token = self.pins.session_token(card.pan, request.terminal_id, request.pin_block)
         card_session = session.scalar(
@@ -547,9 +560,15 @@ def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: d
         .where(
             Entry.account_id == account_id,
             Entry.created_at >= day_start,
+            # Only money the account sent counts (a transfer received is no use of the
+            # limit), and only the reversals that give such money back.
             or_(
-                Posting.kind == movement,
-                and_(Posting.kind == reversal, original.created_at >= day_start),
+                and_(Posting.kind == movement, Entry.amount_cents < 0),
+                and_(
+                    Posting.kind == reversal,
+                    Entry.amount_cents > 0,
+                    original.created_at >= day_start,
+                ),
             ),
         )
     )

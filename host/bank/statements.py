@@ -5,6 +5,10 @@ Claiming is safe with several workers and several host processes: on PostgreSQL 
 selects the oldest queued job ``FOR UPDATE SKIP LOCKED`` (workers never wait on each other);
 on every database the claim is a conditional update (``status = 'queued'``) whose row count
 says who won. The period is a range of UTC calendar days, both ends included.
+
+Jobs are claimed under a lease (``StatementWorker``): a worker that dies mid-job leaves the job
+to another once the lease expires; a job that fails with an error that may pass is retried, and
+after the last attempt it is ``failed`` with its reason.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import dataclasses
 import datetime as dt
 import io
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +27,7 @@ from typing import Any
 # Escapes text into reportlab paragraph markup; no XML is parsed (bandit B406 is about parsing).
 from xml.sax.saxutils import escape  # nosec B406
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -105,6 +111,7 @@ def job_view(job: StatementJob) -> dict[str, Any]:
         "to": job.period_to.isoformat(),
         "status": job.status,
         "error": job.error or None,
+        "attempts": job.attempts,
         "ready": job.status == "done",
     }
 
@@ -323,38 +330,110 @@ class StatementStore:
 
 
 class StatementWorker:
+    """Claims statement jobs under a lease and produces them.
+
+    A claimed job is ``running`` with ``worker`` = this worker and ``lease_until`` = now +
+    ``lease_seconds``. A worker that dies (killed, host crash) leaves its lease to expire; any
+    worker then takes the job over. A job that fails with an error that may pass (an OS error
+    writing the file, a storage or database fault) goes back to the queue, not to be retried
+    before ``retry_seconds``; a permanent error (bad account, bad period) fails it at once. After
+    ``max_attempts`` claims the job is ``failed`` with the last reason, so its download answers
+    the reason instead of 409 for ever. Finishing is conditional on still holding the lease, so
+    a worker that lost its job to another never overwrites the other's result.
+    """
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
         store: StatementStore,
         *,
         clock: Clock | None = None,
+        name: str | None = None,
+        lease_seconds: float = 300.0,
+        retry_seconds: float = 30.0,
+        max_attempts: int = 3,
     ) -> None:
         self._sessions = sessions
         self._store = store
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        self.retry = dt.timedelta(seconds=retry_seconds)
+        self.max_attempts = max_attempts
         self.wake = threading.Event()
         self._finished = threading.Condition()
         self._finished_jobs: set[int] = set()
 
     def claim(self, job_id: int | None = None) -> int | None:
-        """Take the oldest queued job (or ``job_id``) for this worker; None when there is none
-        (or another worker took it first)."""
-        with self._sessions.begin() as session:
-            query = select(StatementJob.id).where(StatementJob.status == "queued")
-            if job_id is not None:
-                query = query.where(StatementJob.id == job_id)
-            candidate = session.scalar(
-                query.order_by(StatementJob.id).limit(1).with_for_update(skip_locked=True)
-            )
-            if candidate is None:
+        """Take the oldest claimable job (or ``job_id``) for this worker: queued and due, or
+        running with an expired lease. None when there is none (or another worker took it
+        first). A job whose lease expired ``max_attempts`` times is failed, not claimed."""
+        while True:
+            with self._sessions.begin() as session:
+                now = self._clock()
+                claimable = or_(
+                    and_(
+                        StatementJob.status == "queued",
+                        or_(StatementJob.lease_until.is_(None), StatementJob.lease_until <= now),
+                    ),
+                    and_(StatementJob.status == "running", StatementJob.lease_until < now),
+                )
+                query = select(StatementJob).where(claimable)
+                if job_id is not None:
+                    query = query.where(StatementJob.id == job_id)
+                job = session.scalar(
+                    query.order_by(StatementJob.id).limit(1).with_for_update(skip_locked=True)
+                )
+                if job is None:
+                    return None
+                candidate, status, attempts = job.id, job.status, job.attempts
+                previous, lease_until = job.worker, job.lease_until
+                if status == "running" and attempts >= self.max_attempts:
+                    reason = (
+                        f"worker {previous} stopped without finishing "
+                        f"({attempts} attempts; lease expired)"
+                    )
+                    values: dict[str, Any] = {
+                        "status": "failed",
+                        "error": reason,
+                        "finished_at": now,
+                        "lease_until": None,
+                    }
+                else:
+                    values = {
+                        "status": "running",
+                        "started_at": now,
+                        "lease_until": now + self.lease,
+                        "attempts": attempts + 1,
+                        "worker": self.name,
+                    }
+                # The row's state as read: whoever changed it since has won.
+                claimed = session.execute(
+                    update(StatementJob)
+                    .where(
+                        StatementJob.id == candidate,
+                        StatementJob.status == status,
+                        StatementJob.attempts == attempts,
+                    )
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                won = getattr(claimed, "rowcount", 0) == 1
+            if not won:
                 return None
-            claimed = session.execute(
-                update(StatementJob)
-                .where(StatementJob.id == candidate, StatementJob.status == "queued")
-                .values(status="running", started_at=self._clock())
-            )
-            return candidate if getattr(claimed, "rowcount", 0) == 1 else None
+            if values["status"] == "failed":
+                log.error("statement job %d failed: %s", candidate, values["error"])
+                if job_id is not None:
+                    return None
+                continue  # look for the next job
+            if status == "running":
+                log.warning(
+                    "statement job %d taken over from worker %s (lease expired at %s)",
+                    candidate,
+                    previous,
+                    lease_until,
+                )
+            return candidate
 
     def run_job(self, job_id: int) -> None:
         """Produce a claimed job's PDF and record where it went (or why it failed)."""
@@ -362,6 +441,7 @@ class StatementWorker:
             with self._sessions() as session:
                 job = session.get(StatementJob, job_id)
                 assert job is not None
+                attempts = job.attempts
                 data = build_statement(session, job.account_id, job.period_from, job.period_to)
             name = (
                 f"{data.account_number}/statement-{data.account_number}-"
@@ -372,16 +452,44 @@ class StatementWorker:
             log.error("statement job %d failed: %s", job_id, exc)
             self._finish(job_id, "failed", error=str(exc)[:500])
             return
+        except (OSError, SQLAlchemyError) as exc:
+            # May pass (disk full, a permission put right, the database back): try again
+            # later, up to max_attempts, then fail with the reason.
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            if attempts >= self.max_attempts:
+                log.error("statement job %d failed after %d attempts: %s", job_id, attempts, reason)
+                self._finish(job_id, "failed", error=reason)
+            else:
+                log.warning(
+                    "statement job %d attempt %d failed, will retry: %s", job_id, attempts, reason
+                )
+                self._finish(job_id, "queued", error=reason)
+            return
         self._finish(job_id, "done", location=location)
         log.info("statement job %d written to %s", job_id, location)
 
     def _finish(self, job_id: int, status: str, *, location: str = "", error: str = "") -> None:
+        now = self._clock()
+        values: dict[str, Any] = {"status": status, "location": location, "error": error}
+        if status == "queued":
+            values["lease_until"] = now + self.retry
+        else:
+            values.update(finished_at=now, lease_until=None)
         with self._sessions.begin() as session:
-            session.execute(
+            result = session.execute(
                 update(StatementJob)
-                .where(StatementJob.id == job_id)
-                .values(status=status, location=location, error=error, finished_at=self._clock())
+                .where(
+                    StatementJob.id == job_id,
+                    StatementJob.status == "running",
+                    StatementJob.worker == self.name,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
+            if getattr(result, "rowcount", 0) != 1:
+                log.warning(
+                    "statement job %d was taken over by another worker; result dropped", job_id
+                )
         with self._finished:
             self._finished_jobs.add(job_id)
             self._finished.notify_all()

@@ -33,7 +33,8 @@ class ReversalAdvice(Base):
     """Every reversal advice (0420/0421) the host answered, and what it did about it.
 
     ``status``: applied, original-unknown (kept: applied if the original arrives later),
-    original-declined, already-reversed, fully-dispensed, invalid-amount."""
+    original-declined, already-reversed, fully-dispensed, invalid-amount, amount-mismatch,
+    processing-code-mismatch."""
 
     __tablename__ = "link_reversal_advices"
     __table_args__ = (UniqueConstraint("terminal_id", "stan", "transmission_time"),)
@@ -44,6 +45,8 @@ class ReversalAdvice(Base):
     original_mti: Mapped[str] = mapped_column(String(4))
     original_stan: Mapped[str] = mapped_column(String(6), index=True)
     original_time: Mapped[str] = mapped_column(String(10))
+    # DE 3 of the advice, checked against the original's (empty on rows older than 0005).
+    processing_code: Mapped[str] = mapped_column(String(6), default="", server_default="")
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     dispensed_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     reason: Mapped[str] = mapped_column(String(4), default="")

@@ -9,13 +9,15 @@ DE 90. The rules (``docs/protocol.md``, "Reversals"):
 * Unknown original: acknowledged (00), changes nothing now, and is remembered: if the original
   arrives later (the reversal overtook it), the link server applies the reversal right after
   approving it (``apply_waiting``), so a request the terminal gave up on never stays applied.
+* DE 3 or DE 4 that differ from the original's: 12 (processing code) or 13 (amount), nothing
+  moves; the record keeps the answer for repeats.
 * Declined original, or one already reversed (``Posting.reverses_id`` is unique): 00, nothing.
 * A withdrawal is credited back by its amount minus DE 95's amount actually dispensed (0 when
   absent), as a ``withdrawal-reversal`` posting linked to the original; the daily limit counts
-  it, so the undispensed part is given back to the limit too. A deposit (cash or check) is
-  taken back in full as a ``deposit-reversal`` / ``check-deposit-reversal`` posting and its
-  holds are cancelled. Any other posting (a transfer) is reversed in full as a ``reversal``
-  posting.
+  it, so the undispensed part is given back to the limit too. A transfer is reversed in full
+  as a ``transfer-reversal`` posting, which gives the day's transfer limit back. A deposit
+  (cash or check) is taken back in full as a ``deposit-reversal`` /
+  ``check-deposit-reversal`` posting and its holds are cancelled.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class AdviceData:
     original_mti: str
     original_stan: str
     original_time: str
+    processing_code: str
     amount_cents: int
     dispensed_cents: int
     reason: str
@@ -66,7 +69,7 @@ class ReversalOutcome:
 
 def parse_advice(message: Message) -> AdviceData:
     """Read an 0420/0421; ``MessageError`` names the first bad field."""
-    for field in ("4", "7", "11", "41", "90"):
+    for field in ("3", "4", "7", "11", "41", "90"):
         if not message.get(field):
             raise MessageError(f"reversal advice without field {field}", field=field)
     de90 = message["90"]
@@ -86,10 +89,32 @@ def parse_advice(message: Message) -> AdviceData:
         original_mti=de90[0:4],
         original_stan=de90[4:10],
         original_time=de90[10:20],
+        processing_code=message["3"],
         amount_cents=parse_amount(message["4"]),
         dispensed_cents=dispensed,
         reason=reason[:4],
     )
+
+
+# Answers other than 00 (every other status is acknowledged with 00).
+_CODES = {
+    "invalid-amount": ResponseCode.INVALID_AMOUNT,
+    "amount-mismatch": ResponseCode.INVALID_AMOUNT,
+    "processing-code-mismatch": ResponseCode.INVALID_TRANSACTION,
+}
+
+
+def _mismatch(record: ReversalAdvice, original: LinkRequest) -> str:
+    """Does the advice describe another request than the one its DE 90 names? Sets the
+    record's status and says why, or returns "" when DE 3 and DE 4 agree. An advice recorded
+    before DE 3 was kept (empty) is checked on its amount only."""
+    if record.processing_code and record.processing_code != original.processing_code:
+        record.status = "processing-code-mismatch"
+        return f"DE 3 {record.processing_code} but the original had {original.processing_code}"
+    if record.amount_cents != original.amount_cents:
+        record.status = "amount-mismatch"
+        return f"DE 4 {record.amount_cents} but the original had {original.amount_cents}"
+    return ""
 
 
 class ReversalService:
@@ -167,6 +192,7 @@ class ReversalService:
                 original_mti=advice.original_mti,
                 original_stan=advice.original_stan,
                 original_time=advice.original_time,
+                processing_code=advice.processing_code,
                 amount_cents=advice.amount_cents,
                 dispensed_cents=advice.dispensed_cents,
                 reason=advice.reason,
@@ -190,11 +216,7 @@ class ReversalService:
 
     @staticmethod
     def _outcome(record: ReversalAdvice) -> ReversalOutcome:
-        code = (
-            ResponseCode.INVALID_AMOUNT
-            if record.status == "invalid-amount"
-            else ResponseCode.APPROVED
-        )
+        code = _CODES.get(record.status, ResponseCode.APPROVED)
         return ReversalOutcome(code, record.status, record.reversed_cents)
 
     def _apply(self, session: Session, record: ReversalAdvice) -> None:
@@ -208,6 +230,16 @@ class ReversalService:
         )
         if original is None:
             record.status = "original-unknown"
+            return
+        mismatch = _mismatch(record, original)
+        if mismatch:
+            log.warning(
+                "reversal advice %s/%s for STAN %s refused: %s",
+                record.terminal_id,
+                record.stan,
+                record.original_stan,
+                mismatch,
+            )
             return
         if original.response_code != ResponseCode.APPROVED or original.posting_id is None:
             record.status = "original-declined"
@@ -240,9 +272,11 @@ class ReversalService:
             kind = f"{posting.kind}-reversal"
             cancel_holds(session, posting.id, self._clock())
         else:
+            # A transfer (own accounts or another customer's) is reversed in full, with the
+            # kind the ledger check and the daily limit expect of its reversal.
             legs = [(locked[e.account_id], -e.amount_cents) for e in entries]
             back = sum(a for _, a in legs if a > 0)
-            kind = "reversal"
+            kind = f"{posting.kind}-reversal"
         reversal = post(
             session,
             kind,

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from host.bank.services import AuthorizationService, CardRequest, Outcome
 from host.link.config import LinkConfig
+from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
 from host.link.reversals import ReversalService, parse_advice
 from host.metrics import HostMetrics
@@ -84,7 +85,11 @@ _ECHOED = (
     "102",
     "103",
 )
-_REQUIRED = {"0100": ("2", "3", "7", "11", "41"), "0200": ("2", "3", "4", "7", "11", "41")}
+# Every card request carries a PIN block (DE 52): without one it is a format error (30).
+_REQUIRED = {
+    "0100": ("2", "3", "7", "11", "41", "52"),
+    "0200": ("2", "3", "4", "7", "11", "41", "52"),
+}
 _PIN_BLOCK_HEX = {0: 16, 4: 32}
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -96,6 +101,10 @@ class _Connection:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     terminal_id: str | None = None
     closed: bool = False
+    # The first message passed its MAC check (host.link.guard counts such connections).
+    authenticated: bool = False
+    # A whole frame has arrived (its authentication may still be under way).
+    received: bool = False
     # Mutual TLS: the terminal ID its client certificate names (protocol.tls).
     certificate_terminal: str | None = None
 
@@ -122,6 +131,8 @@ class LinkServer:
         sessions: sessionmaker[Session],
         link_config: LinkConfig,
         metrics: HostMetrics | None = None,
+        limits: LinkLimits | None = None,
+        soft_nofile: int | None = None,
     ) -> None:
         self._service = service
         self._executor = executor
@@ -135,6 +146,9 @@ class LinkServer:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._tls = _tls_context(link_config)
+        self.limits = limits or LinkLimits()
+        self.guard = ConnectionGuard.for_limits(self.limits, self._count_close, soft_nofile)
+        self._guard_changed = asyncio.Condition()
 
     @property
     def port(self) -> int:
@@ -151,15 +165,18 @@ class LinkServer:
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
         )
         if self._tls is None:
-            log.info("link server listening on %s:%d (plaintext)", host, self.port)
+            transport = "plaintext"
+        elif self._tls.verify_mode == ssl.CERT_REQUIRED:
+            transport = "TLS, client certificates required"
         else:
-            mutual = self._tls.verify_mode == ssl.CERT_REQUIRED
-            log.info(
-                "link server listening on %s:%d (TLS%s)",
-                host,
-                self.port,
-                ", client certificates required" if mutual else "",
-            )
+            transport = "TLS"
+        log.info(
+            "link server listening on %s:%d (%s; at most %d connections)",
+            host,
+            self.port,
+            transport,
+            self.guard.max_connections,
+        )
 
     async def close(self) -> None:
         if self._server is not None:
@@ -179,18 +196,26 @@ class LinkServer:
 
     # -- connections ----------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        refused = self.guard.admit(_peer_host(peer))
+        if refused is not None:
+            self.guard.report(refused, peer)
+            writer.close()
+            return
+        await self._notify_guard()
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = writer
-        conn = _Connection(writer, writer.get_extra_info("peername"))
+        conn = _Connection(writer, peer)
         conn.certificate_terminal = certificate_terminal_id(writer.get_extra_info("peercert"))
         framer = Framer(self._max_frame)
         handlers: set[asyncio.Task[None]] = set()
         try:
-            while not conn.closed and (data := await reader.read(65536)):
+            while not conn.closed and (data := await self._read(reader, conn, framer)):
                 for frame in framer.feed(data):
                     if conn.closed:
                         break
+                    conn.received = True
                     handler = asyncio.create_task(self._handle_frame(frame, conn))
                     handlers.add(handler)
                     handler.add_done_callback(handlers.discard)
@@ -205,6 +230,49 @@ class LinkServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             self._connections.pop(task, None)
+            self.guard.closed(conn.authenticated)
+            await self._notify_guard()
+
+    # -- connection limits (host.link.guard; docs/protocol.md section 1) -------------------
+    async def _read(self, reader: asyncio.StreamReader, conn: _Connection, framer: Framer) -> bytes:
+        """The next bytes of ``conn``, or b"" when it must close: a started frame gets
+        ``frame_timeout`` to complete, a connection not yet authenticated gets as long for its
+        first frame, an authenticated one ``idle_timeout`` between frames."""
+        if framer.buffered:
+            timeout, reason = self.limits.frame_timeout, CloseReason.FRAME_TIMEOUT
+        elif not conn.received:
+            timeout, reason = self.limits.frame_timeout, CloseReason.FIRST_FRAME_TIMEOUT
+        else:
+            timeout, reason = self.limits.idle_timeout, CloseReason.IDLE_TIMEOUT
+        try:
+            async with asyncio.timeout(timeout):
+                return await reader.read(65536)
+        except TimeoutError:
+            if conn.closed:
+                return b""
+            self.guard.report(reason, conn.terminal_id or conn.peer)
+            return b""
+
+    async def wait_for_guard(self, predicate: Callable[[ConnectionGuard], bool]) -> None:
+        """Return once ``predicate(self.guard)`` holds (checked after every admission and
+        close): for operators' tools and tests that must not poll."""
+        async with self._guard_changed:
+            await self._guard_changed.wait_for(lambda: predicate(self.guard))
+
+    async def _notify_guard(self) -> None:
+        async with self._guard_changed:
+            self._guard_changed.notify_all()
+
+    def _count_close(self, reason: CloseReason) -> None:
+        if self._metrics is not None:
+            self._metrics.link_connections_closed.labels(reason=reason.value).inc()
+
+    async def _authenticated(self, conn: _Connection, terminal: str) -> None:
+        conn.terminal_id = terminal
+        if not conn.authenticated:
+            conn.authenticated = True
+            self.guard.authenticated(_peer_host(conn.peer))
+            await self._notify_guard()
 
     def _reject(self, conn: _Connection, mti: str, terminal: str, reason: str) -> None:
         """A message that failed authentication: one security line, and the connection goes."""
@@ -298,7 +366,7 @@ class LinkServer:
             except MacError as exc:
                 self._reject(conn, mti, terminal, str(exc))
                 return None
-            conn.terminal_id = terminal
+            await self._authenticated(conn, terminal)
             return _Auth(terminal, scheme, key, None)
         keys = self.keys.cached(terminal) or await self._work(self.keys.load, terminal)
         if keys is None:
@@ -316,7 +384,7 @@ class LinkServer:
                 self._reject(conn, mti, terminal, str(final))
                 return None
             keys = fresh
-        conn.terminal_id = terminal
+        await self._authenticated(conn, terminal)
         return _Auth(terminal, keys.scheme, keys.tak, keys)
 
     def _certificate_matches(self, conn: _Connection, mti: str, terminal: str) -> bool:
@@ -349,7 +417,7 @@ class LinkServer:
     async def _respond(self, request: Message, auth: _Auth) -> Message | None:
         mti = request["t"]
         if not is_request(mti):
-            log.warning("ignoring unsolicited %s from %s", mti, auth.terminal_id)
+            self._unsolicited(request, auth)
             return None
         response: Message = {k: v for k, v in request.items() if k in _ECHOED}
         response["t"] = response_mti(mti)
@@ -382,6 +450,21 @@ class LinkServer:
                 self.reversals.apply_waiting, auth.terminal_id, request["11"], request["7"]
             )
         return self._fill(response, outcome)
+
+    def _unsolicited(self, request: Message, auth: _Auth) -> None:
+        """A response MTI (0110, 0210, 0430, 0810, ...) from a terminal: nothing waits for
+        an answer and answering a response could start a loop between two confused peers,
+        so it gets none (docs/protocol.md section 3); one line and a metric make it visible."""
+        mti = request["t"]
+        log.warning(
+            "terminal %s sent a response MTI %s (STAN %s): a terminal sends only requests "
+            "and advices; not answered",
+            auth.terminal_id,
+            mti,
+            request.get("11", "?"),
+        )
+        if self._metrics is not None:
+            self._metrics.unsolicited_messages.labels(mti=mti).inc()
 
     async def _network(self, request: Message, response: Message, auth: _Auth) -> None:
         code = request.get("70", "")
@@ -462,6 +545,11 @@ class LinkServer:
         if outcome.mini_statement:
             response["62"] = outcome.mini_statement
         return response
+
+
+def _peer_host(peer: Any) -> str:
+    """The address part of a peer name (IPv4/IPv6 tuple), for the known-peer check."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
 class _AuditedSSLObject(ssl.SSLObject):

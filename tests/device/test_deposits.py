@@ -152,7 +152,7 @@ async def test_deposit_timeout_a_host_that_does_not_answer_gets_the_notes_back(w
 
 
 async def test_no_notes_in_time_ends_the_session(world):
-    atm = await world.atm(key_timeout=0.3)
+    atm = await world.atm(key_timeout=0.3, more_time_seconds=0.3)
     await start_deposit(atm)
     await finish(atm)
     assert atm.events("TIMEOUT")[0]["state"] == "deposit_inserting"

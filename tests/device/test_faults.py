@@ -214,7 +214,7 @@ async def test_printer_out_of_paper(world):
 
 
 async def test_pin_pad_timeout_ends_the_session(world):
-    atm = await world.atm(key_timeout=0.2)
+    atm = await world.atm(key_timeout=0.2, more_time_seconds=0)
     await atm.screen("welcome")
     atm.customer.card_reader.insert("4000001234567899=30121010000000000000")
     await atm.screen("enter_pin")
@@ -227,7 +227,7 @@ async def test_pin_pad_timeout_ends_the_session(world):
 
 
 async def test_no_key_at_the_menu_ends_the_session(world):
-    atm = await world.atm(key_timeout=0.2)
+    atm = await world.atm(key_timeout=0.2, more_time_seconds=0)
     await atm.login()
     await atm.state(State.returning_card)
     atm.customer.take_card()

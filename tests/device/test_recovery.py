@@ -140,3 +140,45 @@ def test_stopped_while_waiting_for_the_host(journal):
     assert (item.dispensed_cents, item.reason) == (0, "4021")
     timed_out = ("TXN_NO_RESPONSE", {"stan": "000042", "error": "timeout"})
     assert find_unfinished(write(journal, timed_out), cassettes()) == []
+
+
+TRANSFER = {**REQUEST, "stan": "000044", "type": "TRANSFER", "proc": "402010"}
+
+
+def test_transfer_stopped_while_waiting_for_the_host_is_reversed_like_a_withdrawal(journal):
+    """One policy (device.reversal_policy) for the live link and for recovery: a transfer the
+    controller sent and never heard about is reversed in full (4021)."""
+    (item,) = find_unfinished(write(journal, ("TXN_REQUEST", TRANSFER)), cassettes())
+    assert (item.stan, item.dispensed_cents, item.reason) == ("000044", 0, "4021")
+    assert item.original["3"] == "402010" and item.needs_reversal
+    # Reversed by the link before the controller died (REVERSAL_QUEUED by=link): not again.
+    queued = ("REVERSAL_QUEUED", {"stan": "000044", "by": "link"})
+    assert find_unfinished(write(journal, queued), cassettes()) == []
+
+
+def test_approved_or_declined_transfer_needs_nothing(journal):
+    for code in ("00", "51"):
+        records = write(
+            journal,
+            ("TXN_REQUEST", {**TRANSFER, "stan": f"0001{code}"}),
+            ("TXN_RESPONSE", {"stan": f"0001{code}", "code": code, "rrn": "1"}),
+        )
+        assert find_unfinished(records, cassettes()) == []
+
+
+@pytest.mark.parametrize(
+    ("mti", "proc", "reversed_"),
+    [
+        ("0200", "012000", True),
+        ("0200", "402010", True),
+        ("0200", "702000", False),
+        ("0100", "302000", False),
+    ],
+)
+def test_link_and_recovery_share_one_policy(journal, mti, proc, reversed_):
+    from device.reversal_policy import reversed_when_unanswered
+
+    assert reversed_when_unanswered(mti, proc) is reversed_
+    request = {**REQUEST, "stan": "000050", "mti": mti, "proc": proc}
+    plan = find_unfinished(write(journal, ("TXN_REQUEST", request)), cassettes())
+    assert bool(plan) is reversed_

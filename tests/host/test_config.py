@@ -8,6 +8,10 @@ from atm.cli import main
 from host.config import Environment, HostConfig
 from host.errors import ConfigError
 
+# Stand-ins for secrets from a secret store: 48 random-looking characters each.
+SECRET = "q7VfR2mXk9LpT4wZc8NbH3sJd6GyE1uAo5KiW0tMnBvCxQrP"
+PEPPER = "Zt4Hq8LmW2xVc7RnK1pBs5JdG9fYe3TaU6oNiM0wQbXyCvSr"
+
 
 def test_defaults_follow_the_design():
     config = HostConfig.from_env({})
@@ -62,8 +66,8 @@ def test_production_with_real_secrets_starts():
     config = HostConfig.from_env(
         {
             "ENVIRONMENT": "production",
-            "SECRET_KEY": "s" * 40,
-            "PIN_PEPPER": "p" * 32,
+            "SECRET_KEY": SECRET,
+            "PIN_PEPPER": PEPPER,
             "OPS_API_TOKEN": "t" * 32,
             "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
             "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
@@ -73,7 +77,7 @@ def test_production_with_real_secrets_starts():
     assert config.environment is Environment.PRODUCTION
     assert config.link.master_key("ATM00001") == bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
     assert config.link.master_key("ATM00002") is None  # no development TMK in production
-    for secret in ("s" * 40, "t" * 32, "0F1E2D3C4B5A6978"):
+    for secret in (SECRET, PEPPER, "t" * 32, "0F1E2D3C4B5A6978"):
         assert secret not in repr(config)
 
 
@@ -101,3 +105,60 @@ def test_accepted_card_ranges_default_to_the_test_cards_and_widen_with_a_warning
     with pytest.raises(ConfigError) as info:
         HostConfig.from_env({"ACCEPTED_CARD_RANGES": "4000-00"})
     assert info.value.problems == ["ACCEPTED_CARD_RANGES: comma-separated PAN prefixes (digits)"]
+
+
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "OPS_API_TOKEN": "t" * 32,
+    "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
+    "LINK_ALLOW_PLAINTEXT": "true",
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "empty; production needs at least 32 random bytes"),
+        ("x", "1 bytes is too short for production (at least 32)"),
+        ("Zt4Hq8LmW2xVc7RnK1pBs5JdG9fYe3T", "31 bytes is too short for production (at least 32)"),
+        (
+            "ab" * 20,
+            "too little variety for production (2 different characters, at least 10: "
+            "use a random value)",
+        ),
+    ],
+    ids=["empty", "one-character", "31-bytes", "low-variety"],
+)
+@pytest.mark.parametrize("name", ["SECRET_KEY", "PIN_PEPPER"])
+def test_production_refuses_weak_secrets_with_one_line_naming_the_variable(
+    name: str, value: str, problem: str
+) -> None:
+    env = {**PRODUCTION, "SECRET_KEY": SECRET, "PIN_PEPPER": PEPPER, name: value}
+    with pytest.raises(ConfigError) as info:
+        HostConfig.from_env(env)
+    assert info.value.problems == [f"{name}: {problem}"]
+    # The same value is fine outside production.
+    HostConfig.from_env({**env, "ENVIRONMENT": "testing"})
+
+
+def test_db_seed_refuses_production_without_allow_production(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    """``atm db seed`` writes cards with known PINs: never into production by accident."""
+    database = tmp_path / "prod.db"
+    for key, value in {**PRODUCTION, "SECRET_KEY": SECRET, "PIN_PEPPER": PEPPER}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("BCRYPT_ROUNDS", "4")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    assert main(["db", "seed"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "atm: db seed: refused in production: the seed cards have published PINs "
+        "(pass --allow-production to seed all the same)"
+    ]
+    assert not database.exists()
+    assert main(["db", "seed", "--allow-production"]) == 0
+    assert "seed complete" in capsys.readouterr().out
+    # Elsewhere no flag is needed.
+    monkeypatch.setenv("ENVIRONMENT", "testing")
+    assert main(["db", "seed"]) == 0

@@ -128,6 +128,7 @@ def test_a_reversed_deposit_takes_its_holds_with_it(rig: ServiceRig):
             stan="900001",
             transmission_time="1128120100",
             original_mti="0200",
+            processing_code=f"{TransactionType.DEPOSIT}0000",
             original_stan=request.stan,
             original_time=request.transmission_time,
             amount_cents=30000,

@@ -109,3 +109,27 @@ async def test_response_frames_are_length_prefixed_and_macd(running_host):
     writer.close()
     response = decode(frames[0])
     assert response["39"] == "00" and len(response["128"]) == 16
+
+
+async def test_response_mti_from_a_terminal_is_logged_counted_and_not_answered(
+    running_host, caplog
+):
+    """docs/protocol.md section 3: a MAC'd 0210 from a terminal gets no answer, one warning
+    naming terminal, MTI and STAN, and a count in the metrics; the link stays up."""
+    host, port = running_host
+    async with TestTerminal(port) as terminal:
+        assert (await terminal.sign_on())["39"] == "00"
+        stray = terminal.header("0210")
+        stray.update({"3": "012000", "4": "000000002000", "39": "00"})
+        await terminal.client.send(stray)
+        echo = terminal.header("0800")
+        echo["70"] = "301"
+        assert (await terminal.request(echo))["39"] == "00"  # the connection still serves
+        assert terminal.unmatched == []  # nothing came back for the 0210
+    counted = host.metrics.unsolicited_messages.labels(mti="0210")._value.get()
+    assert counted == 1
+    lines = [r.getMessage() for r in caplog.records if "response MTI 0210" in r.getMessage()]
+    assert lines == [
+        f"terminal ATM00002 sent a response MTI 0210 (STAN {stray['11']}): a terminal sends "
+        "only requests and advices; not answered"
+    ]

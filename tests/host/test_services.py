@@ -81,8 +81,11 @@ def test_expired_card_is_54(rig: ServiceRig):
     assert rig.service.authorize(rig.requests.balance(pan=EXPIRED)).response_code is RC.EXPIRED_CARD
 
 
-def test_track_expiry_differing_from_the_card_is_54(rig: ServiceRig):
+def test_track_expiry_differing_from_the_card_is_14_unless_it_is_past(rig: ServiceRig):
+    """A future expiry that is not the record's is not this card's track (14), not "expired"."""
     request = dataclasses.replace(rig.requests.balance(), expiry="2901")
+    assert rig.service.authorize(request).response_code is RC.INVALID_CARD
+    request = dataclasses.replace(rig.requests.balance(), expiry="2001")
     assert rig.service.authorize(request).response_code is RC.EXPIRED_CARD
 
 
@@ -118,9 +121,9 @@ def test_a_good_pin_resets_the_failure_count(rig: ServiceRig):
         assert card.failed_pin_attempts == 2 and card.locked_until is None
 
 
-def test_missing_pin_block_is_55(rig: ServiceRig):
+def test_missing_pin_block_is_a_format_error(rig: ServiceRig):
     request = dataclasses.replace(rig.requests.balance(), pin_block=None)
-    assert rig.service.authorize(request).response_code is RC.INCORRECT_PIN
+    assert rig.service.authorize(request).response_code is RC.FORMAT_ERROR
 
 
 def test_missing_pin_key_is_55_and_approves_nothing(rig: ServiceRig):

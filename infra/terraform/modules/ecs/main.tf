@@ -189,7 +189,8 @@ resource "aws_ecs_task_definition" "host" {
 }
 
 # One-shot: `atm db upgrade` by default; the seed runs with a command override
-# (["atm", "db", "seed"]). Same image, settings and secrets as the host, no ports.
+# (["atm", "db", "seed", "--allow-production"]: the seed cards have published PINs). Same
+# image, settings and secrets as the host, no ports.
 resource "aws_ecs_task_definition" "migration" {
   family                   = "${var.name}-migration"
   requires_compatibilities = ["FARGATE"]

@@ -1,7 +1,7 @@
 """deposit holds: the part of a deposit not yet available to spend
 
-Revision ID: 0004_deposit_holds
-Revises: 0003_link
+Revision ID: 0007_deposit_holds
+Revises: 0006_statement_lease
 Create Date: 2026-11-30
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_deposit_holds"
-down_revision: str | None = "0003_link"
+revision: str = "0007_deposit_holds"
+down_revision: str | None = "0006_statement_lease"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

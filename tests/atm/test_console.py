@@ -1,0 +1,230 @@
+"""The console (``atm console``) headless, through Textual's pilot: key presses and clicks on
+the real app, over the real host link to a host in this process. Each test waits on the
+front panel's events (``FrontPanel.wait_for``), never on sleeps."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, RichLog, Select, Static, TabbedContent
+
+from atm.console import ConsoleApp
+from atm.frontpanel import Bench, BenchOptions, FrontPanel
+from host.config import HostConfig
+from tests.device.test_more_time import Clock
+
+ALICE_CHECKING = "1000-0001-0001"
+BOB_CHECKING = "1000-0002-0001"
+SIZE = (180, 50)
+
+
+@dataclass
+class Console:
+    bench: Bench
+    panel: FrontPanel
+    app: ConsoleApp
+    pilot: Pilot[int]
+
+    def text(self, selector: str) -> str:
+        return str(self.app.query_one(selector, Static).render())
+
+    def button(self, selector: str) -> str:
+        return str(self.app.query_one(selector, Button).label)
+
+    async def screen(self, screen_id: str) -> None:
+        await self.panel.wait_for_screen(screen_id)
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Let the view catch up: devices change without an event (a card reaching the gate)
+        and the app polls them; ask now instead, then let the app draw."""
+        await self.panel.refresh_devices()
+        await self.pilot.pause()
+
+    async def keys(self, *keys: str) -> None:
+        await self.pilot.press(*keys)
+
+
+@contextlib.asynccontextmanager
+async def open_console(
+    host_config: HostConfig, tmp_path: Path, clock: Any = None, **device: Any
+) -> AsyncIterator[Console]:
+    bench = Bench(
+        BenchOptions(
+            work_dir=tmp_path / "console",
+            device={"reconnect_delay": 0.05, **device},
+            clock=clock,
+        ),
+        host_config,
+    )
+    panel = await bench.start()
+    try:
+        app = ConsoleApp(panel)
+        async with app.run_test(size=SIZE) as pilot:
+            console = Console(bench, panel, app, pilot)
+            await console.screen("welcome")
+            yield console
+    finally:
+        await bench.close()
+
+
+async def test_withdrawal_by_key_presses(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        assert "Please insert your card" in c.text("#atm-screen")
+        await c.pilot.click("#insert-card")  # Alice's card is picked by default
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3")
+        await c.panel.wait_for(lambda p: p.screen is not None and p.screen.input_value == "***")
+        await c.pilot.pause()
+        assert "PIN: ***" in c.text("#atm-screen")
+        await c.keys("4", "enter")
+        await c.screen("main_menu")
+        assert c.button("#key-F1") == "F1 Withdrawal"
+        await c.keys("f1")
+        await c.screen("select_account")
+        await c.keys("f1")  # checking
+        await c.screen("select_amount")
+        assert c.button("#key-F4") == "F4 $100.00"
+        await c.keys("f4")
+        await c.screen("take_cash")
+        assert "2 x $50.00" in c.text("#tray") and "$100.00" in c.text("#tray")
+        await c.pilot.click("#take-cash")
+        await c.screen("take_card")
+        assert c.text("#tray") == "empty"
+        await c.panel.wait_for(lambda p: "at the slot" in p.card_slot())
+        await c.settled()
+        assert "card at the slot" in c.text("#card-slot")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        receipt = c.text("#receipt")
+        assert "BALANCE                $5,150.00" in receipt
+        assert "400000******7899" in receipt and "4000001234567899" not in receipt
+        assert c.panel.balance(ALICE_CHECKING) == 515_000
+        # The engineer's view: the link log decoded, PAN masked, PIN block hidden.
+        entries = c.panel.link_entries("0200")
+        assert entries and "400000******7899" in entries[0].summary
+        assert "[8 bytes hidden]" in entries[0].text
+        assert "4000001234567899" not in "".join(e.text for e in c.panel.link_log)
+        assert "session_end -> idle (session_closed)" in c.text("#engineer-state")
+        # The link log, filtered to one message type, then paused.
+        log = c.app.query_one("#link-log", RichLog)
+        c.app.query_one("#link-filter", Input).value = "0210"
+        await c.pilot.pause()
+        shown = "\n".join(line.text for line in log.lines)
+        assert "0210 financial response" in shown and "0800" not in shown
+        await c.pilot.click("#link-pause")
+        await c.pilot.pause()
+        assert c.app.link_paused
+
+
+async def test_wrong_pin_three_times(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        c.app.query_one("#card-pick", Select).value = "bob"
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "1", "1", "1", "enter")
+        await c.screen("main_menu")
+        await c.keys("f2")  # balance
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("pin_retry")
+        assert "Incorrect PIN." in c.text("#atm-screen")
+        await c.keys("2", "2", "2", "2", "enter")
+        await c.panel.wait_for(lambda p: len(p.link_entries("RC 55")) == 2)
+        await c.screen("pin_retry")
+        await c.keys("3", "3", "3", "3", "enter")
+        await c.screen("take_card")
+        assert "PIN tries exceeded" in c.text("#atm-screen")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        assert c.panel.link_entries("RC 75")
+        assert c.panel.balance(BOB_CHECKING) == 85_075
+        assert not any("CARD_CAPTURED" in line for line in c.panel.journal_tail)
+
+
+async def test_dispenser_jam_from_the_fault_panel_is_reversed(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        c.app.query_one(TabbedContent).active = "faults"
+        await c.pilot.pause()
+        c.app.query_one("#fault-dispenser", Select).value = "jam"
+        await c.pilot.click("#inject-dispenser")
+        await c.panel.wait_for(lambda p: "jam" in p.device_state("dispenser").faults)
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        await c.keys("f1")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("select_amount")
+        await c.keys("f4")
+        await c.panel.wait_for(
+            lambda p: p.screen is not None and "Unable to dispense cash" in " ".join(p.screen.lines)
+        )
+        await c.pilot.pause()
+        assert "Unable to dispense cash" in c.text("#atm-screen")
+        await c.screen("take_card")
+        await c.pilot.click("#take-card")
+        # The reversal advice reaches the host and is answered.
+        await c.panel.wait_for(lambda p: bool(p.link_entries("0430")))
+        assert c.panel.balance(ALICE_CHECKING) == 525_000
+        assert "NO CASH DISPENSED - REVERSED" in c.text("#receipt")
+        assert any("DISPENSE_FAULT" in line for line in c.panel.journal_tail)
+        c.app.query_one(TabbedContent).active = "engineer"
+        await c.pilot.pause()
+        assert "faults jam" in c.text("#devices")
+        # The next customer finds cash withdrawal unavailable until the operator acts.
+        await c.screen("welcome")
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        assert "Cash withdrawal unavailable" in c.text("#atm-screen")
+        assert c.button("#key-F1") == "F1"
+
+
+async def test_supervisor_balancing(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        c.app.query_one(TabbedContent).active = "operator"
+        await c.pilot.pause()
+        await c.pilot.click("#supervisor")
+        await c.screen("supervisor")
+        assert "switch ON" in c.text("#supervisor-state")
+        assert c.button("#key-F5") == "Balancing F5"
+        await c.pilot.click("#sup-F5")
+        await c.panel.wait_for(lambda p: p.screen is not None and p.screen.title == "Balancing")
+        await c.pilot.pause()
+        assert "BALANCED" in c.text("#atm-screen")
+        receipt = c.text("#receipt")
+        assert "BALANCING" in receipt and "C0 500-0-0-0=500 count 500" in receipt
+        assert "C0 $20.00: loaded 500" in c.text("#counters")
+        await c.keys("ctrl+s")  # the switch back: leave supervisor mode
+        await c.screen("welcome")
+        assert "switch off" in c.text("#supervisor-state")
+
+
+async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
+    clock = Clock()
+    async with open_console(host_config, tmp_path, clock, key_timeout=0.5) as c:
+        await c.pilot.click("#insert-card")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("more_time")  # nothing chosen in time (at the menu, or at the PIN)
+        previous = c.panel.controller.previous_state
+        assert previous is not None
+        waited_in = previous.value
+        screen = c.text("#atm-screen")
+        assert "Do you need more time?" in screen and "ends in 30 seconds" in screen
+        assert c.button("#key-F4") == "F4 Yes" and c.button("#key-F8") == "No F8"
+        clock.advance(12)
+        await c.panel.wait_for(lambda p: p.screen is not None and "18 sec" in p.screen.lines[0])
+        await c.pilot.pause()
+        assert "ends in 18 seconds" in c.text("#atm-screen")
+        await c.keys("f4")  # yes: back where the customer was
+        await c.panel.wait_for(lambda p: p.state == waited_in)
+        back = [str(t) for t in c.panel.transitions if t.source == "more_time"]
+        assert back == [f"more_time -> {waited_in} (resume_{waited_in})"]

@@ -3,7 +3,7 @@
 # (`atm db upgrade`, `atm db seed`) and the simulated ATM (`atm device`) all run from this image.
 #
 #   base          python:3.12-slim, the non-root user, common environment
-#   dependencies  a virtualenv in /opt/venv with the runtime dependencies only (cached layer)
+#   dependencies  a virtualenv in /opt/venv with the locked runtime dependencies (cached layer)
 #   production    dependencies + the application, runs `atm host` as the non-root user
 #   development   production's venv + dev extras, source mounted, restarts on change (watchfiles)
 #
@@ -25,14 +25,14 @@ RUN groupadd --system --gid 10001 atm \
        --shell /usr/sbin/nologin atm
 WORKDIR /app
 
-# Runtime dependencies only, read from pyproject.toml so that this layer is rebuilt only when
-# the dependencies change (the source changes far more often).
+# Runtime dependencies only, at the exact versions and hashes of the lock file
+# (requirements/runtime.txt, `make lock`), so that this layer is rebuilt only when the lock
+# changes (the source changes far more often) and two builds install the same bytes.
 FROM base AS dependencies
-COPY pyproject.toml ./
+COPY requirements/runtime.txt ./requirements.txt
 RUN python -m venv "$VIRTUAL_ENV" \
-    && python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + [d for e in ('postgres', 's3') for d in x.get(e, [])]))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && pip install --no-cache-dir --require-hashes --no-deps -r requirements.txt \
+    && rm requirements.txt
 
 FROM base AS production
 COPY --from=dependencies /opt/venv /opt/venv
@@ -50,7 +50,8 @@ RUN pip install --no-cache-dir --no-deps . \
 # Safe defaults for a container: listen on every interface, production mode (which refuses
 # the development SECRET_KEY and PIN_PEPPER and requires OPS_API_TOKEN and
 # TERMINAL_MASTER_KEYS: pass real ones at run time).
-ENV LINK_HOST=0.0.0.0 \
+ENV ATM_DATA_DIR=/app/var \
+    LINK_HOST=0.0.0.0 \
     LINK_PORT=8583 \
     OPS_HOST=0.0.0.0 \
     OPS_PORT=8080 \
@@ -67,7 +68,9 @@ CMD ["atm", "host"]
 # and the host restarted whenever a Python file changes.
 FROM production AS development
 USER 0
-RUN pip install --no-cache-dir -e ".[dev,serial,postgres]" "watchfiles==1.3.0"
+COPY requirements/dev.txt /tmp/constraints.txt
+RUN pip install --no-cache-dir -c /tmp/constraints.txt -e ".[dev]" "watchfiles==1.3.0" \
+    && rm /tmp/constraints.txt
 ENV ENVIRONMENT=development \
     LOG_LEVEL=DEBUG
 USER 10001:10001

@@ -3,19 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# Exact versions for every install (pip constraints: plain pip reads them, no tool needed);
+# `make lock` regenerates requirements/*.txt from pyproject.toml with uv.
+LOCK := requirements/dev.txt
+UV ?= uv
 
-.PHONY: demo test lint security pytest test-host format clean
+.PHONY: demo test lint security pytest test-host format clean lock
 
-$(VENV)/.base-installed: pyproject.toml
+$(VENV)/.base-installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml
+$(VENV)/.dev-installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,serial,usb,postgres]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(VENV)/.base-installed $@
 
 demo: $(VENV)/.base-installed
@@ -46,6 +50,16 @@ test-host: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The lock files: requirements/dev.txt (every extra; constraints for make and CI) and
+# requirements/runtime.txt (runtime + s3 with hashes; the Docker image installs exactly these),
+# resolved for every platform and Python >= 3.11. Needs uv (`pip install uv`); nothing else does.
+lock:
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra dev --extra s3 \
+		--custom-compile-command "make lock" --quiet -o requirements/dev.txt
+	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra s3 \
+		--generate-hashes --constraint requirements/dev.txt \
+		--custom-compile-command "make lock" --quiet -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

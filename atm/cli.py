@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from atm.errors import CommandFailed
+
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim", "certs")
@@ -42,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
+    except CommandFailed as exc:
+        print(f"atm {exc.line}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 from atm.database import display_url
 from atm.devices import DEVICE_SETS, KINDS, DeviceKit, open_kit
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript, Step
-from atm.steps import StepDriver, link_line
+from atm.steps import StepDriver, link_line, stop_controller
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
@@ -52,12 +53,13 @@ __all__ = [
 
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
-    reader = SimulatedCardReader()
+    reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
     pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
     dispenser = SimulatedDispenser(
-        [Cassette(c.denomination_cents, c.count) for c in config.cassettes]
+        [Cassette(c.denomination_cents, c.count) for c in config.cassettes],
+        state_path=config.sim_state_path("dispenser"),
     )
-    printer = SimulatedPrinter()
+    printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
     notes = SimulatedBillAcceptor()
     depository = SimulatedDepository()
     devices = Devices(reader, pin_pad, dispenser, printer, notes, depository)
@@ -232,6 +234,7 @@ async def run_demo(
     quiet: bool = False,
     timeout: float = 60.0,
     devices: str = "sim",
+    link_say: Callable[[str], None] | None = None,
     dispenser_model: str | None = None,
 ) -> DemoResult:
     """Run ``script``; ``devices`` is ``sim`` (in-process simulated backends) or ``serial``
@@ -245,7 +248,9 @@ async def run_demo(
         url = database_url or f"sqlite:///{work_dir / 'host.db'}"
         base = host_config or HostConfig.from_env({})
         config = HostConfig(**{**base.__dict__, "database_url": url})
-        return await _run(script, config, work_dir, say, timeout, devices, dispenser_model)
+        return await _run(
+            script, config, work_dir, say, timeout, devices, dispenser_model, link_say or say
+        )
     raise AssertionError("unreachable")
 
 
@@ -257,6 +262,7 @@ async def _run(
     timeout: float,
     devices: str = "sim",
     dispenser_model: str | None = None,
+    link_say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     say(f"== demo '{script.name}': {script.description}")
     wanted = DeviceConfig(**dict(script.device_config))
@@ -341,7 +347,7 @@ async def _run(
             result.screens.append(screen.id)
             driver.on_screen(screen.id, fresh=fresh)
         elif isinstance(event, LinkMessage):
-            say(link_line(event))
+            (link_say or say)(link_line(event))  # --link-log: elsewhere, or nowhere
         elif isinstance(event, ReceiptPrinted):
             result.receipts.append(list(event.lines))
 
@@ -349,16 +355,17 @@ async def _run(
     runner = asyncio.create_task(controller.run())
     try:
         await asyncio.wait_for(driver.finished.get(), timeout)
-        result.completed = True
-        await _settle(controller, timeout)
+        if driver.failure is not None:
+            say(f"!! script stopped: {driver.failure}")
+        else:
+            result.completed = True
+            await _settle(controller, timeout)
     except TimeoutError:
         where = driver.steps[0].screen if driver.steps else "?"
         say(f"!! script stopped: still waiting for screen '{where}'")
     finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
         driver.cancel()
+        await stop_controller(controller, runner)
         result.journal = controller.journal.path.read_text().splitlines()
         result.balances_after = {number: host.balance(number) for number in accounts}
         result.balance_after = result.balances_after[script.account]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from device.config import DeviceConfig
@@ -101,25 +102,39 @@ class NoteSlot(Faultable, Protocol):
 
 
 def backend_options(config: DeviceConfig) -> BackendOptions:
+    state_paths = {kind: config.sim_state_path(kind) for kind in KINDS}
     return BackendOptions(
         cassettes=tuple((c.denomination_cents, c.count) for c in config.cassettes),
         master_key=config.master_key,
         key_scheme=config.key_scheme,
+        state_paths={kind: path for kind, path in state_paths.items() if path is not None},
+        counts_path=config.dispenser_counts_path,
     )
 
 
-def simulator_for(kind: str, config: DeviceConfig, *, model: str = "lcdm-2000") -> Simulator:
+def simulator_for(
+    kind: str,
+    config: DeviceConfig,
+    state_path: Path | None = None,
+    *,
+    model: str = "lcdm-2000",
+) -> Simulator:
     """The peripheral simulator for one device kind, loaded as ``config`` says; ``model``
-    picks the dispenser (``lcdm-2000`` or ``lcdm-4000``)."""
+    picks the dispenser (``lcdm-2000`` or ``lcdm-4000``). With ``state_path`` (default:
+    ``config.sim_state_path(kind)``) it keeps its physical state there across a restart."""
+    state_path = state_path or config.sim_state_path(kind)
     if kind == "card-reader":
-        return CardReaderSimulator()
+        return CardReaderSimulator(state_path=state_path)
     if kind == "pin-pad":
         return PinPadSimulator(config.master_key, config.key_scheme)
     if kind == "dispenser":
         simulator = Lcdm4000Simulator if model == "lcdm-4000" else DispenserSimulator
-        return simulator([SimCassette(c.denomination_cents, c.count) for c in config.cassettes])
+        return simulator(
+            [SimCassette(c.denomination_cents, c.count) for c in config.cassettes],
+            state_path=state_path,
+        )
     if kind == "printer":
-        return PrinterSimulator()
+        return PrinterSimulator(state_path=state_path)
     if kind == "bill-acceptor":
         return BillAcceptorSimulator()
     raise ValueError(f"unknown device kind {kind!r}; known: {', '.join(KINDS)}")

@@ -4,15 +4,40 @@ form of a host-link message. No host code here: ``atm device`` imports this."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from atm.errors import EXIT_USAGE, CommandFailed
 from atm.scripts import Customer, Step
+from device.controller import AtmController
 from device.events import LinkMessage
 from protocol.display import describe
 
-__all__ = ["StepDriver", "link_line"]
+__all__ = [
+    "LINK_LOG_HELP",
+    "SESSION_OVER",
+    "StepDriver",
+    "add_link_log_option",
+    "link_line",
+    "open_link_log",
+    "stop_controller",
+]
+
+LINK_LOG_HELP = (
+    "where the decoded host-link messages go: - (standard output, mixed with the screens; "
+    "the default), off, or a FILE they are appended to (follow it with tail -f), so the "
+    "screens stay readable. PAN masked, PIN block and MAC hidden, response codes with their "
+    "meaning"
+)
+
+log = logging.getLogger(__name__)
+
+#: Screens after which a script with steps left cannot go on: the session is over.
+SESSION_OVER = frozenset({"welcome", "out_of_service", "fault"})
 
 
 def link_line(event: LinkMessage) -> str:
@@ -45,6 +70,10 @@ class StepDriver:
         self._repeat = repeat
         self.runs = 0
         self.finished: asyncio.Queue[int] = asyncio.Queue()
+        #: Set when a run went wrong ("got screen 'welcome' while waiting for 'take_cash'");
+        #: ``finished`` then receives 0, at once, instead of waiting for a timeout.
+        self.failure: str | None = None
+        self._in_run = False
         self._actions: set[asyncio.Future[Any]] = set()
 
     @property
@@ -55,13 +84,28 @@ class StepDriver:
     def on_screen(self, screen_id: str, *, fresh: bool = True) -> None:
         """A screen was shown; ``fresh``: a new screen, not an update of the one before (a
         step is played only on a fresh one)."""
+        if self.failure is not None:
+            return
+        if (
+            self._in_run
+            and self.steps
+            and screen_id in SESSION_OVER
+            and screen_id != self.steps[0].screen
+        ):
+            # The session ended (or the ATM went out of service) with steps still to play:
+            # the script cannot go on, so say so now rather than after the timeout.
+            self.failure = f"got screen {screen_id!r} while waiting for {self.steps[0].screen!r}"
+            self.finished.put_nowait(0)
+            return
         if not self.steps and screen_id == "welcome":
+            self._in_run = False
             self.runs += 1
             self.finished.put_nowait(self.runs)
             if self._repeat == 0 or self.runs < self._repeat:
                 self.steps[:] = self._script  # the next run starts on this same screen
         if self.steps and fresh and screen_id == self.steps[0].screen:
             step = self.steps.pop(0)
+            self._in_run = True
             self._say(f"   [{self._label}{step.says}]")
             asyncio.get_running_loop().call_soon(self._act, step)
 
@@ -76,3 +120,47 @@ class StepDriver:
         """Stop the actions still running (a world action of a script that timed out)."""
         for task in list(self._actions):
             task.cancel()
+
+
+async def stop_controller(controller: AtmController, runner: asyncio.Task[None]) -> None:
+    """Stop a running controller cleanly: ``stop()`` ends its loop between two events (no
+    CancelledError inside a transitions trigger, which transitions would log as an error);
+    only if it does not end within a few seconds is the task cancelled."""
+    controller.stop()
+    await asyncio.wait({runner}, timeout=5)
+    # transitions 0.9.3 swallows a CancelledError that lands inside a trigger, so one
+    # cancel() may not stop the controller: repeat until the task has ended.
+    while not runner.done():
+        runner.cancel()
+        await asyncio.wait({runner}, timeout=0.1)
+    if not runner.cancelled() and runner.exception() is not None:
+        log.error("controller stopped with %r", runner.exception())
+
+
+def add_link_log_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--link-log", default="-", metavar="-|off|FILE", help=LINK_LOG_HELP)
+
+
+@contextlib.contextmanager
+def open_link_log(spec: str, command: str) -> Iterator[Callable[[str], None]]:
+    """The writer for ``--link-log``: standard output, nothing, or a file (appended, one line
+    flushed at a time); a file that cannot be written is one line, exit 2."""
+    if spec == "-":
+        yield lambda line: print(line, flush=True)
+        return
+    if spec == "off":
+        yield lambda line: None
+        return
+    try:
+        handle = open(spec, "a", encoding="utf-8")
+    except OSError as exc:
+        raise CommandFailed(
+            f"{command}: cannot write the link log {spec}: {exc.strerror}", EXIT_USAGE
+        ) from None
+    with handle:
+
+        def write(line: str) -> None:
+            handle.write(line + "\n")
+            handle.flush()
+
+        yield write

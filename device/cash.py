@@ -206,12 +206,24 @@ class BalancingLine:
         return self.reported - self.counters.remaining
 
 
+# How many step keys the counters file remembers: far more than the steps of the one
+# transaction that can be in progress when the process dies.
+KEYS_KEPT = 200
+
+
 class CashCounters:
-    """Per-cassette counters, persisted (atomic replace + fsync) in the device state directory."""
+    """Per-cassette counters, persisted (atomic replace + fsync) in the device state directory.
+
+    Every booking of a transaction step carries a key (``"<stan>:<kind>"``) saved in the same
+    file, in the same atomic write, as the counts it changed. Booking a key again changes
+    nothing: restart recovery replays the journal's steps of the interrupted transaction and
+    can never count notes twice, whether the process died before or after the counters were
+    saved (issue 12 item 5)."""
 
     def __init__(self, path: Path, *, load: bool = True) -> None:
         self.path = path
         self.cassettes: dict[int, CassetteCounters] = {}
+        self.applied: list[str] = []
         if load:
             self.load()
 
@@ -220,9 +232,19 @@ class CashCounters:
             return
         try:
             raw = json.loads(self.path.read_text())
+            keys = raw.pop("_applied", []) if isinstance(raw, dict) else []
             self.cassettes = {int(k): CassetteCounters(**v) for k, v in raw.items()}
+            self.applied = [str(k) for k in keys]
         except (ValueError, TypeError, AttributeError) as exc:
             raise CashError(f"cash counters file {self.path} is damaged: {exc}") from exc
+
+    def _first_time(self, key: str | None) -> bool:
+        if key is None:
+            return True
+        if key in self.applied:
+            return False
+        self.applied = [*self.applied, key][-KEYS_KEPT:]
+        return True
 
     def ensure_loaded(self, cassettes: Sequence[CassetteStatus]) -> bool:
         """First start (or a new cassette): take what the dispenser reports as loaded."""
@@ -251,16 +273,26 @@ class CashCounters:
         }
         self.save()
 
-    def add(self, kind: str, notes: Mapping[int, int]) -> None:
+    def add(self, kind: str, notes: Mapping[int, int], key: str | None = None) -> bool:
+        """Book ``notes`` as ``kind``; with ``key``, only the first time (False after).
+        Nothing to book (no note): nothing is written."""
+        if not any(notes.values()) or not self._first_time(key):
+            return False
         for index, count in notes.items():
             counters = self.cassettes.get(index)
             if counters is None or not count:
                 continue
             setattr(counters, kind, getattr(counters, kind) + count)
         self.save()
+        return True
 
-    def move(self, notes: Mapping[int, int], source: str, dest: str) -> None:
-        """Re-book notes (for example presented ones that were retracted after all)."""
+    def move(
+        self, notes: Mapping[int, int], source: str, dest: str, key: str | None = None
+    ) -> bool:
+        """Re-book notes (for example presented ones that were retracted after all); with
+        ``key``, only the first time (False after)."""
+        if not self._first_time(key):
+            return False
         for index, count in notes.items():
             counters = self.cassettes.get(index)
             if counters is None:
@@ -268,6 +300,7 @@ class CashCounters:
             setattr(counters, source, getattr(counters, source) - count)
             setattr(counters, dest, getattr(counters, dest) + count)
         self.save()
+        return True
 
     def balancing(self, reported: Sequence[CassetteStatus]) -> list[BalancingLine]:
         counts = {c.index: c.count for c in reported}
@@ -275,7 +308,8 @@ class CashCounters:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {str(i): asdict(c) for i, c in self.cassettes.items()}
+        data: dict[str, object] = {str(i): asdict(c) for i, c in self.cassettes.items()}
+        data["_applied"] = self.applied
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)

@@ -71,6 +71,14 @@ class DeviceConfig:
     # retail MAC; A = AES-128 keys, PIN block format 4, AES-CMAC. Must match the host's
     # TERMINAL_KEY_SCHEMES entry for this terminal. "T"/"A" strings are accepted.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # Where the in-process simulated devices (``sim`` backends) keep their physical state
+    # (notes, card, paper) so that it survives a crash of the ATM process, as real devices'
+    # does (docs/devices.md). None: they forget it when the process ends.
+    sim_state_dir: Path | None = None
+    # A card found inside the reader at start-up (left by a crash) belongs to a customer who
+    # has gone: "retain" captures it (default: nobody else can take it), "eject" offers it at
+    # the gate for card_take_timeout and captures it if nobody takes it (docs/state-diagram.md).
+    card_left_at_restart: str = "retain"
     # The layout of the working keys at sign-on (protocol.keyblock): legacy or tr31 (TR-31 key
     # blocks). Must match the host's TERMINAL_KEY_BLOCKS entry; another layout is refused.
     key_block: KeyBlockFormat = KeyBlockFormat.LEGACY
@@ -105,6 +113,10 @@ class DeviceConfig:
         ):
             if getattr(self, name) <= 0:
                 raise DeviceConfigError(f"{name} must be positive")
+        if self.card_left_at_restart not in ("retain", "eject"):
+            raise DeviceConfigError(
+                f"card_left_at_restart must be retain or eject, got {self.card_left_at_restart!r}"
+            )
         if self.more_time_seconds < 0:
             raise DeviceConfigError("more_time_seconds must be 0 (no warning) or more")
         if not 0 <= self.empty_notes <= self.near_empty_notes:
@@ -165,6 +177,17 @@ class DeviceConfig:
     @property
     def counters_path(self) -> Path:
         return self.state_dir / f"cash-{self.terminal_id}.json"
+
+    @property
+    def dispenser_counts_path(self) -> Path:
+        """Where a dispenser driver that counts notes itself (LCDM-2000) keeps its counts."""
+        return self.state_dir / f"dispenser-counts-{self.terminal_id}.json"
+
+    def sim_state_path(self, kind: str) -> Path | None:
+        """The physical state file of simulated device ``kind`` (None: not kept)."""
+        if self.sim_state_dir is None:
+            return None
+        return self.sim_state_dir / f"{kind}-{self.terminal_id}.json"
 
     @property
     def master_key(self) -> bytes:

@@ -38,14 +38,16 @@ from typing import Any
 from transitions.core import MachineError
 from transitions.extensions.asyncio import AsyncMachine
 
+from device import restart
 from device.activities import ACTIVITIES, Activity, operator
 from device.cash import CashCounters, Level, cassette_level, usable_cassettes
 from device.config import DeviceConfig
 from device.errors import DeviceError
 from device.events import EventBus, JournalLine, LinkMessage, ScreenShown, StateChanged
 from device.hostlink import HostLink
-from device.journal import Journal, JournalRecord, read_records
-from device.recovery import Suspect, find_unfinished
+from device.journal import Journal, JournalDamaged, JournalRecord, read_records
+from device.recovery import Suspect
+from device.saf import SafDamaged, SafQueue
 from device.screens import Screen
 from device.session import Session
 from device.states import TIMEOUTS, TRANSITIONS, State
@@ -68,6 +70,7 @@ __all__ = ["AtmController", "Devices", "Session"]
 Device = CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor | EnvelopeDepository
 
 log = logging.getLogger(__name__)
+_STOP = "__stop__"  # queued by stop(): not a trigger of the machine
 
 Clock = Callable[[], dt.datetime]
 
@@ -124,7 +127,11 @@ class AtmController:
             tap=self._on_link_message,
             on_pin_key=devices.pin_pad.load_working_key,
             on_reversal_queued=self._link_reversed,
+            # A damaged line does not stop the constructor: run() reports it (fault state).
+            saf=SafQueue(config.saf_path, tolerant=True),
         )
+        # A damaged journal or store-and-forward line the operator has not accepted yet.
+        self.damage: JournalDamaged | SafDamaged | None = None
         self.session = Session()
         self.screen: Screen | None = None
         # Why the ATM is in the fault state, and whether cash service is off after a
@@ -163,6 +170,13 @@ class AtmController:
         """Queue an event for the machine (the only way anything fires a trigger)."""
         self._queue.put_nowait((event, data))
 
+    def stop(self) -> None:
+        """End ``run()`` between two events (never inside a trigger, where transitions would
+        log the cancellation as an error): the running activity is cancelled, the link and
+        devices closed, SHUTDOWN journaled. A transaction cut short is settled by restart
+        recovery at the next start, as after a power cut."""
+        self._queue.put_nowait((_STOP, {}))
+
     def enter_supervisor(self) -> None:
         """The supervisor switch: honoured when idle, out of service or in a fault."""
         self.post("supervisor_requested")
@@ -175,18 +189,13 @@ class AtmController:
         for line in self.config.widened:
             log.warning("production-safety guard: %s", line)
             self.journal.write("GUARD_WIDENED", detail=line)
-        try:
-            await self.recover()
-        except (DriverError, DeviceError) as exc:
-            # Without a dispenser status or readable counters the cash cannot be trusted.
-            log.exception("restart recovery failed")
-            self.fault_reason = "recovery failed"
-            self.journal.write("RECOVERY_FAILED", error=f"{type(exc).__name__}: {exc}")
-            self.post("fault")
+        await self.recover_or_fault()
         self._start_activity()
         try:
             while True:
                 event, data = await self._queue.get()
+                if event == _STOP:
+                    break
                 source = self.state
                 try:
                     await self.trigger(event, **data)
@@ -215,39 +224,66 @@ class AtmController:
         return read_records(self.config.journal_path)
 
     async def recover(self) -> None:
-        """Turn what a killed predecessor left unfinished into reversals (once each)."""
-        self.counters.load()
-        status = await self.devices.dispenser.status()
-        self.counters.ensure_loaded(status)
-        for item in find_unfinished(self.journal_records(), status):
-            if item.suspect:
-                self.cash_fault = "dispense outcome unknown"
-                self.journal.write(
-                    "DISPENSE_SUSPECT",
-                    stan=item.stan,
-                    amount=item.amount_cents,
-                    notes="-",
-                    recovered="yes",
-                    why=item.note,
-                )
-                continue
-            if item.counted_out:
-                self.counters.add("dispensed", item.counted_out)
-            if not item.needs_reversal:
-                self.journal.write(
-                    "RECOVERY_NO_REVERSAL", stan=item.stan, amount=item.amount_cents, why=item.note
-                )
-                continue
-            queued = self.link.queue_reversal(item.original, item.dispensed_cents, item.reason)
+        """Settle what a killed predecessor left (``device.restart``): counters replayed
+        once, a card left inside retained or ejected, notes in the tray retracted, an
+        unconfirmed retract resolved, then reversals (once each) and suspects. A damaged
+        journal or store-and-forward line raises ``JournalDamaged``/``SafDamaged``."""
+        if self.link.saf.damage:
+            raise self.link.saf.damage[0]
+        outcome = await restart.recover(
+            self.config,
+            self.journal,
+            self.counters,
+            self.devices.dispenser,
+            self.devices.card_reader,
+            self.link.queue_reversal,
+        )
+        if outcome.cash_fault:
+            self.cash_fault = outcome.cash_fault
+        if outcome.fault:
+            self.fault_reason = outcome.fault
+            self.post("fault")
+
+    async def recover_or_fault(self) -> None:
+        """``recover``, and the fault state (with one clear line) when it cannot."""
+        self.damage = None
+        try:
+            await self.recover()
+        except (JournalDamaged, SafDamaged) as exc:
+            # One line naming the file and line (no traceback): nothing more to see.
+            log.error("%s", exc)
+            self.damage = exc
+            kind = "journal" if isinstance(exc, JournalDamaged) else "store-and-forward"
+            self.fault_reason = f"{kind} line {exc.line} damaged"
             self.journal.write(
-                "REVERSAL_QUEUED",
-                stan=item.stan,
-                amount=item.amount_cents,
-                dispensed=item.dispensed_cents,
-                reason=item.reason,
-                recovered="yes",
-                why=item.note if queued else "already in the store-and-forward queue",
+                "FILE_DAMAGED", file=exc.path.name, line=exc.line, why=exc.why, digest=exc.digest
             )
+            # No "fault" here: out_of_service sends an ATM with unaccepted damage there.
+        except (DriverError, DeviceError) as exc:
+            # Without a dispenser status or readable counters the cash cannot be trusted.
+            log.exception("restart recovery failed")
+            self.fault_reason = "recovery failed"
+            self.journal.write("RECOVERY_FAILED", error=f"{type(exc).__name__}: {exc}")
+            self.post("fault")
+
+    def accept_damage(self) -> str:
+        """The operator accepted the damaged line (supervisor ENTER): it is skipped from now
+        on and stays in its file; after a store-and-forward line, every reversal the journal
+        records is queued again. What the operator is told."""
+        damage = self.damage
+        if damage is None:
+            return "No damaged file"
+        if isinstance(damage, JournalDamaged):
+            self.journal.accept_damage(damage)
+        else:
+            SafQueue.accept_damage(damage)
+            self.link.saf.damage.remove(damage)
+            self.journal.write(
+                "SAF_DAMAGE_ACCEPTED", line=damage.line, digest=damage.digest, by="operator"
+            )
+            restart.requeue_reversals(self.journal, self.link.queue_reversal)
+        self.damage = None
+        return f"Line {damage.line} accepted (kept in file)"
 
     # -- reports (supervisor mode; see device.activities.operator) -------------------------
     async def counters_report(self) -> list[str]:
@@ -373,7 +409,8 @@ class AtmController:
         self.events.publish(LinkMessage(direction, dict(message)))
 
     def _last_stan(self) -> int:
-        for record in reversed(self.journal_records()):
+        # Damaged lines are left out here; recovery reports them.
+        for record in reversed(read_records(self.config.journal_path, tolerant=True)):
             if record.get("stan", "").isdigit():
                 return int(record["stan"])
         return 0

@@ -64,8 +64,10 @@ _SUPERVISOR_JOBS = {
     "settle_dispensed": "settle every open suspect as *dispensed* (notes are missing): the "
     "counters book its notes as dispensed, `SUSPECT_SETTLED outcome=dispensed`; the customer "
     "stays debited",
+    "accept_damaged_line": "accept the damaged journal or store-and-forward line the fault names "
+    "(kept in its file, skipped from now on) and run restart recovery again; see below",
     "supervisor_left": "leave (also after `DeviceConfig.supervisor_timeout`); clears a "
-    "dispenser or card-jam fault and signs on again",
+    "dispenser or card-jam fault and signs on again (not while a damaged line is unaccepted)",
 }
 
 
@@ -145,16 +147,61 @@ Then run `python -m device.diagram` to regenerate this page. Which module runs e
 ## Electronic journal and restart recovery
 
 `state_dir/journal-<terminal>.log`, one fsync'd line per event:
-`time | terminal | EVENT | key=value | ...`; PANs masked, never a PIN block, key or track data.
+`time | terminal | EVENT | key=value | ... | crc=XXXXXXXX`; PANs masked, never a PIN block, key
+or track data. The last field is the CRC-32 of the rest of the line (`device.journal`).
 A withdrawal writes `TXN_REQUEST` (with DE 3, 4, 7, 11, 42, 49 and the MTI, so a reversal can be
 rebuilt without the PAN), `TXN_RESPONSE`, `DISPENSE_START` (notes asked for and the cassette
-counts before the command), then `DISPENSE_RESULT` or `DISPENSE_FAULT`, `CASH_TAKEN` or
-`CASH_RETRACTED`, and `REVERSAL_QUEUED` whenever a reversal goes to `HostLink.queue_reversal`.
-On start the controller replays the journal (`device.recovery`): an approved withdrawal whose cash
-did not (all) leave gets a reversal (partial, 4004, when the cassette counts show that notes were
-counted out; 4017 when none; 4018 when retracted), journaled with `recovered=yes`, so a second
-restart queues nothing. Notes presented but of unknown fate are counted as taken
-(`RECOVERY_NO_REVERSAL`) for the operator's balancing.
+counts before the command), then `DISPENSE_RESULT` or `DISPENSE_FAULT`, then `CASH_TAKEN`, or
+`RETRACT_INTENDED` (with the dispenser's own retract count) before the retract command and
+`CASH_RETRACTED` (the notes per cassette, `moved=`) after it, and `REVERSAL_QUEUED` whenever a
+reversal goes to `HostLink.queue_reversal`.
+
+Damaged files. A line whose checksum fails or that is not UTF-8 is never read as data:
+
+- a torn tail (the last line without its newline, or failing its check: the process died while
+  writing it) is absent, and is cut off (kept in `<file>.torn`) before the next line is
+  appended; the store-and-forward file does the same with a torn last JSON line;
+- any other damaged line of the journal or the store-and-forward file stops the ATM in `fault`
+  with one log line naming the file and line (`journal ... line 7 is damaged (checksum
+  mismatch)`) and the screen `(journal line 7 damaged)`. In supervisor mode the screen names
+  the line; ENTER accepts it (`JOURNAL_DAMAGE_ACCEPTED` / a `skip` line in the
+  store-and-forward file, naming the line and a CRC of its bytes): from then on that exact line
+  is skipped, it stays in the file for the auditors, and recovery runs again. After a damaged
+  store-and-forward line every reversal the journal records is queued again
+  (`REVERSAL_REQUEUED`; the host acknowledges a repeat of what it already reversed and changes
+  nothing). F8 leaves only once the damage is accepted; until then the ATM stays in `fault`.
+
+On start (`device.restart`, then `device.recovery`), in this order, each step idempotent so a
+crash during recovery spoils nothing:
+
+1. **Counters.** The journal is the record of truth. Every counters booking carries a key
+   (`<stan>:dispensed`, `:rejected`, `:retracted`) saved with the counts in one atomic write;
+   the bookings the journal records for the interrupted withdrawal are replayed, and a key
+   already booked is skipped. Killed between the counters save and the journal line, or the
+   other way round: the notes are counted once.
+2. **A card left inside** (the reader still holds the crashed session's card):
+   `DeviceConfig.card_left_at_restart` = `retain` (default: captured, `CARD_LEFT_INSIDE`,
+   `CARD_CAPTURED`; its owner has gone and nobody else may take it) or `eject` (offered at the
+   gate for `card_take_timeout`, captured if not taken). A new PIN session never starts on it.
+3. **Notes in the exit tray** (`CashDispenser.notes_in_tray`) are never left for the next
+   customer: `RETRACT_INTENDED`, the retract command, then `CASH_RETRACTED recovered=yes` for
+   the withdrawal they belong to (booked from dispensed to retracted, reversed 4018), or
+   `TRAY_PURGED` when the journal explains none. The same check runs before every dispense.
+   Notes that an unanswered dispense counted out are found from the cassette counts where those
+   are physical.
+4. **A retract journaled as intended but not confirmed**, tray empty: the dispenser's own retract
+   count against the one journaled before the command decides: it counted the notes, so they
+   were retracted (`CASH_RETRACTED recovered=yes`, reversed 4018); it did not, so the customer
+   took them (`CASH_TAKEN recovered=yes`). A dispenser that keeps no retract count makes it a
+   suspect.
+5. **Reversals and suspects** from the journal alone: an approved withdrawal whose cash did not
+   (all) leave gets a reversal (partial, 4004, when the cassette counts show that notes were
+   counted out; 4017 when none; 4018 when retracted; 4021 when stopped before the answer),
+   journaled with `recovered=yes`, so a second restart queues nothing. A dispense interrupted
+   on a dispenser whose counts are not physical (LCDM-2000: the driver lowers its counts only
+   when a reply arrives, `counts_physical` is False) is a suspect, never a reversal: the customer
+   may hold the notes. Notes presented but of unknown fate with an empty tray are counted as
+   taken (`RECOVERY_NO_REVERSAL`).
 
 Reversals the host link queues by itself (a 0200 without a valid answer in time, 4021; an
 approval that arrives after its timeout, 4006) reach the journal too: `HostLink` calls the

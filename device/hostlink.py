@@ -56,7 +56,7 @@ from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.security import KeyBlock, KeyScheme
 from protocol.stan import StanGenerator
 
-__all__ = ["HostLink", "LinkTiming", "PendingReversal", "ReversalReason"]
+__all__ = ["DownReports", "HostLink", "LinkTiming", "PendingReversal", "ReversalReason"]
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("device.security")
@@ -88,6 +88,52 @@ class LinkTiming:
     def __post_init__(self) -> None:
         if self.echo_interval <= 0 or not 0 < self.backoff_initial <= self.backoff_max:
             raise ValueError("echo interval and backoff must be positive, initial <= max")
+
+
+class DownReports:
+    """A host that stays down is reported once, then again after growing intervals (30 s,
+    1 min, 2 min, ... at most every 10 min), with the attempts so far; and once when it is
+    back. The reconnect attempts themselves go on at their own pace."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        first_interval: float = 30.0,
+        max_interval: float = 600.0,
+    ) -> None:
+        self._clock = clock
+        self._first = first_interval
+        self._max = max_interval
+        self._since: float | None = None
+        self._next = 0.0
+        self._interval = first_interval
+        self.attempts = 0
+
+    def failed(self, reason: str) -> None:
+        now = self._clock()
+        self.attempts += 1
+        if self._since is None:
+            self._since, self._interval = now, self._first
+            self._next = now + self._interval
+            log.warning("host link not available: %s (retrying; reported again less often)", reason)
+        elif now >= self._next:
+            self._interval = min(self._interval * 2, self._max)
+            self._next = now + self._interval
+            log.warning(
+                "host link still not available after %d attempts in %.0f s: %s",
+                self.attempts,
+                now - self._since,
+                reason,
+            )
+
+    def back(self) -> None:
+        if self._since is not None:
+            log.warning(
+                "host link back after %d failed attempts in %.0f s",
+                self.attempts,
+                self._clock() - self._since,
+            )
+        self._since, self.attempts = None, 0
 
 
 class HostLink:
@@ -132,6 +178,7 @@ class HostLink:
         self._keeper: asyncio.Task[None] | None = None
         self._closing = False
         self._last_traffic = time.monotonic()
+        self.down_reports = DownReports()
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -173,9 +220,10 @@ class HostLink:
                 try:
                     await self.client.connect()
                 except LinkError as exc:
-                    log.warning("host link not available: %s", exc)
+                    self.down_reports.failed(str(exc))
                     self._start_keeper()
                     return False
+                self.down_reports.back()
             if not self.signed_on and not await self._exchange_keys(NetworkCode.SIGN_ON):
                 self._start_keeper()
                 return False

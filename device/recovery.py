@@ -18,9 +18,11 @@ follows. What the journal tells, per STAN of a withdrawal or transfer:
   withdrawals.
 * approved, never reached ``DISPENSE_START``: no note left, full reversal (4017).
 * ``DISPENSE_START`` without a result: the dispense command was given and the controller died.
-  The cassette counts journaled before the command, compared with the counts now, tell how
-  many notes were counted out: none, full reversal (4017); some, partial reversal (4004) of
-  the rest; all of them, nothing to reverse.
+  Where the dispenser's counts are physical (``CashDispenser.counts_physical``), the cassette
+  counts journaled before the command, compared with the counts now, tell how many notes
+  were counted out: none, full reversal (4017); some, partial reversal (4004) of the rest;
+  all of them, nothing to reverse. Where they are not (LCDM-2000: the driver lowers its
+  counts only when a reply arrives) nobody can say what left: a suspect, never a reversal.
 * ``DISPENSE_FAULT`` without ``REVERSAL_QUEUED``: the fault's ``dispensed`` value is known; the
   reversal was not queued yet.
 * ``CASH_RETRACTED`` without ``REVERSAL_QUEUED``: full reversal (4018).
@@ -46,11 +48,16 @@ from protocol.messages import Message, TransactionType
 from protocol.response_codes import ReversalReason
 
 __all__ = [
+    "Presentation",
     "Suspect",
     "Unfinished",
+    "counter_steps",
     "find_suspects",
     "find_unfinished",
     "format_notes",
+    "journaled_reversals",
+    "last_withdrawal",
+    "open_presentation",
     "parse_notes",
 ]
 
@@ -127,7 +134,10 @@ def _original(request: JournalRecord) -> Message:
 
 
 def find_unfinished(
-    records: Sequence[JournalRecord], cassettes_now: Sequence[CassetteStatus]
+    records: Sequence[JournalRecord],
+    cassettes_now: Sequence[CassetteStatus],
+    *,
+    counts_physical: bool = True,
 ) -> list[Unfinished]:
     txns: dict[str, _Txn] = {}
     for record in records:
@@ -210,7 +220,9 @@ def find_unfinished(
                     note="dispense fault before the reversal was queued",
                 )
             )
-        elif txn.result and txn.retracted:
+        elif txn.retracted:
+            # Retracted after a result, or (recovery found the notes in the tray) after a
+            # dispense that was never answered: nothing reached the customer.
             out.append(
                 Unfinished(
                     stan,
@@ -233,6 +245,19 @@ def find_unfinished(
                         note="notes presented, outcome unknown: counted as taken",
                     )
                 )
+        elif txn.start is not None and not counts_physical:
+            out.append(
+                Unfinished(
+                    stan,
+                    original,
+                    amount,
+                    0,
+                    "",
+                    note="stopped during the dispense; the dispenser cannot say what it "
+                    "counted out: suspect, settle at balancing",
+                    suspect=True,
+                )
+            )
         elif txn.start is not None:
             before = parse_notes(txn.start.get("before", ""))
             asked = parse_notes(txn.start.get("notes", ""))
@@ -263,6 +288,103 @@ def find_unfinished(
                     0,
                     ReversalReason.NO_CASH,
                     note="approved, dispense never started",
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """The last withdrawal's notes left in the exit tray by the interrupted session: presented
+    (``DISPENSE_RESULT``, or a partial ``DISPENSE_FAULT``) and neither taken nor retracted.
+    ``intent`` is its ``RETRACT_INTENDED`` record when the retract was journaled as intended
+    but never confirmed (the process died around the retract command)."""
+
+    stan: str
+    notes: dict[int, int]
+    intent: JournalRecord | None
+
+
+def last_withdrawal(records: Sequence[JournalRecord]) -> tuple[str, list[JournalRecord]]:
+    """The STAN of the last withdrawal request in the journal and its records (the one
+    transaction a crash can have interrupted); ("", []) when there is none."""
+    stan = ""
+    for record in records:
+        if record.get("event") == "TXN_REQUEST" and record.get("proc", "")[:2] == "01":
+            stan = record.get("stan", "")
+    if not stan:
+        return "", []
+    return stan, [r for r in records if r.get("stan") == stan]
+
+
+def open_presentation(
+    records: Sequence[JournalRecord], cassettes_now: Sequence[CassetteStatus] | None = None
+) -> Presentation | None:
+    """With ``cassettes_now`` (a dispenser whose counts are physical), a dispense that was
+    never answered counts too: its notes are those the cassette counts say left."""
+    stan, steps = last_withdrawal(records)
+    notes: dict[int, int] = {}
+    intent: JournalRecord | None = None
+    for record in steps:
+        event = record.get("event")
+        if event == "DISPENSE_START" and cassettes_now is not None:
+            before = parse_notes(record.get("before", ""))
+            asked = parse_notes(record.get("notes", ""))
+            now = {c.index: c.count for c in cassettes_now}
+            notes = {
+                i: min(n, before[i] - now[i])
+                for i, n in asked.items()
+                if i in before and i in now and before[i] > now[i]
+            }
+        elif event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
+            notes = parse_notes(record.get("notes", ""))
+        elif event == "RETRACT_INTENDED":
+            intent = record
+        elif event in ("CASH_TAKEN", "CASH_RETRACTED", "DISPENSE_SUSPECT"):
+            return None
+    if not any(notes.values()):
+        return None
+    return Presentation(stan, notes, intent)
+
+
+def counter_steps(records: Sequence[JournalRecord]) -> list[tuple[str, str, dict[int, int]]]:
+    """The counters bookings the journal records for the last withdrawal, as (key, kind,
+    notes): kind is ``dispensed``, ``rejected`` or ``retracted`` (a move from dispensed).
+    Replayed at restart with ``CashCounters``' keys, so each is booked exactly once."""
+    stan, steps = last_withdrawal(records)
+    out: list[tuple[str, str, dict[int, int]]] = []
+    for record in steps:
+        event = record.get("event")
+        if event in ("DISPENSE_RESULT", "DISPENSE_FAULT"):
+            out.append((f"{stan}:dispensed", "dispensed", parse_notes(record.get("notes", ""))))
+            rejected = parse_notes(record.get("rejected", ""))
+            if rejected:
+                out.append((f"{stan}:rejected", "rejected", rejected))
+        elif event == "CASH_RETRACTED" and "moved" in record:
+            out.append((f"{stan}:retracted", "retracted", parse_notes(record["moved"])))
+        elif event == "SUSPECT_SETTLED" and record.get("outcome") == "dispensed":
+            out.append((f"{stan}:dispensed", "dispensed", parse_notes(record.get("notes", ""))))
+    return out
+
+
+def journaled_reversals(records: Sequence[JournalRecord]) -> list[tuple[Message, int, str]]:
+    """Every reversal the journal says was queued, as (original, dispensed cents, reason),
+    oldest first: what the store-and-forward queue must hold or have delivered. Used after
+    the operator accepted a damaged store-and-forward line, to queue again what it may have
+    held (the host acknowledges a repeat of what it already reversed and changes nothing)."""
+    requests: dict[str, JournalRecord] = {}
+    out: list[tuple[Message, int, str]] = []
+    for record in records:
+        event, stan = record.get("event", ""), record.get("stan", "")
+        if event == "TXN_REQUEST":
+            requests[stan] = record
+        elif event == "REVERSAL_QUEUED" and stan in requests:
+            dispensed = record.get("dispensed", "0")
+            out.append(
+                (
+                    _original(requests[stan]),
+                    int(dispensed) if dispensed.isdigit() else 0,
+                    record.get("reason", ""),
                 )
             )
     return out

@@ -4,8 +4,13 @@ An append-only JSON-lines file, each line fsync'd before the call that wrote it 
 reversal queued just before the process is killed (SIGKILL, power loss) is still there after a
 restart. Three kinds of line: ``add`` (a reversal to send), ``try`` (an attempt is about to go
 out: every later send is a repeat, 0421) and ``ack`` (the host answered with 0430). A torn last
-line (the process died mid-write) is ignored. When nothing is pending at start-up the file is
-compacted away.
+line (the process died mid-write) is absent: it is cut off (kept in ``<file>.torn``) before
+anything is appended, so the next record never lands on it. Any other unreadable line stops
+the queue with ``SafDamaged`` (file, line, why); the operator accepts it after checking
+(``SafQueue.accept_damage`` appends a ``skip`` line naming it) and the controller re-queues
+from the journal every reversal the queue no longer knows (the host applies a reversal at most
+once). When nothing is pending at start-up and no damaged line is kept, the file is compacted
+away.
 
 The file holds only what a reversal advice needs (DE 3, 4, 7, 11, 41, 42, 49 of the original,
 the amount dispensed and the reason): never a PAN, track data or PIN block.
@@ -16,14 +21,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from device.errors import DeviceError, InsecureFileError
+from device.journal import cut_torn_tail
 from device.private_files import PRIVATE_MODE, check_private, open_private
 from protocol.messages import Message, Mti
 
-__all__ = ["ORIGINAL_FIELDS", "SafEntry", "SafError", "SafQueue"]
+__all__ = ["ORIGINAL_FIELDS", "SafDamaged", "SafEntry", "SafError", "SafQueue"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,18 @@ ORIGINAL_FIELDS = ("t", "3", "4", "7", "11", "41", "42", "49")
 
 class SafError(DeviceError):
     """The store-and-forward file cannot be written or read."""
+
+
+class SafDamaged(SafError):
+    """A line of the store-and-forward file (not a torn tail) is not a readable record."""
+
+    def __init__(self, path: Path, line: int, why: str, digest: str) -> None:
+        super().__init__(f"store-and-forward file {path} line {line} is damaged ({why})")
+        self.path, self.line, self.why, self.digest = path, line, why, digest
+
+
+def _digest(raw: bytes) -> str:
+    return f"{zlib.crc32(raw):08x}"
 
 
 @dataclass(frozen=True)
@@ -72,11 +91,16 @@ class SafEntry:
 
 
 class SafQueue:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tolerant: bool = False) -> None:
+        """``tolerant``: a damaged line does not stop the queue; it is skipped and listed in
+        ``damage`` for the operator (the controller goes to its fault state until accepted)."""
         self.path = path
+        self.tolerant = tolerant
+        self.damage: list[SafDamaged] = []
         self._entries: dict[int, SafEntry] = {}
         self._done: set[tuple[str, str, str]] = set()
         self._next_id = 1
+        self._kept_damage = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             check_private(path, "store-and-forward file")
@@ -161,26 +185,73 @@ class SafQueue:
         except OSError as exc:
             raise SafError(f"cannot write store-and-forward file {self.path}: {exc}") from exc
 
+    @staticmethod
+    def accept_damage(damage: SafDamaged) -> None:
+        """The operator has seen the damaged line: skip exactly that line from now on (the
+        line stays in the file)."""
+        record = {"op": "skip", "line": damage.line, "digest": damage.digest}
+        line = json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n"
+        try:
+            fd = os.open(damage.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SafError(f"cannot write store-and-forward file {damage.path}: {exc}") from exc
+
     def _load(self) -> None:
         if not self.path.exists():
             return
-        lines = self.path.read_bytes().split(b"\n")
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        torn = lines.pop()  # after the last newline: empty unless the last write was torn
+        parsed: list[tuple[int, bytes, dict[str, object] | None, str]] = []
         for number, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
             try:
                 record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise TypeError("not a JSON object")
+                parsed.append((number, raw, record, ""))
+            except (ValueError, TypeError) as exc:
+                parsed.append((number, raw, None, str(exc)))
+        if torn or (parsed and parsed[-1][2] is None):
+            # The process died mid-write: that record is absent. Cut it off now, so that
+            # the next record does not land on it.
+            good = len(data) - len(torn)
+            if not torn:
+                good -= len(parsed[-1][1]) + 1
+                parsed.pop()
+            cut_torn_tail(self.path, good)
+        skipped = {
+            (str(r.get("line")), str(r.get("digest")))
+            for _, _, r, _ in parsed
+            if r is not None and r.get("op") == "skip"
+        }
+        self._kept_damage = bool(skipped)
+        for number, raw, record, why in parsed:
+            if (str(number), _digest(raw)) in skipped:
+                continue
+            if record is None and not raw.strip():
+                continue
+            try:
+                if record is None:
+                    raise ValueError(why)
                 self._replay(record)
             except (ValueError, KeyError, TypeError) as exc:
-                if number >= len(lines) - 1:
-                    log.warning("ignoring a torn last line in %s", self.path)
-                    continue
-                raise SafError(f"{self.path} line {number} is not readable: {exc}") from exc
-        if not self._entries:
+                damage = SafDamaged(self.path, number, str(exc), _digest(raw))
+                if not self.tolerant:
+                    raise damage from exc
+                self.damage.append(damage)  # the owner reports it (one line)
+        if not self._entries and not self._kept_damage and not self.damage:
             self._compact()
 
     def _replay(self, record: dict[str, object]) -> None:
-        op, entry_id = record["op"], int(str(record["id"]))
+        op = record["op"]
+        if op == "skip":
+            return
+        entry_id = int(str(record["id"]))
         if op == "add":
             original = record["original"]
             if not isinstance(original, dict):

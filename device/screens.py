@@ -7,9 +7,10 @@ a count of ``*``: the digits never reach the controller.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
-__all__ = ["Screen", "money", "render_text"]
+__all__ = ["Screen", "money", "render_text", "wrap"]
 
 
 def money(cents: int) -> str:
@@ -32,28 +33,39 @@ class Screen:
         return "*" * len(self.input_value) if self.input_masked else self.input_value
 
 
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken only between words (a word
+    longer than the whole line, which no screen text has, is the one exception). An empty
+    line stays an empty line: screens use them as spacing."""
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+
+
 def render_text(screen: Screen, width: int = 44) -> str:
-    """A plain-text rendering (boxed), used by the demo and text consoles."""
+    """A plain-text rendering (boxed), used by the demo and text consoles. Every line of the
+    screen is shown, wrapped at word boundaries to the display's width, never cut."""
     inner = width - 4
     out = [
         "+" + "-" * (width - 2) + "+",
-        f"| {screen.title.center(inner)} |",
+        *(f"| {line.center(inner)} |" for line in wrap(screen.title, inner)),
         "|" + " " * (width - 2) + "|",
     ]
-    for line in screen.lines:
-        out.append(f"| {line[:inner]:<{inner}} |")
+    for text in screen.lines:
+        out.extend(f"| {line:<{inner}} |" for line in wrap(text, inner))
     if screen.input_label is not None:
-        out.append(f"| {(screen.input_label + ' ' + screen.input_display)[:inner]:<{inner}} |")
+        field_text = f"{screen.input_label} {screen.input_display}"
+        out.extend(f"| {line:<{inner}} |" for line in wrap(field_text, inner))
     left = [screen.soft_keys.get(f"F{i}") for i in range(1, 5)]
     right = [screen.soft_keys.get(f"F{i}") for i in range(5, 9)]
     if any(left) or any(right):
         out.append("|" + " " * (width - 2) + "|")
-        half = inner // 2
         for i in range(4):
             lhs = f"<F{i + 1} {left[i]}" if left[i] else ""
             rhs = f"{right[i]} F{i + 5}>" if right[i] else ""
-            if lhs or rhs:
-                out.append(f"| {lhs[:half]:<{half}}{rhs[: inner - half]:>{inner - half}} |")
+            if len(lhs) + len(rhs) < inner:  # both on one row, at least one space apart
+                out.append(f"| {lhs}{rhs:>{inner - len(lhs)}} |")
+            else:  # too long for one row: the left key, then the right key below it
+                out.extend(f"| {line:<{inner}} |" for line in wrap(lhs, inner) if lhs)
+                out.extend(f"| {line:>{inner}} |" for line in wrap(rhs, inner) if rhs)
     out.append("+" + "-" * (width - 2) + "+")
     return "\n".join(out)
 

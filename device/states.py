@@ -62,6 +62,7 @@ class State(enum.Enum):
     supervisor_balancing = "supervisor_balancing"
     supervisor_settling_not_dispensed = "supervisor_settling_not_dispensed"
     supervisor_settling_dispensed = "supervisor_settling_dispensed"
+    supervisor_accepting_damage = "supervisor_accepting_damage"
     fault = "fault"
 
 
@@ -120,6 +121,8 @@ SUPERVISOR_KEYS: dict[str, tuple[str, State]] = {
     "F5": ("balance", S.supervisor_balancing),
     "F6": ("settle_not_dispensed", S.supervisor_settling_not_dispensed),
     "F7": ("settle_dispensed", S.supervisor_settling_dispensed),
+    # A damaged journal or store-and-forward line (the fault names it): accept it.
+    "ENTER": ("accept_damaged_line", S.supervisor_accepting_damage),
     "F8": ("supervisor_left", S.out_of_service),
 }
 

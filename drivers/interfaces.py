@@ -117,6 +117,11 @@ class CardReader(abc.ABC):
     async def capture(self) -> None:
         """Pull the card into the capture bin."""
 
+    async def card_inside(self) -> bool:
+        """Whether a card is inside the reader now (after a restart: one a crashed session
+        left behind). The default, for a reader that cannot tell: False."""
+        return False
+
 
 class PinPad(abc.ABC):
     @abc.abstractmethod
@@ -212,6 +217,28 @@ class CashDispenser(abc.ABC):
     @abc.abstractmethod
     async def retract(self) -> int:
         """Pull presented notes back into the reject/retract bin; returns how many."""
+
+    # Whether ``status()`` counts are the notes physically in the cassettes (the device counts
+    # them, or knows them for certain across a crash). False for a dispenser whose counts are
+    # the driver's bookkeeping, lowered only when a dispense reply arrives (LCDM-2000): after a
+    # crash mid-dispense those counts cannot say what left.
+    counts_physical: bool = False
+
+    async def notes_in_tray(self) -> bool:
+        """Whether notes lie in the exit tray now (presented and not taken). The default,
+        for a dispenser without a tray sensor: False."""
+        return False
+
+    async def retracted_count(self) -> int | None:
+        """How many notes this dispenser has retracted (or purged) into its bin over its
+        life, by its own count; None when it keeps no such count."""
+        return None
+
+    async def replenish(self, counts: Mapping[int, int] | None = None) -> None:
+        """The operator loaded cassettes: for a driver that keeps counts itself, the notes
+        per cassette now (None: as configured). A dispenser that counts physically ignores
+        it (the default)."""
+        return None
 
     async def counted_out(self) -> Mapping[int, int] | None:
         """After a ``dispense`` whose outcome is unknown (it raised ``DeviceTimeout`` or a

@@ -2,8 +2,15 @@
 
 The LCDM reports sensors and per-dispense counts, not how many notes a cassette holds, so the
 driver keeps logical counters (loaded at replenishment, lowered by the notes each dispense
-picked), as ATMs do. Presented notes are "taken" when the exit sensor clears; ``retract``
-uses the purge command, which in our variant sweeps the exit tray into the reject tray.
+picked), as ATMs do. With ``counts_path`` they persist (``drivers.statefile``: atomic, fsync'd)
+after every dispense reply and every reconciliation, so a restart starts from the notes the
+cassettes hold, not from the configured load. Reconciled with the device where the protocol
+allows: a cassette whose bill-end sensor is set holds no note, whatever the count said.
+Because the counts move only when a reply arrives, they cannot tell what left during a
+dispense whose reply never came (``counts_physical`` is False): recovery then makes the
+withdrawal a suspect for the operator. Presented notes are "taken" when the exit sensor
+clears; ``retract`` uses the purge command, which in our variant sweeps the exit tray into the
+reject tray.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 
 from drivers.codecs import lcdm
 from drivers.codecs.lcdm import (
@@ -24,6 +32,7 @@ from drivers.codecs.lcdm import (
 from drivers.errors import DeviceProtocolError, DispenserFault
 from drivers.framed import FramedDevice
 from drivers.interfaces import CashDispenser, CassetteState, CassetteStatus, DispenseResult
+from drivers.statefile import StateFileError, load_state, save_state
 from drivers.transport import Channel
 
 __all__ = ["FAULT_CODES", "LcdmDispenser"]
@@ -67,18 +76,60 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         dispense_timeout: float = 60.0,
         poll_interval: float = 0.1,
         retries: int = 2,
+        counts_path: Path | None = None,
     ) -> None:
-        """``cassettes``: (denomination in cents, loaded count), from the top position down."""
+        """``cassettes``: (denomination in cents, loaded count), from the top position down;
+        the counts saved at ``counts_path`` (when there, for the same denominations) win over
+        the loaded counts."""
         if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
             raise ValueError(f"an {self.PROTOCOL} has 1 to {self.MAX_CASSETTES} cassettes")
         super().__init__(
             connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
         )
         self.denominations = [d for d, _ in cassettes]
-        self.counts = [n for _, n in cassettes]
+        self.loaded = [n for _, n in cassettes]
+        self.counts = list(self.loaded)
+        self.counts_path = counts_path
         self.low_threshold = low_threshold
+        self._load_counts()
         self._dispense_timeout = dispense_timeout
         self._poll = poll_interval
+
+    def _load_counts(self) -> None:
+        if self.counts_path is None:
+            return
+        state = load_state(self.counts_path)
+        if state is None:
+            self._save_counts()
+            return
+        try:
+            denominations = [int(d) for d in state["denominations"]]
+            counts = [int(n) for n in state["counts"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(f"dispenser counts file {self.counts_path} is damaged") from exc
+        if denominations != self.denominations or len(counts) != len(self.counts):
+            # Other cassettes than configured: the configured load is the new truth.
+            log.warning("dispenser counts in %s are for other cassettes; ignored", self.counts_path)
+            self._save_counts()
+            return
+        self.counts = counts
+
+    def _save_counts(self) -> None:
+        if self.counts_path is not None:
+            save_state(
+                self.counts_path,
+                {
+                    "device": self.PROTOCOL,
+                    "denominations": self.denominations,
+                    "counts": self.counts,
+                },
+            )
+
+    async def replenish(self, counts: Mapping[int, int] | None = None) -> None:
+        self.counts = [
+            (counts or {}).get(i, self.loaded[i]) for i in range(len(self.denominations))
+        ]
+        self._save_counts()
 
     def _new_decoder(self) -> lcdm.LcdmDecoder:
         return lcdm.LcdmDecoder(lcdm.SOH)
@@ -119,7 +170,16 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         ]
 
     def _cassette(self, index: int, present: bool, near_end: bool, end: bool) -> CassetteStatus:
-        """A cassette's status from the sensors and the logical count."""
+        """A cassette's status from the sensors and the logical count. The count is
+        reconciled with the bill-end sensor: a cassette that sees its end holds no note."""
+        if present and end and self.counts[index]:
+            log.warning(
+                "dispenser: cassette %d reports bill end; count %d corrected to 0",
+                index,
+                self.counts[index],
+            )
+            self.counts[index] = 0
+            self._save_counts()
         count = self.counts[index]
         if not present:
             state = CassetteState.MISSING
@@ -162,6 +222,7 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
                 if counts.reject:
                     rejected[index] = rejected.get(index, 0) + counts.reject
                 remaining[index] -= counts.exit
+            self._save_counts()
             if reply.error not in _GOOD:
                 code, words = FAULT_CODES.get(reply.error, ("fault", f"error {reply.error:02X}"))
                 log.warning("dispenser fault %s after %s", words, dispensed)
@@ -170,6 +231,9 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
             if any(r < 0 for r in remaining) or sum(c.exit for c in reply.cassettes) == 0:
                 raise DeviceProtocolError(f"dispenser: implausible dispense reply {reply}")
         return DispenseResult(dispensed, rejected)
+
+    async def notes_in_tray(self) -> bool:
+        return await self._notes_in_tray()
 
     async def wait_taken(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()

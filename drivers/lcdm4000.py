@@ -110,6 +110,7 @@ class Lcdm4000Dispenser(LcdmDispenser):
                 if counts.reject:
                     rejected[index] = rejected.get(index, 0) + counts.reject
                 remaining[index] -= counts.exit
+            self._save_counts()
             if reply.error != Error.NONE:
                 code, words = _fault(reply.error)
                 log.warning("dispenser fault %s after %s", words, dispensed)

@@ -16,8 +16,9 @@ Unset serial settings take the device family's defaults (``transport.FAMILY_DEFA
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -84,6 +85,10 @@ class BackendOptions:
     low_threshold: int = 20
     # The terminal's key scheme (T or A): the PIN pad's master key type and PIN block format.
     key_scheme: KeyScheme = KeyScheme.TDES
+    # Simulated backends: their physical state files, per device kind (absent: not kept).
+    state_paths: Mapping[str, Path] = field(default_factory=dict)
+    # A dispenser driver that keeps its own note counts (LCDM-2000) persists them here.
+    counts_path: Path | None = None
 
 
 def serial_settings(kind: str, query: dict[str, str]) -> SerialSettings:
@@ -128,7 +133,7 @@ def _usb_ids(url: DeviceUrl) -> tuple[int, int]:
 def _sim_card_reader(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import SimulatedCardReader
 
-    return SimulatedCardReader()
+    return SimulatedCardReader(state_path=o.state_paths.get("card-reader"))
 
 
 def _sim_pin_pad(url: DeviceUrl, o: BackendOptions) -> Device:
@@ -140,13 +145,16 @@ def _sim_pin_pad(url: DeviceUrl, o: BackendOptions) -> Device:
 def _sim_dispenser(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import Cassette, SimulatedDispenser
 
-    return SimulatedDispenser([Cassette(d, n, o.low_threshold) for d, n in o.cassettes])
+    return SimulatedDispenser(
+        [Cassette(d, n, o.low_threshold) for d, n in o.cassettes],
+        state_path=o.state_paths.get("dispenser"),
+    )
 
 
 def _sim_printer(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import SimulatedPrinter
 
-    return SimulatedPrinter()
+    return SimulatedPrinter(state_path=o.state_paths.get("printer"))
 
 
 def _sankyo(url: DeviceUrl, o: BackendOptions) -> Device:
@@ -179,7 +187,12 @@ def _lcdm(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.lcdm4000 import Lcdm4000Dispenser
 
     model = Lcdm4000Dispenser if dispenser_model(url) == "lcdm-4000" else LcdmDispenser
-    return model(_connector("dispenser", url), list(o.cassettes), low_threshold=o.low_threshold)
+    return model(
+        _connector("dispenser", url),
+        list(o.cassettes),
+        low_threshold=o.low_threshold,
+        counts_path=o.counts_path,
+    )
 
 
 def _escpos(url: DeviceUrl, o: BackendOptions) -> Device:

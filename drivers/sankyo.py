@@ -87,6 +87,9 @@ class SankyoCardReader(FramedDevice[SankyoFrame], CardReader):
         """``00`` no card, ``01`` card at the gate, ``02`` card inside."""
         return (await self._command(sankyo.STATUS, b"0")).code
 
+    async def card_inside(self) -> bool:
+        return await self.position() != sankyo.NO_CARD
+
     async def accept_card(self) -> None:
         try:
             await self._command(sankyo.ENTRY, b"0")

@@ -12,6 +12,8 @@ import asyncio
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from drivers.errors import (
     BillAcceptorFault,
@@ -43,7 +45,9 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
+from drivers.statefile import StateFileError, load_state, save_state
 from protocol.errors import KeyMaterialError, PinBlockError
+from protocol.masking import mask_pan
 from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
 from protocol.security import KeyScheme, unwrap_working_key
 
@@ -83,22 +87,61 @@ class _Faults:
 
 
 class SimulatedCardReader(_Faults, CardReader):
+    """With ``state_path`` the reader's physical state (a card inside or at the gate, by
+    masked PAN; cards in the capture bin) is kept in that file across an ATM crash
+    (``drivers.statefile``), as a motorised reader keeps a card it holds."""
+
     FAULTS = frozenset({"unreadable", "card_jam", "capture_bin_full", "silent"})
 
-    def __init__(self, capture_bin_capacity: int = 50) -> None:
+    def __init__(self, capture_bin_capacity: int = 50, *, state_path: Path | None = None) -> None:
         super().__init__()
         self._inserted: asyncio.Queue[str] = asyncio.Queue()
         self._taken = asyncio.Event()
         self.position = "none"  # none | inside | gate | captured
         self._track2 = ""
+        self.card = ""  # masked PAN of the card in the reader (the state file keeps only this)
         self.captured: list[str] = []
         self.capture_bin_capacity = capture_bin_capacity
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self._save()
+            else:
+                try:
+                    self.position = str(state["position"])
+                    self.card = str(state.get("card", ""))
+                    self.captured = [str(c) for c in state.get("captured", [])]
+                except (KeyError, TypeError) as exc:
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: {exc}"
+                    ) from exc
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            save_state(
+                self.state_path,
+                {
+                    "device": "card_reader",
+                    "position": self.position,
+                    "card": self.card,
+                    "captured": self.captured,
+                },
+            )
+
+    def _moved(self, position: str) -> None:
+        self.position = position
+        if position == "none":
+            self.card, self._track2 = "", ""
+        self._save()
 
     # customer side
     def insert(self, track2: str) -> None:
         self._inserted.put_nowait(track2)
 
     def take_card(self) -> None:
+        if self.position == "gate":
+            self._moved("none")
         self._taken.set()
 
     # device side
@@ -108,11 +151,16 @@ class SimulatedCardReader(_Faults, CardReader):
     async def close(self) -> None:
         return None
 
+    async def card_inside(self) -> bool:
+        self._answer()
+        return self.position in ("inside", "gate")
+
     async def accept_card(self) -> None:
         self._answer()
         self._track2 = await self._inserted.get()
         self._taken.clear()
-        self.position = "inside"
+        self.card = mask_pan(self._track2.replace("D", "=").partition("=")[0])
+        self._moved("inside")
 
     async def read_card(self) -> CardData:
         self._answer()
@@ -130,22 +178,22 @@ class SimulatedCardReader(_Faults, CardReader):
         self._answer()
         if "card_jam" in self.faults:
             raise CardReaderFault("card jammed, cannot eject", code="jam")
-        self.position = "gate"
+        self._moved("gate")
         try:
             await asyncio.wait_for(self._taken.wait(), timeout)
         except TimeoutError:
             return False
         self._taken.clear()
-        self.position = "none"
+        if self.position != "none":
+            self._moved("none")
         return True
 
     async def capture(self) -> None:
         self._answer()
         if "capture_bin_full" in self.faults or len(self.captured) >= self.capture_bin_capacity:
             raise CardReaderFault("capture bin full", code="bin_full")
-        self.position = "captured"
         self.captured.append("card")
-        self.position = "none"
+        self._moved("none")
 
 
 class SimulatedPinPad(_Faults, PinPad):
@@ -270,25 +318,94 @@ class SimulatedDispenser(_Faults, CashDispenser):
     """``hang``: the dispenser counts the notes out (into the exit slot) and then stops
     answering, so ``dispense`` raises ``DeviceTimeout`` after ``hang_timeout`` seconds; it
     answers again afterwards and ``counted_out`` tells what left. ``lost``: the same, but the
-    dispenser then stays ``silent`` (until cleared), so nobody can tell what left."""
+    dispenser then stays ``silent`` (until cleared), so nobody can tell what left.
+
+    Physical state (notes per cassette, in the exit tray ``presented``, in the reject bin,
+    taken by customers): with ``state_path`` it is written to that file (``drivers.statefile``)
+    after every change and before the call that made it returns, and read back when a
+    dispenser is built on the same file, so a crash of the ATM process loses no note."""
 
     FAULTS = frozenset(
         {"jam", "partial", "cassette_empty", "cassette_missing", "silent", "hang", "lost"}
     )
+    counts_physical = True
 
-    def __init__(self, cassettes: list[Cassette], hang_timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        cassettes: list[Cassette],
+        hang_timeout: float = 0.5,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.cassettes = cassettes
         self.hang_timeout = hang_timeout
+        self.state_path = state_path
         self._counted: dict[int, int] | None = None
-        self.presented: dict[int, int] = {}
+        self.presented: dict[int, int] = {}  # the exit tray
         self.rejected: dict[int, int] = {}
+        self.reject_bin: dict[int, int] = {}  # retracted (and rejected) notes, per cassette
         self.retracted = 0
         self.taken_total: dict[int, int] = {}
         self._taken = asyncio.Event()
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self._save()
+            else:
+                self._restore(state)
+
+    # physical state
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        save_state(
+            self.state_path,
+            {
+                "device": "dispenser",
+                "cassettes": [
+                    {"denomination": c.denomination_cents, "count": c.count, "present": c.present}
+                    for c in self.cassettes
+                ],
+                "tray": _keyed(self.presented),
+                "reject_bin": _keyed(self.reject_bin),
+                "retracted": self.retracted,
+                "taken": _keyed(self.taken_total),
+                "counted": None if self._counted is None else _keyed(self._counted),
+            },
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.cassettes = [
+                Cassette(
+                    int(c["denomination"]),
+                    int(c["count"]),
+                    self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
+                    bool(c.get("present", True)),
+                )
+                for i, c in enumerate(state["cassettes"])
+            ]
+            self.presented = _unkeyed(state.get("tray", {}))
+            self.reject_bin = _unkeyed(state.get("reject_bin", {}))
+            self.retracted = int(state.get("retracted", 0))
+            self.taken_total = _unkeyed(state.get("taken", {}))
+            counted = state.get("counted")
+            self._counted = None if counted is None else _unkeyed(counted)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
+
+    def notes_physically_out(self) -> dict[int, int]:
+        """Notes that left each cassette and were taken by a customer (for balancing tests)."""
+        return dict(self.taken_total)
 
     # customer side
     def take_cash(self) -> None:
+        if self.presented:
+            for index, count in self.presented.items():
+                self.taken_total[index] = self.taken_total.get(index, 0) + count
+            self.presented = {}
+            self._save()
         self._taken.set()
 
     # device side
@@ -310,9 +427,23 @@ class SimulatedDispenser(_Faults, CashDispenser):
             out.append(CassetteStatus(i, c.denomination_cents, c.count, state))
         return out
 
+    async def notes_in_tray(self) -> bool:
+        self._answer()
+        return any(self.presented.values())
+
+    async def retracted_count(self) -> int | None:
+        self._answer()
+        return self.retracted
+
     async def counted_out(self) -> Mapping[int, int] | None:
         self._answer()
         return None if self._counted is None else dict(self._counted)
+
+    def _out(self, index: int, count: int) -> None:
+        """``count`` notes leave cassette ``index`` for the exit tray."""
+        self.cassettes[index].count -= count
+        if count:
+            self.presented[index] = self.presented.get(index, 0) + count
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
         self._counted = None
@@ -327,22 +458,24 @@ class SimulatedDispenser(_Faults, CashDispenser):
             raise DispenserFault("note jam before any note left", code="jam")
         dispensed: dict[int, int] = {}
         partial = "partial" in self.faults
-        for index, count in sorted(notes.items()):
-            cassette = self.cassettes[index]
-            if "cassette_empty" in self.faults or cassette.count < count:
-                take = 0 if "cassette_empty" in self.faults else cassette.count
-                cassette.count -= take
+        try:
+            for index, count in sorted(notes.items()):
+                cassette = self.cassettes[index]
+                if "cassette_empty" in self.faults or cassette.count < count:
+                    take = 0 if "cassette_empty" in self.faults else cassette.count
+                    self._out(index, take)
+                    dispensed[index] = take
+                    raise DispenserFault("cassette empty", code="empty", dispensed=dispensed)
+                take = count // 2 if partial else count
+                self._out(index, take)
                 dispensed[index] = take
-                self.presented = dispensed
-                raise DispenserFault("cassette empty", code="empty", dispensed=dispensed)
-            take = count // 2 if partial else count
-            cassette.count -= take
-            dispensed[index] = take
-            if partial:
-                self.presented = dispensed
-                raise DispenserFault("jam after partial dispense", code="jam", dispensed=dispensed)
-        self.presented = dispensed
-        self._counted = dict(dispensed)
+                if partial:
+                    raise DispenserFault(
+                        "jam after partial dispense", code="jam", dispensed=dispensed
+                    )
+            self._counted = dict(dispensed)
+        finally:
+            self._save()
         if "hang" in self.faults or "lost" in self.faults:
             # The notes are out; the answer never comes (the behaviour under test is a timeout).
             await asyncio.sleep(self.hang_timeout)
@@ -353,29 +486,73 @@ class SimulatedDispenser(_Faults, CashDispenser):
 
     async def wait_taken(self, timeout: float) -> bool:
         self._answer()
+        if not self.presented:
+            return True
         try:
             await asyncio.wait_for(self._taken.wait(), timeout)
         except TimeoutError:
             return False
-        for index, count in self.presented.items():
-            self.taken_total[index] = self.taken_total.get(index, 0) + count
-        self.presented = {}
-        return True
+        return not self.presented
 
     async def retract(self) -> int:
         self._answer()
         count = sum(self.presented.values())
+        for index, n in self.presented.items():
+            self.reject_bin[index] = self.reject_bin.get(index, 0) + n
         self.retracted += count
         self.presented = {}
+        self._save()
         return count
 
 
+def _keyed(notes: Mapping[int, int]) -> dict[str, int]:
+    return {str(i): n for i, n in sorted(notes.items()) if n}
+
+
+def _unkeyed(raw: Mapping[str, Any]) -> dict[int, int]:
+    return {int(i): int(n) for i, n in raw.items() if int(n)}
+
+
 class SimulatedPrinter(_Faults, ReceiptPrinter):
+    """``paper_lines``: lines left on the roll (None: never runs out); near end below
+    ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
+    that file across an ATM crash (``drivers.statefile``)."""
+
     FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open", "silent"})
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        paper_lines: int | None = None,
+        near_end_lines: int = 300,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
         super().__init__()
         self.receipts: list[list[str]] = []
+        self.paper_left = paper_lines
+        self.near_end_lines = near_end_lines
+        self.printed = 0  # receipts cut over the roll's life
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self._save()
+            else:
+                try:
+                    left = state.get("paper_left")
+                    self.paper_left = None if left is None else int(left)
+                    self.printed = int(state.get("printed", 0))
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: {exc}"
+                    ) from exc
+
+    def _save(self) -> None:
+        if self.state_path is not None:
+            save_state(
+                self.state_path,
+                {"device": "printer", "paper_left": self.paper_left, "printed": self.printed},
+            )
 
     async def open(self) -> None:
         return None
@@ -386,9 +563,11 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
     async def status(self) -> PrinterStatus:
         self._answer()
         paper = PaperState.OK
-        if "paper_out" in self.faults:
+        if "paper_out" in self.faults or self.paper_left == 0:
             paper = PaperState.OUT
-        elif "paper_near_end" in self.faults:
+        elif "paper_near_end" in self.faults or (
+            self.paper_left is not None and self.paper_left <= self.near_end_lines
+        ):
             paper = PaperState.NEAR_END
         return PrinterStatus(paper, cover_open="cover_open" in self.faults)
 
@@ -399,6 +578,10 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
                 f"cannot print: paper {status.paper}, cover open {status.cover_open}"
             )
         self.receipts.append(list(lines))
+        self.printed += 1
+        if self.paper_left is not None:
+            self.paper_left = max(0, self.paper_left - len(lines))
+        self._save()
 
 
 # Notes the simulated acceptor recognises (US dollars, as the ID003 unit's table).

@@ -14,6 +14,7 @@ import termios
 from dataclasses import dataclass
 
 from drivers.errors import DeviceUnavailable
+from protocol.hexdump import trace_text
 
 __all__ = [
     "FAMILY_DEFAULTS",
@@ -25,6 +26,13 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: ``--trace``: every chunk of bytes to and from a device, redacted, at DEBUG on this logger.
+wire_log = logging.getLogger("drivers.wire")
+
+
+def trace(direction: str, where: str, data: bytes) -> None:
+    if wire_log.isEnabledFor(logging.DEBUG):
+        wire_log.debug("%s", trace_text(direction, where, data))
 
 
 class Channel(abc.ABC):
@@ -52,6 +60,7 @@ class StreamChannel(Channel):
         self.description = description
 
     async def write(self, data: bytes) -> None:
+        trace("driver ->", self.description, data)
         try:
             self._writer.write(data)
             await self._writer.drain()
@@ -65,6 +74,7 @@ class StreamChannel(Channel):
             raise DeviceUnavailable(f"{self.description}: disconnected ({exc})") from exc
         if not data:
             raise DeviceUnavailable(f"{self.description}: disconnected (end of stream)")
+        trace("driver <-", self.description, data)
         return data
 
     async def close(self) -> None:

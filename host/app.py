@@ -109,7 +109,7 @@ class Host:
         await site.start()
         self._ops_runner = runner
         self.ops_port = int(runner.addresses[0][1])
-        log.info("ops API listening on %s:%d", host or self.config.ops_host, self.ops_port)
+        log.debug("ops API listening on %s:%d", host or self.config.ops_host, self.ops_port)
         return self.ops_port
 
     def start_worker(self, poll_seconds: float = 2.0) -> None:

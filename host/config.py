@@ -65,8 +65,22 @@ def weak_secret(value: str, default: str) -> str:
     return ""
 
 
-def default_database_url() -> str:
-    return f"sqlite:///{Path('var') / 'atm-host.db'}"
+def default_data_dir(data_dir: str, environ: Mapping[str, str]) -> Path:
+    """Where the embedded database lives when ``DATABASE_URL`` is not set: ``ATM_DATA_DIR``
+    (``data_dir``), or the per-user data directory (``$XDG_DATA_HOME/atm-simulator``, else
+    ``~/.local/share/atm-simulator``). Never relative to the working directory, so `atm host`
+    started from another folder finds the same database rather than a new empty one."""
+    if data_dir:
+        return Path(data_dir).expanduser().absolute()
+    xdg = environ.get("XDG_DATA_HOME", "")
+    home = environ.get("HOME", "") or str(Path.home())
+    base = Path(xdg) if xdg else Path(home) / ".local" / "share"
+    return (base / "atm-simulator").absolute()
+
+
+def default_database_url(data_dir: str = "", environ: Mapping[str, str] | None = None) -> str:
+    directory = default_data_dir(data_dir, os.environ if environ is None else environ)
+    return f"sqlite:///{directory / 'atm-host.db'}"
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,9 @@ class HostConfig:
         log_level = env.get("LOG_LEVEL", "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             problems.append(f"LOG_LEVEL: unknown level {log_level!r}")
-        database_url = env.get("DATABASE_URL") or default_database_url()
+        database_url = env.get("DATABASE_URL") or default_database_url(
+            env.get("ATM_DATA_DIR", ""), env
+        )
         try:
             backend = make_url(database_url).get_backend_name()
         except ArgumentError:

@@ -7,17 +7,35 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["create_engine_for", "is_sqlite", "migrate", "session_factory"]
+__all__ = [
+    "create_engine_for",
+    "head_revision",
+    "is_sqlite",
+    "migrate",
+    "schema_problem",
+    "session_factory",
+    "sqlite_file",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The absolute path of an SQLite database file (None for PostgreSQL or in-memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().absolute()
 
 
 def create_engine_for(url: str, **kwargs: Any) -> Engine:
@@ -54,3 +72,32 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (``alembic upgrade``)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code knows (what ``atm db upgrade`` brings a database to)."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None, "the migrations directory has no head"
+    return head
+
+
+def schema_problem(connection: Connection, head: str | None = None) -> str | None:
+    """Why the schema behind ``connection`` cannot serve this code (None when it is at the
+    newest migration): not migrated, behind, or at a revision this code does not know."""
+    head = head or head_revision()
+    # Read alembic's table directly (MigrationContext would log two INFO lines per call,
+    # and /ready calls this often).
+    current: str | None = None
+    if inspect(connection).has_table("alembic_version"):
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        current = str(versions[0][0]) if len(versions) == 1 else None
+    if current == head:
+        return None
+    if current is None:
+        return "is not migrated"
+    known = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        known.get_revision(current)
+    except CommandError:
+        return f"is at revision {current}, which this code does not know (newer code?)"
+    return f"is at revision {current}, behind the newest ({head})"

@@ -7,7 +7,8 @@ configured token every protected route answers 401). Errors are JSON ``{"error":
 ready, 503 database unreachable. Database work runs in threads, never on the event loop.
 
 - ``GET /health``: the process answers.
-- ``GET /ready``: the database answers ``SELECT 1`` (503 otherwise).
+- ``GET /ready``: the database answers ``SELECT 1`` and its schema is at the newest migration
+  (503 otherwise, saying which).
 - ``GET /metrics``: Prometheus text exposition.
 - ``POST /statements`` ``{"account": N, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``: 202 with
   the job; ``GET /statements/{id}``: its status; ``GET /statements/{id}/pdf``: the PDF.
@@ -40,6 +41,7 @@ from host.bank.statements import (
     request_statement,
 )
 from host.config import HostConfig
+from host.db import schema_problem
 from host.errors import BadRequest, NotFound, StatementError
 from host.metrics import CONTENT_TYPE, HostMetrics
 
@@ -112,18 +114,26 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _ping(sessions: sessionmaker[Session]) -> None:
+def _ping(sessions: sessionmaker[Session]) -> str | None:
+    """``SELECT 1``, then why the schema cannot serve this code (None when it can)."""
     with sessions() as session:
         session.execute(text("SELECT 1"))
+        return schema_problem(session.connection())
 
 
 async def ready(request: web.Request) -> web.Response:
     ctx = request.app[OPS]
     try:
-        await asyncio.wait_for(asyncio.to_thread(_ping, ctx.sessions), 5)
+        problem = await asyncio.wait_for(asyncio.to_thread(_ping, ctx.sessions), 5)
     except (SQLAlchemyError, TimeoutError) as exc:
         log.warning("not ready: database unreachable (%s)", type(exc).__name__)
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    if problem is not None:
+        # Serving on an old schema would fail every request: not ready until migrated.
+        log.warning("not ready: the database %s (run `atm db upgrade`)", problem)
+        return web.json_response(
+            {"status": "unavailable", "database": f"{problem}: run `atm db upgrade`"}, status=503
+        )
     return web.json_response({"status": "ready", "database": "ok"})
 
 

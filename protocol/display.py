@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from protocol.masking import mask_pan, mask_track2
 from protocol.messages import Message
+from protocol.response_codes import ResponseCode
 from protocol.spec import SPEC
 
-__all__ = ["describe", "safe_fields"]
+__all__ = ["describe", "response_meaning", "safe_fields"]
 
 _HIDDEN = {"52", "64", "128", "48"}
 
@@ -29,6 +30,12 @@ def safe_fields(message: Message) -> dict[str, str]:
     return out
 
 
+def response_meaning(code: str) -> str:
+    """``(Approved)``, ``(Insufficient funds)``...: the meaning of a DE 39 value, in brackets."""
+    known = ResponseCode.parse(code)
+    return f"({known.text})" if known is not None else "(not a code of this link)"
+
+
 def _order(field: str) -> tuple[int, str]:
     return (0, field) if field == "t" else (1, field.zfill(3))
 
@@ -39,5 +46,7 @@ def describe(message: Message) -> str:
         if field == "t":
             continue
         desc = SPEC.get(field, {}).get("desc", "")
+        if field == "39":
+            value = f"{value} {response_meaning(value)}"
         lines.append(f"  DE{field:>3} {desc[:28]:<28} {value}")
     return "\n".join(lines)

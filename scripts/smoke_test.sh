@@ -6,7 +6,7 @@
 #
 # What it checks, and nothing more:
 #   1. GET OPS_URL/health answers 200 (the process is up);
-#   2. GET OPS_URL/ready answers 200 (the host reaches its database);
+#   2. GET OPS_URL/ready answers 200 (the host reaches its database, migrated to the newest);
 #   3. one ISO-8583 balance inquiry over TCP (default: the OPS_URL's host name, port
 #      LINK_PORT or 8583) from a simulated terminal with the seed test card is approved
 #      and carries a balance (python -m scripts.smoke_iso; keys and PIN: see that module).

@@ -13,12 +13,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from protocol.hexdump import trace_text
+
 __all__ = ["BYTE_FAULTS", "ByteFaults", "Simulator"]
 
 log = logging.getLogger(__name__)
 
 BYTE_FAULTS = frozenset({"delay", "split", "garble", "drop", "nak", "disconnect", "silent"})
 SPLIT_GAP = 0.002  # seconds between the pieces of a split frame (the device pausing)
+
+
+#: ``--trace``: every chunk of bytes a simulator receives and sends, redacted, at DEBUG.
+wire_log = logging.getLogger("simulators.wire")
+
+
+def _trace(direction: str, where: str, data: bytes) -> None:
+    if wire_log.isEnabledFor(logging.DEBUG):
+        wire_log.debug("%s", trace_text(direction, where, data))
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Simulator:
 
     def receive(self, data: bytes) -> None:
         """Bytes from the wire (the driver)."""
+        _trace("sim <-", type(self).__name__, data)
         self.last_in = data
         if self.wire.silent or "silent" in self.faults:
             return
@@ -164,10 +176,12 @@ class Simulator:
         if writer is None:
             return
         if delay <= 0:
+            _trace("sim ->", type(self).__name__, data)
             writer(data)
         else:
             asyncio.get_running_loop().call_later(delay, self._write_if_attached, writer, data)
 
     def _write_if_attached(self, writer: Callable[[bytes], None], data: bytes) -> None:
         if self._writer is writer:
+            _trace("sim ->", type(self).__name__, data)
             writer(data)

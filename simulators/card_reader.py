@@ -5,11 +5,13 @@ into a bin of limited capacity. Speaks ``drivers.codecs.sankyo``."""
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 from drivers.codecs import sankyo
 from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
 from drivers.interfaces import CardData
+from drivers.statefile import StateFileError, load_state, save_state
 from protocol.masking import mask_track2
 from simulators.base import Simulator
 
@@ -26,7 +28,9 @@ class CardReaderSimulator(Simulator):
     NAME = "card reader"
     FAULTS = frozenset({"unreadable", "card_jam", "capture_bin_full"})
 
-    def __init__(self, capture_bin_capacity: int = 50) -> None:
+    def __init__(self, capture_bin_capacity: int = 50, *, state_path: Path | None = None) -> None:
+        """``state_path``: keep the card's position (a card inside or at the gate, by masked
+        track data only) and the capture bin in this file across a restart."""
         super().__init__()
         self.capture_bin_capacity = capture_bin_capacity
         self.captured: list[str] = []  # masked track data of captured cards
@@ -37,6 +41,38 @@ class CardReaderSimulator(Simulator):
         self._waiting: deque[str] = deque()
         self._take_pending = False
         self._decoder = SankyoDecoder()
+        self.card = ""  # masked track data of the card in the reader
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self.save()
+            else:
+                try:
+                    self.position = str(state["position"])
+                    self.card = str(state.get("card", ""))
+                    self.captured = [str(c) for c in state.get("captured", [])]
+                except (KeyError, TypeError) as exc:
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: {exc}"
+                    ) from exc
+                if self.position not in _POSITION_CODES:
+                    raise StateFileError(f"device state file {state_path}: bad position")
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            self.card = mask_track2(self._track2) if self._track2 else self.card
+            if self.position == "none":
+                self.card = ""
+            save_state(
+                self.state_path,
+                {
+                    "device": "card_reader",
+                    "position": self.position,
+                    "card": self.card,
+                    "captured": self.captured,
+                },
+            )
 
     # -- customer side ------------------------------------------------------------------
     def insert(self, track2: str) -> None:
@@ -49,6 +85,7 @@ class CardReaderSimulator(Simulator):
         if self.position == "gate":
             self.position = "none"
             self._track2 = ""
+            self.save()
         else:
             self._take_pending = True
 
@@ -57,6 +94,7 @@ class CardReaderSimulator(Simulator):
             self._track2 = self._waiting.popleft()
             self.position = "inside"
             self._take_pending = False
+            self.save()
 
     # -- wire side ----------------------------------------------------------------------
     def on_bytes(self, data: bytes) -> None:
@@ -71,7 +109,9 @@ class CardReaderSimulator(Simulator):
                     continue
                 self.frames_in += 1
                 self.send_control(bytes([ACK]))
-                self.send_frame(self._handle(SankyoCommand.parse(event.text)).encode())
+                reply = self._handle(SankyoCommand.parse(event.text))
+                self.save()  # the physical state is on disk before the reply goes out
+                self.send_frame(reply.encode())
 
     def _ok(self, c: SankyoCommand, data: bytes = b"") -> SankyoReply:
         return SankyoReply(True, c.cmd, c.param, _POSITION_CODES[self.position], data)

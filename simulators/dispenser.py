@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from drivers.codecs import lcdm
 from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Nak
@@ -21,6 +23,7 @@ from drivers.codecs.lcdm import (
     PurgeReply,
     StatusReply,
 )
+from drivers.statefile import StateFileError, load_state, save_state
 from simulators.base import Simulator
 
 __all__ = ["DispenserSimulator", "SimCassette"]
@@ -60,7 +63,15 @@ class DispenserSimulator(Simulator):
         {"jam", "partial", "cassette_empty", "cassette_missing", "reject", "reject_full", "lost"}
     )
 
-    def __init__(self, cassettes: list[SimCassette], reject_capacity: int = 200) -> None:
+    def __init__(
+        self,
+        cassettes: list[SimCassette],
+        reject_capacity: int = 200,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
+        """``state_path``: keep the notes (cassettes, exit tray, reject bin, taken) in this
+        file across a restart (``drivers.statefile``), written before each reply goes out."""
         super().__init__()
         if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
             raise ValueError(f"an {self.MODEL} has 1 to {self.MAX_CASSETTES} cassettes")
@@ -71,12 +82,57 @@ class DispenserSimulator(Simulator):
         self.taken_total: dict[int, int] = {}
         self.retracted = 0
         self._decoder = self._new_decoder()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self.save()
+            else:
+                self._restore(state)
+
+    # -- physical state -----------------------------------------------------------------
+    def save(self) -> None:
+        if self.state_path is None:
+            return
+        save_state(
+            self.state_path,
+            {
+                "device": "dispenser",
+                "cassettes": [
+                    {"denomination": c.denomination_cents, "count": c.count, "present": c.present}
+                    for c in self.cassettes
+                ],
+                "tray": _keyed(self.tray),
+                "reject_bin": _keyed(self.reject_bin),
+                "retracted": self.retracted,
+                "taken": _keyed(self.taken_total),
+            },
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.cassettes = [
+                SimCassette(
+                    int(c["denomination"]),
+                    int(c["count"]),
+                    self.cassettes[i].near_end if i < len(self.cassettes) else 20,
+                    bool(c.get("present", True)),
+                )
+                for i, c in enumerate(state["cassettes"])
+            ]
+            self.tray = _unkeyed(state.get("tray", {}))
+            self.reject_bin = _unkeyed(state.get("reject_bin", {}))
+            self.retracted = int(state.get("retracted", 0))
+            self.taken_total = _unkeyed(state.get("taken", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
 
     # -- customer side ------------------------------------------------------------------
     def take_cash(self) -> None:
         for index, count in self.tray.items():
             self.taken_total[index] = self.taken_total.get(index, 0) + count
         self.tray = {}
+        self.save()
 
     def notes_accounted(self, index: int) -> int:
         """Everything that came out of cassette ``index`` (tray, reject, taken)."""
@@ -150,6 +206,7 @@ class DispenserSimulator(Simulator):
             self.reject_bin[index] = self.reject_bin.get(index, 0) + count
         self.tray = {}
         self.retracted += sum(purged.values())
+        self.save()  # on disk before the reply goes out
         return purged
 
     def status_reply(self) -> StatusReply:
@@ -208,4 +265,13 @@ class DispenserSimulator(Simulator):
             if error != ErrorCode.GOOD and outcome.error == ErrorCode.GOOD:
                 outcome.error = error
         log.info("dispensed %s, error %02X", requests, outcome.error)
+        self.save()  # on disk before the reply goes out
         return outcome
+
+
+def _keyed(notes: dict[int, int]) -> dict[str, int]:
+    return {str(i): n for i, n in sorted(notes.items()) if n}
+
+
+def _unkeyed(raw: dict[str, Any]) -> dict[int, int]:
+    return {int(i): int(n) for i, n in raw.items() if int(n)}

@@ -7,6 +7,7 @@ counts as value + 0x20, and the EOT that closes every exchange after the host's 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from drivers.codecs import lcdm, lcdm4000
 from drivers.codecs.lcdm import ErrorCode, LcdmDecoder
@@ -43,8 +44,14 @@ class Lcdm4000Simulator(DispenserSimulator):
     DISPENSE_COMMANDS = (Command.DISPENSE,)
     NO_REPLY = frozenset({Command.RESET})  # a software reset: no ACK, no reply
 
-    def __init__(self, cassettes: list[SimCassette], reject_capacity: int = 200) -> None:
-        super().__init__(cassettes, reject_capacity)
+    def __init__(
+        self,
+        cassettes: list[SimCassette],
+        reject_capacity: int = 200,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
+        super().__init__(cassettes, reject_capacity, state_path=state_path)
         self.last_command = 0
         self.last_reply: DispenseReply | None = None
 

@@ -11,6 +11,8 @@ larger, a barcode its height, a QR code its modules, an image its rows.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from drivers.codecs import escpos
 from drivers.codecs.escpos import (
     Barcode,
@@ -26,6 +28,7 @@ from drivers.codecs.escpos import (
     StatusRequest,
     Text,
 )
+from drivers.statefile import StateFileError, load_state, save_state
 from simulators.base import BYTE_FAULTS, Simulator
 
 __all__ = ["LINE_DOTS", "PrinterSimulator", "ReceiptItem", "describe_item"]
@@ -52,7 +55,14 @@ class PrinterSimulator(Simulator):
     FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open"})
     WIRE_FAULTS = BYTE_FAULTS - {"nak"}  # ESC/POS has no ACK/NAK
 
-    def __init__(self, paper_lines: int = 3000, near_end_lines: int = 300) -> None:
+    def __init__(
+        self,
+        paper_lines: int = 3000,
+        near_end_lines: int = 300,
+        *,
+        state_path: Path | None = None,
+    ) -> None:
+        """``state_path``: keep the paper left on the roll in this file across a restart."""
         super().__init__()
         self.paper_dots = paper_lines * LINE_DOTS
         self.near_end_dots = near_end_lines * LINE_DOTS
@@ -65,6 +75,21 @@ class PrinterSimulator(Simulator):
         self._line = bytearray()
         self._parser = EscPosParser()
         self._reset_modes()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is not None:
+                try:
+                    self.paper_dots = int(state["paper_dots"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: {exc}"
+                    ) from exc
+            self.save()
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            save_state(self.state_path, {"device": "printer", "paper_dots": self.paper_dots})
 
     def _reset_modes(self) -> None:
         self._line_spacing = LINE_DOTS
@@ -130,6 +155,7 @@ class PrinterSimulator(Simulator):
                     self.receipt_items.append(self._items)
                 self._current = []
                 self._items = []
+                self.save()
 
     def _apply(self, setting: Setting) -> None:
         """The settings that change how much paper a line takes."""

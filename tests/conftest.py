@@ -40,6 +40,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from host.bank.seed import seed
 from host.config import HostConfig
 from host.db import create_engine_for, migrate, session_factory
+from tests.screen_fit import screens_fit as screens_fit  # the fixture, for every test package
 
 TEST_ENV = {"BCRYPT_ROUNDS": "4", "ENVIRONMENT": "testing"}
 POSTGRES_URL_VARIABLE = "ATM_TEST_POSTGRES_URL"

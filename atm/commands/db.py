@@ -6,10 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from atm.commands._common import load_host_config
-from atm.database import database_error, display_url
+from atm.commands._common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    database_location,
+    load_host_config,
+)
+from atm.database import database_error
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
 from host.environment import Environment
@@ -46,7 +52,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     config = load_host_config({"DATABASE_URL": args.database_url})
     if config is None:
-        return 2
+        return EXIT_USAGE
     if (
         args.db_command == "seed"
         and config.environment is Environment.PRODUCTION
@@ -57,12 +63,12 @@ def _run(args: argparse.Namespace) -> int:
             "(pass --allow-production to seed all the same)",
             file=sys.stderr,
         )
-        return 2
-    shown = display_url(config.database_url)
+        return EXIT_USAGE
+    shown = database_location(config.database_url)
     try:
         migrate(config.database_url)
         if args.db_command == "upgrade":
-            print(f"database at {shown} is at the newest revision")
+            print(f"database ({shown}) is at the newest revision")
             return 0
         engine = create_engine_for(config.database_url)
         try:
@@ -77,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             f"atm: db {args.db_command}: {database_error(exc, config.database_url)}",
             file=sys.stderr,
         )
-        return 1
+        unreachable = isinstance(exc, OperationalError | InterfaceError)
+        return EXIT_UNAVAILABLE if unreachable else EXIT_FAILED
     for line in created:
         print(f"created {line}")
     print(f"seed complete: {len(created)} record(s) created")

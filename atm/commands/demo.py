@@ -10,6 +10,8 @@ from typing import Any
 from atm.commands._common import load_host_config
 from atm.demo import SCRIPTS, run_demo
 from atm.devices import DEVICE_SETS, KINDS
+from atm.steps import add_link_log_option, open_link_log
+from atm.trace import add_trace_option, enable_trace
 from drivers.registry import DISPENSER_MODELS
 
 
@@ -51,6 +53,8 @@ def register(subparsers: Any) -> None:
         "embedded host and simulated devices) until Ctrl-C, instead of a scripted session",
     )
     parser.add_argument("--list-scripts", action="store_true", help="list the scripts and exit")
+    add_link_log_option(parser)
+    add_trace_option(parser)
     parser.add_argument(
         "--database-url", help="use this database instead of a fresh SQLite file (kept)"
     )
@@ -79,16 +83,20 @@ def _run(args: argparse.Namespace) -> int:
     config = load_host_config()
     if config is None:
         return 2
-    result = asyncio.run(
-        run_demo(
-            script,
-            out=sys.stdout,
-            database_url=args.database_url,
-            host_config=config,
-            devices=args.devices,
-            dispenser_model=args.dispenser,
+    if args.trace:
+        enable_trace()
+    with open_link_log(args.link_log, "demo") as link_say:
+        result = asyncio.run(
+            run_demo(
+                script,
+                out=sys.stdout,
+                database_url=args.database_url,
+                host_config=config,
+                devices=args.devices,
+                dispenser_model=args.dispenser,
+                link_say=link_say,
+            )
         )
-    )
     return 0 if result.ok else 1
 
 

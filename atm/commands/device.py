@@ -8,28 +8,51 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import os
+import signal
+import ssl
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atm.devices import DeviceKit, open_kit
+from atm.devices import CardSlot, DeviceKit, Keypad, open_kit
+from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from atm.scripts import SCRIPTS, TRACKS, Customer, DemoScript
-from atm.steps import StepDriver, link_line
+from atm.steps import (
+    StepDriver,
+    add_link_log_option,
+    link_line,
+    open_link_log,
+    stop_controller,
+)
+from atm.trace import add_trace_option, enable_trace
 from device.config import LOCAL_HOSTS, TEST_CARD_RANGES, DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError, InsecureFileError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 from device.private_files import check_private, read_master_key_file
 from device.screens import render_text
+from drivers.errors import DriverError
+from protocol.display import response_meaning
+from protocol.errors import ProtocolError
+from protocol.framing import encode_frame
 from protocol.keyblock import KeyBlockFormat
-from protocol.security import KeyScheme
+from protocol.mac import encode_signed, verify_signed
+from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
+from protocol.response_codes import ResponseCode
+from protocol.security import KeyScheme, signon_mac_key
 
 HELP = """commands (one per line):
   insert alice|bob|charlie|expired|stolen   insert a card
   keys K [K ...]   press keys: digits, ENTER, CANCEL, CLEAR, F1..F8
   pin 1234         type digits then ENTER
   take cash | take card
+  supervisor       the supervisor switch: enter supervisor mode (when idle, out of service
+                   or in a fault), then keys F1..F8 (F5 balancing, F6/F7 settle suspects,
+                   F8 leave: clears a fault without a restart)
   quit"""
 
 URL_HELP = """device URLs (--card-reader, --pin-pad, --dispenser, --printer):
@@ -66,6 +89,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8583, help="host ISO link port (8583)")
     parser.add_argument("--terminal-id", default="ATM00001", help="8-character terminal ID")
     parser.add_argument("--state-dir", default="var/device", help="journal directory")
+    add_link_log_option(parser)
+    add_trace_option(parser)
+    parser.add_argument(
+        "--wait-for-host",
+        action="store_true",
+        help="start even when the host does not answer (the ATM shows out of service and "
+        "keeps trying); without it the command first signs on once and stops with one line "
+        "if the host is unreachable (exit 3) or refuses the terminal's key, scheme or ID "
+        "(exit 2)",
+    )
     parser.add_argument(
         "--key-scheme",
         default="T",
@@ -120,6 +153,12 @@ def register(subparsers: Any) -> None:
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
     parser.add_argument(
+        "--sim-state",
+        metavar="DIR",
+        help="simulated (sim) devices keep their physical state (notes, card, paper) in DIR "
+        "across restarts, as real devices do; default: forgotten when the ATM stops",
+    )
+    parser.add_argument(
         "--script",
         help="run this demo script instead of reading commands (see atm demo --list-scripts)",
     )
@@ -134,14 +173,12 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.script is not None and args.script not in SCRIPTS:
-        print(
-            f"atm device: unknown script {args.script!r}; known: {', '.join(SCRIPTS)}",
-            file=sys.stderr,
+        raise CommandFailed(
+            f"device: unknown script {args.script!r} (`atm demo --list-scripts` lists them)",
+            EXIT_USAGE,
         )
-        return 2
     if args.repeat < 0:
-        print("atm device: --repeat is 0 (forever) or more", file=sys.stderr)
-        return 2
+        raise CommandFailed("device: --repeat is 0 (forever) or more", EXIT_USAGE)
     try:
         # The terminal master key is a secret: from the environment or a file only its owner
         # can read, never the command line. Unset: the development TMK, which a production
@@ -160,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
             port=args.port,
             state_dir=Path(args.state_dir),
             key_scheme=KeyScheme(args.key_scheme),
+            sim_state_dir=Path(args.sim_state) if args.sim_state else None,
             key_block=KeyBlockFormat(args.key_block),
             tls_ca=args.tls_ca,
             tls_cert=args.tls_cert,
@@ -175,16 +213,29 @@ def _run(args: argparse.Namespace) -> int:
         check_private(config.journal_path, "journal")
         check_private(config.saf_path, "store-and-forward file")
     except (DeviceConfigError, InsecureFileError) as exc:
-        print(f"atm device: {exc}", file=sys.stderr)
-        return 2
+        raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
-    return asyncio.run(_serve(config, urls, args))
+    if args.trace:
+        enable_trace()
+    with open_link_log(args.link_log, "device") as link_say:
+        return asyncio.run(_serve(config, urls, args, link_say))
 
 
-async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Namespace) -> int:
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+async def _serve(
+    config: DeviceConfig,
+    urls: dict[str, str],
+    args: argparse.Namespace,
+    link_say: Callable[[str], None] | None = None,
+) -> int:
+    if link_say is None:
+        link_say = _print_line
     try:
         kit = await open_kit(urls, config)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, DriverError) as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
     try:
@@ -194,11 +245,46 @@ async def _serve(config: DeviceConfig, urls: dict[str, str], args: argparse.Name
                 print(f"atm device: {problem}", file=sys.stderr)
             if problems:
                 return 2
+        if not getattr(args, "wait_for_host", False):  # tests build the Namespace by hand
+            # One clear line now, rather than an ATM that stays out of service: the journal
+            # is not opened, nor anything written, before the host has answered a sign-on.
+            await check_sign_on(config)
         if args.script is not None:
-            return await _run_script(kit, config, SCRIPTS[args.script], args.repeat, args.timeout)
-        return await _interactive(kit, config)
+            return await _run_script(
+                kit, config, SCRIPTS[args.script], args.repeat, args.timeout, link_say
+            )
+        return await _interactive(kit, config, link_say)
     finally:
         kit.close()
+
+
+@dataclasses.dataclass
+class _Hands:
+    """The customer at an ATM whose dispenser is a real device or a separate simulator:
+    card and keys here, the cash taken at the dispenser itself."""
+
+    card_reader: CardSlot
+    pin_pad: Keypad
+
+    def insert(self, who: str) -> None:
+        self.card_reader.insert(TRACKS[who])
+
+    def keys(self, *keys: str) -> None:
+        self.pin_pad.press(*keys)
+
+    def type(self, digits: str, then: str = "ENTER") -> None:
+        self.pin_pad.type_digits(digits)
+        self.pin_pad.press(then)
+
+    def take_card(self) -> None:
+        self.card_reader.take_card()
+
+    def take_cash(self) -> None:
+        print(
+            "take the cash at the dispenser itself (a simulator: `take cash` on its control "
+            "channel)",
+            flush=True,
+        )
 
 
 def _customer(kit: DeviceKit) -> Customer | None:
@@ -207,39 +293,111 @@ def _customer(kit: DeviceKit) -> Customer | None:
     return Customer(kit.card_reader, kit.pin_pad, kit.dispenser, notes=kit.notes)
 
 
-def _print_event(event: DeviceEvent) -> None:
-    if isinstance(event, ScreenShown):
-        print(render_text(event.screen), flush=True)
-    elif isinstance(event, LinkMessage):
-        print(link_line(event), flush=True)
-
-
-async def _interactive(kit: DeviceKit, config: DeviceConfig) -> int:
+async def _interactive(
+    kit: DeviceKit, config: DeviceConfig, link_say: Callable[[str], None]
+) -> int:
     controller = AtmController(config, kit.devices)
-    customer = _customer(kit)
-    controller.events.subscribe(_print_event)
+    customer: Customer | _Hands | None = _customer(kit)
+    if customer is None and kit.card_reader is not None and kit.pin_pad is not None:
+        customer = _Hands(kit.card_reader, kit.pin_pad)
+
+    def print_event(event: DeviceEvent) -> None:
+        if isinstance(event, ScreenShown):
+            print(render_text(event.screen), flush=True)
+        elif isinstance(event, LinkMessage):
+            link_say(link_line(event))
+
+    controller.events.subscribe(print_event)
     runner = asyncio.create_task(controller.run())
     print(HELP, flush=True)
     if customer is None:
         print("(some devices are real: act on them directly)", flush=True)
+    lines = await _stdin_lines()
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
     try:
-        while True:
-            line = await asyncio.to_thread(sys.stdin.readline)
-            if not line or line.strip() == "quit":
+        while not runner.done():
+            next_line = asyncio.ensure_future(lines.get())
+            stop = asyncio.ensure_future(interrupted.wait())
+            done, _ = await asyncio.wait(
+                {next_line, stop, runner}, return_when=asyncio.FIRST_COMPLETED
+            )
+            next_line.cancel()
+            stop.cancel()
+            if stop in done or runner in done:
                 break
-            if runner.done():
+            line = next_line.result()
+            if line is None or line.strip() == "quit":
                 break
+            if line.strip() == "supervisor":
+                # The switch is inside the ATM, whichever devices are attached.
+                controller.enter_supervisor()
+                continue
             if customer is None:
                 print("the customer acts at the real devices here", flush=True)
                 continue
             _command(customer, line.split())
     finally:
-        await _stop(runner)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        state = controller.state.value
+        await stop_controller(controller, runner)
+    if interrupted.is_set():
+        print(f"atm device: stopped (Ctrl-C) in state {state}{_unfinished(state)}", flush=True)
+        return 130
     return 0
 
 
+def _unfinished(state: str) -> str:
+    """What happens to a transaction cut short: the journal says what was done; restart
+    recovery settles the rest (a reversal for money not dispensed) at the next start."""
+    if state in ("idle", "out_of_service", "fault", "supervisor"):
+        return ""
+    return "; the transaction in progress is settled by restart recovery at the next start"
+
+
+async def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of standard input as they come, None at its end. A pipe or terminal is read by
+    the event loop itself, so Ctrl-C ends the command at once; a regular file (which the
+    loop cannot watch) is read in a thread."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    except (ValueError, OSError):
+
+        def read_all() -> None:
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            loop.call_soon_threadsafe(lines.put_nowait, None)
+
+        threading.Thread(target=read_all, name="stdin", daemon=True).start()
+        return lines
+
+    async def pump() -> None:
+        while raw := await reader.readline():
+            lines.put_nowait(raw.decode(errors="replace"))
+        lines.put_nowait(None)
+
+    task = asyncio.ensure_future(pump())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return lines
+
+
+_background: set[asyncio.Future[None]] = set()
+
+
 async def _run_script(
-    kit: DeviceKit, config: DeviceConfig, script: DemoScript, repeat: int, timeout: float
+    kit: DeviceKit,
+    config: DeviceConfig,
+    script: DemoScript,
+    repeat: int,
+    timeout: float,
+    link_say: Callable[[str], None],
 ) -> int:
     customer = _customer(kit)
     if customer is None:
@@ -260,7 +418,7 @@ async def _run_script(
 
     def on_event(event: DeviceEvent) -> None:
         if isinstance(event, LinkMessage):
-            print(link_line(event), flush=True)
+            link_say(link_line(event))
         elif isinstance(event, ScreenShown):
             driver.on_screen(event.screen.id)
 
@@ -276,25 +434,18 @@ async def _run_script(
             except TimeoutError:
                 where = driver.waiting_for
                 print(f"!! run {run + 1} stopped: still waiting for screen '{where}'", flush=True)
-                return 1
+                return EXIT_FAILED
+            if driver.failure is not None:
+                print(f"!! run {driver.runs + 1} failed: {driver.failure}", flush=True)
+                return EXIT_FAILED
             print(f"== run {run}: done", flush=True)
     finally:
         driver.cancel()
-        await _stop(runner)
+        await stop_controller(controller, runner)
     return 0
 
 
-async def _stop(runner: asyncio.Task[None]) -> None:
-    # transitions 0.9.3 swallows a CancelledError that lands inside a trigger, so one
-    # cancel() may not stop the controller: repeat until the task has ended.
-    while not runner.done():
-        runner.cancel()
-        await asyncio.wait({runner}, timeout=0.1)
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        runner.result()
-
-
-def _command(customer: Customer, words: list[str]) -> None:
+def _command(customer: Customer | _Hands, words: list[str]) -> None:
     match words:
         case ["insert", who] if who in TRACKS:
             customer.insert(who)
@@ -310,3 +461,83 @@ def _command(customer: Customer, words: list[str]) -> None:
             pass
         case _:
             print(f"unknown command: {' '.join(words)}\n{HELP}", flush=True)
+
+
+async def check_sign_on(config: DeviceConfig, timeout: float = 10.0) -> None:
+    """Sign on once, as the ATM is about to, and turn every way it can fail into one line:
+    host unreachable (exit 3); the host closing the connection, which it does when the MAC
+    under the terminal master key is wrong (TERMINAL_MASTER_KEY, or an unknown terminal ID in
+    production); a scheme or terminal the host refuses (exit 2). Keys issued here are
+    replaced by the ATM's own sign-on a moment later."""
+    where = f"{config.host}:{config.port}"
+    try:
+        tls = config.tls_context()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                config.host,
+                config.port,
+                ssl=tls,
+                server_hostname=(config.tls_server_name or config.host) if tls else None,
+            ),
+            timeout,
+        )
+    except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError too
+        if isinstance(exc, ssl.SSLError):
+            reason = f"TLS: {exc.reason or exc}"
+        elif isinstance(exc, OSError) and exc.errno:
+            reason = os.strerror(exc.errno)
+        else:
+            reason = "no answer"
+        raise CommandFailed(
+            f"device: cannot reach the host at {where} ({reason}): start it (`atm host`) or "
+            "check --host/--port; --wait-for-host starts the ATM out of service instead",
+            EXIT_UNAVAILABLE,
+        ) from None
+    scheme = config.key_scheme
+    key = signon_mac_key(scheme, config.master_key)
+    now = dt.datetime.now(dt.UTC)
+    request: Message = {
+        "t": Mti.NETWORK_REQUEST,
+        "7": format_transmission_time(now),
+        "11": "999999",
+        "41": config.terminal_id,
+        "42": config.acceptor_id,
+        "48": scheme.value,
+        "70": NetworkCode.SIGN_ON,
+    }
+    try:
+        writer.write(encode_frame(encode_signed(request, scheme, key)))
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readexactly(2), timeout)
+        payload = await asyncio.wait_for(reader.readexactly(int.from_bytes(header)), timeout)
+    except (OSError, asyncio.IncompleteReadError, TimeoutError):
+        raise CommandFailed(
+            f"device: the host at {where} closed the connection at sign-on: the terminal "
+            f"master key (TERMINAL_MASTER_KEY) is not the one the host has for "
+            f"{config.terminal_id} (TERMINAL_MASTER_KEYS), or the host does not know it",
+            EXIT_USAGE,
+        ) from None
+    finally:
+        writer.close()
+    try:
+        response = decode(payload)
+        verify_signed(payload, response, scheme, key)
+    except ProtocolError as exc:
+        raise CommandFailed(
+            f"device: the host's sign-on answer does not verify ({exc}): wrong "
+            "TERMINAL_MASTER_KEY?",
+            EXIT_USAGE,
+        ) from None
+    code = response.get("39", "")
+    if code == ResponseCode.APPROVED:
+        return
+    if code == ResponseCode.INVALID_TRANSACTION:
+        problem = (
+            f"key scheme {scheme.value} (--key-scheme) is not the one the host has for "
+            f"{config.terminal_id} (TERMINAL_KEY_SCHEMES)"
+        )
+    elif code == ResponseCode.NOT_PERMITTED:
+        problem = f"terminal {config.terminal_id} is not on file at the host (--terminal-id)"
+    else:
+        problem = f"the host refused the sign-on with {code} {response_meaning(code)}"
+    raise CommandFailed(f"device: {problem}", EXIT_USAGE)

@@ -7,22 +7,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 import threading
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from atm.commands._common import load_host_config
-from atm.database import database_error, display_url
+from atm.commands._common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CommandFailed,
+    database_location,
+    load_host_config,
+    open_host_database,
+)
+from atm.database import database_error
 from host.app import Host
 from host.bank.holds import check_holds
 from host.bank.ledger import check_ledger
+from host.bank.seed import seed
 from host.bank.statements import StatementStore, StatementWorker
-from host.config import HostConfig
-from host.db import create_engine_for, session_factory
+from host.config import Environment, HostConfig
+from host.db import create_engine_for, migrate, session_factory
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +53,15 @@ def register(subparsers: Any) -> None:
         "--no-worker", action="store_true", help="do not run a statement worker in this process"
     )
     parser.add_argument(
-        "--migrate", action="store_true", help="apply migrations and seed before serving"
+        "--migrate",
+        action="store_true",
+        help="apply the migrations before serving (off in production). Without it the host "
+        "refuses a database that is missing, not migrated or behind, and says what to run",
+    )
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="migrate, then load the seed data (idempotent) before serving (off in production)",
     )
     parser.set_defaults(func=_serve_command)
     sub = parser.add_subparsers(dest="host_command", metavar="ACTION")
@@ -88,32 +107,91 @@ def _config(args: argparse.Namespace, **extra: str | None) -> HostConfig | None:
 def _serve_command(args: argparse.Namespace) -> int:
     config = _config(args, LINK_HOST=args.listen, LINK_PORT=args.port, OPS_PORT=args.ops_port)
     if config is None:
-        return 2
+        return EXIT_USAGE
+    if (args.migrate or args.seed) and config.environment is Environment.PRODUCTION:
+        raise CommandFailed(
+            "host: --migrate and --seed are off in production: migrate with `atm db upgrade` "
+            "(the migration task) before starting the host",
+            EXIT_USAGE,
+        )
     return asyncio.run(_serve(config, args))
 
 
-async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
-    host = Host(config)
-    if args.migrate:
+def _prepare_database(config: HostConfig, args: argparse.Namespace) -> list[str]:
+    """Migrate and seed when asked; then make sure the database can serve this code."""
+    created: list[str] = []
+    if args.migrate or args.seed:
         try:
-            await asyncio.to_thread(host.upgrade_and_seed)
+            migrate(config.database_url)
+            if args.seed:
+                engine = create_engine_for(config.database_url)
+                try:
+                    with session_factory(engine).begin() as session:
+                        created = seed(
+                            session,
+                            pin_pepper=config.pin_pepper,
+                            bcrypt_rounds=config.bcrypt_rounds,
+                        )
+                finally:
+                    engine.dispose()
         except SQLAlchemyError as exc:
-            print(
-                f"atm: host --migrate: {database_error(exc, config.database_url)}", file=sys.stderr
-            )
-            await host.close()
-            return 1
+            raise CommandFailed(
+                f"host --migrate: {database_error(exc, config.database_url)}", EXIT_UNAVAILABLE
+            ) from exc
+    open_host_database(config, "host").dispose()
+    return created
+
+
+def _listen_error(exc: OSError, address: str, port: int, setting: str) -> CommandFailed:
+    where = f"{address}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return CommandFailed(
+            f"host: cannot listen on {where}: the port is in use (another `atm host`?); "
+            f"stop it or choose another port ({setting})",
+            EXIT_UNAVAILABLE,
+        )
+    if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+        return CommandFailed(
+            f"host: cannot listen on {where}: {address!r} is not an address of this machine "
+            "(--listen / LINK_HOST, OPS_HOST: e.g. 127.0.0.1 or 0.0.0.0)",
+            EXIT_USAGE,
+        )
+    return CommandFailed(f"host: cannot listen on {where}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+
+
+async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
+    created = await asyncio.to_thread(_prepare_database, config, args)
+    if args.seed:
+        print(f"seed: {len(created)} record(s) created", flush=True)
+    host = Host(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        port = await host.start()
-        shown = display_url(config.database_url)  # never the password: this reaches CloudWatch
-        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
+        # The ops API first: the link server logs its (TLS or plaintext) start, so a port in
+        # use on either side stays the only line.
+        ops_port = None
         if not args.no_ops:
-            ops_port = await host.start_ops()
+            try:
+                ops_port = await host.start_ops()
+            except OSError as exc:
+                raise _listen_error(
+                    exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
+                ) from None
+        try:
+            port = await host.start()
+        except OSError as exc:
+            raise _listen_error(
+                exc, config.link_host, config.link_port, "--port / LINK_PORT"
+            ) from None
+        # Printed once both listen, so a failure is the only line. The database's resolved
+        # location (an absolute path; never the password: this line reaches CloudWatch),
+        # so a host started from another folder says which database it uses.
+        shown = database_location(config.database_url)
+        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
+        if ops_port is not None:
             print(f"ops API listening on {config.ops_host}:{ops_port}", flush=True)
         if not args.no_worker:
             host.start_worker()
@@ -126,11 +204,16 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
 def _check_ledger(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
-        return 2
-    engine = create_engine_for(config.database_url)
+        return EXIT_USAGE
+    engine = open_host_database(config, "host check-ledger")
+    print(f"database: {database_location(config.database_url)}", file=sys.stderr)
     try:
         with session_factory(engine)() as session:
             problems = check_ledger(session) + check_holds(session)
+    except SQLAlchemyError as exc:
+        raise CommandFailed(
+            f"host check-ledger: {database_error(exc, config.database_url)}", EXIT_UNAVAILABLE
+        ) from exc
     finally:
         engine.dispose()
     if not problems:
@@ -139,14 +222,14 @@ def _check_ledger(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"{problem.what}: {problem.detail}")
     print(f"ledger check failed: {len(problems)} problem(s)", file=sys.stderr)
-    return 1
+    return EXIT_FAILED
 
 
 def _worker(args: argparse.Namespace) -> int:
     config = _config(args)
     if config is None:
-        return 2
-    engine = create_engine_for(config.database_url)
+        return EXIT_USAGE
+    engine = open_host_database(config, "host worker")
     worker = StatementWorker(session_factory(engine), StatementStore(config))
     try:
         if args.once:

@@ -11,12 +11,15 @@ import dataclasses
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from atm.devices import simulator_for
 from atm.scripts import TRACKS
+from atm.trace import add_trace_option, enable_trace
 from device.config import DeviceConfig
 from device.errors import DeviceConfigError
+from drivers.errors import DriverError
 from drivers.registry import DISPENSER_MODELS, KINDS
 from protocol.security import KeyScheme
 from simulators.control import HELP, ControlChannel, serve_control
@@ -56,6 +59,13 @@ def register(subparsers: Any) -> None:
         "its master key comes from TERMINAL_MASTER_KEY (unset: the development key)",
     )
     parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep the device's physical state (notes, card, paper) in FILE across restarts "
+        "(docs/devices.md); default: forget it when the simulator stops",
+    )
+    parser.add_argument(
         "--model",
         default="lcdm-2000",
         type=str.lower,
@@ -63,10 +73,13 @@ def register(subparsers: Any) -> None:
         help="dispenser: the Puloon model to speak (default lcdm-2000; the driver side picks "
         "it with ?model=lcdm-4000 on the device URL)",
     )
+    add_trace_option(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.trace:
+        enable_trace()
     master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
     try:
         config = DeviceConfig(
@@ -84,7 +97,11 @@ async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
     if args.model != "lcdm-2000" and args.device != "dispenser":
         print(f"atm sim: --model is for the dispenser, not the {args.device}", file=sys.stderr)
         return 2
-    sim = simulator_for(args.device, config, model=args.model)
+    try:
+        sim = simulator_for(args.device, config, args.state, model=args.model)
+    except DriverError as exc:
+        print(f"atm sim: {exc}", file=sys.stderr)
+        return 2
     control = await serve_control(ControlChannel(sim, TRACKS), args.listen, args.control)
     control_port = control.sockets[0].getsockname()[1]
     protocol = PROTOCOLS[args.model if args.model != "lcdm-2000" else args.device]

@@ -82,4 +82,5 @@ ACTIVITIES: dict[State, Activity] = {
     S.supervisor_balancing: operator.supervisor_balancing,
     S.supervisor_settling_not_dispensed: operator.supervisor_settling_not_dispensed,
     S.supervisor_settling_dispensed: operator.supervisor_settling_dispensed,
+    S.supervisor_accepting_damage: operator.supervisor_accepting_damage,
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from device import restart
 from device import screens as S
 from device.cash import value_of
 from device.recovery import format_notes
@@ -50,6 +51,15 @@ async def dispensing(atm: AtmController) -> None:
         atm.cash_fault = "dispenser not answering"
         _not_dispensed(atm)
         return
+    try:
+        if await atm.devices.dispenser.notes_in_tray():
+            # Notes nobody took must not go to this customer (issue 12 item 3).
+            await restart.purge_tray(atm.journal, atm.counters, atm.devices.dispenser, None)
+    except DriverError as exc:
+        atm.journal.write("DISPENSE_NOT_STARTED", stan=s.stan, error=type(exc).__name__)
+        atm.cash_fault = "exit tray cannot be cleared"
+        _not_dispensed(atm)
+        return
     atm.journal.write(
         "DISPENSE_START",
         stan=s.stan,
@@ -62,7 +72,7 @@ async def dispensing(atm: AtmController) -> None:
     except DispenserFault as exc:
         s.presented = dict(exc.dispensed)
         s.dispensed_cents = value_of(s.presented, before)
-        atm.counters.add("dispensed", s.presented)
+        atm.counters.add("dispensed", s.presented, key=f"{s.stan}:dispensed")
         atm.journal.write(
             "DISPENSE_FAULT",
             stan=s.stan,
@@ -83,8 +93,10 @@ async def dispensing(atm: AtmController) -> None:
         return
     s.presented = dict(result.dispensed)
     s.dispensed_cents = value_of(s.presented, before)
-    atm.counters.add("dispensed", s.presented)
-    atm.counters.add("rejected", result.rejected)
+    # Booked under the transaction's keys: recovery replays the journal's bookings and a
+    # key already booked is skipped, so a kill before DISPENSE_RESULT counts nothing twice.
+    atm.counters.add("dispensed", s.presented, key=f"{s.stan}:dispensed")
+    atm.counters.add("rejected", result.rejected, key=f"{s.stan}:rejected")
     atm.journal.write(
         "DISPENSE_RESULT",
         stan=s.stan,
@@ -123,7 +135,7 @@ async def _dispense_unknown(
     if counted is not None:
         s.presented = counted
         s.dispensed_cents = value_of(counted, before)
-        atm.counters.add("dispensed", counted)
+        atm.counters.add("dispensed", counted, key=f"{s.stan}:dispensed")
         if s.dispensed_cents >= s.amount_cents:
             atm.journal.write(
                 "DISPENSE_RESULT",
@@ -180,9 +192,19 @@ async def presenting_cash(atm: AtmController) -> None:
             atm.reverse_session(s.dispensed_cents, ReversalReason.PARTIAL)
         atm.post("cash_taken")
         return
+    # Journaled as intended before the device is told (issue 12 item 1): a kill around the
+    # retract command is resolved at restart from the dispenser's own retract count.
+    before_count = await atm.devices.dispenser.retracted_count()
+    atm.journal.write(
+        "RETRACT_INTENDED",
+        stan=s.stan,
+        amount=s.dispensed_cents,
+        notes=format_notes(s.presented),
+        count_before="-" if before_count is None else before_count,
+    )
     count = await atm.devices.dispenser.retract()
-    atm.counters.move(s.presented, "dispensed", "retracted")
-    atm.journal.write("CASH_RETRACTED", stan=s.stan, notes=count)
+    atm.counters.move(s.presented, "dispensed", "retracted", key=f"{s.stan}:retracted")
+    atm.journal.write("CASH_RETRACTED", stan=s.stan, notes=count, moved=format_notes(s.presented))
     s.receipt_note = "CASH RETRACTED - REVERSED"
     s.message = "Cash not taken: retracted, your account has not been charged"
     s.dispensed_cents = 0

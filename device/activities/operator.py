@@ -29,6 +29,7 @@ __all__ = [
     "counters_report",
     "settle_suspects",
     "supervisor",
+    "supervisor_accepting_damage",
     "supervisor_balancing",
     "supervisor_printing_counters",
     "supervisor_replenishing",
@@ -46,7 +47,7 @@ async def supervisor(atm: AtmController) -> None:
     if atm.previous_state not in SUPERVISOR_ACTIONS:
         # Just switched in (not back from one of the supervisor's jobs).
         atm.journal.write("SUPERVISOR_ENTER")
-        atm.show(S.supervisor(await cash_summary(atm)))
+        atm.show(S.supervisor(_damage_lines(atm) or await cash_summary(atm)))
     while True:
         try:
             key = await atm.devices.pin_pad.read_key(atm.person_timeout())
@@ -56,19 +57,23 @@ async def supervisor(atm: AtmController) -> None:
             break
     trigger, dest = SUPERVISOR_KEYS[key]
     if dest is State.out_of_service:
-        # Leaving clears a dispenser, bill acceptor or card-jam fault; out_of_service signs
-        # on again.
+        # Leaving clears a dispenser, bill acceptor, depository or card-jam fault;
+        # out_of_service signs on again (or, while a damaged file is not accepted, goes
+        # straight back to the fault state).
         atm.cash_fault = ""
         atm.deposit_fault = ""
         atm.depository_fault = ""
-        atm.fault_reason = ""
+        if atm.damage is None:
+            atm.fault_reason = ""
         atm.journal.write("SUPERVISOR_EXIT")
     atm.post(trigger)
 
 
 # -- one job per key ----------------------------------------------------------------------
 async def supervisor_replenishing(atm: AtmController) -> None:
-    """F1: what the dispenser reports now becomes the loaded count."""
+    """F1: what the dispenser reports now becomes the loaded count (a driver that keeps the
+    counts itself, like the LCDM's, starts again from the configured load)."""
+    await atm.devices.dispenser.replenish()
     status = await atm.cassettes()
     atm.counters.replenish(status)
     atm.cash_fault = ""
@@ -81,7 +86,7 @@ async def supervisor_printing_counters(atm: AtmController) -> None:
     """F2: print the counters per cassette."""
     lines = await counters_report(atm)
     await print_report(atm, "COUNTERS", lines)
-    atm.show(S.supervisor(("Counters printed", *lines[-2:])))
+    atm.show(S.supervisor(("Counters printed", *lines)))
     atm.post("supervisor_done")
 
 
@@ -106,7 +111,7 @@ async def supervisor_balancing(atm: AtmController) -> None:
     lines = await balancing_report(atm)
     await print_report(atm, "BALANCING", lines)
     atm.journal.write("BALANCING", result=lines[-1])
-    atm.show(S.supervisor(tuple(lines[-3:]), "Balancing"))
+    atm.show(S.supervisor(tuple(lines), "Balancing"))
     atm.post("supervisor_done")
 
 
@@ -120,8 +125,23 @@ async def supervisor_settling_dispensed(atm: AtmController) -> None:
     _show_settled(atm, settle_suspects(atm, dispensed=True))
 
 
+async def supervisor_accepting_damage(atm: AtmController) -> None:
+    """ENTER: the damaged line the fault names is accepted (skipped from now on, kept in its
+    file) and restart recovery runs again; a further damaged line is named in turn."""
+    told = atm.accept_damage()
+    await atm.recover_or_fault()
+    atm.show(S.supervisor((told, *_damage_lines(atm))))
+    atm.post("supervisor_done")
+
+
+def _damage_lines(atm: AtmController) -> tuple[str, ...]:
+    if atm.damage is None:
+        return ()
+    return (atm.fault_reason, atm.damage.why[:40], "ENTER accepts it (kept in the file)")
+
+
 def _show_settled(atm: AtmController, lines: list[str]) -> None:
-    atm.show(S.supervisor(tuple(lines[-3:]) or ("No suspect transaction",)))
+    atm.show(S.supervisor(tuple(lines) or ("No suspect transaction",)))
     atm.post("supervisor_done")
 
 
@@ -225,7 +245,7 @@ def settle_suspects(atm: AtmController, *, dispensed: bool) -> list[str]:
     lines = []
     for suspect in suspects(atm):
         if dispensed:
-            atm.counters.add("dispensed", suspect.notes)
+            atm.counters.add("dispensed", suspect.notes, key=f"{suspect.stan}:dispensed")
             atm.journal.write(
                 "SUSPECT_SETTLED",
                 stan=suspect.stan,

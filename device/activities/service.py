@@ -19,6 +19,10 @@ __all__ = ["fault", "idle", "out_of_service"]
 
 
 async def out_of_service(atm: AtmController) -> None:
+    if atm.damage is not None:
+        # A damaged journal or store-and-forward line not yet accepted: no service.
+        atm.post("fault")
+        return
     atm.show(S.out_of_service())
     # Retry with a fixed back-off until the host answers the sign-on (which, with the
     # store-and-forward queue, drains pending reversals first).

@@ -133,10 +133,10 @@ async def test_unreachable_database_is_one_line_without_the_password(tmp_path: P
     for args, prefix in (
         (("db", "upgrade"), "atm: db upgrade: database at postgresql+psycopg://atm:***@"),
         (("db", "seed"), "atm: db seed: database at postgresql+psycopg://atm:***@"),
-        (("host", "--migrate", "--port", "0", "--no-ops"), "atm: host --migrate: database at"),
+        (("host", "--migrate", "--port", "0", "--no-ops"), "atm host --migrate: database at"),
     ):
         code, out = await run_atm(env, *args)
-        assert code == 1, out
+        assert code == 3, out  # unreachable
         assert_no_password(out)
         assert "Traceback" not in out
         assert any(line.startswith(prefix) for line in out.splitlines()), out

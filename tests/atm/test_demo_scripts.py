@@ -19,7 +19,8 @@ HERE = sorted(set(SCRIPTS) - NEEDS_HOST - NEEDS_LINK)
 
 
 @pytest.mark.parametrize("name", HERE)
-async def test_script(name, host_config, tmp_path):
+async def test_script(name, host_config, tmp_path, screens_fit):
+    """Also: every screen it shows fits the display, no word cut (tests/screen_fit.py)."""
     out = io.StringIO()
     result = await run_demo(
         SCRIPTS[name], out=out, work_dir=tmp_path, host_config=host_config, timeout=20

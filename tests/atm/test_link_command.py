@@ -39,3 +39,34 @@ def test_bad_mac_and_bad_input(capsys):
     assert main(["link", "decode", "not-hex-and-no-file"]) == 2
     assert main(["link", "decode", WITHDRAWAL[:-3].hex()]) == 1
     assert "no complete frame" in capsys.readouterr().err
+
+
+def test_reads_the_hex_dumps_of_the_protocol_document(capsys):
+    """docs/protocol.md's annotated examples, as they are printed there (offset, hex, ASCII
+    columns): every example decodes, and the one under the TAK verifies."""
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+    assert main(["link", "decode", str(doc)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("frame ") == len(examples())
+    assert "DE 39 Response Code                00 (Approved)" in out
+
+
+def test_reads_a_trace_dump_with_log_text_around_it(capsys):
+    from protocol.hexdump import hexdump, parse_hexdump
+
+    trace = "\n".join(
+        [
+            "link ATM -> HOST 0200 (168 bytes)",
+            hexdump(WITHDRAWAL),
+            "link HOST -> ATM ...",
+            hexdump(ADVICE),
+        ]
+    )
+    assert parse_hexdump(trace) == WITHDRAWAL + ADVICE
+    assert main(["link", "decode", trace, "--mac-key", TAK.hex()]) == 0
+    assert capsys.readouterr().out.count("MAC verifies") == 2
+    # A bad MAC is a failed check: exit 1.
+    assert main(["link", "decode", hexdump(WITHDRAWAL), "--mac-key", "11" * 16]) == 1
+    assert "MAC check failed" in capsys.readouterr().out

@@ -108,13 +108,6 @@ async def atm_host(migrated_database: Path, tmp_path: Path) -> AsyncIterator[Run
         yield running
 
 
-@pytest.fixture
-async def unmigrated_host(tmp_path: Path) -> AsyncIterator[RunningHost]:
-    """A host whose migration task has not run: an empty database file."""
-    async for running in start_atm_host(tmp_path / "empty.db", tmp_path):
-        yield running
-
-
 def free_port() -> int:
     with socket.socket() as probe:  # a port that was free a moment ago: nobody listens
         probe.bind(("127.0.0.1", 0))
@@ -203,19 +196,23 @@ async def test_smoke_script_fails_when_the_ops_api_is_down(atm_host: RunningHost
     assert "2 check(s) failed" in out
 
 
-async def test_smoke_script_fails_when_the_migration_has_not_run(
-    unmigrated_host: RunningHost,
-) -> None:
-    """/ready only asks the database for ``SELECT 1``, which an empty database answers: the
-    ISO-8583 inquiry is the check that catches a deployment whose migration did not run."""
-    code, out = await _run_smoke(
-        unmigrated_host.ops_url, f"127.0.0.1:{unmigrated_host.link_port}", tries="1"
-    )
-    assert code == 1, out
-    assert "ok   GET /health -> 200" in out
-    assert "ok   GET /ready -> 200" in out
-    assert f"FAIL ISO-8583 balance inquiry at 127.0.0.1:{unmigrated_host.link_port}" in out
-    assert "1 check(s) failed" in out
+def test_the_host_refuses_a_database_whose_migration_has_not_run(tmp_path: Path) -> None:
+    """An empty database (the migration task did not run): ``atm host`` does not start and
+    says what to run, in one line, exit 3; the orchestrator restarts it until the migration
+    has run (and the smoke test fails meanwhile: nothing listens)."""
+    database = tmp_path / "empty.db"
+    database.touch()
+    done = subprocess.run(
+        [sys.executable, "-m", "atm", "host", "--port", "0", "--ops-port", "0"],
+        env=host_env(database, tmp_path), cwd=ROOT, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"atm host: the database (SQLite file {database}) is not migrated: run `atm db upgrade && "
+        "atm db seed` (or start with `atm host --migrate --seed`)"
+    ]
 
 
 async def test_smoke_script_rejects_bad_usage() -> None:

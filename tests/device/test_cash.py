@@ -1,6 +1,6 @@
 import pytest
 
-from device.cash import mix_notes
+from device.cash import CashCounters, CassetteCounters, mix_notes
 from device.errors import CashError
 from drivers.interfaces import CassetteState, CassetteStatus
 
@@ -76,3 +76,16 @@ def test_mix_keeps_small_notes_when_note_counts_tie():
     twenty = CassetteStatus(1, 2000, 50, CassetteState.OK)
     # $40 as 2 x $20 rather than 4 x $10 (fewest notes), and $10s stay.
     assert mix_notes(4000, [small, twenty]) == {1: 2}
+
+
+def test_a_keyed_booking_counts_once_even_across_a_reload(tmp_path):
+    """Issue 12 item 5: recovery replays the journal's steps of the interrupted withdrawal;
+    a step the counters already booked (saved just before the kill) is not booked again."""
+    path = tmp_path / "cash.json"
+    counters = CashCounters(path)
+    counters.cassettes = {1: CassetteCounters(5000, loaded=200)}
+    assert counters.add("dispensed", {1: 2}, key="000002:dispensed")
+    again = CashCounters(path)  # the restarted process
+    assert not again.add("dispensed", {1: 2}, key="000002:dispensed")
+    assert again.move({1: 2}, "dispensed", "retracted", key="000002:retracted")
+    assert CashCounters(path).cassettes[1] == CassetteCounters(5000, 200, 0, 0, 2)

@@ -13,7 +13,7 @@ import json
 from atm.devices import open_kit
 from atm.scripts import ALICE_CHECKING, Customer
 from device.controller import AtmController
-from device.journal import JournalRecord
+from device.journal import JournalRecord, seal
 from device.recovery import find_suspects, find_unfinished
 from device.screens import Screen
 from device.states import State
@@ -273,7 +273,7 @@ async def test_restart_after_dying_mid_decision_makes_a_suspect_not_a_reversal(w
         "DISPENSE_START | stan=000002 | amount=10000 | notes=1:2 | before=0:500,1:200",
         "DISPENSE_UNKNOWN | stan=000002 | amount=10000 | notes=1:2 | error=DeviceTimeout: x",
     ]
-    config.journal_path.write_text("".join(f"{t} | {term} | {line}\n" for line in lines))
+    config.journal_path.write_text("".join(seal(f"{t} | {term} | {line}") + "\n" for line in lines))
     config.journal_path.chmod(0o600)  # as the controller creates it (device/private_files.py)
     atm = await world.atm()
     (suspect,) = atm.events("DISPENSE_SUSPECT")

@@ -142,6 +142,28 @@ def test_stopped_while_waiting_for_the_host(journal):
     assert find_unfinished(write(journal, timed_out), cassettes()) == []
 
 
+def test_interrupted_dispense_on_a_dispenser_without_physical_counts_is_a_suspect():
+    """Issue 12 item 2: the LCDM driver lowers its counts only when a reply arrives, so after a
+    kill mid-dispense its counts say nothing left even if the customer took the notes. A
+    reversal would give the bank's money away: it is a suspect for the operator."""
+    records = [
+        JournalRecord(
+            event="TXN_REQUEST", stan="000002", mti="0200", proc="011000", amount="10000",
+            time="1128120000", terminal="ATM00001", acceptor="ATMSIM000000001", currency="840",
+        ),
+        JournalRecord(event="TXN_RESPONSE", stan="000002", code="00"),
+        JournalRecord(event="DISPENSE_START", stan="000002", notes="1:2", before="0:500,1:200"),
+    ]  # fmt: skip
+    now = [
+        CassetteStatus(0, 2000, 500, CassetteState.OK),
+        CassetteStatus(1, 5000, 200, CassetteState.OK),
+    ]
+    (physical,) = find_unfinished(records, now)
+    assert physical.needs_reversal and physical.reason == "4017"
+    (lcdm,) = find_unfinished(records, now, counts_physical=False)
+    assert lcdm.suspect and not lcdm.needs_reversal
+
+
 TRANSFER = {**REQUEST, "stan": "000044", "type": "TRANSFER", "proc": "402010"}
 
 

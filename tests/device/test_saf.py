@@ -73,7 +73,7 @@ def test_unreadable_line_in_the_middle_is_an_error(tmp_path):
     path = tmp_path / "saf.jsonl"
     path.write_text('garbage\n{"op":"ack","id":1,"code":"00"}\n')
     path.chmod(0o600)
-    with pytest.raises(SafError, match="line 1 is not readable"):
+    with pytest.raises(SafError, match="line 1 is damaged"):
         SafQueue(path)
 
 

@@ -13,7 +13,8 @@ ALICE_CHECKING, ALICE_SAVINGS = "1000-0001-0001", "1000-0001-0002"
 
 
 @pytest.mark.parametrize("name", ["transfer-alice", "pin-change-charlie", "balance-statement"])
-async def test_script(name, host_config, tmp_path):
+async def test_script(name, host_config, tmp_path, screens_fit):
+    """Also: every screen it shows fits the display, no word cut (tests/screen_fit.py)."""
     out = io.StringIO()
     result = await run_demo(
         SCRIPTS[name], out=out, work_dir=tmp_path, host_config=host_config, timeout=20

@@ -14,13 +14,26 @@ PEPPER = "Zt4Hq8LmW2xVc7RnK1pBs5JdG9fYe3TaU6oNiM0wQbXyCvSr"
 
 
 def test_defaults_follow_the_design():
-    config = HostConfig.from_env({})
-    assert config.database_url == "sqlite:///var/atm-host.db"
+    config = HostConfig.from_env({"HOME": "/home/ann"})
+    assert config.database_url == "sqlite:////home/ann/.local/share/atm-simulator/atm-host.db"
     assert (config.session_timeout_seconds, config.max_failed_pin_attempts) == (120, 3)
     assert config.lockout_duration_seconds == 1800
     assert (config.daily_withdrawal_limit, config.daily_transfer_limit) == (50_000, 250_000)
     assert config.bcrypt_rounds == 12 and config.ops_port == 8080
     assert config.environment is Environment.DEVELOPMENT
+
+
+def test_the_default_database_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    """Started from another folder, the host finds the same database, never a new empty one."""
+    env = {"HOME": "/home/ann"}
+    monkeypatch.chdir(tmp_path)
+    here = HostConfig.from_env(env).database_url
+    monkeypatch.chdir("/")
+    assert HostConfig.from_env(env).database_url == here
+    xdg = HostConfig.from_env({**env, "XDG_DATA_HOME": "/data"}).database_url
+    assert xdg == "sqlite:////data/atm-simulator/atm-host.db"
+    chosen = HostConfig.from_env({**env, "ATM_DATA_DIR": str(tmp_path)}).database_url
+    assert chosen == f"sqlite:///{tmp_path}/atm-host.db"
 
 
 def test_each_problem_is_one_line():

@@ -1,0 +1,131 @@
+"""An ATM in its own process that kills itself (SIGKILL) at an exact point, for the crash
+tests (run with ``python -m tests.device.crash_child``).
+
+Alice makes one transaction on simulated devices that keep their physical state in
+``--sim-state-dir`` (``DeviceConfig.sim_state_dir``), as real devices keep their notes and
+cards when the ATM's computer dies. The kill point is the ``--nth`` journal record of event
+``--event`` (right after it is on disk), or the ``--nth`` save of the cash counters file
+(``--event counters``). The process prints ``DONE`` and exits 0 if it was never killed.
+
+``--kind`` ``withdrawal`` ($100, 2 x $50) or ``transfer`` ($100, checking to savings);
+``--walk-away``: the customer leaves the cash in the tray (the ATM retracts it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from device.cash import CashCounters
+from device.config import DeviceConfig
+from device.controller import AtmController, Devices
+from device.events import DeviceEvent, ScreenShown, StateChanged
+from drivers.simulated import (
+    Cassette,
+    SimulatedCardReader,
+    SimulatedDispenser,
+    SimulatedPinPad,
+    SimulatedPrinter,
+)
+
+# Built here rather than with atm.demo.build_devices (the same devices): importing the
+# composition root costs this short-lived process seconds.
+ALICE = "4000001234567899=30121010000000000000"
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DyingCounters(CashCounters):
+    """The cash counters, dying right after their ``nth`` save is on disk."""
+
+    def __init__(self, path: Path, nth: int) -> None:
+        super().__init__(path, load=False)
+        self.saves_left = nth
+
+    def save(self) -> None:
+        super().save()
+        self.saves_left -= 1
+        if self.saves_left == 0:
+            die()
+
+
+def kill_at(controller: AtmController, event: str, nth: int) -> None:
+    seen = 0
+    if event == "counters":
+        controller.counters = DyingCounters(controller.config.counters_path, nth)
+        return
+
+    def on_line(line: str) -> None:
+        nonlocal seen
+        if f" | {event} | " in line:
+            seen += 1
+            if seen == nth:
+                die()
+
+    controller.journal.listeners.append(on_line)
+
+
+async def main(args: argparse.Namespace) -> None:
+    config = DeviceConfig(
+        port=args.port,
+        state_dir=Path(args.state_dir),
+        sim_state_dir=Path(args.sim_state_dir),
+        reconnect_delay=0.05,
+        cash_take_timeout=0.2 if args.walk_away else 30.0,
+    )
+    reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
+    pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
+    dispenser = SimulatedDispenser(
+        [Cassette(c.denomination_cents, c.count) for c in config.cassettes],
+        state_path=config.sim_state_path("dispenser"),
+    )
+    printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
+    controller = AtmController(config, Devices(reader, pin_pad, dispenser, printer))
+    kill_at(controller, args.event, args.nth)
+    finished = asyncio.Event()
+    session_over = False
+
+    def on_event(event: DeviceEvent) -> None:
+        nonlocal session_over
+        if isinstance(event, ScreenShown):
+            screen = event.screen.id
+            if screen == "welcome" and not session_over:
+                reader.insert(ALICE)
+            elif screen == "take_cash" and not args.walk_away:
+                dispenser.take_cash()
+            elif screen == "another":
+                pin_pad.press("F8")
+            elif screen == "take_card":
+                reader.take_card()
+        elif isinstance(event, StateChanged) and event.dest == "session_end":
+            session_over = True
+        elif isinstance(event, StateChanged) and event.dest == "idle" and session_over:
+            finished.set()
+
+    controller.events.subscribe(on_event)
+    if args.kind == "withdrawal":
+        pin_pad.press(*"1234", "ENTER", "F1", "F1", "F4")  # withdrawal, checking, $100
+    else:
+        pin_pad.press(*"1234", "ENTER", "F3", "F1", "F2", *"100", "ENTER")
+    task = asyncio.create_task(controller.run())
+    await finished.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    print("DONE", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--sim-state-dir", required=True)
+    parser.add_argument("--event", required=True)
+    parser.add_argument("--nth", type=int, default=1)
+    parser.add_argument("--kind", choices=("withdrawal", "transfer"), default="withdrawal")
+    parser.add_argument("--walk-away", action="store_true")
+    asyncio.run(main(parser.parse_args()))

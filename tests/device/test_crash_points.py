@@ -1,0 +1,149 @@
+"""The ATM killed at every journal event and counters save of a withdrawal (taken, and left in
+the tray) and of a transfer, on a real host over TCP, with simulated devices that keep their
+physical state like real ones (issue 12). After each kill: restart, let recovery and the
+store-and-forward queue finish, restart once more (recovery must be idempotent), then the
+four-way comparison:
+
+    host debits == notes that physically left and were taken == journal == counters
+
+and the counters balance against the notes physically in the cassettes. Each case runs the
+killed ATM in a child process (``tests.device.crash_child``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from device.cash import CashCounters
+from device.journal import read_records
+from device.states import State
+from tests.device.conftest import ROOT, World
+
+ALICE_CHECKING = "1000-0001-0001"
+ALICE_SAVINGS = "1000-0001-0002"
+DENOMINATIONS = {0: 2000, 1: 5000}
+
+# (event, nth) for a $100 withdrawal whose cash is taken. "counters" is the nth save of the
+# cash counters file (1: first start, 2: the dispense booked).
+WITHDRAWAL_TAKEN = [
+    ("SESSION_START", 1),
+    ("PIN_ENTERED", 1),
+    ("TXN_REQUEST", 1),
+    ("TXN_RESPONSE", 1),
+    ("DISPENSE_START", 1),
+    ("counters", 2),
+    ("DISPENSE_RESULT", 1),
+    ("CASH_TAKEN", 1),
+    ("RECEIPT_PRINTED", 1),
+    ("CARD_RETURNED", 1),
+    ("SESSION_END", 1),
+]
+# ... whose cash is left in the tray: the steps after the presentation differ.
+WITHDRAWAL_LEFT = [
+    ("DISPENSE_RESULT", 1),
+    ("RETRACT_INTENDED", 1),
+    ("counters", 3),
+    ("CASH_RETRACTED", 1),
+    ("REVERSAL_QUEUED", 1),
+    ("SESSION_END", 1),
+]
+TRANSFER = [
+    ("TXN_REQUEST", 1),
+    ("TXN_RESPONSE", 1),
+    ("RECEIPT_PRINTED", 1),
+    ("SESSION_END", 1),
+]
+CASES = (
+    [pytest.param("withdrawal", False, e, n, id=f"taken-{e}-{n}") for e, n in WITHDRAWAL_TAKEN]
+    + [pytest.param("withdrawal", True, e, n, id=f"left-{e}-{n}") for e, n in WITHDRAWAL_LEFT]
+    + [pytest.param("transfer", False, e, n, id=f"transfer-{e}-{n}") for e, n in TRANSFER]
+)
+
+
+async def run_child_until_killed(world: World, kind: str, walk_away: bool, event: str, nth: int):
+    args = [
+        sys.executable, "-m", "tests.device.crash_child",
+        "--port", str(world.port),
+        "--state-dir", str(world.tmp_path / "device"),
+        "--sim-state-dir", str(world.tmp_path / "physical"),
+        "--event", event, "--nth", str(nth), "--kind", kind,
+    ]  # fmt: skip
+    if walk_away:
+        args.append("--walk-away")
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == -signal.SIGKILL, f"never reached {event} #{nth}: {out!r}"
+
+
+def journal_net_cents(records) -> int:
+    """What the journal says the customer paid for cash: approved withdrawals, less what each
+    reversal gives back."""
+    withdrawals = {
+        r["stan"]: int(r["amount"])
+        for r in records
+        if r["event"] == "TXN_REQUEST" and r.get("proc", "")[:2] == "01"
+    }
+    approved = {
+        r["stan"] for r in records if r["event"] == "TXN_RESPONSE" and r.get("code") == "00"
+    }
+    reversed_back: dict[str, int] = {}
+    for r in records:
+        if r["event"] == "REVERSAL_QUEUED" and r["stan"] in withdrawals:
+            reversed_back[r["stan"]] = int(r["amount"]) - int(r["dispensed"])
+    return sum(
+        amount - reversed_back.get(stan, 0)
+        for stan, amount in withdrawals.items()
+        if stan in approved or stan in reversed_back
+    )
+
+
+@pytest.mark.parametrize(("kind", "walk_away", "event", "nth"), CASES)
+async def test_killed_at_every_step_ends_with_host_physical_journal_counters_agreeing(
+    world: World, kind: str, walk_away: bool, event: str, nth: int
+):
+    await run_child_until_killed(world, kind, walk_away, event, nth)
+    physical_dir = world.tmp_path / "physical"
+    first_reversals: list[dict[str, str]] = []
+    for restart in (1, 2):
+        atm = await world.atm(sim_state_dir=physical_dir)
+        # Recovery is done and the sign-on drained the store-and-forward queue.
+        assert atm.controller.state is State.idle
+        assert atm.controller.link.pending_reversals() == 0
+        assert atm.controller.suspects() == []
+        if restart == 2:
+            assert atm.events("REVERSAL_QUEUED") == first_reversals, "recovery not idempotent"
+        first_reversals = atm.events("REVERSAL_QUEUED")
+        await atm.stop()
+
+    config = world.device_config()
+    records = read_records(config.journal_path)
+    host_debit = 525_000 - world.balance(ALICE_CHECKING)
+    if kind == "transfer":
+        host_debit = (
+            525_000 + 1_250_000 - world.balance(ALICE_CHECKING) - world.balance(ALICE_SAVINGS)
+        )
+    state = json.loads((physical_dir / f"dispenser-{config.terminal_id}.json").read_text())
+    taken = {int(i): n for i, n in state["taken"].items()}
+    physical = sum(DENOMINATIONS[i] * n for i, n in taken.items())
+    counters = CashCounters(config.counters_path)
+    counted = sum(c.denomination_cents * c.dispensed for c in counters.cassettes.values())
+    journal = journal_net_cents(records)
+    assert (host_debit, physical, journal, counted) == (physical,) * 4, records
+    # No note is left for the next customer, and the counters balance with the cassettes.
+    assert state["tray"] == {}
+    for index, cassette in enumerate(state["cassettes"]):
+        assert counters.cassettes[index].remaining == cassette["count"], index
+        assert counters.cassettes[index].retracted == state["reject_bin"].get(str(index), 0)
+    # The killed session's card did not wait in the reader for the next person.
+    reader = json.loads((physical_dir / f"card-reader-{config.terminal_id}.json").read_text())
+    assert reader["position"] == "none"

@@ -1,0 +1,117 @@
+"""Simulated devices keep their physical state across a crash of the process that drives them
+(issue 12 item 10): the notes in the cassettes, exit tray and reject bin, the card in the
+reader and the paper survive, in a state file written before the device reports a step done.
+Both kinds: the in-process simulated backends and the ``atm sim`` peripheral simulators
+(here driven through the real serial drivers over a pseudo-terminal)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drivers.lcdm import LcdmDispenser
+from drivers.sankyo import SankyoCardReader
+from drivers.simulated import Cassette, SimulatedCardReader, SimulatedDispenser, SimulatedPrinter
+from drivers.statefile import StateFileError
+from simulators.card_reader import CardReaderSimulator
+from simulators.dispenser import DispenserSimulator, SimCassette
+from simulators.ports import PtyPort
+from tests.drivers.conftest import CASSETTES, FAST, TRACK2, serial_connect
+
+
+def _dispenser(path: Path) -> SimulatedDispenser:
+    return SimulatedDispenser([Cassette(d, n) for d, n in CASSETTES], state_path=path)
+
+
+async def test_simulated_dispenser_notes_survive_the_process(tmp_path):
+    path = tmp_path / "dispenser.json"
+    first = _dispenser(path)
+    await first.dispense({1: 2})  # two $50 notes in the exit tray
+    # The process dies here (nothing more is called on ``first``): a new dispenser object on
+    # the same file is the same machine after the restart.
+    second = _dispenser(path)
+    assert [c.count for c in second.cassettes] == [100, 48]
+    assert await second.notes_in_tray()
+    assert await second.retract() == 2
+    third = _dispenser(path)
+    assert not await third.notes_in_tray()
+    assert third.reject_bin == {1: 2} and await third.retracted_count() == 2
+    await third.dispense({0: 1})
+    third.take_cash()
+    fourth = _dispenser(path)
+    assert fourth.taken_total == {0: 1}
+    assert [c.count for c in fourth.cassettes] == [99, 48]
+    # Every note is somewhere: cassettes + tray + reject bin + taken = loaded.
+    state = json.loads(path.read_text())
+    assert state["taken"] == {"0": 1} and state["reject_bin"] == {"1": 2} and state["tray"] == {}
+
+
+async def test_notes_left_in_the_tray_pile_up_physically(tmp_path):
+    """A second dispense onto untaken notes: the tray holds both (what the next customer
+    would find), not just the last dispense."""
+    dispenser = _dispenser(tmp_path / "d.json")
+    await dispenser.dispense({1: 2})
+    await dispenser.dispense({1: 2})
+    assert dispenser.presented == {1: 4}
+
+
+async def test_card_inside_and_paper_survive(tmp_path):
+    reader = SimulatedCardReader(state_path=tmp_path / "reader.json")
+    reader.insert(TRACK2)
+    await reader.accept_card()
+    again = SimulatedCardReader(state_path=tmp_path / "reader.json")
+    assert await again.card_inside()
+    text = (tmp_path / "reader.json").read_text()
+    assert "4000001234567899" not in text and "400000******7899" in text  # no track data
+    await again.capture()
+    assert not await SimulatedCardReader(state_path=tmp_path / "reader.json").card_inside()
+
+    printer = SimulatedPrinter(paper_lines=10, near_end_lines=3, state_path=tmp_path / "p.json")
+    await printer.print_receipt(["a"] * 8)
+    reloaded = SimulatedPrinter(paper_lines=10, near_end_lines=3, state_path=tmp_path / "p.json")
+    assert reloaded.paper_left == 2 and (await reloaded.status()).paper == "near_end"
+
+
+def test_a_damaged_state_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "dispenser.json"
+    path.write_text("{not json")
+    with pytest.raises(StateFileError, match=r"dispenser.json is damaged"):
+        _dispenser(path)
+
+
+async def test_lcdm_simulator_keeps_notes_across_its_own_restart(tmp_path):
+    """``atm sim dispenser --state FILE``: the simulator process may restart too; the notes
+    it counted out and the tray stay as they were."""
+    path = tmp_path / "lcdm.json"
+    sim = DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES], state_path=path)
+    port = PtyPort(sim)
+    await port.start()
+    driver = LcdmDispenser(serial_connect(port, "dispenser"), CASSETTES, **FAST)
+    await driver.open()
+    try:
+        await driver.dispense({0: 3})
+    finally:
+        await driver.close()
+        port.close()
+    again = DispenserSimulator([SimCassette(d, n) for d, n in CASSETTES], state_path=path)
+    assert again.tray == {0: 3} and again.cassettes[0].count == 97
+
+
+async def test_card_reader_simulator_keeps_a_card_inside(tmp_path):
+    path = tmp_path / "sankyo.json"
+    sim = CardReaderSimulator(state_path=path)
+    port = PtyPort(sim)
+    await port.start()
+    reader = SankyoCardReader(serial_connect(port, "card-reader"), **FAST)
+    await reader.open()
+    try:
+        sim.insert(TRACK2)
+        await reader.accept_card()
+    finally:
+        await reader.close()
+        port.close()
+    again = CardReaderSimulator(state_path=path)
+    assert again.position == "inside"
+    assert "4000001234567899" not in path.read_text()

@@ -240,10 +240,9 @@ def thank_you() -> Screen:
 
 def insert_notes(notes: int, cents: int, text: str = "") -> Screen:
     counted = f"Counted: {notes} note(s), {money(cents)}" if notes else "No notes yet"
-    lines = tuple(t for t in (text, "Insert your notes one at a time", counted) if t)
-    keys = {"ENTER": "Done"} if notes else {}
-    keys["CANCEL"] = "Cancel" if not notes else "Return notes"
-    return Screen("insert_notes", "Cash deposit", lines, keys)
+    hint = "ENTER when done, CANCEL returns them" if notes else "CANCEL to stop"
+    lines = tuple(t for t in (text, "Insert your notes one at a time", counted, hint) if t)
+    return Screen("insert_notes", "Cash deposit", lines)
 
 
 def confirm_deposit(notes: dict[int, int], cents: int) -> Screen:

@@ -28,7 +28,9 @@ from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
 from device.screens import Screen, money, render_text
 from drivers.simulated import (
     Cassette,
+    SimulatedBillAcceptor,
     SimulatedCardReader,
+    SimulatedDepository,
     SimulatedDispenser,
     SimulatedPinPad,
     SimulatedPrinter,
@@ -58,8 +60,11 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
         state_path=config.sim_state_path("dispenser"),
     )
     printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
-    devices = Devices(reader, pin_pad, dispenser, printer)
-    return devices, Customer(reader, pin_pad, dispenser, printer)
+    notes = SimulatedBillAcceptor()
+    depository = SimulatedDepository()
+    devices = Devices(reader, pin_pad, dispenser, printer, notes, depository)
+    customer = Customer(reader, pin_pad, dispenser, printer, notes=notes, depository=depository)
+    return devices, customer
 
 
 class HoldingRelay:
@@ -303,7 +308,11 @@ async def _run(
         assert kit.card_reader and kit.pin_pad and kit.dispenser
         atm_devices = kit.devices
         customer = Customer(
-            kit.card_reader, kit.pin_pad, kit.dispenser, kit.simulators.get("printer")
+            kit.card_reader,
+            kit.pin_pad,
+            kit.dispenser,
+            kit.simulators.get("printer"),
+            notes=kit.notes,
         )
     for device_name, fault in script.faults:
         try:
@@ -388,6 +397,8 @@ def _device(customer: Customer, name: str) -> Any:
         "pinpad": customer.pin_pad,
         "dispenser": customer.dispenser,
         "printer": customer.printer,
+        "notes": customer.notes,
+        "depository": customer.depository,
     }[name]
 
 

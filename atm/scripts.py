@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from atm.devices import CardSlot, CashSlot, Faultable, Keypad
+from atm.devices import CardSlot, CashSlot, Faultable, Keypad, NoteSlot
 
 __all__ = ["SCRIPTS", "TRACKS", "Customer", "DemoScript", "Step"]
 
@@ -49,6 +49,10 @@ class Customer:
     pin_pad: Keypad
     dispenser: CashSlot
     printer: Faultable | None = None
+    # The bill acceptor's note slot (deposits), where the ATM has one.
+    notes: NoteSlot | None = None
+    # The envelope depository's slot (check deposits), where the ATM has one.
+    depository: Any = None
     # The runner's hooks: host down/up, hold/release host responses, supervisor switch.
     world: Any = field(default_factory=_NoWorld)
 
@@ -64,6 +68,21 @@ class Customer:
 
     def take_cash(self) -> None:
         self.dispenser.take_cash()
+
+    def insert_notes(self, *cents: int) -> None:
+        """Push notes into the bill acceptor, one after another."""
+        assert self.notes is not None, "this ATM has no bill acceptor"
+        for value in cents:
+            self.notes.insert_note(value)
+
+    def insert_envelope(self) -> None:
+        assert self.depository is not None, "this ATM has no envelope depository"
+        self.depository.insert_envelope()
+
+    def take_notes(self) -> list[int]:
+        """Take the notes the bill acceptor gave back."""
+        assert self.notes is not None, "this ATM has no bill acceptor"
+        return self.notes.take_returned()
 
     def take_card(self) -> None:
         self.card_reader.take_card()
@@ -140,6 +159,30 @@ def _world(
             then(c)
 
     return Step(screen, act, says)
+
+
+def _notes(*cents: int) -> Step:
+    """Inserts the notes and presses ENTER (the ATM counts what is on its way first)."""
+
+    def act(c: Customer) -> None:
+        c.insert_notes(*cents)
+        c.keys("ENTER")
+
+    dollars = " + ".join(f"${n // 100}" for n in cents)
+    return _s("insert_notes", act, f"inserts notes {dollars} and presses ENTER")
+
+
+def _note_then_jam(c: Customer) -> None:
+    c.insert_notes(2000)
+    assert c.notes is not None
+    c.notes.inject("jam")
+
+
+def _take_notes(c: Customer) -> None:
+    c.take_notes()
+
+
+TAKE_NOTES = _s("take_notes", _take_notes, "takes the notes back")
 
 
 def _withdraw(
@@ -594,6 +637,111 @@ _SCRIPT_LIST = (
             "CARD_RETURNED",
         ),
         receipts=0,
+    ),
+    DemoScript(
+        "deposit-cash",
+        "Alice deposits $300 in notes: $200 is available at once, $100 is on hold",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F5", "Deposit cash"),
+            _key("select_account", "F1", "Checking"),
+            _notes(10000, 10000, 5000, 5000),
+            _key("confirm_deposit", "F1", "Confirm $300.00"),
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=30_000,
+        journal=(
+            "DEPOSIT_COUNTED | amount=30000 | notes=5000x2,10000x2",
+            "DEPOSIT_STACKED | stan=",
+            "CARD_RETURNED",
+        ),
+        receipts=1,
+    ),
+    DemoScript(
+        "deposit-check",
+        "Alice deposits a $500 check in an envelope: none of it is available today",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F6", "Deposit check"),
+            _key("select_account", "F1", "Checking"),
+            _s("check_amount", lambda c: c.type("500"), "types 500 and ENTER"),
+            _s("check_number", lambda c: c.type("1042"), "types check number 1042 and ENTER"),
+            _s("insert_envelope", lambda c: c.insert_envelope(), "inserts the envelope"),
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=50_000,
+        journal=("ENVELOPE_TAKEN | amount=50000 | check=1042", "TXN_RESPONSE", "CARD_RETURNED"),
+        receipts=1,
+    ),
+    DemoScript(
+        "deposit-check-no-envelope",
+        "Alice keys a $500 check but no envelope reaches the depository: nothing is deposited",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F6", "Deposit check"),
+            _key("select_account", "F1", "Checking"),
+            _s("check_amount", lambda c: c.type("500"), "types 500 and ENTER"),
+            _s("check_number", lambda c: c.type("1042"), "types check number 1042 and ENTER"),
+            _s("insert_envelope", lambda c: c.insert_envelope(), "inserts the envelope"),
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=0,
+        faults=(("depository", "no_envelope"),),
+        journal=("NO_ENVELOPE | amount=50000",),
+    ),
+    DemoScript(
+        "deposit-jam",
+        "A note jams while Alice inserts it: the notes already counted come back, nothing moves",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F5", "Deposit cash"),
+            _key("select_account", "F1", "Checking"),
+            _s("insert_notes", _note_then_jam, "inserts a $20 note (the acceptor then jams)"),
+            _s("insert_notes", lambda c: c.insert_notes(5000), "inserts a $50 note, which jams"),
+            TAKE_NOTES,
+            NO_MORE,
+            TAKE_CARD,
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=0,
+        journal=("NOTE_JAM | held=2000x1", "NOTES_RETURNED", "NOTES_TAKEN"),
+    ),
+    DemoScript(
+        "deposit-timeout",
+        "The host stops answering while Alice's $300 is in escrow: the notes come back, "
+        "no money moves",
+        (
+            _card("alice"),
+            _pin("1234"),
+            _key("main_menu", "F5", "Deposit cash"),
+            _key("select_account", "F1", "Checking"),
+            _notes(10000, 10000, 10000),
+            _world(
+                "hold_host",
+                "(the host link starts losing messages); presses F1 Confirm $300.00",
+                "confirm_deposit",
+                then=lambda c: c.keys("F1"),
+            ),
+            TAKE_NOTES,
+            _world(
+                "release_host",
+                "(the host link recovers); takes the card",
+                "take_card",
+                then=lambda c: c.take_card(),
+            ),
+        ),
+        account=ALICE_CHECKING,
+        expected_change_cents=0,
+        device_config=(("response_timeout", SHORT),),
+        via_relay=True,
+        journal=("DEPOSIT_COUNTED", "TXN_NO_RESPONSE", "NOTES_RETURNED", "NOTES_TAKEN"),
     ),
     DemoScript(
         "host-timeout",

@@ -65,7 +65,8 @@ class TransactionType(StrEnum):
     """Positions 1-2 of DE 3."""
 
     WITHDRAWAL = "01"
-    DEPOSIT = "21"
+    DEPOSIT = "21"  # cash, counted by the bill acceptor
+    CHECK_DEPOSIT = "24"  # checks in an envelope, amount keyed by the customer (our choice)
     BALANCE_INQUIRY = "30"
     TRANSFER = "40"
     PIN_CHANGE = "70"

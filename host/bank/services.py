@@ -34,7 +34,12 @@ is still the one verified, so no row is locked and no database thread waits whil
 The checks and their order are unchanged; a request that turns out not to need the PIN (an
 open card session) or is declined earlier simply does not use the answer.
 
-Other codes: 12 for an unsupported transaction (deposit), a transfer to the same account, and a
+Deposits (cash 21, checks 24) credit the account by DE 4 at once and place holds
+(``host.bank.holds``): the ledger balance grows by the whole amount, the available balance by
+what the hold policy makes available now. Withdrawals and transfers are checked against the
+available balance (ledger balance less holds); DE 54 carries both (01 ledger, 02 available).
+
+Other codes: 12 for an unsupported transaction, a transfer to the same account, and a
 new PIN that breaks the rules or whose block does not decode; 91 when the database cannot be
 reached (nothing is written then).
 """
@@ -56,6 +61,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, available_cents, place_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.ministatement import mini_statement
 from host.bank.models import (
@@ -187,8 +193,10 @@ class AuthorizationService:
         *,
         pins: PinVerifier | None = None,
         metrics: HostMetrics | None = None,
+        hold_policy: HoldPolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        self.hold_policy = hold_policy or HoldPolicy()
         self._config = config
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._own_pins = pins is None
@@ -383,15 +391,18 @@ class AuthorizationService:
         match request.transaction:
             case TransactionType.BALANCE_INQUIRY:
                 return _Result(
-                    balances=self._balances(account, request.from_account),
+                    balances=self._balances(session, account, request.from_account),
                     mini_statement=mini_statement(session, account.id),
                 )
             case TransactionType.WITHDRAWAL:
                 posting, account = self._withdraw(session, request, account, now, rrn)
-                return _Result(posting, self._balances(account, request.from_account))
+                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.TRANSFER:
                 posting, account = self._transfer(session, request, card, account, now, rrn)
-                return _Result(posting, self._balances(account, request.from_account))
+                return _Result(posting, self._balances(session, account, request.from_account))
+            case TransactionType.DEPOSIT | TransactionType.CHECK_DEPOSIT:
+                posting, account = self._deposit(session, request, account, now, rrn)
+                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.PIN_CHANGE:
                 self._change_pin(session, card, request, now, pin)
                 return _Result()
@@ -511,7 +522,7 @@ class AuthorizationService:
         used = used_today(session, account.id, ("withdrawal", "withdrawal-reversal"), now)
         if used + amount > self._config.daily_withdrawal_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents < amount:
+        if available_cents(session, account) < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
         posting = post(
             session,
@@ -553,7 +564,7 @@ class AuthorizationService:
         used = used_today(session, account.id, ("transfer", "transfer-reversal"), now)
         if used + amount > self._config.daily_transfer_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents < amount:
+        if available_cents(session, account) < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
         posting = post(
             session,
@@ -565,6 +576,41 @@ class AuthorizationService:
             rrn=rrn,
             at=now,
         )
+        return posting, account
+
+    def _deposit(
+        self,
+        session: Session,
+        request: CardRequest,
+        account: Account,
+        now: dt.datetime,
+        rrn: str,
+    ) -> tuple[Posting, Account]:
+        """Credit the whole amount now (the ledger balance) and hold what the policy holds.
+        Cash comes into the terminal's cash account; checks too (they sit in its depository
+        until collected), under their own posting kind so balancing can tell them apart."""
+        amount = request.amount_cents
+        self._check_amount(amount)
+        terminal = session.scalar(
+            select(Terminal).where(Terminal.terminal_id == request.terminal_id)
+        )
+        if terminal is None:
+            raise _Decline(ResponseCode.NOT_PERMITTED)
+        cash = request.transaction is TransactionType.DEPOSIT
+        kind = "deposit" if cash else "check-deposit"
+        locked = lock_accounts(session, [account.id, terminal.cash_account_id])
+        account = locked[account.id]
+        posting = post(
+            session,
+            kind,
+            [(account, amount), (locked[terminal.cash_account_id], -amount)],
+            description=f"ATM {'cash' if cash else 'check'} deposit {request.terminal_id}",
+            terminal_id=request.terminal_id,
+            stan=request.stan,
+            rrn=rrn,
+            at=now,
+        )
+        place_holds(session, account, posting, DEPOSIT_KINDS[kind], amount, now, self.hold_policy)
         return posting, account
 
     def _change_pin(
@@ -614,11 +660,14 @@ class AuthorizationService:
         log.info("PIN changed for card %s", mask_pan(card.pan))
 
     @staticmethod
-    def _balances(account: Account, account_type: AccountType) -> tuple[Balance, ...]:
+    def _balances(
+        session: Session, account: Account, account_type: AccountType
+    ) -> tuple[Balance, ...]:
+        """DE 54: the ledger balance (01) and the available balance (02, holds excluded)."""
         kind = _ACCOUNT_TYPES.get(account.kind, account_type)
         return (
             Balance(kind, "01", account.currency, account.balance_cents),
-            Balance(kind, "02", account.currency, account.balance_cents),
+            Balance(kind, "02", account.currency, available_cents(session, account)),
         )
 
 

@@ -139,8 +139,8 @@ class _RetailMacContext:
         k1, k2 = key[:8], key[8:]
         self._cbc = Cipher(TripleDES(k1 * 3), modes.CBC(bytes(8))).encryptor()
         self._chain = 0
-        self._k2_decrypt = Cipher(TripleDES(k2 * 3), modes.ECB()).decryptor()  # noqa: S305
-        self._k1_encrypt = Cipher(TripleDES(k1 * 3), modes.ECB()).encryptor()  # noqa: S305
+        self._k2_decrypt = Cipher(TripleDES(k2 * 3), modes.ECB()).decryptor()  # noqa: S305  # nosec B305
+        self._k1_encrypt = Cipher(TripleDES(k1 * 3), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
         self._lock = threading.Lock()
 
     def mac(self, data: bytes) -> bytes:

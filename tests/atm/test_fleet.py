@@ -29,7 +29,10 @@ async def test_a_fleet_runs_card_sessions_against_one_host(host_config, tmp_path
         await host.close()
     assert report.terminals == 12
     assert report.sessions >= 24
-    assert len(report.latencies) >= 24 and all(x > 0 for x in report.latencies)
+    # The window opens when every ATM has ended its first session: a terminal may already
+    # have answered its second request by then, so at most one request each goes uncounted.
+    assert len(report.latencies) >= report.sessions - report.terminals
+    assert all(x > 0 for x in report.latencies)
     assert "sessions/s" in report.lines()[0]
     with host.sessions() as session:
         answered = session.scalars(

@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 LOCK := requirements/dev.txt
 UV ?= uv
 
-.PHONY: demo test lint security pytest test-host format clean lock scenarios
+.PHONY: demo test lint security pytest test-host format clean lock bench bench-short scenarios
 
 $(VENV)/.base-installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,18 @@ lock:
 	$(UV) pip compile pyproject.toml --universal --python-version 3.11 --extra s3 \
 		--generate-hashes --constraint requirements/dev.txt \
 		--custom-compile-command "make lock" --quiet -o requirements/runtime.txt
+
+# Every benchmark side by side: bench/results/latest.md and latency.png (needs PostgreSQL).
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py
+
+# CI: the same run with small counts, figures printed, no thresholds.
+bench-short: $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py --short --out var/bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

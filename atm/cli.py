@@ -26,6 +26,7 @@ COMMANDS = (
     "link",
     "sim",
     "certs",
+    "fleet",
     "scenario",
 )
 

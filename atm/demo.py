@@ -20,7 +20,9 @@ from device.config import DeviceConfig
 from device.controller import Devices
 from drivers.simulated import (
     Cassette,
+    SimulatedBillAcceptor,
     SimulatedCardReader,
+    SimulatedDepository,
     SimulatedDispenser,
     SimulatedPinPad,
     SimulatedPrinter,
@@ -60,9 +62,11 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
         state_path=config.sim_state_path("dispenser"),
     )
     printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
-    return Devices(reader, pin_pad, dispenser, printer), Customer(
-        reader, pin_pad, dispenser, printer
-    )
+    notes = SimulatedBillAcceptor()
+    depository = SimulatedDepository()
+    devices = Devices(reader, pin_pad, dispenser, printer, notes, depository)
+    customer = Customer(reader, pin_pad, dispenser, printer, notes=notes, depository=depository)
+    return devices, customer
 
 
 class HoldingRelay(LinkRelay):

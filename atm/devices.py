@@ -35,6 +35,7 @@ from drivers.registry import (
     parse_device_url,
 )
 from simulators.base import Simulator
+from simulators.bill_acceptor import BillAcceptorSimulator
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.lcdm4000 import Lcdm4000Simulator
@@ -93,6 +94,13 @@ class CashSlot(Faultable, Protocol):
     def cassettes(self) -> Sequence[CassetteView]: ...
 
 
+class NoteSlot(Faultable, Protocol):
+    """The customer's side of the bill acceptor (simulated in-process or on a pty)."""
+
+    def insert_note(self, cents: int) -> None: ...
+    def take_returned(self) -> list[int]: ...
+
+
 def backend_options(config: DeviceConfig) -> BackendOptions:
     state_paths = {kind: config.sim_state_path(kind) for kind in KINDS}
     return BackendOptions(
@@ -127,6 +135,8 @@ def simulator_for(
         )
     if kind == "printer":
         return PrinterSimulator(state_path=state_path)
+    if kind == "bill-acceptor":
+        return BillAcceptorSimulator()
     raise ValueError(f"unknown device kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -138,6 +148,7 @@ class DeviceKit:
     card_reader: CardSlot | None = None
     pin_pad: Keypad | None = None
     dispenser: CashSlot | None = None
+    notes: NoteSlot | None = None
     simulators: dict[str, Simulator] = field(default_factory=dict)
     _ports: list[PtyPort] = field(default_factory=list)
 
@@ -148,6 +159,7 @@ class DeviceKit:
             "pin-pad": d.pin_pad,
             "dispenser": d.dispenser,
             "printer": d.printer,
+            "bill-acceptor": d.bill_acceptor,
         }
 
     async def check(self) -> list[str]:
@@ -170,7 +182,7 @@ class DeviceKit:
 
 
 async def open_kit(urls: Mapping[str, str], config: DeviceConfig) -> DeviceKit:
-    """Build the four devices (``urls`` maps kind -> URL; missing kinds are ``sim``).
+    """Build the five devices (``urls`` maps kind -> URL; missing kinds are ``sim``).
     ``ValueError`` for a bad URL. Devices are built, not opened: the controller opens them."""
     options = backend_options(config)
     chosen = {kind: urls.get(kind, "sim") for kind in KINDS}
@@ -200,11 +212,18 @@ async def open_kit(urls: Mapping[str, str], config: DeviceConfig) -> DeviceKit:
             port.close()
         raise
     return DeviceKit(
-        Devices(built["card-reader"], built["pin-pad"], built["dispenser"], built["printer"]),
+        Devices(
+            built["card-reader"],
+            built["pin-pad"],
+            built["dispenser"],
+            built["printer"],
+            built["bill-acceptor"],
+        ),
         chosen,
         card_reader=sides.get("card-reader"),
         pin_pad=sides.get("pin-pad"),
         dispenser=sides.get("dispenser"),
+        notes=sides.get("bill-acceptor"),
         simulators=simulators,
         _ports=ports,
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atm.devices import CardSlot, CashSlot, Faultable, Keypad
+from atm.devices import CardSlot, CashSlot, Faultable, Keypad, NoteSlot
 from atm.errors import EXIT_USAGE, CommandFailed
 from atm.scenario.format import TRACKS, Step
 from device.controller import AtmController
@@ -63,6 +63,10 @@ class Customer:
     pin_pad: Keypad
     dispenser: CashSlot
     printer: Faultable | None = None
+    # The bill acceptor's note slot (cash deposits), where the ATM has one.
+    notes: NoteSlot | None = None
+    # The envelope depository's slot (check deposits), where the ATM has one.
+    depository: Any = None
 
     def insert(self, who: str) -> None:
         self.card_reader.insert(TRACKS.get(who, who))
@@ -80,18 +84,43 @@ class Customer:
     def take_card(self) -> None:
         self.card_reader.take_card()
 
+    def insert_notes(self, *cents: int) -> None:
+        """Push notes into the bill acceptor, one after another."""
+        if self.notes is None:
+            raise ValueError("this ATM has no bill acceptor")
+        for value in cents:
+            self.notes.insert_note(value)
+
+    def take_notes(self) -> list[int]:
+        """Take the notes the bill acceptor gave back."""
+        if self.notes is None:
+            raise ValueError("this ATM has no bill acceptor")
+        return self.notes.take_returned()
+
+    def insert_envelope(self) -> None:
+        if self.depository is None:
+            raise ValueError("this ATM has no envelope depository")
+        self.depository.insert_envelope()
+
     def act(self, step: Step) -> None:
-        """The customer's part of a step (the world's part needs the scenario runner)."""
+        """The customer's part of a step (the world's part needs the scenario runner), in
+        this order: card, digits, notes, envelope, keys, take."""
         if step.insert is not None:
             self.card_reader.insert(step.insert)
         if step.type is not None:
             self.type(step.type, step.then)
+        if step.notes:
+            self.insert_notes(*step.notes)
+        if step.envelope:
+            self.insert_envelope()
         if step.press:
             self.keys(*step.press)
         if step.take == "cash":
             self.take_cash()
         elif step.take == "card":
             self.take_card()
+        elif step.take == "notes":
+            self.take_notes()
 
 
 def world_steps(steps: Sequence[Step]) -> list[Step]:

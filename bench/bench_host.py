@@ -1,8 +1,9 @@
 """Host throughput benchmark (DESIGN section 10): authorizations per second over the real TCP
 link on PostgreSQL with many concurrent terminals, against pgbench's built-in TPC-B-like script
-on the same server in the same run; p50/p99 latency.
+on the same server in the same run; p50/p99 latency. ``bench/run.py`` (``make bench``) uses the
+pieces here for every host figure; this script runs the closed loop alone.
 
-    .venv/bin/python bench/bench_host.py [--terminals 20] [--requests 50] [--pgbench-seconds 10]
+    .venv/bin/python bench/bench_host.py [--terminals 32] [--requests 50] [--pgbench-seconds 10]
     .venv/bin/python bench/bench_host.py --short     # CI: 4 terminals x 5, pgbench 2 s
 
 Starts a throw-away PostgreSQL cluster (the machine's initdb/pg_ctl, as the ``postgres`` user
@@ -27,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -40,7 +43,7 @@ from host.link.config import DEVELOPMENT_TMK
 from protocol.link import LinkClient
 from protocol.mac import TerminalCodec
 from protocol.messages import format_transmission_time
-from protocol.pinblock import encrypt_format0
+from protocol.pinblock import encrypt_format0, encrypt_format4
 from protocol.security import KeyBlock, KeyScheme
 from protocol.stan import StanGenerator
 
@@ -59,6 +62,9 @@ def _find(program: str) -> Path:
 
 
 class Cluster:
+    """A throw-away PostgreSQL cluster on a Unix socket, default durability (fsync and
+    synchronous_commit on) for the host and pgbench alike."""
+
     def __init__(self) -> None:
         self.bin = _find("pg_ctl").parent
         self.base = Path(tempfile.mkdtemp(prefix="atm-bench-pg-"))
@@ -79,7 +85,7 @@ class Cluster:
     def start(self) -> None:
         data = str(self.base / "data")
         self.run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        options = f"-k {self.base} -c listen_addresses= -c max_connections=200"
+        options = f"-k {self.base} -c listen_addresses= -c max_connections=300"
         self.run("pg_ctl", "-D", data, "-o", options, "-l", str(self.base / "log"), "-w", "start")
 
     def stop(self) -> None:
@@ -96,18 +102,22 @@ class Cluster:
         engine.dispose()
 
 
-def prepare(url: str, terminals: int) -> list[str]:
-    """Seed, then one customer, account and card per terminal (money enough for the run)."""
+def prepare(url: str, terminals: int, prefix: str = "BEN") -> list[str]:
+    """Seed (once), then one customer, account and card per terminal (money enough for the
+    run); terminal ids are ``prefix`` + 5 digits."""
     migrate(url)
     engine = create_engine_for(url)
-    pans = [f"4000008{n:09d}" for n in range(terminals)]
+    digit = {"BEN": 0, "PIN": 1, "INQ": 2, "FLT": 3}.get(prefix, 9)
+    pans = [f"400000{digit}{n:09d}" for n in range(terminals)]  # ACCEPTED_CARD_RANGES 400000
     with session_factory(engine).begin() as session:
-        seed(session, pin_pepper=PEPPER, bcrypt_rounds=12)
-        equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT)).one()
+        equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT)).first()
+        if equity is None:
+            seed(session, pin_pepper=PEPPER, bcrypt_rounds=12)
+            equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT)).one()
         pin_hash = hash_pin(PIN, PEPPER, 12)
         for n, pan in enumerate(pans):
-            customer = Customer(name=f"Bench {n}")
-            account = Account(number=f"9000-0000-{n:04d}", kind="checking", customer=customer)
+            customer = Customer(name=f"Bench {prefix} {n}")
+            account = Account(number=f"9{digit}00-0000-{n:04d}", kind="checking", customer=customer)
             session.add_all([customer, account])
             session.flush()
             post(session, "opening", [(account, 10**9), (equity, -(10**9))])
@@ -115,24 +125,40 @@ def prepare(url: str, terminals: int) -> list[str]:
             session.add(card)
             session.flush()
             session.add(CardAccount(card=card, account=account, account_type="20"))
-            cash = Account(number=f"CASH-BEN{n:05d}", kind="cash")
+            cash = Account(number=f"CASH-{prefix}{n:05d}", kind="cash")
             session.add(cash)
             session.flush()
-            session.add(Terminal(terminal_id=f"BEN{n:05d}", cash_account=cash))
+            session.add(Terminal(terminal_id=f"{prefix}{n:05d}", cash_account=cash))
     engine.dispose()
     return pans
 
 
+def ledger_clean(url: str) -> bool:
+    engine = create_engine_for(url)
+    with session_factory(engine)() as session:
+        problems = check_ledger(session)
+    engine.dispose()
+    if problems:
+        print(f"ledger check: {problems}", file=sys.stderr)
+    return not problems
+
+
 class BenchTerminal:
     """One ATM as the host sees it: one TCP connection, signed on with key exchange (working
-    keys under the development terminal master key), every message MAC'd."""
+    keys under the development terminal master key), every message MAC'd. Scheme A terminals
+    encrypt each PIN block afresh (format 4 is randomised), so every request of theirs that
+    carries one costs the host a bcrypt."""
 
-    def __init__(self, port: int, terminal_id: str, pan: str) -> None:
+    def __init__(
+        self, port: int, terminal_id: str, pan: str, scheme: KeyScheme = KeyScheme.TDES
+    ) -> None:
         self.terminal_id = terminal_id
         self.pan = pan
-        self.codec = TerminalCodec(KeyScheme.TDES, DEVELOPMENT_TMK)
-        self.client = LinkClient("127.0.0.1", port, response_timeout=120, codec=self.codec)
+        self.scheme = scheme
+        self.codec = TerminalCodec(scheme, DEVELOPMENT_TMK)
+        self.client = LinkClient("127.0.0.1", port, response_timeout=300, codec=self.codec)
         self.stan = StanGenerator()
+        self.tpk = b""
         self.pin_block = ""
 
     def header(self, mti: str) -> dict[str, str]:
@@ -147,80 +173,181 @@ class BenchTerminal:
     async def open(self) -> None:
         await self.client.connect()
         sign_on = self.header("0800")
-        sign_on.update({"70": "001", "48": KeyScheme.TDES.value})
+        sign_on.update({"70": "001", "48": self.scheme.value})
         response = await self.client.request(sign_on)
         if response["39"] != "00":
             raise SystemExit(f"bench_host: {self.terminal_id} sign-on got {response['39']}")
         keys = KeyBlock.parse(response["48"]).open(DEVELOPMENT_TMK)
         self.codec.set_mac_key(keys.tak)
-        self.pin_block = encrypt_format0(PIN, self.pan, keys.tpk).hex().upper()
+        self.tpk = keys.tpk
+        self.pin_block = self.fresh_pin_block()
+
+    def fresh_pin_block(self) -> str:
+        if self.scheme is KeyScheme.AES:
+            return encrypt_format4(PIN, self.pan, self.tpk).hex().upper()
+        return encrypt_format0(PIN, self.pan, self.tpk).hex().upper()
+
+    async def request(self, kind: str, pin_block: str | None = None) -> float:
+        """One withdrawal (``kind`` "withdrawal") or balance inquiry ("inquiry"); returns its
+        latency in seconds."""
+        message = self.header("0200" if kind == "withdrawal" else "0100")
+        message.update(
+            {
+                "2": self.pan,
+                "3": "012000" if kind == "withdrawal" else "302000",
+                "4": f"{AMOUNT if kind == 'withdrawal' else 0:012d}",
+                "49": "840",
+                "52": pin_block or self.pin_block,
+            }
+        )
+        started = time.perf_counter()
+        response = await self.client.request(message)
+        if response["39"] != "00":
+            raise SystemExit(f"bench_host: {self.terminal_id} {kind} got {response['39']}")
+        return time.perf_counter() - started
 
     async def run(self, count: int) -> list[float]:
-        """A balance inquiry that opens the card session (bcrypt, not timed), then ``count``
-        withdrawals one after the other; returns their latencies."""
-        latencies: list[float] = []
-        for n in range(count + 1):
-            message = self.header("0100" if n == 0 else "0200")
-            message.update(
-                {
-                    "2": self.pan,
-                    "3": "302000" if n == 0 else "012000",
-                    "4": f"{AMOUNT:012d}",
-                    "49": "840",
-                    "52": self.pin_block,
-                }
-            )
-            started = time.perf_counter()
-            response = await self.client.request(message)
-            if response["39"] != "00":
-                raise SystemExit(f"bench_host: {self.terminal_id} got {response['39']}")
-            if n:
-                latencies.append(time.perf_counter() - started)
-        return latencies
+        """``count`` withdrawals one after the other; their latencies in order."""
+        return [await self.request("withdrawal") for _ in range(count)]
 
 
-async def drive(url: str, pans: list[str], count: int) -> tuple[float, list[float]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "ENVIRONMENT": "testing",
-        "DAILY_WITHDRAWAL_LIMIT": str(10**11),
-        "LOG_LEVEL": "WARNING",
-    }
-    host = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
-        env=env, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-    )  # fmt: skip
-    assert host.stdout is not None
-    line = (await asyncio.wait_for(host.stdout.readline(), 60)).decode()
-    match = re.search(r":(\d+)", line)
-    if match is None:
-        raise SystemExit(f"bench_host: host did not start: {line!r}")
-    port = int(match.group(1))
-    terminals = [BenchTerminal(port, f"BEN{n:05d}", pan) for n, pan in enumerate(pans)]
-    try:
-        # Sign on and open every card session first (one bcrypt each), then time the
-        # steady state.
-        await asyncio.gather(*(t.open() for t in terminals))
-        await asyncio.gather(*(t.run(0) for t in terminals))
-        started = time.perf_counter()
-        results = await asyncio.gather(*(t.run(count) for t in terminals))
-        elapsed = time.perf_counter() - started
-    finally:
-        for t in terminals:
-            await t.client.close()
-        host.send_signal(signal.SIGTERM)
-        await host.wait()
-    return elapsed, [latency for result in results for latency in result]
+class HostProcess:
+    """One ``atm host`` process (link only) on an ephemeral port."""
+
+    def __init__(self, url: str, env: Mapping[str, str] | None = None) -> None:
+        self.url = url
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "ENVIRONMENT": "testing",
+            "DAILY_WITHDRAWAL_LIMIT": str(10**11),
+            "LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> HostProcess:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
+            env=self.env, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode()
+        match = re.search(r":(\d+)", line)
+        if match is None:
+            raise SystemExit(f"bench_host: host did not start: {line!r}")
+        self.port = int(match.group(1))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        await self.process.wait()
+
+    def rss_kb(self) -> int:
+        assert self.process is not None
+        return rss_kb(self.process.pid)
 
 
-def pgbench(cluster: Cluster, clients: int, seconds: int) -> float:
-    cluster.create_database("pgb")
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, KB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def open_terminals(
+    port: int, pans: Sequence[str], prefix: str = "BEN", scheme: KeyScheme = KeyScheme.TDES
+) -> list[BenchTerminal]:
+    """Sign every terminal on and open its card session (one bcrypt each, not timed)."""
+    terminals = [BenchTerminal(port, f"{prefix}{n:05d}", pan, scheme) for n, pan in enumerate(pans)]
+    await asyncio.gather(*(t.open() for t in terminals))
+    await asyncio.gather(*(t.request("inquiry") for t in terminals))
+    return terminals
+
+
+async def close_terminals(terminals: Sequence[BenchTerminal]) -> None:
+    for t in terminals:
+        await t.client.close()
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    elapsed: float
+    latencies: list[list[float]]  # per terminal, in request order
+
+    @property
+    def total(self) -> int:
+        return sum(len(x) for x in self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.total / self.elapsed
+
+    def flat(self) -> list[float]:
+        return [x for per in self.latencies for x in per]
+
+
+async def closed_loop(terminals: Sequence[BenchTerminal], count: int) -> ClosedLoop:
+    started = time.perf_counter()
+    results = await asyncio.gather(*(t.run(count) for t in terminals))
+    return ClosedLoop(time.perf_counter() - started, list(results))
+
+
+@dataclass(frozen=True)
+class OpenLoop:
+    offered: float
+    achieved: float
+    latencies: list[float]  # from each request's scheduled time, so queueing counts
+
+
+async def open_loop(
+    terminals: Sequence[BenchTerminal], rate: float, seconds: float, kind: str = "withdrawal"
+) -> OpenLoop:
+    """Send at a fixed offered ``rate`` for ``seconds`` whatever the answers (requests are
+    spread round-robin over the terminals, several may be outstanding on one connection);
+    latency counts from when a request was due, so a host that falls behind shows it."""
+    count = max(1, int(rate * seconds))
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    latencies: list[float] = []
+
+    async def one(n: int, due: float) -> None:
+        await terminals[n % len(terminals)].request(kind)
+        latencies.append(loop.time() - due)
+
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(count):
+        due = start + n / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    return OpenLoop(rate, count / elapsed, latencies)
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def pgbench(cluster: Cluster, clients: int, seconds: int, scale: int) -> float:
+    """pgbench's TPC-B-like script: ``clients`` clients for ``seconds`` on a database of
+    ``scale`` branches (scale 1: every transaction updates one hot branch row)."""
+    name = f"pgb{scale}"
+    cluster.create_database(name)
     socket = str(cluster.base)
-    cluster.run("pgbench", "-h", socket, "-U", "postgres", "-i", "-q", "-s", "1", "pgb")
+    cluster.run("pgbench", "-h", socket, "-U", "postgres", "-i", "-q", "-s", str(scale), name)
     out = cluster.run(
         "pgbench", "-h", socket, "-U", "postgres", "-n", "-c", str(clients), "-j", "2",
-        "-T", str(seconds), "pgb",
+        "-T", str(seconds), name,
     )  # fmt: skip
     match = re.search(r"tps = ([\d.]+)", out)
     if match is None:
@@ -228,9 +355,18 @@ def pgbench(cluster: Cluster, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
+async def _drive(url: str, pans: list[str], count: int) -> ClosedLoop:
+    async with HostProcess(url) as host:
+        terminals = await open_terminals(host.port, pans)
+        try:
+            return await closed_loop(terminals, count)
+        finally:
+            await close_terminals(terminals)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--terminals", type=int, default=20)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--terminals", type=int, default=32)
     parser.add_argument("--requests", type=int, default=50, help="withdrawals per terminal")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument(
@@ -245,24 +381,22 @@ def main() -> int:
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = prepare(url, args.terminals)
-        elapsed, latencies = asyncio.run(drive(url, pans, args.requests))
-        engine = create_engine_for(url)
-        with session_factory(engine)() as session:
-            problems = check_ledger(session)
-        engine.dispose()
-        total = len(latencies)
-        quantiles = statistics.quantiles(latencies, n=100)
-        rate = total / elapsed
-        print(f"cores: {os.cpu_count()}; terminals: {args.terminals}; withdrawals: {total}")
-        print(f"host over TCP on PostgreSQL: {rate:.0f} authorizations/s")
-        print(f"latency p50 {quantiles[49] * 1000:.1f} ms, p99 {quantiles[98] * 1000:.1f} ms")
-        print(f"ledger check: {'clean' if not problems else problems}", flush=True)
-        tps = pgbench(cluster, args.terminals, args.pgbench_seconds)
+        result = asyncio.run(_drive(url, pans, args.requests))
+        clean = ledger_clean(url)
+        latencies = result.flat()
+        print(f"cores: {os.cpu_count()}; terminals: {args.terminals}; withdrawals: {result.total}")
+        print(f"host over TCP on PostgreSQL: {result.rate:.0f} authorizations/s")
+        print(
+            f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms"
+        )
+        print(f"ledger check: {'clean' if clean else 'NOT CLEAN'}", flush=True)
+        tps = pgbench(cluster, args.terminals, args.pgbench_seconds, scale=1)
     finally:
         cluster.stop()
-    print(f"pgbench TPC-B-like, {args.terminals} clients: {tps:.0f} tps")
-    print(f"ratio host/pgbench: {rate / tps:.2f}")
-    return 0 if not problems else 1
+    print(f"pgbench TPC-B-like, {args.terminals} clients: {tps:.0f} tps (scale 1)")
+    print(f"ratio host/pgbench: {result.rate / tps:.2f}")
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class DeviceConfig:
     fast_cash_cents: tuple[int, ...] = (2000, 4000, 6000, 10000, 20000)
     max_withdrawal_cents: int = 100_000
     max_transfer_cents: int = 1_000_000
+    max_check_deposit_cents: int = 1_000_000
     # A cassette at or below ``near_empty_notes`` is reported low (journal, supervisor report);
     # notes at or below ``empty_notes`` are never used (the picker needs a reserve).
     near_empty_notes: int = 50

@@ -52,12 +52,22 @@ from device.screens import Screen
 from device.session import Session
 from device.states import TIMEOUTS, TRANSITIONS, State
 from drivers.errors import DriverError
-from drivers.interfaces import CardReader, CashDispenser, CassetteStatus, PinPad, ReceiptPrinter
+from drivers.interfaces import (
+    BillAcceptor,
+    CardReader,
+    CashDispenser,
+    CassetteStatus,
+    EnvelopeDepository,
+    PinPad,
+    ReceiptPrinter,
+)
 from protocol.messages import Message, TransactionType
 from protocol.response_codes import ResponseCode, ReversalReason
 from protocol.stan import StanGenerator
 
 __all__ = ["AtmController", "Devices", "Session"]
+
+Device = CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor | EnvelopeDepository
 
 log = logging.getLogger(__name__)
 _STOP = "__stop__"  # queued by stop(): not a trigger of the machine
@@ -71,9 +81,23 @@ class Devices:
     pin_pad: PinPad
     dispenser: CashDispenser
     printer: ReceiptPrinter
+    # The fifth device, for deposits; an ATM without one offers no cash deposit.
+    bill_acceptor: BillAcceptor | None = None
+    # The envelope slot for check deposits; an ATM without one offers no check deposit.
+    depository: EnvelopeDepository | None = None
 
-    def all(self) -> list[CardReader | PinPad | CashDispenser | ReceiptPrinter]:
-        return [self.card_reader, self.pin_pad, self.dispenser, self.printer]
+    def all(self) -> list[Device]:
+        fitted: list[Device] = [
+            self.card_reader,
+            self.pin_pad,
+            self.dispenser,
+            self.printer,
+        ]
+        if self.bill_acceptor is not None:
+            fitted.append(self.bill_acceptor)
+        if self.depository is not None:
+            fitted.append(self.depository)
+        return fitted
 
 
 class AtmController:
@@ -114,6 +138,10 @@ class AtmController:
         # dispenser fault; both are cleared by the supervisor.
         self.fault_reason = ""
         self.cash_fault = ""
+        # Why cash deposits are off (acceptor fault, notes left at the entrance); cleared by
+        # the supervisor like ``cash_fault``.
+        self.deposit_fault = ""
+        self.depository_fault = ""
         self._levels: dict[int, Level] = {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._activity: asyncio.Task[None] | None = None
@@ -326,6 +354,18 @@ class AtmController:
 
     def needs_amount(self, _event: Any = None) -> bool:
         return self.session.transaction in (TransactionType.WITHDRAWAL, TransactionType.TRANSFER)
+
+    def is_cash_deposit(self, _event: Any = None) -> bool:
+        return self.session.transaction is TransactionType.DEPOSIT
+
+    def deposit_available(self) -> bool:
+        return self.devices.bill_acceptor is not None and not self.deposit_fault
+
+    def check_deposit_available(self) -> bool:
+        return self.devices.depository is not None and not self.depository_fault
+
+    def is_check_deposit(self, _event: Any = None) -> bool:
+        return self.session.transaction is TransactionType.CHECK_DEPOSIT
 
     def is_transfer(self, _event: Any = None) -> bool:
         return self.session.transaction is TransactionType.TRANSFER

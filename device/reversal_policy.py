@@ -2,7 +2,9 @@
 (``device.hostlink``) and restart recovery (``device.recovery``); docs/state-diagram.md,
 "Which requests are reversed".
 
-A 0200 moves money when its processing code (DE 3) is a withdrawal (01) or a transfer (40).
+A 0200 moves money when its processing code (DE 3) is a withdrawal (01), a transfer (40) or a
+deposit (21 cash, 24 check: the notes or envelope of one that got no answer are given back or
+left uncredited, so its credit must go too).
 Such a request is reversed in full when the terminal cannot know the host's answer:
 
 * no valid answer in time, or the connection broke after it was sent (reason 4021), by the
@@ -20,7 +22,14 @@ from protocol.messages import TransactionType
 
 __all__ = ["MOVES_MONEY", "moves_money", "reversed_when_unanswered"]
 
-MOVES_MONEY = frozenset({TransactionType.WITHDRAWAL.value, TransactionType.TRANSFER.value})
+MOVES_MONEY = frozenset(
+    {
+        TransactionType.WITHDRAWAL.value,
+        TransactionType.TRANSFER.value,
+        TransactionType.DEPOSIT.value,
+        TransactionType.CHECK_DEPOSIT.value,
+    }
+)
 
 
 def moves_money(processing_code: str) -> bool:

@@ -99,9 +99,16 @@ def enter_pin(digits: int, retry: bool = False) -> Screen:
     )
 
 
-def main_menu(cash: bool = True, text: str = "") -> Screen:
+def main_menu(
+    cash: bool = True, text: str = "", deposit: bool = False, check_deposit: bool = False
+) -> Screen:
     keys = {"F1": "Withdrawal"} if cash else {}
-    keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change", "F8": "Cancel"})
+    keys.update({"F2": "Balance", "F3": "Transfer", "F4": "PIN change"})
+    if deposit:
+        keys["F5"] = "Deposit cash"
+    if check_deposit:
+        keys["F6"] = "Deposit check"
+    keys["F8"] = "Cancel"
     lines = tuple(t for t in (text, "" if cash else "Cash withdrawal unavailable") if t)
     return Screen("main_menu", "Select a transaction", lines, keys)
 
@@ -229,3 +236,54 @@ def card_retained(text: str) -> Screen:
 
 def thank_you() -> Screen:
     return Screen("thank_you", "Thank you", ("Thank you for banking with us",))
+
+
+def insert_notes(notes: int, cents: int, text: str = "") -> Screen:
+    counted = f"Counted: {notes} note(s), {money(cents)}" if notes else "No notes yet"
+    hint = "ENTER when done, CANCEL returns them" if notes else "CANCEL to stop"
+    lines = tuple(t for t in (text, "Insert your notes one at a time", counted, hint) if t)
+    return Screen("insert_notes", "Cash deposit", lines)
+
+
+def confirm_deposit(notes: dict[int, int], cents: int) -> Screen:
+    lines = tuple(f"{count} x {money(value)}" for value, count in sorted(notes.items()))
+    return Screen(
+        "confirm_deposit",
+        f"Deposit {money(cents)}?",
+        (*lines, f"Total {money(cents)}"),
+        {"F1": "Confirm", "F8": "Return notes"},
+    )
+
+
+def stacking(cents: int) -> Screen:
+    return Screen("stacking", "Depositing", (f"Depositing {money(cents)}, please wait",))
+
+
+def take_notes(text: str = "") -> Screen:
+    lines = tuple(t for t in (text, "Please take your notes") if t)
+    return Screen("take_notes", "Notes returned", lines)
+
+
+def check_amount(typed: str, message: str = "") -> Screen:
+    lines = tuple(t for t in (message, "Type the check amount in dollars and press ENTER") if t)
+    return Screen(
+        "check_amount", "Check deposit", lines, input_label="Amount: $", input_value=typed
+    )
+
+
+def check_number(typed: str) -> Screen:
+    return Screen(
+        "check_number",
+        "Check deposit",
+        ("Type the check number and press ENTER",),
+        input_label="Check no: ",
+        input_value=typed,
+    )
+
+
+def insert_envelope(cents: int) -> Screen:
+    return Screen(
+        "insert_envelope",
+        "Check deposit",
+        (f"Put your check for {money(cents)} in an envelope", "and insert it in the slot"),
+    )

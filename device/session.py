@@ -20,6 +20,8 @@ TRANSACTION_NAMES = {
     TransactionType.BALANCE_INQUIRY: "BALANCE INQUIRY",
     TransactionType.TRANSFER: "TRANSFER",
     TransactionType.PIN_CHANGE: "PIN CHANGE",
+    TransactionType.DEPOSIT: "CASH DEPOSIT",
+    TransactionType.CHECK_DEPOSIT: "CHECK DEPOSIT",
 }
 
 
@@ -55,6 +57,14 @@ class Session:
     # The dispense outcome is unknown and could not be established: left to the operator.
     suspect: bool = False
     original: Message = field(default_factory=dict)
+    # Deposits: the notes (cents each) held in the acceptor's escrow, in the order counted;
+    # the ledger balance the host returned (``balance_cents`` is the available one); the card
+    # to be kept once the notes are back (a capture answer to a deposit).
+    escrow: list[int] = field(default_factory=list)
+    ledger_cents: int | None = None
+    capture_after_notes: bool = False
+    # Check deposits: the check number the customer keyed.
+    check_number: str = ""
 
     def new_transaction(self) -> None:
         fresh = Session(card=self.card, pin_block=self.pin_block)

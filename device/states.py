@@ -38,9 +38,15 @@ class State(enum.Enum):
     to_account_selection = "to_account_selection"
     amount_entry = "amount_entry"
     new_pin_entry = "new_pin_entry"
+    deposit_inserting = "deposit_inserting"
+    deposit_confirming = "deposit_confirming"
+    check_entry = "check_entry"
+    envelope_taking = "envelope_taking"
     authorizing = "authorizing"
     dispensing = "dispensing"
     presenting_cash = "presenting_cash"
+    deposit_stacking = "deposit_stacking"
+    deposit_returning = "deposit_returning"
     balance_display = "balance_display"
     printing = "printing"
     another_transaction = "another_transaction"
@@ -73,6 +79,8 @@ CUSTOMER_STATES = [
     S.new_pin_entry,
     S.balance_display,
     S.another_transaction,
+    S.deposit_inserting,  # with notes in escrow, CANCEL and timeouts give them back first
+    S.check_entry,
 ]
 
 
@@ -83,12 +91,18 @@ class Timeout(enum.Enum):
     RETRACT_AND_REVERSE = "cash_retracted"  # cash not taken
     CAPTURE = "card_not_taken"  # card not taken
     LEAVE_SUPERVISOR = "supervisor_left"
+    RETURN_NOTES = "notes_to_return"  # deposit not confirmed: the notes go back
+    NOTES_LEFT = "notes_returned"  # returned notes not taken: journaled, deposits stop
+    NO_ENVELOPE = "no_envelope"  # no envelope came: nothing is deposited
 
 
 # state -> (DeviceConfig field holding the timeout in seconds, what follows)
 TIMEOUTS: dict[State, tuple[str, Timeout]] = {
     **{state: ("key_timeout", Timeout.END_SESSION) for state in CUSTOMER_STATES},
+    S.deposit_confirming: ("key_timeout", Timeout.RETURN_NOTES),
     S.presenting_cash: ("cash_take_timeout", Timeout.RETRACT_AND_REVERSE),
+    S.deposit_returning: ("cash_take_timeout", Timeout.NOTES_LEFT),
+    S.envelope_taking: ("key_timeout", Timeout.NO_ENVELOPE),
     S.returning_card: ("card_take_timeout", Timeout.CAPTURE),
     S.supervisor: ("supervisor_timeout", Timeout.LEAVE_SUPERVISOR),
     # "Do you need more time?": the countdown that follows a customer state's timeout.
@@ -132,6 +146,19 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "select_balance", "source": S.main_menu, "dest": S.account_selection},
     {"trigger": "select_transfer", "source": S.main_menu, "dest": S.account_selection},
     {"trigger": "select_pin_change", "source": S.main_menu, "dest": S.new_pin_entry},
+    {"trigger": "select_deposit", "source": S.main_menu, "dest": S.account_selection},
+    {
+        "trigger": "account_selected",
+        "source": S.account_selection,
+        "dest": S.deposit_inserting,
+        "conditions": "is_cash_deposit",
+    },
+    {
+        "trigger": "account_selected",
+        "source": S.account_selection,
+        "dest": S.check_entry,
+        "conditions": "is_check_deposit",
+    },
     {
         "trigger": "account_selected",
         "source": S.account_selection,
@@ -149,6 +176,23 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "amount_entered", "source": S.amount_entry, "dest": S.authorizing},
     {"trigger": "amount_refused", "source": S.amount_entry, "dest": S.amount_entry},
     {"trigger": "new_pin_confirmed", "source": S.new_pin_entry, "dest": S.authorizing},
+    # Deposits: notes counted into escrow, the count shown, confirmed (journaled before the
+    # host is asked), stacked when approved; every other way out gives the notes back.
+    # Check deposits: amount and check number keyed, the envelope taken, then the host.
+    {"trigger": "check_entered", "source": S.check_entry, "dest": S.envelope_taking},
+    {"trigger": "envelope_taken", "source": S.envelope_taking, "dest": S.authorizing},
+    {"trigger": "no_envelope", "source": S.envelope_taking, "dest": S.printing},
+    {"trigger": "notes_counted", "source": S.deposit_inserting, "dest": S.deposit_confirming},
+    {"trigger": "deposit_confirmed", "source": S.deposit_confirming, "dest": S.authorizing},
+    {
+        "trigger": "notes_to_return",
+        "source": [S.deposit_inserting, S.deposit_confirming, S.authorizing, S.deposit_stacking],
+        "dest": S.deposit_returning,
+    },
+    {"trigger": "approved_deposit", "source": S.authorizing, "dest": S.deposit_stacking},
+    {"trigger": "stacked", "source": S.deposit_stacking, "dest": S.printing},
+    {"trigger": "notes_returned", "source": S.deposit_returning, "dest": S.printing},
+    {"trigger": "capture", "source": S.deposit_returning, "dest": S.capturing_card},
     {"trigger": "approved_cash", "source": S.authorizing, "dest": S.dispensing},
     {"trigger": "approved_inquiry", "source": S.authorizing, "dest": S.balance_display},
     {"trigger": "approved", "source": S.authorizing, "dest": S.printing},

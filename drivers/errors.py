@@ -49,6 +49,21 @@ class DispenserFault(DeviceFault):
         self.dispensed = dict(dispensed or {})
 
 
+class BillAcceptorFault(DeviceFault):
+    """Jam, stacker full, cassette removed, failure. ``stacked`` counts the notes (cents ->
+    count) that reached the stacker before a fault during ``stack``."""
+
+    def __init__(
+        self, message: str, *, code: str = "", stacked: dict[int, int] | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.stacked = dict(stacked or {})
+
+
+class DepositoryFault(DeviceFault):
+    """The envelope depository is full, jammed or its shutter does not open."""
+
+
 class PrinterFault(DeviceFault):
     """Paper out, cover open, cutter error, ..."""
 

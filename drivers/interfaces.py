@@ -21,12 +21,18 @@ from protocol.masking import mask_pan
 __all__ = [
     "DIGIT_KEYS",
     "FUNCTION_KEYS",
+    "AcceptorState",
+    "AcceptorStatus",
+    "BillAcceptor",
     "CardData",
     "CardReader",
     "CashDispenser",
     "CassetteState",
     "CassetteStatus",
     "DispenseResult",
+    "EnvelopeDepository",
+    "NoteEscrowed",
+    "NoteRejected",
     "PaperState",
     "PinBlock",
     "PinPad",
@@ -271,3 +277,96 @@ class ReceiptPrinter(abc.ABC):
     @abc.abstractmethod
     async def print_receipt(self, lines: list[str]) -> None:
         """Print the lines and cut. ``PrinterFault`` when it cannot."""
+
+
+class AcceptorState(enum.StrEnum):
+    IDLE = "idle"  # accepting or inhibited, nothing in escrow
+    ESCROW = "escrow"  # notes held, waiting for stack or return
+    RETURNED = "returned"  # notes at the entrance, not yet taken
+    BUSY = "busy"  # a note is moving
+    STACKER_FULL = "stacker_full"
+    CASSETTE_REMOVED = "cassette_removed"
+    JAM = "jam"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True)
+class AcceptorStatus:
+    state: AcceptorState
+    escrow: tuple[int, ...] = ()  # denominations (cents) of the notes held in escrow
+
+    @property
+    def escrow_cents(self) -> int:
+        return sum(self.escrow)
+
+
+@dataclass(frozen=True)
+class NoteEscrowed:
+    """A note was recognised and is now held in escrow with the others."""
+
+    denomination_cents: int
+
+
+@dataclass(frozen=True)
+class NoteRejected:
+    """A note was not recognised (or not wanted) and was given straight back."""
+
+    reason: str
+
+
+class BillAcceptor(abc.ABC):
+    """A note acceptor with an escrow: notes are recognised one by one and held until the
+    controller stacks them (they become the bank's) or returns them (the customer's again).
+
+    Device conditions raise ``BillAcceptorFault`` with code ``jam``, ``stacker_full``,
+    ``cassette_removed`` or ``failure``; a fault while stacking carries ``stacked``, the
+    notes (cents -> count) that did reach the stacker before it."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def status(self) -> AcceptorStatus: ...
+
+    @abc.abstractmethod
+    async def enable(self) -> None:
+        """Start accepting notes (a note inserted before is given back as ``inhibited``).
+        Acceptance ends with ``stack``, ``return_notes`` or a ``wait_note`` timeout."""
+
+    @abc.abstractmethod
+    async def wait_note(self, timeout: float) -> NoteEscrowed | NoteRejected:
+        """Accept notes (enabling first if needed) and wait for the next one.
+        ``DeviceTimeout`` when none comes within ``timeout`` (acceptance then ends)."""
+
+    @abc.abstractmethod
+    async def stack(self) -> dict[int, int]:
+        """Move every note in escrow to the stacker; returns cents -> count stacked."""
+
+    @abc.abstractmethod
+    async def return_notes(self) -> dict[int, int]:
+        """Give every note in escrow back through the entrance; returns cents -> count."""
+
+    @abc.abstractmethod
+    async def wait_returned_taken(self, timeout: float) -> bool:
+        """True when the customer took the returned notes within ``timeout``."""
+
+
+class EnvelopeDepository(abc.ABC):
+    """The envelope slot for check deposits: opens its shutter, takes one envelope in and
+    prints the transaction's reference on it. It cannot read what is inside: the amount is
+    what the customer keyed, checked later by the bank."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def take_envelope(self, imprint: str, timeout: float) -> bool:
+        """Open the shutter and wait for an envelope; True when one was taken in (and
+        ``imprint`` printed on it), False when none came within ``timeout``.
+        ``DepositoryFault`` when the depository cannot work (full, jammed)."""

@@ -6,6 +6,7 @@ when asked for, so pyserial and pyusb are needed only by those who use them.
                                         query: baud, parity (N/E/O), bytesize, stopbits, rtscts
     socket://127.0.0.1:7001             the same protocol over TCP (``atm sim NAME --tcp``)
                                         dispenser query: model=lcdm-2000 (default) or lcdm-4000
+                                        bill acceptor: JCM ID003 (9600 8E1)
     usb://0801:0002                     USB vendor:product (card reader: MagTek HID; printer:
                                         ESC/POS on bulk endpoints, query: out=0x01, in=0x82)
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from drivers.interfaces import CardReader, CashDispenser, PinPad, ReceiptPrinter
+from drivers.interfaces import BillAcceptor, CardReader, CashDispenser, PinPad, ReceiptPrinter
 from drivers.transport import FAMILY_DEFAULTS, Channel, SerialSettings
 from protocol.security import KeyScheme
 
@@ -36,8 +37,8 @@ __all__ = [
     "parse_device_url",
 ]
 
-KINDS = ("card-reader", "pin-pad", "dispenser", "printer")
-Device = CardReader | PinPad | CashDispenser | ReceiptPrinter
+KINDS = ("card-reader", "pin-pad", "dispenser", "printer", "bill-acceptor")
+Device = CardReader | PinPad | CashDispenser | ReceiptPrinter | BillAcceptor
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,18 @@ def _usb_printer(url: DeviceUrl, o: BackendOptions) -> Device:
     return EscPosPrinter(lambda: open_usb_bulk(vid, pid, ep_out=ep_out, ep_in=ep_in))
 
 
+def _sim_bill_acceptor(url: DeviceUrl, o: BackendOptions) -> Device:
+    from drivers.simulated import SimulatedBillAcceptor
+
+    return SimulatedBillAcceptor()
+
+
+def _id003(url: DeviceUrl, o: BackendOptions) -> Device:
+    from drivers.id003 import Id003BillAcceptor
+
+    return Id003BillAcceptor(_connector("bill-acceptor", url))
+
+
 Builder = Callable[[DeviceUrl, BackendOptions], Device]
 BACKENDS: dict[tuple[str, str], Builder] = {
     ("card-reader", "sim"): _sim_card_reader,
@@ -232,6 +245,9 @@ BACKENDS: dict[tuple[str, str], Builder] = {
     ("printer", "serial"): _escpos,
     ("printer", "socket"): _escpos,
     ("printer", "usb"): _usb_printer,
+    ("bill-acceptor", "sim"): _sim_bill_acceptor,
+    ("bill-acceptor", "serial"): _id003,
+    ("bill-acceptor", "socket"): _id003,
 }
 
 

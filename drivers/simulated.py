@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from drivers.errors import (
+    BillAcceptorFault,
     CancelledByCustomer,
     CardReaderFault,
+    DepositoryFault,
     DeviceTimeout,
     DispenserFault,
     PinPadFault,
@@ -25,12 +27,18 @@ from drivers.errors import (
 )
 from drivers.interfaces import (
     DIGIT_KEYS,
+    AcceptorState,
+    AcceptorStatus,
+    BillAcceptor,
     CardData,
     CardReader,
     CashDispenser,
     CassetteState,
     CassetteStatus,
     DispenseResult,
+    EnvelopeDepository,
+    NoteEscrowed,
+    NoteRejected,
     PaperState,
     PinBlock,
     PinPad,
@@ -44,8 +52,11 @@ from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
 from protocol.security import KeyScheme, unwrap_working_key
 
 __all__ = [
+    "ACCEPTED_NOTES",
     "Cassette",
+    "SimulatedBillAcceptor",
     "SimulatedCardReader",
+    "SimulatedDepository",
     "SimulatedDispenser",
     "SimulatedPinPad",
     "SimulatedPrinter",
@@ -571,3 +582,196 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
         if self.paper_left is not None:
             self.paper_left = max(0, self.paper_left - len(lines))
         self._save()
+
+
+# Notes the simulated acceptor recognises (US dollars, as the ID003 unit's table).
+ACCEPTED_NOTES = frozenset({100, 200, 500, 1000, 2000, 5000, 10000})
+
+
+class SimulatedBillAcceptor(_Faults, BillAcceptor):
+    """A bill acceptor with a bunch-note escrow and a stacker. Notes are conserved: each
+    inserted note is in ``escrow``, ``stacker``, ``jammed``, ``at_entrance`` or
+    ``taken_back``. ``reject``: notes are not recognised; ``jam``: the next note jams in the
+    acceptor; ``stack_jam``: a note jams on its way to the stacker; ``stacker_full``;
+    ``cassette_removed``; ``silent``."""
+
+    FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed", "silent"})
+    MAX_ESCROW = 30
+
+    def __init__(self, stacker_capacity: int = 500) -> None:
+        super().__init__()
+        self.stacker_capacity = stacker_capacity
+        self.inhibited = True
+        self.escrow: list[int] = []
+        self.stacker: dict[int, int] = {}
+        self.jammed: list[int] = []
+        self.at_entrance: list[int] = []
+        self.taken_back: list[int] = []
+        self._events: asyncio.Queue[NoteEscrowed | NoteRejected | str] = asyncio.Queue()
+        self._taken = asyncio.Event()
+
+    # customer side
+    def insert_note(self, cents: int) -> None:
+        if "jam" in self.faults:
+            self.jammed.append(cents)
+            self._events.put_nowait("jam")
+            return
+        if self.inhibited or "reject" in self.faults or cents not in ACCEPTED_NOTES:
+            self.at_entrance.append(cents)
+            self._taken.clear()
+            self._events.put_nowait(NoteRejected("inhibited" if self.inhibited else "denomination"))
+            return
+        if len(self.escrow) >= self.MAX_ESCROW or self._full():
+            self.at_entrance.append(cents)
+            self._taken.clear()
+            self._events.put_nowait(NoteRejected("operation"))
+            return
+        self.escrow.append(cents)
+        self._events.put_nowait(NoteEscrowed(cents))
+
+    def take_returned(self) -> list[int]:
+        taken, self.at_entrance = self.at_entrance, []
+        self.taken_back += taken
+        self._taken.set()
+        return taken
+
+    def stacked_cents(self) -> int:
+        return sum(c * n for c, n in self.stacker.items())
+
+    def clear_jam(self) -> list[int]:
+        notes, self.jammed = self.jammed, []
+        self.faults.discard("jam")
+        self.faults.discard("stack_jam")
+        return notes
+
+    def _full(self) -> bool:
+        return "stacker_full" in self.faults or sum(self.stacker.values()) >= self.stacker_capacity
+
+    def _check(self) -> None:
+        self._answer()
+        if "cassette_removed" in self.faults:
+            raise BillAcceptorFault("stacker cassette removed", code="cassette_removed")
+        if self.jammed:
+            raise BillAcceptorFault("note jam", code="jam")
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def status(self) -> AcceptorStatus:
+        self._answer()
+        if "cassette_removed" in self.faults:
+            state = AcceptorState.CASSETTE_REMOVED
+        elif self.jammed:
+            state = AcceptorState.JAM
+        elif self.escrow:
+            state = AcceptorState.ESCROW
+        elif self.at_entrance:
+            state = AcceptorState.RETURNED
+        elif self._full():
+            state = AcceptorState.STACKER_FULL
+        else:
+            state = AcceptorState.IDLE
+        return AcceptorStatus(state, tuple(self.escrow))
+
+    async def enable(self) -> None:
+        self._answer()
+        self.inhibited = False
+
+    async def wait_note(self, timeout: float) -> NoteEscrowed | NoteRejected:
+        self._check()
+        if self._full() and not self.escrow:
+            raise BillAcceptorFault("stacker full", code="stacker_full")
+        self.inhibited = False
+        try:
+            event = await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            self.inhibited = True
+            raise DeviceTimeout(f"bill acceptor: no note within {timeout:g}s") from None
+        if event == "jam":
+            raise BillAcceptorFault("note jam in the acceptor", code="jam")
+        assert not isinstance(event, str)
+        return event
+
+    async def stack(self) -> dict[int, int]:
+        self._answer()
+        self.inhibited = True
+        stacked: dict[int, int] = {}
+        while self.escrow:
+            if self._full():
+                raise BillAcceptorFault("stacker full", code="stacker_full", stacked=stacked)
+            cents = self.escrow.pop(0)
+            if "stack_jam" in self.faults:
+                self.jammed.append(cents)
+                # The notes behind the jam stay in the transport with it: suspect too.
+                self.jammed += self.escrow
+                self.escrow = []
+                raise BillAcceptorFault("note jam in the stacker", code="jam", stacked=stacked)
+            self.stacker[cents] = self.stacker.get(cents, 0) + 1
+            stacked[cents] = stacked.get(cents, 0) + 1
+        return stacked
+
+    async def return_notes(self) -> dict[int, int]:
+        self._answer()
+        self.inhibited = True
+        returned: dict[int, int] = {}
+        for cents in self.escrow:
+            returned[cents] = returned.get(cents, 0) + 1
+        if self.escrow:
+            self._taken.clear()
+        self.at_entrance += self.escrow
+        self.escrow = []
+        return returned
+
+    async def wait_returned_taken(self, timeout: float) -> bool:
+        self._answer()
+        if not self.at_entrance:
+            return True
+        try:
+            await asyncio.wait_for(self._taken.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+class SimulatedDepository(_Faults, EnvelopeDepository):
+    """An envelope depository. ``no_envelope``: the customer's envelope is never detected
+    (the shutter closes empty when the wait runs out); ``full``: the bin is full; ``silent``.
+    ``envelopes`` holds the imprints of the envelopes in the bin."""
+
+    FAULTS = frozenset({"no_envelope", "full", "silent"})
+
+    def __init__(self, capacity: int = 300) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.envelopes: list[str] = []
+        self._offered = asyncio.Event()
+
+    # customer side
+    def insert_envelope(self) -> None:
+        self._offered.set()
+
+    # device side
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def take_envelope(self, imprint: str, timeout: float) -> bool:
+        self._answer()
+        if "full" in self.faults or len(self.envelopes) >= self.capacity:
+            raise DepositoryFault("envelope bin full", code="full")
+        if "no_envelope" in self.faults:
+            self._offered.clear()
+            return False
+        try:
+            await asyncio.wait_for(self._offered.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._offered.clear()
+        self.envelopes.append(imprint)
+        return True

@@ -108,6 +108,7 @@ FAMILY_DEFAULTS: dict[str, SerialSettings] = {
     "card-reader": SerialSettings(38400, 8, "E", 1, rtscts=True),  # Sankyo ICT3K5
     "pin-pad": SerialSettings(9600, 8, "N", 1),  # ZT588-style EPP
     "printer": SerialSettings(19200, 8, "N", 1),  # ESC/POS thermal printer
+    "bill-acceptor": SerialSettings(9600, 8, "E", 1),  # JCM ID003
 }
 
 

@@ -44,10 +44,11 @@ class Host:
         self.engine = create_engine_for(config.database_url)
         self.sessions = session_factory(self.engine)
         # SQLite has one writer at a time: one worker keeps it simple and correct.
-        workers = 1 if is_sqlite(config.database_url) else max(2, (os.cpu_count() or 1) * 2)
-        self.executor = concurrent.futures.ThreadPoolExecutor(workers, "host-worker")
-        # bcrypt gets a pool of its own, one thread per core: PIN checks never queue
-        # behind each other more than the cores force them to, nor starve database work.
+        self.workers = 1 if is_sqlite(config.database_url) else max(2, (os.cpu_count() or 1) * 2)
+        self.executor = concurrent.futures.ThreadPoolExecutor(self.workers, "host-worker")
+        # bcrypt gets a pool of its own, one thread per core, and runs before the database
+        # transaction (the link server awaits it): PIN checks never hold a database worker,
+        # connection or row lock, so requests that need no PIN keep their latency.
         self.pins = PinVerifier(pepper=config.pin_pepper, secret_key=config.secret_key)
         self.metrics = HostMetrics()
         self.service = AuthorizationService(

@@ -29,6 +29,7 @@ __all__ = [
 
 SIGNON_CODES = frozenset({NetworkCode.SIGN_ON.value, NetworkCode.KEY_CHANGE.value})
 _PLACEHOLDER = "0" * MAC_HEX_LEN
+_SECONDARY_FIELDS = frozenset(str(n) for n in range(65, 128))  # 128 itself is the MAC
 
 
 def uses_signon_key(message: Message) -> bool:
@@ -40,10 +41,7 @@ def uses_signon_key(message: Message) -> bool:
 
 def mac_field(message: Message) -> str:
     """``"128"`` when the message needs a secondary bitmap, else ``"64"``."""
-    for field in message:
-        if field.isdigit() and 64 < int(field) < 128:
-            return "128"
-    return "64"
+    return "128" if _SECONDARY_FIELDS.intersection(message) else "64"
 
 
 def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:

@@ -65,7 +65,8 @@ class TransactionType(StrEnum):
     """Positions 1-2 of DE 3."""
 
     WITHDRAWAL = "01"
-    DEPOSIT = "21"
+    DEPOSIT = "21"  # cash, counted by the bill acceptor
+    CHECK_DEPOSIT = "24"  # checks in an envelope, amount keyed by the customer (our choice)
     BALANCE_INQUIRY = "30"
     TRANSFER = "40"
     PIN_CHANGE = "70"
@@ -91,7 +92,7 @@ def encode(message: Message) -> bytes:
 def decode(data: bytes) -> Message:
     """Decode one message; any defect raises ``MessageError`` naming the field."""
     try:
-        decoded, _ = iso8583.decode(bytearray(data), SPEC)
+        decoded, _ = iso8583.decode(data, SPEC)
     except iso8583.DecodeError as exc:
         mti = data[:4].decode("ascii", "replace") if len(data) >= 4 else None
         raise MessageError(f"undecodable message: {exc}", field=exc.field, mti=mti) from exc
@@ -102,7 +103,7 @@ def decode(data: bytes) -> Message:
         raise MessageError(f"bad MTI {mti!r}", field="t")
     decoded.pop("p", None)
     decoded.pop("1", None)
-    return {key: str(value) for key, value in decoded.items()}
+    return decoded  # pyiso8583 gives every field as str already
 
 
 def is_request(mti: str) -> bool:

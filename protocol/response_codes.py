@@ -13,6 +13,7 @@ class ReversalReason:
     and written in the journal's REVERSAL_QUEUED lines."""
 
     PARTIAL = "4004"
+    DEVICE_FAILED = "4007"  # card acceptor device unable to complete (a deposit not stacked)
     LATE_RESPONSE = "4006"
     NO_CASH = "4017"
     CASH_NOT_TAKEN = "4018"

@@ -23,8 +23,10 @@ chaining of the retail MAC, which ``cryptography`` does not offer.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,31 +128,66 @@ def _pad_method2(data: bytes, block: int) -> bytes:
     return padded + bytes(-len(padded) % block)
 
 
+class _RetailMacContext:
+    """Retail MAC cipher contexts of one key, made once: building a TDES context costs more
+    than MACing a whole message with it. The CBC context is never finalised; it carries on
+    from its last output block, so each MAC cancels that chaining value in its first block
+    and so starts from a zero IV. Contexts are not thread-safe: one lock per key."""
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key)
+        k1, k2 = key[:8], key[8:]
+        self._cbc = Cipher(TripleDES(k1 * 3), modes.CBC(bytes(8))).encryptor()
+        self._chain = 0
+        self._k2_decrypt = Cipher(TripleDES(k2 * 3), modes.ECB()).decryptor()  # noqa: S305  # nosec B305
+        self._k1_encrypt = Cipher(TripleDES(k1 * 3), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
+        self._lock = threading.Lock()
+
+    def mac(self, data: bytes) -> bytes:
+        padded = _pad_method2(data, 8)
+        with self._lock:
+            first = (int.from_bytes(padded[:8], "big") ^ self._chain).to_bytes(8, "big")
+            last = self._cbc.update(first + padded[8:])[-8:]
+            self._chain = int.from_bytes(last, "big")
+            return self._k1_encrypt.update(self._k2_decrypt.update(last))
+
+
+class _CmacContext:
+    """An AES-CMAC keyed once (subkeys derived once); each MAC works on a copy of it."""
+
+    def __init__(self, key: bytes) -> None:
+        _check_key(key)
+        self._keyed = cmac.CMAC(algorithms.AES(key))
+        self._lock = threading.Lock()
+
+    def mac(self, data: bytes) -> bytes:
+        with self._lock:
+            mac = self._keyed.copy()
+        mac.update(data)
+        return mac.finalize()[:8]
+
+
+@functools.lru_cache(maxsize=8192)
+def _mac_context(scheme: KeyScheme, key: bytes) -> _RetailMacContext | _CmacContext:
+    """One context per (scheme, key): a host keeps one per signed-on terminal (two keys each)."""
+    return _RetailMacContext(key) if scheme is KeyScheme.TDES else _CmacContext(key)
+
+
 def retail_mac(key: bytes, data: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3, padding method 2, double-length key K1||K2:
     CBC-MAC with single DES under K1, then the last block decrypted under K2 and encrypted
     under K1. Single DES is TDES with K1K1K1."""
-    _check_key(key)
-    k1, k2 = key[:8], key[8:]
-    padded = _pad_method2(data, 8)
-    cbc = Cipher(TripleDES(k1 * 3), modes.CBC(bytes(8))).encryptor()
-    last = (cbc.update(padded) + cbc.finalize())[-8:]
-    last = _ecb(TripleDES(k2 * 3), last, decrypt=True)
-    return _ecb(TripleDES(k1 * 3), last)
+    return _mac_context(KeyScheme.TDES, key).mac(data)
 
 
 def aes_cmac(key: bytes, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B), leftmost 8 bytes."""
-    _check_key(key)
-    mac = cmac.CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()[:8]
+    return _mac_context(KeyScheme.AES, key).mac(data)
 
 
 def compute_mac(scheme: KeyScheme, key: bytes, data: bytes) -> str:
     """The MAC of ``data`` as 16 upper-case hex characters."""
-    raw = retail_mac(key, data) if scheme is KeyScheme.TDES else aes_cmac(key, data)
-    return raw.hex().upper()
+    return _mac_context(scheme, key).mac(data).hex().upper()
 
 
 def macs_equal(a: str, b: str) -> bool:

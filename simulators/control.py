@@ -11,6 +11,8 @@
     take card | take cash        take the card from the gate / the notes from the tray
     press KEY [KEY ...]          PIN pad: 0-9, ENTER, CANCEL, CLEAR, F1..F8
     type DIGITS                  PIN pad: the digits, then ENTER
+    note CENTS [CENTS ...]       bill acceptor: push notes into the entrance (2000 = $20)
+    take notes                   bill acceptor: take the notes given back at the entrance
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ class ControlChannel:
             case ["take", "cash"] if hasattr(sim, "take_cash"):
                 sim.take_cash()
                 return "ok"
+            case ["note", *notes] if notes and hasattr(sim, "insert_note"):
+                if not all(n.isdigit() for n in notes):
+                    return "error: notes are given in cents, e.g. note 2000 2000"
+                for cents in notes:
+                    sim.insert_note(int(cents))
+                return f"ok {len(notes)} note(s) inserted"
+            case ["take", "notes"] if hasattr(sim, "take_returned"):
+                return f"ok took {sim.take_returned()}"
             case ["press", *keys] if keys and hasattr(sim, "press"):
                 sim.press(*[k.upper() for k in keys])
                 return "ok"
@@ -87,7 +97,8 @@ class ControlChannel:
 def describe(sim: Any) -> str:
     """One line of state, without track data or PIN digits."""
     parts = [f"faults={','.join(sorted(sim.faults)) or '-'}"]
-    for name in ("position", "mode", "echo", "paper_left", "tray", "reject_bin", "retracted"):
+    names = ("position", "mode", "echo", "paper_left", "tray", "reject_bin", "retracted")
+    for name in (*names, "escrow", "stacker", "jammed", "at_entrance"):
         if hasattr(sim, name):
             parts.append(f"{name}={getattr(sim, name)!r}")
     if hasattr(sim, "cassettes"):

@@ -44,7 +44,7 @@ def test_dependencies_point_one_way(package):
 # module of atm/, nor through the CLI registering every subcommand. Each command is imported
 # in a fresh interpreter, the way `atm COMMAND` starts (its --help parses the real argv path).
 HOST_ONLY = ("host", "sqlalchemy", "aiohttp", "bcrypt", "alembic", "reportlab")
-THIN_COMMANDS = ("device", "sim")
+THIN_COMMANDS = ("device", "sim", "fleet")
 
 
 def modules_loaded_by(code: str) -> set[str]:

@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         p.add_argument("--database-url", help="override DATABASE_URL")
         if name == "seed":
             p.add_argument(
+                "--terminals",
+                type=int,
+                default=10,
+                help="register terminals ATM00001..N (at least the ten seed ones; for atm fleet)",
+            )
+            p.add_argument(
                 "--allow-production",
                 action="store_true",
                 help="seed even with ENVIRONMENT=production (the seed cards have known PINs)",
@@ -74,7 +80,10 @@ def _run(args: argparse.Namespace) -> int:
         try:
             with session_factory(engine).begin() as session:
                 created = seed(
-                    session, pin_pepper=config.pin_pepper, bcrypt_rounds=config.bcrypt_rounds
+                    session,
+                    pin_pepper=config.pin_pepper,
+                    bcrypt_rounds=config.bcrypt_rounds,
+                    terminals=args.terminals,
                 )
         finally:
             engine.dispose()

@@ -316,7 +316,7 @@ class _Hands:
 def _customer(kit: DeviceKit) -> Customer | None:
     if kit.card_reader is None or kit.pin_pad is None or kit.dispenser is None:
         return None
-    return Customer(kit.card_reader, kit.pin_pad, kit.dispenser)
+    return Customer(kit.card_reader, kit.pin_pad, kit.dispenser, notes=kit.notes)
 
 
 async def _interactive(

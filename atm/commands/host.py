@@ -28,6 +28,7 @@ from atm.commands._common import (
 )
 from atm.database import database_error
 from host.app import Host
+from host.bank.holds import check_holds
 from host.bank.ledger import check_ledger
 from host.bank.seed import seed
 from host.bank.statements import StatementStore, StatementWorker
@@ -208,7 +209,7 @@ def _check_ledger(args: argparse.Namespace) -> int:
     print(f"database: {database_location(config.database_url)}", file=sys.stderr)
     try:
         with session_factory(engine)() as session:
-            problems = check_ledger(session)
+            problems = check_ledger(session) + check_holds(session)
     except SQLAlchemyError as exc:
         raise CommandFailed(
             f"host check-ledger: {database_error(exc, config.database_url)}", EXIT_UNAVAILABLE

@@ -31,6 +31,7 @@ PROTOCOLS = {
     "card-reader": "Sankyo ICT3K5-style",
     "pin-pad": "ZT588-style EPP",
     "printer": "ESC/POS",
+    "bill-acceptor": "JCM ID003",
 }
 
 

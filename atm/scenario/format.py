@@ -36,7 +36,7 @@ SEED_PINS = {"alice": "1234", "bob": "5678", "charlie": "9012", "expired": "9012
 
 @dataclass(frozen=True)
 class FaultSpec:
-    device: str  # reader | pinpad | dispenser | printer
+    device: str  # reader | pinpad | dispenser | printer | acceptor | depository
     fault: str
     arg: str | float | int | None = None
 
@@ -103,8 +103,10 @@ class Step:
     insert_name: str = ""
     type: str | None = None
     then: str = "ENTER"
+    notes: tuple[int, ...] = ()  # notes pushed into the bill acceptor, cents each
+    envelope: bool = False  # an envelope pushed into the depository
     press: tuple[str, ...] = ()
-    take: str | None = None
+    take: str | None = None  # cash | card | notes (returned by the bill acceptor)
     wait: bool = False
     pause: float = 0.0  # seconds the world waits before the customer acts
 
@@ -128,6 +130,10 @@ class Step:
             parts.append(f"inserts {self.insert_name or 'a'} card")
         if self.type is not None:
             parts.append(f"types {'*' * len(self.type)} and {self.then}")
+        if self.notes:
+            parts.append("inserts notes " + " + ".join(f"${n / 100:g}" for n in self.notes))
+        if self.envelope:
+            parts.append("inserts the envelope")
         if self.press:
             parts.append(f"presses {' '.join(self.press)}")
         if self.take:
@@ -153,6 +159,12 @@ class Expect:
     cards_retained: int | None = 0  # None: not checked (fuzz replays)
     receipts: int | None = None
     receipt_lines: tuple[str, ...] = ()
+    # Deposits: the change of each account's available balance (ledger less holds), the
+    # cents on hold per account at the end, the notes stacked in the bill acceptor.
+    available_changes: dict[str, int] = field(default_factory=dict)
+    held_cents: dict[str, int] = field(default_factory=dict)
+    stacked_cents: int | None = None
+    returned_cents: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,15 @@ Each check returns problems that carry the numbers that disagree:
 6. ``counters``: the journal's dispense records and the dispenser counters agree, and the
    counters' remaining notes equal what is physically in the cassettes.
 7. ``secrets``: no PAN, track 2, PIN or key in any log line, journal line or receipt.
+8. ``deposits``: what the ATM journal says it credited (deposit approvals minus the
+   reversals it asked for) equals what the host credited at that terminal; the notes the
+   bill acceptor kept (in its stacker, or jammed in its transport) equal the deposits
+   stacked (``DEPOSIT_STACKED``) plus the suspects (``DEPOSIT_SUSPECT``) plus the notes
+   that jammed at the entrance before they were counted (``NOTE_JAM``); and the notes
+   stacked equal the cash deposits the host still credits.
+9. ``holds``: the host's ``check_holds`` is clean (holds belong to deposits, never exceed
+   them, a reversed deposit holds nothing); each deposit of the scenario holds what the
+   hold policy says, and a reversed one holds nothing.
 """
 
 from __future__ import annotations
@@ -32,19 +41,26 @@ from sqlalchemy import func, select
 from device.cash import CassetteCounters
 from device.journal import JournalRecord
 from device.recovery import parse_notes
+from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, check_holds, hold_schedule
 from host.bank.ledger import check_ledger
-from host.bank.models import Account, Entry, LinkRequest, Posting, Terminal
+from host.bank.models import Account, Entry, Hold, LinkRequest, Posting, Terminal
 
 __all__ = ["Evidence", "HostSnapshot", "check_invariants", "snapshot_host"]
 
 MONEY_MOVING = {"01", "40"}  # processing code's first two digits: withdrawal, transfer
+DEPOSITS = {"21", "24"}  # cash deposit, check deposit
+CHARGING_KINDS = {"withdrawal", "transfer"}
 
 
 @dataclass(frozen=True)
 class HostSnapshot:
-    balances: dict[str, int]
+    balances: dict[str, int]  # ledger balances
     last_posting: int
     last_request: int
+    held: dict[str, int] = field(default_factory=dict)  # cents on hold, accounts with holds
+
+    def available(self, number: str) -> int:
+        return self.balances.get(number, 0) - self.held.get(number, 0)
 
 
 def snapshot_host(host: Any) -> HostSnapshot:
@@ -52,7 +68,16 @@ def snapshot_host(host: Any) -> HostSnapshot:
         balances = {a.number: a.balance_cents for a in session.scalars(select(Account)).all()}
         last_posting = session.scalar(select(func.coalesce(func.max(Posting.id), 0))) or 0
         last_request = session.scalar(select(func.coalesce(func.max(LinkRequest.id), 0))) or 0
-    return HostSnapshot(balances, int(last_posting), int(last_request))
+        held = {
+            str(number): int(cents)
+            for number, cents in session.execute(
+                select(Account.number, func.sum(Hold.amount_cents))
+                .join(Hold, Hold.account_id == Account.id)
+                .where(Hold.status == "held")
+                .group_by(Account.number)
+            ).all()
+        }
+    return HostSnapshot(balances, int(last_posting), int(last_request), held)
 
 
 @dataclass
@@ -75,6 +100,11 @@ class Evidence:
     # dispenser that reports counts, as the LCDM does): the counters follow the report, so
     # they are not compared with the notes physically in the cassettes.
     counts_reported: bool = True
+    # The bill acceptor: notes (cents -> count) in its stacker and jammed in its transport
+    # now, and the notes that jammed at the entrance before being counted.
+    stacker: dict[int, int] = field(default_factory=dict)
+    jammed: list[int] = field(default_factory=list)
+    jammed_at_entry: list[int] = field(default_factory=list)
 
     def records(self) -> list[JournalRecord]:
         out = []
@@ -94,16 +124,24 @@ class Evidence:
 
 
 def check_invariants(
-    before: HostSnapshot, after: HostSnapshot, atms: Sequence[Evidence], host: Any
+    before: HostSnapshot,
+    after: HostSnapshot,
+    atms: Sequence[Evidence],
+    host: Any,
+    policy: HoldPolicy | None = None,
 ) -> list[str]:
     problems: list[str] = []
     with host.sessions() as session:
         for problem in check_ledger(session):
             problems.append(f"invariant ledger: {problem.what}: {problem.detail}")
+        for problem in check_holds(session):
+            problems.append(f"invariant holds: {problem.what}: {problem.detail}")
+        problems += _holds(session, before, policy or HoldPolicy())
         problems += _accounts(session, before, after)
         for atm in atms:
             problems += _approvals(session, before, after, atm)
             problems += _reversals(session, before, atm)
+            problems += _deposits(session, before, atm)
     for atm in atms:
         problems += _cash(atm)
         problems += _counters(atm)
@@ -176,9 +214,9 @@ def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evi
         .join(Posting, Posting.id == Entry.posting_id)
         .where(Posting.id > before.last_posting, Posting.terminal_id == atm.terminal_id)
     ).all():
-        if kind in {"withdrawal", "transfer"} and amount < 0:
+        if kind in CHARGING_KINDS and amount < 0:
             host_net -= int(amount)  # the debit leg: what the customer was charged
-        elif (kind == "reversal" or kind.endswith("-reversal")) and amount > 0:
+        elif _reverses_a_charge(kind) and amount > 0:
             host_net -= int(amount)  # what a reversal gave back
     if journal_net != host_net:
         problems.append(
@@ -193,11 +231,140 @@ def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evi
         )
         moved = after.balances.get(number, 0) - before.balances.get(number, 0)
         paid = atm.value(atm.taken) + atm.value(atm.in_tray)
-        if moved != paid:
+        deposited = _host_deposits(session, before, atm.terminal_id)
+        deposits = sum(deposited.values())
+        if moved != paid - deposits:
             problems.append(
                 f"invariant approvals {atm.terminal_id}: the host's cash account {number} "
                 f"moved {moved} cents, notes taken {atm.value(atm.taken)} + left in the tray "
-                f"{atm.value(atm.in_tray)} = {paid} cents"
+                f"{atm.value(atm.in_tray)} - deposits credited {deposits} = "
+                f"{paid - deposits} cents"
+            )
+    return problems
+
+
+def _reverses_a_charge(kind: str) -> bool:
+    return kind == "reversal" or kind in {f"{k}-reversal" for k in CHARGING_KINDS}
+
+
+def _host_deposits(session: Any, before: HostSnapshot, terminal_id: str) -> dict[str, int]:
+    """Deposit kind (deposit, check-deposit) -> cents the host still credits for deposits
+    made at ``terminal_id`` during the scenario (credits less their reversals)."""
+    net = dict.fromkeys(DEPOSIT_KINDS, 0)
+    for kind, amount in session.execute(
+        select(Posting.kind, Entry.amount_cents)
+        .join(Posting, Posting.id == Entry.posting_id)
+        .join(Account, Account.id == Entry.account_id)
+        .where(
+            Posting.id > before.last_posting,
+            Posting.terminal_id == terminal_id,
+            Account.kind.in_(("checking", "savings")),
+        )
+    ).all():
+        base = kind.removesuffix("-reversal")
+        if base in net:
+            net[base] += int(amount)  # the customer's leg: + credit, - its reversal
+    return net
+
+
+def _deposits(session: Any, before: HostSnapshot, atm: Evidence) -> list[str]:
+    problems = []
+    records = atm.records()
+    proc = {
+        r.get("stan", ""): r.get("proc", "")[:2] for r in records if r["event"] == "TXN_REQUEST"
+    }
+    amounts = {
+        r.get("stan", ""): int(r.get("amount", "0") or 0)
+        for r in records
+        if r["event"] == "TXN_REQUEST"
+    }
+    asked_back = {
+        r.get("stan", ""): int(r.get("amount", "0") or 0)
+        for r in records
+        if r["event"] == "REVERSAL_QUEUED"
+    }
+    journal_net = 0
+    for record in records:
+        stan = record.get("stan", "")
+        if (
+            record["event"] == "TXN_RESPONSE"
+            and record.get("code") == "00"
+            and proc.get(stan) in DEPOSITS
+        ):
+            journal_net += amounts.get(stan, 0) - asked_back.get(stan, 0)
+    host = _host_deposits(session, before, atm.terminal_id)
+    if journal_net != sum(host.values()):
+        problems.append(
+            f"invariant deposits {atm.terminal_id}: the ATM journal shows deposits credited "
+            f"{journal_net} cents net (approved minus reversals asked), the host credited "
+            f"{sum(host.values())} cents net (cash {host['deposit']}, checks "
+            f"{host['check-deposit']})"
+        )
+    stacked = sum(
+        int(r.get("amount", "0") or 0) for r in records if r["event"] == "DEPOSIT_STACKED"
+    )
+    suspects = sum(
+        int(r.get("amount", "0") or 0) for r in records if r["event"] == "DEPOSIT_SUSPECT"
+    )
+    at_entry = sum(atm.jammed_at_entry)
+    kept = sum(c * n for c, n in atm.stacker.items()) + sum(atm.jammed)
+    if kept != stacked + suspects + at_entry:
+        problems.append(
+            f"invariant deposits {atm.terminal_id}: the bill acceptor holds {kept} cents "
+            f"(stacker {sum(c * n for c, n in atm.stacker.items())} + jammed "
+            f"{sum(atm.jammed)}), but deposits stacked {stacked} + suspects {suspects} + "
+            f"jammed before counting {at_entry} = {stacked + suspects + at_entry}"
+        )
+    if stacked != host["deposit"]:
+        problems.append(
+            f"invariant deposits {atm.terminal_id}: the journal shows {stacked} cents of "
+            f"notes stacked, the host credits {host['deposit']} cents of cash deposits"
+        )
+    return problems
+
+
+def _total(records: list[JournalRecord], event: str) -> int:
+    return sum(int(r.get("amount", "0") or 0) for r in records if r["event"] == event)
+
+
+def _holds(session: Any, before: HostSnapshot, policy: HoldPolicy) -> list[str]:
+    """Each deposit posted during the scenario holds what the policy says (a reversed one
+    holds nothing)."""
+    problems = []
+    deposits = session.execute(
+        select(Posting.id, Posting.kind, Posting.created_at, func.sum(Entry.amount_cents))
+        .join(Entry, Entry.posting_id == Posting.id)
+        .join(Account, Account.id == Entry.account_id)
+        .where(
+            Posting.id > before.last_posting,
+            Posting.kind.in_(tuple(DEPOSIT_KINDS)),
+            Account.kind.in_(("checking", "savings")),
+        )
+        .group_by(Posting.id, Posting.kind, Posting.created_at)
+    ).all()
+    for posting_id, kind, created_at, credited in deposits:
+        reversed_ = session.scalar(
+            select(func.count(Posting.id)).where(Posting.reverses_id == posting_id)
+        )
+        held = session.scalar(
+            select(func.coalesce(func.sum(Hold.amount_cents), 0)).where(
+                Hold.posting_id == posting_id, Hold.status == "held"
+            )
+        )
+        if reversed_:
+            expected = 0
+        else:
+            expected = sum(
+                cents
+                for cents, _ in hold_schedule(
+                    DEPOSIT_KINDS[kind], int(credited), created_at, policy
+                )
+            )
+        if int(held or 0) != expected:
+            problems.append(
+                f"invariant holds: {kind} posting {posting_id} of {credited} cents"
+                f"{' (reversed)' if reversed_ else ''} holds {held} cents, the hold policy "
+                f"says {expected}"
             )
     return problems
 

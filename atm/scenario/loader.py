@@ -66,6 +66,14 @@ SCREEN_IDS = frozenset(
         "take_card",
         "card_retained",
         "thank_you",
+        "more_time",
+        "insert_notes",
+        "confirm_deposit",
+        "stacking",
+        "take_notes",
+        "check_amount",
+        "check_number",
+        "insert_envelope",
     }
 )
 
@@ -94,6 +102,7 @@ def device_faults(devices: str) -> dict[str, frozenset[str]]:
     """Fault names each device offers on a device set (``sim`` backends or ``serial``
     simulators, whose byte-level faults come on top)."""
     if devices == "serial":
+        from simulators.bill_acceptor import BillAcceptorSimulator
         from simulators.card_reader import CardReaderSimulator
         from simulators.dispenser import DispenserSimulator
         from simulators.pin_pad import PinPadSimulator
@@ -104,9 +113,14 @@ def device_faults(devices: str) -> dict[str, frozenset[str]]:
             "pinpad": PinPadSimulator.FAULTS | PinPadSimulator.WIRE_FAULTS,
             "dispenser": DispenserSimulator.FAULTS | DispenserSimulator.WIRE_FAULTS,
             "printer": PrinterSimulator.FAULTS | PrinterSimulator.WIRE_FAULTS,
+            "acceptor": BillAcceptorSimulator.FAULTS | BillAcceptorSimulator.WIRE_FAULTS,
+            # The envelope depository is simulated in-process only (no serial protocol).
+            "depository": frozenset(),
         }
     from drivers.simulated import (
+        SimulatedBillAcceptor,
         SimulatedCardReader,
+        SimulatedDepository,
         SimulatedDispenser,
         SimulatedPinPad,
         SimulatedPrinter,
@@ -117,6 +131,8 @@ def device_faults(devices: str) -> dict[str, frozenset[str]]:
         "pinpad": SimulatedPinPad.FAULTS,
         "dispenser": SimulatedDispenser.FAULTS,
         "printer": SimulatedPrinter.FAULTS,
+        "acceptor": SimulatedBillAcceptor.FAULTS,
+        "depository": SimulatedDepository.FAULTS,
     }
 
 
@@ -347,6 +363,8 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
                 insert_name=insert_name,
                 type=raw.get("type"),
                 then=raw.get("then", "ENTER"),
+                notes=tuple(raw.get("notes") or ()),
+                envelope=bool(raw.get("envelope", False)),
                 press=(press,) if isinstance(press, str) else tuple(press),
                 take=raw.get("take"),
                 wait=bool(raw.get("wait", False)),
@@ -366,6 +384,10 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
         cards_retained=raw_expect.get("cards_retained", 0),
         receipts=raw_expect.get("receipts"),
         receipt_lines=tuple(raw_expect.get("receipt_lines") or ()),
+        available_changes=dict(raw_expect.get("available_changes") or {}),
+        held_cents=dict(raw_expect.get("held_cents") or {}),
+        stacked_cents=raw_expect.get("stacked_cents"),
+        returned_cents=raw_expect.get("returned_cents"),
     )
     return Scenario(
         name=data["name"],

@@ -25,7 +25,16 @@ from typing import Any, Protocol, TextIO
 from sqlalchemy import func, select
 
 from atm.database import display_url
-from atm.devices import DEVICE_SETS, KINDS, CardSlot, CashSlot, Faultable, Keypad, open_kit
+from atm.devices import (
+    DEVICE_SETS,
+    KINDS,
+    CardSlot,
+    CashSlot,
+    Faultable,
+    Keypad,
+    NoteSlot,
+    open_kit,
+)
 from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
@@ -36,7 +45,9 @@ from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
 from device.screens import Screen, money, render_text
 from drivers.simulated import (
     Cassette,
+    SimulatedBillAcceptor,
     SimulatedCardReader,
+    SimulatedDepository,
     SimulatedDispenser,
     SimulatedPinPad,
     SimulatedPrinter,
@@ -82,6 +93,11 @@ class Observed:
     retracted_notes: int = 0
     cards_retained: int = 0
     waiting_for: str = ""
+    available_before: dict[str, int] = field(default_factory=dict)
+    available_after: dict[str, int] = field(default_factory=dict)
+    held_after: dict[str, int] = field(default_factory=dict)
+    stacked_cents: int = 0  # notes the bill acceptor stacked during the scenario
+    returned_cents: int = 0  # notes the bill acceptor gave back that the customer took
 
 
 @dataclass
@@ -160,6 +176,8 @@ def build_sim_devices(config: DeviceConfig) -> Devices:
         SimulatedPinPad(config.master_key, config.key_scheme),
         SimulatedDispenser([Cassette(c.denomination_cents, c.count) for c in config.cassettes]),
         SimulatedPrinter(),
+        SimulatedBillAcceptor(),
+        SimulatedDepository(),
     )
 
 
@@ -173,17 +191,43 @@ class _Atm:
     dispenser: CashSlot
     printer: Faultable | None
     loaded: dict[int, tuple[int, int]]  # cassette -> (denomination, notes ever loaded)
+    notes: NoteSlot | None = None
+    depository: Any = None
+    # Notes the customer pushed in while the acceptor had a jam fault: they stuck in the
+    # entrance before being counted (the physical side of a NOTE_JAM).
+    jammed_at_entry: list[int] = field(default_factory=list)
+    returned_taken: list[int] = field(default_factory=list)
 
     def device(self, name: str) -> Faultable:
-        found = {
+        found: Faultable | None = {
             "reader": self.reader,
             "pinpad": self.pin_pad,
             "dispenser": self.dispenser,
             "printer": self.printer,
+            "acceptor": self.notes,
+            "depository": self.depository,
         }[name]
         if found is None:
             raise ValueError(f"no {name} on this device set")
         return found
+
+    def insert_notes(self, notes: tuple[int, ...]) -> None:
+        if self.notes is None:
+            raise ValueError("no bill acceptor on this device set")
+        for cents in notes:
+            if "jam" in getattr(self.notes, "faults", ()):
+                self.jammed_at_entry.append(cents)
+            self.notes.insert_note(cents)
+
+    def take_notes(self) -> None:
+        if self.notes is None:
+            raise ValueError("no bill acceptor on this device set")
+        self.returned_taken += self.notes.take_returned()
+
+    def insert_envelope(self) -> None:
+        if self.depository is None:
+            raise ValueError("no envelope depository on this device set")
+        self.depository.insert_envelope()
 
 
 class _World:
@@ -231,12 +275,18 @@ class _World:
         if step.type is not None:
             atm.pin_pad.type_digits(step.type)
             atm.pin_pad.press(step.then)
+        if step.notes:
+            atm.insert_notes(step.notes)
+        if step.envelope:
+            atm.insert_envelope()
         if step.press:
             atm.pin_pad.press(*step.press)
         if step.take == "cash":
             atm.dispenser.take_cash()
         elif step.take == "card":
             atm.reader.take_card()
+        elif step.take == "notes":
+            atm.take_notes()
 
     async def _operator(self, what: str) -> None:
         atm = self.atm
@@ -249,7 +299,8 @@ class _World:
             atm.dispenser.clear()
             atm.controller.enter_supervisor()
         elif what == "repair":
-            for device in (atm.reader, atm.pin_pad, atm.dispenser, atm.printer):
+            devices = (atm.reader, atm.pin_pad, atm.dispenser, atm.printer, atm.notes)
+            for device in (*devices, atm.depository):
                 if device is not None:
                     device.clear()
             atm.controller.enter_supervisor()
@@ -382,6 +433,7 @@ async def _run(
         await asyncio.to_thread(_apply_setup, host, scenario, config)
         before = await asyncio.to_thread(snapshot_host, host)
         seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
+        seen.available_before = {n: before.available(n) for n in seen.balances_before}
         port = _free_port() if setup.host_down_at_start or scenario.host_process else 0
         if scenario.host_process:
             process = HostProcess(_host_env(config, setup.host), port, work_dir / "host.log")
@@ -420,6 +472,8 @@ async def _run(
             pin_pad: Any = atm_devices.pin_pad
             dispenser: Any = atm_devices.dispenser
             printer: Any = atm_devices.printer
+            notes: Any = atm_devices.bill_acceptor
+            depository: Any = atm_devices.depository
         else:
             urls = dict.fromkeys(KINDS, DEVICE_SETS[devices])
             if dispenser_model is not None:
@@ -433,20 +487,23 @@ async def _run(
             atm_devices = kit.devices
             reader, pin_pad, dispenser = kit.card_reader, kit.pin_pad, kit.dispenser
             printer = kit.simulators.get("printer")
+            notes, depository = kit.notes, None
         loaded = {i: (c.denomination_cents, c.count) for i, c in enumerate(device_config.cassettes)}
-        for fault in scenario.faults:
-            device = {"reader": reader, "pinpad": pin_pad, "dispenser": dispenser}.get(
-                fault.device, printer
-            )
-            _inject(device, fault)
-            say(f"== fault injected: {fault}")
         controller = controller_factory(device_config, atm_devices)
-        atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded)
+        atm = _Atm(controller, reader, pin_pad, dispenser, printer, loaded, notes, depository)
+        for fault in scenario.faults:
+            _inject(atm.device(fault.device), fault)
+            say(f"== fault injected: {fault}")
         world = _World(host, port, relay, atm, process)
         await _drive(agent or _Script(scenario), controller, world, seen, say, timeout, link_say)
         seen.journal = controller.journal.path.read_text().splitlines()
         after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
         seen.balances_after = {n: after.balances[n] for n in watched if n in after.balances}
+        seen.available_after = {n: after.available(n) for n in seen.balances_after}
+        seen.held_after = {n: after.held.get(n, 0) for n in seen.balances_after}
+        stacker: dict[int, int] = dict(getattr(notes, "stacker", None) or {})
+        seen.stacked_cents = sum(cents * count for cents, count in stacker.items())
+        seen.returned_cents = sum(atm.returned_taken)
         denominations = {i: d for i, (d, _) in loaded.items()}
         seen.taken_cents = sum(denominations[i] * n for i, n in dispenser.taken_total.items())
         seen.retracted_notes = dispenser.retracted
@@ -476,10 +533,14 @@ async def _run(
                     "host process log": process.log_lines() if process else [],
                 },
                 secrets=_secrets(scenario, device_config),
+                stacker=stacker,
+                jammed=list(getattr(notes, "jammed", None) or []),
+                jammed_at_entry=list(atm.jammed_at_entry),
             )
             result.evidence = evidence
             if before is not None:
-                result.problems.extend(check_invariants(before, after, [evidence], host))
+                policy = host.service.hold_policy
+                result.problems.extend(check_invariants(before, after, [evidence], host, policy))
     finally:
         if process is not None:
             await process.stop()
@@ -806,6 +867,33 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
         )
     if expect.receipts is not None and len(seen.receipts) != expect.receipts:
         problems.append(f"expected {expect.receipts} receipt(s), saw {len(seen.receipts)}")
+    for number, change in expect.available_changes.items():
+        if number not in seen.available_after:
+            problems.append(f"expect.available_changes: no account {number}")
+            continue
+        got = seen.available_after[number] - seen.available_before[number]
+        if got != change:
+            problems.append(
+                f"available balance of {number}: expected a change of {change} cents, saw "
+                f"{got} ({seen.available_before[number]} -> {seen.available_after[number]})"
+            )
+    for number, cents in expect.held_cents.items():
+        if number not in seen.held_after:
+            problems.append(f"expect.held_cents: no account {number}")
+        elif seen.held_after[number] != cents:
+            problems.append(
+                f"held on {number}: expected {cents} cents on hold, saw {seen.held_after[number]}"
+            )
+    if expect.stacked_cents is not None and seen.stacked_cents != expect.stacked_cents:
+        problems.append(
+            f"expected notes worth {expect.stacked_cents} cents stacked in the bill acceptor, "
+            f"saw {seen.stacked_cents}"
+        )
+    if expect.returned_cents is not None and seen.returned_cents != expect.returned_cents:
+        problems.append(
+            f"expected notes worth {expect.returned_cents} cents given back and taken, saw "
+            f"{seen.returned_cents}"
+        )
     lines = [line for receipt in seen.receipts for line in receipt]
     for wanted in expect.receipt_lines:
         if not any(wanted in line for line in lines):

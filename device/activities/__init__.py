@@ -10,6 +10,7 @@ trigger itself. One module per family:
   balance shown, another transaction)
 - ``authorization``: the request to the host and what its answer leads to
 - ``cash``: dispensing (also when its outcome is unknown), presenting, retracting
+- ``deposit``: notes into escrow, the count confirmed, stacked or given back
 - ``session_end``: message and receipt, returning or capturing the card, session end
 - ``operator``: supervisor mode (keypad, replenish, counters, journal, balancing, suspects)
 """
@@ -19,7 +20,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from device.activities import authorization, cash, customer, operator, service, session_end
+from device.activities import (
+    authorization,
+    cash,
+    customer,
+    deposit,
+    operator,
+    service,
+    session_end,
+)
 from device.states import State
 
 if TYPE_CHECKING:
@@ -52,6 +61,13 @@ ACTIVITIES: dict[State, Activity] = {
     # cash
     S.dispensing: cash.dispensing,
     S.presenting_cash: cash.presenting_cash,
+    # deposit
+    S.deposit_inserting: deposit.deposit_inserting,
+    S.deposit_confirming: deposit.deposit_confirming,
+    S.deposit_stacking: deposit.deposit_stacking,
+    S.deposit_returning: deposit.deposit_returning,
+    S.check_entry: deposit.check_entry,
+    S.envelope_taking: deposit.envelope_taking,
     # session end
     S.printing: session_end.printing,
     S.returning_card: session_end.returning_card,

@@ -1,8 +1,9 @@
 """The ``authorizing`` activity: build the request for the session's transaction, journal it,
 send it over the host link and turn the answer into the next trigger.
 
-A new transaction type (a deposit, say) gets its processing code and fields in
-``request_message`` and its outcome trigger in ``authorizing``.
+A new transaction type gets its processing code and fields in ``request_message`` and its
+outcome trigger in ``authorizing``. A cash deposit (notes in escrow) is answered by
+``_deposit_answer``: stack when approved, give the notes back otherwise.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ async def authorizing(atm: AtmController) -> None:
     except LinkError as exc:
         atm.journal.write("TXN_NO_RESPONSE", stan=s.stan, error=str(exc) or type(exc).__name__)
         s.message = "The bank cannot be reached. Please try later"
+        # A deposit's notes go back; the link has queued the reversal of a request it gave
+        # up on, so no money moves either way.
+        if s.escrow:
+            s.end_session = True
+            atm.post("notes_to_return")
+            return
         atm.post("host_failed")
         return
     code = ResponseCode.parse(response.get("39", "")) or ResponseCode.MALFUNCTION
@@ -109,12 +116,17 @@ async def authorizing(atm: AtmController) -> None:
     balances = parse_balances(response["54"]) if "54" in response else []
     available = [b for b in balances if b.amount_type == "02"] or balances
     s.balance_cents = available[0].cents if available else None
+    ledger = [b for b in balances if b.amount_type == "01"]
+    s.ledger_cents = ledger[0].cents if ledger else None
     if "62" in response:
         try:
             s.statement = tuple(e.line() for e in parse_mini_statement(response["62"]))
         except StatementError as exc:
             log.warning("mini-statement ignored: %s", exc)
     atm.journal.write("TXN_RESPONSE", stan=s.stan, code=code.value, rrn=s.rrn)
+    if s.escrow:
+        _deposit_answer(atm, code)
+        return
     if code.approved:
         if s.transaction is TransactionType.WITHDRAWAL:
             atm.post("approved_cash")
@@ -125,11 +137,12 @@ async def authorizing(atm: AtmController) -> None:
                 # The host now knows only the new PIN: later transactions of this card
                 # session carry its block.
                 s.pin_block = s.new_pin_block
-            s.message = (
-                "Your PIN has been changed"
-                if s.transaction is TransactionType.PIN_CHANGE
-                else f"{money(s.amount_cents)} transferred"
-            )
+            if s.transaction is TransactionType.PIN_CHANGE:
+                s.message = "Your PIN has been changed"
+            elif s.transaction is TransactionType.CHECK_DEPOSIT:
+                s.message = f"Check for {money(s.amount_cents)} deposited; on hold until it clears"
+            else:
+                s.message = f"{money(s.amount_cents)} transferred"
             atm.post("approved")
     elif code is ResponseCode.INCORRECT_PIN:
         atm.post("wrong_pin")
@@ -143,3 +156,16 @@ async def authorizing(atm: AtmController) -> None:
         # A decline about the card itself ends the card session; others offer another try.
         s.end_session = code in _CARD_DECLINES
         atm.post("declined")
+
+
+def _deposit_answer(atm: AtmController, code: ResponseCode) -> None:
+    """Notes are in escrow: approved, they are stacked; any other answer gives them back
+    (a wrong PIN too: the customer starts again rather than leave notes in the machine)."""
+    s = atm.session
+    if code.approved:
+        atm.post("approved_deposit")
+        return
+    s.message = code.text
+    s.capture_after_notes = code.capture_card
+    s.end_session = code in _CARD_DECLINES or code.capture_card
+    atm.post("notes_to_return")

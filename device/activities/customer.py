@@ -124,7 +124,9 @@ async def main_menu(atm: AtmController) -> None:
     text = atm.session.message
     atm.session.new_transaction()
     cash = await atm.cash_available()
-    atm.show(S.main_menu(cash, text))
+    deposit = atm.deposit_available()
+    check_deposit = atm.check_deposit_available()
+    atm.show(S.main_menu(cash, text, deposit, check_deposit))
     choices = {
         "F2": TransactionType.BALANCE_INQUIRY,
         "F3": TransactionType.TRANSFER,
@@ -133,6 +135,10 @@ async def main_menu(atm: AtmController) -> None:
     }
     if cash:
         choices["F1"] = TransactionType.WITHDRAWAL
+    if deposit:
+        choices["F5"] = TransactionType.DEPOSIT
+    if check_deposit:
+        choices["F6"] = TransactionType.CHECK_DEPOSIT
     choice = await read_choice(atm, choices)
     if choice is None:
         return
@@ -147,13 +153,17 @@ async def main_menu(atm: AtmController) -> None:
             TransactionType.BALANCE_INQUIRY: "select_balance",
             TransactionType.TRANSFER: "select_transfer",
             TransactionType.PIN_CHANGE: "select_pin_change",
+            TransactionType.DEPOSIT: "select_deposit",
+            TransactionType.CHECK_DEPOSIT: "select_deposit",
         }[atm.session.transaction]
     )
 
 
 async def account_selection(atm: AtmController) -> None:
     transfer = atm.session.transaction is TransactionType.TRANSFER
-    atm.show(S.select_account("Transfer from account" if transfer else "Select account"))
+    deposit = atm.session.transaction in (TransactionType.DEPOSIT, TransactionType.CHECK_DEPOSIT)
+    title = "Transfer from account" if transfer else "Deposit to account" if deposit else ""
+    atm.show(S.select_account(title or "Select account"))
     choice = await read_choice(atm, {"F1": "20", "F2": "10"})
     if choice is None:
         return

@@ -57,9 +57,12 @@ async def supervisor(atm: AtmController) -> None:
             break
     trigger, dest = SUPERVISOR_KEYS[key]
     if dest is State.out_of_service:
-        # Leaving clears a dispenser or card-jam fault; out_of_service signs on again (or,
-        # while a damaged file is not accepted, goes straight back to the fault state).
+        # Leaving clears a dispenser, bill acceptor, depository or card-jam fault;
+        # out_of_service signs on again (or, while a damaged file is not accepted, goes
+        # straight back to the fault state).
         atm.cash_fault = ""
+        atm.deposit_fault = ""
+        atm.depository_fault = ""
         if atm.damage is None:
             atm.fault_reason = ""
         atm.journal.write("SUPERVISOR_EXIT")
@@ -187,6 +190,13 @@ async def balancing_report(atm: AtmController) -> list[str]:
             f"SUSPECT STAN {suspect.stan} {money(suspect.amount_cents)} "
             f"notes {format_notes(suspect.notes)}"
         )
+    totals = deposit_totals(atm)
+    if any(totals.values()):
+        lines.append(
+            f"DEPOSITS {totals['count']} CREDITED {money(totals['credited'])} "
+            f"CHECKS {money(totals['checks'])} SUSPECT {money(totals['suspect'])}"
+        )
+        lines.append(f"STACKER SHOULD HOLD {money(totals['credited'] + totals['suspect'])}")
     off = [row for row in rows if row.difference]
     result = (
         "BALANCED"
@@ -198,6 +208,33 @@ async def balancing_report(atm: AtmController) -> list[str]:
         result += f"; SUSPECT {money(total)} TO SETTLE ({len(open_suspects)})"
     lines.append(result)
     return lines
+
+
+def deposit_totals(atm: AtmController) -> dict[str, int]:
+    """From the journal: cash deposits stacked (count, cents), check envelopes taken and
+    credited, and notes the acceptor kept without a credit (suspect). DESIGN invariant 7:
+    the notes in the stacker are worth ``credited + suspect``."""
+    totals = {"count": 0, "credited": 0, "checks": 0, "suspect": 0}
+    approved_checks: set[str] = set()
+    envelopes: dict[str, int] = {}
+    last_stan = ""
+    for record in atm.journal_records():
+        event = record["event"]
+        if event == "DEPOSIT_STACKED":
+            totals["count"] += 1
+            totals["credited"] += int(record.get("amount", "0"))
+        elif event == "DEPOSIT_SUSPECT":
+            totals["suspect"] += int(record.get("amount", "0"))
+        elif event == "ENVELOPE_TAKEN":
+            envelopes["pending"] = int(record.get("amount", "0"))
+        elif event == "TXN_REQUEST" and "pending" in envelopes:
+            last_stan = record.get("stan", "")
+            envelopes[last_stan] = envelopes.pop("pending")
+        elif event == "TXN_RESPONSE" and record.get("code") == "00":
+            if record.get("stan", "") in envelopes:
+                approved_checks.add(record["stan"])
+    totals["checks"] = sum(envelopes[stan] for stan in approved_checks)
+    return totals
 
 
 def settle_suspects(atm: AtmController, *, dispensed: bool) -> list[str]:

@@ -23,7 +23,12 @@ def receipt_lines(atm: AtmController) -> list[str]:
     """The customer receipt for the session's current transaction."""
     s = atm.session
     assert s.card is not None
-    with_amount = s.transaction in (TransactionType.WITHDRAWAL, TransactionType.TRANSFER)
+    with_amount = s.transaction in (
+        TransactionType.WITHDRAWAL,
+        TransactionType.TRANSFER,
+        TransactionType.DEPOSIT,
+        TransactionType.CHECK_DEPOSIT,
+    )
     return layout_receipt(
         ReceiptData(
             terminal_id=atm.config.terminal_id,

@@ -1,13 +1,15 @@
 """The mini-statement of a balance inquiry (DE 62, the contract in the team notes): up to five
 40-character entries, newest first: date ``YYYYMMDD``, sign ``C``/``D``, 12-digit amount in
-cents, 19-character description (space padded, ASCII upper case)."""
+cents, 19-character description (space padded, ASCII upper case). A deposit with part of it
+still on hold says so, with the day the last of it becomes available: ``CASH DEP HOLD 12/01``.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from host.bank.models import Entry, Posting
+from host.bank.models import Entry, Hold, Posting
 
 __all__ = ["ENTRY_LENGTH", "format_entry", "label", "mini_statement"]
 
@@ -18,6 +20,10 @@ _LABELS = {
     "withdrawal": "ATM WITHDRAWAL",
     "withdrawal-reversal": "ATM REVERSAL",
     "transfer-reversal": "TRANSFER REVERSAL",
+    "deposit": "CASH DEPOSIT",
+    "deposit-reversal": "CASH DEP REVERSAL",
+    "check-deposit": "CHECK DEPOSIT",
+    "check-deposit-reversal": "CHECK DEP REVERSAL",
     "opening": "OPENING BALANCE",
 }
 
@@ -39,13 +45,28 @@ def format_entry(date: str, amount_cents: int, text: str) -> str:
 
 def mini_statement(session: Session, account_id: int) -> str:
     rows = session.execute(
-        select(Entry.amount_cents, Entry.created_at, Posting.kind, Posting.description)
+        select(Entry.amount_cents, Entry.created_at, Posting.kind, Posting.description, Posting.id)
         .join(Posting, Entry.posting_id == Posting.id)
         .where(Entry.account_id == account_id)
         .order_by(Entry.created_at.desc(), Entry.id.desc())
         .limit(ENTRIES)
     ).all()
-    return "".join(
-        format_entry(f"{created_at:%Y%m%d}", amount, label(kind, amount, description))
-        for amount, created_at, kind, description in rows
+    held_until = dict(
+        session.execute(
+            select(Hold.posting_id, func.max(Hold.release_at))
+            .where(
+                Hold.account_id == account_id,
+                Hold.status == "held",
+                Hold.posting_id.in_([row[4] for row in rows]),
+            )
+            .group_by(Hold.posting_id)
+        ).all()
     )
+    entries = []
+    for amount, created_at, kind, description, posting_id in rows:
+        text = label(kind, amount, description)
+        if posting_id in held_until:
+            short = "CASH DEP" if kind == "deposit" else "CHECK DEP"
+            text = f"{short} HOLD {held_until[posting_id]:%m/%d}"
+        entries.append(format_entry(f"{created_at:%Y%m%d}", amount, text))
+    return "".join(entries)

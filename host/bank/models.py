@@ -32,6 +32,7 @@ __all__ = [
     "CardSession",
     "Customer",
     "Entry",
+    "Hold",
     "LinkRequest",
     "Posting",
     "StatementJob",
@@ -129,7 +130,16 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
-    __table_args__ = (Index("ix_entries_account_created", "account_id", "created_at"),)
+    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007).
+    __table_args__ = (
+        Index(
+            "ix_entries_account_created_covering",
+            "account_id",
+            "created_at",
+            "posting_id",
+            "amount_cents",
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -137,6 +147,22 @@ class Entry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     posting: Mapped[Posting] = relationship(back_populates="entries")
     account: Mapped[Account] = relationship()
+
+
+class Hold(Base):
+    """Part of a deposit not yet available to spend (``host.bank.holds``)."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_status_release_at", "status", "release_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # cash | check
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="held")  # held|released|reversed
+    placed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    release_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class LinkRequest(Base):

@@ -77,7 +77,9 @@ def _account(session: Session, number: str, kind: str, customer: Customer | None
     return account
 
 
-def seed(session: Session, *, pin_pepper: str, bcrypt_rounds: int) -> list[str]:
+def seed(
+    session: Session, *, pin_pepper: str, bcrypt_rounds: int, terminals: int = len(SEED_TERMINALS)
+) -> list[str]:
     """Create what is missing; return a line for each thing created."""
     created: list[str] = []
     equity = _account(session, EQUITY_ACCOUNT, "equity", None)
@@ -117,7 +119,9 @@ def seed(session: Session, *, pin_pepper: str, bcrypt_rounds: int) -> list[str]:
             account = session.scalars(select(Account).where(Account.number == number)).one()
             session.add(CardAccount(card=card, account=account, account_type=account_type))
         created.append(f"card {card_spec.pan[:6]}******{card_spec.pan[-4:]}")
-    for terminal_id in SEED_TERMINALS:
+    # ``terminals`` beyond the ten seed terminals: ATM00011.. (for ``atm fleet``).
+    extra = [f"ATM{n:05d}" for n in range(len(SEED_TERMINALS) + 1, terminals + 1)]
+    for terminal_id in [*SEED_TERMINALS, *extra]:
         if session.scalar(select(Terminal).where(Terminal.terminal_id == terminal_id)):
             continue
         cash = _account(session, f"CASH-{terminal_id}", "cash", None)

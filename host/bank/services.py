@@ -28,13 +28,27 @@ by the link layer before a ``CardRequest`` exists:
    calendar day; a reversal gives back what its original took from the day it was made).
 10. funds 51.
 
-Other codes: 12 for an unsupported transaction (deposit), a transfer to the same account, and a
+bcrypt runs before the transaction (``verify_pin_ahead``, awaited by the link server on the PIN
+pool): the transaction then takes the answer as the result of step 6 when the card's PIN hash
+is still the one verified, so no row is locked and no database thread waits while bcrypt runs.
+The checks and their order are unchanged; a request that turns out not to need the PIN (an
+open card session) or is declined earlier simply does not use the answer.
+
+Deposits (cash 21, checks 24) credit the account by DE 4 at once and place holds
+(``host.bank.holds``): the ledger balance grows by the whole amount, the available balance by
+what the hold policy makes available now. Withdrawals and transfers are checked against the
+available balance (ledger balance less holds); DE 54 carries both (01 ledger, 02 available).
+
+Other codes: 12 for an unsupported transaction, a transfer to the same account, and a
 new PIN that breaks the rules or whose block does not decode; 91 when the database cannot be
 reached (nothing is written then).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import dataclasses
 import datetime as dt
 import hmac
 import logging
@@ -47,6 +61,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, available_cents, place_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.ministatement import mini_statement
 from host.bank.models import (
@@ -65,7 +80,7 @@ from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
 from protocol.response_codes import ResponseCode
 
-__all__ = ["AuthorizationService", "CardRequest", "Outcome"]
+__all__ = ["AuthorizationService", "CardRequest", "Outcome", "PinCheck"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +89,18 @@ Clock = Callable[[], dt.datetime]
 MAX_AMOUNT_CENTS = 10**9
 CUSTOMER_KINDS = ("checking", "savings")
 _ACCOUNT_TYPES = {"checking": AccountType.CHECKING, "savings": AccountType.SAVINGS}
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """bcrypt's work for one request, done before its transaction: whether the PIN block
+    matches ``pin_hash`` (None: not verified ahead), and a PIN change's new hash or the rule it
+    breaks."""
+
+    pin_hash: str = field(default="", repr=False)  # a bcrypt hash: never in a log
+    verified: bool | None = None
+    new_pin_hash: str | None = None
+    new_pin_error: PinRuleError | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,9 @@ class CardRequest:
     # so it can never approve anything, and it does not count as a failed PIN attempt.
     pin_key: bytes | None = None
     pin_format: int = 0
+    # bcrypt's answers, computed before the transaction (``verify_pin_ahead``); None: bcrypt
+    # runs inside it. Never part of a repeat's content.
+    pin_check: PinCheck | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # never shows the PAN in full, a PIN block or a key
         return (
@@ -163,8 +193,10 @@ class AuthorizationService:
         *,
         pins: PinVerifier | None = None,
         metrics: HostMetrics | None = None,
+        hold_policy: HoldPolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        self.hold_policy = hold_policy or HoldPolicy()
         self._config = config
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._own_pins = pins is None
@@ -175,17 +207,93 @@ class AuthorizationService:
         if self._own_pins:
             self.pins.close()
 
+    def pin_to_verify(self, request: CardRequest) -> str | None:
+        """The card's PIN hash when ``request`` will need bcrypt: a PIN block and key, an
+        active card not locked out, and no open card session for this PIN block. One short
+        read, no lock; None when bcrypt will not be needed (or the card is unknown)."""
+        if request.pin_block is None or request.pin_key is None:
+            return None
+        now = self._clock()
+        with self._sessions() as session:
+            card = session.execute(
+                select(Card.id, Card.pin_hash, Card.status, Card.locked_until).where(
+                    Card.pan == request.pan
+                )
+            ).first()
+            if card is None or card.status != "active":
+                return None
+            if card.locked_until is not None and _aware(card.locked_until) > now:
+                return None
+            token = self.pins.session_token(request.pan, request.terminal_id, request.pin_block)
+            open_session = session.execute(
+                select(CardSession.pin_token, CardSession.last_used_at).where(
+                    CardSession.card_id == card.id,
+                    CardSession.terminal_id == request.terminal_id,
+                )
+            ).first()
+        timeout = dt.timedelta(seconds=self._config.session_timeout_seconds)
+        if (
+            open_session is not None
+            and hmac.compare_digest(open_session.pin_token, token)
+            and _aware(open_session.last_used_at) + timeout > now
+        ):
+            return None
+        return str(card.pin_hash)
+
+    async def verify_pin_ahead(
+        self, request: CardRequest, executor: concurrent.futures.Executor
+    ) -> PinCheck | None:
+        """bcrypt for ``request`` before its transaction: the short read on ``executor`` (the
+        database workers), bcrypt awaited on the PIN pool, so neither a database thread nor a
+        row lock is held while it runs. ``authorize`` takes the result as the request's
+        ``pin_check``."""
+        loop = asyncio.get_running_loop()
+        try:
+            pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
+        except DBAPIError as exc:
+            # Nothing verified ahead; ``authorize`` meets the same fault and answers it as
+            # it always has (91 when the database cannot be reached).
+            log.info("PIN not verified ahead for %r: %s", request, type(exc.orig).__name__)
+            pin_hash = None
+        check = PinCheck()
+        if pin_hash is not None:
+            assert request.pin_block is not None and request.pin_key is not None
+            verified = await self.pins.verify_async(
+                request.pin_block, request.pan, request.pin_key, request.pin_format, pin_hash
+            )
+            check = PinCheck(pin_hash, verified)
+        if (
+            request.transaction is TransactionType.PIN_CHANGE
+            and request.new_pin_block is not None
+            and request.pin_key is not None
+        ):
+            try:
+                new_hash = await self.pins.new_pin_hash_async(
+                    request.new_pin_block,
+                    request.pan,
+                    request.pin_key,
+                    request.pin_format,
+                    self._config.bcrypt_rounds,
+                )
+                check = dataclasses.replace(check, new_pin_hash=new_hash)
+            except PinRuleError as exc:
+                check = dataclasses.replace(check, new_pin_error=exc)
+        return check
+
     def authorize(self, request: CardRequest) -> Outcome:
-        """Apply ``request`` at most once and return its outcome."""
+        """Apply ``request`` at most once and return its outcome. ``request.pin_check``:
+        bcrypt's answers from ``verify_pin_ahead`` (without it, bcrypt runs here, inside the
+        transaction)."""
+        pin = request.pin_check
         try:
             try:
-                outcome = self._authorize_once(request)
+                outcome = self._authorize_once(request, pin)
             except IntegrityError:
                 # Another worker or host process stored the same key first (a repeat sent
                 # while the original was being answered): our transaction rolled back whole;
                 # answer from the record it left.
                 log.info("concurrent repeat of %r; answering from the record", request)
-                outcome = self._authorize_once(request)
+                outcome = self._authorize_once(request, pin)
         except DBAPIError as exc:
             if not exc.connection_invalidated and not _is_connectivity(exc):
                 raise
@@ -194,7 +302,7 @@ class AuthorizationService:
         log.info("%r -> %s %s", request, outcome.response_code, outcome.response_code.text)
         return outcome
 
-    def _authorize_once(self, request: CardRequest) -> Outcome:
+    def _authorize_once(self, request: CardRequest, pin: PinCheck | None) -> Outcome:
         now = self._clock()
         fingerprint = self.pins.fingerprint(request.content())
         with self._sessions.begin() as session:
@@ -218,7 +326,7 @@ class AuthorizationService:
             rrn = _new_rrn(now)
             result = _Result()
             try:
-                result = self._process(session, request, now, rrn)
+                result = self._process(session, request, now, rrn, pin)
                 code = ResponseCode.APPROVED
             except _Decline as decline:
                 code = decline.code
@@ -251,7 +359,12 @@ class AuthorizationService:
 
     # -- the checks, in DESIGN order ------------------------------------------------------
     def _process(
-        self, session: Session, request: CardRequest, now: dt.datetime, rrn: str
+        self,
+        session: Session,
+        request: CardRequest,
+        now: dt.datetime,
+        rrn: str,
+        pin: PinCheck | None = None,
     ) -> _Result:
         if not request.pan.startswith(self._config.accepted_card_ranges):
             # The production-safety guard: a card from a range this host does not serve is
@@ -273,22 +386,25 @@ class AuthorizationService:
             # or a misread), so an invalid card rather than an expired one.
             log.warning("track 2 expiry of card %s differs from the record", mask_pan(card.pan))
             raise _Decline(ResponseCode.INVALID_CARD)
-        self._check_pin(session, card, request, now)
+        self._check_pin(session, card, request, now, pin)
         account = self._linked_account(card, request.from_account)
         match request.transaction:
             case TransactionType.BALANCE_INQUIRY:
                 return _Result(
-                    balances=self._balances(account, request.from_account),
+                    balances=self._balances(session, account, request.from_account),
                     mini_statement=mini_statement(session, account.id),
                 )
             case TransactionType.WITHDRAWAL:
                 posting, account = self._withdraw(session, request, account, now, rrn)
-                return _Result(posting, self._balances(account, request.from_account))
+                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.TRANSFER:
                 posting, account = self._transfer(session, request, card, account, now, rrn)
-                return _Result(posting, self._balances(account, request.from_account))
+                return _Result(posting, self._balances(session, account, request.from_account))
+            case TransactionType.DEPOSIT | TransactionType.CHECK_DEPOSIT:
+                posting, account = self._deposit(session, request, account, now, rrn)
+                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.PIN_CHANGE:
-                self._change_pin(session, card, request, now)
+                self._change_pin(session, card, request, now, pin)
                 return _Result()
             case _:
                 raise _Decline(ResponseCode.INVALID_TRANSACTION)
@@ -304,7 +420,12 @@ class AuthorizationService:
         raise _Decline(ResponseCode.NOT_PERMITTED)
 
     def _check_pin(
-        self, session: Session, card: Card, request: CardRequest, now: dt.datetime
+        self,
+        session: Session,
+        card: Card,
+        request: CardRequest,
+        now: dt.datetime,
+        pin: PinCheck | None = None,
     ) -> None:
         locked_until = _aware(card.locked_until) if card.locked_until is not None else None
         if locked_until is not None and locked_until > now:
@@ -333,13 +454,20 @@ class AuthorizationService:
         ):
             card_session.last_used_at = now
             return
-        ok = self.pins.verify(
-            request.pin_block,
-            request.pan,
-            request.pin_key,
-            request.pin_format,
-            card.pin_hash,
-        )
+        if (
+            pin is not None
+            and pin.verified is not None
+            and hmac.compare_digest(pin.pin_hash, card.pin_hash)
+        ):
+            ok = pin.verified
+        else:  # not verified ahead, or the PIN changed since: bcrypt here
+            ok = self.pins.verify(
+                request.pin_block,
+                request.pan,
+                request.pin_key,
+                request.pin_format,
+                card.pin_hash,
+            )
         if ok:
             card.failed_pin_attempts = 0
             if card_session is None:
@@ -394,7 +522,7 @@ class AuthorizationService:
         used = used_today(session, account.id, ("withdrawal", "withdrawal-reversal"), now)
         if used + amount > self._config.daily_withdrawal_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents < amount:
+        if available_cents(session, account) < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
         posting = post(
             session,
@@ -436,7 +564,7 @@ class AuthorizationService:
         used = used_today(session, account.id, ("transfer", "transfer-reversal"), now)
         if used + amount > self._config.daily_transfer_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents < amount:
+        if available_cents(session, account) < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
         posting = post(
             session,
@@ -450,21 +578,66 @@ class AuthorizationService:
         )
         return posting, account
 
+    def _deposit(
+        self,
+        session: Session,
+        request: CardRequest,
+        account: Account,
+        now: dt.datetime,
+        rrn: str,
+    ) -> tuple[Posting, Account]:
+        """Credit the whole amount now (the ledger balance) and hold what the policy holds.
+        Cash comes into the terminal's cash account; checks too (they sit in its depository
+        until collected), under their own posting kind so balancing can tell them apart."""
+        amount = request.amount_cents
+        self._check_amount(amount)
+        terminal = session.scalar(
+            select(Terminal).where(Terminal.terminal_id == request.terminal_id)
+        )
+        if terminal is None:
+            raise _Decline(ResponseCode.NOT_PERMITTED)
+        cash = request.transaction is TransactionType.DEPOSIT
+        kind = "deposit" if cash else "check-deposit"
+        locked = lock_accounts(session, [account.id, terminal.cash_account_id])
+        account = locked[account.id]
+        posting = post(
+            session,
+            kind,
+            [(account, amount), (locked[terminal.cash_account_id], -amount)],
+            description=f"ATM {'cash' if cash else 'check'} deposit {request.terminal_id}",
+            terminal_id=request.terminal_id,
+            stan=request.stan,
+            rrn=rrn,
+            at=now,
+        )
+        place_holds(session, account, posting, DEPOSIT_KINDS[kind], amount, now, self.hold_policy)
+        return posting, account
+
     def _change_pin(
-        self, session: Session, card: Card, request: CardRequest, now: dt.datetime
+        self,
+        session: Session,
+        card: Card,
+        request: CardRequest,
+        now: dt.datetime,
+        pin: PinCheck | None = None,
     ) -> None:
         if request.new_pin_block is None:
             raise _Decline(ResponseCode.INVALID_TRANSACTION)
         if request.pin_key is None:  # _check_pin already declined it; no key, no new PIN
             raise _Decline(ResponseCode.INCORRECT_PIN)
         try:
-            card.pin_hash = self.pins.new_pin_hash(
-                request.new_pin_block,
-                request.pan,
-                request.pin_key,
-                request.pin_format,
-                self._config.bcrypt_rounds,
-            )
+            if pin is not None and pin.new_pin_error is not None:
+                raise pin.new_pin_error
+            if pin is not None and pin.new_pin_hash is not None:
+                card.pin_hash = pin.new_pin_hash
+            else:
+                card.pin_hash = self.pins.new_pin_hash(
+                    request.new_pin_block,
+                    request.pan,
+                    request.pin_key,
+                    request.pin_format,
+                    self._config.bcrypt_rounds,
+                )
         except PinRuleError as exc:
             log.info("PIN change for %s refused: %s", mask_pan(card.pan), exc)
             raise _Decline(ResponseCode.INVALID_TRANSACTION) from exc
@@ -487,11 +660,14 @@ class AuthorizationService:
         log.info("PIN changed for card %s", mask_pan(card.pan))
 
     @staticmethod
-    def _balances(account: Account, account_type: AccountType) -> tuple[Balance, ...]:
+    def _balances(
+        session: Session, account: Account, account_type: AccountType
+    ) -> tuple[Balance, ...]:
+        """DE 54: the ledger balance (01) and the available balance (02, holds excluded)."""
         kind = _ACCOUNT_TYPES.get(account.kind, account_type)
         return (
             Balance(kind, "01", account.currency, account.balance_cents),
-            Balance(kind, "02", account.currency, account.balance_cents),
+            Balance(kind, "02", account.currency, available_cents(session, account)),
         )
 
 

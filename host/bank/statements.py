@@ -31,6 +31,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.bank.holds import release_due
 from host.bank.ministatement import label
 from host.bank.models import Account, Card, CardAccount, Customer, Entry, Posting, StatementJob
 from host.config import HostConfig
@@ -498,8 +499,18 @@ class StatementWorker:
         with self._finished:
             return self._finished.wait_for(lambda: job_id in self._finished_jobs, timeout)
 
+    def release_holds(self) -> int:
+        """Release the deposit holds that are due by this worker's clock; how many."""
+        with self._sessions.begin() as session:
+            released = release_due(session, self._clock())
+        if released:
+            log.info("released %d deposit hold(s)", released)
+        return released
+
     def run_pending(self) -> int:
-        """Work through the queue; return how many jobs this worker produced."""
+        """Release the holds that are due, then work through the queue; return how many
+        statement jobs this worker produced."""
+        self.release_holds()
         done = 0
         while (job_id := self.claim()) is not None:
             self.run_job(job_id)

@@ -41,8 +41,9 @@ __all__ = [
 log = logging.getLogger("host.link")
 
 #: Descriptors kept free below RLIMIT_NOFILE for everything else the host opens (database
-#: connections, log and statement files, the ops API, the worker pool).
-FD_HEADROOM = 64
+#: connections, three files each on SQLite in WAL mode, log and statement files, the ops API,
+#: the worker and PIN pools, TLS). 64 proved too few once all of these ran in one process.
+FD_HEADROOM = 128
 
 
 class CloseReason(StrEnum):

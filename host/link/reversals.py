@@ -15,7 +15,9 @@ DE 90. The rules (``docs/protocol.md``, "Reversals"):
 * A withdrawal is credited back by its amount minus DE 95's amount actually dispensed (0 when
   absent), as a ``withdrawal-reversal`` posting linked to the original; the daily limit counts
   it, so the undispensed part is given back to the limit too. A transfer is reversed in full
-  as a ``transfer-reversal`` posting, which gives the day's transfer limit back.
+  as a ``transfer-reversal`` posting, which gives the day's transfer limit back. A deposit
+  (cash or check) is taken back in full as a ``deposit-reversal`` /
+  ``check-deposit-reversal`` posting and its holds are cancelled.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.bank.holds import DEPOSIT_KINDS, cancel_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.models import Entry, LinkRequest, Posting
 from host.link.models import ReversalAdvice
@@ -261,6 +264,13 @@ class ReversalService:
                 return
             legs = [(locked[debit.account_id], back), (locked[credit.account_id], -back)]
             kind = "withdrawal-reversal"
+        elif posting.kind in DEPOSIT_KINDS:
+            # The whole deposit is taken back (the notes went back to the customer, or are
+            # suspect); its holds go with it.
+            legs = [(locked[e.account_id], -e.amount_cents) for e in entries]
+            back = sum(a for _, a in legs if a > 0)
+            kind = f"{posting.kind}-reversal"
+            cancel_holds(session, posting.id, self._clock())
         else:
             # A transfer (own accounts or another customer's) is reversed in full, with the
             # kind the ledger check and the daily limit expect of its reversal.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import ssl
@@ -439,6 +440,9 @@ class LinkServer:
             response["39"] = ResponseCode.FORMAT_ERROR
             return response
         try:
+            # bcrypt first, on the PIN pool, with no transaction open (host.bank.services).
+            pin = await self._service.verify_pin_ahead(card_request, self._executor)
+            card_request = dataclasses.replace(card_request, pin_check=pin)
             outcome = await self._work(self._service.authorize, card_request)
         except Exception:
             log.exception("service failure on %r", card_request)

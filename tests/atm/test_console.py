@@ -227,4 +227,6 @@ async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
         await c.keys("f4")  # yes: back where the customer was
         await c.panel.wait_for(lambda p: p.state == waited_in)
         back = [str(t) for t in c.panel.transitions if t.source == "more_time"]
-        assert back == [f"more_time -> {waited_in} (resume_{waited_in})"]
+        # On a slow machine the 0.5 s key timeout may also run out while the PIN is typed (a
+        # key at the warning resumes too): what F4 did is the last way out of the warning.
+        assert back[-1] == f"more_time -> {waited_in} (resume_{waited_in})"

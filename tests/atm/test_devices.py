@@ -132,3 +132,25 @@ def test_atm_device_bad_urls(argv, words, tmp_path):
     assert proc.returncode == 2
     assert words in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+async def test_bill_acceptor_on_a_pty_through_the_id003_driver():
+    from atm.devices import open_kit
+    from device.config import DeviceConfig
+    from drivers.id003 import Id003BillAcceptor
+    from drivers.interfaces import NoteEscrowed
+
+    kit = await open_kit({"bill-acceptor": "pty"}, DeviceConfig())
+    try:
+        acceptor = kit.devices.bill_acceptor
+        assert isinstance(acceptor, Id003BillAcceptor)
+        assert kit.urls["bill-acceptor"].startswith("serial:///dev/")
+        await acceptor.open()
+        await acceptor.enable()
+        assert kit.notes is not None
+        kit.notes.insert_note(2000)
+        assert await acceptor.wait_note(2.0) == NoteEscrowed(2000)
+        assert await acceptor.stack() == {2000: 1}
+        await acceptor.close()
+    finally:
+        kit.close()

@@ -257,7 +257,7 @@ async def test_serial_simulators_show_their_last_bytes_without_card_data(host_co
         assert panel.cash_tray() == [(5000, 2)]
         await panel.take_cash()
         await panel.wait_for(on("take_card"))
-        states = {kind: panel.device_state(kind) for kind in panel.sides}
+        states = {kind: panel.device_state(kind) for kind in urls}  # the four on serial
         for kind, state in states.items():
             assert "last out" in state.frames and "(" in state.frames, kind
             assert "4000001234567899" not in state.summary + state.frames

@@ -139,11 +139,14 @@ async def test_the_two_terminal_walk_through(tmp_path: Path) -> None:
             assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"ok")
             writer.close()
             jammed = JAMMED_ATM.replace("/dev/pts/N", pty[1])
+            # The same ATM as in terminal 2 (README: "the same ATM, this dispenser"): its STAN
+            # goes on. A fresh state directory would send STAN 000002 again within the same
+            # second, which the host rightly takes for a repeat of the first withdrawal.
             atm = await shell.start(
-                jammed, "--port", str(shell.link_port), "--state-dir", "atm2", "--link-log", "off"
+                jammed, "--port", str(shell.link_port), "--state-dir", "atm1", "--link-log", "off"
             )
             await be_the_customer(atm, JAMMED_CUSTOMER)
-            journal = (tmp_path / "atm2" / "journal-ATM00001.log").read_text()
+            journal = (tmp_path / "atm1" / "journal-ATM00001.log").read_text()
             assert "DISPENSE_FAULT" in journal and "reason=4017" in journal
         finally:
             sim.send_signal(signal.SIGTERM)

@@ -86,10 +86,11 @@ def test_drivers_and_postgres_are_plain_dependencies() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
     assert {"pyserial", "pyserial-asyncio", "pyusb", "psycopg"} <= names
-    assert set(project["optional-dependencies"]) == {"s3", "dev"}
+    assert set(project["optional-dependencies"]) == {"s3", "dev", "bench"}
 
 
 def test_dev_lock_pins_every_extra() -> None:
+    # ``bench`` (matplotlib, for the plot of ``make bench`` only) is installed on top, unlocked.
     assert_locked(project_requirements("dev", "s3"), read_lock(DEV_LOCK))
 
 
@@ -114,7 +115,8 @@ def test_the_image_and_the_make_targets_install_from_the_lock() -> None:
     assert "COPY requirements/runtime.txt ./requirements.txt" in dockerfile
     makefile = (ROOT / "Makefile").read_text()
     assert "LOCK := requirements/dev.txt" in makefile
-    assert makefile.count("pip install --quiet -c $(LOCK)") == 2
+    # make demo, make test and make bench (the last adds the unlocked plot library)
+    assert makefile.count("pip install --quiet -c $(LOCK)") == 3
     for line in (ROOT / ".github" / "workflows" / "ci.yml").read_text().splitlines():
         if "pip install" in line and "-e" in line.split():
             assert "-c requirements/dev.txt" in line, line

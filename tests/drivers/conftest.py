@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from drivers.escpos import EscPosPrinter
+from drivers.id003 import Id003BillAcceptor
 from drivers.lcdm import LcdmDispenser
 from drivers.lcdm4000 import Lcdm4000Dispenser
 from drivers.sankyo import SankyoCardReader
 from drivers.simulated import (
     Cassette,
+    SimulatedBillAcceptor,
     SimulatedCardReader,
     SimulatedDispenser,
     SimulatedPinPad,
@@ -25,6 +27,7 @@ from drivers.simulated import (
 from drivers.transport import FAMILY_DEFAULTS, open_serial
 from drivers.zt588 import Zt588PinPad
 from protocol.security import KeyScheme, key_check_value, tdes_ecb
+from simulators.bill_acceptor import BillAcceptorSimulator
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.lcdm4000 import Lcdm4000Simulator
@@ -36,6 +39,7 @@ MASTER_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 # The working PIN key the pin_pad rigs load under MASTER_KEY, as sign-on would.
 PIN_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 CASSETTES = [(2000, 100), (5000, 50)]
+STACKER = 10  # a small stacker, so that "full" is quick to reach
 TRACK2 = "4000001234567899=30121010000000000000"
 
 # Short, bounded timeouts: a silent device must fail fast in tests.
@@ -62,6 +66,7 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
             "card-reader": SimulatedCardReader,
             "pin-pad": lambda: SimulatedPinPad(MASTER_KEY),
             "printer": SimulatedPrinter,
+            "bill-acceptor": lambda: SimulatedBillAcceptor(stacker_capacity=STACKER),
         }
         device: Any = factories[kind]()
         await device.open()
@@ -74,6 +79,7 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
         "card-reader": CardReaderSimulator,
         "pin-pad": lambda: PinPadSimulator(MASTER_KEY),
         "printer": PrinterSimulator,
+        "bill-acceptor": lambda: BillAcceptorSimulator(stacker_capacity=STACKER),
     }
     sim = simulators[kind]()
     port = PtyPort(sim)
@@ -86,6 +92,10 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
         device = SankyoCardReader(connect, poll_interval=0.01, **FAST)
     elif kind == "pin-pad":
         device = Zt588PinPad(connect, grace=0.5, **FAST)
+    elif kind == "bill-acceptor":
+        device = Id003BillAcceptor(
+            connect, reply_timeout=0.3, retries=2, poll_interval=0.01, stack_timeout=1.0
+        )
     else:
         device = EscPosPrinter(connect, status_timeout=0.3, retries=2)
     await device.open()
@@ -141,8 +151,14 @@ async def printer(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         yield rig
 
 
-@pytest.fixture(params=["dispenser", "card-reader", "pin-pad", "printer"])
+@pytest.fixture(params=["dispenser", "card-reader", "pin-pad", "printer", "bill-acceptor"])
 async def serial_rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     """Each serial driver on its simulator over a pty (for the byte-level fault suite)."""
     async for rig in _rig(request.param, "serial"):
+        yield rig
+
+
+@pytest.fixture(params=["sim", "serial"])
+async def bill_acceptor(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async for rig in _rig("bill-acceptor", request.param):
         yield rig

@@ -68,6 +68,19 @@ def test_builders_by_kind_and_scheme():
         build_device("toaster", "sim", OPTIONS)
 
 
+def test_bill_acceptor_backends():
+    from drivers.id003 import Id003BillAcceptor
+    from drivers.simulated import SimulatedBillAcceptor
+
+    assert isinstance(build_device("bill-acceptor", "sim", OPTIONS), SimulatedBillAcceptor)
+    assert isinstance(
+        build_device("bill-acceptor", "serial:///dev/ttyS1", OPTIONS), Id003BillAcceptor
+    )
+    assert isinstance(build_device("bill-acceptor", "socket://h:1", OPTIONS), Id003BillAcceptor)
+    with pytest.raises(ValueError, match="no usb backend for the bill-acceptor"):
+        build_device("bill-acceptor", "usb://0801:0002", OPTIONS)
+
+
 async def test_missing_serial_port_names_it():
     device = build_device("dispenser", "serial:///dev/ttyUSB97", OPTIONS)
     with pytest.raises(DeviceUnavailable, match="/dev/ttyUSB97"):

@@ -10,6 +10,7 @@ import pytest
 
 from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnavailable
 from drivers.escpos import EscPosPrinter
+from drivers.id003 import Id003BillAcceptor
 from drivers.lcdm import LcdmDispenser
 from drivers.sankyo import SankyoCardReader
 from drivers.transport import FAMILY_DEFAULTS, open_serial
@@ -28,6 +29,8 @@ async def ask(rig: Rig) -> object:
         return await device.position()
     if isinstance(device, Zt588PinPad):
         return await device.identify()
+    if isinstance(device, Id003BillAcceptor):
+        return await device.status()
     assert isinstance(device, EscPosPrinter)
     return await device.status()
 
@@ -78,7 +81,7 @@ async def test_disconnect_is_device_unavailable(serial_rig):
         await ask(serial_rig)
 
 
-@pytest.mark.parametrize("kind", ["dispenser", "card-reader", "pin-pad"])
+@pytest.mark.parametrize("kind", ["dispenser", "card-reader", "pin-pad", "bill-acceptor"])
 async def test_nak_then_retry(kind):
     from tests.drivers.conftest import make_rig
 
@@ -174,6 +177,7 @@ class NoiseDevice:
         (lambda c: SankyoCardReader(c, **FAST), "card-reader", "Sankyo"),
         (lambda c: Zt588PinPad(c, **FAST), "pin-pad", "ZT588"),
         (lambda c: EscPosPrinter(c, status_timeout=0.3), "printer", "ESC/POS"),
+        (lambda c: Id003BillAcceptor(c, reply_timeout=0.3), "bill-acceptor", "ID003"),
     ],
 )
 async def test_wrong_protocol_is_reported_as_such(driver, family, protocol):

@@ -202,9 +202,10 @@ def test_insufficient_funds_is_51(rig: ServiceRig):
     assert rig.balance_of("1000-0003-0001") == 0
 
 
-def test_unsupported_transaction_is_12(rig: ServiceRig):
+def test_a_deposit_is_no_longer_refused(rig: ServiceRig):
+    # Deposits used to be answered 12 (unsupported); tests/host/test_deposits.py covers them.
     request = rig.requests.make(TransactionType.DEPOSIT, amount=1_000)
-    assert rig.service.authorize(request).response_code is RC.INVALID_TRANSACTION
+    assert rig.service.authorize(request).response_code is RC.APPROVED
 
 
 # -- the order of the checks -----------------------------------------------------------------

@@ -1,8 +1,14 @@
 """Link crypto against independent references: psec 1.3.0 (computed once, kept as golden
 vectors), RFC 4493 (AES-CMAC) and ``cryptography`` used directly."""
 
+import concurrent.futures
+
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.errors import KeyMaterialError, MessageError, PinBlockError
 from protocol.pinblock import (
@@ -127,3 +133,31 @@ def test_format4_round_trip_random_fill_and_pan_binding():
         )
     with pytest.raises(PinBlockError):
         decrypt_pin_block(a, "4000001234567899", AES_KEY, 3)
+
+
+def _reference_retail_mac(key: bytes, data: bytes) -> bytes:
+    """The retail MAC with fresh contexts for every call, as the textbook writes it."""
+    padded = data + b"\x80" + bytes(-(len(data) + 1) % 8)
+    cbc = Cipher(TripleDES(key[:8] * 3), modes.CBC(bytes(8))).encryptor()
+    last = (cbc.update(padded) + cbc.finalize())[-8:]
+    last = Cipher(TripleDES(key[8:] * 3), modes.ECB()).decryptor().update(last)
+    return Cipher(TripleDES(key[:8] * 3), modes.ECB()).encryptor().update(last)
+
+
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=8))
+def test_a_kept_mac_context_gives_every_message_its_own_mac(messages):
+    # One context per key is reused across messages (its CBC chain carries on); each MAC must
+    # still be the MAC of that message alone, in any order and after any length.
+    for data in messages:
+        assert retail_mac(TDES_KEY, data) == _reference_retail_mac(TDES_KEY, data)
+        fresh = cmac.CMAC(algorithms.AES(AES_KEY))
+        fresh.update(data)
+        assert aes_cmac(AES_KEY, data) == fresh.finalize()[:8]
+
+
+def test_mac_contexts_shared_by_threads_stay_correct():
+    messages = [bytes([n]) * (n % 97 + 1) for n in range(200)]
+    expected = [_reference_retail_mac(TDES_KEY, m) for m in messages]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda m: retail_mac(TDES_KEY, m), messages * 4))
+    assert got == expected * 4

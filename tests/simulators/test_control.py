@@ -55,3 +55,16 @@ async def test_over_tcp():
         writer.close()
         server.close()
         await server.wait_closed()
+
+
+def test_notes_at_the_bill_acceptor():
+    from simulators.bill_acceptor import BillAcceptorSimulator
+
+    sim = BillAcceptorSimulator()
+    control = ControlChannel(sim, CARDS)
+    # Acceptance is inhibited until the ATM enables it: the notes come straight back.
+    assert control.handle("note 2000 5000") == "ok 2 note(s) inserted"
+    assert "at_entrance=[2000, 5000]" in control.handle("state")
+    assert control.handle("take notes") == "ok took [2000, 5000]"
+    assert control.handle("note twenty").startswith("error: notes are given in cents")
+    assert "stack_jam" in control.handle("faults")

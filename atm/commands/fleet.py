@@ -1,0 +1,211 @@
+"""``atm fleet``: many ATMs in one process against one running host, for load tests. Each is a
+real ``AtmController`` with simulated devices (no mechanical delays) and its own TCP
+connection, signed on with its own working keys, and a customer playing the steps of a
+built-in scenario (a complete card session with a PIN) over and over. Reports card sessions
+per second, link latency (request sent to response received, as the controller sees it)
+and this process's resident memory per terminal. Composition root: imports no host code
+(``tests/test_architecture.py``). The host must know the terminals: ``atm db seed
+--terminals N`` registers ATM00001..N."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from atm.devices import DeviceKit, open_kit
+from atm.scenario.errors import ScenarioFileError
+from atm.scenario.format import Step
+from atm.scenario.loader import builtin_scenarios
+from atm.steps import Customer, StepDriver
+from device.config import DeviceConfig
+from device.controller import AtmController
+from device.events import DeviceEvent, LinkMessage, ScreenShown
+
+__all__ = ["FleetReport", "register", "run_fleet"]
+
+SIM = {"card-reader": "sim", "pin-pad": "sim", "dispenser": "sim", "printer": "sim"}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fleet",
+        help="run N simulated ATMs in one process against a running host (load test)",
+        description="Run N ATM controllers with simulated devices in this process, each "
+        "playing a built-in scenario's steps (default balance-bob: card, PIN, balance, "
+        "receipt, card back) over and over against one host; print sessions/s, link latency "
+        "and memory. Register the terminals first: `atm db seed --terminals N`.",
+    )
+    parser.add_argument("--terminals", type=int, default=10, help="how many ATMs (ATM00001..)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8583)
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long to run")
+    parser.add_argument("--script", default="balance-bob", help="the demo script to repeat")
+    parser.set_defaults(func=_run)
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetReport:
+    terminals: int
+    seconds: float
+    sessions: int
+    latencies: list[float]
+    rss_kb_before: int
+    rss_kb_after: int
+
+    @property
+    def sessions_per_second(self) -> float:
+        return self.sessions / self.seconds
+
+    @property
+    def kb_per_terminal(self) -> float:
+        return (self.rss_kb_after - self.rss_kb_before) / self.terminals
+
+    def lines(self) -> list[str]:
+        ordered = sorted(self.latencies) or [0.0]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * len(ordered)) - 1)]
+        return [
+            f"terminals: {self.terminals}; sessions: {self.sessions} in {self.seconds:.1f} s "
+            f"= {self.sessions_per_second:.1f} sessions/s",
+            f"link latency: {len(self.latencies)} requests, "
+            f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms",
+            f"resident memory: {self.rss_kb_after} KB, {self.kb_per_terminal:.0f} KB per terminal",
+        ]
+
+
+def rss_kb() -> int:
+    """This process's resident set size, KB (Linux /proc; 0 elsewhere)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class _Atm:
+    """One ATM of the fleet: controller, simulated devices, a customer playing the script."""
+
+    def __init__(self, kit: DeviceKit, config: DeviceConfig, steps: tuple[Step, ...]) -> None:
+        assert kit.card_reader and kit.pin_pad and kit.dispenser
+        self.kit = kit
+        self.controller = AtmController(config, kit.devices)
+        customer = Customer(kit.card_reader, kit.pin_pad, kit.dispenser, notes=kit.notes)
+        self.driver = StepDriver(steps, customer, lambda _: None, repeat=0)
+        self.latencies: list[float] = []
+        self._sent: dict[str, float] = {}
+        self.controller.events.subscribe(self._on_event)
+        self.task: asyncio.Task[None] | None = None
+
+    def _on_event(self, event: DeviceEvent) -> None:
+        if isinstance(event, ScreenShown):
+            self.driver.on_screen(event.screen.id)
+        elif isinstance(event, LinkMessage):
+            key = event.message.get("11", "") + event.message.get("t", "")[:2]
+            if event.direction == "send":
+                self._sent[key] = time.perf_counter()
+            elif (started := self._sent.pop(key, None)) is not None:
+                self.latencies.append(time.perf_counter() - started)
+
+    async def stop(self) -> None:
+        self.driver.cancel()
+        # transitions 0.9.3 swallows a CancelledError inside a trigger: cancel until done.
+        while self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.wait({self.task}, timeout=0.1)
+        self.kit.close()
+
+
+async def run_fleet(
+    terminals: int,
+    host: str,
+    port: int,
+    seconds: float,
+    script: str,
+    state_dir: Path,
+    *,
+    sessions_each: int | None = None,
+    when_running: Callable[[], object] | None = None,
+) -> FleetReport:
+    """Start ``terminals`` ATMs (ATM00001..), let them run their sessions for ``seconds``, or
+    until each has run ``sessions_each`` more when that is given (counting starts once every
+    one has finished its first session: sign-on and first bcrypt are not counted), then stop
+    them all. ``when_running`` is called once every terminal is signed on and has run a
+    session (a benchmark measures the host's memory then)."""
+    before = rss_kb()
+    steps = builtin_scenarios()[script].steps
+    atms = []
+    for n in range(1, terminals + 1):
+        config = DeviceConfig(
+            terminal_id=f"ATM{n:05d}",
+            host=host,
+            port=port,
+            state_dir=state_dir / f"ATM{n:05d}",
+        )
+        atms.append(_Atm(await open_kit(SIM, config), config, steps))
+    try:
+        for atm in atms:
+            atm.task = asyncio.create_task(atm.controller.run())
+        await asyncio.gather(*(atm.driver.finished.get() for atm in atms))
+        for atm in atms:
+            atm.latencies.clear()
+        if when_running is not None:
+            when_running()
+        start_runs = [atm.driver.runs for atm in atms]
+        first = sum(start_runs)
+        started = time.perf_counter()
+        if sessions_each is None:
+            await asyncio.sleep(seconds)  # the measuring window
+        else:
+            targets = [runs + sessions_each for runs in start_runs]
+            await asyncio.gather(
+                *(_runs_reach(atm, n) for atm, n in zip(atms, targets, strict=True))
+            )
+        elapsed = time.perf_counter() - started
+        sessions = sum(atm.driver.runs for atm in atms) - first
+        after = rss_kb()
+        latencies = [x for atm in atms for x in atm.latencies]
+    finally:
+        for atm in atms:
+            await atm.stop()
+    return FleetReport(terminals, elapsed, sessions, latencies, before, after)
+
+
+async def _runs_reach(atm: _Atm, runs: int) -> None:
+    while atm.driver.runs < runs:
+        await atm.driver.finished.get()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.terminals < 1 or args.terminals > 99_999:
+        print("atm fleet: --terminals is 1 to 99999", file=sys.stderr)
+        return 2
+    try:
+        known = builtin_scenarios()
+    except ScenarioFileError as exc:
+        print(f"atm fleet: {exc}", file=sys.stderr)
+        return 2
+    if args.script not in known:
+        print(
+            f"atm fleet: unknown script {args.script!r}; known: {', '.join(known)}", file=sys.stderr
+        )
+        return 2
+    # Stopping a controller in the middle of a trigger is expected here; transitions logs it.
+    logging.getLogger("transitions").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory(prefix="atm-fleet-") as state:
+        report = asyncio.run(
+            run_fleet(args.terminals, args.host, args.port, args.seconds, args.script, Path(state))
+        )
+    for line in report.lines():
+        print(line, flush=True)
+    print(f"pid {os.getpid()}", flush=True)
+    return 0 if report.sessions > 0 else 1

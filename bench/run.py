@@ -1,0 +1,415 @@
+"""Every benchmark side by side in one run (``make bench``; ``make bench-short`` in CI).
+
+    .venv/bin/python bench/run.py [--short] [--out bench/results]
+
+Writes ``<out>/latest.md`` (figure, target, ours, anchor, ratio, PASS/MISS) and
+``<out>/latency.png`` (host latency against offered load), and prints the table. In short
+mode (CI) the figures are printed and written the same way but with small counts; nobody
+should read a threshold into them.
+
+Order of the run, on one throw-away PostgreSQL cluster (fsync and synchronous_commit on):
+the link codec (in this process); the host closed loop with 32 terminals, its figures by
+request index per terminal (the ledger grows as it runs, so a query whose plan degrades with it
+shows here); an open-loop sweep of offered rates (latency counted from each request's due time);
+PIN verification capacity with balance inquiries meanwhile; pgbench TPC-B-like at scale 1 and
+at scale >= clients, with as many clients, last (so its tables do not share the cache with ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import bcrypt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
+import bench_link_codec
+
+from atm.commands.fleet import FleetReport, run_fleet
+from host.bank.seed import seed
+from host.db import create_engine_for, migrate, session_factory
+from protocol.security import KeyScheme
+
+__all__ = ["main"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    target: str = ""
+    ours: str = ""
+    anchor: str = ""
+    ratio: str = ""
+    verdict: str = ""
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def codec_rows(short: bool) -> list[Row]:
+    iterations, rounds = (300, 3) if short else (5_000, 7)
+    best = bench_link_codec.run(iterations, rounds)
+    base = best[bench_link_codec.BARE]
+    rows = []
+    for scheme in (KeyScheme.TDES, KeyScheme.AES):
+        name = bench_link_codec.variant_name(scheme)
+        ratio = base / best[name]  # throughput ratio: ours / bare
+        rows.append(
+            Row(
+                f"link codec 0200 frame+MAC+encode+decode, scheme {scheme.value} (msg/s)",
+                ">= 0.8x",
+                f"{1 / best[name]:,.0f}",
+                f"{1 / base:,.0f} (bare pyiso8583)",
+                f"{ratio:.2f}x",
+                verdict(ratio >= 0.8),
+            )
+        )
+    return rows
+
+
+def one_verify_seconds() -> float:
+    """One bcrypt verification at cost 12 in this process, best of three."""
+    hashed = bcrypt.hashpw(b"2580pepper", bcrypt.gensalt(12))
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        bcrypt.checkpw(b"2580pepper", hashed)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+async def pin_capacity(
+    url: str, pin_pans: list[str], inq_pans: list[str], seconds: float
+) -> tuple[float, list[float], list[float]]:
+    """PIN terminals (scheme A: a fresh PIN block every time, so every request costs a bcrypt)
+    send balance inquiries back to back; inquiry terminals (card session open: no bcrypt) send
+    at a modest fixed rate meanwhile. Returns verifications/s, the inquiries' latencies with no
+    PIN load, and with it."""
+    schemes = ",".join(f"PIN{n:05d}=A" for n in range(len(pin_pans)))
+    async with bench_host.HostProcess(url, {"TERMINAL_KEY_SCHEMES": schemes}) as host:
+        quiet = await bench_host.open_terminals(host.port, inq_pans, "INQ")
+        pins = [
+            bench_host.BenchTerminal(host.port, f"PIN{n:05d}", pan, KeyScheme.AES)
+            for n, pan in enumerate(pin_pans)
+        ]
+        await asyncio.gather(*(t.open() for t in pins))
+        try:
+            alone = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
+            stop = asyncio.Event()
+            done = 0
+
+            async def verify_loop(t: bench_host.BenchTerminal) -> None:
+                nonlocal done
+                while not stop.is_set():
+                    await t.request("inquiry", t.fresh_pin_block())
+                    done += 1
+
+            loops = [asyncio.create_task(verify_loop(t)) for t in pins]
+            await asyncio.sleep(1.0)  # let the PIN pool fill before the window opens
+            first, started = done, time.perf_counter()
+            meanwhile = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
+            rate = (done - first) / (time.perf_counter() - started)
+            stop.set()
+            await asyncio.gather(*loops)
+        finally:
+            await bench_host.close_terminals([*quiet, *pins])
+    return rate, alone.latencies, meanwhile.latencies
+
+
+async def host_runs(
+    url: str, pans: list[str], count: int, open_seconds: float, fractions: Sequence[float]
+) -> tuple[bench_host.ClosedLoop, list[bench_host.OpenLoop]]:
+    async with bench_host.HostProcess(url) as host:
+        terminals = await bench_host.open_terminals(host.port, pans)
+        try:
+            closed = await bench_host.closed_loop(terminals, count)
+            sweep = []
+            for fraction in fractions:
+                sweep.append(
+                    await bench_host.open_loop(terminals, closed.rate * fraction, open_seconds)
+                )
+            return closed, sweep
+        finally:
+            await bench_host.close_terminals(terminals)
+
+
+async def fleet(
+    url: str, terminals: int, seconds: float, state: Path
+) -> tuple[FleetReport, int, int]:
+    """``atm fleet``'s engine in this process against one host process: the report, and the
+    host's resident memory (KB) before the fleet connects and while it runs."""
+    async with bench_host.HostProcess(url, {"BCRYPT_ROUNDS": "4"}) as host:
+        idle = host.rss_kb()
+        during: list[int] = []
+        report = await run_fleet(
+            terminals, "127.0.0.1", host.port, seconds, "balance-bob", state,
+            when_running=lambda: during.append(host.rss_kb()),
+        )  # fmt: skip
+    return report, idle, during[0]
+
+
+def by_request_index(closed: bench_host.ClosedLoop, buckets: int) -> list[Row]:
+    """Throughput proxy and p99 for the k-th slice of each terminal's requests."""
+    count = len(closed.latencies[0])
+    size = max(1, count // buckets)
+    rows = []
+    for start in range(0, count, size):
+        chunk = [x for per in closed.latencies for x in per[start : start + size]]
+        terminals = len(closed.latencies)
+        mean = statistics.fmean(chunk)
+        rows.append(
+            Row(
+                f"  requests {start + 1}-{min(count, start + size)} per terminal",
+                "",
+                f"{terminals / mean:.0f}/s, p99 {ms(bench_host.quantile(chunk, 0.99))}",
+            )
+        )
+    return rows
+
+
+def plot(path: Path, sweep: Sequence[tuple[float, float, float]], capacity: float) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[bench]')"
+    offered = [s[0] for s in sweep]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(offered, [s[1] * 1000 for s in sweep], "o-", label="p50")
+    ax.plot(offered, [s[2] * 1000 for s in sweep], "s-", label="p99")
+    ax.axvline(capacity, color="grey", linestyle=":", label="closed-loop capacity")
+    ax.axhline(25, color="red", linestyle="--", label="p99 target 25 ms")
+    ax.set_xlabel("offered withdrawals/s (open loop)")
+    ax.set_ylabel("latency from due time, ms")
+    ax.set_yscale("log")
+    ax.set_title("atm host on PostgreSQL: latency against offered load")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"plot: {path}"
+
+
+def render(rows: Sequence[Row], notes: Sequence[str]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores; "
+        f"Python {platform.python_version()}; `{' '.join(sys.argv)}`",
+        "",
+        "| figure | target | ours | anchor | ratio | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.figure} | {r.target} | {r.ours} | {r.anchor} | {r.ratio} | {r.verdict} |"
+        )
+    lines += ["", *notes, ""]
+    return "\n".join(lines)
+
+
+def timed(label: str, fn: Callable[[], T]) -> T:
+    started = time.perf_counter()
+    result = fn()
+    print(f"[bench] {label}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="small counts for CI")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    short = args.short
+    terminals = 4 if short else 32
+    requests = 8 if short else 60
+    pg_seconds = 2 if short else 10
+    open_seconds = 1.5 if short else 4.0
+    pin_seconds = 2.0 if short else 6.0
+    fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
+    cores = os.cpu_count() or 1
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rows = timed("link codec", lambda: codec_rows(short))
+    notes: list[str] = []
+    cluster = bench_host.Cluster()
+    cluster.start()
+    try:
+        cluster.create_database("atm")
+        url = cluster.url("atm")
+        pans = bench_host.prepare(url, terminals)
+        pin_pans = bench_host.prepare(url, 2 * cores, "PIN")
+        inq_pans = bench_host.prepare(url, 4, "INQ")
+        fractions = (0.5, 1.0) if short else (0.25, 0.5, 0.75, 1.0, 1.25)
+        closed, sweep = asyncio.run(host_runs(url, pans, requests, open_seconds, fractions))
+        print(f"[bench] closed loop: {closed.rate:.0f}/s", file=sys.stderr, flush=True)
+        one = one_verify_seconds()
+        pin_rate, alone, meanwhile = asyncio.run(pin_capacity(url, pin_pans, inq_pans, pin_seconds))
+        clean = bench_host.ledger_clean(url)
+        scale = max(32, terminals) if not short else terminals
+        tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
+        tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
+
+        # The fixed open-loop rate of the target: 0.3x the fair pgbench figure.
+        async def at_target() -> bench_host.OpenLoop:
+            async with bench_host.HostProcess(url) as host:
+                ts = await bench_host.open_terminals(host.port, pans)
+                try:
+                    return await bench_host.open_loop(ts, 0.3 * tps32, open_seconds)
+                finally:
+                    await bench_host.close_terminals(ts)
+
+        target_run = asyncio.run(at_target())
+        clean = clean and bench_host.ledger_clean(url)
+
+        # The fleet on a database of its own: terminals ATM00001..N, PINs at bcrypt cost 4
+        # (every terminal's first session verifies Bob's PIN once; bcrypt has its own figure).
+        cluster.create_database("fleet")
+        fleet_url = cluster.url("fleet")
+        migrate(fleet_url)
+        engine = create_engine_for(fleet_url)
+        with session_factory(engine).begin() as session:
+            seed(session, pin_pepper=bench_host.PEPPER, bcrypt_rounds=4, terminals=fleet_size)
+        engine.dispose()
+        fleet_report, host_idle, host_busy = asyncio.run(
+            fleet(fleet_url, fleet_size, fleet_seconds, cluster.base / "fleet-state")
+        )
+        clean = clean and bench_host.ledger_clean(fleet_url)
+    finally:
+        cluster.stop()
+
+    flat = closed.flat()
+    rows += [
+        Row(
+            f"host withdrawals/s, {terminals} terminals closed loop, MAC'd TCP, PostgreSQL",
+            ">= 0.5x",
+            f"{closed.rate:.0f}",
+            f"{tps32:.0f} tps (pgbench TPC-B-like, {terminals} clients, scale {scale})",
+            f"{closed.rate / tps32:.2f}x",
+            verdict(closed.rate >= 0.5 * tps32),
+        ),
+        Row(
+            "  same, against the hot-row anchor",
+            "",
+            f"{closed.rate:.0f}",
+            f"{tps1:.0f} tps (pgbench scale 1)",
+            f"{closed.rate / tps1:.2f}x",
+        ),
+        Row(
+            "  closed-loop latency p50 / p99 / max",
+            "",
+            f"{ms(statistics.median(flat))} / {ms(bench_host.quantile(flat, 0.99))} / "
+            f"{ms(max(flat))}",
+        ),
+        *by_request_index(closed, 4),
+        Row(
+            f"host p99, open loop at 0.3x pgbench = {0.3 * tps32:.0f}/s offered",
+            "< 25 ms",
+            f"{ms(bench_host.quantile(target_run.latencies, 0.99))} "
+            f"(p50 {ms(statistics.median(target_run.latencies))}, "
+            f"max {ms(max(target_run.latencies))}, achieved {target_run.achieved:.0f}/s)",
+            f"{0.3 * tps32:.0f}/s offered",
+            "",
+            verdict(bench_host.quantile(target_run.latencies, 0.99) < 0.025),
+        ),
+    ]
+    for run in sweep:
+        rows.append(
+            Row(
+                f"  open loop {run.offered:.0f}/s offered",
+                "",
+                f"p50 {ms(statistics.median(run.latencies))}, "
+                f"p99 {ms(bench_host.quantile(run.latencies, 0.99))}, "
+                f"achieved {run.achieved:.0f}/s",
+            )
+        )
+    anchor = cores / one
+    rows += [
+        Row(
+            "PIN verifications/s (bcrypt cost 12)",
+            ">= 0.9x",
+            f"{pin_rate:.1f}",
+            f"{anchor:.1f} ({cores} cores / {ms(one)} per verify)",
+            f"{pin_rate / anchor:.2f}x",
+            verdict(pin_rate >= 0.9 * anchor),
+        ),
+        Row(
+            "  balance inquiries p99 while PINs are verified (20/s, other connections)",
+            "< 50 ms",
+            ms(bench_host.quantile(meanwhile, 0.99)),
+            f"{ms(bench_host.quantile(alone, 0.99))} without PIN load",
+            "",
+            verdict(bench_host.quantile(meanwhile, 0.99) < 0.050),
+        ),
+        Row(
+            f"fleet: {fleet_report.terminals} ATMs (real controllers, simulated devices) "
+            "in one process, balance sessions with PIN",
+            f"{fleet_size} terminals",
+            f"{fleet_report.sessions_per_second:.1f} sessions/s, link p50 "
+            f"{ms(statistics.median(fleet_report.latencies or [0.0]))}, p99 "
+            f"{ms(bench_host.quantile(fleet_report.latencies, 0.99))}",
+            "",
+            "",
+            verdict(fleet_report.terminals >= fleet_size and fleet_report.sessions > 0),
+        ),
+        Row(
+            "  resident memory per terminal in the fleet process",
+            "",
+            f"{fleet_report.kb_per_terminal:.0f} KB",
+        ),
+        Row(
+            "  host resident memory per signed-on connection",
+            "< 50 KB",
+            f"{(host_busy - host_idle) / fleet_size:.0f} KB",
+            f"{host_idle} KB idle, {host_busy} KB with {fleet_size} connections",
+            "",
+            verdict((host_busy - host_idle) / fleet_size < 50),
+        ),
+        Row(
+            "ledger check after every run",
+            "clean",
+            "clean" if clean else "NOT CLEAN",
+            verdict=verdict(clean),
+        ),
+    ]
+    points = sorted(
+        [
+            (r.offered, statistics.median(r.latencies), bench_host.quantile(r.latencies, 0.99))
+            for r in [*sweep, target_run]
+        ]
+    )
+    notes.append(plot(args.out / "latency.png", points, closed.rate))
+    if short:
+        notes.append(
+            "Short mode (CI): small counts; the figures show the benchmarks run, "
+            "not what the host can do."
+        )
+    text = render(rows, notes)
+    (args.out / "latest.md").write_text(text)
+    print(text)
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""PIN verification never starves other work: while every bcrypt thread is busy (held by a gate
+in the PIN pool, no timing involved) and more PIN verifications than there are database
+workers wait for it, a balance inquiry from another terminal, whose card session is open, is
+answered; the waiting PIN requests are answered once the gate opens. Both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+from host.bank.models import CardSession
+from host.bank.pins import BCRYPT_NICENESS, PinVerifier
+from protocol.messages import Message
+from tests.host.link_helpers import (
+    BOB_PAN,
+    BOB_TRACK,
+    TestTerminal,
+    start_host,
+)
+
+
+async def test_inquiry_is_answered_while_pin_verifications_wait(seeded_config):
+    withdrawals_in = 0
+    all_in = asyncio.Event()
+    expected = 0
+
+    def tap(direction: str, message: Message) -> None:  # on the event loop, as received
+        nonlocal withdrawals_in
+        if direction == "recv" and message["t"] == "0200":
+            withdrawals_in += 1
+            if withdrawals_in == expected:
+                all_in.set()
+
+    host = await start_host(seeded_config, tap=tap)
+    expected = host.workers + 2
+    gate = threading.Event()
+    try:
+        async with (
+            TestTerminal(host.server.port, "ATM00001") as alice_atm,
+            TestTerminal(host.server.port, "ATM00002") as bob_atm,
+        ):
+            assert (await alice_atm.sign_on())["39"] == "00"
+            assert (await bob_atm.sign_on())["39"] == "00"
+            # Bob's card session opens (one bcrypt) before the pool is held.
+            first = await bob_atm.request(bob_atm.balance_inquiry(BOB_PAN, BOB_TRACK, "5678"))
+            assert first["39"] == "00"
+
+            held = [host.pins.submit(gate.wait) for _ in range(host.pins.workers)]
+            waiting = [
+                asyncio.create_task(alice_atm.request(alice_atm.withdrawal(2_000)))
+                for _ in range(expected)
+            ]
+            await all_in.wait()  # every withdrawal has reached the host and been authenticated
+            # More PIN requests wait than there are database workers: had any of them held
+            # a worker (or Alice's row) through bcrypt, this inquiry could not be answered.
+            inquiry = await bob_atm.request(bob_atm.balance_inquiry(BOB_PAN, BOB_TRACK, "5678"))
+            assert inquiry["39"] == "00"
+            assert inquiry["54"] == first["54"]
+            assert not any(task.done() for task in waiting)
+
+            gate.set()
+            answers = await asyncio.gather(*waiting)
+            assert [a["39"] for a in answers] == ["00"] * len(waiting)
+            for future in held:
+                future.result()
+        with host.sessions() as session:
+            assert session.query(CardSession).count() == 2
+        assert await asyncio.to_thread(host.balance, "1000-0001-0001") == 525_000 - 2_000 * len(
+            waiting
+        )
+    finally:
+        gate.set()
+        await host.close()
+
+
+def test_bcrypt_threads_run_at_a_lower_priority():
+    # Linux: each bcrypt thread is reniced, so other work takes a core from it when it needs one.
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    pins = PinVerifier(pepper="p", secret_key="k", workers=2)
+    try:
+        niceness = pins.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    finally:
+        pins.close()
+    assert niceness == min(19, base + BCRYPT_NICENESS)

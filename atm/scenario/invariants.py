@@ -237,8 +237,9 @@ def _approvals(session: Any, before: HostSnapshot, after: HostSnapshot, atm: Evi
             problems.append(
                 f"invariant approvals {atm.terminal_id}: the host's cash account {number} "
                 f"moved {moved} cents, notes taken {atm.value(atm.taken)} + left in the tray "
-                f"{atm.value(atm.in_tray)} - deposits credited {deposits} = "
-                f"{paid - deposits} cents"
+                f"{atm.value(atm.in_tray)}"
+                + (f" - deposits credited {deposits}" if deposits else "")
+                + f" = {paid - deposits} cents"
             )
     return problems
 

@@ -798,7 +798,15 @@ def _report(
     for number in seen.balances_before:
         before, after = seen.balances_before[number], seen.balances_after.get(number, 0)
         say(f"== balance of {number} before: {money(before)}")
-        say(f"== balance of {number} after:  {money(after)}")
+        held = seen.held_after.get(number, 0)
+        if held:
+            available = seen.available_after.get(number, after)
+            say(
+                f"== balance of {number} after:  {money(after)} "
+                f"({money(available)} available, {money(held)} on hold)"
+            )
+        else:
+            say(f"== balance of {number} after:  {money(after)}")
     cassettes = getattr(dispenser, "cassettes", [])
     counts = ", ".join(f"{money(c.denomination_cents)} x {c.count}" for c in cassettes)
     say(f"== dispenser cassettes: {counts}")
@@ -811,6 +819,11 @@ def _report(
             f"== cassette {index} ({money(counters.denomination_cents)}): loaded "
             f"{counters.loaded}, dispensed {counters.dispensed}, rejected {counters.rejected}, "
             f"retracted {counters.retracted}, remaining {counters.remaining}"
+        )
+    if seen.stacked_cents or seen.returned_cents:
+        say(
+            f"== bill acceptor: notes stacked {money(seen.stacked_cents)}, given back and "
+            f"taken {money(seen.returned_cents)}"
         )
     say(f"== cards retained: {seen.cards_retained}")
 

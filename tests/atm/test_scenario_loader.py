@@ -51,13 +51,33 @@ def error_of(tmp_path: Path, text: str) -> ScenarioFileError:
     return caught.value
 
 
-def test_the_builtin_scenarios_are_the_32_demo_scripts():
+def test_the_builtin_scenarios_are_the_37_demo_scripts():
     scenarios = builtin_scenarios()
-    assert len(scenarios) == 32
+    assert len(scenarios) == 37
     assert "withdraw-alice" in scenarios and "dispense-unknown" in scenarios
+    deposits = {"deposit-cash", "deposit-check", "deposit-check-no-envelope", "deposit-jam"}
+    assert deposits | {"deposit-timeout"} <= set(scenarios)
     for scenario in scenarios.values():
         assert scenario.path.parent == builtin_dir()
         assert scenario.description
+
+
+def test_deposit_steps_load_notes_envelope_and_returned_notes():
+    scenarios = builtin_scenarios()
+    cash = scenarios["deposit-cash"]
+    assert cash.steps[4].notes == (10000, 10000, 5000, 5000) and cash.steps[4].press == ("ENTER",)
+    assert cash.expect.available_changes == {"1000-0001-0001": 20000}
+    assert cash.expect.held_cents == {"1000-0001-0001": 10000}
+    assert scenarios["deposit-check"].steps[6].envelope
+    jam = scenarios["deposit-jam"]
+    assert jam.steps[5].fault is not None and jam.steps[5].fault.device == "acceptor"
+    assert jam.steps[6].take == "notes"
+
+
+def test_a_note_the_acceptor_does_not_know_names_the_line(tmp_path):
+    text = GOOD.replace("press: F2", "press: F2, notes: [700]")
+    error = error_of(tmp_path, text)
+    assert "notes[0]" in str(error) and "700 is not one of" in str(error)
 
 
 def test_a_good_file_loads_with_its_card_and_step_lines(tmp_path):

@@ -46,6 +46,16 @@ def test_the_catalogue_loads_and_covers_the_fault_families():
         "link-slow-host",
         "host-kill-withdrawal-after-posting",
         "host-kill-transfer-after-posting",
+        "deposit-timeout",
+        "deposit-host-declines",
+        "deposit-reply-after-timeout",
+        "deposit-stack-jam",
+        "deposit-stacker-full",
+        "deposit-jam",
+        "deposit-check-no-envelope",
+        "deposit-check-envelope-never-inserted",
+        "deposit-notes-rejected",
+        "deposit-notes-not-taken",
     ):
         assert wanted in names
     assert len(FAST) >= 3

@@ -6,11 +6,16 @@ numbers that disagree."""
 from dataclasses import replace
 from pathlib import Path
 
-from atm.scenario import Scenario, builtin_scenarios
+from atm.scenario import Scenario, builtin_scenarios, invariants, load_paths
 from atm.scenario.format import Expect
 from atm.scenario.runner import ScenarioResult, run_scenario, scenario_host_config
 from device.cash import CashCounters
+from device.controller import AtmController
+from drivers.simulated import SimulatedBillAcceptor
+from host.bank import holds
 from host.link.reversals import ReversalService
+
+CATALOGUE = Path(__file__).parents[1] / "scenarios"
 
 
 def without_expectations(name: str) -> Scenario:
@@ -95,3 +100,58 @@ async def test_retracted_notes_that_vanish_fail_the_cash_count(tmp_path, monkeyp
         "invariant cash ATM00001: 2 note(s) left the cassettes, but taken 0 + in the reject "
         "bin (retracted 0 and rejected) 0 + in the tray 0 = 0" in result.problems
     )
+
+
+async def test_a_failed_stack_that_is_not_reversed_fails_with_the_deposit_amounts(
+    tmp_path, monkeypatch
+):
+    scenario = load_paths([CATALOGUE / "deposit-stack-jam.yaml"])[0]
+    unbroken = await run(replace(scenario, expect=Expect()), tmp_path / "unbroken")
+    assert unbroken.ok, unbroken.problems
+
+    def keep_the_credit(self, dispensed_cents, reason) -> None:
+        pass  # the bug: the host's credit for notes never stacked stays
+
+    monkeypatch.setattr(AtmController, "reverse_session", keep_the_credit)
+    result = await run(replace(scenario, expect=Expect()), tmp_path / "broken")
+    assert not result.ok
+    assert (
+        "invariant deposits ATM00001: the journal shows 0 cents of notes stacked, the host "
+        "credits 30000 cents of cash deposits" in result.problems
+    )
+
+
+async def test_notes_that_vanish_from_the_stacker_fail_the_acceptor_count(tmp_path, monkeypatch):
+    stack = SimulatedBillAcceptor.stack
+
+    async def stack_and_lose_one(self):
+        stacked = await stack(self)
+        self.stacker[10000] -= 1  # the bug: a $100 note stacked and then lost
+        return stacked
+
+    monkeypatch.setattr(SimulatedBillAcceptor, "stack", stack_and_lose_one)
+    result = await run(without_expectations("deposit-cash"), tmp_path)
+    assert not result.ok
+    assert (
+        "invariant deposits ATM00001: the bill acceptor holds 20000 cents (stacker 20000 + "
+        "jammed 0), but deposits stacked 30000 + suspects 0 + jammed before counting 0 = 30000"
+        in result.problems
+    )
+
+
+async def test_a_deposit_held_wrongly_fails_with_the_policy_amount(tmp_path, monkeypatch):
+    schedule = holds.hold_schedule
+
+    def hold_nothing_of_cash(kind, amount_cents, now, policy):
+        return [] if kind == "cash" else schedule(kind, amount_cents, now, policy)
+
+    # The bug: the host's services place no hold on cash (the invariant keeps the policy).
+    monkeypatch.setattr(holds, "hold_schedule", hold_nothing_of_cash)
+    monkeypatch.setattr(invariants, "hold_schedule", schedule)
+    result = await run(without_expectations("deposit-cash"), tmp_path)
+    assert not result.ok
+    assert any(
+        p.startswith("invariant holds: deposit posting ")
+        and p.endswith("of 30000 cents holds 0 cents, the hold policy says 10000")
+        for p in result.problems
+    ), result.problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from host.admin.snapshot import (
     write_snapshot,
 )
 from host.bank.holds import check_holds
-from host.bank.ledger import check_ledger
+from host.bank.ledger import LedgerProblem, check_ledger
 from host.bank.models import Account, Card, Posting
 from host.db import create_engine_for, migrate, session_factory
 from host.errors import BadRequest
@@ -38,7 +39,7 @@ def sessions(seeded_config):
     engine.dispose()
 
 
-def export(sessions: sessionmaker[Session], **kw: bool) -> dict:
+def export(sessions: sessionmaker[Session], **kw: bool) -> dict[str, Any]:
     with sessions() as session:
         return export_bank(session, now=NOW, **kw)
 
@@ -48,7 +49,7 @@ def balances(sessions: sessionmaker[Session]) -> dict[str, int]:
         return dict(session.execute(select(Account.number, Account.balance_cents)).all())
 
 
-def ledger_problems(sessions: sessionmaker[Session]) -> list:
+def ledger_problems(sessions: sessionmaker[Session]) -> list[LedgerProblem]:
     with sessions() as session:
         return check_ledger(session) + check_holds(session)
 

@@ -16,7 +16,19 @@ from atm.errors import CommandFailed
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = ("demo", "console", "host", "device", "db", "statement", "link", "sim", "certs", "fleet")
+COMMANDS = (
+    "demo",
+    "console",
+    "host",
+    "device",
+    "db",
+    "statement",
+    "link",
+    "sim",
+    "certs",
+    "fleet",
+    "admin",
+)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

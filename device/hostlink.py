@@ -24,7 +24,12 @@ reversals through a persistent store-and-forward queue, echo when idle, reconnec
 * ``echo()``: the echo test (0800/301); a background keeper sends one whenever the link has
   been idle for ``LinkTiming.echo_interval`` and reconnects (exponential backoff) when the
   connection is lost, signing on and draining the queue again.
-* ``change_keys()``: ask the host for new working keys (0800/161).
+* ``change_keys()``: ask the host for new working keys (0800/161); also done when the host
+  answers an echo 88 (an operator forced a key change).
+* ``host_stopped``: the host answered 89 (this terminal out of service) or 90 (maintenance)
+  to a sign-on, echo or card request: the link counts as signed off and every sign-on is
+  tried again (and refused) until the host approves one; the controller shows out-of-service
+  meanwhile (docs/protocol.md section 7.5).
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ class HostLink:
         )
         self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False
+        self.host_stopped: ResponseCode | None = None
         self._connect_lock = asyncio.Lock()
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -247,8 +253,10 @@ class HostLink:
             log.warning("sign-on failed: %s", exc)
             return False
         if response.get("39") != ResponseCode.APPROVED:
+            self._note_stop(response)
             log.warning("host refused sign-on with response code %s", response.get("39"))
             return False
+        self.host_stopped = None
         try:
             keys = open_key_delivery(
                 response.get("48", ""),
@@ -286,7 +294,7 @@ class HostLink:
             if not await self.drain():
                 raise LinkUnavailable("reversals are waiting and the host does not take them")
         try:
-            return await self.client.request(message)
+            response = await self.client.request(message)
         except LinkUnavailable:
             raise
         except LinkError as exc:
@@ -294,6 +302,17 @@ class HostLink:
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
+        self._note_stop(response)
+        return response
+
+    def _note_stop(self, response: Message) -> None:
+        """89/90 from the host: stop serving until a sign-on is approved again."""
+        code = ResponseCode.parse(response.get("39", ""))
+        if code is not None and code.out_of_service:
+            if self.host_stopped is None:
+                log.warning("host put this terminal out of service (%s %s)", code, code.text)
+            self.host_stopped = code
+            self.signed_on = False
 
     def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> bool:
         """Persist a reversal advice for ``original`` and have it sent as soon as possible.
@@ -359,6 +378,11 @@ class HostLink:
             self.signed_on = False
             await self.client.close()
             return False
+        if response.get("39") == ResponseCode.KEY_CHANGE_REQUIRED:
+            log.warning("host asked for a key change")
+            async with self._connect_lock:
+                return await self._exchange_keys(NetworkCode.KEY_CHANGE)
+        self._note_stop(response)
         return response.get("39") == ResponseCode.APPROVED
 
     async def close(self) -> None:

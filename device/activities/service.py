@@ -36,6 +36,11 @@ async def out_of_service(atm: AtmController) -> None:
 
 async def idle(atm: AtmController) -> None:
     atm.session = Session()
+    if atm.link.host_stopped is not None:
+        # The host put this ATM or the bank out of service (89/90) during the last session.
+        atm.journal.write("LINK_DOWN", reason=f"host answered {atm.link.host_stopped}")
+        atm.post("link_down")
+        return
     atm.show(S.welcome())
     card = asyncio.create_task(atm.devices.card_reader.accept_card())
     try:

@@ -38,6 +38,7 @@ from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
 from host.link.reversals import ReversalService, parse_advice
+from host.link.terminal_state import note_keys, note_network
 from host.metrics import HostMetrics
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
@@ -144,6 +145,7 @@ class LinkServer:
         self._metrics = metrics
         self.keys = KeyStore(sessions, self.link_config)
         self.reversals = ReversalService(sessions, self._clock)
+        self._sessions = sessions
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._tls = _tls_context(link_config)
@@ -474,6 +476,17 @@ class LinkServer:
         code = request.get("70", "")
         terminal = auth.terminal_id
         log.info("terminal %s network code %s", terminal, code)
+        if code in (NetworkCode.SIGN_ON, NetworkCode.KEY_CHANGE, NetworkCode.ECHO):
+            # The operators' switches (host.bank.controls): maintenance 90, out of service
+            # 89, both until lifted; a forced key change 88 on the next echo.
+            switches = await self._work(note_network, self._sessions, terminal, code, self._clock())
+            refusal = switches.refusal()
+            if refusal is None and code == NetworkCode.ECHO and switches.key_change_due:
+                refusal = ResponseCode.KEY_CHANGE_REQUIRED
+            if refusal is not None:
+                log.info("terminal %s network code %s answered %s", terminal, code, refusal)
+                response["39"] = refusal
+                return
         if code in (NetworkCode.SIGN_ON, NetworkCode.KEY_CHANGE):
             wanted = self.link_config.scheme(terminal)
             if auth.scheme is not wanted:
@@ -490,6 +503,7 @@ class LinkServer:
             if keys is None or tmk is None:
                 response["39"] = ResponseCode.NOT_PERMITTED
                 return
+            await self._work(note_keys, self._sessions, terminal, keys, self._clock())
             response["39"] = ResponseCode.APPROVED
             response["48"] = encode_key_delivery(self.link_config.key_block(terminal), keys, tmk)
         elif code == NetworkCode.SIGN_OFF:

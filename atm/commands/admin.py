@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from atm.commands import admin_web
 from atm.commands._common import EXIT_USAGE, load_host_config, open_host_database
 from host.bank import controls
 from host.bank.audit import Actor, list_audit, write_csv
@@ -422,6 +423,25 @@ SUBCOMMANDS: list[Subcommand] = [
         _maintenance,
     ),
     Subcommand("audit", "show or export the audit trail", _audit_arguments, _audit),
+    # The web half (atm/commands/admin_web.py): panel operators and bank snapshots.
+    Subcommand(
+        "create-operator",
+        f"create an admin panel operator (password from {admin_web.PASSWORD_VARIABLE} or a prompt)",
+        admin_web.create_operator_arguments,
+        admin_web.run_create_operator,
+    ),
+    Subcommand(
+        "export",
+        "write a bank snapshot (JSON; PIN hashes only with --pin-hashes) to a file or S3",
+        admin_web.export_arguments,
+        admin_web.run_export,
+    ),
+    Subcommand(
+        "import",
+        "load a bank snapshot through the ledger (--on-conflict skip|replace)",
+        admin_web.import_arguments,
+        admin_web.run_import,
+    ),
 ]
 
 

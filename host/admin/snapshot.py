@@ -119,6 +119,17 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
     moved_cents: int = 0  # the sum of the balance changes posted (signed)
 
+    def summary(self, source: str) -> dict[str, Any]:
+        """What the audit row keeps: counts, not the records."""
+        return {
+            "from": source[:200],
+            "policy": self.policy,
+            "created": len(self.created),
+            "replaced": len(self.replaced),
+            "skipped": len(self.skipped),
+            "moved_cents": self.moved_cents,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "policy": self.policy,

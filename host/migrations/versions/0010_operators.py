@@ -1,7 +1,7 @@
 """operators: bank operator accounts (bcrypt passwords, roles, lockout) and their sessions
 
 Revision ID: 0010_operators
-Revises: 0008_deposit_holds (re-chained on 0009_bank_controls once that is merged)
+Revises: 0009_bank_controls
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_operators"
-down_revision: str | None = "0008_deposit_holds"
+down_revision: str | None = "0009_bank_controls"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -32,7 +32,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.admin.web import ADMIN, AdminContext, admin_errors, admin_routes
+from host.admin.routes import admin_routes
+from host.admin.web import ADMIN, AdminContext, admin_errors
 from host.bank.models import Account, Card, CardSession, Customer, Entry, Posting, StatementJob
 from host.bank.statements import (
     StatementStore,

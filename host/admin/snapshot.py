@@ -30,6 +30,7 @@ from host.bank.ledger import post
 from host.bank.models import Account, Card, CardAccount, Customer
 from host.bank.seed import EQUITY_ACCOUNT
 from host.errors import BadRequest, HostError
+from protocol.masking import mask_pan
 
 __all__ = [
     "FORMAT",
@@ -38,7 +39,6 @@ __all__ = [
     "SnapshotError",
     "export_bank",
     "import_bank",
-    "mask_pan",
     "read_snapshot",
     "write_snapshot",
 ]
@@ -47,17 +47,14 @@ FORMAT = "atm-simulator bank snapshot"
 VERSION = 1
 POLICIES = ("skip", "replace")
 ACCOUNT_KINDS = ("checking", "savings")
-CARD_STATUSES = ("active", "lost", "stolen", "blocked")
+CARD_STATUSES = ("active", "lost", "stolen", "blocked", "replaced")
+ACCOUNT_STATUSES = ("open", "frozen", "closed")
 ACCOUNT_TYPES = ("10", "20")
 IMPORT_POSTING = "snapshot-import"
 
 
 class SnapshotError(HostError):
     """A snapshot that cannot be read or written (where, and why)."""
-
-
-def mask_pan(pan: str) -> str:
-    return f"{pan[:6]}{'*' * max(0, len(pan) - 10)}{pan[-4:]}" if len(pan) > 10 else "****"
 
 
 def export_bank(
@@ -82,6 +79,7 @@ def export_bank(
                 "pan": card.pan,
                 "expiry": card.expiry,
                 "status": card.status,
+                "pin_change_required": card.pin_change_required,
                 "accounts": {kind: number for kind, number in links},
             }
             if with_pin_hashes:
@@ -90,11 +88,13 @@ def export_bank(
         customers.append(
             {
                 "name": customer.name,
+                "active": customer.active,
                 "accounts": [
                     {
                         "number": a.number,
                         "kind": a.kind,
                         "currency": a.currency,
+                        "status": a.status,
                         "balance_cents": a.balance_cents,
                     }
                     for a in accounts
@@ -163,6 +163,8 @@ def _check(document: Any) -> list[dict[str, Any]]:
         if not isinstance(customer, dict):
             raise BadRequest(f"{where}: must be an object")
         _text(customer, "name", where, size=120)
+        if not isinstance(customer.get("active", True), bool):
+            raise BadRequest(f"{where}: 'active' must be true or false")
         for j, account in enumerate(customer.get("accounts", [])):
             spot = f"{where}.accounts[{j}]"
             if not isinstance(account, dict):
@@ -176,6 +178,8 @@ def _check(document: Any) -> list[dict[str, Any]]:
             cents = account.get("balance_cents")
             if not isinstance(cents, int) or isinstance(cents, bool) or cents < 0:
                 raise BadRequest(f"{spot}: 'balance_cents' must be a whole number of cents >= 0")
+            if account.get("status", "open") not in ACCOUNT_STATUSES:
+                raise BadRequest(f"{spot}: 'status' must be one of {', '.join(ACCOUNT_STATUSES)}")
             currency = account.get("currency", "840")
             if not isinstance(currency, str) or not (len(currency) == 3 and currency.isdigit()):
                 raise BadRequest(f"{spot}: 'currency' must be 3 digits (ISO 4217)")
@@ -201,6 +205,8 @@ def _check(document: Any) -> list[dict[str, Any]]:
                 raise BadRequest(
                     f"{spot}: 'accounts' maps 10 (savings) or 20 (checking) to numbers"
                 )
+            if not isinstance(card.get("pin_change_required", False), bool):
+                raise BadRequest(f"{spot}: 'pin_change_required' must be true or false")
             pin_hash = card.get("pin_hash")
             if pin_hash is not None and (not isinstance(pin_hash, str) or len(pin_hash) > 128):
                 raise BadRequest(f"{spot}: 'pin_hash' must be a bcrypt hash")
@@ -240,10 +246,13 @@ def import_bank(session: Session, document: Any, *, policy: str) -> ImportReport
         name = item["name"]
         customer = session.scalar(select(Customer).where(Customer.name == name))
         if customer is None:
-            customer = Customer(name=name)
+            customer = Customer(name=name, active=item.get("active", True))
             session.add(customer)
             session.flush()
             report.created.append(f"customer {name}")
+        elif replace and customer.active != item.get("active", True):
+            customer.active = item.get("active", True)
+            report.replaced.append(f"customer {name}")
         for spec in item.get("accounts", []):
             number = spec["number"]
             account = session.scalar(select(Account).where(Account.number == number))
@@ -253,6 +262,7 @@ def import_bank(session: Session, document: Any, *, policy: str) -> ImportReport
                     kind=spec["kind"],
                     customer_id=customer.id,
                     currency=spec.get("currency", "840"),
+                    status=spec.get("status", "open"),
                     balance_cents=0,
                 )
                 session.add(account)
@@ -265,6 +275,7 @@ def import_bank(session: Session, document: Any, *, policy: str) -> ImportReport
                 account.kind = spec["kind"]
                 account.customer_id = customer.id
                 account.currency = spec.get("currency", account.currency)
+                account.status = spec.get("status", "open")
                 _set_balance(session, account, spec["balance_cents"], report)
                 report.replaced.append(f"account {number}")
             else:
@@ -283,6 +294,7 @@ def import_bank(session: Session, document: Any, *, policy: str) -> ImportReport
                     expiry=spec["expiry"],
                     status=_new_card_status(spec.get("status", "active"), pin_hash),
                     pin_hash=pin_hash or _unguessable_pin_hash(),
+                    pin_change_required=spec.get("pin_change_required", False),
                     failed_pin_attempts=0,
                 )
                 session.add(card)
@@ -292,6 +304,7 @@ def import_bank(session: Session, document: Any, *, policy: str) -> ImportReport
                 card.customer_id = customer.id
                 card.expiry = spec["expiry"]
                 card.status = spec.get("status", card.status)
+                card.pin_change_required = spec.get("pin_change_required", card.pin_change_required)
                 if pin_hash:
                     card.pin_hash = pin_hash
                 for link in session.scalars(

@@ -22,17 +22,19 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from host.admin import dashboard as dashboard_figures
 from host.admin import operators as ops_auth
 from host.admin import snapshot
+from host.admin.models import Operator
 from host.admin.operators import (
     AuthError,
     LoggedIn,
@@ -41,16 +43,19 @@ from host.admin.operators import (
     OperatorView,
     SessionExpired,
 )
+from host.bank.audit import Actor, record
 from host.config import Environment
-from host.errors import BadRequest, NotFound
+from host.errors import BadRequest, ControlRefused, NotFound
 
 __all__ = [
-    "ADMIN_ROUTES",
+    "ADMIN",
     "COOKIE",
+    "CORE_ROUTES",
+    "AdminContext",
     "AdminRoute",
     "Caller",
-    "admin_routes",
-    "openapi",
+    "Field",
+    "admin_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +144,11 @@ def _ctx(request: web.Request) -> AdminContext:
 
 def _source(request: web.Request) -> str:
     return f"web {request.remote or '?'}"
+
+
+def _actor(caller: Caller) -> Actor:
+    """The logged-in operator as the audit trail's actor."""
+    return Actor(caller.operator.name, caller.operator.role, caller.source)
 
 
 async def run_db(request: web.Request, work: Callable[[Session], Any], *, write: bool) -> Any:
@@ -286,9 +296,11 @@ def _view(logged_in: LoggedIn, ctx: AdminContext) -> dict[str, Any]:
     }
 
 
-# Hooks the bank controls fill in (login auditing): called with (session, name, role, source,
-# outcome) inside the login transaction.
-LoginAudit = Callable[[Session, str, str, str, str], None]
+def _audit_login(session: Session, name: str, source: str, outcome: str) -> None:
+    """An audit row for a login attempt (the operator's role when the name is known)."""
+    role = session.scalar(select(Operator.role).where(Operator.name == name)) or "system"
+    record(session, Actor(name or "?", role, source), "operator.login", f"operator {name}"[:64],
+           None, {"outcome": outcome})  # fmt: skip
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -300,7 +312,6 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise BadRequest("'password' is required")
     source = _source(request)
     now = ctx.clock()
-    audit: LoginAudit | None = ctx.extra.get("login_audit")
 
     def work() -> LoggedIn:
         with ctx.sessions() as session:
@@ -315,13 +326,11 @@ async def login(request: web.Request) -> web.StreamResponse:
                     lockout_seconds=ctx.config.admin_lockout_seconds,
                 )
             except AuthError as exc:
-                if audit is not None:
-                    outcome = "locked" if isinstance(exc, LoginLocked) else "refused"
-                    audit(session, name, "", source, outcome)
+                outcome = "locked" if isinstance(exc, LoginLocked) else "refused"
+                _audit_login(session, name, source, outcome)
                 session.commit()  # the failure counts
                 raise
-            if audit is not None:
-                audit(session, name, logged_in.operator.role, source, "ok")
+            _audit_login(session, name, source, "ok")
             session.commit()
             return logged_in
 
@@ -340,7 +349,12 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
     token = _cookie_token(request)
-    await run_db(request, lambda s: ops_auth.end_session(s, token), write=True)
+
+    def work(session: Session) -> None:
+        ops_auth.end_session(session, token)
+        record(session, _actor(caller), "operator.logout", f"operator {caller.operator.name}")
+
+    await run_db(request, work, write=True)
     response = _json({"logged_out": caller.operator.name})
     response.del_cookie(COOKIE, path="/admin")
     return response
@@ -367,13 +381,16 @@ async def operator_create(request: web.Request, caller: Caller) -> web.StreamRes
     if not isinstance(password, str):
         raise BadRequest("'password' is required")
     now = ctx.clock()
-    view = await run_db(
-        request,
-        lambda s: ops_auth.create_operator(
-            s, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now
-        ),
-        write=True,
-    )
+
+    def work(session: Session) -> OperatorView:
+        view = ops_auth.create_operator(
+            session, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now
+        )
+        record(session, _actor(caller), "operator.create", f"operator {name}", None,
+               {"role": view.role, "active": view.active})  # fmt: skip
+        return view
+
+    view = await run_db(request, work, write=True)
     return _json({"name": view.name, "role": view.role, "active": view.active}, 201)
 
 
@@ -394,11 +411,20 @@ async def snapshot_export(request: web.Request, caller: Caller) -> web.StreamRes
     ctx = _ctx(request)
     with_pins = request.query.get("pin_hashes", "") in ("1", "true", "yes")
     now = ctx.clock()
-    document = await run_db(
-        request,
-        lambda s: snapshot.export_bank(s, now=now, with_pin_hashes=with_pins),
-        write=False,
-    )
+
+    def work(session: Session) -> dict[str, Any]:
+        document = snapshot.export_bank(session, now=now, with_pin_hashes=with_pins)
+        customers = document["customers"]
+        record(session, _actor(caller), "bank.export", "bank", None, {
+            "customers": len(customers),
+            "accounts": sum(len(c["accounts"]) for c in customers),
+            "cards": sum(len(c["cards"]) for c in customers),
+            "pin_hashes": with_pins,
+            "to": "download",
+        })  # fmt: skip
+        return document
+
+    document = await run_db(request, work, write=True)
     name = f"bank-snapshot-{now.strftime('%Y%m%dT%H%M%SZ')}.json"
     return _json(document, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -407,14 +433,14 @@ async def snapshot_import(request: web.Request, caller: Caller) -> web.StreamRes
     body = await json_body(request, limit=SNAPSHOT_BODY)
     policy = text_field(body, "policy", size=16)
     document = body.get("snapshot")
-    report = await run_db(
-        request, lambda s: snapshot.import_bank(s, document, policy=policy), write=True
-    )
+
+    def work(session: Session) -> snapshot.ImportReport:
+        report = snapshot.import_bank(session, document, policy=policy)
+        record(session, _actor(caller), "bank.import", "bank", None, report.summary("upload"))
+        return report
+
+    report = await run_db(request, work, write=True)
     return _json(report.as_dict())
-
-
-async def openapi_view(request: web.Request) -> web.StreamResponse:
-    return _json(openapi())
 
 
 # -- the panel -----------------------------------------------------------------------------
@@ -445,7 +471,7 @@ def _static_file(name: str) -> web.Response:
 
 
 # -- the table -----------------------------------------------------------------------------
-ADMIN_ROUTES: list[AdminRoute] = [
+CORE_ROUTES: list[AdminRoute] = [
     AdminRoute("GET", "/session", "viewer", "who is logged in, and the CSRF token", session_view),
     AdminRoute("POST", "/logout", "viewer", "end this session", logout),
     AdminRoute("GET", "/dashboard", "viewer", "the bank's figures", dashboard,
@@ -460,26 +486,6 @@ ADMIN_ROUTES: list[AdminRoute] = [
                body=(Field("policy", description="skip or replace an existing record"),
                      Field("snapshot", "object", "a document from GET /snapshot"))),
 ]  # fmt: skip
-
-PUBLIC_ROUTES = [
-    ("POST", f"{API}/login", login, "log in: sets the session cookie, returns the CSRF token"),
-    ("GET", f"{API}/openapi.json", openapi_view, "this API's OpenAPI description"),
-]
-
-
-def all_routes() -> Iterator[AdminRoute]:
-    yield from ADMIN_ROUTES
-
-
-def admin_routes() -> list[web.RouteDef]:
-    routes = [
-        web.get("/admin", panel_redirect),
-        web.get("/admin/", panel_index),
-        web.get("/admin/static/{name}", panel_static),
-    ]
-    routes += [web.route(method, path, handler) for method, path, handler, _ in PUBLIC_ROUTES]
-    routes += [web.route(r.method, r.url, guarded(r)) for r in all_routes()]
-    return routes
 
 
 @web.middleware
@@ -499,96 +505,8 @@ async def admin_errors(
         response = _error(400, str(exc))
     except NotFound as exc:
         response = _error(404, str(exc))
+    except ControlRefused as exc:
+        response = _error(409, str(exc))
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
-
-
-# -- OpenAPI -------------------------------------------------------------------------------
-_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "object": "object"}
-
-
-def openapi() -> dict[str, Any]:
-    """An OpenAPI 3.1 description generated from the route table (so it cannot drift)."""
-    paths: dict[str, dict[str, Any]] = {}
-    for method, path, _, summary in PUBLIC_ROUTES:
-        operation: dict[str, Any] = {"summary": summary, "security": []}
-        if method == "POST":
-            operation["requestBody"] = _body((Field("name"), Field("password")))
-        operation["responses"] = {"200": {"description": "OK"}, "401": {"description": "refused"}}
-        if path.endswith("/login"):
-            operation["responses"]["429"] = {"description": "locked after failed logins"}
-        paths.setdefault(path, {})[method.lower()] = operation
-    for route in all_routes():
-        template = route.url
-        operation = {
-            "summary": route.summary,
-            "x-role": route.role,
-            "responses": {
-                "200": {"description": "OK", "content": {route.produces: {}}},
-                "400": {"description": "bad input (the error says which)"},
-                "401": {"description": "no session, or it expired"},
-                "403": {"description": "role too low, or missing/wrong CSRF token"},
-            },
-        }
-        parameters = [
-            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for part in template.split("/")
-            if part.startswith("{")
-        ]
-        parameters += [
-            {
-                "name": f.name,
-                "in": "query",
-                "required": f.required,
-                "description": f.description,
-                "schema": {"type": _TYPES[f.kind]},
-            }
-            for f in route.query
-        ]
-        if parameters:
-            operation["parameters"] = parameters
-        if route.changes:
-            operation["parameters"] = [
-                *operation.get("parameters", []),
-                {"name": CSRF_HEADER, "in": "header", "required": True,
-                 "schema": {"type": "string"}},
-            ]  # fmt: skip
-            if route.body:
-                operation["requestBody"] = _body(route.body)
-        paths.setdefault(template, {})[route.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "atm-simulator admin API",
-            "version": "1",
-            "description": "Bank operations for logged-in operators (docs/admin.md). Every "
-            "route but login and this description needs the session cookie; every change "
-            f"needs the {CSRF_HEADER} header; x-role is the least role allowed.",
-        },
-        "components": {
-            "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
-            }
-        },
-        "security": [{"session": []}],
-        "paths": paths,
-    }
-
-
-def _body(fields: tuple[Field, ...]) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        f.name: {"type": _TYPES[f.kind], "description": f.description}
-                        for f in fields
-                    },
-                    "required": [f.name for f in fields if f.required],
-                }
-            }
-        },
-    }

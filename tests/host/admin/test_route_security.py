@@ -11,15 +11,16 @@ from typing import Any
 
 import aiohttp
 
+from host.admin.routes import ADMIN_ROUTES
 from host.admin.snapshot import export_bank
-from host.admin.web import ADMIN_ROUTES, AdminRoute
+from host.admin.web import AdminRoute
 from tests.host.admin.conftest import AdminRig
-from tests.host.conftest import ALICE, ALICE_CHECKING
+from tests.host.conftest import ALICE_CHECKING
 
 # A value for each path parameter the table uses (an existing record where one helps).
 EXAMPLES = {
     "number": ALICE_CHECKING,
-    "pan": ALICE,
+    "card_id": "1",
     "terminal_id": "ATM00001",
     "customer_id": "1",
     "name": "otto",
@@ -36,16 +37,22 @@ def concrete(route: AdminRoute) -> str:
 
 
 def bank_state(admin: AdminRig) -> Any:
-    """Everything a change could touch that a test can see: the bank with PIN hashes, and the
-    operators."""
-    from sqlalchemy import select
+    """Everything a change could touch: the bank with PIN hashes, operators, terminals,
+    maintenance mode, and how many audit rows there are."""
+    from sqlalchemy import func, select
 
     from host.admin.models import Operator
+    from host.bank.models import AuditEntry, BankState, Terminal
 
     with admin.host.sessions() as session:
         bank = export_bank(session, now=admin.clock(), with_pin_hashes=True)
         operators = session.execute(select(Operator.name, Operator.role, Operator.active)).all()
-    return bank, sorted(operators)
+        terminals = session.execute(
+            select(Terminal.terminal_id, Terminal.in_service, Terminal.key_change_due)
+        ).all()
+        maintenance = session.scalars(select(BankState.maintenance)).all()
+        audit = session.scalar(select(func.count()).select_from(AuditEntry))
+    return bank, sorted(operators), sorted(terminals), maintenance, audit
 
 
 CHANGES = [r for r in ADMIN_ROUTES if r.changes]

@@ -59,16 +59,19 @@ def test_export_holds_the_bank_and_pin_hashes_only_when_asked(sessions):
     assert document["format"] == "atm-simulator bank snapshot"
     assert document["pin_hashes"] is False
     alice = next(c for c in document["customers"] if c["name"] == "Alice Johnson")
+    assert alice["active"] is True
     assert alice["accounts"][0] == {
         "number": ALICE_CHECKING,
         "kind": "checking",
         "currency": "840",
+        "status": "open",
         "balance_cents": 525_000,
     }
     assert alice["cards"][0] == {
         "pan": ALICE,
         "expiry": "3012",
         "status": "active",
+        "pin_change_required": False,
         "accounts": {"10": "1000-0001-0002", "20": ALICE_CHECKING},
     }
     assert "$2b$" not in json.dumps(document)
@@ -113,6 +116,7 @@ def test_skip_leaves_existing_records_and_replace_posts_the_difference(sessions)
     alice = next(c for c in changed["customers"] if c["name"] == "Alice Johnson")
     alice["accounts"][0]["balance_cents"] = 600_000
     alice["cards"][0]["status"] = "blocked"
+    alice["accounts"][1]["status"] = "frozen"
     before = balances(sessions)
     with sessions.begin() as session:
         report = import_bank(session, changed, policy="skip")
@@ -134,6 +138,8 @@ def test_skip_leaves_existing_records_and_replace_posts_the_difference(sessions)
         card = session.scalars(select(Card).where(Card.pan == ALICE)).one()
         assert card.status == "blocked"
         assert card.pin_hash.startswith("$2b$")  # kept: the snapshot had no hash
+        savings = session.scalars(select(Account).where(Account.number == "1000-0001-0002")).one()
+        assert savings.status == "frozen"
     # The same snapshot again changes nothing.
     with sessions.begin() as session:
         assert import_bank(session, changed, policy="replace").moved_cents == 0

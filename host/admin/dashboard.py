@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
-from host.bank.models import Account, Customer, Entry, LinkRequest, Posting, Terminal
+from host.bank.models import Account, BankState, Customer, Entry, LinkRequest, Posting, Terminal
 
 __all__ = ["CUSTOMER_ACCOUNT_KINDS", "dashboard"]
 
@@ -26,9 +26,11 @@ def _hour(session: Session, column: Any) -> Any:
 
 
 def _terminal_states(session: Session) -> dict[str, str]:
-    """Terminal id -> in_service | out_of_service (every terminal in service until the
-    bank's controls say otherwise)."""
-    return {tid: "in_service" for tid in session.scalars(select(Terminal.terminal_id))}
+    """Terminal id -> in_service | out_of_service (as operators set it: host.bank.controls)."""
+    return {
+        tid: "in_service" if in_service else "out_of_service"
+        for tid, in_service in session.execute(select(Terminal.terminal_id, Terminal.in_service))
+    }
 
 
 def dashboard(session: Session, *, now: dt.datetime, hours: int = 24) -> dict[str, Any]:
@@ -72,7 +74,9 @@ def dashboard(session: Session, *, now: dt.datetime, hours: int = 24) -> dict[st
         ).all()
     )
     states = _terminal_states(session)
+    maintenance = session.scalar(select(BankState.maintenance).where(BankState.id == 1))
     return {
+        "maintenance": bool(maintenance),
         "at": now.isoformat(),
         "customers": session.scalar(select(func.count()).select_from(Customer)) or 0,
         "accounts": {"total": sum(by_kind.values()), "by_kind": by_kind},

@@ -29,7 +29,9 @@ reversals through a persistent store-and-forward queue, echo when idle, reconnec
 * ``host_stopped``: the host answered 89 (this terminal out of service) or 90 (maintenance)
   to a sign-on, echo or card request: the link counts as signed off and every sign-on is
   tried again (and refused) until the host approves one; the controller shows out-of-service
-  meanwhile (docs/protocol.md section 7.5).
+  meanwhile (docs/protocol.md section 7.5). The host may also say so unasked, with an
+  0800/901 (DE 48 the reason): answered 0810/00, same effect; ``stopped`` is set then, so an
+  idle controller need not wait for its next echo.
 """
 
 from __future__ import annotations
@@ -172,12 +174,15 @@ class HostLink:
             on_unmatched=self._on_unmatched,
             codec=self._codec,
             on_disconnect=self._on_disconnect,
+            on_request=self._on_host_request,
             tls=config.tls_context(),
             server_hostname=config.tls_server_name,
         )
         self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False
         self.host_stopped: ResponseCode | None = None
+        self.stopped = asyncio.Event()
+        self._answers: set[asyncio.Task[None]] = set()
         self._connect_lock = asyncio.Lock()
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -257,6 +262,7 @@ class HostLink:
             log.warning("host refused sign-on with response code %s", response.get("39"))
             return False
         self.host_stopped = None
+        self.stopped.clear()
         try:
             keys = open_key_delivery(
                 response.get("48", ""),
@@ -313,6 +319,7 @@ class HostLink:
                 log.warning("host put this terminal out of service (%s %s)", code, code.text)
             self.host_stopped = code
             self.signed_on = False
+            self.stopped.set()
 
     def queue_reversal(self, original: Message, dispensed_cents: int, reason: str) -> bool:
         """Persist a reversal advice for ``original`` and have it sent as soon as possible.
@@ -417,6 +424,27 @@ class HostLink:
             self._reverse_by_itself(original, ReversalReason.LATE_RESPONSE)
         else:
             log.info("ignoring unmatched %s STAN %s", mti, message.get("11"))
+
+    def _on_host_request(self, message: Message) -> None:
+        """A host-initiated 0800: 901 (out of service, DE 48 the reason) is obeyed and
+        answered 0810/00; any other code is answered 12 and changes nothing."""
+        code = message.get("70", "")
+        known = code == NetworkCode.OUT_OF_SERVICE
+        reason = message.get("48", ResponseCode.TERMINAL_OUT_OF_SERVICE.value)
+        if known:
+            self._note_stop({"39": reason})
+        reply: Message = {k: v for k, v in message.items() if k in ("7", "11", "41", "70")}
+        reply["t"] = Mti.NETWORK_RESPONSE
+        reply["39"] = ResponseCode.APPROVED if known else ResponseCode.INVALID_TRANSACTION
+        task = asyncio.create_task(self._answer(reply), name="hostlink-answer")
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, reply: Message) -> None:
+        try:
+            await self.client.send(reply)
+        except LinkError as exc:
+            log.info("could not answer the host's %s: %s", reply.get("70"), exc)
 
     def _on_disconnect(self, error: LinkError) -> None:
         if self.signed_on:

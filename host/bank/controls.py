@@ -10,9 +10,10 @@ on the next message from an ATM (``host.bank.services``, ``host.link.server``):
 * a frozen or closed account is declined 78, and nothing moves;
 * a reset PIN is set by the operator once: the first request verified with it is answered 77
   and the ATM takes the customer to PIN change;
-* a terminal out of service gets 89 on its next echo, sign-on or card request; a forced key
-  change gets 88 on its next echo (the ATM then changes keys, 0800/161);
-* maintenance mode answers every card request, sign-on and echo 90.
+* a terminal out of service is sent an 0800/901 by the link server (polled), and gets 89 on
+  its next echo, sign-on or card request; a forced key change gets 88 on its next echo (the
+  ATM then changes keys, 0800/161);
+* maintenance mode: the same with 90, for every terminal.
 
 A refused operation raises ``ControlRefused`` (an unknown record ``NotFound``), both with a
 message an operator can act on; nothing is changed then. The read functions return frozen

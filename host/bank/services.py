@@ -10,9 +10,10 @@ by the link layer before a ``CardRequest`` exists:
    the stored outcome when its content (PAN, DE 3, amount, currency, DE 103) is the same, and
    is applied no second time; the same key with a different content gets 94 (the key was
    reused; nothing is applied or stored).
-2. card unknown or blocked 14.
+2. operators' switches (``host.bank.controls``): the bank in maintenance 90, this terminal out
+   of service 89. Then card unknown, blocked or replaced 14.
 3. lost 41, stolen 43: both tell the terminal to capture the card (``Outcome.capture_card``),
-   whatever the card's expiry.
+   whatever the card's expiry; then the card's customer deactivated 14.
 4. expired 54 (the record's expiry, or the track 2 expiry, is before this month); a track 2
    expiry in the future that differs from the record 14 (not this card's track).
 5. locked out 75 (``MAX_FAILED_PIN_ATTEMPTS`` wrong PINs in a row lock the card for
@@ -21,8 +22,10 @@ by the link layer before a ``CardRequest`` exists:
    before step 1), a wrong one 55. Verified once per card session: a request from the
    same card and terminal with the same encrypted PIN block within ``SESSION_TIMEOUT_SECONDS``
    of the session's last use is accepted without bcrypt.
+   A right PIN that an operator set (reset) and the customer has not changed yet: 77 to any
+   request but a PIN change (the terminal goes to its PIN change flow).
 7. account not linked to the card 57 (also: transfer destination unknown or not a customer
-   account).
+   account); the account (or a transfer's destination) frozen or closed 78, nothing moves.
 8. amount invalid 13 (zero, negative or over 10^9 cents for money movements).
 9. daily limit 61 (``DAILY_WITHDRAWAL_LIMIT`` / ``DAILY_TRANSFER_LIMIT`` per account per UTC
    calendar day; a reversal gives back what its original took from the day it was made).
@@ -38,6 +41,10 @@ Deposits (cash 21, checks 24) credit the account by DE 4 at once and place holds
 (``host.bank.holds``): the ledger balance grows by the whole amount, the available balance by
 what the hold policy makes available now. Withdrawals and transfers are checked against the
 available balance (ledger balance less holds); DE 54 carries both (01 ledger, 02 available).
+
+Every request leaves one audit row (``txn.<type>``, its code) and every PIN verified by bcrypt,
+failed or locking the card one more (``pin.*``), in the request's transaction
+(``host.bank.audit``).
 
 Other codes: 12 for an unsupported transaction, a transfer to the same account, and a
 new PIN that breaks the rules or whose block does not decode; 91 when the database cannot be

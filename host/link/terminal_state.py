@@ -17,7 +17,7 @@ from host.bank.models import BankState, Terminal
 from protocol.response_codes import ResponseCode
 from protocol.security import WorkingKeys, key_check_value
 
-__all__ = ["TerminalSwitches", "note_keys", "note_network"]
+__all__ = ["TerminalSwitches", "note_keys", "note_network", "stopped_terminals"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,18 @@ def note_keys(
         terminal.tpk_kcv = key_check_value(keys.scheme, keys.tpk)
         terminal.tak_kcv = key_check_value(keys.scheme, keys.tak)
         terminal.key_change_due = False
+
+
+def stopped_terminals(sessions: sessionmaker[Session], terminal_ids: list[str]) -> dict[str, str]:
+    """Of ``terminal_ids``, those that must not serve now, with the reason (89 or 90)."""
+    if not terminal_ids:
+        return {}
+    with sessions() as session:
+        if session.scalar(select(BankState.maintenance).where(BankState.id == 1)):
+            return dict.fromkeys(terminal_ids, ResponseCode.MAINTENANCE.value)
+        stopped = session.scalars(
+            select(Terminal.terminal_id).where(
+                Terminal.terminal_id.in_(terminal_ids), Terminal.in_service.is_(False)
+            )
+        )
+        return dict.fromkeys(stopped, ResponseCode.TERMINAL_OUT_OF_SERVICE.value)

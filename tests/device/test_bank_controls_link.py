@@ -80,10 +80,23 @@ async def test_card_reported_stolen_is_captured_at_its_next_use(world: World) ->
 
 
 async def test_terminal_out_of_service_then_back(world: World) -> None:
-    atm = await world.atm(idle_echo_interval=0.05)
+    # The default echo interval (60 s): the host's own 0800/901 stops the idle ATM.
+    atm = await world.atm()
+    seen: list[tuple[str, dict[str, str]]] = []
+    atm.controller.events.subscribe(
+        lambda e: (
+            seen.append((e.direction, dict(e.message))) if isinstance(e, LinkMessage) else None
+        )
+    )
     operate(world, controls.terminal_out_of_service, "ATM00001")
+    await world.host.server.push_switches()
     await atm.screen("out_of_service")
     await atm.state(State.out_of_service)
+    pushed = [m for d, m in seen if d == "recv" and m["t"] == "0800"]
+    assert pushed and pushed[0]["70"] == "901" and pushed[0]["48"] == "89"
+    assert pushed[0]["41"] == "ATM00001" and len(pushed[0]["128"]) == 16  # MAC'd (TAK)
+    answer = next(m for d, m in seen if d == "send" and m["t"] == "0810")
+    assert answer["39"] == "00" and answer["11"] == pushed[0]["11"]
     operate(world, controls.terminal_in_service, "ATM00001")
     await atm.state(State.idle)
     await atm.login()
@@ -95,6 +108,16 @@ async def test_terminal_out_of_service_then_back(world: World) -> None:
         (terminal,) = [t for t in controls.list_terminals(session) if t.terminal_id == "ATM00001"]
     assert terminal.in_service and terminal.key_scheme == "T" and len(terminal.tpk_kcv) == 6
     assert terminal.last_sign_on_at is not None and terminal.last_message.startswith("0200")
+
+
+async def test_echo_carries_out_of_service_when_nothing_was_pushed(world: World) -> None:
+    await world.host.server.stop_switch_poller()  # a host that never pushes: the echo tells
+    atm = await world.atm(idle_echo_interval=0.05)
+    operate(world, controls.terminal_out_of_service, "ATM00001")
+    await atm.state(State.out_of_service)
+    assert atm.events("LINK_DOWN")[-1]["reason"] == "echo test failed"
+    operate(world, controls.terminal_in_service, "ATM00001")
+    await atm.state(State.idle)
 
 
 async def test_out_of_service_during_a_session_ends_it_then_the_atm_stops(world: World) -> None:

@@ -32,41 +32,32 @@ FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("customers") as batch_op:
-        batch_op.add_column(
-            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-    with op.batch_alter_table("accounts") as batch_op:
-        batch_op.add_column(
+    # Plain ALTER TABLE ... ADD COLUMN: a batch "move and copy" on SQLite would drop tables
+    # that other tables' foreign keys point at.
+    added = {
+        "customers": [sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)],
+        "accounts": [
             sa.Column("status", sa.String(length=8), server_default="open", nullable=False)
-        )
-    with op.batch_alter_table("cards") as batch_op:
-        batch_op.add_column(
+        ],
+        "cards": [
             sa.Column(
                 "pin_change_required", sa.Boolean(), server_default=sa.false(), nullable=False
             )
-        )
-    with op.batch_alter_table("terminals") as batch_op:
-        batch_op.add_column(
-            sa.Column("in_service", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("key_change_due", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.add_column(sa.Column("last_sign_on_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("key_scheme", sa.String(length=1), server_default="", nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("tpk_kcv", sa.String(length=6), server_default="", nullable=False)
-        )
-        batch_op.add_column(
-            sa.Column("tak_kcv", sa.String(length=6), server_default="", nullable=False)
-        )
-        batch_op.add_column(sa.Column("last_network_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("last_network_code", sa.String(length=3), server_default="", nullable=False)
-        )
+        ],
+        "terminals": [
+            sa.Column("in_service", sa.Boolean(), server_default=sa.true(), nullable=False),
+            sa.Column("key_change_due", sa.Boolean(), server_default=sa.false(), nullable=False),
+            sa.Column("last_sign_on_at", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("key_scheme", sa.String(length=1), server_default="", nullable=False),
+            sa.Column("tpk_kcv", sa.String(length=6), server_default="", nullable=False),
+            sa.Column("tak_kcv", sa.String(length=6), server_default="", nullable=False),
+            sa.Column("last_network_at", sa.DateTime(timezone=True), nullable=True),
+            sa.Column("last_network_code", sa.String(length=3), server_default="", nullable=False),
+        ],
+    }
+    for table, columns in added.items():
+        for column in columns:
+            op.add_column(table, column)
     op.create_table(
         "bank_state",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -104,8 +95,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_log_at")
     op.drop_table("audit_log")
     op.drop_table("bank_state")
-    with op.batch_alter_table("terminals") as batch_op:
-        for column in (
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+ and PostgreSQL): a batch "move and
+    # copy" would drop tables that other tables' foreign keys point at.
+    dropped = {
+        "terminals": (
             "last_network_code",
             "last_network_at",
             "tak_kcv",
@@ -114,11 +107,11 @@ def downgrade() -> None:
             "last_sign_on_at",
             "key_change_due",
             "in_service",
-        ):
-            batch_op.drop_column(column)
-    with op.batch_alter_table("cards") as batch_op:
-        batch_op.drop_column("pin_change_required")
-    with op.batch_alter_table("accounts") as batch_op:
-        batch_op.drop_column("status")
-    with op.batch_alter_table("customers") as batch_op:
-        batch_op.drop_column("active")
+        ),
+        "cards": ("pin_change_required",),
+        "accounts": ("status",),
+        "customers": ("active",),
+    }
+    for table, columns in dropped.items():
+        for column in columns:
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

@@ -281,6 +281,13 @@ async def card_reset_pin(request: web.Request, caller: Caller) -> web.StreamResp
 
 
 # -- terminals and the bank ----------------------------------------------------------------
+async def _push(request: web.Request) -> None:
+    """Stopped terminals hear it now rather than at the link server's next poll."""
+    push = _ctx(request).push_switches
+    if push is not None:
+        await push()
+
+
 async def terminals_list(request: web.Request, caller: Caller) -> web.StreamResponse:
     def work(session: Session) -> dict[str, Any]:
         return {
@@ -316,6 +323,7 @@ async def maintenance_set(request: web.Request, caller: Caller) -> web.StreamRes
     result = await run_db(
         request, lambda s: controls.set_maintenance(s, actor(caller), on, now=now), write=True
     )
+    await _push(request)
     return _json({"maintenance": result})
 
 

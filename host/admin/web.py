@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -130,9 +130,9 @@ class AdminContext:
     sessions: Any  # sessionmaker[Session]
     config: Any  # HostConfig
     clock: Callable[[], dt.datetime]
-    # Where snapshots go and come from when the API is asked (S3 client for tests).
-    s3: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Tells connected terminals at once that an operator stopped them (the link server's
+    # push_switches; it also polls on its own). None when the ops app runs without a link.
+    push_switches: Callable[[], Awaitable[Any]] | None = None
 
 
 ADMIN = web.AppKey("admin", AdminContext)

@@ -12,7 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from host.bank import controls
 from host.bank.audit import Actor, list_audit, write_csv
 from host.bank.models import AuditEntry
+from host.bank.services import CardRequest
 from host.errors import BadRequest, ControlRefused, NotFound
+from protocol.messages import TransactionType
 from tests.host.conftest import ALICE, ALICE_CHECKING, BOB_CHECKING, CHARLIE_CHECKING, ServiceRig
 
 OPERATOR = Actor("olga", "operator", "cli")
@@ -101,3 +103,76 @@ def test_audit_log_refuses_update_and_delete_on_postgresql(rig: ServiceRig) -> N
                 session.execute(text(statement))
     with rig.service._sessions() as session:
         assert session.scalar(select(AuditEntry.actor)) == "olga"
+
+
+# -- what the authorization service does with them (both databases) ---------------------------
+def _code(rig: ServiceRig, request: CardRequest) -> str:
+    return str(rig.service.authorize(request).response_code)
+
+
+def test_frozen_account_declines_78_and_nothing_moves(rig: ServiceRig) -> None:
+    with rig.service._sessions.begin() as session:
+        controls.freeze_account(session, OPERATOR, ALICE_CHECKING)
+    assert _code(rig, rig.requests.withdrawal(2_000)) == "78"
+    assert _code(rig, rig.requests.balance()) == "78"
+    assert rig.balance_of(ALICE_CHECKING) == 525_000
+    with rig.service._sessions.begin() as session:
+        controls.unfreeze_account(session, OPERATOR, ALICE_CHECKING)
+    assert _code(rig, rig.requests.withdrawal(2_000)) == "00"
+    assert rig.balance_of(ALICE_CHECKING) == 523_000
+
+
+def test_switches_and_card_states_in_check_order(rig: ServiceRig) -> None:
+    with rig.service._sessions.begin() as session:
+        controls.terminal_out_of_service(session, OPERATOR, "ATM00001")
+    assert _code(rig, rig.requests.withdrawal(2_000)) == "89"
+    assert _code(rig, rig.requests.withdrawal(2_000, terminal_id="ATM00002")) == "00"
+    with rig.service._sessions.begin() as session:
+        controls.set_maintenance(session, OPERATOR, True)
+    assert _code(rig, rig.requests.withdrawal(2_000, terminal_id="ATM00002")) == "90"
+    with rig.service._sessions.begin() as session:
+        controls.set_maintenance(session, OPERATOR, False)
+        controls.terminal_in_service(session, OPERATOR, "ATM00001")
+        controls.deactivate_customer(session, OPERATOR, 1)
+    assert _code(rig, rig.requests.balance()) == "14"
+    with rig.service._sessions.begin() as session:
+        controls.reactivate_customer(session, OPERATOR, 1)
+        controls.report_card_lost(session, OPERATOR, ALICE)
+    assert rig.service.authorize(rig.requests.balance()).capture_card
+    with rig.service._sessions.begin() as session:
+        new = controls.replace_card(session, OPERATOR, ALICE)
+        controls.block_card(session, OPERATOR, new)
+    assert _code(rig, rig.requests.balance(new, pin="1234")) == "14"
+    assert rig.balance_of(ALICE_CHECKING) == 525_000 - 2_000
+
+
+def test_pin_reset_answers_77_until_changed(rig: ServiceRig) -> None:
+    with rig.service._sessions.begin() as session:
+        controls.reset_pin(session, OPERATOR, ALICE, "2580", _setting(rig))
+    assert _code(rig, rig.requests.balance(pin="1234")) == "55"
+    assert _code(rig, rig.requests.withdrawal(2_000, pin="2580")) == "77"
+    change = rig.requests.make(TransactionType.PIN_CHANGE, ALICE, pin="2580", new_pin="4826")
+    assert _code(rig, change) == "00"
+    assert _code(rig, rig.requests.withdrawal(2_000, pin="4826")) == "00"
+    assert rig.balance_of(ALICE_CHECKING) == 523_000
+    with rig.service._sessions() as session:
+        actions = [r.action for r in list_audit(session)]
+    assert actions == [
+        "card.reset_pin",
+        "pin.failed",
+        "txn.balance_inquiry",
+        "pin.verified",
+        "txn.withdrawal",
+        "txn.pin_change",
+        "txn.withdrawal",  # the card session goes on under the new PIN: no bcrypt again
+    ]
+
+
+def test_pin_lockout_is_audited_with_the_pan_masked(rig: ServiceRig) -> None:
+    for _ in range(rig.config.max_failed_pin_attempts):
+        rig.service.authorize(rig.requests.balance(pin="9999"))
+    with rig.service._sessions() as session:
+        rows = list_audit(session, action="pin.")
+    assert [r.action for r in rows] == ["pin.failed"] * (len(rows) - 1) + ["pin.locked"]
+    assert all(r.subject == "card 400000******7899" and r.actor == "ATM00001" for r in rows)
+    assert rows[-1].after is not None and "locked_until" in rows[-1].after

@@ -145,3 +145,11 @@ async def test_openapi_lists_every_route(admin: AdminRig):
         operation = document["paths"][route.url][route.method.lower()]
         assert any(p["name"] == "X-CSRF-Token" for p in operation["parameters"])
         assert operation["x-role"] == route.role
+
+
+def test_docs_list_every_route():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "admin.md").read_text()
+    missing = [f"{r.method} {r.path}" for r in ADMIN_ROUTES if f"`{r.method} {r.path}`" not in doc]
+    assert missing == []

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -21,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from host.admin.models import Operator, OperatorSession
-from host.errors import BadRequest, HostError
+from host.errors import BadRequest, HostError, NotFound
 
 __all__ = [
     "ROLES",
@@ -38,14 +39,20 @@ __all__ = [
     "log_in",
     "resume_session",
     "role_allows",
+    "set_operator_active",
 ]
 
 ROLES = ("viewer", "operator", "admin")
 MIN_PASSWORD_BYTES = 12
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
-# A hash to check against when the name is unknown (same cost as a real one).
-_DUMMY_HASH = bcrypt.hashpw(b"no such operator", bcrypt.gensalt(4))
+
+
+@functools.cache
+def _dummy_hash(rounds: int) -> bytes:
+    """A hash to check against when the name is unknown, at the cost of a real one, so the
+    answer's timing does not tell which names exist."""
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
 
 
 class AuthError(HostError):
@@ -140,6 +147,19 @@ def list_operators(session: Session) -> list[OperatorView]:
     return [OperatorView.of(o) for o in session.scalars(select(Operator).order_by(Operator.name))]
 
 
+def set_operator_active(session: Session, name: str, active: bool) -> OperatorView:
+    """Deactivate (their sessions end at once) or reactivate an operator."""
+    operator = session.scalar(select(Operator).where(Operator.name == name).with_for_update())
+    if operator is None:
+        raise NotFound(f"no operator {name!r}")
+    if operator.active is active:
+        raise BadRequest(f"operator {name} is already {'active' if active else 'deactivated'}")
+    operator.active = active
+    if not active:
+        session.execute(delete(OperatorSession).where(OperatorSession.operator_id == operator.id))
+    return OperatorView.of(operator)
+
+
 def log_in(
     session: Session,
     name: str,
@@ -149,12 +169,16 @@ def log_in(
     now: dt.datetime,
     max_failed: int,
     lockout_seconds: int,
+    idle_seconds: int,
+    rounds: int,
 ) -> LoggedIn:
     """Open a session, or raise ``LoginRefused`` / ``LoginLocked``. The caller commits in
-    both cases (a failure is counted)."""
+    both cases (a failure is counted). Sessions idle too long, anyone's, are cleared here."""
+    stale = now - dt.timedelta(seconds=idle_seconds)
+    session.execute(delete(OperatorSession).where(OperatorSession.last_seen_at < stale))
     operator = session.scalar(select(Operator).where(Operator.name == name).with_for_update())
     if operator is None:
-        bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], _DUMMY_HASH)
+        bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], _dummy_hash(rounds))
         raise LoginRefused("wrong operator name or password")
     if operator.locked_until is not None and _aware(operator.locked_until) > now:
         raise LoginLocked(_aware(operator.locked_until))

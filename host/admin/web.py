@@ -324,6 +324,8 @@ async def login(request: web.Request) -> web.StreamResponse:
                     now=now,
                     max_failed=ctx.config.admin_max_failed_logins,
                     lockout_seconds=ctx.config.admin_lockout_seconds,
+                    idle_seconds=ctx.config.admin_session_idle_seconds,
+                    rounds=ctx.config.bcrypt_rounds,
                 )
             except AuthError as exc:
                 outcome = "locked" if isinstance(exc, LoginLocked) else "refused"
@@ -392,6 +394,25 @@ async def operator_create(request: web.Request, caller: Caller) -> web.StreamRes
 
     view = await run_db(request, work, write=True)
     return _json({"name": view.name, "role": view.role, "active": view.active}, 201)
+
+
+def _operator_switch(active: bool) -> Handler:
+    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if active is False and name == caller.operator.name:
+            raise BadRequest("an operator cannot deactivate themselves")
+
+        def work(session: Session) -> OperatorView:
+            view = ops_auth.set_operator_active(session, name, active)
+            action = "operator.reactivate" if active else "operator.deactivate"
+            record(session, _actor(caller), action, f"operator {name}"[:64],
+                   {"active": not active}, {"active": active})  # fmt: skip
+            return view
+
+        view = await run_db(request, work, write=True)
+        return _json({"name": view.name, "role": view.role, "active": view.active})
+
+    return handler
 
 
 # -- dashboard and snapshots ---------------------------------------------------------------
@@ -480,6 +501,10 @@ CORE_ROUTES: list[AdminRoute] = [
     AdminRoute("POST", "/operators", "admin", "create an operator", operator_create,
                body=(Field("name"), Field("role", description="viewer, operator or admin"),
                      Field("password", description="12 to 72 bytes"))),
+    AdminRoute("POST", "/operators/{name}/deactivate", "admin",
+               "deactivate an operator (their sessions end)", _operator_switch(False)),
+    AdminRoute("POST", "/operators/{name}/reactivate", "admin", "reactivate an operator",
+               _operator_switch(True)),
     AdminRoute("GET", "/snapshot", "admin", "export the bank as JSON", snapshot_export,
                query=(Field("pin_hashes", "boolean", "include the cards' PIN hashes", False),)),
     AdminRoute("POST", "/snapshot", "admin", "import a bank snapshot", snapshot_import,

@@ -118,12 +118,39 @@ async def test_logout_ends_the_session(admin: AdminRig):
 
 
 async def test_a_deactivated_operator_is_logged_out(admin: AdminRig):
-    client = await admin.client("otto")
-    with admin.host.sessions.begin() as session:
-        operator = session.scalars(select(Operator).where(Operator.name == "otto")).one()
-        operator.active = False
-    assert (await client.get("/admin/api/session"))[0] == 401
-    assert (await client.login("otto"))[0] == 401
+    otto = await admin.client("otto")
+    ada = await admin.client("ada")
+    assert (await otto.post("/admin/api/operators/ada/deactivate"))[0] == 403
+    status, body = await ada.post("/admin/api/operators/ada/deactivate")
+    assert status == 400 and "themselves" in body["error"]
+    assert await ada.post("/admin/api/operators/otto/deactivate") == (
+        200,
+        {"name": "otto", "role": "operator", "active": False},
+    )
+    assert (await otto.get("/admin/api/session"))[0] == 401
+    assert (await otto.login("otto"))[0] == 401
+    assert (await ada.post("/admin/api/operators/nobody/deactivate"))[0] == 404
+    assert (await ada.post("/admin/api/operators/otto/reactivate"))[0] == 200
+    assert (await otto.login("otto"))[0] == 200
+    status, audit = await ada.get("/admin/api/audit?action=operator.")
+    actions = [(r["action"], r["subject"]) for r in audit["rows"] if "activate" in r["action"]]
+    assert actions == [
+        ("operator.deactivate", "operator otto"),
+        ("operator.reactivate", "operator otto"),
+    ]
+
+
+async def test_admins_create_operators(admin: AdminRig):
+    ada = await admin.client("ada")
+    nina = {"name": "nina", "role": "viewer", "password": "nina-password-4"}
+    status, body = await ada.post("/admin/api/operators", nina)
+    assert (status, body) == (201, {"name": "nina", "role": "viewer", "active": True})
+    status, body = await ada.post("/admin/api/operators", nina)
+    assert status == 400 and "exists already" in body["error"]
+    status, listed = await ada.get("/admin/api/operators")
+    assert [o["name"] for o in listed["operators"]] == ["ada", "nina", "otto", "vera"]
+    browser = await admin.client()
+    assert (await browser.login("nina", "nina-password-4"))[0] == 200
 
 
 async def test_the_bearer_token_still_serves_machines_and_opens_no_admin_route(admin: AdminRig):

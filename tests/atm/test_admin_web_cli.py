@@ -68,7 +68,7 @@ def test_export_and_import_through_a_file(admin, tmp_path: Path):
     assert code == 0
     assert out == (f"exported 3 customers, 5 accounts, 5 cards (without PIN hashes) to {target}\n")
     document = json.loads(target.read_text())
-    assert "\"pin_hash\"" not in target.read_text() and "$2b$" not in target.read_text()
+    assert '"pin_hash"' not in target.read_text() and "$2b$" not in target.read_text()
     code, out, _ = admin("export", "-", "--pin-hashes")
     assert code == 0 and '"pin_hash": "$2b$' in out
     alice = next(c for c in document["customers"] if c["name"] == "Alice Johnson")

@@ -129,6 +129,13 @@ def openapi() -> dict[str, Any]:
     }
 
 
+def _schema(field: Field) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _TYPES[field.kind], "description": field.description}
+    if field.kind == "array":
+        schema["items"] = {"type": "string"}
+    return schema
+
+
 def _body(fields: tuple[Field, ...]) -> dict[str, Any]:
     return {
         "required": True,
@@ -136,10 +143,7 @@ def _body(fields: tuple[Field, ...]) -> dict[str, Any]:
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {
-                        f.name: {"type": _TYPES[f.kind], "description": f.description}
-                        for f in fields
-                    },
+                    "properties": {f.name: _schema(f) for f in fields},
                     "required": [f.name for f in fields if f.required],
                 }
             }

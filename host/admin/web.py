@@ -1,8 +1,10 @@
 """The admin API (``/admin/api/...``) and the panel (``/admin/``) on the host's ops app.
 
-Every route is a row of ``ADMIN_ROUTES``: method, path, the least role that may call it,
-what it does (for the OpenAPI description, which is generated from this table), and the
-handler. ``guarded`` wraps each handler with the checks, in this order:
+Every route is an ``AdminRoute`` row: method, path, the least role that may call it, what it
+does (for the OpenAPI description), and the handler. This module holds the machinery, the
+session, operator, dashboard and snapshot rows (``CORE_ROUTES``) and the panel's files;
+``host.admin.bank_routes`` the bank operations; ``host.admin.routes`` joins them into
+``ADMIN_ROUTES``. ``guarded`` wraps each handler with the checks, in this order:
 
 1. a session: the ``atm_admin`` cookie names a live operator session (401 otherwise; a
    session idle longer than ``ADMIN_SESSION_IDLE_SECONDS`` is gone);

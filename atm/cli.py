@@ -28,6 +28,7 @@ COMMANDS = (
     "certs",
     "fleet",
     "scenario",
+    "admin",
 )
 
 

@@ -24,7 +24,14 @@ reversals through a persistent store-and-forward queue, echo when idle, reconnec
 * ``echo()``: the echo test (0800/301); a background keeper sends one whenever the link has
   been idle for ``LinkTiming.echo_interval`` and reconnects (exponential backoff) when the
   connection is lost, signing on and draining the queue again.
-* ``change_keys()``: ask the host for new working keys (0800/161).
+* ``change_keys()``: ask the host for new working keys (0800/161); also done when the host
+  answers an echo 88 (an operator forced a key change).
+* ``host_stopped``: the host answered 89 (this terminal out of service) or 90 (maintenance)
+  to a sign-on, echo or card request: the link counts as signed off and every sign-on is
+  tried again (and refused) until the host approves one; the controller shows out-of-service
+  meanwhile (docs/protocol.md section 7.5). The host may also say so unasked, with an
+  0800/901 (DE 48 the reason): answered 0810/00, same effect; ``stopped`` is set then, so an
+  idle controller need not wait for its next echo.
 """
 
 from __future__ import annotations
@@ -176,11 +183,15 @@ class HostLink:
             on_unmatched=self._on_unmatched,
             codec=self._codec,
             on_disconnect=self._on_disconnect,
+            on_request=self._on_host_request,
             tls=config.tls_context(),
             server_hostname=config.tls_server_name,
         )
         self.saf = saf or SafQueue(config.saf_path)
         self.signed_on = False
+        self.host_stopped: ResponseCode | None = None
+        self.stopped = asyncio.Event()
+        self._answers: set[asyncio.Task[None]] = set()
         self._connect_lock = asyncio.Lock()
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -256,8 +267,11 @@ class HostLink:
             log.warning("sign-on failed: %s", exc)
             return False
         if response.get("39") != ResponseCode.APPROVED:
+            self._note_stop(response)
             log.warning("host refused sign-on with response code %s", response.get("39"))
             return False
+        self.host_stopped = None
+        self.stopped.clear()
         try:
             keys = open_key_delivery(
                 response.get("48", ""),
@@ -299,7 +313,7 @@ class HostLink:
             # host saw it twice) may be read right behind the first, and is not a late approval.
             self._answered.append(_request_key(message))
         try:
-            return await self.client.request(message)
+            response = await self.client.request(message)
         except LinkUnavailable:
             self._forget(message)
             raise
@@ -309,6 +323,18 @@ class HostLink:
                 log.warning("no valid answer to 0200 STAN %s (%s)", message.get("11"), exc)
                 self._reverse_by_itself(message, ReversalReason.TIMEOUT)
             raise
+        self._note_stop(response)
+        return response
+
+    def _note_stop(self, response: Message) -> None:
+        """89/90 from the host: stop serving until a sign-on is approved again."""
+        code = ResponseCode.parse(response.get("39", ""))
+        if code is not None and code.out_of_service:
+            if self.host_stopped is None:
+                log.warning("host put this terminal out of service (%s %s)", code, code.text)
+            self.host_stopped = code
+            self.signed_on = False
+            self.stopped.set()
 
     def _forget(self, message: Message) -> None:
         """Not answered in time: an approval that comes later is late, not a duplicate."""
@@ -379,6 +405,11 @@ class HostLink:
             self.signed_on = False
             await self.client.close()
             return False
+        if response.get("39") == ResponseCode.KEY_CHANGE_REQUIRED:
+            log.warning("host asked for a key change")
+            async with self._connect_lock:
+                return await self._exchange_keys(NetworkCode.KEY_CHANGE)
+        self._note_stop(response)
         return response.get("39") == ResponseCode.APPROVED
 
     async def close(self) -> None:
@@ -416,6 +447,27 @@ class HostLink:
             self._reverse_by_itself(original, ReversalReason.LATE_RESPONSE)
         else:
             log.info("ignoring unmatched %s STAN %s", mti, message.get("11"))
+
+    def _on_host_request(self, message: Message) -> None:
+        """A host-initiated 0800: 901 (out of service, DE 48 the reason) is obeyed and
+        answered 0810/00; any other code is answered 12 and changes nothing."""
+        code = message.get("70", "")
+        known = code == NetworkCode.OUT_OF_SERVICE
+        reason = message.get("48", ResponseCode.TERMINAL_OUT_OF_SERVICE.value)
+        if known:
+            self._note_stop({"39": reason})
+        reply: Message = {k: v for k, v in message.items() if k in ("7", "11", "41", "70")}
+        reply["t"] = Mti.NETWORK_RESPONSE
+        reply["39"] = ResponseCode.APPROVED if known else ResponseCode.INVALID_TRANSACTION
+        task = asyncio.create_task(self._answer(reply), name="hostlink-answer")
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, reply: Message) -> None:
+        try:
+            await self.client.send(reply)
+        except LinkError as exc:
+            log.info("could not answer the host's %s: %s", reply.get("70"), exc)
 
     def _on_disconnect(self, error: LinkError) -> None:
         if self.signed_on:

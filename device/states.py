@@ -197,6 +197,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "approved_inquiry", "source": S.authorizing, "dest": S.balance_display},
     {"trigger": "approved", "source": S.authorizing, "dest": S.printing},
     {"trigger": "wrong_pin", "source": S.authorizing, "dest": S.pin_entry},
+    # The host answered 77 (an operator reset the PIN): the customer chooses a new one now.
+    {"trigger": "pin_change_required", "source": S.authorizing, "dest": S.new_pin_entry},
     {"trigger": "declined", "source": S.authorizing, "dest": S.printing},
     {"trigger": "capture", "source": S.authorizing, "dest": S.capturing_card},
     {"trigger": "host_failed", "source": S.authorizing, "dest": S.returning_card},

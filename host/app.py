@@ -14,6 +14,7 @@ from collections.abc import Callable
 from aiohttp import web
 from sqlalchemy import select
 
+from host.admin.web import ADMIN
 from host.bank.models import Account
 from host.bank.pins import PinVerifier
 from host.bank.seed import seed
@@ -102,7 +103,9 @@ class Host:
         ctx = OpsContext(self.config, self.sessions, self.metrics, self.store, self.worker)
         if self._clock is not None:
             ctx.clock = self._clock
-        runner = web.AppRunner(create_ops_app(ctx), access_log=None)
+        app = create_ops_app(ctx)
+        app[ADMIN].push_switches = self.server.push_switches
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(
             runner, host or self.config.ops_host, self.config.ops_port if port is None else port

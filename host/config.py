@@ -112,6 +112,11 @@ class HostConfig:
     link: LinkConfig = field(default_factory=LinkConfig)
     # Timeouts and connection bounds of the link server (host/link/guard.py).
     link_limits: LinkLimits = field(default_factory=LinkLimits)
+    # Bank operators on the web (host/admin): idle expiry of a session, and the lockout after
+    # consecutive failed logins.
+    admin_session_idle_seconds: int = 900
+    admin_max_failed_logins: int = 5
+    admin_lockout_seconds: int = 900
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
@@ -202,6 +207,9 @@ class HostConfig:
                 max_connections=integer("LINK_MAX_CONNECTIONS", 0, 0, 1_000_000),
                 reserved_for_known=integer("LINK_RESERVED_FOR_KNOWN", 16, 0, 100_000),
             ),
+            admin_session_idle_seconds=integer("ADMIN_SESSION_IDLE_SECONDS", 900, 30, 86_400),
+            admin_max_failed_logins=integer("ADMIN_MAX_FAILED_LOGINS", 5, 1, 100),
+            admin_lockout_seconds=integer("ADMIN_LOCKOUT_SECONDS", 900, 1, 86_400),
         )
         if environment is Environment.PRODUCTION:
             for name, value, default in (

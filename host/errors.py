@@ -29,3 +29,8 @@ class BadRequest(HostError):
 
 class StatementError(HostError):
     """A statement could not be produced or stored."""
+
+
+class ControlRefused(HostError):
+    """A bank operation (host.bank.controls) that cannot be done as asked; the text says why
+    (closing an account with money in it, reporting a card that is already replaced, ...)."""

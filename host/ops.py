@@ -32,6 +32,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.admin.routes import admin_routes
+from host.admin.web import ADMIN, AdminContext, admin_errors
 from host.bank.models import Account, Card, CardSession, Customer, Entry, Posting, StatementJob
 from host.bank.statements import (
     StatementStore,
@@ -93,7 +95,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC:
+    # /admin/ has its own guard (operator sessions, CSRF, roles: host/admin/web.py).
+    if request.path in PUBLIC or request.path == "/admin" or request.path.startswith("/admin/"):
         return await handler(request)
     expected = request.app[OPS].config.ops_api_token
     header = request.headers.get("Authorization", "")
@@ -316,7 +319,12 @@ ROUTES = [
 
 def create_ops_app(ctx: OpsContext) -> web.Application:
     # The error middleware sits outside auth, so a 401 and a 404 look alike (JSON).
-    app = web.Application(middlewares=[_errors, _auth], client_max_size=64 * 1024)
+    # Snapshot imports arrive as one JSON body: allow a few megabytes.
+    app = web.Application(
+        middlewares=[_errors, admin_errors, _auth], client_max_size=16 * 1024 * 1024
+    )
     app[OPS] = ctx
+    app[ADMIN] = AdminContext(ctx.sessions, ctx.config, lambda: ctx.clock())
     app.add_routes(ROUTES)
+    app.add_routes(admin_routes())
     return app

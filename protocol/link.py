@@ -2,7 +2,9 @@
 
 Responses are matched to requests by terminal ID (DE 41) + STAN (DE 11) + MTI class, as jPOS QMUX
 does. A response with no waiting request (for example one that arrived after its timeout) is handed
-to ``on_unmatched`` so the caller can act on it (a late approval must be reversed).
+to ``on_unmatched`` so the caller can act on it (a late approval must be reversed). A request
+from the host (a host-initiated 0800) is never matched to a pending request of ours: it goes
+to ``on_request``.
 
 Messages go through a ``MessageCodec``: ``protocol.mac.TerminalCodec`` MACs every message sent
 and verifies every message received. A message from the host whose MAC does not verify is never
@@ -28,7 +30,7 @@ from protocol.errors import (
 )
 from protocol.framing import DEFAULT_MAX_FRAME, Framer, encode_frame
 from protocol.mac import MessageCodec, PlainCodec
-from protocol.messages import Message, decode, mti_class
+from protocol.messages import Message, decode, is_request, mti_class
 
 __all__ = ["LinkClient", "MessageTap", "match_key"]
 
@@ -57,6 +59,7 @@ class LinkClient:
         on_unmatched: Callable[[Message], None] | None = None,
         codec: MessageCodec | None = None,
         on_disconnect: Callable[[LinkError], None] | None = None,
+        on_request: Callable[[Message], None] | None = None,
         connect_timeout: float = 10.0,
         tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
@@ -68,6 +71,7 @@ class LinkClient:
         self._tap = tap
         self._on_unmatched = on_unmatched
         self._on_disconnect = on_disconnect
+        self._on_request = on_request
         self.codec: MessageCodec = codec or PlainCodec()
         self.connect_timeout = connect_timeout
         # TLS (protocol.tls.client_context): the host is verified against the context's CA
@@ -190,6 +194,12 @@ class LinkClient:
     def _dispatch(self, message: Message) -> None:
         if self._tap:
             self._tap("recv", message)
+        if is_request(message["t"]):
+            if self._on_request is not None:
+                self._on_request(message)
+            else:
+                log.warning("request %s STAN %s from host ignored", message["t"], message.get("11"))
+            return
         future = self._pending.get(match_key(message))
         if future is not None and not future.done():
             future.set_result(message)

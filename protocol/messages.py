@@ -59,6 +59,8 @@ class NetworkCode(StrEnum):
     SIGN_OFF = "002"
     KEY_CHANGE = "161"
     ECHO = "301"
+    # Host to terminal (private): stop serving; DE 48 carries the reason, 89 or 90.
+    OUT_OF_SERVICE = "901"
 
 
 class TransactionType(StrEnum):

@@ -37,6 +37,13 @@ class ResponseCode(StrEnum):
     EXCEEDS_WITHDRAWAL_LIMIT = "61"
     EXCEEDS_FREQUENCY_LIMIT = "65"
     PIN_TRIES_EXCEEDED = "75"
+    # Private codes (ISO 8583:1987 leaves 76-89 to private use; docs/protocol.md section 6).
+    PIN_CHANGE_REQUIRED = "77"
+    ACCOUNT_BLOCKED = "78"
+    KEY_CHANGE_REQUIRED = "88"
+    TERMINAL_OUT_OF_SERVICE = "89"
+    # ISO: cut-off in progress; ours: the bank is in maintenance mode.
+    MAINTENANCE = "90"
     HOST_UNAVAILABLE = "91"
     DUPLICATE = "94"
     MALFUNCTION = "96"
@@ -53,6 +60,12 @@ class ResponseCode(StrEnum):
     def capture_card(self) -> bool:
         """The host tells the terminal to keep the card."""
         return self in (ResponseCode.LOST_CARD, ResponseCode.STOLEN_CARD)
+
+    @property
+    def out_of_service(self) -> bool:
+        """The host tells the terminal to stop serving (89 this terminal, 90 the bank) until
+        a sign-on is approved again."""
+        return self in (ResponseCode.TERMINAL_OUT_OF_SERVICE, ResponseCode.MAINTENANCE)
 
     @classmethod
     def parse(cls, value: str) -> ResponseCode | None:
@@ -79,6 +92,11 @@ _TEXT: dict[ResponseCode, str] = {
     ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT: "Exceeds withdrawal limit",
     ResponseCode.EXCEEDS_FREQUENCY_LIMIT: "Exceeds withdrawal frequency",
     ResponseCode.PIN_TRIES_EXCEEDED: "PIN tries exceeded",
+    ResponseCode.PIN_CHANGE_REQUIRED: "Please choose a new PIN",
+    ResponseCode.ACCOUNT_BLOCKED: "Account not available, please contact your bank",
+    ResponseCode.KEY_CHANGE_REQUIRED: "Key change required",
+    ResponseCode.TERMINAL_OUT_OF_SERVICE: "This ATM is out of service",
+    ResponseCode.MAINTENANCE: "The bank is in maintenance, please try later",
     ResponseCode.HOST_UNAVAILABLE: "Host unavailable",
     ResponseCode.DUPLICATE: "Duplicate transmission",
     ResponseCode.MALFUNCTION: "System malfunction",

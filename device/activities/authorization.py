@@ -146,6 +146,19 @@ async def authorizing(atm: AtmController) -> None:
             atm.post("approved")
     elif code is ResponseCode.INCORRECT_PIN:
         atm.post("wrong_pin")
+    elif code is ResponseCode.PIN_CHANGE_REQUIRED:
+        # The PIN was right but was set by the bank (a reset): the customer chooses a new
+        # one (the PIN change flow), then may start the transaction again.
+        s.new_transaction()
+        s.transaction = TransactionType.PIN_CHANGE
+        s.response = code
+        atm.post("pin_change_required")
+    elif code.out_of_service:
+        # The host put this ATM (89) or the bank (90) out of service: this session ends
+        # (card returned), then the ATM shows out-of-service until a sign-on is approved.
+        s.message = code.text
+        s.end_session = True
+        atm.post("declined")
     elif code.capture_card or (
         code is ResponseCode.PIN_TRIES_EXCEEDED and atm.config.retain_card_on_pin_tries_exceeded
     ):

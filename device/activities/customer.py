@@ -258,7 +258,8 @@ async def amount_entry(atm: AtmController) -> None:
 async def new_pin_entry(atm: AtmController) -> None:
     s = atm.session
     assert s.card is not None
-    text = ""
+    # After a PIN reset the host sent the customer here (77): say why.
+    text = s.response.text if s.response is ResponseCode.PIN_CHANGE_REQUIRED else ""
     while True:
         blocks: list[PinBlock] = []
         for confirm in (False, True):

@@ -36,20 +36,38 @@ async def out_of_service(atm: AtmController) -> None:
 
 async def idle(atm: AtmController) -> None:
     atm.session = Session()
+    if atm.link.host_stopped is not None:
+        # The host put this ATM or the bank out of service (89/90) during the last session.
+        atm.journal.write("LINK_DOWN", reason=f"host answered {atm.link.host_stopped}")
+        atm.post("link_down")
+        return
     atm.show(S.welcome())
     card = asyncio.create_task(atm.devices.card_reader.accept_card())
+    # The host may stop this ATM unasked (0800/901): then out of service at once.
+    stopped = asyncio.create_task(atm.link.stopped.wait())
     try:
         while True:
-            done, _ = await asyncio.wait({card}, timeout=atm.config.idle_echo_interval)
-            if done:
+            done, _ = await asyncio.wait(
+                {card, stopped},
+                timeout=atm.config.idle_echo_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if card in done:
                 card.result()
                 atm.post("card_inserted")
+                return
+            if stopped in done:
+                atm.journal.write("LINK_DOWN", reason=f"host answered {atm.link.host_stopped}")
+                atm.post("link_down")
                 return
             if not await atm.link.echo():
                 atm.journal.write("LINK_DOWN", reason="echo test failed")
                 atm.post("link_down")
                 return
     finally:
+        stopped.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopped
         if not card.done():
             card.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -21,11 +22,15 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
     "Account",
+    "AuditEntry",
+    "BankState",
     "Base",
     "Card",
     "CardAccount",
@@ -60,6 +65,8 @@ class Customer(Base):
     __tablename__ = "customers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
+    # A deactivated customer's cards are declined as blocked (14); host.bank.controls.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     accounts: Mapped[list[Account]] = relationship(back_populates="customer")
     cards: Mapped[list[Card]] = relationship(back_populates="customer")
 
@@ -74,6 +81,8 @@ class Account(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     currency: Mapped[str] = mapped_column(String(3), default="840")
     balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # open | frozen | closed: a frozen or closed account is declined 78 (host.bank.controls).
+    status: Mapped[str] = mapped_column(String(8), default="open", server_default="open")
     customer: Mapped[Customer | None] = relationship(back_populates="accounts")
 
 
@@ -83,8 +92,14 @@ class Card(Base):
     pan: Mapped[str] = mapped_column(String(19), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     expiry: Mapped[str] = mapped_column(String(4))  # YYMM
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|lost|stolen|blocked
+    # active | lost | stolen | blocked | replaced (host.bank.controls)
+    status: Mapped[str] = mapped_column(String(16), default="active")
     pin_hash: Mapped[str] = mapped_column(String(128))
+    # An operator set this PIN (reset): the next request after it is verified gets 77 and the
+    # terminal takes the customer to PIN change.
+    pin_change_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     failed_pin_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     customer: Mapped[Customer] = relationship(back_populates="cards")
@@ -110,6 +125,45 @@ class Terminal(Base):
     terminal_id: Mapped[str] = mapped_column(String(8), unique=True)
     cash_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     cash_account: Mapped[Account] = relationship()
+    # Put out of service by an operator: its sign-on and echo are answered 89 (and its card
+    # requests too) until it is back in service (host.bank.controls, docs/protocol.md).
+    in_service: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # An operator asked for new working keys: the next echo is answered 88 (key change).
+    key_change_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the link last saw of it: sign-on, key scheme and check values, last 0800.
+    last_sign_on_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    key_scheme: Mapped[str] = mapped_column(String(1), default="", server_default="")
+    tpk_kcv: Mapped[str] = mapped_column(String(6), default="", server_default="")
+    tak_kcv: Mapped[str] = mapped_column(String(6), default="", server_default="")
+    last_network_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_network_code: Mapped[str] = mapped_column(String(3), default="", server_default="")
+
+
+class BankState(Base):
+    """Bank-wide settings: one row (id 1). Maintenance mode declines every request 90."""
+
+    __tablename__ = "bank_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """The append-only audit trail: every operator action, PIN verification, transaction
+    and reversal. Written only by ``host.bank.audit.record``; never updated or deleted (on
+    PostgreSQL a trigger refuses both). PANs in it are masked."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action", "action"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Posting(Base):

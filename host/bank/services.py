@@ -10,9 +10,10 @@ by the link layer before a ``CardRequest`` exists:
    the stored outcome when its content (PAN, DE 3, amount, currency, DE 103) is the same, and
    is applied no second time; the same key with a different content gets 94 (the key was
    reused; nothing is applied or stored).
-2. card unknown or blocked 14.
+2. operators' switches (``host.bank.controls``): the bank in maintenance 90, this terminal out
+   of service 89. Then card unknown, blocked or replaced 14.
 3. lost 41, stolen 43: both tell the terminal to capture the card (``Outcome.capture_card``),
-   whatever the card's expiry.
+   whatever the card's expiry; then the card's customer deactivated 14.
 4. expired 54 (the record's expiry, or the track 2 expiry, is before this month); a track 2
    expiry in the future that differs from the record 14 (not this card's track).
 5. locked out 75 (``MAX_FAILED_PIN_ATTEMPTS`` wrong PINs in a row lock the card for
@@ -21,8 +22,10 @@ by the link layer before a ``CardRequest`` exists:
    before step 1), a wrong one 55. Verified once per card session: a request from the
    same card and terminal with the same encrypted PIN block within ``SESSION_TIMEOUT_SECONDS``
    of the session's last use is accepted without bcrypt.
+   A right PIN that an operator set (reset) and the customer has not changed yet: 77 to any
+   request but a PIN change (the terminal goes to its PIN change flow).
 7. account not linked to the card 57 (also: transfer destination unknown or not a customer
-   account).
+   account); the account (or a transfer's destination) frozen or closed 78, nothing moves.
 8. amount invalid 13 (zero, negative or over 10^9 cents for money movements).
 9. daily limit 61 (``DAILY_WITHDRAWAL_LIMIT`` / ``DAILY_TRANSFER_LIMIT`` per account per UTC
    calendar day; a reversal gives back what its original took from the day it was made).
@@ -38,6 +41,10 @@ Deposits (cash 21, checks 24) credit the account by DE 4 at once and place holds
 (``host.bank.holds``): the ledger balance grows by the whole amount, the available balance by
 what the hold policy makes available now. Withdrawals and transfers are checked against the
 available balance (ledger balance less holds); DE 54 carries both (01 ledger, 02 available).
+
+Every request leaves one audit row (``txn.<type>``, its code) and every PIN verified by bcrypt,
+failed or locking the card one more (``pin.*``), in the request's transaction
+(``host.bank.audit``).
 
 Other codes: 12 for an unsupported transaction, a transfer to the same account, and a
 new PIN that breaks the rules or whose block does not decode; 91 when the database cannot be
@@ -61,11 +68,13 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from host.bank.audit import card_subject, record, terminal_actor
 from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, available_cents, place_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.ministatement import mini_statement
 from host.bank.models import (
     Account,
+    BankState,
     Card,
     CardSession,
     Entry,
@@ -331,6 +340,23 @@ class AuthorizationService:
             except _Decline as decline:
                 code = decline.code
             auth_code = f"{secrets.randbelow(10**6):06d}" if code.approved else ""
+            record(
+                session,
+                terminal_actor(request.terminal_id),
+                f"txn.{request.transaction.name.lower()}",
+                card_subject(request.pan),
+                None,
+                {
+                    "code": str(code),
+                    "amount_cents": request.amount_cents,
+                    "processing_code": f"{request.transaction}{request.from_account}"
+                    f"{request.to_account}",
+                    "stan": request.stan,
+                    "rrn": rrn,
+                    "posting": result.posting.id if result.posting else None,
+                },
+                now,
+            )
             session.add(
                 LinkRequest(
                     terminal_id=request.terminal_id,
@@ -370,14 +396,30 @@ class AuthorizationService:
             # The production-safety guard: a card from a range this host does not serve is
             # never looked up, PIN-checked or posted (docs/protocol.md, code 15).
             raise _Decline(ResponseCode.NO_SUCH_ISSUER)
+        # Operators' switches (host.bank.controls): the bank in maintenance, this terminal
+        # out of service. One read of both.
+        maintenance, terminal_off = session.execute(
+            select(
+                select(BankState.maintenance).where(BankState.id == 1).scalar_subquery(),
+                select(Terminal.in_service.is_(False))
+                .where(Terminal.terminal_id == request.terminal_id)
+                .scalar_subquery(),
+            )
+        ).one()
+        if maintenance:
+            raise _Decline(ResponseCode.MAINTENANCE)
+        if terminal_off:
+            raise _Decline(ResponseCode.TERMINAL_OUT_OF_SERVICE)
         card = session.scalar(select(Card).where(Card.pan == request.pan).with_for_update())
-        if card is None or card.status == "blocked":
+        if card is None or card.status in ("blocked", "replaced"):
             raise _Decline(ResponseCode.INVALID_CARD)
         # Lost and stolen come before the expiry: such a card is captured whatever it says.
         if card.status == "lost":
             raise _Decline(ResponseCode.LOST_CARD)
         if card.status == "stolen":
             raise _Decline(ResponseCode.STOLEN_CARD)
+        if not card.customer.active:
+            raise _Decline(ResponseCode.INVALID_CARD)
         this_month = now.strftime("%y%m")
         if card.expiry < this_month or (request.expiry is not None and request.expiry < this_month):
             raise _Decline(ResponseCode.EXPIRED_CARD)
@@ -387,7 +429,12 @@ class AuthorizationService:
             log.warning("track 2 expiry of card %s differs from the record", mask_pan(card.pan))
             raise _Decline(ResponseCode.INVALID_CARD)
         self._check_pin(session, card, request, now, pin)
+        if card.pin_change_required and request.transaction is not TransactionType.PIN_CHANGE:
+            # The PIN an operator set (reset) was right; the customer must now choose one.
+            raise _Decline(ResponseCode.PIN_CHANGE_REQUIRED)
         account = self._linked_account(card, request.from_account)
+        if account.status != "open" and request.transaction is not TransactionType.PIN_CHANGE:
+            raise _Decline(ResponseCode.ACCOUNT_BLOCKED)  # frozen or closed: nothing moves
         match request.transaction:
             case TransactionType.BALANCE_INQUIRY:
                 return _Result(
@@ -468,7 +515,9 @@ class AuthorizationService:
                 request.pin_format,
                 card.pin_hash,
             )
+        actor = terminal_actor(request.terminal_id)
         if ok:
+            record(session, actor, "pin.verified", card_subject(card.pan), None, None, now)
             card.failed_pin_attempts = 0
             if card_session is None:
                 session.add(
@@ -494,7 +543,25 @@ class AuthorizationService:
             if self.metrics is not None:
                 self.metrics.lockouts.inc()
             log.warning("card %s locked after repeated wrong PINs", mask_pan(card.pan))
+            record(
+                session,
+                actor,
+                "pin.locked",
+                card_subject(card.pan),
+                None,
+                {"locked_until": card.locked_until.isoformat()},
+                now,
+            )
             raise _Decline(ResponseCode.PIN_TRIES_EXCEEDED)
+        record(
+            session,
+            actor,
+            "pin.failed",
+            card_subject(card.pan),
+            None,
+            {"failed_attempts": card.failed_pin_attempts},
+            now,
+        )
         raise _Decline(ResponseCode.INCORRECT_PIN)
 
     @staticmethod
@@ -557,6 +624,8 @@ class AuthorizationService:
             target = self._linked_account(card, request.to_account)
         if target.id == account.id:
             raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        if target.status != "open":
+            raise _Decline(ResponseCode.ACCOUNT_BLOCKED)
         amount = request.amount_cents
         self._check_amount(amount)
         locked = lock_accounts(session, [account.id, target.id])
@@ -657,6 +726,7 @@ class AuthorizationService:
                 card.pan, request.terminal_id, request.new_pin_block
             )
             card_session.last_used_at = now
+        card.pin_change_required = False
         log.info("PIN changed for card %s", mask_pan(card.pan))
 
     @staticmethod

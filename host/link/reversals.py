@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.bank import audit
 from host.bank.holds import DEPOSIT_KINDS, cancel_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.models import Entry, LinkRequest, Posting
@@ -117,6 +118,28 @@ def _mismatch(record: ReversalAdvice, original: LinkRequest) -> str:
     return ""
 
 
+def _audit(session: Session, record: ReversalAdvice, now: dt.datetime) -> None:
+    """One audit row per reversal advice answered the first time (and again when an advice
+    that overtook its original is applied later), in the transaction that posts it."""
+    audit.record(
+        session,
+        audit.terminal_actor(record.terminal_id),
+        "reversal",
+        f"terminal {record.terminal_id} STAN {record.original_stan}",
+        None,
+        {
+            "status": record.status,
+            "reason": record.reason,
+            "amount_cents": record.amount_cents,
+            "dispensed_cents": record.dispensed_cents,
+            "reversed_cents": record.reversed_cents,
+            "stan": record.stan,
+            "posting": record.posting_id,
+        },
+        now,
+    )
+
+
 class ReversalService:
     def __init__(self, sessions: sessionmaker[Session], clock: Clock | None = None) -> None:
         self._sessions = sessions
@@ -156,6 +179,7 @@ class ReversalService:
                 for record in waiting:
                     self._apply(session, record)
                     if record.status == "applied":
+                        _audit(session, record, self._clock())
                         log.warning(
                             "reversal of terminal %s STAN %s applied after its original arrived",
                             terminal_id,
@@ -203,6 +227,7 @@ class ReversalService:
             session.add(record)
             session.flush()
             self._apply(session, record)
+            _audit(session, record, self._clock())
             log.info(
                 "reversal advice %s/%s for STAN %s (reason %s): %s, %d cents back",
                 advice.terminal_id,

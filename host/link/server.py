@@ -38,6 +38,7 @@ from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
 from host.link.reversals import ReversalService, parse_advice
+from host.link.terminal_state import note_keys, note_network, stopped_terminals
 from host.metrics import HostMetrics
 from protocol.errors import FrameError, MacError, MessageError, ProtocolError
 from protocol.framing import Framer, encode_frame
@@ -51,6 +52,7 @@ from protocol.messages import (
     TransactionType,
     decode,
     format_balances,
+    format_transmission_time,
     is_request,
     mti_class,
     parse_amount,
@@ -108,6 +110,8 @@ class _Connection:
     received: bool = False
     # Mutual TLS: the terminal ID its client certificate names (protocol.tls).
     certificate_terminal: str | None = None
+    # The reason (89/90) of the out-of-service 0800 the host pushed on this connection.
+    told_stopped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class LinkServer:
         metrics: HostMetrics | None = None,
         limits: LinkLimits | None = None,
         soft_nofile: int | None = None,
+        switch_poll_seconds: float = 2.0,
     ) -> None:
         self._service = service
         self._executor = executor
@@ -144,12 +149,19 @@ class LinkServer:
         self._metrics = metrics
         self.keys = KeyStore(sessions, self.link_config)
         self.reversals = ReversalService(sessions, self._clock)
+        self._sessions = sessions
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._tls = _tls_context(link_config)
         self.limits = limits or LinkLimits()
         self.guard = ConnectionGuard.for_limits(self.limits, self._count_close, soft_nofile)
         self._guard_changed = asyncio.Condition()
+        # Operators' switches pushed to connected terminals (push_switches).
+        self._by_terminal: dict[str, _Connection] = {}
+        self._pushed: set[tuple[str, str]] = set()
+        self._push_stan = 0
+        self._switch_poll_seconds = switch_poll_seconds
+        self._poller: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -171,6 +183,8 @@ class LinkServer:
             transport = "TLS, client certificates required"
         else:
             transport = "TLS"
+        if self._switch_poll_seconds > 0:
+            self._poller = asyncio.create_task(self._poll_switches(), name="link-switches")
         log.info(
             "link server listening on %s:%d (%s; at most %d connections)",
             host,
@@ -179,7 +193,16 @@ class LinkServer:
             self.guard.max_connections,
         )
 
+    async def stop_switch_poller(self) -> None:
+        """No more pushed 0800/901 (terminals then learn of a stop from their next answer)."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
     async def close(self) -> None:
+        await self.stop_switch_poller()
         if self._server is not None:
             self._server.close()
             for writer in list(self._connections.values()):
@@ -231,6 +254,8 @@ class LinkServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             self._connections.pop(task, None)
+            if conn.terminal_id and self._by_terminal.get(conn.terminal_id) is conn:
+                del self._by_terminal[conn.terminal_id]
             self.guard.closed(conn.authenticated)
             await self._notify_guard()
 
@@ -264,12 +289,56 @@ class LinkServer:
         async with self._guard_changed:
             self._guard_changed.notify_all()
 
+    # -- operators' switches pushed to terminals (docs/protocol.md section 7.5) -------------
+    async def push_switches(self) -> int:
+        """Tell every connected terminal that an operator stopped (out of service, or the
+        bank in maintenance) with a host-initiated 0800/901, once per connection; returns
+        how many were told. Run every ``switch_poll_seconds``; an ops route that has just
+        changed a switch may call it at once."""
+        connected = {t: c for t, c in self._by_terminal.items() if not c.closed}
+        stopped = await self._work(stopped_terminals, self._sessions, sorted(connected))
+        told = 0
+        for terminal, conn in connected.items():
+            reason = stopped.get(terminal)
+            if reason is None:
+                conn.told_stopped = None
+                continue
+            keys = self.keys.cached(terminal)
+            if conn.told_stopped == reason or keys is None:
+                continue
+            self._push_stan = self._push_stan % 999_999 + 1
+            stan = f"{self._push_stan:06d}"
+            message: Message = {
+                "t": Mti.NETWORK_REQUEST,
+                "7": format_transmission_time(self._clock()),
+                "11": stan,
+                "41": terminal,
+                "48": reason,
+                "70": NetworkCode.OUT_OF_SERVICE,
+            }
+            self._pushed.add((terminal, stan))
+            conn.told_stopped = reason
+            log.info("telling terminal %s to go out of service (%s)", terminal, reason)
+            await self._send(conn, message, keys.scheme, keys.tak)
+            told += 1
+        return told
+
+    async def _poll_switches(self) -> None:
+        while True:
+            await asyncio.sleep(self._switch_poll_seconds)
+            try:
+                await self.push_switches()
+            except Exception:
+                # The database may be away for a while; the next round tries again.
+                log.exception("could not read the operators' switches")
+
     def _count_close(self, reason: CloseReason) -> None:
         if self._metrics is not None:
             self._metrics.link_connections_closed.labels(reason=reason.value).inc()
 
     async def _authenticated(self, conn: _Connection, terminal: str) -> None:
         conn.terminal_id = terminal
+        self._by_terminal[terminal] = conn
         if not conn.authenticated:
             conn.authenticated = True
             self.guard.authenticated(_peer_host(conn.peer))
@@ -460,6 +529,11 @@ class LinkServer:
         an answer and answering a response could start a loop between two confused peers,
         so it gets none (docs/protocol.md section 3); one line and a metric make it visible."""
         mti = request["t"]
+        pushed = (auth.terminal_id, request.get("11", ""))
+        if mti == Mti.NETWORK_RESPONSE and pushed in self._pushed:
+            self._pushed.discard(pushed)
+            log.info("terminal %s acknowledged out-of-service (%s)", *pushed)
+            return
         log.warning(
             "terminal %s sent a response MTI %s (STAN %s): a terminal sends only requests "
             "and advices; not answered",
@@ -474,6 +548,17 @@ class LinkServer:
         code = request.get("70", "")
         terminal = auth.terminal_id
         log.info("terminal %s network code %s", terminal, code)
+        if code in (NetworkCode.SIGN_ON, NetworkCode.KEY_CHANGE, NetworkCode.ECHO):
+            # The operators' switches (host.bank.controls): maintenance 90, out of service
+            # 89, both until lifted; a forced key change 88 on the next echo.
+            switches = await self._work(note_network, self._sessions, terminal, code, self._clock())
+            refusal = switches.refusal()
+            if refusal is None and code == NetworkCode.ECHO and switches.key_change_due:
+                refusal = ResponseCode.KEY_CHANGE_REQUIRED
+            if refusal is not None:
+                log.info("terminal %s network code %s answered %s", terminal, code, refusal)
+                response["39"] = refusal
+                return
         if code in (NetworkCode.SIGN_ON, NetworkCode.KEY_CHANGE):
             wanted = self.link_config.scheme(terminal)
             if auth.scheme is not wanted:
@@ -490,6 +575,7 @@ class LinkServer:
             if keys is None or tmk is None:
                 response["39"] = ResponseCode.NOT_PERMITTED
                 return
+            await self._work(note_keys, self._sessions, terminal, keys, self._clock())
             response["39"] = ResponseCode.APPROVED
             response["48"] = encode_key_delivery(self.link_config.key_block(terminal), keys, tmk)
         elif code == NetworkCode.SIGN_OFF:

@@ -4,6 +4,7 @@ for plain ``alembic upgrade head``, from ``DATABASE_URL`` through ``HostConfig``
 from alembic import context
 from sqlalchemy import pool
 
+import host.admin.models  # registers the operator tables on Base.metadata
 import host.link.models  # noqa: F401 - registers the link tables on Base.metadata
 from host.bank.models import Base
 from host.config import HostConfig

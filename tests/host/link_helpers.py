@@ -72,12 +72,15 @@ class TestTerminal:
         self.tmk = tmk
         self.codec = TerminalCodec(scheme, tmk)
         self.unmatched: list[Message] = []
+        # Requests the host sends unasked (0800/901), in arrival order.
+        self.from_host: asyncio.Queue[Message] = asyncio.Queue()
         self.client = LinkClient(
             "127.0.0.1",
             port,
             response_timeout=timeout,
             codec=self.codec,
             on_unmatched=self.unmatched.append,
+            on_request=self.from_host.put_nowait,
             tls=tls,
         )
         self.keys: WorkingKeys | None = None

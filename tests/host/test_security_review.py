@@ -34,8 +34,25 @@ from tests.host.conftest import ALICE_CHECKING
 from tests.host.link_helpers import ALICE_PAN, ALICE_TRACK, next_stan, next_time
 
 TOKEN = "review-ops-token-0123456789"
-OPEN_ROUTES = {"/health", "/ready"}
-SAMPLE = {"job_id": "1", "number": ALICE_CHECKING}
+# The bank operators' panel and its login are open by design; every other /admin/api route
+# needs an operator session (tests/host/admin/test_route_security.py checks them one by one).
+OPEN_ROUTES = {
+    "/health",
+    "/ready",
+    "/admin",
+    "/admin/",
+    "/admin/static/admin.js",
+    "/admin/api/login",
+    "/admin/api/openapi.json",
+}
+SAMPLE = {
+    "job_id": "1",
+    "number": ALICE_CHECKING,
+    "name": "admin.js",
+    "customer_id": "1",
+    "card_id": "1",
+    "terminal_id": "ATM00001",
+}
 
 
 @pytest.fixture

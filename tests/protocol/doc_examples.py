@@ -123,6 +123,16 @@ def examples() -> list[tuple[str, Message]]:
     }
     repeat = {**advice, "t": "0421"}
     advice_resp = {k: v for k, v in advice.items() if k != "60"} | {"t": "0430", "39": "00"}
+    stop = {
+        "t": "0800",
+        "7": "1128120600",
+        "11": "000017",
+        "41": "ATM00001",
+        "48": "89",
+        "70": "901",
+    }
+    stop_resp = {"t": "0810", "7": "1128120600", "11": "000017", "39": "00", "41": "ATM00001"}
+    stop_resp["70"] = "901"
     return [
         ("0800 sign-on (MAC under the sign-on key)", sign_on),
         ("0810 sign-on response with the key block (MAC under the sign-on key)", sign_on_resp),
@@ -135,6 +145,8 @@ def examples() -> list[tuple[str, Message]]:
         ("0420 partial reversal: $40.00 of $100.00 dispensed", advice),
         ("0421 the same advice, repeated", repeat),
         ("0430 reversal acknowledged", advice_resp),
+        ("0800 host to terminal: out of service (89), MAC under the TAK", stop),
+        ("0810 terminal to host: out of service acknowledged", stop_resp),
     ]
 
 

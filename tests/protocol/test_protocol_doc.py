@@ -22,7 +22,7 @@ def test_examples_in_the_document_are_current():
 def test_every_dump_decodes_and_its_mac_verifies():
     text = DOC.read_text()
     dumps = re.findall(r"```\n((?:[0-9A-F]{4}  .*\n)+)```", text)
-    assert len(dumps) == 11
+    assert len(dumps) == 13
     for dump in dumps:
         data = bytes.fromhex("".join(line[6:53] for line in dump.splitlines()))
         assert int.from_bytes(data[:2], "big") == len(data) - 2

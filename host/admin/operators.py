@@ -1,0 +1,241 @@
+"""Operator accounts, logins and web sessions, on a SQLAlchemy ``Session`` (no HTTP here).
+
+- Passwords: bcrypt (the host's PIN library), 12 to 72 bytes, never stored or logged in clear.
+- Login: a name and password; ``max_failed`` consecutive failures lock the operator for
+  ``lockout_seconds`` (a right password during the lock is refused too); a success resets the
+  count. An unknown name costs a bcrypt check as well, so timing does not tell names apart.
+- Sessions: a random token in the cookie, its SHA-256 in ``operator_sessions``, a CSRF token
+  beside it; a session unused for ``idle_seconds`` is gone. The clock is passed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import bcrypt
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from host.admin.models import Operator, OperatorSession
+from host.errors import BadRequest, HostError, NotFound
+
+__all__ = [
+    "ROLES",
+    "AuthError",
+    "LoggedIn",
+    "LoginLocked",
+    "LoginRefused",
+    "OperatorView",
+    "SessionExpired",
+    "check_password_rules",
+    "create_operator",
+    "end_session",
+    "list_operators",
+    "log_in",
+    "resume_session",
+    "role_allows",
+    "set_operator_active",
+]
+
+ROLES = ("viewer", "operator", "admin")
+MIN_PASSWORD_BYTES = 12
+MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+@functools.cache
+def _dummy_hash(rounds: int) -> bytes:
+    """A hash to check against when the name is unknown, at the cost of a real one, so the
+    answer's timing does not tell which names exist."""
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
+
+
+class AuthError(HostError):
+    """A login or session that cannot be used (the text is safe to show)."""
+
+
+class LoginRefused(AuthError):
+    """Wrong name or password, or an inactive operator (the same text for all three)."""
+
+
+class LoginLocked(AuthError):
+    """Too many failed logins: refused until ``until``."""
+
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__(f"too many failed logins: locked until {until.isoformat()}")
+        self.until = until
+
+
+class SessionExpired(AuthError):
+    """No session, an unknown one, or one idle for too long."""
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether ``role`` may do what ``needed`` may (viewer < operator < admin)."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    id: int
+    name: str
+    role: str
+    active: bool
+
+    @classmethod
+    def of(cls, operator: Operator) -> OperatorView:
+        return cls(operator.id, operator.name, operator.role, operator.active)
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """A session just opened or resumed. ``token`` is only set when opened (for the cookie)."""
+
+    operator: OperatorView
+    csrf_token: str
+    token: str = ""
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns: they were written in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_password_rules(password: str) -> None:
+    size = len(password.encode())
+    if size < MIN_PASSWORD_BYTES:
+        raise BadRequest(f"a password has at least {MIN_PASSWORD_BYTES} characters")
+    if size > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"a password has at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)")
+
+
+def create_operator(
+    session: Session, name: str, role: str, password: str, *, rounds: int, now: dt.datetime
+) -> OperatorView:
+    """A new operator; ``BadRequest`` for a taken or malformed name, an unknown role or a
+    password that breaks the rules."""
+    if not 1 <= len(name) <= 64 or not set(name) <= NAME_CHARS:
+        raise BadRequest("an operator name has 1 to 64 letters, digits or . _ - @")
+    if role not in ROLES:
+        raise BadRequest(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+    check_password_rules(password)
+    if session.scalar(select(Operator.id).where(Operator.name == name)) is not None:
+        raise BadRequest(f"an operator named {name!r} exists already")
+    operator = Operator(
+        name=name,
+        role=role,
+        password_hash=bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode(),
+        active=True,
+        failed_logins=0,
+        created_at=now,
+    )
+    session.add(operator)
+    session.flush()
+    return OperatorView.of(operator)
+
+
+def list_operators(session: Session) -> list[OperatorView]:
+    return [OperatorView.of(o) for o in session.scalars(select(Operator).order_by(Operator.name))]
+
+
+def set_operator_active(session: Session, name: str, active: bool) -> OperatorView:
+    """Deactivate (their sessions end at once) or reactivate an operator."""
+    operator = session.scalar(select(Operator).where(Operator.name == name).with_for_update())
+    if operator is None:
+        raise NotFound(f"no operator {name!r}")
+    if operator.active is active:
+        raise BadRequest(f"operator {name} is already {'active' if active else 'deactivated'}")
+    operator.active = active
+    if not active:
+        session.execute(delete(OperatorSession).where(OperatorSession.operator_id == operator.id))
+    return OperatorView.of(operator)
+
+
+def log_in(
+    session: Session,
+    name: str,
+    password: str,
+    *,
+    source: str,
+    now: dt.datetime,
+    max_failed: int,
+    lockout_seconds: int,
+    idle_seconds: int,
+    rounds: int,
+) -> LoggedIn:
+    """Open a session, or raise ``LoginRefused`` / ``LoginLocked``. The caller commits in
+    both cases (a failure is counted). Sessions idle too long, anyone's, are cleared here."""
+    stale = now - dt.timedelta(seconds=idle_seconds)
+    session.execute(delete(OperatorSession).where(OperatorSession.last_seen_at < stale))
+    operator = session.scalar(select(Operator).where(Operator.name == name).with_for_update())
+    if operator is None:
+        bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], _dummy_hash(rounds))
+        raise LoginRefused("wrong operator name or password")
+    if operator.locked_until is not None and _aware(operator.locked_until) > now:
+        raise LoginLocked(_aware(operator.locked_until))
+    good = bcrypt.checkpw(password.encode()[:MAX_PASSWORD_BYTES], operator.password_hash.encode())
+    if not good or not operator.active:
+        if good:
+            raise LoginRefused("wrong operator name or password")
+        operator.failed_logins += 1
+        if operator.failed_logins >= max_failed:
+            operator.failed_logins = 0
+            operator.locked_until = now + dt.timedelta(seconds=lockout_seconds)
+            raise LoginLocked(operator.locked_until)
+        raise LoginRefused("wrong operator name or password")
+    operator.failed_logins = 0
+    operator.locked_until = None
+    operator.last_login_at = now
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    session.add(
+        OperatorSession(
+            token_hash=_token_hash(token),
+            csrf_token=csrf,
+            operator_id=operator.id,
+            source=source[:64],
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    session.flush()
+    return LoggedIn(OperatorView.of(operator), csrf, token)
+
+
+def resume_session(
+    session: Session, token: str, *, now: dt.datetime, idle_seconds: int
+) -> LoggedIn:
+    """The session behind a cookie's token, its last use moved to ``now``; ``SessionExpired``
+    when there is none, it was idle too long (it is deleted then) or its operator is no
+    longer active."""
+    if not token:
+        raise SessionExpired("log in first")
+    row = session.scalar(
+        select(OperatorSession).where(OperatorSession.token_hash == _token_hash(token))
+    )
+    if row is None:
+        raise SessionExpired("log in first")
+    operator = session.get(Operator, row.operator_id)
+    idle = now - _aware(row.last_seen_at)
+    if operator is None or not operator.active or idle > dt.timedelta(seconds=idle_seconds):
+        session.delete(row)
+        raise SessionExpired("the session has expired: log in again")
+    row.last_seen_at = now
+    return LoggedIn(OperatorView.of(operator), row.csrf_token)
+
+
+def csrf_matches(expected: str, presented: str) -> bool:
+    return bool(presented) and hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def end_session(session: Session, token: str) -> None:
+    session.execute(delete(OperatorSession).where(OperatorSession.token_hash == _token_hash(token)))

@@ -1,0 +1,146 @@
+"""The bank operations panel (/admin/ on the host's ops port) in a real headless Chromium:
+a wrong password, then log in, freeze an account from the accounts page, see the withdrawal
+declined and the freeze in the audit log; a viewer is offered no change; the page is the
+host's own (CSP, no CDN). Writes docs/admin-panel.png when ATM_WRITE_SCREENSHOTS=1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from host.admin.operators import create_operator
+from host.app import Host
+from host.config import HostConfig
+from tests.browser.conftest import CHROMIUM_FLAGS, chromium_path
+from tests.conftest import TEST_ENV
+from tests.host.conftest import ALICE_CHECKING, Requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "operator-password-2"
+
+
+@dataclass
+class PanelRig:
+    host: Host
+    url: str
+    browser: Any
+
+
+@pytest.fixture
+async def panel(sqlite_url: str, tmp_path: Path) -> AsyncIterator[PanelRig]:
+    from playwright.async_api import async_playwright
+
+    executable = chromium_path()
+    statements = str(tmp_path / "statements")
+    config = HostConfig.from_env(
+        {**TEST_ENV, "DATABASE_URL": sqlite_url, "STATEMENT_OUTPUT_DIR": statements}
+    )
+    host = Host(config)
+    with host.sessions.begin() as session:
+        for name, role in (("otto", "operator"), ("vera", "viewer")):
+            create_operator(session, name, role, PASSWORD, rounds=4, now=dt.datetime.now(dt.UTC))
+    port = await host.start_ops("127.0.0.1", 0)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_FLAGS, headless=True
+            )
+            try:
+                yield PanelRig(host, f"http://127.0.0.1:{port}/admin/", browser)
+            finally:
+                with contextlib.suppress(Exception):
+                    await browser.close()
+    finally:
+        await host.close()
+
+
+async def log_in(page: Page, url: str, name: str, password: str = PASSWORD) -> None:
+    await page.goto(url)
+    await expect(page.locator("#login-form")).to_be_visible()
+    await page.fill("#login-name", name)
+    await page.fill("#login-password", password)
+    await page.click("#login-submit")
+
+
+async def test_log_in_freeze_an_account_and_see_it_in_the_audit_log(panel: PanelRig):
+    page = await panel.browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))  # a script that threw
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    await log_in(page, panel.url, "otto", "not-the-password")
+    await expect(page.locator("#login-error")).to_have_text("wrong operator name or password")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await expect(page.locator("#who")).to_have_text("otto (operator)")
+    await expect(page.locator("#login-form")).to_be_hidden()
+    await expect(page.locator("#fig-customers")).to_have_text("3")
+    await expect(page.locator("#fig-balance")).to_have_text("$18,700.75")
+
+    await page.click("nav a[data-page=accounts]")
+    row = page.locator(f"tr[data-account='{ALICE_CHECKING}']")
+    await expect(row).to_contain_text("open")
+    await row.get_by_role("button", name="Freeze").click()
+    await expect(page.locator("#notice")).to_have_text(f"account {ALICE_CHECKING} frozen")
+    await expect(row).to_contain_text("frozen")
+    await expect(row.get_by_role("button", name="Unfreeze")).to_be_visible()
+
+    # The ATM feels it on its next request: declined 78, nothing moves.
+    outcome = await asyncio.to_thread(panel.host.service.authorize, Requests().withdrawal(2_000))
+    assert outcome.response_code == "78"
+    assert panel.host.balance(ALICE_CHECKING) == 525_000
+
+    await page.click("nav a[data-page=audit]")
+    await page.fill("#audit-action", "account.")
+    await page.click("#audit-form button[type=submit]")
+    first = page.locator("#audit tbody tr").first
+    await expect(first).to_contain_text("account.freeze")
+    await expect(first).to_contain_text("otto (operator)")
+    await expect(first).to_contain_text("web 127.0.0.1")
+    await expect(first).to_contain_text(f"account {ALICE_CHECKING}")
+    await expect(first).to_contain_text('{"status":"open",')
+    await expect(first).to_contain_text('→ {"status":"frozen",')
+    await expect(page.locator("#audit tbody tr")).to_have_count(1)
+    csv_link = await page.get_attribute("#audit-csv", "href")
+    assert csv_link == "/admin/api/audit.csv?action=account."
+    if os.environ.get("ATM_WRITE_SCREENSHOTS") == "1":
+        await page.click("nav a[data-page=accounts]")
+        await expect(row).to_contain_text("frozen")
+        await page.set_viewport_size({"width": 1100, "height": 520})
+        await page.screenshot(path=str(ROOT / "docs" / "admin-panel.png"), full_page=False)
+    assert all(url.startswith(panel.url.removesuffix("/admin/")) for url in requests)
+    assert errors == []
+
+    await page.click("#logout")
+    await expect(page.locator("#login-form")).to_be_visible()
+    await page.reload()
+    await expect(page.locator("#login-form")).to_be_visible()
+
+
+async def test_a_viewer_is_offered_no_change(panel: PanelRig):
+    page = await panel.browser.new_page()
+    await log_in(page, panel.url, "vera")
+    await expect(page.locator("#who")).to_have_text("vera (viewer)")
+    await page.click("nav a[data-page=accounts]")
+    row = page.locator(f"tr[data-account='{ALICE_CHECKING}']")
+    await expect(row).to_contain_text("open")
+    await expect(row.get_by_role("button", name="Freeze")).to_be_hidden()
+    await expect(page.locator("#account-form")).to_be_hidden()
+    # Even a request sent by hand from the page is refused.
+    status = await page.evaluate(
+        """async (number) => (await fetch(`/admin/api/accounts/${number}/freeze`, {
+             method: "POST", headers: {"Content-Type": "application/json"}, body: "{}",
+           })).status""",
+        ALICE_CHECKING,
+    )
+    assert status == 403
+    assert panel.host.balance(ALICE_CHECKING) == 525_000

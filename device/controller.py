@@ -237,9 +237,12 @@ class AtmController:
             self.devices.dispenser,
             self.devices.card_reader,
             self.link.queue_reversal,
+            self.devices.bill_acceptor,
         )
         if outcome.cash_fault:
             self.cash_fault = outcome.cash_fault
+        if outcome.deposit_fault:
+            self.deposit_fault = outcome.deposit_fault
         if outcome.fault:
             self.fault_reason = outcome.fault
             self.post("fault")

@@ -598,7 +598,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
     FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed", "silent"})
     MAX_ESCROW = 30
 
-    def __init__(self, stacker_capacity: int = 500) -> None:
+    def __init__(self, stacker_capacity: int = 500, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.stacker_capacity = stacker_capacity
         self.inhibited = True
@@ -609,29 +609,69 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         self.taken_back: list[int] = []
         self._events: asyncio.Queue[NoteEscrowed | NoteRejected | str] = asyncio.Queue()
         self._taken = asyncio.Event()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self._save()
+            else:
+                self._restore(state)
+
+    # physical state: where every note is, as the acceptor keeps it through a power cut
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        save_state(
+            self.state_path,
+            {
+                "device": "bill-acceptor",
+                "escrow": list(self.escrow),
+                "stacker": _keyed(self.stacker),
+                "jammed": list(self.jammed),
+                "at_entrance": list(self.at_entrance),
+                "taken_back": list(self.taken_back),
+            },
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.escrow = [int(c) for c in state.get("escrow", [])]
+            self.stacker = _unkeyed(state.get("stacker", {}))
+            self.jammed = [int(c) for c in state.get("jammed", [])]
+            self.at_entrance = [int(c) for c in state.get("at_entrance", [])]
+            self.taken_back = [int(c) for c in state.get("taken_back", [])]
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
+        if not self.at_entrance:
+            self._taken.set()
 
     # customer side
     def insert_note(self, cents: int) -> None:
         if "jam" in self.faults:
             self.jammed.append(cents)
+            self._save()
             self._events.put_nowait("jam")
             return
         if self.inhibited or "reject" in self.faults or cents not in ACCEPTED_NOTES:
             self.at_entrance.append(cents)
+            self._save()
             self._taken.clear()
             self._events.put_nowait(NoteRejected("inhibited" if self.inhibited else "denomination"))
             return
         if len(self.escrow) >= self.MAX_ESCROW or self._full():
             self.at_entrance.append(cents)
+            self._save()
             self._taken.clear()
             self._events.put_nowait(NoteRejected("operation"))
             return
         self.escrow.append(cents)
+        self._save()
         self._events.put_nowait(NoteEscrowed(cents))
 
     def take_returned(self) -> list[int]:
         taken, self.at_entrance = self.at_entrance, []
         self.taken_back += taken
+        self._save()
         self._taken.set()
         return taken
 
@@ -640,6 +680,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
 
     def clear_jam(self) -> list[int]:
         notes, self.jammed = self.jammed, []
+        self._save()
         self.faults.discard("jam")
         self.faults.discard("stack_jam")
         return notes
@@ -702,6 +743,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         stacked: dict[int, int] = {}
         while self.escrow:
             if self._full():
+                self._save()
                 raise BillAcceptorFault("stacker full", code="stacker_full", stacked=stacked)
             cents = self.escrow.pop(0)
             if "stack_jam" in self.faults:
@@ -709,9 +751,11 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
                 # The notes behind the jam stay in the transport with it: suspect too.
                 self.jammed += self.escrow
                 self.escrow = []
+                self._save()
                 raise BillAcceptorFault("note jam in the stacker", code="jam", stacked=stacked)
             self.stacker[cents] = self.stacker.get(cents, 0) + 1
             stacked[cents] = stacked.get(cents, 0) + 1
+        self._save()
         return stacked
 
     async def return_notes(self) -> dict[int, int]:
@@ -724,6 +768,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
             self._taken.clear()
         self.at_entrance += self.escrow
         self.escrow = []
+        self._save()
         return returned
 
     async def wait_returned_taken(self, timeout: float) -> bool:
@@ -744,11 +789,28 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
 
     FAULTS = frozenset({"no_envelope", "full", "silent"})
 
-    def __init__(self, capacity: int = 300) -> None:
+    def __init__(self, capacity: int = 300, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.capacity = capacity
         self.envelopes: list[str] = []
         self._offered = asyncio.Event()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_state(state_path)
+            if state is None:
+                self._save()
+            else:
+                raw = state.get("envelopes")
+                if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
+                    raise StateFileError(
+                        f"device state file {state_path} is damaged: envelopes not a list of text"
+                    )
+                self.envelopes = list(raw)
+
+    def _save(self) -> None:
+        """The envelopes in the bin (their imprints) survive an ATM crash."""
+        if self.state_path is not None:
+            save_state(self.state_path, {"device": "depository", "envelopes": self.envelopes})
 
     # customer side
     def insert_envelope(self) -> None:
@@ -774,4 +836,5 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
             return False
         self._offered.clear()
         self.envelopes.append(imprint)
+        self._save()
         return True

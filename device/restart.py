@@ -208,6 +208,7 @@ async def _settle_deposit(
                 why="approved before the restart",
             )
             return
+        outcome.deposit_fault = f"bill acceptor {error}"
         journal.write(
             "DEPOSIT_STACK_FAULT",
             stan=deposit.stan,

@@ -279,3 +279,37 @@ async def test_check_deposit_killed_at_every_step_leaves_no_envelope_unaccounted
     with world.host.sessions() as session:
         assert check_ledger(session) == []
         assert check_holds(session) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "suspect", "returned"),
+    [("stacker_full", 0, 4), ("stack_jam", 30_000, 0)],
+)
+async def test_an_approved_deposit_that_cannot_be_stacked_at_restart_is_reversed(
+    world: World, fault: str, suspect: int, returned: int
+):
+    """Killed with the approval journaled and the notes in escrow; at the restart the
+    acceptor cannot stack: the credit is reversed (4007), what is still in escrow goes back,
+    and what the acceptor kept is a suspect for balancing."""
+    from device.activities.operator import deposit_totals
+
+    await run_child_until_killed(world, "deposit", False, "TXN_RESPONSE", 1)
+    atm = await world.atm(start=False, sim_state_dir=world.tmp_path / "physical")
+    notes = atm.controller.devices.bill_acceptor
+    assert isinstance(notes, SimulatedBillAcceptor)
+    notes.inject(fault)
+    await atm.start()
+    assert atm.controller.link.pending_reversals() == 0  # delivered at sign-on
+    (reversal,) = atm.events("REVERSAL_QUEUED")
+    assert (reversal["reason"], reversal["recovered"]) == ("4007", "yes")
+    assert world.balance(ALICE_CHECKING) == 525_000
+    assert len(notes.at_entrance) == returned
+    assert atm.controller.deposit_fault.startswith("bill acceptor")  # off until the operator
+    totals = deposit_totals(atm.controller)
+    assert (totals["credited"], totals["suspect"]) == (0, suspect)
+    assert notes.stacked_cents() + sum(notes.jammed) == totals["credited"] + totals["suspect"]
+    await atm.stop()
+    atm = await world.atm(sim_state_dir=world.tmp_path / "physical")
+    assert len(atm.events("REVERSAL_QUEUED")) == 1  # nothing done twice
+    with world.host.sessions() as session:
+        assert check_ledger(session) == []

@@ -302,9 +302,9 @@ class AtmController:
         every suspect withdrawal the operator must settle (the supervisor's F5)."""
         return await operator.balancing_report(self)
 
-    def settle_suspects(self, *, dispensed: bool) -> list[str]:
+    async def settle_suspects(self, *, dispensed: bool) -> list[str]:
         """Settle every open suspect as dispensed (F7) or not dispensed, reversed (F6)."""
-        return operator.settle_suspects(self, dispensed=dispensed)
+        return await operator.settle_suspects(self, dispensed=dispensed)
 
     # -- what activities use ---------------------------------------------------------------
     def show(self, screen: Screen) -> None:

@@ -151,8 +151,7 @@ async def recover(
             amount=envelope.amount_cents,
             check=envelope.check,
             recovered="yes",
-            why="in the bin, no answer journaled (a sent request is reversed); "
-            "process by hand",
+            why="in the bin, no answer journaled (a sent request is reversed); process by hand",
         )
     return outcome
 

@@ -7,8 +7,12 @@ cards when the ATM's computer dies. The kill point is the ``--nth`` journal reco
 ``--event`` (right after it is on disk), or the ``--nth`` save of the cash counters file
 (``--event counters``), or right after the bill acceptor stacked the notes and saved that,
 before the controller journals it (``--event stacked``), or when the host's answer to a
-financial request has arrived and is not journaled yet (``--event answered``). The process
-prints ``DONE`` and exits 0 if it was never killed.
+financial request has arrived and is not journaled yet (``--event answered``), or, with
+``--lcdm PTY`` (the dispenser is an LCDM-2000 driver on that pseudo-terminal, run by ``atm sim
+dispenser`` in a process of its own, counts kept in the state directory), when the first byte
+of the dispenser's answer to a dispense command arrives (``--event dispense_reply``): the
+notes are out (the simulator saved that before answering) and the driver never learns it.
+The process prints ``DONE`` and exits 0 if it was never killed.
 
 ``--kind`` ``withdrawal`` ($100, 2 x $50), ``transfer`` ($100, checking to savings),
 ``deposit`` ($300 in notes: $100, $100, $50, $50) or ``check`` ($500 check no 1042 in an
@@ -27,6 +31,9 @@ from device.cash import CashCounters
 from device.config import DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ScreenShown, StateChanged
+from drivers.interfaces import CashDispenser
+from drivers.lcdm import LcdmDispenser
+from drivers.registry import serial_settings
 from drivers.simulated import (
     Cassette,
     SimulatedBillAcceptor,
@@ -36,6 +43,7 @@ from drivers.simulated import (
     SimulatedPinPad,
     SimulatedPrinter,
 )
+from drivers.transport import Channel, open_serial
 
 # Built here rather than with atm.demo.build_devices (the same devices): importing the
 # composition root costs this short-lived process seconds.
@@ -71,6 +79,46 @@ class DyingAcceptor(SimulatedBillAcceptor):
         if self.dying:
             die()
         return stacked
+
+
+LCDM_DISPENSE = (0x45, 0x55, 0x56)  # upper, lower, upper+lower dispense
+
+
+class DyingChannel(Channel):
+    """The LCDM's serial line, dying when the dispenser starts answering a dispense."""
+
+    def __init__(self, inner: Channel, dying: bool) -> None:
+        self.inner = inner
+        self.description = inner.description
+        self.dying = dying
+        self.armed = False
+
+    async def write(self, data: bytes) -> None:
+        await self.inner.write(data)
+        if self.dying and len(data) > 3 and data[0] == 0x04 and data[3] in LCDM_DISPENSE:
+            self.armed = True
+
+    async def read(self) -> bytes:
+        data = await self.inner.read()
+        if self.armed and 0x01 in data:  # SOH: the reply frame begins
+            die()
+        return data
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def lcdm_dispenser(config: DeviceConfig, pty: str, dying: bool) -> LcdmDispenser:
+    settings = serial_settings("dispenser", {})
+
+    async def connect() -> Channel:
+        return DyingChannel(await open_serial(pty, settings), dying)
+
+    return LcdmDispenser(
+        connect,
+        [(c.denomination_cents, c.count) for c in config.cassettes],
+        counts_path=config.dispenser_counts_path,
+    )
 
 
 def kill_at(controller: AtmController, event: str, nth: int) -> None:
@@ -115,10 +163,12 @@ async def main(args: argparse.Namespace) -> None:
     )
     reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
     pin_pad = SimulatedPinPad(config.master_key, config.key_scheme)
-    dispenser = SimulatedDispenser(
+    dispenser: CashDispenser = SimulatedDispenser(
         [Cassette(c.denomination_cents, c.count) for c in config.cassettes],
         state_path=config.sim_state_path("dispenser"),
     )
+    if args.lcdm:
+        dispenser = lcdm_dispenser(config, args.lcdm, args.event == "dispense_reply")
     printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
     notes = DyingAcceptor(state_path=config.sim_state_path("bill-acceptor"))
     depository = SimulatedDepository(state_path=config.sim_state_path("depository"))
@@ -136,6 +186,7 @@ async def main(args: argparse.Namespace) -> None:
             if screen == "welcome" and not session_over:
                 reader.insert(ALICE)
             elif screen == "take_cash" and not args.walk_away:
+                assert isinstance(dispenser, SimulatedDispenser)
                 dispenser.take_cash()
             elif screen == "another":
                 pin_pad.press("F8")
@@ -185,4 +236,5 @@ if __name__ == "__main__":
     kinds = ("withdrawal", "transfer", "deposit", "check")
     parser.add_argument("--kind", choices=kinds, default="withdrawal")
     parser.add_argument("--walk-away", action="store_true")
+    parser.add_argument("--lcdm", default="", help="the pty of an LCDM-2000 (atm sim dispenser)")
     asyncio.run(main(parser.parse_args()))

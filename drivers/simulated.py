@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from drivers.errors import (
     BillAcceptorFault,
@@ -45,7 +44,18 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
-from drivers.statefile import StateFileError, load_state, save_state
+from drivers.statefile import (
+    BillAcceptorState,
+    CardReaderState,
+    CassetteLoad,
+    DepositoryState,
+    DispenserState,
+    StateFileError,
+    load_device,
+    load_state,
+    save_device,
+    save_state,
+)
 from protocol.errors import KeyMaterialError, PinBlockError
 from protocol.masking import mask_pan
 from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
@@ -104,29 +114,18 @@ class SimulatedCardReader(_Faults, CardReader):
         self.capture_bin_capacity = capture_bin_capacity
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, CardReaderState)
             if state is None:
                 self._save()
             else:
-                try:
-                    self.position = str(state["position"])
-                    self.card = str(state.get("card", ""))
-                    self.captured = [str(c) for c in state.get("captured", [])]
-                except (KeyError, TypeError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
+                self.position, self.card = state.position, state.card
+                self.captured = list(state.captured)
 
     def _save(self) -> None:
         if self.state_path is not None:
-            save_state(
+            save_device(
                 self.state_path,
-                {
-                    "device": "card_reader",
-                    "position": self.position,
-                    "card": self.card,
-                    "captured": self.captured,
-                },
+                CardReaderState(self.position, self.card, tuple(self.captured)),
             )
 
     def _moved(self, position: str) -> None:
@@ -349,7 +348,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         self.taken_total: dict[int, int] = {}
         self._taken = asyncio.Event()
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, DispenserState)
             if state is None:
                 self._save()
             else:
@@ -359,41 +358,35 @@ class SimulatedDispenser(_Faults, CashDispenser):
     def _save(self) -> None:
         if self.state_path is None:
             return
-        save_state(
+        save_device(
             self.state_path,
-            {
-                "device": "dispenser",
-                "cassettes": [
-                    {"denomination": c.denomination_cents, "count": c.count, "present": c.present}
-                    for c in self.cassettes
-                ],
-                "tray": _keyed(self.presented),
-                "reject_bin": _keyed(self.reject_bin),
-                "retracted": self.retracted,
-                "taken": _keyed(self.taken_total),
-                "counted": None if self._counted is None else _keyed(self._counted),
-            },
+            DispenserState(
+                cassettes=tuple(
+                    CassetteLoad(c.denomination_cents, c.count, c.present) for c in self.cassettes
+                ),
+                tray=self.presented,
+                reject_bin=self.reject_bin,
+                retracted=self.retracted,
+                taken=self.taken_total,
+                counted=self._counted,
+            ),
         )
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.cassettes = [
-                Cassette(
-                    int(c["denomination"]),
-                    int(c["count"]),
-                    self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
-                    bool(c.get("present", True)),
-                )
-                for i, c in enumerate(state["cassettes"])
-            ]
-            self.presented = _unkeyed(state.get("tray", {}))
-            self.reject_bin = _unkeyed(state.get("reject_bin", {}))
-            self.retracted = int(state.get("retracted", 0))
-            self.taken_total = _unkeyed(state.get("taken", {}))
-            counted = state.get("counted")
-            self._counted = None if counted is None else _unkeyed(counted)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
+    def _restore(self, state: DispenserState) -> None:
+        self.cassettes = [
+            Cassette(
+                c.denomination_cents,
+                c.count,
+                self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
+                c.present,
+            )
+            for i, c in enumerate(state.cassettes)
+        ]
+        self.presented = dict(state.tray)
+        self.reject_bin = dict(state.reject_bin)
+        self.retracted = state.retracted
+        self.taken_total = dict(state.taken)
+        self._counted = None if state.counted is None else dict(state.counted)
 
     def notes_physically_out(self) -> dict[int, int]:
         """Notes that left each cassette and were taken by a customer (for balancing tests)."""
@@ -505,14 +498,6 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return count
 
 
-def _keyed(notes: Mapping[int, int]) -> dict[str, int]:
-    return {str(i): n for i, n in sorted(notes.items()) if n}
-
-
-def _unkeyed(raw: Mapping[str, Any]) -> dict[int, int]:
-    return {int(i): int(n) for i, n in raw.items() if int(n)}
-
-
 class SimulatedPrinter(_Faults, ReceiptPrinter):
     """``paper_lines``: lines left on the roll (None: never runs out); near end below
     ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
@@ -611,39 +596,29 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         self._taken = asyncio.Event()
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, BillAcceptorState)
             if state is None:
                 self._save()
             else:
-                self._restore(state)
+                self.escrow, self.stacker = list(state.escrow), dict(state.stacker)
+                self.jammed, self.at_entrance = list(state.jammed), list(state.at_entrance)
+                self.taken_back = list(state.taken_back)
+                if not self.at_entrance:
+                    self._taken.set()
 
     # physical state: where every note is, as the acceptor keeps it through a power cut
     def _save(self) -> None:
-        if self.state_path is None:
-            return
-        save_state(
-            self.state_path,
-            {
-                "device": "bill-acceptor",
-                "escrow": list(self.escrow),
-                "stacker": _keyed(self.stacker),
-                "jammed": list(self.jammed),
-                "at_entrance": list(self.at_entrance),
-                "taken_back": list(self.taken_back),
-            },
-        )
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.escrow = [int(c) for c in state.get("escrow", [])]
-            self.stacker = _unkeyed(state.get("stacker", {}))
-            self.jammed = [int(c) for c in state.get("jammed", [])]
-            self.at_entrance = [int(c) for c in state.get("at_entrance", [])]
-            self.taken_back = [int(c) for c in state.get("taken_back", [])]
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
-        if not self.at_entrance:
-            self._taken.set()
+        if self.state_path is not None:
+            save_device(
+                self.state_path,
+                BillAcceptorState(
+                    tuple(self.escrow),
+                    dict(self.stacker),
+                    tuple(self.jammed),
+                    tuple(self.at_entrance),
+                    tuple(self.taken_back),
+                ),
+            )
 
     # customer side
     def insert_note(self, cents: int) -> None:
@@ -796,21 +771,16 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
         self._offered = asyncio.Event()
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, DepositoryState)
             if state is None:
                 self._save()
             else:
-                raw = state.get("envelopes")
-                if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: envelopes not a list of text"
-                    )
-                self.envelopes = list(raw)
+                self.envelopes = list(state.envelopes)
 
     def _save(self) -> None:
         """The envelopes in the bin (their imprints) survive an ATM crash."""
         if self.state_path is not None:
-            save_state(self.state_path, {"device": "depository", "envelopes": self.envelopes})
+            save_device(self.state_path, DepositoryState(tuple(self.envelopes)))
 
     # customer side
     def insert_envelope(self) -> None:

@@ -7,14 +7,18 @@ Both kinds: the in-process simulated backends and the ``atm sim`` peripheral sim
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from drivers.id003 import Id003BillAcceptor
 from drivers.lcdm import LcdmDispenser
 from drivers.sankyo import SankyoCardReader
 from drivers.simulated import Cassette, SimulatedCardReader, SimulatedDispenser, SimulatedPrinter
 from drivers.statefile import StateFileError
+from simulators.bill_acceptor import BillAcceptorSimulator
 from simulators.card_reader import CardReaderSimulator
 from simulators.dispenser import DispenserSimulator, SimCassette
 from simulators.ports import PtyPort
@@ -158,3 +162,40 @@ async def test_bill_acceptor_and_depository_keep_notes_and_envelopes(tmp_path):
     bin_path.write_text('{"device": "depository", "envelopes": [1]}')
     with pytest.raises(StateFileError, match=r"depository\.json is damaged"):
         SimulatedDepository(state_path=bin_path)
+
+
+async def test_id003_simulator_keeps_the_notes_across_its_own_restart(tmp_path):
+    """The ``atm sim bill-acceptor`` side: notes in escrow when the machine loses power are
+    still in escrow when it comes back, and the stacker keeps what it stacked."""
+    path = tmp_path / "acceptor.json"
+
+    async def with_driver(
+        sim: BillAcceptorSimulator, action: Callable[[Id003BillAcceptor], Awaitable[Any]]
+    ) -> Any:
+        port = PtyPort(sim)
+        await port.start()
+        driver = Id003BillAcceptor(
+            serial_connect(port, "bill-acceptor"), reply_timeout=0.3, poll_interval=0.01
+        )
+        await driver.open()
+        try:
+            return await action(driver)
+        finally:
+            await driver.close()
+            port.close()
+
+    first = BillAcceptorSimulator(state_path=path)
+
+    async def take_two(driver: Id003BillAcceptor) -> None:
+        await driver.enable()
+        first.insert_note(10000)
+        first.insert_note(2000)
+        await driver.wait_note(2)
+        await driver.wait_note(2)
+
+    await with_driver(first, take_two)
+    second = BillAcceptorSimulator(state_path=path)  # the simulator's own restart
+    assert second.escrow == [10000, 2000]
+    assert await with_driver(second, lambda d: d.stack()) == {10000: 1, 2000: 1}
+    assert BillAcceptorSimulator(state_path=path).stacked_cents() == 12000
+    assert json.loads(path.read_text())["device"] == "bill-acceptor"

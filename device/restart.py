@@ -266,7 +266,7 @@ async def _settle_deposit(
     )
     if holding and not await acceptor.wait_returned_taken(0.0):
         # Nobody may be there to take them: deposits stop until the operator has looked.
-        outcome.deposit_fault = "returned notes not taken"
+        outcome.deposit_fault = outcome.deposit_fault or "returned notes not taken"
         journal.write("NOTES_NOT_TAKEN", recovered="yes")
 
 

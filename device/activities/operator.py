@@ -200,6 +200,8 @@ async def balancing_report(atm: AtmController) -> list[str]:
             f"CHECKS {money(totals['checks'])} SUSPECT {money(totals['suspect'])}"
         )
         lines.append(f"STACKER SHOULD HOLD {money(totals['credited'] + totals['suspect'])}")
+        if totals["uncredited"]:
+            lines.append(f"ENVELOPES NOT CREDITED {money(totals['uncredited'])}")
     off = [row for row in rows if row.difference]
     result = (
         "BALANCED"
@@ -215,9 +217,10 @@ async def balancing_report(atm: AtmController) -> list[str]:
 
 def deposit_totals(atm: AtmController) -> dict[str, int]:
     """From the journal: cash deposits stacked (count, cents), check envelopes taken and
-    credited, and notes the acceptor kept without a credit (suspect). DESIGN invariant 7:
+    credited, notes the acceptor kept without a credit (suspect), and envelopes restart
+    recovery found in the bin without a credit (uncredited). DESIGN invariant 7:
     the notes in the stacker are worth ``credited + suspect``."""
-    totals = {"count": 0, "credited": 0, "checks": 0, "suspect": 0}
+    totals = {"count": 0, "credited": 0, "checks": 0, "suspect": 0, "uncredited": 0}
     approved_checks: set[str] = set()
     envelopes: dict[str, int] = {}
     last_stan = ""
@@ -228,6 +231,8 @@ def deposit_totals(atm: AtmController) -> dict[str, int]:
             totals["credited"] += int(record.get("amount", "0"))
         elif event == "DEPOSIT_SUSPECT":
             totals["suspect"] += int(record.get("amount", "0"))
+        elif event == "ENVELOPE_UNCREDITED":
+            totals["uncredited"] += int(record.get("amount", "0"))
         elif event == "ENVELOPE_TAKEN":
             envelopes["pending"] = int(record.get("amount", "0"))
         elif event == "TXN_REQUEST" and "pending" in envelopes:

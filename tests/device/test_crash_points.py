@@ -276,6 +276,7 @@ async def test_check_deposit_killed_at_every_step_leaves_no_envelope_unaccounted
     uncredited = [r for r in records if r["event"] == "ENVELOPE_UNCREDITED"]
     # The envelope in the bin is either credited or journaled for the operator, never both.
     assert (len(uncredited), totals["checks"]) == ((0, 50_000) if credited else (1, 0))
+    assert totals["uncredited"] == (0 if credited else 50_000)
     with world.host.sessions() as session:
         assert check_ledger(session) == []
         assert check_holds(session) == []

@@ -62,8 +62,8 @@ def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
         state_path=config.sim_state_path("dispenser"),
     )
     printer = SimulatedPrinter(state_path=config.sim_state_path("printer"))
-    notes = SimulatedBillAcceptor()
-    depository = SimulatedDepository()
+    notes = SimulatedBillAcceptor(state_path=config.sim_state_path("bill-acceptor"))
+    depository = SimulatedDepository(state_path=config.sim_state_path("depository"))
     devices = Devices(reader, pin_pad, dispenser, printer, notes, depository)
     customer = Customer(reader, pin_pad, dispenser, printer, notes=notes, depository=depository)
     return devices, customer

@@ -136,7 +136,7 @@ def simulator_for(
     if kind == "printer":
         return PrinterSimulator(state_path=state_path)
     if kind == "bill-acceptor":
-        return BillAcceptorSimulator()
+        return BillAcceptorSimulator(state_path=state_path)
     raise ValueError(f"unknown device kind {kind!r}; known: {', '.join(KINDS)}")
 
 

@@ -237,9 +237,12 @@ class AtmController:
             self.devices.dispenser,
             self.devices.card_reader,
             self.link.queue_reversal,
+            self.devices.bill_acceptor,
         )
         if outcome.cash_fault:
             self.cash_fault = outcome.cash_fault
+        if outcome.deposit_fault:
+            self.deposit_fault = outcome.deposit_fault
         if outcome.fault:
             self.fault_reason = outcome.fault
             self.post("fault")
@@ -299,9 +302,9 @@ class AtmController:
         every suspect withdrawal the operator must settle (the supervisor's F5)."""
         return await operator.balancing_report(self)
 
-    def settle_suspects(self, *, dispensed: bool) -> list[str]:
+    async def settle_suspects(self, *, dispensed: bool) -> list[str]:
         """Settle every open suspect as dispensed (F7) or not dispensed, reversed (F6)."""
-        return operator.settle_suspects(self, dispensed=dispensed)
+        return await operator.settle_suspects(self, dispensed=dispensed)
 
     # -- what activities use ---------------------------------------------------------------
     def show(self, screen: Screen) -> None:

@@ -63,7 +63,8 @@ _SUPERVISOR_JOBS = {
     "`SUSPECT_SETTLED outcome=not_dispensed`",
     "settle_dispensed": "settle every open suspect as *dispensed* (notes are missing): the "
     "counters book its notes as dispensed, `SUSPECT_SETTLED outcome=dispensed`; the customer "
-    "stays debited",
+    "stays debited; a dispenser that keeps its counts itself (LCDM-2000) lowers them by the same "
+    "notes",
     "accept_damaged_line": "accept the damaged journal or store-and-forward line the fault names "
     "(kept in its file, skipped from now on) and run restart recovery again; see below",
     "supervisor_left": "leave (also after `DeviceConfig.supervisor_timeout`); clears a "
@@ -202,6 +203,27 @@ crash during recovery spoils nothing:
    when a reply arrives, `counts_physical` is False) is a suspect, never a reversal: the customer
    may hold the notes. Notes presented but of unknown fate with an empty tray are counted as
    taken (`RECOVERY_NO_REVERSAL`).
+
+6. **Deposits.** The policy: the customer never loses a note they inserted, and the bank never
+   credits a note it does not hold; the notes follow the host's answer as the journal records
+   it. The host posts a deposit when it approves the 0200, so there is no separate completion
+   message: completing a deposit means stacking its notes and sending no reversal.
+   - A cash deposit whose approval is journaled (`TXN_RESPONSE` 00) but whose notes are not
+     journaled stacked: the notes are the bank's. What is still in escrow is stacked and the
+     deposit completed (`DEPOSIT_STACKED recovered=yes`); notes no longer in escrow were
+     stacked before the crash (stacking is the only step after an approval). If stacking fails
+     now, as in a live stacking failure: `DEPOSIT_STACK_FAULT`, a full reversal (4007), the
+     escrow returned and the notes the acceptor kept journaled `DEPOSIT_SUSPECT`.
+   - Any other deposit (notes inserted but not confirmed, counted but never sent, declined, no
+     answer journaled): the notes in escrow are returned to the entrance (`NOTES_RETURNED
+     recovered=yes`), as an ID003 validator itself returns a note it holds at power-up. A
+     request whose answer is not journaled (the host may have approved it) is reversed in full
+     (4021) by step 5, so no credit stays. If the notes are not taken at once, deposits stay
+     off (`NOTES_NOT_TAKEN`, `deposit_fault`) until the operator has looked: whoever comes next
+     may not be their owner.
+   - An envelope taken into the depository (`ENVELOPE_TAKEN`) whose request was never sent or
+     never answered lies in the bin without a credit (a sent one is reversed, 4021):
+     `ENVELOPE_UNCREDITED recovered=yes` tells the operator to process that check by hand.
 
 Reversals the host link queues by itself (a 0200 without a valid answer in time, 4021; an
 approval that arrives after its timeout, 4006) reach the journal too: `HostLink` calls the

@@ -34,11 +34,30 @@ follows. What the journal tells, per STAN of a withdrawal or transfer:
   finding out. Never reversed blindly: it becomes a suspect (``Unfinished.suspect``), journaled
   ``DISPENSE_SUSPECT`` for the operator. A ``DISPENSE_SUSPECT`` is settled only by the
   operator (``SUSPECT_SETTLED``); ``find_suspects`` lists those still open.
+
+Deposits (``open_deposit``, ``open_envelope``; acted on by ``device.restart``). The policy: the
+customer never loses a note they inserted and the bank never credits a note it does not
+hold, and the notes follow the host's answer as the journal records it:
+
+* a cash deposit approved (``TXN_RESPONSE`` 00 journaled) whose notes were not all journaled
+  stacked: the host credited it, so the notes are the bank's. What is still in escrow is
+  stacked and the deposit completed (``DEPOSIT_STACKED`` with ``recovered=yes``; the approval
+  was the host's posting, so no further message is sent). If stacking fails it goes as a
+  live stacking failure does: a full reversal (4007), the escrow returned, the notes the
+  acceptor kept journaled ``DEPOSIT_SUSPECT``.
+* any other counted deposit (never sent, declined, no answer journaled, reversed): notes in
+  escrow are returned to the entrance (``NOTES_RETURNED``, ``recovered=yes``), as an ID003
+  validator itself returns a note it holds at power-up. A request whose answer is not
+  journaled is reversed in full (4021) by ``find_unfinished``, so nothing stays credited.
+* an envelope taken in (``ENVELOPE_TAKEN``) whose request was never sent or never answered:
+  it lies in the bin without a credit (a no-answer request is reversed as above), journaled
+  ``ENVELOPE_UNCREDITED`` for the operator, who processes the check by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from device.journal import JournalRecord
@@ -48,16 +67,22 @@ from protocol.messages import Message, TransactionType
 from protocol.response_codes import ReversalReason
 
 __all__ = [
+    "OpenDeposit",
+    "OpenEnvelope",
     "Presentation",
     "Suspect",
     "Unfinished",
     "counter_steps",
     "find_suspects",
     "find_unfinished",
+    "format_deposit_notes",
     "format_notes",
     "journaled_reversals",
     "last_withdrawal",
+    "open_deposit",
+    "open_envelope",
     "open_presentation",
+    "parse_deposit_notes",
     "parse_notes",
 ]
 
@@ -408,3 +433,128 @@ def find_suspects(records: Sequence[JournalRecord]) -> list[Suspect]:
         elif event == "SUSPECT_SETTLED":
             open_.pop(stan, None)
     return list(open_.values())
+
+
+# -- deposits -------------------------------------------------------------------------------
+
+
+def format_deposit_notes(notes: Iterable[int]) -> str:
+    """``[2000, 10000, 2000]`` -> ``"2000x2,10000x1"`` (cents x count, as journaled)."""
+    counted = Counter(notes)
+    return ",".join(f"{cents}x{count}" for cents, count in sorted(counted.items())) or "-"
+
+
+def parse_deposit_notes(text: str) -> list[int]:
+    """The inverse of ``format_deposit_notes``: one entry (cents) per note."""
+    out: list[int] = []
+    if not text or text == "-":
+        return out
+    for part in text.split(","):
+        cents, _, count = part.partition("x")
+        if cents.isdigit() and count.isdigit():
+            out += [int(cents)] * int(count)
+    return out
+
+
+@dataclass(frozen=True)
+class OpenDeposit:
+    """The last cash deposit counted (``DEPOSIT_COUNTED``) whose notes' fate (stacked,
+    returned, suspect) is not journaled: the controller died in the middle of it."""
+
+    notes: tuple[int, ...]  # cents per counted note
+    stan: str = ""  # "" when the host was never asked
+    original: Message | None = None
+    approved: bool = False
+    stack_fault: bool = False  # DEPOSIT_STACK_FAULT journaled
+    reversed: bool = False
+    suspect: bool = False  # DEPOSIT_SUSPECT journaled
+
+    @property
+    def amount_cents(self) -> int:
+        return sum(self.notes)
+
+
+@dataclass
+class _Deposit:
+    notes: tuple[int, ...]
+    request: JournalRecord | None = None
+    approved: bool = False
+    stack_fault: bool = False
+    reversed: bool = False
+    suspect: bool = False
+
+
+def open_deposit(records: Sequence[JournalRecord]) -> OpenDeposit | None:
+    current: _Deposit | None = None
+    for record in records:
+        event, stan = record.get("event", ""), record.get("stan", "")
+        if event == "DEPOSIT_COUNTED":
+            current = _Deposit(tuple(parse_deposit_notes(record.get("notes", ""))))
+            continue
+        if current is None:
+            continue
+        if event == "TXN_REQUEST":
+            is_deposit = record.get("proc", "")[:2] == TransactionType.DEPOSIT
+            if current.request is not None or not is_deposit:
+                current = None  # another transaction: the counted notes went their way
+                continue
+            current.request = record
+        elif current.request is not None and stan and stan != current.request.get("stan"):
+            continue
+        elif event == "TXN_RESPONSE":
+            current.approved = record.get("code") == "00"
+        elif event == "DEPOSIT_STACK_FAULT":
+            current.stack_fault = True
+        elif event in ("REVERSAL_QUEUED", "REVERSAL_NOT_REPEATED"):
+            current.reversed = True
+        elif event == "DEPOSIT_SUSPECT":
+            current.suspect = True
+            if not current.stack_fault:
+                current = None  # notes that could not be returned: the operator has them
+        elif event in ("DEPOSIT_STACKED", "NOTES_RETURNED"):
+            current = None
+    if current is None:
+        return None
+    request = current.request
+    return OpenDeposit(
+        notes=current.notes,
+        stan=request.get("stan", "") if request is not None else "",
+        original=_original(request) if request is not None else None,
+        approved=current.approved,
+        stack_fault=current.stack_fault,
+        reversed=current.reversed,
+        suspect=current.suspect,
+    )
+
+
+@dataclass(frozen=True)
+class OpenEnvelope:
+    """The last envelope taken in (``ENVELOPE_TAKEN``) whose request was never sent or whose
+    answer is not journaled: it lies in the bin and nobody has been credited for it."""
+
+    amount_cents: int
+    check: str
+    stan: str  # "" when the host was never asked
+
+
+def open_envelope(records: Sequence[JournalRecord]) -> OpenEnvelope | None:
+    taken: JournalRecord | None = None
+    stan = ""
+    for record in records:
+        event = record.get("event", "")
+        if event == "ENVELOPE_TAKEN":
+            taken, stan = record, ""
+        elif taken is None:
+            continue
+        elif event == "TXN_REQUEST":
+            if stan or record.get("proc", "")[:2] != TransactionType.CHECK_DEPOSIT:
+                taken = None
+            else:
+                stan = record.get("stan", "")
+        elif event == "TXN_RESPONSE" and stan and record.get("stan") == stan:
+            taken = None  # answered: the live flow settled it
+        elif event == "ENVELOPE_UNCREDITED":
+            taken = None
+    if taken is None:
+        return None
+    return OpenEnvelope(int(taken.get("amount", "0")), taken.get("check", ""), stan)

@@ -19,11 +19,18 @@ journal, the counters and the store-and-forward queue. Every step is idempotent:
    (retracted: reversed) or not (the customer took the notes). A dispenser that keeps no such
    count makes it a suspect for the operator.
 5. ``device.recovery.find_unfinished``: reversals (once each) and suspects.
+6. Deposits (``device.recovery``'s deposit policy): an approved cash deposit's notes still in
+   escrow are stacked and the deposit completed (or, if stacking fails, reversed with the
+   escrow returned and the kept notes suspect); the notes of any other deposit are returned
+   to the entrance, and if nobody takes them at once deposits stay off until the operator
+   has looked (``deposit_fault``); an envelope in the bin without an answer to its request is
+   journaled ``ENVELOPE_UNCREDITED``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,16 +38,21 @@ from device.cash import CashCounters
 from device.config import DeviceConfig
 from device.journal import Journal, JournalRecord
 from device.recovery import (
+    OpenDeposit,
     Presentation,
     counter_steps,
     find_unfinished,
+    format_deposit_notes,
     format_notes,
     journaled_reversals,
+    open_deposit,
+    open_envelope,
     open_presentation,
 )
-from drivers.errors import DriverError
-from drivers.interfaces import CardReader, CashDispenser
+from drivers.errors import BillAcceptorFault, DriverError
+from drivers.interfaces import AcceptorState, BillAcceptor, CardReader, CashDispenser
 from protocol.messages import Message
+from protocol.response_codes import ReversalReason
 
 __all__ = ["RestartOutcome", "purge_tray", "recover", "requeue_reversals"]
 
@@ -57,6 +69,8 @@ class RestartOutcome:
     cash_fault: str = ""
     # Non-empty: the ATM cannot serve at all (a card it could neither capture nor return).
     fault: str = ""
+    # Non-empty: cash deposits stay off until the operator has looked.
+    deposit_fault: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -67,6 +81,7 @@ async def recover(
     dispenser: CashDispenser,
     card_reader: CardReader,
     queue_reversal: QueueReversal,
+    acceptor: BillAcceptor | None = None,
 ) -> RestartOutcome:
     """Settle what a killed predecessor left. ``JournalDamaged`` when the journal cannot be
     trusted (nothing is done then); ``DriverError`` when the dispenser does not answer."""
@@ -124,7 +139,135 @@ async def recover(
             recovered="yes",
             why=item.note if queued else "already in the store-and-forward queue",
         )
+
+    # 6. deposits
+    if acceptor is not None:
+        await _settle_deposit(journal, acceptor, records, queue_reversal, outcome)
+    envelope = open_envelope(records)
+    if envelope is not None:
+        journal.write(
+            "ENVELOPE_UNCREDITED",
+            stan=envelope.stan or "-",
+            amount=envelope.amount_cents,
+            check=envelope.check,
+            recovered="yes",
+            why="in the bin, no answer journaled (a sent request is reversed); process by hand",
+        )
     return outcome
+
+
+async def _settle_deposit(
+    journal: Journal,
+    acceptor: BillAcceptor,
+    records: list[JournalRecord],
+    queue_reversal: QueueReversal,
+    outcome: RestartOutcome,
+) -> None:
+    deposit = open_deposit(records)
+    try:
+        status = await acceptor.status()
+    except DriverError as exc:
+        log.warning("bill acceptor does not answer at restart: %s", exc)
+        outcome.deposit_fault = "bill acceptor does not answer"
+        return
+    # ID003 does not say which notes it holds after a restart, only that it holds some.
+    holding = bool(status.escrow) or status.state is AcceptorState.ESCROW
+    if (
+        deposit is not None
+        and deposit.approved
+        and not deposit.reversed
+        and not deposit.stack_fault
+        and deposit.original is not None
+    ):
+        # The host credited it: the notes are the bank's. Notes not in escrow any more were
+        # stacked before the crash (stacking is the only step after an approval).
+        error = "jam" if status.state is AcceptorState.JAM else ""
+        stacked: dict[int, int] = {}
+        if holding and not error:
+            journal.write(
+                "DEPOSIT_STACK_START",
+                stan=deposit.stan,
+                amount=deposit.amount_cents,
+                notes=format_deposit_notes(status.escrow),
+                recovered="yes",
+            )
+            try:
+                stacked = await acceptor.stack()
+            except BillAcceptorFault as exc:
+                stacked, error = exc.stacked, exc.code or "fault"
+            except DriverError as exc:
+                error = type(exc).__name__
+        if not error:
+            journal.write(
+                "DEPOSIT_STACKED",
+                stan=deposit.stan,
+                amount=deposit.amount_cents,
+                notes=format_deposit_notes(deposit.notes),
+                recovered="yes",
+                why="approved before the restart",
+            )
+            return
+        outcome.deposit_fault = f"bill acceptor {error}"
+        journal.write(
+            "DEPOSIT_STACK_FAULT",
+            stan=deposit.stan,
+            code=error,
+            stacked=format_deposit_notes(c for c, n in stacked.items() for _ in range(n)),
+            recovered="yes",
+        )
+        deposit = OpenDeposit(
+            deposit.notes, deposit.stan, deposit.original, approved=True, stack_fault=True
+        )
+    if deposit is not None and deposit.stack_fault and not deposit.reversed:
+        assert deposit.original is not None
+        queued = queue_reversal(dict(deposit.original), 0, ReversalReason.DEVICE_FAILED)
+        journal.write(
+            "REVERSAL_QUEUED",
+            stan=deposit.stan,
+            amount=deposit.amount_cents,
+            dispensed=0,
+            reason=ReversalReason.DEVICE_FAILED,
+            recovered="yes",
+            why="deposit not stacked" if queued else "already in the store-and-forward queue",
+        )
+    returned: list[int] = []
+    if holding:
+        try:
+            back = await acceptor.return_notes()
+        except DriverError as exc:
+            log.warning("bill acceptor cannot return the notes in escrow: %s", exc)
+            outcome.deposit_fault = "notes in escrow not returned"
+            back = {}
+        returned = [c for c, n in back.items() for _ in range(n)]
+    if deposit is not None and deposit.stack_fault:
+        if not deposit.suspect:
+            kept = list((Counter(deposit.notes) - Counter(returned)).elements())
+            if kept:
+                journal.write(
+                    "DEPOSIT_SUSPECT",
+                    stan=deposit.stan,
+                    amount=sum(kept),
+                    notes=format_deposit_notes(kept),
+                    recovered="yes",
+                    why="kept by the acceptor, not credited; settle at balancing",
+                )
+    elif deposit is not None and not returned and not holding:
+        # Never credited and no longer in escrow: given back before the crash.
+        returned = list(deposit.notes)
+    if deposit is None and not holding:
+        return
+    journal.write(
+        "NOTES_RETURNED",
+        stan=(deposit.stan if deposit is not None else "") or "-",
+        amount=sum(returned),
+        notes=format_deposit_notes(returned),
+        recovered="yes",
+        why="deposit not completed before the restart",
+    )
+    if holding and not await acceptor.wait_returned_taken(0.0):
+        # Nobody may be there to take them: deposits stop until the operator has looked.
+        outcome.deposit_fault = outcome.deposit_fault or "returned notes not taken"
+        journal.write("NOTES_NOT_TAKEN", recovered="yes")
 
 
 async def _card_left_inside(

@@ -1,6 +1,9 @@
 """The request/answer discipline shared by the framed serial devices (LCDM-2000, Sankyo,
 ZT588): send a frame, wait for ACK (NAK: send again), wait for the reply frame (bad
-checksum: NAK it and wait for the repeat), ACK the reply.
+checksum: NAK it and wait for the repeat), ACK the reply. A protocol without ACK/NAK bytes
+(JCM ID003: every frame is answered by a frame) uses ``handshake=False``: send the frame and
+wait for the answer; silence, a garbled answer or one that ``is_reply`` refuses (ID003's
+COMMUNICATION ERROR) is met by sending the frame again, with a fresh decoder.
 
 Every wait is bounded: a device that stays quiet gives ``DeviceTimeout``, one that answers
 with bytes foreign to the protocol gives ``DeviceProtocolError``. An exchange runs to its end
@@ -42,9 +45,15 @@ class FramedLink(Generic[F]):
         protocol: str,
         ack_timeout: float = 0.5,
         retries: int = 2,
+        handshake: bool = True,
+        new_decoder: Callable[[], Decoder] | None = None,
+        refused: str = "refused",
     ) -> None:
         self.channel = channel
         self._decoder = decoder
+        self.handshake = handshake
+        self._new_decoder = new_decoder
+        self._refused = refused  # what an answer ``is_reply`` refuses is called
         self._frame_type = frame_type
         self.name = name
         self.protocol = protocol
@@ -97,6 +106,8 @@ class FramedLink(Generic[F]):
     ) -> F:
         async with self._lock:
             self._junk.clear()
+            if not self.handshake:
+                return await self._answered(frame, reply_timeout, is_reply)
             for attempt in range(self.retries + 1):
                 last = attempt == self.retries
                 await self.channel.write(frame)
@@ -121,6 +132,34 @@ class FramedLink(Generic[F]):
                         continue
                     raise
             raise AssertionError("unreachable")
+
+    async def _answered(self, frame: bytes, timeout: float, is_reply: Callable[[F], bool]) -> F:
+        """Without ACK/NAK: the answer is a frame; resend on silence, garble or refusal."""
+        problem = ""
+        for _ in range(self.retries + 1):
+            await self.channel.write(frame)
+            try:
+                answer = await self._next((self._frame_type, BadFrame), timeout, "answer")
+            except DeviceTimeout:
+                problem = "no answer"
+            else:
+                if not isinstance(answer, BadFrame) and is_reply(answer):
+                    reply: F = answer
+                    return reply
+                problem = "garbled answer" if isinstance(answer, BadFrame) else self._refused
+            log.info("%s: %s, sending again", self.name, problem)
+            if self._new_decoder is not None:
+                self._decoder = self._new_decoder()  # drop half a frame left by a garble
+            self._events.clear()
+        where = f"{self.name} on {self.channel.description}"
+        if problem == "no answer":
+            raise DeviceTimeout(f"{where}: no answer within {timeout:g}s")
+        raise DeviceProtocolError(f"{where}: {problem}, {self.retries + 1} times")
+
+    async def send(self, frame: bytes) -> None:
+        """Send a frame that gets no answer (ID003's ACK of a VEND VALID), in turn."""
+        async with self._lock:
+            await self.channel.write(frame)
 
     async def _reply(self, timeout: float, is_reply: Callable[[F], bool]) -> F:
         garbled = 0
@@ -218,6 +257,8 @@ class FramedDevice(Generic[F]):
     DEVICE: str
     PROTOCOL: str
     FRAME: type[F]
+    HANDSHAKE = True  # False: no ACK/NAK bytes, a frame answers a frame (ID003)
+    REFUSED = "refused"  # without the handshake: the answer that asks for the frame again
 
     def __init__(
         self,
@@ -249,6 +290,9 @@ class FramedDevice(Generic[F]):
             protocol=self.PROTOCOL,
             ack_timeout=self._ack_timeout,
             retries=self._retries,
+            handshake=self.HANDSHAKE,
+            new_decoder=self._new_decoder,
+            refused=self.REFUSED,
         )
         try:
             await self._initialise()

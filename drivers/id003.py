@@ -1,6 +1,8 @@
 """Bill acceptor driver for a JCM ID003 validator with a bunch-note escrow (our variant).
 
-ID003 has no ACK/NAK byte: the host sends a frame and the acceptor answers with a frame.
+ID003 has no ACK/NAK byte: the host sends a frame and the acceptor answers with a frame
+(``drivers.framed.FramedDevice`` with ``HANDSHAKE = False``: the link, its lock and its
+bounded waits are the ones the other serial drivers use).
 The driver polls with STATUS REQUEST and acts on what the answers say. A garbled or missing
 answer is met by sending the frame again: status requests are harmless to repeat, and our
 acceptor treats a repeated STACK or RETURN with nothing in escrow as done (docs/devices.md).
@@ -15,9 +17,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from drivers.codecs import id003
-from drivers.codecs.events import BadFrame, Junk
 from drivers.codecs.id003 import Command, Id003Decoder, Id003Frame, RejectReason, Status
-from drivers.errors import BillAcceptorFault, DeviceProtocolError, DeviceTimeout, DeviceUnavailable
+from drivers.errors import BillAcceptorFault, DeviceProtocolError, DeviceTimeout
+from drivers.framed import FramedDevice
 from drivers.interfaces import (
     AcceptorState,
     AcceptorStatus,
@@ -55,9 +57,12 @@ _STATES: dict[int, AcceptorState] = {
 }
 
 
-class Id003BillAcceptor(BillAcceptor):
+class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
     DEVICE = "bill acceptor"
     PROTOCOL = "ID003"
+    FRAME = Id003Frame
+    HANDSHAKE = False  # ID003 has no ACK/NAK byte: a frame answers a frame
+    REFUSED = "COMMUNICATION ERROR (ID003's NAK)"
 
     def __init__(
         self,
@@ -68,79 +73,34 @@ class Id003BillAcceptor(BillAcceptor):
         poll_interval: float = 0.1,
         stack_timeout: float = 10.0,
     ) -> None:
-        self._connect = connect
-        self._reply_timeout = reply_timeout
-        self._retries = retries
+        super().__init__(
+            connect, ack_timeout=reply_timeout, reply_timeout=reply_timeout, retries=retries
+        )
         self._poll = poll_interval
         self._stack_timeout = stack_timeout
-        self._channel: Channel | None = None
-        self._decoder = Id003Decoder()
-        self._frames: list[Id003Frame | BadFrame] = []
-        self._lock = asyncio.Lock()
         self._escrow: list[int] = []
         self._enabled = False
 
     # -- link ---------------------------------------------------------------------------
-    @property
-    def channel(self) -> Channel:
-        if self._channel is None:
-            raise DeviceUnavailable(f"{self.DEVICE} is not open")
-        return self._channel
+    def _new_decoder(self) -> Id003Decoder:
+        return Id003Decoder()
+
+    async def _initialise(self) -> None:
+        await self._poll_status()  # proves the device speaks ID003
+        await self._inhibit(True)
 
     async def _exchange(self, cmd: int, data: bytes = b"") -> Id003Frame:
         """Send one frame and return the acceptor's answer, sending again on silence, a
         garbled answer or COMMUNICATION ERROR, up to ``retries`` times."""
-        async with self._lock:
-            frame = id003.encode(cmd, data)
-            problem = ""
-            for _ in range(self._retries + 1):
-                await self.channel.write(frame)
-                answer = await self._answer()
-                if isinstance(answer, Id003Frame) and answer.cmd != Status.COMMUNICATION_ERROR:
-                    return answer
-                if answer is None:
-                    problem = "no answer"
-                elif isinstance(answer, BadFrame):
-                    problem = "garbled answer"
-                else:
-                    problem = "COMMUNICATION ERROR (ID003's NAK)"
-                log.info("%s: %s to 0x%02X, sending again", self.DEVICE, problem, cmd)
-                self._decoder = Id003Decoder()  # drop half a frame left by a garble
-            where = f"{self.DEVICE} on {self.channel.description}"
-            if problem == "no answer":
-                raise DeviceTimeout(f"{where}: no answer within {self._reply_timeout:g}s")
-            raise DeviceProtocolError(f"{where}: {problem}, {self._retries + 1} times")
-
-    async def _answer(self) -> Id003Frame | BadFrame | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reply_timeout
-        junk = bytearray()
-        while not self._frames:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(remaining):
-                    data = await self.channel.read()
-            except TimeoutError:
-                break
-            for event in self._decoder.feed(data):
-                if isinstance(event, Junk):
-                    junk += event.data
-                else:
-                    self._frames.append(event)
-        if self._frames:
-            return self._frames.pop(0)
-        if junk:
-            raise DeviceProtocolError(
-                f"{self.DEVICE}: answered bytes that are not {self.PROTOCOL} "
-                f"({bytes(junk[:16]).hex(' ').upper()})"
-            )
-        return None
+        return await self.link.exchange(
+            id003.encode(cmd, data),
+            reply_timeout=self._reply_timeout,
+            is_reply=lambda answer: answer.cmd != Status.COMMUNICATION_ERROR,
+            resend_on_timeout=True,
+        )
 
     async def _send_only(self, cmd: int) -> None:
-        async with self._lock:
-            await self.channel.write(id003.encode(cmd))
+        await self.link.send(id003.encode(cmd))
 
     async def _poll_status(self) -> Id003Frame:
         return await self._exchange(Command.STATUS_REQUEST)
@@ -160,22 +120,6 @@ class Id003BillAcceptor(BillAcceptor):
         self._enabled = not inhibited
 
     # -- interface ----------------------------------------------------------------------
-    async def open(self) -> None:
-        self._channel = await self._connect()
-        self._decoder = Id003Decoder()
-        self._frames.clear()
-        try:
-            await self._poll_status()  # proves the device speaks ID003
-            await self._inhibit(True)
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            channel, self._channel = self._channel, None
-            await channel.close()
-
     async def status(self) -> AcceptorStatus:
         answer = await self._poll_status()
         self._note_event(answer)

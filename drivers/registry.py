@@ -220,7 +220,7 @@ def _usb_printer(url: DeviceUrl, o: BackendOptions) -> Device:
 def _sim_bill_acceptor(url: DeviceUrl, o: BackendOptions) -> Device:
     from drivers.simulated import SimulatedBillAcceptor
 
-    return SimulatedBillAcceptor()
+    return SimulatedBillAcceptor(state_path=o.state_paths.get("bill-acceptor"))
 
 
 def _id003(url: DeviceUrl, o: BackendOptions) -> Device:

@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from drivers.errors import (
     BillAcceptorFault,
@@ -45,7 +44,18 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
-from drivers.statefile import StateFileError, load_state, save_state
+from drivers.statefile import (
+    BillAcceptorState,
+    CardReaderState,
+    CassetteLoad,
+    DepositoryState,
+    DispenserState,
+    StateFileError,
+    load_device,
+    load_state,
+    save_device,
+    save_state,
+)
 from protocol.errors import KeyMaterialError, PinBlockError
 from protocol.masking import mask_pan
 from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
@@ -104,29 +114,18 @@ class SimulatedCardReader(_Faults, CardReader):
         self.capture_bin_capacity = capture_bin_capacity
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, CardReaderState)
             if state is None:
                 self._save()
             else:
-                try:
-                    self.position = str(state["position"])
-                    self.card = str(state.get("card", ""))
-                    self.captured = [str(c) for c in state.get("captured", [])]
-                except (KeyError, TypeError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
+                self.position, self.card = state.position, state.card
+                self.captured = list(state.captured)
 
     def _save(self) -> None:
         if self.state_path is not None:
-            save_state(
+            save_device(
                 self.state_path,
-                {
-                    "device": "card_reader",
-                    "position": self.position,
-                    "card": self.card,
-                    "captured": self.captured,
-                },
+                CardReaderState(self.position, self.card, tuple(self.captured)),
             )
 
     def _moved(self, position: str) -> None:
@@ -349,7 +348,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
         self.taken_total: dict[int, int] = {}
         self._taken = asyncio.Event()
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, DispenserState)
             if state is None:
                 self._save()
             else:
@@ -359,41 +358,35 @@ class SimulatedDispenser(_Faults, CashDispenser):
     def _save(self) -> None:
         if self.state_path is None:
             return
-        save_state(
+        save_device(
             self.state_path,
-            {
-                "device": "dispenser",
-                "cassettes": [
-                    {"denomination": c.denomination_cents, "count": c.count, "present": c.present}
-                    for c in self.cassettes
-                ],
-                "tray": _keyed(self.presented),
-                "reject_bin": _keyed(self.reject_bin),
-                "retracted": self.retracted,
-                "taken": _keyed(self.taken_total),
-                "counted": None if self._counted is None else _keyed(self._counted),
-            },
+            DispenserState(
+                cassettes=tuple(
+                    CassetteLoad(c.denomination_cents, c.count, c.present) for c in self.cassettes
+                ),
+                tray=self.presented,
+                reject_bin=self.reject_bin,
+                retracted=self.retracted,
+                taken=self.taken_total,
+                counted=self._counted,
+            ),
         )
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.cassettes = [
-                Cassette(
-                    int(c["denomination"]),
-                    int(c["count"]),
-                    self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
-                    bool(c.get("present", True)),
-                )
-                for i, c in enumerate(state["cassettes"])
-            ]
-            self.presented = _unkeyed(state.get("tray", {}))
-            self.reject_bin = _unkeyed(state.get("reject_bin", {}))
-            self.retracted = int(state.get("retracted", 0))
-            self.taken_total = _unkeyed(state.get("taken", {}))
-            counted = state.get("counted")
-            self._counted = None if counted is None else _unkeyed(counted)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
+    def _restore(self, state: DispenserState) -> None:
+        self.cassettes = [
+            Cassette(
+                c.denomination_cents,
+                c.count,
+                self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
+                c.present,
+            )
+            for i, c in enumerate(state.cassettes)
+        ]
+        self.presented = dict(state.tray)
+        self.reject_bin = dict(state.reject_bin)
+        self.retracted = state.retracted
+        self.taken_total = dict(state.taken)
+        self._counted = None if state.counted is None else dict(state.counted)
 
     def notes_physically_out(self) -> dict[int, int]:
         """Notes that left each cassette and were taken by a customer (for balancing tests)."""
@@ -505,14 +498,6 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return count
 
 
-def _keyed(notes: Mapping[int, int]) -> dict[str, int]:
-    return {str(i): n for i, n in sorted(notes.items()) if n}
-
-
-def _unkeyed(raw: Mapping[str, Any]) -> dict[int, int]:
-    return {int(i): int(n) for i, n in raw.items() if int(n)}
-
-
 class SimulatedPrinter(_Faults, ReceiptPrinter):
     """``paper_lines``: lines left on the roll (None: never runs out); near end below
     ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
@@ -598,7 +583,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
     FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed", "silent"})
     MAX_ESCROW = 30
 
-    def __init__(self, stacker_capacity: int = 500) -> None:
+    def __init__(self, stacker_capacity: int = 500, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.stacker_capacity = stacker_capacity
         self.inhibited = True
@@ -609,29 +594,59 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         self.taken_back: list[int] = []
         self._events: asyncio.Queue[NoteEscrowed | NoteRejected | str] = asyncio.Queue()
         self._taken = asyncio.Event()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_device(state_path, BillAcceptorState)
+            if state is None:
+                self._save()
+            else:
+                self.escrow, self.stacker = list(state.escrow), dict(state.stacker)
+                self.jammed, self.at_entrance = list(state.jammed), list(state.at_entrance)
+                self.taken_back = list(state.taken_back)
+                if not self.at_entrance:
+                    self._taken.set()
+
+    # physical state: where every note is, as the acceptor keeps it through a power cut
+    def _save(self) -> None:
+        if self.state_path is not None:
+            save_device(
+                self.state_path,
+                BillAcceptorState(
+                    tuple(self.escrow),
+                    dict(self.stacker),
+                    tuple(self.jammed),
+                    tuple(self.at_entrance),
+                    tuple(self.taken_back),
+                ),
+            )
 
     # customer side
     def insert_note(self, cents: int) -> None:
         if "jam" in self.faults:
             self.jammed.append(cents)
+            self._save()
             self._events.put_nowait("jam")
             return
         if self.inhibited or "reject" in self.faults or cents not in ACCEPTED_NOTES:
             self.at_entrance.append(cents)
+            self._save()
             self._taken.clear()
             self._events.put_nowait(NoteRejected("inhibited" if self.inhibited else "denomination"))
             return
         if len(self.escrow) >= self.MAX_ESCROW or self._full():
             self.at_entrance.append(cents)
+            self._save()
             self._taken.clear()
             self._events.put_nowait(NoteRejected("operation"))
             return
         self.escrow.append(cents)
+        self._save()
         self._events.put_nowait(NoteEscrowed(cents))
 
     def take_returned(self) -> list[int]:
         taken, self.at_entrance = self.at_entrance, []
         self.taken_back += taken
+        self._save()
         self._taken.set()
         return taken
 
@@ -640,6 +655,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
 
     def clear_jam(self) -> list[int]:
         notes, self.jammed = self.jammed, []
+        self._save()
         self.faults.discard("jam")
         self.faults.discard("stack_jam")
         return notes
@@ -702,6 +718,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         stacked: dict[int, int] = {}
         while self.escrow:
             if self._full():
+                self._save()
                 raise BillAcceptorFault("stacker full", code="stacker_full", stacked=stacked)
             cents = self.escrow.pop(0)
             if "stack_jam" in self.faults:
@@ -709,9 +726,11 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
                 # The notes behind the jam stay in the transport with it: suspect too.
                 self.jammed += self.escrow
                 self.escrow = []
+                self._save()
                 raise BillAcceptorFault("note jam in the stacker", code="jam", stacked=stacked)
             self.stacker[cents] = self.stacker.get(cents, 0) + 1
             stacked[cents] = stacked.get(cents, 0) + 1
+        self._save()
         return stacked
 
     async def return_notes(self) -> dict[int, int]:
@@ -724,6 +743,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
             self._taken.clear()
         self.at_entrance += self.escrow
         self.escrow = []
+        self._save()
         return returned
 
     async def wait_returned_taken(self, timeout: float) -> bool:
@@ -744,11 +764,23 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
 
     FAULTS = frozenset({"no_envelope", "full", "silent"})
 
-    def __init__(self, capacity: int = 300) -> None:
+    def __init__(self, capacity: int = 300, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.capacity = capacity
         self.envelopes: list[str] = []
         self._offered = asyncio.Event()
+        self.state_path = state_path
+        if state_path is not None:
+            state = load_device(state_path, DepositoryState)
+            if state is None:
+                self._save()
+            else:
+                self.envelopes = list(state.envelopes)
+
+    def _save(self) -> None:
+        """The envelopes in the bin (their imprints) survive an ATM crash."""
+        if self.state_path is not None:
+            save_device(self.state_path, DepositoryState(tuple(self.envelopes)))
 
     # customer side
     def insert_envelope(self) -> None:
@@ -774,4 +806,5 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
             return False
         self._offered.clear()
         self.envelopes.append(imprint)
+        self._save()
         return True

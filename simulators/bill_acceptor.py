@@ -11,16 +11,22 @@ Device faults: ``reject`` (the next notes are not recognised), ``jam`` (the next
 the acceptor), ``stack_jam`` (a note jams on its way to the stacker), ``stacker_full``,
 ``cassette_removed``; byte-level faults from ``simulators.base`` (``nak`` answers
 COMMUNICATION ERROR).
+
+With ``state_path`` the notes' whereabouts are kept in that file (``drivers.statefile``, the
+same format as the in-process acceptor's), written when they change and before the answer
+that reports the change goes out.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from pathlib import Path
 
 from drivers.codecs import id003
 from drivers.codecs.events import BadFrame
 from drivers.codecs.id003 import Command, Id003Decoder, Id003Frame, RejectReason, Status
+from drivers.statefile import BillAcceptorState, load_device, save_device
 from simulators.base import Simulator
 
 __all__ = ["BillAcceptorSimulator"]
@@ -34,7 +40,7 @@ class BillAcceptorSimulator(Simulator):
     NAME = "bill-acceptor"
     FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed"})
 
-    def __init__(self, stacker_capacity: int = 500) -> None:
+    def __init__(self, stacker_capacity: int = 500, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.stacker_capacity = stacker_capacity
         self.inhibited = True
@@ -45,12 +51,37 @@ class BillAcceptorSimulator(Simulator):
         self.taken_back: list[int] = []
         self._events: deque[tuple[int, bytes]] = deque()
         self._decoder = Id003Decoder()
+        self.state_path = state_path
+        self._saved: BillAcceptorState | None = None
+        if state_path is not None:
+            state = load_device(state_path, BillAcceptorState)
+            if state is not None:
+                self.escrow, self.stacker = list(state.escrow), dict(state.stacker)
+                self.jammed, self.at_entrance = list(state.jammed), list(state.at_entrance)
+                self.taken_back = list(state.taken_back)
+            self.save()
+
+    def save(self) -> None:
+        """Write the notes' whereabouts when they changed since the last write."""
+        if self.state_path is None:
+            return
+        state = BillAcceptorState(
+            tuple(self.escrow),
+            dict(self.stacker),
+            tuple(self.jammed),
+            tuple(self.at_entrance),
+            tuple(self.taken_back),
+        )
+        if state != self._saved:
+            save_device(self.state_path, state)
+            self._saved = state
 
     # -- customer side ------------------------------------------------------------------
     def insert_note(self, cents: int) -> None:
         """The customer pushes one note into the entrance."""
         if "jam" in self.faults:
             self.jammed.append(cents)
+            self.save()
             log.info("bill acceptor: a %d-cent note jammed in the acceptor", cents)
             return
         reason: RejectReason | None = None
@@ -62,15 +93,18 @@ class BillAcceptorSimulator(Simulator):
             reason = RejectReason.OPERATION
         if reason is not None:
             self.at_entrance.append(cents)
+            self.save()
             self._events.append((Status.REJECTING, bytes([reason])))
             return
         self.escrow.append(cents)
+        self.save()
         self._events.append((Status.ESCROW, bytes([id003.denomination_code(cents)])))
 
     def take_returned(self) -> list[int]:
         """The customer takes the notes at the entrance."""
         taken, self.at_entrance = self.at_entrance, []
         self.taken_back += taken
+        self.save()
         return taken
 
     def stacked_cents(self) -> int:
@@ -79,6 +113,7 @@ class BillAcceptorSimulator(Simulator):
     def clear_jam(self) -> list[int]:
         """An engineer opens the acceptor and removes the jammed notes."""
         notes, self.jammed = self.jammed, []
+        self.save()
         self.faults.discard("jam")
         self.faults.discard("stack_jam")
         return notes
@@ -99,6 +134,7 @@ class BillAcceptorSimulator(Simulator):
                 self._handle(event)
 
     def _reply(self, status: int, data: bytes = b"") -> None:
+        self.save()  # on disk before the answer that reports it
         self.send_frame(id003.encode(status, data))
 
     def _handle(self, frame: Id003Frame) -> None:

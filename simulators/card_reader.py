@@ -11,7 +11,7 @@ from drivers.codecs import sankyo
 from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
 from drivers.interfaces import CardData
-from drivers.statefile import StateFileError, load_state, save_state
+from drivers.statefile import CardReaderState, StateFileError, load_device, save_device
 from protocol.masking import mask_track2
 from simulators.base import Simulator
 
@@ -44,34 +44,23 @@ class CardReaderSimulator(Simulator):
         self.card = ""  # masked track data of the card in the reader
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, CardReaderState)
             if state is None:
                 self.save()
             else:
-                try:
-                    self.position = str(state["position"])
-                    self.card = str(state.get("card", ""))
-                    self.captured = [str(c) for c in state.get("captured", [])]
-                except (KeyError, TypeError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
-                if self.position not in _POSITION_CODES:
+                if state.position not in _POSITION_CODES:
                     raise StateFileError(f"device state file {state_path}: bad position")
+                self.position, self.card = state.position, state.card
+                self.captured = list(state.captured)
 
     def save(self) -> None:
         if self.state_path is not None:
             self.card = mask_track2(self._track2) if self._track2 else self.card
             if self.position == "none":
                 self.card = ""
-            save_state(
+            save_device(
                 self.state_path,
-                {
-                    "device": "card_reader",
-                    "position": self.position,
-                    "card": self.card,
-                    "captured": self.captured,
-                },
+                CardReaderState(self.position, self.card, tuple(self.captured)),
             )
 
     # -- customer side ------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from drivers.codecs import lcdm
 from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Nak
@@ -23,7 +22,7 @@ from drivers.codecs.lcdm import (
     PurgeReply,
     StatusReply,
 )
-from drivers.statefile import StateFileError, load_state, save_state
+from drivers.statefile import CassetteLoad, DispenserState, load_device, save_device
 from simulators.base import Simulator
 
 __all__ = ["DispenserSimulator", "SimCassette"]
@@ -84,48 +83,43 @@ class DispenserSimulator(Simulator):
         self._decoder = self._new_decoder()
         self.state_path = state_path
         if state_path is not None:
-            state = load_state(state_path)
+            state = load_device(state_path, DispenserState)
             if state is None:
                 self.save()
             else:
                 self._restore(state)
 
-    # -- physical state -----------------------------------------------------------------
+    # -- physical state (the same file format as the in-process dispenser's) -----------
     def save(self) -> None:
         if self.state_path is None:
             return
-        save_state(
+        save_device(
             self.state_path,
-            {
-                "device": "dispenser",
-                "cassettes": [
-                    {"denomination": c.denomination_cents, "count": c.count, "present": c.present}
-                    for c in self.cassettes
-                ],
-                "tray": _keyed(self.tray),
-                "reject_bin": _keyed(self.reject_bin),
-                "retracted": self.retracted,
-                "taken": _keyed(self.taken_total),
-            },
+            DispenserState(
+                cassettes=tuple(
+                    CassetteLoad(c.denomination_cents, c.count, c.present) for c in self.cassettes
+                ),
+                tray=self.tray,
+                reject_bin=self.reject_bin,
+                retracted=self.retracted,
+                taken=self.taken_total,
+            ),
         )
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.cassettes = [
-                SimCassette(
-                    int(c["denomination"]),
-                    int(c["count"]),
-                    self.cassettes[i].near_end if i < len(self.cassettes) else 20,
-                    bool(c.get("present", True)),
-                )
-                for i, c in enumerate(state["cassettes"])
-            ]
-            self.tray = _unkeyed(state.get("tray", {}))
-            self.reject_bin = _unkeyed(state.get("reject_bin", {}))
-            self.retracted = int(state.get("retracted", 0))
-            self.taken_total = _unkeyed(state.get("taken", {}))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateFileError(f"device state file {self.state_path} is damaged: {exc}") from exc
+    def _restore(self, state: DispenserState) -> None:
+        self.cassettes = [
+            SimCassette(
+                c.denomination_cents,
+                c.count,
+                self.cassettes[i].near_end if i < len(self.cassettes) else 20,
+                c.present,
+            )
+            for i, c in enumerate(state.cassettes)
+        ]
+        self.tray = dict(state.tray)
+        self.reject_bin = dict(state.reject_bin)
+        self.retracted = state.retracted
+        self.taken_total = dict(state.taken)
 
     # -- customer side ------------------------------------------------------------------
     def take_cash(self) -> None:
@@ -267,11 +261,3 @@ class DispenserSimulator(Simulator):
         log.info("dispensed %s, error %02X", requests, outcome.error)
         self.save()  # on disk before the reply goes out
         return outcome
-
-
-def _keyed(notes: dict[int, int]) -> dict[str, int]:
-    return {str(i): n for i, n in sorted(notes.items()) if n}
-
-
-def _unkeyed(raw: dict[str, Any]) -> dict[int, int]:
-    return {int(i): int(n) for i, n in raw.items() if int(n)}

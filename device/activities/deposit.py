@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from device import screens as S
+from device.recovery import format_deposit_notes
 from device.screens import money
 from drivers.errors import BillAcceptorFault, DepositoryFault, DeviceTimeout, DriverError
 from drivers.interfaces import BillAcceptor, NoteEscrowed
@@ -40,12 +40,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def format_deposit_notes(notes: Iterable[int]) -> str:
-    """``[2000, 10000, 2000]`` -> ``"2000x2,10000x1"`` (cents x count, as journaled)."""
-    counted = Counter(notes)
-    return ",".join(f"{cents}x{count}" for cents, count in sorted(counted.items())) or "-"
 
 
 def _acceptor(atm: AtmController) -> BillAcceptor:

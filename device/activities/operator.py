@@ -10,6 +10,7 @@ A new operator function: a key and a state in ``device.states``, its activity he
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from device import screens as S
@@ -39,6 +40,8 @@ __all__ = [
     "supervisor_showing_journal",
     "suspects",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # -- the keypad ---------------------------------------------------------------------------
@@ -117,12 +120,12 @@ async def supervisor_balancing(atm: AtmController) -> None:
 
 async def supervisor_settling_not_dispensed(atm: AtmController) -> None:
     """F6: every open suspect settled as not dispensed (reversed)."""
-    _show_settled(atm, settle_suspects(atm, dispensed=False))
+    _show_settled(atm, await settle_suspects(atm, dispensed=False))
 
 
 async def supervisor_settling_dispensed(atm: AtmController) -> None:
     """F7: every open suspect settled as dispensed (booked in the counters)."""
-    _show_settled(atm, settle_suspects(atm, dispensed=True))
+    _show_settled(atm, await settle_suspects(atm, dispensed=True))
 
 
 async def supervisor_accepting_damage(atm: AtmController) -> None:
@@ -197,6 +200,8 @@ async def balancing_report(atm: AtmController) -> list[str]:
             f"CHECKS {money(totals['checks'])} SUSPECT {money(totals['suspect'])}"
         )
         lines.append(f"STACKER SHOULD HOLD {money(totals['credited'] + totals['suspect'])}")
+        if totals["uncredited"]:
+            lines.append(f"ENVELOPES NOT CREDITED {money(totals['uncredited'])}")
     off = [row for row in rows if row.difference]
     result = (
         "BALANCED"
@@ -212,9 +217,10 @@ async def balancing_report(atm: AtmController) -> list[str]:
 
 def deposit_totals(atm: AtmController) -> dict[str, int]:
     """From the journal: cash deposits stacked (count, cents), check envelopes taken and
-    credited, and notes the acceptor kept without a credit (suspect). DESIGN invariant 7:
+    credited, notes the acceptor kept without a credit (suspect), and envelopes restart
+    recovery found in the bin without a credit (uncredited). DESIGN invariant 7:
     the notes in the stacker are worth ``credited + suspect``."""
-    totals = {"count": 0, "credited": 0, "checks": 0, "suspect": 0}
+    totals = {"count": 0, "credited": 0, "checks": 0, "suspect": 0, "uncredited": 0}
     approved_checks: set[str] = set()
     envelopes: dict[str, int] = {}
     last_stan = ""
@@ -225,6 +231,8 @@ def deposit_totals(atm: AtmController) -> dict[str, int]:
             totals["credited"] += int(record.get("amount", "0"))
         elif event == "DEPOSIT_SUSPECT":
             totals["suspect"] += int(record.get("amount", "0"))
+        elif event == "ENVELOPE_UNCREDITED":
+            totals["uncredited"] += int(record.get("amount", "0"))
         elif event == "ENVELOPE_TAKEN":
             envelopes["pending"] = int(record.get("amount", "0"))
         elif event == "TXN_REQUEST" and "pending" in envelopes:
@@ -237,12 +245,18 @@ def deposit_totals(atm: AtmController) -> dict[str, int]:
     return totals
 
 
-def settle_suspects(atm: AtmController, *, dispensed: bool) -> list[str]:
+async def settle_suspects(atm: AtmController, *, dispensed: bool) -> list[str]:
     """The operator's decision on every open suspect, after counting the cassettes: F6
     "not dispensed" (the notes are all there: the withdrawal is reversed, 4017) or F7
     "dispensed" (notes are missing: the counters book them as dispensed). Each suspect is
-    settled once (``SUSPECT_SETTLED``); settling again finds nothing."""
+    settled once (``SUSPECT_SETTLED``); settling again finds nothing.
+
+    "Dispensed" on a dispenser whose counts are not physical (LCDM-2000: its driver keeps the
+    counts and never heard the notes leave) lowers the driver's counts by the same notes, so
+    that balancing agrees with the cassettes; journaled first, so a crash in between shows
+    as a difference at balancing rather than notes counted out twice."""
     lines = []
+    dispenser = atm.devices.dispenser
     for suspect in suspects(atm):
         if dispensed:
             atm.counters.add("dispensed", suspect.notes, key=f"{suspect.stan}:dispensed")
@@ -253,6 +267,14 @@ def settle_suspects(atm: AtmController, *, dispensed: bool) -> list[str]:
                 outcome="dispensed",
                 notes=format_notes(suspect.notes),
             )
+            if not dispenser.counts_physical:
+                try:
+                    now = {c.index: c.count for c in await dispenser.status()}
+                    await dispenser.replenish(
+                        {i: max(0, n - suspect.notes.get(i, 0)) for i, n in now.items()}
+                    )
+                except DriverError as exc:
+                    log.warning("dispenser counts not lowered after settling: %s", exc)
             lines.append(f"STAN {suspect.stan} settled as dispensed")
             continue
         queued = atm.link.queue_reversal(dict(suspect.original), 0, ReversalReason.NO_CASH)

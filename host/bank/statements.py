@@ -33,13 +33,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from host.bank.holds import release_due
 from host.bank.ministatement import label
-from host.bank.models import Account, Card, CardAccount, Customer, Entry, Posting, StatementJob
+from host.bank.models import (
+    Account,
+    Card,
+    CardAccount,
+    Customer,
+    Entry,
+    Hold,
+    Posting,
+    StatementJob,
+)
 from host.config import HostConfig
 from host.errors import BadRequest, NotFound, StatementError
 from protocol.masking import mask_pan
 
 __all__ = [
     "StatementData",
+    "StatementHold",
     "StatementLine",
     "StatementStore",
     "StatementWorker",
@@ -125,6 +135,16 @@ class StatementLine:
 
 
 @dataclasses.dataclass(frozen=True)
+class StatementHold:
+    """Part of a deposit still on hold at the end of the period."""
+
+    deposited: dt.date
+    kind: str  # cash | check
+    amount_cents: int
+    available_on: dt.date
+
+
+@dataclasses.dataclass(frozen=True)
 class StatementData:
     customer: str
     masked_card: str
@@ -135,6 +155,16 @@ class StatementData:
     opening_cents: int
     closing_cents: int
     lines: tuple[StatementLine, ...]
+    holds: tuple[StatementHold, ...] = ()
+
+    @property
+    def held_cents(self) -> int:
+        return sum(hold.amount_cents for hold in self.holds)
+
+    @property
+    def available_cents(self) -> int:
+        """The closing balance less what is on hold at the end of the period."""
+        return self.closing_cents - self.held_cents
 
     @property
     def total_debits(self) -> int:
@@ -187,6 +217,26 @@ def build_statement(
         balance += amount
         text = description or label(kind, amount, "")
         lines.append(StatementLine(created_at.date(), text, int(amount), balance))
+    # On hold at the end of the period: placed before it ended, not yet released or
+    # reversed then (released_at is set by both).
+    held = session.scalars(
+        select(Hold)
+        .where(
+            Hold.account_id == account.id,
+            Hold.placed_at < stop,
+            or_(Hold.released_at.is_(None), Hold.released_at >= stop),
+        )
+        .order_by(Hold.placed_at, Hold.release_at, Hold.id)
+    ).all()
+    holds = tuple(
+        StatementHold(
+            _utc(hold.placed_at).date(),
+            hold.kind,
+            int(hold.amount_cents),
+            _utc(hold.release_at).date(),
+        )
+        for hold in held
+    )
     return StatementData(
         customer=customer.name if customer else "",
         masked_card=mask_pan(pan) if pan else "(no card)",
@@ -197,7 +247,13 @@ def build_statement(
         opening_cents=opening,
         closing_cents=balance,
         lines=tuple(lines),
+        holds=holds,
     )
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite gives naive datetimes back: they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def money(cents: int) -> str:
@@ -207,7 +263,9 @@ def money(cents: int) -> str:
 
 def render_pdf(data: StatementData) -> bytes:
     """One PDF: header (customer, masked card, account, period), opening balance, every entry
-    with its running balance, totals and closing balance."""
+    with its running balance, totals and closing balance; then the deposits still on hold at
+    the end of the period (amount and the day each becomes available) and the available
+    balance."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
@@ -270,6 +328,39 @@ def render_pdf(data: StatementData) -> bytes:
         Spacer(1, 12),
         Paragraph(f"Closing balance: {money(data.closing_cents)}", styles["Normal"]),
     ]
+    if data.holds:
+        held_rows: list[list[str]] = [["Deposited", "Deposit", "On hold", "Available on"]]
+        for hold in data.holds:
+            held_rows.append(
+                [
+                    hold.deposited.isoformat(),
+                    "Cash deposit" if hold.kind == "cash" else "Check deposit",
+                    money(hold.amount_cents),
+                    hold.available_on.isoformat(),
+                ]
+            )
+        holds_table = Table(held_rows, repeatRows=1, colWidths=[70, 200, 70, 80])
+        holds_table.setStyle(
+            TableStyle(
+                [
+                    ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                    ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+                    ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+                    ("FONTSIZE", (0, 0), (-1, -1), 9),
+                ]
+            )
+        )
+        story += [
+            Spacer(1, 12),
+            Paragraph("Funds on hold at the end of the period", styles["Heading3"]),
+            holds_table,
+            Spacer(1, 6),
+            Paragraph(
+                f"On hold: {money(data.held_cents)}. "
+                f"Available balance: {money(data.available_cents)}",
+                styles["Normal"],
+            ),
+        ]
     doc.build(story)
     return buffer.getvalue()
 

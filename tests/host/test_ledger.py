@@ -82,3 +82,52 @@ def test_check_ledger_finds_each_broken_invariant(seeded_config, sessions, capsy
     captured = capsys.readouterr()
     assert "balance: account 1000-0002-0001" in captured.out
     assert "ledger check failed" in captured.err
+
+
+def test_check_ledger_finds_holds_that_would_make_money(seeded_config, sessions, capsys):
+    """Issue 20 item 6: holds belong to a deposit on the same account, never add up to more
+    than it credited, are positive, and a reversed deposit holds nothing."""
+    import datetime as dt
+
+    from host.bank.holds import check_holds
+    from host.bank.models import Hold
+
+    later = dt.datetime(2030, 12, 2, tzinfo=dt.UTC)
+    with sessions.begin() as session:
+        alice, bob, cash = _accounts(session, "1000-0001-0001", "1000-0002-0001", "CASH-ATM00001")
+        deposit = post(session, "deposit", [(alice, 30_000), (cash, -30_000)])
+        reversed_ = post(session, "deposit", [(alice, 5_000), (cash, -5_000)])
+        post(session, "deposit-reversal", [(alice, -5_000), (cash, 5_000)], reverses=reversed_)
+        withdrawal = post(session, "withdrawal", [(alice, -2_000), (cash, 2_000)])
+
+        def hold(posting: Posting, account: Account, cents: int) -> Hold:
+            h = Hold(
+                account_id=account.id,
+                posting_id=posting.id,
+                kind="cash",
+                amount_cents=cents,
+                status="held",
+                release_at=later,
+            )
+            session.add(h)
+            return h
+
+        hold(deposit, alice, 40_000)  # more than the deposit credited
+        hold(deposit, bob, 100)  # on another account than the deposit's
+        hold(withdrawal, alice, 1_000)  # on something that is not a deposit
+        stale = hold(reversed_, alice, 5_000)  # the deposit was reversed
+        session.flush()
+        negative = hold(deposit, alice, -1)
+        session.flush()
+        stale_id, negative_id = stale.id, negative.id
+    with sessions() as session:
+        assert check_ledger(session) == []  # the entries themselves are fine
+        details = "\n".join(p.detail for p in check_holds(session))
+    assert f"posting {deposit.id} holds 39999 but credited 30000" in details
+    assert f"posting {deposit.id} holds 100 but credited 0" in details
+    assert f"posting {withdrawal.id} (withdrawal) has holds" in details
+    assert f"hold {stale_id} still held on reversed deposit {reversed_.id}" in details
+    assert f"hold {negative_id} is not a positive amount" in details
+    capsys.readouterr()
+    assert main(["host", "check-ledger", "--database-url", seeded_config.database_url]) == 1
+    assert "hold: " in capsys.readouterr().out

@@ -239,3 +239,51 @@ def test_atm_statement_bad_input_is_one_line_and_exit_2(seeded_config, capsys, a
     assert code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_the_statement_shows_deposits_on_hold_and_the_available_balance(seeded_config, sessions):
+    """Issue 20: $300 cash and a $500 check; $100 of the cash and all of the check are on
+    hold, each part with the day it becomes available."""
+    from host.bank.holds import business_day
+    from protocol.messages import TransactionType
+
+    now = dt.datetime.now(dt.UTC)
+    service = AuthorizationService(sessions, seeded_config, Clock(now))
+    requests = Requests(TEST_TPK)
+    for kind, cents in ((TransactionType.DEPOSIT, 30_000), (TransactionType.CHECK_DEPOSIT, 50_000)):
+        assert service.authorize(requests.make(kind, amount=cents)).response_code == "00"
+    service.close()
+    job_id = _queue(sessions)
+    assert StatementWorker(sessions, StatementStore(seeded_config)).run_pending() == 1
+    with sessions() as session:
+        job = session.get(StatementJob, job_id)
+        assert job is not None
+        text = _pdf_text(Path(job.location).read_bytes())
+    next_day, second_day = (business_day(now, n).date().isoformat() for n in (1, 2))
+    assert "Funds on hold at the end of the period" in text
+    assert re.search(rf"{TODAY.isoformat()}\s*Cash deposit\s*\$100\.00\s*{next_day}", text)
+    assert re.search(rf"Check deposit\s*\$200\.00\s*{next_day}", text)
+    assert re.search(rf"Check deposit\s*\$300\.00\s*{second_day}", text)
+    assert "Closing balance: $6,050.00" in text
+    assert "On hold: $600.00. Available balance: $5,450.00" in text
+
+
+def test_a_hold_released_before_the_period_ended_is_not_shown(seeded_config, sessions):
+    from protocol.messages import TransactionType
+
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    service = AuthorizationService(sessions, seeded_config, Clock(long_ago))
+    request = Requests(TEST_TPK).make(TransactionType.DEPOSIT, amount=30_000)
+    assert service.authorize(request).response_code == "00"
+    service.close()
+    worker = StatementWorker(sessions, StatementStore(seeded_config))
+    assert worker.release_holds() == 1  # the worker's clock: now, days after the release
+    with sessions() as session:
+        account_id = session.scalars(
+            select(Account.id).where(Account.number == ALICE_CHECKING)
+        ).one()
+        before = build_statement(session, account_id, long_ago.date(), long_ago.date())
+        after = build_statement(session, account_id, long_ago.date(), TODAY)
+    assert [(h.amount_cents, h.kind) for h in before.holds] == [(10_000, "cash")]
+    assert before.available_cents == before.closing_cents - 10_000
+    assert after.holds == () and after.available_cents == after.closing_cents

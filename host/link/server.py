@@ -156,11 +156,14 @@ class LinkServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on ``host``:``port``; ``reuse_port``: share it with other host processes
+        (SO_REUSEPORT; ``atm host --workers``)."""
         self._server = await asyncio.start_server(
             self._serve,
             host,
             port,
+            reuse_port=reuse_port or None,
             ssl=self._tls,
             # A client that starts no handshake is dropped instead of holding a slot 60 s.
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,

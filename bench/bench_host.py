@@ -274,7 +274,7 @@ class HostProcess:
             env=self.env, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         assert self.process.stdout is not None
-        line = (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode()
+        line = (await asyncio.wait_for(self.process.stdout.readline(), 300)).decode()
         match = re.search(r":(\d+)", line)
         if match is None:
             raise SystemExit(f"bench_host: host did not start: {line!r}")

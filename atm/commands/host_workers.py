@@ -23,9 +23,10 @@ import logging
 import signal
 import socket
 import sys
+from asyncio import FIRST_COMPLETED
 from dataclasses import dataclass, field
 
-from atm.commands._common import database_location
+from atm.commands._common import EXIT_FAILED, CommandFailed, database_location
 from host.app import Host
 from host.config import HostConfig
 
@@ -44,6 +45,7 @@ class _Worker:
     process: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     restarts: int = 0
+    failed: int = 0  # the exit code of a first start that never listened
 
 
 def reserve_port(address: str, port: int) -> socket.socket:
@@ -84,8 +86,15 @@ async def _run_worker(
                 if worker.restarts:
                     await out.put(f"worker {worker.number} restarted (pid {process.pid})")
         code = await process.wait()
+        started = worker.ready.is_set()
         worker.ready.clear()
         if stopping.is_set():
+            return
+        if not started and not worker.restarts:
+            # It never served (bad configuration, database unreachable: it said why on
+            # stderr): restarting would only repeat that, so the supervisor stops.
+            worker.failed = code or 1
+            stopping.set()
             return
         worker.restarts += 1
         await out.put(f"worker {worker.number} (pid {process.pid}) exited with {code}; restarting")
@@ -146,9 +155,13 @@ async def serve_workers(config: HostConfig, args: argparse.Namespace, count: int
 
         stopped = asyncio.create_task(stopping.wait())
         ready = asyncio.create_task(all_ready())
-        async with asyncio.timeout(START_TIMEOUT):
-            await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([ready, stopped], timeout=START_TIMEOUT, return_when=FIRST_COMPLETED)
         ready.cancel()
+        if not ready.done() or ready.cancelled():
+            if not stopping.is_set():
+                raise CommandFailed(
+                    f"host: the workers did not listen within {START_TIMEOUT:.0f} s", EXIT_FAILED
+                )
         if not stopping.is_set():
             shown = database_location(config.database_url)
             print(
@@ -176,4 +189,11 @@ async def serve_workers(config: HostConfig, args: argparse.Namespace, count: int
         await asyncio.gather(*tasks, return_exceptions=True)
         reserved.close()
         await host.close()
+    failed = [w for w in workers if w.failed]
+    if failed:
+        raise CommandFailed(
+            f"host: worker {failed[0].number} could not start (exit {failed[0].failed}); "
+            "its error is above",
+            failed[0].failed,
+        )
     return 0

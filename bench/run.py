@@ -313,7 +313,7 @@ def main() -> int:
     open_seconds = 1.5 if short else 4.0
     pin_seconds = 2.0 if short else 6.0
     fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
-    connections = 300 if short else 5_000
+    connections = 150 if short else 5_000
     nofile = raise_open_file_limit()
     # Room for the bench's own end of every connection, below the limit both processes have.
     connections = max(100, min(connections, nofile - 400))

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from host.bank.ledger import check_ledger, post
 from host.bank.models import Account, Card, CardAccount, Customer, Terminal
@@ -133,6 +133,44 @@ def prepare(url: str, terminals: int, prefix: str = "BEN") -> list[str]:
     return pans
 
 
+def prepare_terminals(url: str, count: int, prefix: str = "CON") -> list[str]:
+    """``count`` terminals (a cash account each, no card) for sign-on only: the connection
+    memory run. Written in two statements."""
+    engine = create_engine_for(url)
+    ids = [f"{prefix}{n:05d}" for n in range(count)]
+    with session_factory(engine).begin() as session:
+        session.execute(
+            insert(Account),
+            [{"number": f"CASH-{t}", "kind": "cash", "currency": "840", "balance_cents": 0}
+             for t in ids],
+        )  # fmt: skip
+        rows = session.execute(
+            select(Account.number, Account.id).where(Account.number.like(f"CASH-{prefix}%"))
+        ).all()
+        cash = {number: account_id for number, account_id in rows}
+        session.execute(
+            insert(Terminal),
+            [{"terminal_id": t, "cash_account_id": cash[f"CASH-{t}"]} for t in ids],
+        )
+    engine.dispose()
+    return ids
+
+
+async def sign_on_all(
+    port: int, terminal_ids: Sequence[str], batch: int = 50
+) -> list[BenchTerminal]:
+    """Connect and sign on every terminal, ``batch`` at a time (below the host's bound on
+    connections not yet authenticated); the connections stay open."""
+    opened: list[BenchTerminal] = []
+    for start in range(0, len(terminal_ids), batch):
+        chunk = [
+            BenchTerminal(port, t, "4000009000000000") for t in terminal_ids[start : start + batch]
+        ]
+        await asyncio.gather(*(t.open() for t in chunk))
+        opened += chunk
+    return opened
+
+
 def ledger_clean(url: str) -> bool:
     engine = create_engine_for(url)
     with session_factory(engine)() as session:
@@ -212,10 +250,12 @@ class BenchTerminal:
 
 
 class HostProcess:
-    """One ``atm host`` process (link only) on an ephemeral port."""
+    """One ``atm host`` process (link only) on an ephemeral port; ``workers`` > 1: that many
+    processes sharing the port under ``atm host --workers``."""
 
-    def __init__(self, url: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, url: str, env: Mapping[str, str] | None = None, workers: int = 1) -> None:
         self.url = url
+        self.workers = workers
         self.env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -230,10 +270,11 @@ class HostProcess:
     async def __aenter__(self) -> HostProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
+            "--workers", str(self.workers),
             env=self.env, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
         assert self.process.stdout is not None
-        line = (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode()
+        line = (await asyncio.wait_for(self.process.stdout.readline(), 300)).decode()
         match = re.search(r":(\d+)", line)
         if match is None:
             raise SystemExit(f"bench_host: host did not start: {line!r}")

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
+import resource
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ import bench_host  # a sibling script, not a package (bench/ is on sys.path firs
 import bench_link_codec
 
 from atm.commands.fleet import FleetReport, run_fleet
+from host.bank.pins import BCRYPT_NICENESS
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
 from protocol.security import KeyScheme
@@ -97,6 +101,33 @@ def one_verify_seconds() -> float:
     return best
 
 
+def parallel_verifies(threads: int, seconds: float) -> float:
+    """bcrypt verifications/s at cost 12 with ``threads`` threads in this process at the host's
+    bcrypt niceness (``host.bank.pins.BCRYPT_NICENESS``): what the machine gives niced bcrypt
+    right now. On a machine shared with other work this is well below cores / one verify
+    (a niced thread yields its core to every busier process), and the host cannot beat it."""
+    hashed = bcrypt.hashpw(b"2580pepper", bcrypt.gensalt(12))
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def loop(n: int) -> None:
+        with contextlib.suppress(OSError):
+            thread = threading.get_native_id()
+            current = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, current + BCRYPT_NICENESS))
+        while time.perf_counter() < deadline:
+            bcrypt.checkpw(b"2580pepper", hashed)
+            done[n] += 1
+
+    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(done) / (time.perf_counter() - started)
+
+
 async def pin_capacity(
     url: str, pin_pans: list[str], inq_pans: list[str], seconds: float
 ) -> tuple[float, list[float], list[float]]:
@@ -150,6 +181,40 @@ async def host_runs(
             return closed, sweep
         finally:
             await bench_host.close_terminals(terminals)
+
+
+async def scale_out(url: str, pans: list[str], count: int, workers: int) -> float:
+    """Closed-loop withdrawals/s with ``workers`` host processes on one PostgreSQL."""
+    async with bench_host.HostProcess(url, workers=workers) as host:
+        terminals = await bench_host.open_terminals(host.port, pans)
+        try:
+            return (await bench_host.closed_loop(terminals, count)).rate
+        finally:
+            await bench_host.close_terminals(terminals)
+
+
+def raise_open_file_limit() -> int:
+    """The soft RLIMIT_NOFILE up to the hard limit (the host processes inherit it); returns
+    the soft limit now in force."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def connection_memory(url: str, terminal_ids: list[str], warm: int) -> tuple[int, int, int]:
+    """Host resident memory (KB) with ``warm`` terminals signed on (pools, threads and caches
+    up), then with all of ``terminal_ids`` signed on and connected; and how many were."""
+    # Signing on thousands takes minutes on a busy machine: the first must not idle out.
+    env = {"BCRYPT_ROUNDS": "4", "LINK_IDLE_TIMEOUT_SECONDS": "3600"}
+    async with bench_host.HostProcess(url, env) as host:
+        first = await bench_host.sign_on_all(host.port, terminal_ids[:warm])
+        before = host.rss_kb()
+        rest = await bench_host.sign_on_all(host.port, terminal_ids[warm:])
+        after = host.rss_kb()
+        await bench_host.close_terminals([*first, *rest])
+    return before, after, len(rest)
 
 
 async def fleet(
@@ -248,6 +313,10 @@ def main() -> int:
     open_seconds = 1.5 if short else 4.0
     pin_seconds = 2.0 if short else 6.0
     fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
+    connections = 150 if short else 5_000
+    nofile = raise_open_file_limit()
+    # Room for the bench's own end of every connection, below the limit both processes have.
+    connections = max(100, min(connections, nofile - 400))
     cores = os.cpu_count() or 1
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -265,6 +334,7 @@ def main() -> int:
         closed, sweep = asyncio.run(host_runs(url, pans, requests, open_seconds, fractions))
         print(f"[bench] closed loop: {closed.rate:.0f}/s", file=sys.stderr, flush=True)
         one = one_verify_seconds()
+        box = parallel_verifies(cores, pin_seconds)
         pin_rate, alone, meanwhile = asyncio.run(pin_capacity(url, pin_pans, inq_pans, pin_seconds))
         clean = bench_host.ledger_clean(url)
         scale = max(32, terminals) if not short else terminals
@@ -282,6 +352,16 @@ def main() -> int:
 
         target_run = asyncio.run(at_target())
         clean = clean and bench_host.ledger_clean(url)
+        # Scale-out: 1, 2, 4 host processes (atm host --workers) on the same database.
+        scaling = [
+            (n, asyncio.run(scale_out(url, pans, requests, n)))
+            for n in ((1, 2) if short else (1, 2, 4))
+        ]
+        clean = clean and bench_host.ledger_clean(url)
+
+        # Memory per signed-on connection in one host process.
+        con_ids = bench_host.prepare_terminals(url, connections + 50)
+        con_before, con_after, con_count = asyncio.run(connection_memory(url, con_ids, 50))
 
         # The fleet on a database of its own: terminals ATM00001..N, PINs at bcrypt cost 4
         # (every terminal's first session verifies Bob's PIN once; bcrypt has its own figure).
@@ -344,6 +424,16 @@ def main() -> int:
                 f"achieved {run.achieved:.0f}/s",
             )
         )
+    for n, rate in scaling:
+        rows.append(
+            Row(
+                f"  scale-out: {n} host process{'es' if n > 1 else ''} (atm host --workers {n})",
+                "",
+                f"{rate:.0f}/s",
+                f"{scaling[0][1]:.0f}/s with 1",
+                f"{rate / scaling[0][1]:.2f}x",
+            )
+        )
     anchor = cores / one
     rows += [
         Row(
@@ -353,6 +443,14 @@ def main() -> int:
             f"{anchor:.1f} ({cores} cores / {ms(one)} per verify)",
             f"{pin_rate / anchor:.2f}x",
             verdict(pin_rate >= 0.9 * anchor),
+        ),
+        Row(
+            "  same, against niced bcrypt on every core in the bench process (same run)",
+            "",
+            f"{pin_rate:.1f}",
+            f"{box:.1f} ({cores} threads at niceness +{BCRYPT_NICENESS}; load "
+            f"{os.getloadavg()[0]:.1f})",
+            f"{pin_rate / box:.2f}x",
         ),
         Row(
             "  balance inquiries p99 while PINs are verified (20/s, other connections)",
@@ -379,12 +477,20 @@ def main() -> int:
             f"{fleet_report.kb_per_terminal:.0f} KB",
         ),
         Row(
-            "  host resident memory per signed-on connection",
-            "< 50 KB",
+            "  host resident memory per fleet terminal (pools and threads growing included)",
+            "",
             f"{(host_busy - host_idle) / fleet_size:.0f} KB",
             f"{host_idle} KB idle, {host_busy} KB with {fleet_size} connections",
+        ),
+        Row(
+            f"host resident memory per signed-on connection, {con_count} connections "
+            "in one process",
+            "< 50 KB at 5,000",
+            f"{(con_after - con_before) / con_count:.1f} KB",
+            f"{con_before} KB with 50 signed on, {con_after} KB with {50 + con_count}; "
+            f"RLIMIT_NOFILE {nofile}",
             "",
-            verdict((host_busy - host_idle) / fleet_size < 50),
+            verdict((con_after - con_before) / con_count < 50 and con_count >= 5_000),
         ),
         Row(
             "ledger check after every run",

@@ -90,11 +90,15 @@ class Host:
                 raise NotFound(f"no account {account_number}")
             return account.balance_cents
 
-    async def start(self, host: str | None = None, port: int | None = None) -> int:
+    async def start(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
+    ) -> int:
         for line in self.config.widened:
             log.warning("production-safety guard: %s", line)
         await self.server.start(
-            host or self.config.link_host, self.config.link_port if port is None else port
+            host or self.config.link_host,
+            self.config.link_port if port is None else port,
+            reuse_port=reuse_port,
         )
         return self.server.port
 

@@ -53,6 +53,16 @@ def register(subparsers: Any) -> None:
         "--no-worker", action="store_true", help="do not run a statement worker in this process"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N host processes sharing the link port (SO_REUSEPORT) under a supervisor "
+        "that restarts them and serves the one ops API (PostgreSQL; default 1)",
+    )
+    # A worker of `--workers N` binds the supervisor's port with SO_REUSEPORT.
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
         "--migrate",
         action="store_true",
         help="apply the migrations before serving (off in production). Without it the host "
@@ -114,7 +124,20 @@ def _serve_command(args: argparse.Namespace) -> int:
             "(the migration task) before starting the host",
             EXIT_USAGE,
         )
+    if not 1 <= args.workers <= 64:
+        raise CommandFailed("host: --workers takes 1 to 64 processes", EXIT_USAGE)
+    if args.workers > 1:
+        return asyncio.run(_serve_workers(config, args))
     return asyncio.run(_serve(config, args))
+
+
+async def _serve_workers(config: HostConfig, args: argparse.Namespace) -> int:
+    from atm.commands.host_workers import serve_workers
+
+    created = await asyncio.to_thread(_prepare_database, config, args)
+    if args.seed:
+        print(f"seed: {len(created)} record(s) created", flush=True)
+    return await serve_workers(config, args, args.workers)
 
 
 def _prepare_database(config: HostConfig, args: argparse.Namespace) -> list[str]:
@@ -181,7 +204,7 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
                     exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
                 ) from None
         try:
-            port = await host.start()
+            port = await host.start(reuse_port=args.reuse_port)
         except OSError as exc:
             raise _listen_error(
                 exc, config.link_host, config.link_port, "--port / LINK_PORT"

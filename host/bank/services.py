@@ -66,18 +66,20 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, joinedload, sessionmaker
 
 from host.bank.audit import card_subject, record, terminal_actor
-from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, available_cents, place_holds
+from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, held_cents, place_holds
 from host.bank.ledger import lock_accounts, post
 from host.bank.ministatement import mini_statement
 from host.bank.models import (
     Account,
     BankState,
     Card,
+    CardAccount,
     CardSession,
     Entry,
+    Hold,
     LinkRequest,
     Posting,
     Terminal,
@@ -89,7 +91,7 @@ from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
 from protocol.response_codes import ResponseCode
 
-__all__ = ["AuthorizationService", "CardRequest", "Outcome", "PinCheck"]
+__all__ = ["AuthorizationService", "CardRequest", "Outcome", "PinCheck", "PinFirst"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,9 @@ Clock = Callable[[], dt.datetime]
 
 MAX_AMOUNT_CENTS = 10**9
 CUSTOMER_KINDS = ("checking", "savings")
+# session.info key: holds read under the account's lock in this transaction (account id ->
+# cents), so the response's available balance needs no second read.
+_HELD = "host.bank.services.held"
 _ACCOUNT_TYPES = {"checking": AccountType.CHECKING, "savings": AccountType.SAVINGS}
 
 
@@ -110,6 +115,22 @@ class PinCheck:
     verified: bool | None = None
     new_pin_hash: str | None = None
     new_pin_error: PinRuleError | None = None
+    # ``authorize_unless_pin``: where bcrypt would run inside the transaction, stop instead
+    # (the transaction rolls back; the caller verifies on the PIN pool and comes back).
+    defer: bool = False
+
+
+@dataclass(frozen=True)
+class PinFirst:
+    """``authorize_unless_pin``'s answer when the request needs bcrypt: nothing was applied;
+    verify ``pin_hash`` ahead (``verify_pin_ahead``) and authorize again."""
+
+    pin_hash: str = field(repr=False)
+
+
+class _PinFirst(Exception):
+    def __init__(self, pin_hash: str) -> None:
+        self.pin_hash = pin_hash
 
 
 @dataclass(frozen=True)
@@ -224,46 +245,57 @@ class AuthorizationService:
             return None
         now = self._clock()
         with self._sessions() as session:
+            # One statement: the card and this terminal's card session of it, if any.
             card = session.execute(
-                select(Card.id, Card.pin_hash, Card.status, Card.locked_until).where(
-                    Card.pan == request.pan
+                select(
+                    Card.pin_hash,
+                    Card.status,
+                    Card.locked_until,
+                    CardSession.pin_token,
+                    CardSession.last_used_at,
                 )
-            ).first()
-            if card is None or card.status != "active":
-                return None
-            if card.locked_until is not None and _aware(card.locked_until) > now:
-                return None
-            token = self.pins.session_token(request.pan, request.terminal_id, request.pin_block)
-            open_session = session.execute(
-                select(CardSession.pin_token, CardSession.last_used_at).where(
-                    CardSession.card_id == card.id,
-                    CardSession.terminal_id == request.terminal_id,
+                .outerjoin(
+                    CardSession,
+                    and_(
+                        CardSession.card_id == Card.id,
+                        CardSession.terminal_id == request.terminal_id,
+                    ),
                 )
+                .where(Card.pan == request.pan)
             ).first()
+        if card is None or card.status != "active":
+            return None
+        if card.locked_until is not None and _aware(card.locked_until) > now:
+            return None
+        token = self.pins.session_token(request.pan, request.terminal_id, request.pin_block)
         timeout = dt.timedelta(seconds=self._config.session_timeout_seconds)
         if (
-            open_session is not None
-            and hmac.compare_digest(open_session.pin_token, token)
-            and _aware(open_session.last_used_at) + timeout > now
+            card.pin_token is not None
+            and hmac.compare_digest(card.pin_token, token)
+            and _aware(card.last_used_at) + timeout > now
         ):
             return None
         return str(card.pin_hash)
 
     async def verify_pin_ahead(
-        self, request: CardRequest, executor: concurrent.futures.Executor
+        self,
+        request: CardRequest,
+        executor: concurrent.futures.Executor,
+        pin_hash: str | None = None,
     ) -> PinCheck | None:
         """bcrypt for ``request`` before its transaction: the short read on ``executor`` (the
-        database workers), bcrypt awaited on the PIN pool, so neither a database thread nor a
-        row lock is held while it runs. ``authorize`` takes the result as the request's
-        ``pin_check``."""
+        database workers; skipped when ``pin_hash`` comes from ``authorize_unless_pin``),
+        bcrypt awaited on the PIN pool, so neither a database thread nor a row lock is held
+        while it runs. ``authorize`` takes the result as the request's ``pin_check``."""
         loop = asyncio.get_running_loop()
-        try:
-            pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
-        except DBAPIError as exc:
-            # Nothing verified ahead; ``authorize`` meets the same fault and answers it as
-            # it always has (91 when the database cannot be reached).
-            log.info("PIN not verified ahead for %r: %s", request, type(exc.orig).__name__)
-            pin_hash = None
+        if pin_hash is None:
+            try:
+                pin_hash = await loop.run_in_executor(executor, self.pin_to_verify, request)
+            except DBAPIError as exc:
+                # Nothing verified ahead; ``authorize`` meets the same fault and answers it
+                # as it always has (91 when the database cannot be reached).
+                log.info("PIN not verified ahead for %r: %s", request, type(exc.orig).__name__)
+                pin_hash = None
         check = PinCheck()
         if pin_hash is not None:
             assert request.pin_block is not None and request.pin_key is not None
@@ -288,6 +320,17 @@ class AuthorizationService:
             except PinRuleError as exc:
                 check = dataclasses.replace(check, new_pin_error=exc)
         return check
+
+    def authorize_unless_pin(self, request: CardRequest) -> Outcome | PinFirst:
+        """``authorize`` when ``request`` needs no bcrypt (an open card session, or a decline
+        before the PIN step): one transaction, no read ahead. Otherwise its transaction
+        rolls back at the PIN step and the answer is ``PinFirst``: verify ahead, then
+        ``authorize``. A PIN change always goes the ``verify_pin_ahead`` way (its new PIN
+        is hashed ahead too)."""
+        try:
+            return self.authorize(dataclasses.replace(request, pin_check=PinCheck(defer=True)))
+        except _PinFirst as first:
+            return PinFirst(first.pin_hash)
 
     def authorize(self, request: CardRequest) -> Outcome:
         """Apply ``request`` at most once and return its outcome. ``request.pin_check``:
@@ -410,7 +453,17 @@ class AuthorizationService:
             raise _Decline(ResponseCode.MAINTENANCE)
         if terminal_off:
             raise _Decline(ResponseCode.TERMINAL_OUT_OF_SERVICE)
-        card = session.scalar(select(Card).where(Card.pan == request.pan).with_for_update())
+        # The card (locked) with its linked accounts in one statement: no lazy loads later.
+        card = (
+            session.execute(
+                select(Card)
+                .options(joinedload(Card.links).joinedload(CardAccount.account))
+                .where(Card.pan == request.pan)
+                .with_for_update(of=Card)
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
         if card is None or card.status in ("blocked", "replaced"):
             raise _Decline(ResponseCode.INVALID_CARD)
         # Lost and stolen come before the expiry: such a card is captured whatever it says.
@@ -507,6 +560,8 @@ class AuthorizationService:
             and hmac.compare_digest(pin.pin_hash, card.pin_hash)
         ):
             ok = pin.verified
+        elif pin is not None and pin.defer:  # bcrypt ahead, outside this transaction
+            raise _PinFirst(card.pin_hash)
         else:  # not verified ahead, or the PIN changed since: bcrypt here
             ok = self.pins.verify(
                 request.pin_block,
@@ -586,11 +641,14 @@ class AuthorizationService:
             raise _Decline(ResponseCode.NOT_PERMITTED)
         locked = lock_accounts(session, [account.id, terminal.cash_account_id])
         account = locked[account.id]
-        used = used_today(session, account.id, ("withdrawal", "withdrawal-reversal"), now)
+        used, held = used_today_and_held(
+            session, account.id, ("withdrawal", "withdrawal-reversal"), now
+        )
         if used + amount > self._config.daily_withdrawal_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if available_cents(session, account) < amount:
+        if account.balance_cents - held < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
+        session.info[_HELD] = {account.id: held}
         posting = post(
             session,
             "withdrawal",
@@ -630,11 +688,14 @@ class AuthorizationService:
         self._check_amount(amount)
         locked = lock_accounts(session, [account.id, target.id])
         account, target = locked[account.id], locked[target.id]
-        used = used_today(session, account.id, ("transfer", "transfer-reversal"), now)
+        used, held = used_today_and_held(
+            session, account.id, ("transfer", "transfer-reversal"), now
+        )
         if used + amount > self._config.daily_transfer_limit:
             raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if available_cents(session, account) < amount:
+        if account.balance_cents - held < amount:
             raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
+        session.info[_HELD] = {account.id: held}
         posting = post(
             session,
             "transfer",
@@ -733,11 +794,16 @@ class AuthorizationService:
     def _balances(
         session: Session, account: Account, account_type: AccountType
     ) -> tuple[Balance, ...]:
-        """DE 54: the ledger balance (01) and the available balance (02, holds excluded)."""
+        """DE 54: the ledger balance (01) and the available balance (02, holds excluded).
+        A withdrawal or transfer read the account's holds under its lock a moment ago (they
+        have not changed since); otherwise they are read here."""
         kind = _ACCOUNT_TYPES.get(account.kind, account_type)
+        held = session.info.get(_HELD, {}).get(account.id)
+        if held is None:
+            held = held_cents(session, account.id)
         return (
             Balance(kind, "01", account.currency, account.balance_cents),
-            Balance(kind, "02", account.currency, available_cents(session, account)),
+            Balance(kind, "02", account.currency, account.balance_cents - held),
         )
 
 
@@ -747,10 +813,18 @@ def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: d
     the day its original was counted in, whenever it arrives). One query; a reversal is never
     older than its original, so both kinds of entry lie in today's range of the
     (account, created_at) index."""
+    return used_today_and_held(session, account_id, kinds, now)[0]
+
+
+def used_today_and_held(
+    session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime
+) -> tuple[int, int]:
+    """``used_today`` and the account's holds still held (``host.bank.holds.held_cents``),
+    read in one statement."""
     day_start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     movement, reversal = kinds
     original = aliased(Posting)
-    total = session.scalar(
+    used = (
         select(func.coalesce(func.sum(Entry.amount_cents), 0))
         .join(Posting, Entry.posting_id == Posting.id)
         .outerjoin(original, Posting.reverses_id == original.id)
@@ -768,8 +842,15 @@ def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: d
                 ),
             ),
         )
+        .scalar_subquery()
     )
-    return -int(total or 0)
+    held = (
+        select(func.coalesce(func.sum(Hold.amount_cents), 0))
+        .where(Hold.account_id == account_id, Hold.status == "held")
+        .scalar_subquery()
+    )
+    row = session.execute(select(used, held)).one()
+    return -int(row[0] or 0), int(row[1] or 0)
 
 
 def _stored_outcome(record: LinkRequest) -> Outcome:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.bank.services import AuthorizationService, CardRequest, Outcome
+from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
@@ -168,11 +168,14 @@ class LinkServer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on ``host``:``port``; ``reuse_port``: share it with other host processes
+        (SO_REUSEPORT; ``atm host --workers``)."""
         self._server = await asyncio.start_server(
             self._serve,
             host,
             port,
+            reuse_port=reuse_port or None,
             ssl=self._tls,
             # A client that starts no handshake is dropped instead of holding a slot 60 s.
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
@@ -509,20 +512,44 @@ class LinkServer:
             response["39"] = ResponseCode.FORMAT_ERROR
             return response
         try:
-            # bcrypt first, on the PIN pool, with no transaction open (host.bank.services).
-            pin = await self._service.verify_pin_ahead(card_request, self._executor)
-            card_request = dataclasses.replace(card_request, pin_check=pin)
-            outcome = await self._work(self._service.authorize, card_request)
+            outcome = await self._authorize(card_request)
         except Exception:
             log.exception("service failure on %r", card_request)
             response["39"] = ResponseCode.MALFUNCTION
             return response
-        if outcome.response_code.approved and mti == Mti.FINANCIAL_REQUEST:
-            # A reversal that overtook this request is applied now (host.link.reversals).
-            await self._work(
-                self.reversals.apply_waiting, auth.terminal_id, request["11"], request["7"]
-            )
         return self._fill(response, outcome)
+
+    async def _authorize(self, request: CardRequest) -> Outcome:
+        """One trip to a database worker when no bcrypt is needed (an open card session);
+        else bcrypt first, on the PIN pool, with no transaction open, then the transaction
+        (host.bank.services). A PIN change hashes its new PIN ahead, so it goes that way."""
+        pin_hash: str | None = None
+        if request.transaction is not TransactionType.PIN_CHANGE:
+            first = await self._work(self._authorize_and_settle, request, True)
+            if isinstance(first, Outcome):
+                return first
+            pin_hash = first.pin_hash
+        pin = await self._service.verify_pin_ahead(request, self._executor, pin_hash)
+        settled = await self._work(
+            self._authorize_and_settle, dataclasses.replace(request, pin_check=pin), False
+        )
+        assert isinstance(settled, Outcome)
+        return settled
+
+    def _authorize_and_settle(self, request: CardRequest, unless_pin: bool) -> Outcome | PinFirst:
+        """On a database worker: authorize, then (an approved 0200) apply a reversal that
+        overtook it (host.link.reversals), in the same trip."""
+        if unless_pin:
+            outcome = self._service.authorize_unless_pin(request)
+            if isinstance(outcome, PinFirst):
+                return outcome
+        else:
+            outcome = self._service.authorize(request)
+        if outcome.response_code.approved and request.mti_class == Mti.FINANCIAL_REQUEST:
+            self.reversals.apply_waiting(
+                request.terminal_id, request.stan, request.transmission_time
+            )
+        return outcome
 
     def _unsolicited(self, request: Message, auth: _Auth) -> None:
         """A response MTI (0110, 0210, 0430, 0810, ...) from a terminal: nothing waits for

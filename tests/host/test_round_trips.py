@@ -1,0 +1,51 @@
+"""Database round trips per authorization over the real link (issue 16): a withdrawal and a
+balance inquiry in an open card session cost a bounded number of statements and one pool
+checkout, on both databases. Counted with SQLAlchemy's engine events on the running host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from host.config import HostConfig
+from tests.host.link_helpers import TestTerminal, start_host
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.checkouts = 0
+
+    def statement(self, _conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        self.statements.append(" ".join(text.split())[:150])
+
+    def checkout(self, *_args: Any) -> None:
+        self.checkouts += 1
+
+
+async def test_an_authorization_in_an_open_session_takes_few_round_trips(
+    seeded_config: HostConfig,
+) -> None:
+    host = await start_host(seeded_config)
+    counter = _Counter()
+    try:
+        async with TestTerminal(host.server.port) as terminal:
+            assert (await terminal.sign_on())["39"] == "00"
+            # The card session opens here (bcrypt once); what follows needs no PIN check.
+            assert (await terminal.client.request(terminal.balance_inquiry()))["39"] == "00"
+            event.listen(host.engine, "before_cursor_execute", counter.statement)
+            event.listen(host.engine, "checkout", counter.checkout)
+            withdrawal = await terminal.client.request(terminal.withdrawal(2_000))
+            assert withdrawal["39"] == "00"
+            withdrawal_statements, withdrawal_checkouts = counter.statements, counter.checkouts
+            counter.statements, counter.checkouts = [], 0
+            inquiry = await terminal.client.request(terminal.balance_inquiry())
+            assert inquiry["39"] == "00"
+    finally:
+        await host.close()
+
+    assert len(withdrawal_statements) <= 13, withdrawal_statements
+    assert withdrawal_checkouts <= 2
+    assert len(counter.statements) <= 8, counter.statements
+    assert counter.checkouts == 1

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -51,6 +53,9 @@ __all__ = [
 ]
 
 
+_security = logging.getLogger("atm.security")
+
+
 def build_devices(config: DeviceConfig) -> tuple[Devices, Customer]:
     """The simulated devices of one ATM, and the customer who acts on them."""
     reader = SimulatedCardReader(state_path=config.sim_state_path("card-reader"))
@@ -73,10 +78,24 @@ class HoldingRelay:
     ``hold_replies()`` instead keeps the host's replies back until ``release_replies()``
     (a host that answers late, on the same connection); ``reply_delay`` holds each reply
     that many seconds (a slow host). ``sent`` keeps every byte the ATM put on the wire (for
-    tests that look at frames)."""
+    tests that look at frames).
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    ``tls``: the relay reaches the host over TLS with this client context
+    (``protocol.tls.client_context``: the host verified against its CA, and with mutual TLS
+    the terminal's certificate presented), checking ``server_name`` (default the upstream
+    host). The ATM's side stays on this process's loopback."""
+
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls
+        self.server_name = server_name
         self.holding = False
         self.reply_delay = 0.0
         self.sent = bytearray()
@@ -105,8 +124,18 @@ class HoldingRelay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
+            up_reader, up_writer = await asyncio.open_connection(
+                *self.upstream,
+                ssl=self.tls,
+                server_hostname=(self.server_name or self.upstream[0]) if self.tls else None,
+            )
+        except OSError as exc:  # ssl.SSLError too: the ATM sees the link drop and retries
+            if isinstance(exc, ssl.SSLError):
+                _security.error(
+                    "security: TLS handshake with host %s:%d failed: %s",
+                    *self.upstream,
+                    exc.reason or exc,
+                )
             writer.close()
             return
         pumps = [

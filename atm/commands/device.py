@@ -73,6 +73,23 @@ DEVICE_OPTIONS = (
 )
 
 
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """The client TLS options of the host link (``atm device``, ``atm console --host``)."""
+    tls = parser.add_argument_group(
+        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
+    )
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the host's certificate must carry (default: --host)",
+    )
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "device",
@@ -115,19 +132,7 @@ def register(subparsers: Any) -> None:
         help="layout of the working keys at sign-on: legacy (default) or tr31 (ANSI X9.143 / "
         "TR-31 key blocks). Must match the host's TERMINAL_KEY_BLOCKS entry for this terminal",
     )
-    tls = parser.add_argument_group(
-        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
-    )
-    tls.add_argument(
-        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
-    )
-    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
-    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
-    tls.add_argument(
-        "--tls-server-name",
-        metavar="NAME",
-        help="name the host's certificate must carry (default: --host)",
-    )
+    add_tls_options(parser)
     parser.add_argument(
         "--master-key-file",
         metavar="FILE",

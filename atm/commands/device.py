@@ -39,7 +39,7 @@ from drivers.errors import DriverError
 from protocol.display import response_meaning
 from protocol.errors import ProtocolError
 from protocol.framing import encode_frame
-from protocol.keyblock import KeyBlockFormat
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat
 from protocol.mac import encode_signed, verify_signed
 from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
 from protocol.response_codes import ResponseCode
@@ -126,11 +126,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--key-block",
-        default="legacy",
+        default=DEFAULT_KEY_BLOCK.value,
         type=str.lower,
         choices=[f.value for f in KeyBlockFormat],
-        help="layout of the working keys at sign-on: legacy (default) or tr31 (ANSI X9.143 / "
-        "TR-31 key blocks). Must match the host's TERMINAL_KEY_BLOCKS entry for this terminal",
+        help="layout of the working keys at sign-on: tr31 (ANSI X9.143 / TR-31 key blocks; "
+        "default) or legacy (our original layout). Must match the host's TERMINAL_KEY_BLOCKS "
+        "entry for this terminal",
     )
     add_tls_options(parser)
     parser.add_argument(

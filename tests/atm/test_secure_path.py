@@ -53,7 +53,7 @@ async def test_certs_then_host_and_atm_over_mutual_tls_complete_a_withdrawal(tmp
     )  # fmt: skip
     assert host.stdout is not None
     try:
-        lines = []
+        lines: list[str] = []
         while not any(line.startswith("ops API") for line in lines):
             line = (await asyncio.wait_for(host.stdout.readline(), 60)).decode()
             assert line, "".join(lines)

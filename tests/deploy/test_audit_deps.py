@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ NOT_FOUND = {
 }
 
 
-def _run(tmp_path: Path, report: dict[str, object], *, ci: bool) -> tuple[int, str]:
+def _run(tmp_path: Path, report: Mapping[str, object], *, ci: bool) -> tuple[int, str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / f".{TOOL.replace('==', '-')}").touch()  # "installed"

@@ -36,7 +36,9 @@ NOT_FOUND = {
 }
 
 
-def _run(tmp_path: Path, report: Mapping[str, object], *, ci: bool) -> tuple[int, str]:
+def _run(
+    tmp_path: Path, report: Mapping[str, object], *, ci: bool, **extra: str
+) -> tuple[int, str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / f".{TOOL.replace('==', '-')}").touch()  # "installed"
@@ -49,6 +51,7 @@ def _run(tmp_path: Path, report: Mapping[str, object], *, ci: bool) -> tuple[int
     )
     tool.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "AUDIT_VENV": str(venv), "CI": "true" if ci else "false"}
+    env.update(extra)
     done = subprocess.run(
         [sys.executable, "scripts/audit_deps.py", "requirements/runtime.txt"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False,
@@ -88,3 +91,9 @@ def test_a_clean_report_passes(tmp_path):
         0,
         "audit_deps: ok   1 pinned packages of runtime.txt: no known vulnerabilities\n",
     )
+
+
+def test_audit_required_overrides_ci(tmp_path):
+    report = {"dependencies": [CLEAN, NOT_FOUND]}
+    assert _run(tmp_path, report, ci=True, AUDIT_REQUIRED="false")[0] == 0
+    assert _run(tmp_path / "again", report, ci=False, AUDIT_REQUIRED="true")[0] == 1

@@ -61,7 +61,7 @@ ENV ATM_DATA_DIR=/app/var \
 USER 10001:10001
 EXPOSE 8583 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('OPS_PORT', '8080') + '/health', timeout=4)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('OPS_TLS_CERT')); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + os.environ.get('OPS_PORT', '8080') + '/health', timeout=4, context=ssl._create_unverified_context() if tls else None)"]
 CMD ["atm", "host"]
 
 # Development: the dev extras on top, the source bind-mounted by docker-compose over /app,

@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 LOCK := requirements/dev.txt
 UV ?= uv
 
-.PHONY: demo test lint security pytest test-host format clean lock bench bench-short scenarios
+.PHONY: demo test lint security audit pytest test-host format clean lock bench bench-short scenarios
 
 $(VENV)/.base-installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: $(VENV)/.dev-installed
 security: $(VENV)/.dev-installed
 	$(BIN)/bandit -q -c pyproject.toml -r atm device drivers host protocol simulators scripts
 
+# Known vulnerabilities in the image's pinned dependencies (pip-audit, own virtualenv
+# .venv-audit). Needs PyPI: under CI=true it must run; elsewhere, offline, it says so and passes.
+audit: $(VENV)/.dev-installed
+	$(BIN)/python scripts/audit_deps.py requirements/runtime.txt
+
 pytest: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -41,7 +46,7 @@ pytest: $(VENV)/.dev-installed
 deploy-check: $(VENV)/.dev-installed
 	APP_PYTHON=$(BIN)/python scripts/validate_deploy.sh
 
-test: lint security pytest deploy-check
+test: lint security audit pytest deploy-check
 
 # The full scenario catalogue and 300 random sessions (run by .ci/run after `make test`).
 scenarios: $(VENV)/.dev-installed
@@ -79,4 +84,4 @@ bench-short: $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py --short --out var/bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-audit var .pytest_cache .mypy_cache .ruff_cache

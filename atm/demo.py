@@ -6,6 +6,7 @@ end the balances, the dispenser's cassettes and counters. The scenario runner do
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,10 +74,17 @@ class HoldingRelay(LinkRelay):
     """The link relay with the demo's older switches: ``holding`` loses what the ATM sends;
     ``hold_replies()`` / ``release_replies()`` keep the host's replies back; ``sent`` keeps
     every byte the ATM put on the wire; ``reply_delay`` holds each reply that many seconds
-    (a slow host)."""
+    (a slow host). ``tls`` / ``server_name``: the host over TLS, as ``LinkRelay``."""
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        super().__init__(upstream_host, upstream_port)
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
+        super().__init__(upstream_host, upstream_port, tls=tls, server_name=server_name)
 
     @property
     def holding(self) -> bool:

@@ -40,11 +40,12 @@ from host.bank.pins import hash_pin
 from host.bank.seed import EQUITY_ACCOUNT, seed
 from host.db import create_engine_for, migrate, session_factory
 from host.link.config import DEVELOPMENT_TMK
+from protocol.keyblock import DEFAULT_KEY_BLOCK, open_key_delivery
 from protocol.link import LinkClient
 from protocol.mac import TerminalCodec
 from protocol.messages import format_transmission_time
 from protocol.pinblock import encrypt_format0, encrypt_format4
-from protocol.security import KeyBlock, KeyScheme
+from protocol.security import KeyScheme
 from protocol.stan import StanGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,7 +216,8 @@ class BenchTerminal:
         response = await self.client.request(sign_on)
         if response["39"] != "00":
             raise SystemExit(f"bench_host: {self.terminal_id} sign-on got {response['39']}")
-        keys = KeyBlock.parse(response["48"]).open(DEVELOPMENT_TMK)
+        # The host's default layout (TR-31 key blocks): the bench configures no terminal.
+        keys = open_key_delivery(response["48"], DEVELOPMENT_TMK, self.scheme, DEFAULT_KEY_BLOCK)
         self.codec.set_mac_key(keys.tak)
         self.tpk = keys.tpk
         self.pin_block = self.fresh_pin_block()

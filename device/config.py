@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from device.errors import DeviceConfigError
-from protocol.keyblock import KeyBlockFormat
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat
 from protocol.security import KeyScheme
 from protocol.tls import TlsError, client_context
 
@@ -81,7 +81,7 @@ class DeviceConfig:
     card_left_at_restart: str = "retain"
     # The layout of the working keys at sign-on (protocol.keyblock): legacy or tr31 (TR-31 key
     # blocks). Must match the host's TERMINAL_KEY_BLOCKS entry; another layout is refused.
-    key_block: KeyBlockFormat = KeyBlockFormat.LEGACY
+    key_block: KeyBlockFormat = DEFAULT_KEY_BLOCK
     # TLS on the host link (protocol.tls): the CA the host's certificate must chain to (a path
     # or PEM text); unset, the link is plaintext. ``tls_cert``/``tls_key``: this terminal's
     # client certificate for mutual TLS (its common name is the terminal ID).

@@ -111,8 +111,13 @@ class Host:
         app[ADMIN].push_switches = self.server.push_switches
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        # HTTPS when OPS_TLS_CERT is set (host/config.py; production requires it).
+        tls = self.config.ops_tls.context() if self.config.ops_tls is not None else None
         site = web.TCPSite(
-            runner, host or self.config.ops_host, self.config.ops_port if port is None else port
+            runner,
+            host or self.config.ops_host,
+            self.config.ops_port if port is None else port,
+            ssl_context=tls,
         )
         await site.start()
         self._ops_runner = runner

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from host.environment import (
 from host.errors import ConfigError
 from host.link.config import LinkConfig
 from host.link.guard import LinkLimits
+from protocol.tls import TlsError, server_context
 
 __all__ = [
     "DEFAULT_PIN_PEPPER",
@@ -32,6 +34,7 @@ __all__ = [
     "TEST_CARD_RANGES",
     "Environment",
     "HostConfig",
+    "OpsTls",
     "weak_secret",
 ]
 
@@ -84,6 +87,49 @@ def default_database_url(data_dir: str = "", environ: Mapping[str, str] | None =
 
 
 @dataclass(frozen=True)
+class OpsTls:
+    """The ops API's HTTPS certificate and key (a path or the PEM text, as ``protocol.tls``
+    reads them). The ops API authenticates by bearer token, so no client certificates."""
+
+    cert: str = field(repr=False)
+    key: str = field(repr=False)
+
+    def context(self) -> ssl.SSLContext:
+        """The server context (``protocol.tls.TlsError`` when the files do not load)."""
+        return server_context(self.cert, self.key)
+
+
+def _ops_tls(
+    cert: str, key: str, allow_plaintext: str, production: bool, problems: list[str]
+) -> OpsTls | None:
+    """``OPS_TLS_CERT``/``OPS_TLS_KEY``: the ops API serves HTTPS only. Production refuses
+    plain HTTP (the bearer token and account data would cross the network in clear) unless
+    ``OPS_ALLOW_PLAINTEXT=true`` says something in front of it encrypts the traffic."""
+    cert, key, allow_plaintext = cert.strip(), key.strip(), allow_plaintext.strip().lower()
+    if allow_plaintext not in ("true", "false"):
+        problems.append("OPS_ALLOW_PLAINTEXT: true or false")
+    if not cert:
+        if key:
+            problems.append("OPS_TLS_CERT: required with OPS_TLS_KEY")
+        elif production and allow_plaintext != "true":
+            problems.append(
+                "OPS_TLS_CERT: production refuses a plain-HTTP ops API "
+                "(set OPS_TLS_CERT and OPS_TLS_KEY, or OPS_ALLOW_PLAINTEXT=true)"
+            )
+        return None
+    if not key:
+        problems.append("OPS_TLS_KEY: required with OPS_TLS_CERT")
+        return None
+    tls = OpsTls(cert, key)
+    try:
+        tls.context()
+    except TlsError as exc:
+        problems.append(f"OPS_TLS_CERT: {exc}")
+        return None
+    return tls
+
+
+@dataclass(frozen=True)
 class HostConfig:
     database_url: str
     # Secrets stay out of repr() so a logged config never shows them.
@@ -104,6 +150,9 @@ class HostConfig:
     link_port: int = 8583
     ops_host: str = "127.0.0.1"
     ops_port: int = 8080
+    # HTTPS for the ops API (OPS_TLS_CERT/OPS_TLS_KEY); None: plain HTTP (not in production
+    # unless OPS_ALLOW_PLAINTEXT=true).
+    ops_tls: OpsTls | None = None
     max_frame: int = 4096
     # The production-safety guard: PAN prefixes this host serves; any other card is declined
     # with 15 before it is looked up. Widening it is warned about at start-up.
@@ -178,6 +227,13 @@ class HostConfig:
         except ConfigError as exc:
             problems.extend(exc.problems)
             link = LinkConfig()
+        ops_tls = _ops_tls(
+            env.get("OPS_TLS_CERT", ""),
+            env.get("OPS_TLS_KEY", ""),
+            env.get("OPS_ALLOW_PLAINTEXT", "false"),
+            environment is Environment.PRODUCTION,
+            problems,
+        )
         config = cls(
             database_url=database_url,
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
@@ -197,6 +253,7 @@ class HostConfig:
             link_port=integer("LINK_PORT", 8583, 0, 65535),
             ops_host=env.get("OPS_HOST", "127.0.0.1"),
             ops_port=integer("OPS_PORT", 8080, 0, 65535),
+            ops_tls=ops_tls,
             max_frame=integer("MAX_FRAME_BYTES", 4096, 64, 65535),
             accepted_card_ranges=ranges,
             link=link,

@@ -5,18 +5,21 @@ DE 48 of an approved sign-on or key-change response carries the working keys in 
 layouts, chosen per terminal (``KeyBlockFormat``; host ``TERMINAL_KEY_BLOCKS``, device
 ``DeviceConfig.key_block``):
 
+* ``tr31`` (the default, ``DEFAULT_KEY_BLOCK``): two TR-31 key blocks, the PIN key's then the
+  MAC key's, each protected by the terminal master key as key block protection key (KBPK). TDES
+  terminals get version ``B`` (TDES key derivation), AES terminals version ``D`` (AES key
+  derivation). The header binds the key's use, algorithm and mode: PIN key ``P0`` (PIN
+  encryption), mode ``E`` (encrypt only: the terminal never decrypts PIN blocks); MAC key ``M3``
+  (ISO 9797-1 MAC algorithm 3, TDES) or ``M6`` (CMAC, AES), mode ``C`` (generate and verify);
+  exportability ``N``. An optional ``KC`` block carries the key check value (``00`` + legacy KCV
+  for TDES, ``01`` + CMAC KCV for AES). The key block MAC is checked by ``psec`` on unwrap; the
+  header fields and the check value by ``open_key_delivery``. Each block states its own length
+  (header positions 2 to 5), so the two are simply concatenated.
 * ``legacy``: our original layout, ``protocol.security.KeyBlock`` (keys encrypted under the TMK
-  plus their check values).
-* ``tr31``: two TR-31 key blocks, the PIN key's then the MAC key's, each protected by the
-  terminal master key as key block protection key (KBPK). TDES terminals get version ``B``
-  (TDES key derivation), AES terminals version ``D`` (AES key derivation). The header binds the
-  key's use, algorithm and mode: PIN key ``P0`` (PIN encryption), mode ``E`` (encrypt only: the
-  terminal never decrypts PIN blocks); MAC key ``M3`` (ISO 9797-1 MAC algorithm 3, TDES) or
-  ``M6`` (CMAC, AES), mode ``C`` (generate and verify); exportability ``N``. An optional ``KC``
-  block carries the key check value (``00`` + legacy KCV for TDES, ``01`` + CMAC KCV for AES).
-  The key block MAC is checked by ``psec`` on unwrap; the header fields and the check value by
-  ``open_key_delivery``. Each block states its own length (header positions 2 to 5), so the two
-  are simply concatenated.
+  plus their check values), for terminals configured for it.
+
+TR-31 is the default because it is what a bank's key management expects: the key's use is
+bound to it and checked, not implied by its position in a field of ours.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from protocol.errors import KeyMaterialError, MessageError
 from protocol.security import KeyBlock, KeyScheme, WorkingKeys, key_check_value, macs_equal
 
 __all__ = [
+    "DEFAULT_KEY_BLOCK",
     "KeyBlockFormat",
     "Tr31Delivery",
     "encode_key_delivery",
@@ -46,6 +50,10 @@ __all__ = [
 class KeyBlockFormat(StrEnum):
     LEGACY = "legacy"
     TR31 = "tr31"
+
+
+#: The layout of a terminal that is not configured otherwise, on both ends of the link.
+DEFAULT_KEY_BLOCK = KeyBlockFormat.TR31
 
 
 _VERSION = {KeyScheme.TDES: "B", KeyScheme.AES: "D"}

@@ -12,6 +12,8 @@
 #      and carries a balance (python -m scripts.smoke_iso; keys and PIN: see that module).
 #      Over TLS when SMOKE_TLS_CA names the link's CA file (SMOKE_TLS_CERT and SMOKE_TLS_KEY:
 #      the terminal's client certificate for mutual TLS; docs/deployment.md).
+# An https:// OPS_URL is verified against SMOKE_TLS_CA too when it is set (on AWS the ops API
+# serves the link's certificate, from the same CA), else against the system's CAs.
 # It does not withdraw money, so it is safe against any environment with the seed data.
 # Exit status 0 when all three pass, 1 when one fails, 2 for bad usage.
 set -euo pipefail
@@ -35,13 +37,15 @@ if [ -z "$python" ]; then
     if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
 fi
 
+curl_tls=()
+[ -n "${SMOKE_TLS_CA:-}" ] && curl_tls+=(--cacert "$SMOKE_TLS_CA")
 failures=0
 check_http() {
     local path=$1 code
     # Up to SMOKE_HTTP_TRIES tries (30), 2 s apart: a freshly started host needs a few seconds.
     local tries=${SMOKE_HTTP_TRIES:-30} try
     for try in $(seq 1 "$tries"); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ops_url$path" || true)
+        code=$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' --max-time 5 "$ops_url$path" || true)
         [ "$code" = "200" ] && break
         [ "$try" -lt "$tries" ] && sleep 2
     done

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from atm.commands._common import load_host_config
-from atm.commands.device import DEVICE_OPTIONS, URL_HELP
+from atm.commands.device import DEVICE_OPTIONS, URL_HELP, add_tls_options
 from atm.frontpanel import Bench, BenchError, BenchOptions, FrontPanel
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, DeviceConfig
 from device.errors import DeviceConfigError
 from host.config import HostConfig
 from protocol.security import KeyScheme
@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--key-scheme", default="T", type=str.upper, choices=("T", "A"), help="T or A"
     )
+    add_tls_options(parser)  # with --host: the console's link to that host
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="allow --host to name NAME as well as localhost (repeatable; warned about)",
+    )
     parser.add_argument(
         "--state-dir", help="keep the journal (and the embedded host's database) here"
     )
@@ -84,6 +91,8 @@ def _options(args: argparse.Namespace) -> BenchOptions:
         "terminal_id": args.terminal_id,
         "key_scheme": KeyScheme(args.key_scheme),
     }
+    if args.allow_host:
+        device["allowed_hosts"] = LOCAL_HOSTS + tuple(args.allow_host)
     master_key = os.environ.get("TERMINAL_MASTER_KEY", "").strip()
     if master_key:
         device["terminal_master_key"] = master_key
@@ -98,6 +107,10 @@ def _options(args: argparse.Namespace) -> BenchOptions:
         controls=controls,
         work_dir=Path(args.state_dir) if args.state_dir else None,
         device=device,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_server_name=args.tls_server_name,
     )
 
 

@@ -44,7 +44,7 @@ from drivers.errors import DriverError
 from protocol.display import response_meaning
 from protocol.errors import ProtocolError
 from protocol.framing import encode_frame
-from protocol.keyblock import KeyBlockFormat
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat
 from protocol.mac import encode_signed, verify_signed
 from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
 from protocol.response_codes import ResponseCode
@@ -76,6 +76,23 @@ DEVICE_OPTIONS = (
     ("--dispenser", "dispenser"),
     ("--printer", "printer"),
 )
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """The client TLS options of the host link (``atm device``, ``atm console --host``)."""
+    tls = parser.add_argument_group(
+        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
+    )
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
+    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the host's certificate must carry (default: --host)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -114,25 +131,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--key-block",
-        default="legacy",
+        default=DEFAULT_KEY_BLOCK.value,
         type=str.lower,
         choices=[f.value for f in KeyBlockFormat],
-        help="layout of the working keys at sign-on: legacy (default) or tr31 (ANSI X9.143 / "
-        "TR-31 key blocks). Must match the host's TERMINAL_KEY_BLOCKS entry for this terminal",
+        help="layout of the working keys at sign-on: tr31 (ANSI X9.143 / TR-31 key blocks; "
+        "default) or legacy (our original layout). Must match the host's TERMINAL_KEY_BLOCKS "
+        "entry for this terminal",
     )
-    tls = parser.add_argument_group(
-        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
-    )
-    tls.add_argument(
-        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
-    )
-    tls.add_argument("--tls-cert", metavar="FILE", help="this terminal's client certificate")
-    tls.add_argument("--tls-key", metavar="FILE", help="the client certificate's private key")
-    tls.add_argument(
-        "--tls-server-name",
-        metavar="NAME",
-        help="name the host's certificate must carry (default: --host)",
-    )
+    add_tls_options(parser)
     parser.add_argument(
         "--master-key-file",
         metavar="FILE",

@@ -30,9 +30,10 @@ from atm.scenario.loader import builtin_scenarios
 from atm.steps import Customer, StepDriver
 from device.config import DeviceConfig
 from device.controller import AtmController
+from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
 
-__all__ = ["FleetReport", "register", "run_fleet"]
+__all__ = ["FleetReport", "FleetTls", "register", "run_fleet"]
 
 SIM = {"card-reader": "sim", "pin-pad": "sim", "dispenser": "sim", "printer": "sim"}
 
@@ -51,7 +52,47 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8583)
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run")
     parser.add_argument("--script", default="balance-bob", help="the demo script to repeat")
+    tls = parser.add_argument_group(
+        "TLS on the host link (see `atm certs dev`; without --tls-ca the link is plaintext)"
+    )
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA file the host's certificate must chain to"
+    )
+    tls.add_argument(
+        "--tls-certs",
+        metavar="DIR",
+        help="mutual TLS: each ATM presents DIR/terminal-ID.pem with DIR/terminal-ID-key.pem "
+        "(the layout `atm certs dev --dir DIR --terminal ...` writes)",
+    )
+    tls.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help="name the host's certificate must carry (default: --host)",
+    )
     parser.set_defaults(func=_run)
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetTls:
+    """TLS for every ATM of the fleet: the host's CA, and for mutual TLS the directory of
+    terminal certificates (``atm.certs.DevPki`` names: terminal-ID.pem, terminal-ID-key.pem)."""
+
+    ca: str
+    cert_dir: Path | None = None
+    server_name: str | None = None
+
+    def settings(self, terminal_id: str) -> dict[str, Any]:
+        """The ``DeviceConfig`` TLS fields of one terminal."""
+        fields: dict[str, Any] = {"tls_ca": self.ca, "tls_server_name": self.server_name}
+        if self.cert_dir is not None:
+            # Here, not at the top: atm.certs loads cryptography's serialization, which pulls
+            # in bcrypt, and a fleet without TLS stays free of host-side modules.
+            from atm.certs import DevPki
+
+            pki = DevPki(self.cert_dir, (terminal_id,))
+            fields["tls_cert"] = str(pki.terminal_cert(terminal_id))
+            fields["tls_key"] = str(pki.terminal_key(terminal_id))
+        return fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,23 +176,29 @@ async def run_fleet(
     *,
     sessions_each: int | None = None,
     when_running: Callable[[], object] | None = None,
+    tls: FleetTls | None = None,
 ) -> FleetReport:
     """Start ``terminals`` ATMs (ATM00001..), let them run their sessions for ``seconds``, or
     until each has run ``sessions_each`` more when that is given (counting starts once every
     one has finished its first session: sign-on and first bcrypt are not counted), then stop
     them all. ``when_running`` is called once every terminal is signed on and has run a
-    session (a benchmark measures the host's memory then)."""
+    session (a benchmark measures the host's memory then). ``tls``: every ATM's link over TLS
+    (``DeviceConfigError`` when a certificate does not load)."""
     before = rss_kb()
     steps = builtin_scenarios()[script].steps
-    atms = []
+    configs = []
     for n in range(1, terminals + 1):
+        terminal_id = f"ATM{n:05d}"
         config = DeviceConfig(
-            terminal_id=f"ATM{n:05d}",
+            terminal_id=terminal_id,
             host=host,
             port=port,
-            state_dir=state_dir / f"ATM{n:05d}",
+            state_dir=state_dir / terminal_id,
+            **(tls.settings(terminal_id) if tls is not None else {}),
         )
-        atms.append(_Atm(await open_kit(SIM, config), config, steps))
+        config.tls_context()  # every certificate loads before any ATM starts
+        configs.append(config)
+    atms = [_Atm(await open_kit(SIM, config), config, steps) for config in configs]
     try:
         for atm in atms:
             atm.task = asyncio.create_task(atm.controller.run())
@@ -199,12 +246,26 @@ def _run(args: argparse.Namespace) -> int:
             f"atm fleet: unknown script {args.script!r}; known: {', '.join(known)}", file=sys.stderr
         )
         return 2
+    if (args.tls_certs or args.tls_server_name) and not args.tls_ca:
+        print("atm fleet: --tls-certs and --tls-server-name need --tls-ca", file=sys.stderr)
+        return 2
+    tls = None
+    if args.tls_ca:
+        tls = FleetTls(
+            args.tls_ca, Path(args.tls_certs) if args.tls_certs else None, args.tls_server_name
+        )
     # Stopping a controller in the middle of a trigger is expected here; transitions logs it.
     logging.getLogger("transitions").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="atm-fleet-") as state:
-        report = asyncio.run(
-            run_fleet(args.terminals, args.host, args.port, args.seconds, args.script, Path(state))
-        )
+        try:
+            fleet = run_fleet(
+                args.terminals, args.host, args.port, args.seconds, args.script, Path(state),
+                tls=tls,
+            )  # fmt: skip
+            report = asyncio.run(fleet)
+        except DeviceConfigError as exc:
+            print(f"atm fleet: {exc}", file=sys.stderr)
+            return 2
     for line in report.lines():
         print(line, flush=True)
     print(f"pid {os.getpid()}", flush=True)

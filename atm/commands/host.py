@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ops-port", help="ops API port (OPS_PORT, default 8080; 0 = any free)")
     parser.add_argument("--no-ops", action="store_true", help="do not serve the ops API")
     parser.add_argument(
+        "--ops-cert",
+        metavar="FILE",
+        help="serve the ops API over HTTPS with this certificate (OPS_TLS_CERT; production "
+        "requires HTTPS unless OPS_ALLOW_PLAINTEXT=true). The link's certificate will do",
+    )
+    parser.add_argument("--ops-key", metavar="FILE", help="its private key (OPS_TLS_KEY)")
+    parser.add_argument(
         "--no-worker", action="store_true", help="do not run a statement worker in this process"
     )
     parser.add_argument(
@@ -115,7 +122,14 @@ def _config(args: argparse.Namespace, **extra: str | None) -> HostConfig | None:
 
 
 def _serve_command(args: argparse.Namespace) -> int:
-    config = _config(args, LINK_HOST=args.listen, LINK_PORT=args.port, OPS_PORT=args.ops_port)
+    config = _config(
+        args,
+        LINK_HOST=args.listen,
+        LINK_PORT=args.port,
+        OPS_PORT=args.ops_port,
+        OPS_TLS_CERT=args.ops_cert,
+        OPS_TLS_KEY=args.ops_key,
+    )
     if config is None:
         return EXIT_USAGE
     if (args.migrate or args.seed) and config.environment is Environment.PRODUCTION:
@@ -215,7 +229,8 @@ async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
         shown = database_location(config.database_url)
         print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
         if ops_port is not None:
-            print(f"ops API listening on {config.ops_host}:{ops_port}", flush=True)
+            https = " (HTTPS)" if config.ops_tls is not None else ""
+            print(f"ops API{https} listening on {config.ops_host}:{ops_port}", flush=True)
         if not args.no_worker:
             host.start_worker()
         await stop.wait()

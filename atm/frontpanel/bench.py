@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from device.errors import DeviceConfigError
 from device.states import State
 from host.app import Host
 from host.config import HostConfig
+from protocol.tls import TlsError, client_context
 
 __all__ = ["Bench", "BenchError", "BenchOptions", "parse_address"]
 
@@ -62,6 +64,13 @@ class BenchOptions:
     # The embedded host's database; None: a fresh SQLite file in the work directory.
     database_url: str | None = None
     device: Mapping[str, Any] = field(default_factory=dict)  # DeviceConfig overrides
+    # TLS to a running host (--host): the CA its certificate must chain to, this terminal's
+    # client certificate and key for mutual TLS, the name the host's certificate must carry
+    # (default the host's address). Paths or PEM text, as ``protocol.tls`` reads them.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_server_name: str | None = None
     start_timeout: float = 15.0
     # The controller's clock (tests inject one: the "more time?" countdown follows it).
     clock: Callable[[], dt.datetime] | None = None
@@ -106,9 +115,10 @@ class Bench:
         else:
             self.work_dir = options.work_dir
             self.work_dir.mkdir(parents=True, exist_ok=True)
-        host, port = await self._host()
+        tls = self._tls()
+        host, port = await self._host(tls)
         self._host_address = (host, port)
-        self.relay = HoldingRelay(host, port)
+        self.relay = HoldingRelay(host, port, tls=tls, server_name=options.tls_server_name)
         relay_port = await self.relay.start()
         try:
             config = DeviceConfig(
@@ -168,12 +178,43 @@ class Bench:
     def _runner_done(self) -> bool:
         return self._runner is not None and self._runner.done()
 
-    async def _host(self) -> tuple[str, int]:
+    def _tls(self) -> ssl.SSLContext | None:
+        options = self.options
+        if not options.tls_ca:
+            if options.tls_cert or options.tls_key or options.tls_server_name:
+                raise BenchError(
+                    "a terminal certificate or server name needs the host CA (--tls-ca)"
+                )
+            return None
+        if options.host is None:
+            raise BenchError(
+                "--tls-ca is for a running host (--host HOST:PORT); the host inside the "
+                "console is reached on this process's loopback without TLS"
+            )
+        try:
+            return client_context(options.tls_ca, options.tls_cert, options.tls_key)
+        except TlsError as exc:
+            raise BenchError(str(exc)) from exc
+
+    async def _host(self, tls: ssl.SSLContext | None = None) -> tuple[str, int]:
         if self.options.host is not None:
             host, port = parse_address(self.options.host, "--host")
+            try:  # the allow-list: the ATM itself talks to the relay on loopback
+                DeviceConfig(**{**dict(self.options.device), "host": host})
+            except (DeviceConfigError, TypeError) as exc:
+                raise BenchError(f"device configuration: {exc}") from exc
+            name = (self.options.tls_server_name or host) if tls else None
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT):
-                    _, writer = await asyncio.open_connection(host, port)
+                    _, writer = await asyncio.open_connection(
+                        host, port, ssl=tls, server_hostname=name
+                    )
+            except ssl.SSLError as exc:
+                raise BenchError(
+                    f"TLS handshake with the host at {host}:{port} failed: "
+                    f"{exc.reason or exc} (check --tls-ca, --tls-server-name and, for mutual "
+                    "TLS, --tls-cert/--tls-key)"
+                ) from exc
             except (OSError, TimeoutError) as exc:
                 why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer"
                 raise BenchError(
@@ -184,7 +225,7 @@ class Bench:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            self.say(f"host at {host}:{port}")
+            self.say(f"host at {host}:{port}{' over TLS' if tls else ''}")
             return host, port
         assert self.work_dir is not None
         base = self.host_config or HostConfig.from_env({})

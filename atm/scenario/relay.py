@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 from dataclasses import dataclass, field
 
 from protocol.framing import Framer, encode_frame
 
 __all__ = ["LinkRelay"]
+
+_security = logging.getLogger("atm.security")
 
 
 @dataclass
@@ -34,8 +38,22 @@ class _Faults:
 
 
 class LinkRelay:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    """``tls``: the relay reaches the host over TLS with this client context
+    (``protocol.tls.client_context``: the host verified against its CA, and with mutual TLS the
+    terminal's certificate presented), checking ``server_name`` (default the upstream host).
+    The ATM's side stays on this process's loopback."""
+
+    def __init__(
+        self,
+        upstream_host: str,
+        upstream_port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.tls = tls
+        self.server_name = server_name
         self.faults = _Faults()
         self.faults.replies_open.set()
         self.dropped = 0
@@ -92,8 +110,18 @@ class LinkRelay:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
+            up_reader, up_writer = await asyncio.open_connection(
+                *self.upstream,
+                ssl=self.tls,
+                server_hostname=(self.server_name or self.upstream[0]) if self.tls else None,
+            )
+        except OSError as exc:  # ssl.SSLError too: the ATM sees the link drop and retries
+            if isinstance(exc, ssl.SSLError):
+                _security.error(
+                    "security: TLS handshake with host %s:%d failed: %s",
+                    *self.upstream,
+                    exc.reason or exc,
+                )
             writer.close()
             return
         pumps = [

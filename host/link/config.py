@@ -6,9 +6,9 @@
   ``00112233445566778899AABBCCDDEEFF`` (the device's ``DeviceConfig`` default).
 * ``TERMINAL_KEY_SCHEMES``: ``ATM00003=A,...``: ``T`` (TDES, PIN block format 0, retail MAC;
   the default) or ``A`` (AES, PIN block format 4, AES-CMAC) per terminal.
-* ``TERMINAL_KEY_BLOCKS``: ``ATM00005=tr31,...``: the layout of the working keys at sign-on,
-  ``legacy`` (our original layout; the default) or ``tr31`` (ANSI X9.143 / TR-31 key blocks,
-  ``protocol.keyblock``) per terminal.
+* ``TERMINAL_KEY_BLOCKS``: ``ATM00005=legacy,...``: the layout of the working keys at sign-on,
+  ``tr31`` (ANSI X9.143 / TR-31 key blocks, ``protocol.keyblock``; the default) or ``legacy``
+  (our original layout) per terminal.
 * ``LINK_TLS_CERT`` / ``LINK_TLS_KEY``: the host's TLS certificate and private key (a file path
   or the PEM text itself). Set: the link speaks TLS only (1.2 minimum).
 * ``LINK_TLS_CLIENT_CA``: with it, mutual TLS: every terminal presents a certificate from this
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from host.environment import DEFAULT_SECRET_KEY, Environment, parse_environment
 from host.errors import ConfigError
-from protocol.keyblock import KeyBlockFormat
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat
 from protocol.security import KeyScheme
 from protocol.tls import TlsError, server_context
 
@@ -114,7 +114,7 @@ class LinkConfig:
         return self.schemes.get(terminal_id, KeyScheme.TDES)
 
     def key_block(self, terminal_id: str) -> KeyBlockFormat:
-        return self.key_blocks.get(terminal_id, KeyBlockFormat.LEGACY)
+        return self.key_blocks.get(terminal_id, DEFAULT_KEY_BLOCK)
 
     @classmethod
     def from_env(

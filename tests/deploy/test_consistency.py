@@ -32,6 +32,8 @@ SECRET_NAMES = {
     "OPS_API_TOKEN",
     "LINK_TLS_CERT",  # PEM text in the cloud (the certificate is public, but travels with
     "LINK_TLS_KEY",  # its private key, which is not)
+    "OPS_TLS_CERT",  # the same certificate and key, for the ops API's HTTPS
+    "OPS_TLS_KEY",
 }
 # Production refuses to start without real values for these (host/config.py,
 # host/link/config.py; checked below against the code): the cloud must provide every one of
@@ -42,8 +44,9 @@ PRODUCTION_REFUSES_DEFAULT = {
     "OPS_API_TOKEN",
     "TERMINAL_MASTER_KEYS",
     "LINK_TLS_CERT",  # a plaintext link, unless LINK_ALLOW_PLAINTEXT=true
+    "OPS_TLS_CERT",  # a plain-HTTP ops API, unless OPS_ALLOW_PLAINTEXT=true
 }
-PRODUCTION_REQUIRED = PRODUCTION_REFUSES_DEFAULT | {"DATABASE_URL", "LINK_TLS_KEY"}
+PRODUCTION_REQUIRED = PRODUCTION_REFUSES_DEFAULT | {"DATABASE_URL", "LINK_TLS_KEY", "OPS_TLS_KEY"}
 # Interpreter and pip settings of the image, not the application's.
 IMAGE_RUNTIME_NAMES = {
     "PYTHONDONTWRITEBYTECODE",

@@ -12,7 +12,7 @@ import ssl
 from host.app import Host
 from host.config import HostConfig
 from host.link.config import DEVELOPMENT_TMK, LinkConfig
-from protocol.keyblock import KeyBlockFormat, open_key_delivery
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat, open_key_delivery
 from protocol.link import LinkClient, MessageTap
 from protocol.mac import TerminalCodec
 from protocol.messages import Message, format_amount, format_transmission_time
@@ -66,7 +66,7 @@ class TestTerminal:
         tmk: bytes = DEVELOPMENT_TMK,
         timeout: float = 10.0,
         tls: ssl.SSLContext | None = None,
-        key_block: KeyBlockFormat = KeyBlockFormat.LEGACY,
+        key_block: KeyBlockFormat = DEFAULT_KEY_BLOCK,
     ) -> None:
         self.terminal_id = terminal_id
         self.tmk = tmk

@@ -69,6 +69,8 @@ def test_production_refuses_the_default_secrets():
         "TERMINAL_MASTER_KEYS: required in production",
         "LINK_TLS_CERT: production refuses a plaintext link "
         "(set LINK_TLS_CERT and LINK_TLS_KEY, or LINK_ALLOW_PLAINTEXT=true)",
+        "OPS_TLS_CERT: production refuses a plain-HTTP ops API "
+        "(set OPS_TLS_CERT and OPS_TLS_KEY, or OPS_ALLOW_PLAINTEXT=true)",
         "SECRET_KEY: the default value is refused in production",
         "PIN_PEPPER: the default value is refused in production",
         "OPS_API_TOKEN: required in production",
@@ -85,6 +87,7 @@ def test_production_with_real_secrets_starts():
             "DATABASE_URL": "postgresql+psycopg://atm:pw@db:5432/atm",
             "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
             "LINK_ALLOW_PLAINTEXT": "true",  # TLS itself: tests/host/test_link_tls.py
+            "OPS_ALLOW_PLAINTEXT": "true",  # HTTPS itself: tests/host/test_ops_tls.py
         }
     )
     assert config.environment is Environment.PRODUCTION
@@ -106,7 +109,8 @@ def test_the_host_command_prints_each_problem_and_exits_2(monkeypatch, capsys):
     assert "atm: config: SECRET_KEY: the default value is refused in production" in err
     assert "atm: config: TERMINAL_MASTER_KEYS: required in production" in err
     assert "atm: config: LINK_TLS_CERT: production refuses a plaintext link" in err[1]
-    assert len(err) == 5
+    assert "atm: config: OPS_TLS_CERT: production refuses a plain-HTTP ops API" in err[2]
+    assert len(err) == 6
 
 
 def test_accepted_card_ranges_default_to_the_test_cards_and_widen_with_a_warning(caplog):
@@ -125,6 +129,7 @@ PRODUCTION = {
     "OPS_API_TOKEN": "t" * 32,
     "TERMINAL_MASTER_KEYS": "ATM00001=0F1E2D3C4B5A69788796A5B4C3D2E1F0",
     "LINK_ALLOW_PLAINTEXT": "true",
+    "OPS_ALLOW_PLAINTEXT": "true",
 }
 
 

@@ -44,6 +44,7 @@ def test_production_needs_real_master_keys():
             "TERMINAL_MASTER_KEYS": f"ATM00001={KEY}",
             "SECRET_KEY": "s",
             "LINK_ALLOW_PLAINTEXT": "true",
+            "OPS_ALLOW_PLAINTEXT": "true",
         }
     )
     assert config.master_key("ATM00002") is None  # no development fallback

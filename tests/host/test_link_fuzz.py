@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from host.app import Host
 from host.config import HostConfig
+from host.link.config import LinkConfig
 from protocol.framing import Framer
+from protocol.keyblock import KeyBlockFormat
 from protocol.mac import verify_signed
 from protocol.messages import decode
 from protocol.security import KeyScheme
@@ -66,7 +68,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHost]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="fuzz-host", daemon=True)
     thread.start()
-    host = asyncio.run_coroutine_threadsafe(start_host(config), loop).result(60)
+    # The independent client speaks the legacy key layout (docs/protocol.md 7.5).
+    legacy = LinkConfig(
+        key_blocks=dict.fromkeys(("ATM00001", FUZZ_TERMINAL), KeyBlockFormat.LEGACY)
+    )
+    host = asyncio.run_coroutine_threadsafe(start_host(config, legacy), loop).result(60)
     live = LiveHost(host, loop)
     try:
         yield live

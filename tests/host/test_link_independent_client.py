@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from host.link.config import LinkConfig
+from protocol.keyblock import KeyBlockFormat
 from protocol.security import KeyScheme
 from tests.host import independent_client
 from tests.host.link_helpers import ALICE_CHECKING, start_host
@@ -67,7 +68,11 @@ def _session(port: int, terminal: str, scheme: str) -> dict[str, int]:
 @pytest.mark.parametrize("scheme", ["T", "A"])
 async def test_independent_client_signs_on_withdraws_and_reverses(host_config, scheme):
     terminal = "ATM00006"
-    config = LinkConfig(schemes={terminal: KeyScheme(scheme)})
+    # The independent client is written from docs/protocol.md's legacy layout (section 7.5);
+    # its terminal is configured for it, beside the TR-31 default.
+    config = LinkConfig(
+        schemes={terminal: KeyScheme(scheme)}, key_blocks={terminal: KeyBlockFormat.LEGACY}
+    )
     host = await start_host(host_config, config)
     try:
         seen = await asyncio.to_thread(_session, host.server.port, terminal, scheme)
@@ -83,7 +88,7 @@ async def test_independent_client_signs_on_withdraws_and_reverses(host_config, s
 
 
 async def test_independent_client_with_a_bad_mac_is_disconnected(host_config):
-    host = await start_host(host_config)
+    host = await start_host(host_config, LinkConfig(key_blocks={"ATM00007": KeyBlockFormat.LEGACY}))
 
     def run() -> str:
         client = independent_client.Client(host.server.port, "ATM00007", "T", TMK)

@@ -1,5 +1,6 @@
 """The two key layouts side by side on one host, over the real link: terminals configured for
-TR-31 key blocks and terminals on the legacy layout sign on and withdraw."""
+TR-31 key blocks (the default) and terminals configured for the legacy layout sign on and
+withdraw."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ TERMINALS = [
 async def host(host_config):
     config = LinkConfig(
         schemes={"ATM00006": KeyScheme.AES, "ATM00007": KeyScheme.AES},
-        key_blocks={"ATM00005": KeyBlockFormat.TR31, "ATM00006": KeyBlockFormat.TR31},
+        key_blocks={"ATM00002": KeyBlockFormat.LEGACY, "ATM00007": KeyBlockFormat.LEGACY},
     )
     host = await start_host(host_config, config)
     yield host
@@ -43,6 +44,7 @@ def test_key_block_layouts_are_configured_per_terminal():
     config = LinkConfig.from_env({"TERMINAL_KEY_BLOCKS": "ATM00005=tr31, ATM00006=LEGACY"})
     assert config.key_block("ATM00005") is KeyBlockFormat.TR31
     assert config.key_block("ATM00006") is KeyBlockFormat.LEGACY
-    assert config.key_block("ATM00001") is KeyBlockFormat.LEGACY
+    assert config.key_block("ATM00001") is KeyBlockFormat.TR31  # the default
+    assert LinkConfig().key_block("ATM00001") is KeyBlockFormat.TR31
     with pytest.raises(Exception, match="TERMINAL_KEY_BLOCKS: ATM00005: layout must be"):
         LinkConfig.from_env({"TERMINAL_KEY_BLOCKS": "ATM00005=x9"})

@@ -59,7 +59,8 @@ async def test_withdrawal_with_tdes_keys(host):
 async def test_aes_terminal_uses_pin_format_4_and_cmac(host):
     async with TestTerminal(host.server.port, AES_TERMINAL, KeyScheme.AES) as terminal:
         response = await terminal.sign_on()
-        assert response["48"][:2] == "A4"
+        # TR-31 (the default): version D (AES key derivation), PIN key P0, AES, encrypt only.
+        assert response["48"].startswith("D0176P0AE00N")
         request = terminal.withdrawal(2_000)
         assert len(request["52"]) == 32
         assert (await terminal.request(request))["39"] == "00"

@@ -106,6 +106,7 @@ def test_migrate_and_seed_are_off_in_production(
         "OPS_API_TOKEN": "a-token-of-sixteen-chars",
         "TERMINAL_MASTER_KEYS": "ATM00001=" + "11" * 16,
         "LINK_ALLOW_PLAINTEXT": "true",  # production's TLS rule is not under test here
+        "OPS_ALLOW_PLAINTEXT": "true",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
     }.items():
         monkeypatch.setenv(name, value)

@@ -146,6 +146,9 @@ module "rds" {
   deletion_protection = var.protect_data
 }
 
+# OPS_TLS_CERT/OPS_TLS_KEY: the ops API serves HTTPS itself with the link's host certificate
+# (it names the NLB's DNS name, which is the ops endpoint's name too), so the bearer token
+# never crosses a network in clear.
 module "secrets" {
   source      = "../../modules/secrets"
   name        = local.name
@@ -160,6 +163,8 @@ module "secrets" {
     ])
     LINK_TLS_CERT = tls_locally_signed_cert.link_host.cert_pem
     LINK_TLS_KEY  = tls_private_key.link_host.private_key_pem
+    OPS_TLS_CERT  = tls_locally_signed_cert.link_host.cert_pem
+    OPS_TLS_KEY   = tls_private_key.link_host.private_key_pem
   }
 }
 

@@ -52,7 +52,7 @@ output "link_endpoint" {
 
 output "ops_url" {
   description = "Base URL of the ops API (scripts/smoke_test.sh takes it)."
-  value       = "${var.ops_certificate_arn == "" ? "http" : "https"}://${module.ecs.nlb_dns_name}:${var.ops_port}"
+  value       = "https://${module.ecs.nlb_dns_name}:${var.ops_port}"
 }
 
 output "statements_bucket" {

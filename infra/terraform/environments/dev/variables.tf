@@ -45,7 +45,7 @@ variable "ops_allowed_cidrs" {
 }
 
 variable "ops_certificate_arn" {
-  description = "ACM certificate ARN for TLS on the ops listener; empty keeps plain TCP."
+  description = "ACM certificate ARN: the ops listener terminates TLS with it (a publicly trusted name for browsers) and re-encrypts to the host; empty: the host's own HTTPS passes through."
   type        = string
   default     = ""
 }

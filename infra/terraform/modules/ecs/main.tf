@@ -49,7 +49,10 @@ locals {
     readOnly      = false
   }]
 
-  health_command = "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('OPS_PORT', '8080') + '/health', timeout=4)"
+  # The ops API serves HTTPS when OPS_TLS_CERT is set (always here: production requires it).
+  # Its certificate names the NLB, not 127.0.0.1, and this asks only whether the process
+  # answers on its own loopback, so the check does not verify it (nothing secret travels).
+  health_command = "import os, ssl, urllib.request; tls = bool(os.environ.get('OPS_TLS_CERT')); urllib.request.urlopen(('https' if tls else 'http') + '://127.0.0.1:' + os.environ.get('OPS_PORT', '8080') + '/health', timeout=4, context=ssl._create_unverified_context() if tls else None)"
 }
 
 resource "aws_ecs_cluster" "main" {
@@ -257,7 +260,7 @@ resource "aws_lb_target_group" "link" {
   connection_termination = true
 
   health_check {
-    protocol            = "HTTP"
+    protocol            = "HTTPS" # the ops API serves HTTPS (OPS_TLS_CERT)
     port                = tostring(var.ops_port)
     path                = "/health"
     healthy_threshold   = 2
@@ -266,16 +269,18 @@ resource "aws_lb_target_group" "link" {
   }
 }
 
+# With an ACM certificate the ops listener terminates TLS and this group re-encrypts to the
+# host's HTTPS; without one the host's HTTPS passes through untouched.
 resource "aws_lb_target_group" "ops" {
   name                 = substr("${var.name}-ops", 0, 32)
   port                 = var.ops_port
-  protocol             = "TCP"
+  protocol             = var.ops_certificate_arn == "" ? "TCP" : "TLS"
   target_type          = "ip"
   vpc_id               = var.vpc_id
   deregistration_delay = 30
 
   health_check {
-    protocol            = "HTTP"
+    protocol            = "HTTPS"
     port                = "traffic-port"
     path                = "/health"
     healthy_threshold   = 2
@@ -299,8 +304,11 @@ resource "aws_lb_listener" "link" {
   }
 }
 
-# The ops API carries a bearer token: give an ACM certificate (ops_certificate_arn) and the
-# listener terminates TLS; without one it is plain TCP and ops_allowed_cidrs must stay narrow.
+# The ops API carries a bearer token, so the host serves it over HTTPS only (OPS_TLS_CERT: the
+# link's certificate, from the private link CA; production refuses plain HTTP). By default this
+# listener is TCP and passes that HTTPS through, as the link listener does. Give an ACM
+# certificate (ops_certificate_arn) for a publicly trusted name: the listener then terminates
+# TLS with it and the target group opens a new TLS connection to the host, so no hop is clear.
 resource "aws_lb_listener" "ops" {
   load_balancer_arn = aws_lb.host.arn
   port              = var.ops_port

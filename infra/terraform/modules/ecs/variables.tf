@@ -110,7 +110,7 @@ variable "readonly_root_filesystem" {
 }
 
 variable "ops_certificate_arn" {
-  description = "ACM certificate for a TLS ops listener; empty: plain TCP."
+  description = "ACM certificate for a TLS ops listener that re-encrypts to the host; empty: TCP, the host's HTTPS passes through."
   type        = string
   default     = ""
 }

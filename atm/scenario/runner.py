@@ -431,7 +431,7 @@ async def _run(
         host = Host(config)
         say(f"== host database {display_url(config.database_url)}")
         await asyncio.to_thread(host.upgrade_and_seed)
-        await asyncio.to_thread(_apply_setup, host, scenario, config)
+        await asyncio.to_thread(apply_setup, host, scenario, config)
         before = await asyncio.to_thread(snapshot_host, host)
         seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
         seen.available_before = {n: before.available(n) for n in seen.balances_before}
@@ -763,7 +763,7 @@ async def _settle(controller: AtmController, timeout: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def _apply_setup(host: Host, scenario: Scenario, config: HostConfig) -> None:
+def apply_setup(host: Host, scenario: Scenario, config: HostConfig) -> None:
     """Cards, accounts and balances of ``setup``, made the way ``atm db seed`` makes them."""
     setup = scenario.setup
     with host.sessions.begin() as session:
@@ -944,4 +944,4 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
     return problems
 
 
-__all__ += ["TRACKS", "build_sim_devices", "check_expectations", "pins_of"]
+__all__ += ["TRACKS", "apply_setup", "build_sim_devices", "check_expectations", "pins_of"]

@@ -48,10 +48,12 @@ deploy-check: $(VENV)/.dev-installed
 
 test: lint security audit pytest deploy-check
 
-# The full scenario catalogue and 300 random sessions (run by .ci/run after `make test`).
+# The full scenario catalogue, 300 random sessions, and random sessions with the ATM process
+# killed at random steps (run by .ci/run after `make test`).
 scenarios: $(VENV)/.dev-installed
-	$(BIN)/atm scenario run tests/scenarios atm/scenario/builtin -j 2 --junit var/scenario-junit.xml
+	$(BIN)/atm scenario run tests/scenarios atm/scenario/builtin -j 2 --timeout 90 --junit var/scenario-junit.xml
 	$(BIN)/atm scenario fuzz --seed 7 --sessions 300 --replay-dir var/fuzz-replays
+	$(BIN)/atm scenario fuzz --seed 7 --sessions 20 --kills 6 --replay-dir var/fuzz-replays
 
 # The host suite alone (SQLite and a throw-away PostgreSQL cluster the fixtures start).
 test-host: $(VENV)/.dev-installed

@@ -124,8 +124,11 @@ class Customer:
 
 
 def world_steps(steps: Sequence[Step]) -> list[Step]:
-    """Steps that act on the host, the link or the devices' faults (not the customer's)."""
-    return [s for s in steps if s.fault or s.clear or s.host or s.link or s.operator or s.pause]
+    """Steps that act on the host, the link, the devices' faults or the ATM process (not the
+    customer's)."""
+    return [
+        s for s in steps if s.fault or s.clear or s.host or s.link or s.operator or s.pause or s.atm
+    ]
 
 
 class StepDriver:

@@ -55,6 +55,11 @@ def modules_loaded_by(code: str) -> set[str]:
     return {line.split(".")[0] for line in done.stdout.splitlines()}
 
 
+def test_the_scenario_atm_process_does_not_import_the_host():
+    # The ATM a scenario kills runs as its own process (atm/scenario/atmproc.py).
+    assert sorted(modules_loaded_by("import atm.scenario.atmproc") & set(HOST_ONLY)) == []
+
+
 @pytest.mark.parametrize("command", THIN_COMMANDS)
 def test_device_and_simulator_commands_do_not_import_the_host(command):
     loaded = modules_loaded_by(f"import atm.commands.{command}")

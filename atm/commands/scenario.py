@@ -61,6 +61,14 @@ def register(subparsers: Any) -> None:
     fuzz.add_argument("--sessions", type=int, default=100, metavar="M")
     fuzz.add_argument("--terminals", type=int, default=4, metavar="K", help="1..10 (default 4)")
     fuzz.add_argument(
+        "--kills",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then N sessions on ATMs of their own (the terminals after the K) whose process "
+        "is SIGKILLed at a random step of a withdrawal or transfer and restarted (default 0)",
+    )
+    fuzz.add_argument(
         "--replay-dir", type=Path, default=Path("."), help="where replay files go on failure"
     )
     fuzz.set_defaults(func=_fuzz)
@@ -154,6 +162,13 @@ def _fuzz_quietly(args: argparse.Namespace) -> int:
     if not 1 <= args.terminals <= 10:
         print("atm scenario fuzz: --terminals must be 1..10 (seeded terminals)", file=sys.stderr)
         return 2
+    if args.kills < 0 or args.terminals + args.kills > 10:
+        print(
+            "atm scenario fuzz: --kills needs terminals of its own: --terminals + --kills "
+            "at most 10 (seeded terminals)",
+            file=sys.stderr,
+        )
+        return 2
     if args.sessions < 1:
         print("atm scenario fuzz: --sessions must be at least 1", file=sys.stderr)
         return 2
@@ -162,6 +177,7 @@ def _fuzz_quietly(args: argparse.Namespace) -> int:
             args.seed,
             args.sessions,
             args.terminals,
+            kills=args.kills,
             host_config=scenario_host_config(dict(os.environ)),
             replay_dir=args.replay_dir,
             say=print,
@@ -170,7 +186,9 @@ def _fuzz_quietly(args: argparse.Namespace) -> int:
     if report.ok:
         print(
             f"fuzz seed {report.seed}: {report.sessions} sessions on {report.terminals} "
-            f"terminal(s), invariants hold ({report.seconds:.1f} s)"
+            f"terminal(s)"
+            + (f" and {report.kills} killed ATM process(es)" if report.kills else "")
+            + f", invariants hold ({report.seconds:.1f} s)"
         )
         return 0
     print(f"fuzz seed {report.seed} FAILED ({report.seconds:.1f} s):")

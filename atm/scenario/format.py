@@ -109,6 +109,12 @@ class Step:
     take: str | None = None  # cash | card | notes (returned by the bill acceptor)
     wait: bool = False
     pause: float = 0.0  # seconds the world waits before the customer acts
+    # The ATM process: "kill" arms a SIGKILL right after the ``kill_nth`` journal record
+    # ``kill_at`` from this step on (``counters``: a save of the cash counters); "restart"
+    # starts it again (the step is done when the restarted ATM shows its screen).
+    atm: str | None = None
+    kill_at: str = ""
+    kill_nth: int = 1
 
     def describe(self) -> str:
         if self.says:
@@ -126,6 +132,11 @@ class Step:
             parts.append(f"link {self.link}")
         if self.operator:
             parts.append(f"operator: {self.operator.replace('_', ' ')}")
+        if self.atm == "kill":
+            nth = f" #{self.kill_nth}" if self.kill_nth != 1 else ""
+            parts.append(f"the ATM process dies right after {self.kill_at}{nth}")
+        elif self.atm == "restart":
+            parts.append("the ATM process starts again")
         if self.insert:
             parts.append(f"inserts {self.insert_name or 'a'} card")
         if self.type is not None:
@@ -186,6 +197,19 @@ class Scenario:
     def host_process(self) -> bool:
         """The host runs as its own ``atm host`` process (a step kills it)."""
         return any(step.host in {"kill", "restart"} for step in self.steps)
+
+    @property
+    def atm_process(self) -> bool:
+        """The ATM runs as its own process until a step kills it."""
+        return any(step.atm == "kill" for step in self.steps)
+
+    @property
+    def restart_index(self) -> int:
+        """The index of the ``atm: restart`` step (the number of steps the first ATM plays)."""
+        for index, step in enumerate(self.steps):
+            if step.atm == "restart":
+                return index
+        return len(self.steps)
 
     def tracks(self) -> dict[str, str]:
         """Card name -> track 2, the seeded cards and this scenario's own."""

@@ -18,11 +18,22 @@ from typing import Any
 
 import yaml
 
-from atm.scenario.format import SEED_PINS, TRACKS, Expect, FaultSpec, Scenario, Setup, Step
+from atm.scenario.format import (
+    SEED_PINS,
+    TRACKS,
+    AccountSpec,
+    CardSpec,
+    Expect,
+    FaultSpec,
+    Scenario,
+    Setup,
+    Step,
+)
 from atm.scenario.invariants import check_invariants, snapshot_host
 from atm.scenario.runner import (
     ScenarioResult,
     SharedHost,
+    apply_setup,
     run_scenario,
     scenario_host_config,
     sqlite_template,
@@ -48,6 +59,28 @@ DEVICE_FAULTS = (
     FaultSpec("reader", "unreadable"),
 )
 LINK_FAULTS = ("drop_reply", "duplicate_request", "corrupt_mac")
+# Where a killed ATM process may die (``--kills``): after these journal events (or a save of
+# the cash counters) of a withdrawal, or of a transfer.
+WITHDRAWAL_KILLS = (
+    "SESSION_START",
+    "PIN_ENTERED",
+    "TXN_REQUEST",
+    "TXN_RESPONSE",
+    "DISPENSE_START",
+    "counters",
+    "DISPENSE_RESULT",
+    "CASH_TAKEN",
+    "RECEIPT_PRINTED",
+    "CARD_RETURNED",
+)
+TRANSFER_KILLS = (
+    "SESSION_START",
+    "PIN_ENTERED",
+    "TXN_REQUEST",
+    "TXN_RESPONSE",
+    "RECEIPT_PRINTED",
+    "CARD_RETURNED",
+)
 
 
 class FuzzAgent:
@@ -166,6 +199,7 @@ class FuzzReport:
     sessions: int
     terminals: int
     seconds: float = 0.0
+    kills: int = 0
     problems: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
     response_codes: dict[str, int] = field(default_factory=dict)
@@ -191,20 +225,96 @@ def _lane(terminal: int, seed: int) -> Scenario:
     )
 
 
+def _with_luhn(digits: str) -> str:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        n = int(char) * (2 if index % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return digits + str((10 - total % 10) % 10)
+
+
+def kill_lane(terminal: int, seed: int, number: int, folder: Path) -> Scenario:
+    """A random session of Alice's on its own ATM process, killed at a random step and
+    restarted (``atm: kill`` / ``atm: restart``), written to ``folder`` (the ATM process
+    reads it)."""
+    rng = random.Random(f"{seed}/kill/{number}")  # nosec B311 (seeded test data)
+    terminal_id = f"ATM{terminal:05d}"
+    # A card of its own (the random lanes may have locked Alice's or used her daily limit).
+    owner = CardSpec(
+        name=f"killed{number}",
+        pan=_with_luhn(f"400000770000{number:03d}"),
+        pin="2468",
+        accounts=(
+            AccountSpec(f"9000-{number:04d}-0001", "checking", 100_000),
+            AccountSpec(f"9000-{number:04d}-0002", "savings", 100_000),
+        ),
+        customer=f"Killed ATM customer {number}",
+    )
+    card = Step("welcome", 0, insert=owner.track2, insert_name=owner.name, atm="kill")
+    pin = Step("enter_pin", 0, type=owner.pin)
+    if rng.random() < 0.6:
+        point = rng.choice(WITHDRAWAL_KILLS)
+        key = rng.choice(("F1", "F2", "F3", "F4"))
+        middle = [
+            Step("main_menu", 0, press=("F1",)),
+            Step("select_account", 0, press=("F1",)),
+            Step("select_amount", 0, press=(key,)),
+            Step("take_cash", 0, take="cash"),
+        ]
+        what = f"a withdrawal ({key})"
+    else:
+        point = rng.choice(TRANSFER_KILLS)
+        dollars = rng.randint(1, 500)
+        middle = [
+            Step("main_menu", 0, press=("F3",)),
+            Step("select_account", 0, press=("F1",)),
+            Step("select_to_account", 0, press=("F2",)),
+            Step("transfer_amount", 0, type=str(dollars)),
+            Step("another", 0, press=("F8",)),
+        ]
+        what = f"a ${dollars} transfer"
+    steps = (
+        replace(card, kill_at=point),
+        pin,
+        *middle,
+        Step("take_card", 0, take="card"),
+        Step("welcome", 0, atm="restart"),
+    )
+    name = f"fuzz-seed-{seed}-kill-{number}"
+    path = folder / f"{name}.yaml"
+    scenario = Scenario(
+        name=name,
+        description=f"atm scenario fuzz --seed {seed}: {what} on {terminal_id}, the ATM "
+        f"process killed after {point}",
+        path=path,
+        setup=Setup(terminal_id=terminal_id, device=dict(DEVICE), cards=(owner,)),
+        faults=(),
+        steps=steps,
+        expect=Expect(cards_retained=None),
+        tags=("fuzz", "kill"),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(scenario_to_yaml(scenario))
+    return scenario
+
+
 async def fuzz(
     seed: int,
     sessions: int,
     terminals: int = 1,
     *,
+    kills: int = 0,
     host_config: HostConfig | None = None,
     replay_dir: Path | None = None,
     shrink_attempts: int = 40,
     say: Callable[[str], None] = lambda _text: None,
 ) -> FuzzReport:
-    """Run ``sessions`` random sessions across ``terminals`` ATMs on one fresh host."""
+    """Run ``sessions`` random sessions across ``terminals`` ATMs on one fresh host, then
+    ``kills`` sessions on ATMs of their own (the terminals after those) whose process is
+    killed at a random step and restarted."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    report = FuzzReport(seed, sessions, terminals)
+    report = FuzzReport(seed, sessions, terminals, kills=kills)
     config = host_config or scenario_host_config()
     work = Path(tempfile.mkdtemp(prefix="atm-fuzz-"))
     try:
@@ -225,6 +335,7 @@ async def fuzz(
             for t in range(terminals)
         ]
         lanes = [_lane(t + 1, seed) for t in range(terminals)]
+        killed = [kill_lane(terminals + 1 + k, seed, k + 1, work / "kills") for k in range(kills)]
         timeout = 30.0 + 3.0 * max(share)
         results: Sequence[ScenarioResult] = await asyncio.gather(
             *(
@@ -239,8 +350,27 @@ async def fuzz(
                 for lane, agent in zip(lanes, agents, strict=True)
             )
         )
+        # The killed ATMs one at a time (each is a process of its own, then a restart), each
+        # with a card and accounts of its own.
+        for lane in killed:
+            await asyncio.to_thread(apply_setup, host, lane, config)
+        kill_results = [
+            await run_scenario(
+                lane,
+                host_config=config,
+                work_dir=work / lane.setup.terminal_id,
+                timeout=60.0,
+                shared=shared,
+            )
+            for lane in killed
+        ]
         after = await asyncio.to_thread(snapshot_host, host)
-        evidence = [r.evidence for r in results if r.evidence is not None]
+        evidence = [r.evidence for r in [*results, *kill_results] if r.evidence is not None]
+        for lane, result in zip(killed, kill_results, strict=True):
+            if not result.ok:
+                report.problems += [f"{lane.name}: {p}" for p in result.problems] or [
+                    f"{lane.name} stopped: still waiting for {result.observed.waiting_for}"
+                ]
         for lane, result in zip(lanes, results, strict=True):
             if not result.observed.completed:
                 report.problems.append(
@@ -267,6 +397,10 @@ async def fuzz(
                 path = out / f"{replay.name}.yaml"
                 path.write_text(scenario_to_yaml(replay))
                 replays.append((replay, path))
+                report.replays.append(path)
+            for lane in killed:
+                path = out / lane.path.name
+                shutil.copyfile(lane.path, path)
                 report.replays.append(path)
             for replay, _ in replays:
                 shrunk = await shrink(replay, config, shrink_attempts, say)
@@ -349,7 +483,25 @@ def _step_dict(step: Step) -> dict[str, Any]:
         out["take"] = step.take
     if step.wait:
         out["wait"] = True
+    if step.atm is not None:
+        out["atm"] = step.atm
+    if step.atm == "kill":
+        out["at"] = step.kill_at
+        if step.kill_nth != 1:
+            out["nth"] = step.kill_nth
     return out
+
+
+def _card_dict(card: CardSpec) -> dict[str, Any]:
+    return {
+        "name": card.name,
+        "pan": card.pan,
+        "pin": card.pin,
+        "customer": card.customer,
+        "accounts": [
+            {"number": a.number, "type": a.type, "balance": a.balance_cents} for a in card.accounts
+        ],
+    }
 
 
 def scenario_to_yaml(scenario: Scenario) -> str:
@@ -361,6 +513,11 @@ def scenario_to_yaml(scenario: Scenario) -> str:
         "setup": {
             "terminal": {"id": scenario.setup.terminal_id},
             "device": dict(scenario.setup.device),
+            **(
+                {"cards": [_card_dict(c) for c in scenario.setup.cards]}
+                if scenario.setup.cards
+                else {}
+            ),
         },
         "expect": {"cards_retained": None},
         "steps": [_step_dict(step) for step in scenario.steps],

@@ -464,12 +464,23 @@ def _counters(atm: Evidence) -> list[str]:
             start = index + 1
     presented: dict[int, int] = {}
     rejected: dict[int, int] = {}
+    resulted = set()
     for record in records[start:]:
         if record["event"] in {"DISPENSE_RESULT", "DISPENSE_FAULT"}:
+            resulted.add(record.get("stan", ""))
             for i, n in parse_notes(record.get("notes", "")).items():
                 presented[i] = presented.get(i, 0) + n
             for i, n in parse_notes(record.get("rejected", "")).items():
                 rejected[i] = rejected.get(i, 0) + n
+        elif (
+            record["event"] == "CASH_RETRACTED"
+            and record.get("recovered") == "yes"
+            and record.get("stan", "") not in resulted
+        ):
+            # The ATM died after the notes were presented but before it journaled the
+            # result: recovery found them in the exit tray and journaled what it moved.
+            for i, n in parse_notes(record.get("moved", "")).items():
+                presented[i] = presented.get(i, 0) + n
     for index, counters in sorted(atm.counters.items()):
         counted = counters.dispensed + counters.retracted
         if counted != presented.get(index, 0):

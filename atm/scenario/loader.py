@@ -264,6 +264,49 @@ def _fault(raw: Mapping[str, Any]) -> FaultSpec:
     return FaultSpec(str(raw["device"]), str(raw["fault"]), raw.get("arg"))
 
 
+WORLD_KEYS = ("fault", "clear", "host", "link", "operator", "pause")
+
+
+def _check_atm_process(
+    data: dict[str, Any], steps: list[Step], setup: Setup, where: _Where
+) -> None:
+    """``atm: kill`` then ``atm: restart``, once each; the killed ATM is its own process, so
+    until the restart only the customer acts on it (no device faults, link, host, operator)."""
+    kills = [i for i, s in enumerate(steps) if s.atm == "kill"]
+    restarts = [i for i, s in enumerate(steps) if s.atm == "restart"]
+    if not kills and not restarts:
+        return
+    if len(kills) != 1 or len(restarts) != 1 or restarts[0] < kills[0]:
+        index = (restarts or kills)[-1]
+        raise where.error(
+            ("steps", index, "atm"),
+            "a scenario has one 'atm: kill' and, after it, one 'atm: restart'",
+        )
+    if data.get("faults"):
+        raise where.error(
+            ("faults",), "not with 'atm: kill' (inject faults in steps after the restart)"
+        )
+    if setup.devices != "sim" or setup.host_down_at_start:
+        raise where.error(("setup",), "'atm: kill' needs devices: sim and the host up at the start")
+    for index, raw in enumerate(data["steps"][: restarts[0] + 1]):
+        world = [key for key in WORLD_KEYS if key in raw]
+        if world:
+            raise where.error(
+                ("steps", index, world[0]),
+                "until 'atm: restart' only the customer acts (the ATM is its own process)",
+            )
+    if steps[restarts[0]].screen != "welcome":
+        raise where.error(
+            ("steps", restarts[0], "screen"),
+            "the 'atm: restart' step waits for 'welcome' (recovery done, the ATM in service)",
+        )
+    extra = sorted(set(data["steps"][restarts[0]]) - {"screen", "atm", "says"})
+    if extra:
+        raise where.error(
+            ("steps", restarts[0], extra[0]), "the 'atm: restart' step has only screen and says"
+        )
+
+
 def _build(data: dict[str, Any], where: _Where) -> Scenario:
     raw_setup = data.get("setup") or {}
     terminal = raw_setup.get("terminal") or {}
@@ -347,6 +390,11 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
             raise where.error((*at, "then"), "'then' goes with 'type'")
         if "link_delay" in raw and raw.get("link") != "slow":
             raise where.error((*at, "link_delay"), "'link_delay' goes with 'link: slow'")
+        if ("at" in raw or "nth" in raw) and raw.get("atm") != "kill":
+            key = "at" if "at" in raw else "nth"
+            raise where.error((*at, key), f"'{key}' goes with 'atm: kill'")
+        if raw.get("atm") == "kill" and "at" not in raw:
+            raise where.error((*at, "atm"), "'atm: kill' needs 'at' (a journal event or counters)")
         press = raw.get("press", ())
         steps.append(
             Step(
@@ -369,8 +417,12 @@ def _build(data: dict[str, Any], where: _Where) -> Scenario:
                 take=raw.get("take"),
                 wait=bool(raw.get("wait", False)),
                 pause=float(raw.get("pause", 0.0)),
+                atm=raw.get("atm"),
+                kill_at=str(raw.get("at", "")),
+                kill_nth=int(raw.get("nth", 1)),
             )
         )
+    _check_atm_process(data, steps, setup, where)
     raw_expect = data.get("expect") or {}
     codes = raw_expect.get("response_codes")
     expect = Expect(

@@ -35,6 +35,7 @@ from atm.devices import (
     NoteSlot,
     open_kit,
 )
+from atm.scenario.atmproc import AtmProcess, config_to_json, physical_devices
 from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
@@ -430,7 +431,7 @@ async def _run(
         host = Host(config)
         say(f"== host database {display_url(config.database_url)}")
         await asyncio.to_thread(host.upgrade_and_seed)
-        await asyncio.to_thread(_apply_setup, host, scenario, config)
+        await asyncio.to_thread(apply_setup, host, scenario, config)
         before = await asyncio.to_thread(snapshot_host, host)
         seen.balances_before = {n: before.balances[n] for n in watched if n in before.balances}
         seen.available_before = {n: before.available(n) for n in seen.balances_before}
@@ -465,9 +466,32 @@ async def _run(
         **overrides,
     )
     kit = None
+    child: AtmProcess | None = None
     try:
+        if scenario.atm_process:
+            # Physical device state in files, so that it outlives the killed ATM process.
+            device_config = replace(device_config, sim_state_dir=work_dir / "physical")
+            child = AtmProcess(
+                scenario.path,
+                config_to_json(device_config, dict(setup.device)),
+                work_dir / "atm-process.log",
+            )
+            say("== ATM process (python -m atm.scenario.atmproc) plays the steps to the restart")
+            problem = await child.run_until_killed(timeout)
+            for line in child.log_lines():
+                seen.output.append(f"   (ATM process) {line}")
+            if problem:
+                result.problems.append(problem)
+                return
+            say(
+                "== the ATM process was SIGKILLed; the ATM starts again on the same journal, "
+                "counters and device state files"
+            )
         if devices == "sim" and dispenser_model is None:
-            atm_devices = build_sim_devices(device_config)
+            if scenario.atm_process:
+                atm_devices, _ = physical_devices(device_config)
+            else:
+                atm_devices = build_sim_devices(device_config)
             reader: Any = atm_devices.card_reader
             pin_pad: Any = atm_devices.pin_pad
             dispenser: Any = atm_devices.dispenser
@@ -495,6 +519,11 @@ async def _run(
             _inject(atm.device(fault.device), fault)
             say(f"== fault injected: {fault}")
         world = _World(host, port, relay, atm, process)
+        if scenario.atm_process:
+            # The restarted ATM plays the steps after the restart step (none: it ends as soon
+            # as recovery is done and it shows its welcome screen).
+            after_restart = replace(scenario, steps=scenario.steps[scenario.restart_index + 1 :])
+            agent = agent or _Script(after_restart)
         await _drive(agent or _Script(scenario), controller, world, seen, say, timeout, link_say)
         seen.journal = controller.journal.path.read_text().splitlines()
         after: HostSnapshot = await asyncio.to_thread(snapshot_host, host)
@@ -531,6 +560,7 @@ async def _run(
                     "receipt": [line for receipt in seen.receipts for line in receipt],
                     "output": seen.output,
                     "host process log": process.log_lines() if process else [],
+                    "ATM process output": child.log_lines() if child else [],
                 },
                 secrets=_secrets(scenario, device_config),
                 stacker=stacker,
@@ -733,7 +763,7 @@ async def _settle(controller: AtmController, timeout: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def _apply_setup(host: Host, scenario: Scenario, config: HostConfig) -> None:
+def apply_setup(host: Host, scenario: Scenario, config: HostConfig) -> None:
     """Cards, accounts and balances of ``setup``, made the way ``atm db seed`` makes them."""
     setup = scenario.setup
     with host.sessions.begin() as session:
@@ -914,4 +944,4 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
     return problems
 
 
-__all__ += ["TRACKS", "build_sim_devices", "check_expectations", "pins_of"]
+__all__ += ["TRACKS", "apply_setup", "build_sim_devices", "check_expectations", "pins_of"]

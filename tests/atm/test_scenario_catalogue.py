@@ -58,6 +58,13 @@ def test_the_catalogue_loads_and_covers_the_fault_families():
         "deposit-notes-not-taken",
     ):
         assert wanted in names
+    # The ATM process killed at each step of a withdrawal and of a transfer, and restarted.
+    for step in ("card-read", "pin", "request-sent", "response-received", "receipt"):
+        assert f"atm-kill-withdrawal-{step}" in names and f"atm-kill-transfer-{step}" in names
+    for step in ("dispense-started", "notes-counted", "cash-presented", "cash-taken"):
+        assert f"atm-kill-withdrawal-{step}" in names
+    assert "atm-kill-withdrawal-card-returned" in names
+    assert "atm-kill-transfer-card-returned" in names
     assert len(FAST) >= 3
 
 

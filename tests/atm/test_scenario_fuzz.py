@@ -7,7 +7,7 @@ from pathlib import Path
 
 from atm.cli import main
 from atm.scenario import load_file
-from atm.scenario.fuzz import FuzzAgent, _lane, fuzz, scenario_to_yaml
+from atm.scenario.fuzz import FuzzAgent, _lane, fuzz, kill_lane, scenario_to_yaml
 from atm.scenario.runner import run_scenario, scenario_host_config
 from device.screens import Screen
 from host.link.reversals import ReversalService
@@ -24,13 +24,18 @@ def test_fuzz_passes_on_this_build(tmp_path, capsys):
             "12",
             "--terminals",
             "2",
+            "--kills",
+            "1",
             "--replay-dir",
             str(tmp_path),
         ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "fuzz seed 7: 12 sessions on 2 terminal(s), invariants hold" in out
+    assert (
+        "fuzz seed 7: 12 sessions on 2 terminal(s) and 1 killed ATM process(es), invariants hold"
+        in out
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -64,3 +69,19 @@ def test_the_replay_file_is_a_scenario_file(tmp_path):
     loaded = load_file(path)
     assert [s.screen for s in loaded.steps] == ["welcome", "enter_pin", "main_menu"]
     assert loaded.expect.cards_retained is None
+
+
+def test_kill_lanes_are_seeded_scenario_files_with_a_card_of_their_own(tmp_path):
+    first = kill_lane(5, 7, 1, tmp_path / "a")
+    again = kill_lane(5, 7, 1, tmp_path / "b")
+    assert first.path.read_text() == again.path.read_text()  # the same seed, the same file
+    loaded = load_file(first.path)
+    assert loaded.atm_process and loaded.steps[-1].atm == "restart"
+    assert loaded.setup.terminal_id == "ATM00005"
+    assert loaded.setup.cards[0].pan.startswith("400000") and loaded.steps[0].kill_at
+
+
+def test_kills_need_terminals_of_their_own(capsys):
+    code = main(["scenario", "fuzz", "--seed", "1", "--terminals", "8", "--kills", "3"])
+    assert code == 2
+    assert "--terminals + --kills at most 10" in capsys.readouterr().err

@@ -165,3 +165,43 @@ def test_a_directory_and_duplicate_names(tmp_path):
         load_paths([tmp_path])
     with pytest.raises(ScenarioFileError, match="no such file"):
         load_paths([tmp_path / "missing.yaml"])
+
+
+KILL = """\
+name: my-kill
+steps:
+  - {screen: welcome, insert: alice, atm: kill, at: TXN_RESPONSE}
+  - {screen: enter_pin, type: "1234"}
+  - {screen: main_menu, press: F1}
+  - {screen: select_account, press: F1}
+  - {screen: select_amount, press: F4}
+  - {screen: take_cash, take: cash}
+  - {screen: take_card, take: card}
+  - {screen: welcome, atm: restart}
+"""
+
+
+def test_an_atm_kill_scenario_loads_with_its_kill_point_and_restart(tmp_path):
+    scenario = load_file(write(tmp_path, KILL))
+    assert scenario.atm_process and scenario.restart_index == 7
+    assert (scenario.steps[0].atm, scenario.steps[0].kill_at, scenario.steps[0].kill_nth) == (
+        "kill",
+        "TXN_RESPONSE",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        (("  - {screen: welcome, atm: restart}\n", ""), 3, "one 'atm: kill' and, after it, one"),
+        ((", at: TXN_RESPONSE", ""), 3, "'atm: kill' needs 'at'"),
+        (("press: F4}", "press: F4, link: hold}"), 7, "until 'atm: restart' only the customer"),
+        (("{screen: welcome, atm: restart}", "{screen: take_card, atm: restart}"), 10, "waits"),
+        (("atm: restart}", "atm: restart, take: card}"), 10, "has only screen and says"),
+        (("take: cash}", "take: cash, at: CASH_TAKEN}"), 8, "'at' goes with 'atm: kill'"),
+    ],
+)
+def test_atm_kill_mistakes_name_the_line(tmp_path, change, line, message):
+    error = error_of(tmp_path, KILL.replace(*change))
+    assert error.line == line and message in str(error), str(error)

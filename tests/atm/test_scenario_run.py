@@ -93,3 +93,28 @@ def test_run_on_postgresql_with_database_url(postgres_url, capsys):
             capsys.readouterr().out
         )
         assert "1 scenario(s): 1 passed" in capsys.readouterr().out
+
+
+NEVER_KILLED = """\
+name: kill-that-never-comes
+description: Alice takes her cash, so the ATM never journals a retraction to die after
+steps:
+  - {screen: welcome, insert: alice, atm: kill, at: CASH_RETRACTED}
+  - {screen: enter_pin, type: "1234"}
+  - {screen: main_menu, press: F1}
+  - {screen: select_account, press: F1}
+  - {screen: select_amount, press: F1}
+  - {screen: take_cash, take: cash}
+  - {screen: take_card, take: card}
+  - {screen: welcome, atm: restart}
+"""
+
+
+def test_a_kill_point_that_never_comes_fails_saying_so(tmp_path, capsys):
+    path = tmp_path / "never.yaml"
+    path.write_text(NEVER_KILLED)
+    code = main(["scenario", "run", str(path)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "the ATM process was never killed (exit code 1)" in out
+    assert "ATM PROCESS NOT KILLED: the steps ended" in out

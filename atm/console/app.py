@@ -124,7 +124,7 @@ class ConsoleApp(App[int]):
     #tray { height: 5; }
     #card-slot { height: 1; }
     #supervisor-state { width: 1fr; height: 1; }
-    #operator-keys { grid-size: 2 4; grid-gutter: 0 1; height: 12; }
+    #operator-keys { grid-size: 2 5; grid-gutter: 0 1; height: 15; }
     #operator-keys KeyButton { width: 100%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -67,7 +67,8 @@ SEEDED_CARDS: dict[str, str] = {
     "stolen": "Stolen test card",
 }
 
-# Supervisor keys (the controller's supervisor mode), for the operator's view.
+# Supervisor keys (the controller's supervisor mode, ``device.states.SUPERVISOR_KEYS``), for
+# the operator's view: every key the controller honours there, with its label.
 SUPERVISOR_KEYS: dict[str, str] = {
     "F1": "Replenish",
     "F2": "Print counters",
@@ -76,6 +77,7 @@ SUPERVISOR_KEYS: dict[str, str] = {
     "F5": "Balancing",
     "F6": "Suspect: not paid",
     "F7": "Suspect: paid",
+    "ENTER": "Accept damaged line",
     "F8": "Leave",
 }
 

@@ -14,7 +14,8 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, RichLog, Select, Static, TabbedContent
 
 from atm.console import ConsoleApp
-from atm.frontpanel import Bench, BenchOptions, FrontPanel
+from atm.frontpanel import SUPERVISOR_KEYS, Bench, BenchOptions, FrontPanel
+from device.states import SUPERVISOR_KEYS as CONTROLLER_SUPERVISOR_KEYS
 from host.config import HostConfig
 from tests.device.test_more_time import Clock
 
@@ -230,3 +231,43 @@ async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
         # On a slow machine the 0.5 s key timeout may also run out while the PIN is typed (a
         # key at the warning resumes too): what F4 did is the last way out of the warning.
         assert back[-1] == f"more_time -> {waited_in} (resume_{waited_in})"
+
+
+async def test_supervisor_keys_are_the_controllers_and_enter_accepts_a_damaged_line(
+    host_config, tmp_path
+):
+    # The operator's keypad offers every key supervisor mode honours (device.states).
+    assert set(SUPERVISOR_KEYS) == set(CONTROLLER_SUPERVISOR_KEYS)
+    async with open_console(host_config, tmp_path):
+        pass  # a first run writes the journal (sign-on and the session lines)
+    journal = tmp_path / "console" / "device" / "journal-ATM00001.log"
+    lines = journal.read_bytes().split(b"\n")
+    number = next(i for i, line in enumerate(lines, 1) if b"|" in line)
+    lines[number - 1] = lines[number - 1].replace(b"|", b"!", 1)
+    journal.write_bytes(b"\n".join(lines))
+    bench = Bench(
+        BenchOptions(work_dir=tmp_path / "console", device={"reconnect_delay": 0.05}),
+        host_config,
+    )
+    panel = await bench.start()
+    try:
+        await panel.wait_for(lambda p: p.state == "fault")
+        app = ConsoleApp(panel)
+        async with app.run_test(size=SIZE) as pilot:
+            c = Console(bench, panel, app, pilot)
+            c.app.query_one(TabbedContent).active = "operator"
+            await c.pilot.pause()
+            await c.pilot.click("#supervisor")
+            await c.screen("supervisor")
+            assert f"journal line {number} damaged" in c.text("#atm-screen")
+            assert c.button("#sup-ENTER") == "ENTER Accept damaged line"
+            await c.pilot.click("#sup-ENTER")
+            await panel.wait_for(
+                lambda p: p.screen is not None and any("accepted" in x for x in p.screen.lines)
+            )
+            await c.pilot.pause()
+            assert f"Line {number} accepted" in c.text("#atm-screen")
+            await c.pilot.click("#sup-F8")
+            await c.screen("welcome")
+    finally:
+        await bench.close()

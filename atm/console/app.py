@@ -35,6 +35,7 @@ from textual.widgets import (
 from textual.widgets.button import ButtonVariant
 
 from atm.frontpanel import SEEDED_CARDS, SUPERVISOR_KEYS, Change, FrontPanel, PanelError
+from atm.frontpanel.qr import qr_blocks
 from device.screens import Screen, money
 from device.states import State
 
@@ -418,10 +419,17 @@ class ConsoleApp(App[int]):
 
     def _show_receipts(self) -> None:
         text = Text()
-        for i, receipt in enumerate(self.panel.receipts[-5:]):
+        receipts = list(zip(self.panel.receipts, self.panel.receipt_qr, strict=True))
+        for i, (receipt, qr) in enumerate(receipts[-5:]):
             if i:
                 text.append("- - - - - - - - 8< - - - - - - - -\n", style="dim")
             text.append("\n".join(receipt) + "\n")
+            if qr:
+                # Dark modules dark on white paper, as printed (and as a phone scans it).
+                for line in qr_blocks(qr):
+                    text.append(line, style="black on white")
+                    text.append("\n")
+                text.append(f"QR: {qr}\n", style="dim")
         self._set("#receipt", text, layout=True)
         self.query_one("#roll", VerticalScroll).scroll_end(animate=False)
 

@@ -217,6 +217,8 @@ class FrontPanel:
         self.link_log: deque[LinkEntry] = deque(maxlen=log_size)
         self.journal_tail: deque[str] = deque(maxlen=journal_size)
         self.receipts: list[tuple[str, ...]] = []
+        # The text of the QR code under each receipt ("" for none), receipt by receipt.
+        self.receipt_qr: list[str] = []
         self.notices: deque[Notice] = deque(maxlen=50)
         self.host_down = False
         self.requests_held = False
@@ -297,6 +299,7 @@ class FrontPanel:
             self._changed(Change.LINK)
         elif isinstance(event, ReceiptPrinted):
             self.receipts.append(tuple(event.lines))
+            self.receipt_qr.append(event.qr)
             self._changed(Change.RECEIPT)
             self._changed(Change.DEVICES)
         elif isinstance(event, JournalLine):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from aiohttp import WSMsgType, web
 
 from atm.frontpanel import FrontPanel
 from atm.frontpanel.model import KEYS, SEEDED_CARDS, SUPERVISOR_KEYS, Change, PanelError
+from atm.frontpanel.qr import qr_svg
 from device.screens import money
 
 __all__ = ["WebPanel", "make_app", "snapshot", "start_web"]
@@ -43,6 +45,12 @@ NOTICE_ROWS = 6
 
 STATIC = resources.files("atm.web") / "static"
 _CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+
+
+@functools.lru_cache(maxsize=32)
+def _receipt_qr_svg(text: str) -> str:
+    """The receipt's QR code as SVG, drawn once per reference (every snapshot carries it)."""
+    return qr_svg(text)
 
 
 def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
@@ -59,6 +67,7 @@ def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
             "fault_names": list(side.fault_names) if faults else [],
         }
     tray = panel.cash_tray()
+    qr = panel.receipt_qr[-1] if panel.receipt_qr else ""
     return {
         "state": panel.state,
         "supervisor": panel.in_supervisor_mode,
@@ -78,6 +87,9 @@ def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
         "cash_tray": [{"note": money(d), "count": n} for d, n in tray],
         "cash_tray_total": money(panel.cash_tray_cents()),
         "receipt": list(panel.receipts[-1]) if panel.receipts else [],
+        "receipt_qr": qr,
+        # Drawn here in Python from the reference (our own markup, no customer input).
+        "receipt_qr_svg": _receipt_qr_svg(qr) if qr else "",
         "receipts": len(panel.receipts),
         "devices": devices,
         "counters": panel.counters(),

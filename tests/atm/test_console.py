@@ -15,13 +15,21 @@ from textual.widgets import Button, Input, RichLog, Select, Static, TabbedConten
 
 from atm.console import ConsoleApp
 from atm.frontpanel import SUPERVISOR_KEYS, Bench, BenchOptions, FrontPanel
+from atm.frontpanel.sides import LocalSide
 from device.states import SUPERVISOR_KEYS as CONTROLLER_SUPERVISOR_KEYS
 from host.config import HostConfig
 from tests.device.test_more_time import Clock
+from tests.qr import read_blocks
 
 ALICE_CHECKING = "1000-0001-0001"
 BOB_CHECKING = "1000-0002-0001"
 SIZE = (180, 50)
+
+
+def receipt_field(receipt: str, name: str) -> str:
+    """The value on a receipt's ``NAME      value`` line."""
+    line = next(x for x in receipt.splitlines() if x.startswith(name + " "))
+    return line.split()[-1]
 
 
 @dataclass
@@ -106,6 +114,14 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         assert "BALANCE                $5,150.00" in receipt
         assert "400000******7899" in receipt and "4000001234567899" not in receipt
         assert c.panel.balance(ALICE_CHECKING) == 515_000
+        # The receipt's QR code, drawn in blocks, reads back to the transaction reference:
+        # terminal, STAN and RRN, as the receipt prints them.
+        reference = "-".join(receipt_field(receipt, k) for k in ("TERMINAL", "STAN", "RRN"))
+        blocks = [line for line in receipt.splitlines() if set(line) <= set(" ▀▄█") and line]
+        assert read_blocks(blocks) == [reference]
+        assert f"QR: {reference}" in receipt
+        printer = c.panel.sides["printer"]
+        assert isinstance(printer, LocalSide) and printer.device.qr_codes == [reference]
         # The engineer's view: the link log decoded, PAN masked, PIN block hidden.
         entries = c.panel.link_entries("0200")
         assert entries and "400000******7899" in entries[0].summary

@@ -9,6 +9,8 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from tests.qr import read_png
+
 ALICE_CHECKING = "1000-0001-0001"
 
 
@@ -53,6 +55,15 @@ async def test_withdrawal_by_clicks_and_keys(web):
     await expect(receipt).to_contain_text("BALANCE                $5,150.00")
     await expect(receipt).to_contain_text("400000******7899")
     assert web.panel.balance(ALICE_CHECKING) == 515_000
+    # The receipt's QR code (SVG drawn by the server) reads back, from a screenshot, to the
+    # transaction reference: terminal, STAN and RRN as the receipt prints them.
+    lines = (await receipt.text_content() or "").splitlines()
+    reference = "-".join(
+        next(x for x in lines if x.startswith(f"{name} ")).split()[-1]
+        for name in ("TERMINAL", "STAN", "RRN")
+    )
+    await expect(page.locator("#receipt-qr-text")).to_have_text(f"QR: {reference}")
+    assert read_png(await page.locator("#receipt-qr-code").screenshot()) == [reference]
     # The link log drawer shows the decoded messages, PAN masked, PIN block hidden.
     await page.click("#drawer summary")
     await expect(page.locator("#link-log")).to_contain_text("0210 financial response")

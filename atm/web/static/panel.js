@@ -52,6 +52,7 @@ function render(message) {
     ? [...p.cash_tray.map((n) => el("li", `${n.count} x ${n.note}`)), el("li", `total ${p.cash_tray_total}`)]
     : [el("li", "empty")]));
   $("receipt").textContent = p.receipt.join("\n");
+  renderReceiptQr(p.receipt_qr, p.receipt_qr_svg);
   $("devices").replaceChildren(...Object.entries(p.devices).map(([kind, d]) =>
     el("li", `${kind} (${d.where}): ${d.summary || "ok"}` + (d.faults.length ? ` — faults ${d.faults.join(" ")}` : ""))));
   $("counters").textContent = p.counters.join("\n");
@@ -69,6 +70,22 @@ function render(message) {
   $("host-toggle").textContent = p.host_down ? "Start the host" : "Stop the host";
   $("supervisor").textContent = p.supervisor ? "Supervisor switch (on: turn off)" : "Supervisor switch (off: turn on)";
   for (const button of document.querySelectorAll("button")) button.disabled = role !== "driver";
+}
+
+// The receipt's QR code, drawn by the server as SVG; replaced only when the reference changes.
+function renderReceiptQr(text, svg) {
+  const figure = $("receipt-qr");
+  figure.hidden = !text;
+  if (figure.dataset.text === text) return;
+  figure.dataset.text = text;
+  const code = $("receipt-qr-code");
+  if (text) {
+    const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+    code.replaceChildren(document.importNode(doc.documentElement, true));
+  } else {
+    code.replaceChildren();
+  }
+  $("receipt-qr-text").textContent = text ? `QR: ${text}` : "";
 }
 
 function renderFaultChoices(devices) {

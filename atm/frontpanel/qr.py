@@ -24,7 +24,8 @@ _LEVELS = {
 
 def qr_matrix(text: str, error_correction: str = "M") -> list[list[bool]]:
     """The symbol's modules, row by row (True: dark), without the quiet zone; the smallest
-    version that holds ``text`` (reportlab picks numeric, alphanumeric or byte segments). ``ValueError`` for text too long."""
+    version that holds ``text`` (reportlab picks numeric, alphanumeric or byte segments).
+    ``ValueError`` for text too long."""
     if not text:
         raise ValueError("a QR code needs some text")
     if len(text.encode("utf-8")) > MAX_BYTES:

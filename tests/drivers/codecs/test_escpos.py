@@ -110,7 +110,7 @@ def test_our_qr_code_command_is_python_escpos_bytes():
     ]
     with pytest.raises(ValueError, match="error correction"):
         escpos.qr_code(b"x", error_correction="X")
-    with pytest.raises(ValueError, match="1..2331 bytes"):
+    with pytest.raises(ValueError, match=r"1\.\.2331 bytes"):
         escpos.qr_code(b"")
 
 

@@ -122,7 +122,7 @@ class Bench:
         except (DeviceConfigError, TypeError) as exc:
             raise BenchError(f"device configuration: {exc}") from exc
         try:
-            self.kit = await open_kit(dict(options.urls), config)
+            self.kit = await open_kit(dict(options.urls), config, depository=True)
         except (ValueError, OSError) as exc:
             raise BenchError(f"device URL: {exc} (see `atm device --help`)") from exc
         if any(url != "sim" for url in self.kit.urls.values()):
@@ -225,6 +225,8 @@ class Bench:
                 sides[kind] = remote
             else:
                 sides[kind] = HardwareSide(kind, url)
+        if self.kit.devices.depository is not None:
+            sides["depository"] = LocalSide("depository", "sim", self.kit.devices.depository)
         return sides
 
     async def close(self) -> list[str]:

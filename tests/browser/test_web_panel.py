@@ -154,3 +154,37 @@ async def test_a_page_from_another_origin_cannot_open_the_socket(web):
         web.url.replace("http", "ws") + "ws",
     )
     assert result == "refused"
+
+
+async def test_cash_deposit_through_the_note_slot(web):
+    page, _ = await open_page(web)
+    await page.click("#insert-card")  # Alice
+    await screen(page, "enter_pin")
+    await page.keyboard.type("1234")
+    await page.keyboard.press("Enter")
+    await screen(page, "main_menu")
+    await expect(page.locator("#key-F5")).to_have_text("F5 Deposit cash")
+    await page.click("#key-F5")
+    await screen(page, "select_account")
+    await page.click("#key-F1")  # checking
+    await screen(page, "insert_notes")
+    for cents in (10000, 10000, 5000, 5000):
+        await page.click(f"#note-{cents}")
+    await expect(page.locator("#screen-lines")).to_contain_text("Counted: 4 note(s), $300.00")
+    await expect(page.locator("#note-slot")).to_have_attribute("data-escrow", "$300.00")
+    await expect(page.locator("#note-slot")).to_contain_text("2 x $100.00, 2 x $50.00")
+    await page.keyboard.press("Enter")
+    await screen(page, "confirm_deposit")
+    await page.click("#key-F1")  # confirm $300.00
+    # $200 is available at once, $100 waits for the next business day.
+    await expect(page.locator("#screen-lines")).to_contain_text("$300.00 deposited")
+    await expect(page.locator("#screen-lines")).to_contain_text("$100.00 on hold")
+    await expect(page.locator("#note-slot")).to_have_text("empty")
+    await screen(page, "take_card")
+    await page.click("#take-card")
+    await screen(page, "welcome")
+    receipt = page.locator("#receipt")
+    await expect(receipt).to_contain_text("AMOUNT                   $300.00")
+    await expect(receipt).to_contain_text("BALANCE                $5,450.00")  # available
+    await expect(receipt).to_contain_text("ON HOLD $100.00")
+    assert web.panel.note_slot().stacked == [(10000, 2), (5000, 2)]

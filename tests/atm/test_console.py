@@ -287,3 +287,73 @@ async def test_supervisor_keys_are_the_controllers_and_enter_accepts_a_damaged_l
             await c.screen("welcome")
     finally:
         await bench.close()
+
+
+async def test_cash_deposit_through_the_note_slot(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        assert c.button("#key-F5") == "Deposit cash F5"
+        await c.keys("f5")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("insert_notes")
+        # A first note, then CANCEL: the note comes back to the slot, to be taken.
+        await c.pilot.click("#note-2000")
+        await c.panel.wait_for(lambda p: p.note_slot().escrow == [(2000, 1)])
+        await c.settled()
+        assert "in escrow: 1 x $20.00 = $20.00" in c.text("#note-slot")
+        await c.keys("escape")
+        await c.screen("take_notes")
+        assert "given back, take them: 1 x $20.00" in c.text("#note-slot")
+        await c.pilot.click("#take-notes")
+        await c.screen("another")  # the card stays in: another transaction?
+        assert c.text("#note-slot") == "Notes: empty"
+        await c.keys("f4")  # yes
+        await c.screen("main_menu")
+        await c.keys("f5")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("insert_notes")
+        for cents in (10000, 10000, 5000, 5000):
+            await c.pilot.click(f"#note-{cents}")
+        await c.panel.wait_for(lambda p: p.screen is not None and "$300.00" in str(p.screen.lines))
+        await c.keys("enter")
+        await c.screen("confirm_deposit")
+        await c.keys("f1")
+        await c.panel.wait_for(lambda p: "$100.00 on hold" in str(p.screen and p.screen.lines))
+        await c.pilot.pause()
+        assert "$300.00 deposited; $100.00 on hold" in c.text("#atm-screen")
+        await c.screen("take_card")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        receipt = c.text("#receipt")
+        assert "BALANCE                $5,450.00" in receipt and "ON HOLD $100.00" in receipt
+        assert c.panel.note_slot().stacked == [(10000, 2), (5000, 2)]
+
+
+async def test_check_deposit_through_the_envelope_slot(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        assert c.button("#key-F6") == "Deposit check F6"
+        await c.keys("f6")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("check_amount")
+        await c.keys("5", "0", "0", "enter")
+        await c.screen("check_number")
+        await c.keys("1", "0", "4", "2", "enter")
+        await c.screen("insert_envelope")
+        assert "0 envelope(s) in the bin" in c.text("#envelope-slot")
+        await c.pilot.click("#insert-envelope")
+        await c.screen("take_card")
+        assert "1 envelope(s) in the bin" in c.text("#envelope-slot")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        receipt = c.text("#receipt")
+        assert "CHECK NO 1042" in receipt and "AMOUNT                   $500.00" in receipt

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atm.devices import CardSlot, DeviceKit, Keypad, open_kit
 from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
@@ -45,6 +45,11 @@ from protocol.mac import encode_signed, verify_signed
 from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
 from protocol.response_codes import ResponseCode
 from protocol.security import KeyScheme, signon_mac_key
+
+if TYPE_CHECKING:  # the web panel loads only with --web
+    from aiohttp import web
+
+    from atm.frontpanel import FrontPanel
 
 HELP = """commands (one per line):
   insert alice|bob|charlie|expired|stolen   insert a card
@@ -238,7 +243,9 @@ def _run(args: argparse.Namespace) -> int:
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
     if args.web is not None:
         if not 0 <= args.web < 65536:
-            raise CommandFailed(f"device: --web takes a TCP port 0-65535, got {args.web}", 2)
+            raise CommandFailed(
+                f"device: --web takes a TCP port 0-65535, got {args.web}", EXIT_USAGE
+            )
         if not frontend_enabled(os.environ.get("FRONTEND_ENABLED", "")):
             print("atm device: FRONTEND_ENABLED is false: no web front panel", flush=True)
             args.web = None
@@ -257,8 +264,8 @@ def frontend_enabled(value: str) -> bool:
 class _Front:
     """The web front panel of this ATM (``--web``), a view of its controller."""
 
-    panel: Any
-    runner: Any
+    panel: FrontPanel
+    runner: web.AppRunner
 
     async def close(self) -> None:
         await self.runner.cleanup()

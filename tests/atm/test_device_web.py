@@ -122,3 +122,18 @@ async def test_no_faults_refuses_fault_actions(host_port: int, tmp_path: Path) -
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0
+
+
+async def test_frontend_enabled_false_serves_no_panel(host_port: int, tmp_path: Path) -> None:  # noqa: F811
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "atm", "device", "--port", str(host_port),
+        "--state-dir", str(tmp_path), "--web", "0", "--script", "balance-bob",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "FRONTEND_ENABLED": "false"},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    text = out.decode()
+    assert process.returncode == 0, text
+    assert "FRONTEND_ENABLED is false: no web front panel" in text
+    assert "ATM front panel on" not in text and "== run 1: done" in text

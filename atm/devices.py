@@ -34,6 +34,7 @@ from drivers.registry import (
     dispenser_model,
     parse_device_url,
 )
+from drivers.simulated import SimulatedDepository
 from simulators.base import Simulator
 from simulators.bill_acceptor import BillAcceptorSimulator
 from simulators.card_reader import CardReaderSimulator
@@ -181,9 +182,13 @@ class DeviceKit:
         self._ports.clear()
 
 
-async def open_kit(urls: Mapping[str, str], config: DeviceConfig) -> DeviceKit:
-    """Build the five devices (``urls`` maps kind -> URL; missing kinds are ``sim``).
-    ``ValueError`` for a bad URL. Devices are built, not opened: the controller opens them."""
+async def open_kit(
+    urls: Mapping[str, str], config: DeviceConfig, *, depository: bool = False
+) -> DeviceKit:
+    """Build the five devices (``urls`` maps kind -> URL; missing kinds are ``sim``), and
+    with ``depository`` an envelope depository for check deposits (simulated in-process:
+    there is no wire protocol for one). ``ValueError`` for a bad URL. Devices are built,
+    not opened: the controller opens them."""
     options = backend_options(config)
     chosen = {kind: urls.get(kind, "sim") for kind in KINDS}
     built: dict[str, Any] = {}
@@ -218,6 +223,7 @@ async def open_kit(urls: Mapping[str, str], config: DeviceConfig) -> DeviceKit:
             built["dispenser"],
             built["printer"],
             built["bill-acceptor"],
+            SimulatedDepository() if depository else None,
         ),
         chosen,
         card_reader=sides.get("card-reader"),

@@ -45,6 +45,7 @@ class LinkMessage:
 @dataclass(frozen=True)
 class ReceiptPrinted:
     lines: tuple[str, ...]
+    qr: str = ""  # the text of the QR code printed under the lines ("" for none)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Receipt layout: masked PAN, terminal, date/time, STAN, transaction, amount, balance, response."""
+"""Receipt layout: masked PAN, terminal, date/time, STAN, transaction, amount, balance, response;
+and the transaction reference that the receipt's QR code carries."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from device.screens import money
 from protocol.masking import mask_pan
 
-__all__ = ["ReceiptData", "layout_receipt"]
+__all__ = ["ReceiptData", "layout_receipt", "receipt_reference"]
 
 WIDTH = 32
 
@@ -29,6 +30,17 @@ class ReceiptData:
     note: str = ""
     to_account: str = ""
     statement: tuple[str, ...] = ()
+
+
+def receipt_reference(data: ReceiptData) -> str:
+    """The transaction reference printed as the receipt's QR code: terminal, STAN and the
+    host's RRN (``ATM00001-000004-000000000004``), the three facts a bank needs to find the
+    transaction; without an RRN (no answer from the host), terminal and STAN. Each part is on
+    the receipt in text too. Empty when there is no transaction to refer to."""
+    if not data.stan:
+        return ""
+    parts = [data.terminal_id, data.stan, *([data.rrn] if data.rrn else [])]
+    return "-".join(parts)
 
 
 def _pair(left: str, right: str) -> str:

@@ -103,13 +103,15 @@ class EscPosPrinter(ReceiptPrinter):
             state = PaperState.NEAR_END
         return PrinterStatus(state, cover_open=offline.cover_open)
 
-    async def print_receipt(self, lines: list[str]) -> None:
+    async def print_receipt(self, lines: list[str], *, qr: str = "") -> None:
         before = await self.status()
         if not before.can_print:
             raise PrinterFault(_why(before), code=_code(before))
         job = bytearray(escpos.INIT)
         for line in lines:
             job += escpos.encode_line(line)
+        if qr:
+            job += escpos.qr_code(qr.encode("utf-8"))
         job += escpos.feed(self._feed_lines) + escpos.CUT_PARTIAL
         async with self._lock:
             await self.channel.write(bytes(job))

@@ -275,8 +275,9 @@ class ReceiptPrinter(abc.ABC):
     async def status(self) -> PrinterStatus: ...
 
     @abc.abstractmethod
-    async def print_receipt(self, lines: list[str]) -> None:
-        """Print the lines and cut. ``PrinterFault`` when it cannot."""
+    async def print_receipt(self, lines: list[str], *, qr: str = "") -> None:
+        """Print the lines, then ``qr`` (when given) as a QR code, and cut. ``PrinterFault``
+        when it cannot."""
 
 
 class AcceptorState(enum.StrEnum):

@@ -498,6 +498,9 @@ class SimulatedDispenser(_Faults, CashDispenser):
         return count
 
 
+QR_LINES = 8
+
+
 class SimulatedPrinter(_Faults, ReceiptPrinter):
     """``paper_lines``: lines left on the roll (None: never runs out); near end below
     ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
@@ -514,6 +517,8 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
     ) -> None:
         super().__init__()
         self.receipts: list[list[str]] = []
+        # The QR code printed under each receipt ("" for none), by receipt.
+        self.qr_codes: list[str] = []
         self.paper_left = paper_lines
         self.near_end_lines = near_end_lines
         self.printed = 0  # receipts cut over the roll's life
@@ -556,16 +561,18 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
             paper = PaperState.NEAR_END
         return PrinterStatus(paper, cover_open="cover_open" in self.faults)
 
-    async def print_receipt(self, lines: list[str]) -> None:
+    async def print_receipt(self, lines: list[str], *, qr: str = "") -> None:
         status = await self.status()
         if not status.can_print:
             raise PrinterFault(
                 f"cannot print: paper {status.paper}, cover open {status.cover_open}"
             )
         self.receipts.append(list(lines))
+        self.qr_codes.append(qr)
         self.printed += 1
         if self.paper_left is not None:
-            self.paper_left = max(0, self.paper_left - len(lines))
+            # A QR code takes about as much paper as eight lines of text.
+            self.paper_left = max(0, self.paper_left - len(lines) - (QR_LINES if qr else 0))
         self._save()
 
 

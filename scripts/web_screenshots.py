@@ -40,6 +40,7 @@ SHOTS = {
     "web-panel.png": "the front panel at a desktop width: PIN entry after Alice's card",
     "web-cash.png": "cash in the tray by denomination",
     "web-phone.png": "the same panel at phone width",
+    "web-receipt.png": "card slot, note and envelope slots, the receipt with its QR code",
 }
 
 
@@ -88,6 +89,9 @@ async def take_screenshots(out: Path, host_config: HostConfig, work: Path) -> li
             await _screen(page, "take_card")
             await page.click("#take-card")
             await _screen(page, "welcome")
+            await expect(page.locator("#receipt-qr-text")).to_contain_text("QR: ATM00001-")
+            saved.append(out / "web-receipt.png")
+            await page.locator(".slots").screenshot(path=str(saved[-1]))
             await browser.close()
     finally:
         await runner.cleanup()

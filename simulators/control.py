@@ -13,6 +13,7 @@
     type DIGITS                  PIN pad: the digits, then ENTER
     note CENTS [CENTS ...]       bill acceptor: push notes into the entrance (2000 = $20)
     take notes                   bill acceptor: take the notes given back at the entrance
+    envelope                     envelope depository: put an envelope in the slot
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ class ControlChannel:
                 return f"ok {len(notes)} note(s) inserted"
             case ["take", "notes"] if hasattr(sim, "take_returned"):
                 return f"ok took {sim.take_returned()}"
+            case ["envelope"] if hasattr(sim, "insert_envelope"):
+                sim.insert_envelope()
+                return "ok envelope at the slot"
             case ["press", *keys] if keys and hasattr(sim, "press"):
                 sim.press(*[k.upper() for k in keys])
                 return "ok"
@@ -108,6 +112,8 @@ def describe(sim: Any) -> str:
         parts.append(f"captured={len(sim.captured)}")
     if hasattr(sim, "receipts"):
         parts.append(f"receipts={len(sim.receipts)}")
+    if hasattr(sim, "envelopes"):
+        parts.append(f"envelopes={len(sim.envelopes)}")
     return " ".join(parts)
 
 

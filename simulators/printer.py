@@ -96,6 +96,15 @@ class PrinterSimulator(Simulator):
         self._char_height = CHAR_DOTS
 
     @property
+    def qr_codes(self) -> list[str]:
+        """The text of the (first) QR code on each receipt, "" for none: what a phone
+        scanning the printed receipt would read."""
+        return [
+            next((i.data.decode("utf-8", "replace") for i in r if isinstance(i, QrCode)), "")
+            for r in self.receipt_items
+        ]
+
+    @property
     def paper_left(self) -> int:
         """Paper left, in default-spaced lines."""
         return self.paper_dots // LINE_DOTS

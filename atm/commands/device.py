@@ -12,11 +12,12 @@ import datetime as dt
 import os
 import signal
 import ssl
+import stat
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atm.devices import CardSlot, DeviceKit, Keypad, open_kit
 from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
@@ -49,6 +50,11 @@ from protocol.mac import encode_signed, verify_signed
 from protocol.messages import Message, Mti, NetworkCode, decode, format_transmission_time
 from protocol.response_codes import ResponseCode
 from protocol.security import KeyScheme, signon_mac_key
+
+if TYPE_CHECKING:  # the web panel loads only with --web
+    from aiohttp import web
+
+    from atm.frontpanel import FrontPanel
 
 HELP = """commands (one per line):
   insert alice|bob|charlie|expired|stolen   insert a card
@@ -163,6 +169,26 @@ def register(subparsers: Any) -> None:
     )
     for option, kind in DEVICE_OPTIONS:
         parser.add_argument(option, default="sim", metavar="URL", help=f"{kind} (default sim)")
+    web = parser.add_argument_group(
+        "the front panel in a browser (docs/web.md); FRONTEND_ENABLED=false in the "
+        "environment turns --web off"
+    )
+    web.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="serve this ATM's front panel at http://127.0.0.1:PORT (0: any free port): its "
+        "screen, keys, card slot, cash tray, note and envelope slots, receipt, faults, link log",
+    )
+    web.add_argument(
+        "--web-listen",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address for --web (default 127.0.0.1: this machine only; 0.0.0.0 in a container)",
+    )
+    web.add_argument(
+        "--no-faults", action="store_true", help="--web: no fault panel (faults are refused)"
+    )
     parser.add_argument(
         "--sim-state",
         metavar="DIR",
@@ -247,10 +273,68 @@ def _run(args: argparse.Namespace) -> int:
     except (DeviceConfigError, InsecureFileError) as exc:
         raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
     urls = {kind: getattr(args, option[2:].replace("-", "_")) for option, kind in DEVICE_OPTIONS}
+    if args.web is not None:
+        if not 0 <= args.web < 65536:
+            raise CommandFailed(
+                f"device: --web takes a TCP port 0-65535, got {args.web}", EXIT_USAGE
+            )
+        if not frontend_enabled(os.environ.get("FRONTEND_ENABLED", "")):
+            print("atm device: FRONTEND_ENABLED is false: no web front panel", flush=True)
+            args.web = None
     if args.trace:
         enable_trace()
     with open_link_log(args.link_log, "device") as link_say:
         return asyncio.run(_serve(config, urls, args, link_say))
+
+
+def frontend_enabled(value: str) -> bool:
+    """``FRONTEND_ENABLED``: true unless set to false, 0, no or off."""
+    return value.strip().lower() not in ("false", "0", "no", "off")
+
+
+@dataclasses.dataclass
+class _Front:
+    """The web front panel of this ATM (``--web``), a view of its controller."""
+
+    panel: FrontPanel
+    runner: web.AppRunner
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        self.panel.detach()
+
+
+async def _open_front(
+    kit: DeviceKit, controller: AtmController, urls: dict[str, str], args: argparse.Namespace
+) -> _Front | None:
+    port = getattr(args, "web", None)  # tests build the Namespace by hand
+    if port is None:
+        return None
+    from atm.frontpanel import BenchError, FrontPanel
+    from atm.frontpanel.bench import kit_sides
+    from atm.web import start_web
+
+    try:
+        sides = await kit_sides(kit, urls, {})
+    except BenchError as exc:
+        raise CommandFailed(f"device: {exc}", EXIT_USAGE) from None
+    config = controller.config
+    panel = FrontPanel(controller, sides, host_label=f"{config.host}:{config.port}")
+    listen = args.web_listen
+    try:
+        runner, bound = await start_web(panel, port, listen=listen, faults=not args.no_faults)
+    except OSError as exc:
+        panel.detach()
+        raise CommandFailed(
+            f"device: cannot serve the front panel on {listen}:{port}: {exc.strerror or exc} "
+            "(pick another --web port)",
+            EXIT_UNAVAILABLE,
+        ) from None
+    if listen not in ("127.0.0.1", "localhost", "::1"):
+        print(f"atm device: the front panel listens on {listen}: anyone who reaches it can "
+              "use this ATM", flush=True)  # fmt: skip
+    print(f"ATM front panel on http://{listen}:{bound}/ (Ctrl-C to stop)", flush=True)
+    return _Front(panel, runner)
 
 
 def _print_line(line: str) -> None:
@@ -266,7 +350,8 @@ async def _serve(
     if link_say is None:
         link_say = _print_line
     try:
-        kit = await open_kit(urls, config)
+        # The web panel has an envelope slot: check deposits (simulated depository).
+        kit = await open_kit(urls, config, depository=getattr(args, "web", None) is not None)
     except (ValueError, OSError, DriverError) as exc:
         print(f"atm device: {exc}", file=sys.stderr)
         return 2
@@ -283,9 +368,10 @@ async def _serve(
             await check_sign_on(config)
         if args.script is not None:
             return await _run_script(
-                kit, config, _script(args.script), args.repeat, args.timeout, link_say
-            )
-        return await _interactive(kit, config, link_say)
+                kit, config, _script(args.script), args.repeat, args.timeout, link_say,
+                web=(urls, args),
+            )  # fmt: skip
+        return await _interactive(kit, config, link_say, web=(urls, args))
     finally:
         kit.close()
 
@@ -326,9 +412,13 @@ def _customer(kit: DeviceKit) -> Customer | None:
 
 
 async def _interactive(
-    kit: DeviceKit, config: DeviceConfig, link_say: Callable[[str], None]
+    kit: DeviceKit,
+    config: DeviceConfig,
+    link_say: Callable[[str], None],
+    web: tuple[dict[str, str], argparse.Namespace] | None = None,
 ) -> int:
     controller = AtmController(config, kit.devices)
+    front = await _open_front(kit, controller, *web) if web is not None else None
     customer: Customer | _Hands | None = _customer(kit)
     if customer is None and kit.card_reader is not None and kit.pin_pad is not None:
         customer = _Hands(kit.card_reader, kit.pin_pad)
@@ -347,20 +437,31 @@ async def _interactive(
     lines = await _stdin_lines()
     interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+    # With a web panel the ATM serves until stopped (docker stop sends SIGTERM).
+    signals = (signal.SIGINT, signal.SIGTERM) if front is not None else (signal.SIGINT,)
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, interrupted.set)
+    reading = True
     try:
         while not runner.done():
-            next_line = asyncio.ensure_future(lines.get())
+            waits: set[asyncio.Future[Any]] = {runner}
+            next_line = asyncio.ensure_future(lines.get()) if reading else None
+            if next_line is not None:
+                waits.add(next_line)
             stop = asyncio.ensure_future(interrupted.wait())
-            done, _ = await asyncio.wait(
-                {next_line, stop, runner}, return_when=asyncio.FIRST_COMPLETED
-            )
-            next_line.cancel()
+            waits.add(stop)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if next_line is not None:
+                next_line.cancel()
             stop.cancel()
             if stop in done or runner in done:
                 break
+            assert next_line is not None
             line = next_line.result()
+            if line is None and front is not None:
+                reading = False  # no standard input (a container): the web panel acts
+                continue
             if line is None or line.strip() == "quit":
                 break
             if line.strip() == "supervisor":
@@ -372,10 +473,16 @@ async def _interactive(
                 continue
             _command(customer, line.split())
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
         state = controller.state.value
+        if front is not None:
+            await front.close()
         await stop_controller(controller, runner)
+    if interrupted.is_set() and front is not None:
+        print(f"atm device: stopped in state {state}{_unfinished(state)}", flush=True)
+        return 0
     if interrupted.is_set():
         print(f"atm device: stopped (Ctrl-C) in state {state}{_unfinished(state)}", flush=True)
         return 130
@@ -398,6 +505,11 @@ async def _stdin_lines() -> asyncio.Queue[str | None]:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     try:
+        # Only a pipe, socket or terminal can be watched by the loop (epoll refuses
+        # /dev/null, a container's usual standard input, and regular files).
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or sys.stdin.isatty()):
+            raise ValueError("standard input is not a pipe, socket or terminal")
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     except (ValueError, OSError):
 
@@ -430,6 +542,7 @@ async def _run_script(
     repeat: int,
     timeout: float,
     link_say: Callable[[str], None],
+    web: tuple[dict[str, str], argparse.Namespace] | None = None,
 ) -> int:
     customer = _customer(kit)
     if customer is None:
@@ -455,6 +568,7 @@ async def _run_script(
             driver.on_screen(event.screen.id)
 
     controller.events.subscribe(on_event)
+    front = await _open_front(kit, controller, *web) if web is not None else None
     runner = asyncio.create_task(controller.run())
     try:
         run = 0
@@ -471,10 +585,30 @@ async def _run_script(
                 print(f"!! run {driver.runs + 1} failed: {driver.failure}", flush=True)
                 return EXIT_FAILED
             print(f"== run {run}: done", flush=True)
+        if front is not None:
+            print("== script done; the front panel stays up (Ctrl-C to stop)", flush=True)
+            await _until_stopped(runner)
     finally:
         driver.cancel()
+        if front is not None:
+            await front.close()
         await stop_controller(controller, runner)
     return 0
+
+
+async def _until_stopped(runner: asyncio.Task[None]) -> None:
+    """Until SIGINT or SIGTERM, or the controller ends."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        waiting = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiting, runner}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def _command(customer: Customer | _Hands, words: list[str]) -> None:

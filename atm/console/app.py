@@ -35,6 +35,8 @@ from textual.widgets import (
 from textual.widgets.button import ButtonVariant
 
 from atm.frontpanel import SEEDED_CARDS, SUPERVISOR_KEYS, Change, FrontPanel, PanelError
+from atm.frontpanel.model import NOTES
+from atm.frontpanel.qr import qr_blocks
 from device.screens import Screen, money
 from device.states import State
 
@@ -123,8 +125,13 @@ class ConsoleApp(App[int]):
     #link-state { height: 2; }
     #tray { height: 5; }
     #card-slot { height: 1; }
+    #deposit-box { height: auto; border: round $success; padding: 0 1; border-title-align: center; }
+    #deposit-box Horizontal { height: auto; }
+    #deposit-box KeyButton { width: auto; min-width: 4; }
+    #note-slot { width: 1fr; height: 1; }
+    #envelope-slot { width: 1fr; height: 1; }
     #supervisor-state { width: 1fr; height: 1; }
-    #operator-keys { grid-size: 2 4; grid-gutter: 0 1; height: 12; }
+    #operator-keys { grid-size: 2 5; grid-gutter: 0 1; height: 15; }
     #operator-keys KeyButton { width: 100%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -191,6 +198,21 @@ class ConsoleApp(App[int]):
                     yield Label("  ")
                     yield KeyButton("Take card", id="take-card", compact=True)
                 yield Static(id="card-slot")
+            with Vertical(id="deposit-box") as deposit:
+                deposit.border_title = "Note slot and envelope slot (deposits)"
+                with Horizontal():
+                    yield Label("Insert ")
+                    for cents in NOTES:
+                        yield KeyButton(f"${cents // 100}", id=f"note-{cents}", compact=True)
+                        yield Label(" ")
+                with Horizontal():
+                    yield KeyButton("Take notes", id="take-notes", compact=True)
+                    yield Label(" ")
+                    yield Static(id="note-slot")
+                with Horizontal():
+                    yield KeyButton("Insert envelope", id="insert-envelope", compact=True)
+                    yield Label(" ")
+                    yield Static(id="envelope-slot")
             yield Static(id="notice")
         with VerticalScroll(id="roll") as roll:
             roll.border_title = "Receipt roll"
@@ -373,6 +395,9 @@ class ConsoleApp(App[int]):
             text = "empty"
         self._set("#tray", text)
         self._set("#card-slot", f"Slot: {panel.card_slot()}")
+        notes = panel.note_slot().describe() if panel.has_note_slot else "no note slot here"
+        self._set("#note-slot", f"Notes: {notes}")
+        self._set("#envelope-slot", panel.envelope_slot())
         self._set("#counters", "Cash counters\n" + "\n".join(panel.counters()))
         if panel.has_host:
             balances = [
@@ -418,10 +443,17 @@ class ConsoleApp(App[int]):
 
     def _show_receipts(self) -> None:
         text = Text()
-        for i, receipt in enumerate(self.panel.receipts[-5:]):
+        receipts = list(zip(self.panel.receipts, self.panel.receipt_qr, strict=True))
+        for i, (receipt, qr) in enumerate(receipts[-5:]):
             if i:
                 text.append("- - - - - - - - 8< - - - - - - - -\n", style="dim")
             text.append("\n".join(receipt) + "\n")
+            if qr:
+                # Dark modules dark on white paper, as printed (and as a phone scans it).
+                for line in qr_blocks(qr):
+                    text.append(line, style="black on white")
+                    text.append("\n")
+                text.append(f"QR: {qr}\n", style="dim")
         self._set("#receipt", text, layout=True)
         self.query_one("#roll", VerticalScroll).scroll_end(animate=False)
 
@@ -469,6 +501,12 @@ class ConsoleApp(App[int]):
             await self._do(panel.take_card())
         elif button == "take-cash":
             await self._do(panel.take_cash())
+        elif button.startswith("note-"):
+            await self._do(panel.insert_notes(int(button[5:])))
+        elif button == "take-notes":
+            await self._do(panel.take_notes())
+        elif button == "insert-envelope":
+            await self._do(panel.insert_envelope())
         elif button == "supervisor":
             await self._do(panel.supervisor_switch())
         elif button.startswith("inject-"):

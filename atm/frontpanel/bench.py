@@ -36,7 +36,7 @@ from host.app import Host
 from host.config import HostConfig
 from protocol.tls import TlsError, client_context
 
-__all__ = ["Bench", "BenchError", "BenchOptions", "parse_address"]
+__all__ = ["Bench", "BenchError", "BenchOptions", "kit_sides", "parse_address"]
 
 PROBE_TIMEOUT = 3.0
 
@@ -53,6 +53,40 @@ def parse_address(text: str, what: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise BenchError(f"{what} is HOST:PORT (e.g. 127.0.0.1:8583), got {text!r}")
     return host or "127.0.0.1", int(port)
+
+
+async def kit_sides(
+    kit: DeviceKit, urls: Mapping[str, str], controls: Mapping[str, str]
+) -> dict[str, DeviceSide]:
+    """The customer's side of each device of ``kit`` (``urls`` as asked, kind -> URL):
+    in this process for ``sim`` and ``pty``, an external simulator's control channel where
+    ``controls`` names one (kind -> HOST:PORT), else the hardware itself. ``BenchError``
+    when a control channel is not there."""
+    sides: dict[str, DeviceSide] = {}
+    devices = kit.by_kind()
+    for kind in KINDS:
+        asked = urls.get(kind, "sim")
+        url = kit.urls[kind]
+        if asked == "sim":
+            sides[kind] = LocalSide(kind, "sim", devices[kind])
+        elif kind in kit.simulators:
+            sides[kind] = LocalSide(kind, f"pty {url}", kit.simulators[kind])
+        elif kind in controls:
+            host, port = parse_address(controls[kind], f"--control {kind}")
+            remote = RemoteSide(kind, url, host, port)
+            try:
+                await remote.connect()
+            except OSError as exc:
+                raise BenchError(
+                    f"{exc} (start the simulator with `atm sim {kind}`; it prints its "
+                    "control channel)"
+                ) from exc
+            sides[kind] = remote
+        else:
+            sides[kind] = HardwareSide(kind, url)
+    if kit.devices.depository is not None:
+        sides["depository"] = LocalSide("depository", "sim", kit.devices.depository)
+    return sides
 
 
 @dataclass(frozen=True)
@@ -132,7 +166,7 @@ class Bench:
         except (DeviceConfigError, TypeError) as exc:
             raise BenchError(f"device configuration: {exc}") from exc
         try:
-            self.kit = await open_kit(dict(options.urls), config)
+            self.kit = await open_kit(dict(options.urls), config, depository=True)
         except (ValueError, OSError) as exc:
             raise BenchError(f"device URL: {exc} (see `atm device --help`)") from exc
         if any(url != "sim" for url in self.kit.urls.values()):
@@ -244,29 +278,7 @@ class Bench:
 
     async def _sides(self) -> dict[str, DeviceSide]:
         assert self.kit is not None
-        sides: dict[str, DeviceSide] = {}
-        devices = self.kit.by_kind()
-        for kind in KINDS:
-            asked = self.options.urls.get(kind, "sim")
-            url = self.kit.urls[kind]
-            if asked == "sim":
-                sides[kind] = LocalSide(kind, "sim", devices[kind])
-            elif kind in self.kit.simulators:
-                sides[kind] = LocalSide(kind, f"pty {url}", self.kit.simulators[kind])
-            elif kind in self.options.controls:
-                host, port = parse_address(self.options.controls[kind], f"--control {kind}")
-                remote = RemoteSide(kind, url, host, port)
-                try:
-                    await remote.connect()
-                except OSError as exc:
-                    raise BenchError(
-                        f"{exc} (start the simulator with `atm sim {kind}`; it prints its "
-                        "control channel)"
-                    ) from exc
-                sides[kind] = remote
-            else:
-                sides[kind] = HardwareSide(kind, url)
-        return sides
+        return await kit_sides(self.kit, self.options.urls, self.options.controls)
 
     async def close(self) -> list[str]:
         """Bring the ATM to rest, deliver queued reversals, stop everything; a few lines

@@ -22,7 +22,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atm.frontpanel.sides import DeviceSide, LocalSide, SideState
 from atm.steps import TRACKS
@@ -36,12 +36,14 @@ from protocol.masking import mask_pan
 
 __all__ = [
     "KEYS",
+    "NOTES",
     "SEEDED_CARDS",
     "SUPERVISOR_KEYS",
     "Change",
     "FrontPanel",
     "LinkControls",
     "LinkEntry",
+    "NoteSlot",
     "Notice",
     "PanelError",
     "Transition",
@@ -58,6 +60,9 @@ KEYS = (
     *(f"F{i}" for i in range(1, 9)),
 )
 
+# The notes the note slot offers a person (cents): the bill acceptor recognises these.
+NOTES = (100, 500, 1000, 2000, 5000, 10000)
+
 # The seeded cards (``atm db seed``), by the name ``insert`` takes; label for pickers.
 SEEDED_CARDS: dict[str, str] = {
     "alice": "Alice Johnson (PIN 1234)",
@@ -67,7 +72,8 @@ SEEDED_CARDS: dict[str, str] = {
     "stolen": "Stolen test card",
 }
 
-# Supervisor keys (the controller's supervisor mode), for the operator's view.
+# Supervisor keys (the controller's supervisor mode, ``device.states.SUPERVISOR_KEYS``), for
+# the operator's view: every key the controller honours there, with its label.
 SUPERVISOR_KEYS: dict[str, str] = {
     "F1": "Replenish",
     "F2": "Print counters",
@@ -76,6 +82,7 @@ SUPERVISOR_KEYS: dict[str, str] = {
     "F5": "Balancing",
     "F6": "Suspect: not paid",
     "F7": "Suspect: paid",
+    "ENTER": "Accept damaged line",
     "F8": "Leave",
 }
 
@@ -121,6 +128,40 @@ class Transition:
     def __str__(self) -> str:
         via = f" ({self.trigger})" if self.trigger else ""
         return f"{self.source} -> {self.dest}{via}"
+
+
+def _by_note(notes: Iterable[int]) -> list[tuple[int, int]]:
+    counted: dict[int, int] = {}
+    for cents in notes:
+        counted[cents] = counted.get(cents, 0) + 1
+    return sorted(counted.items(), reverse=True)
+
+
+@dataclass(frozen=True)
+class NoteSlot:
+    """The note slot, by denomination (cents, notes), largest first."""
+
+    escrow: list[tuple[int, int]] = field(default_factory=list)
+    returned: list[tuple[int, int]] = field(default_factory=list)  # at the slot: take them
+    stacked: list[tuple[int, int]] = field(default_factory=list)
+
+    @staticmethod
+    def total(notes: list[tuple[int, int]]) -> int:
+        return sum(c * n for c, n in notes)
+
+    def describe(self) -> str:
+        def show(notes: list[tuple[int, int]]) -> str:
+            items = ", ".join(f"{n} x {money(c)}" for c, n in notes)
+            return f"{items} = {money(self.total(notes))}"
+
+        parts = []
+        if self.escrow:
+            parts.append(f"in escrow: {show(self.escrow)}")
+        if self.returned:
+            parts.append(f"given back, take them: {show(self.returned)}")
+        if not parts:
+            parts.append("empty")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -215,6 +256,8 @@ class FrontPanel:
         self.link_log: deque[LinkEntry] = deque(maxlen=log_size)
         self.journal_tail: deque[str] = deque(maxlen=journal_size)
         self.receipts: list[tuple[str, ...]] = []
+        # The text of the QR code under each receipt ("" for none), receipt by receipt.
+        self.receipt_qr: list[str] = []
         self.notices: deque[Notice] = deque(maxlen=50)
         self.host_down = False
         self.requests_held = False
@@ -295,6 +338,7 @@ class FrontPanel:
             self._changed(Change.LINK)
         elif isinstance(event, ReceiptPrinted):
             self.receipts.append(tuple(event.lines))
+            self.receipt_qr.append(event.qr)
             self._changed(Change.RECEIPT)
             self._changed(Change.DEVICES)
         elif isinstance(event, JournalLine):
@@ -356,6 +400,36 @@ class FrontPanel:
 
     def cash_tray_cents(self) -> int:
         return sum(d * n for d, n in self.cash_tray())
+
+    @property
+    def has_note_slot(self) -> bool:
+        side = self.sides.get("bill-acceptor")
+        return side is not None and side.acts
+
+    @property
+    def has_envelope_slot(self) -> bool:
+        return "depository" in self.sides
+
+    def note_slot(self) -> NoteSlot:
+        """The bill acceptor's note slot: notes in escrow, notes given back at the entrance
+        (to take), notes in the stacker."""
+        side = self.sides.get("bill-acceptor")
+        if side is None:
+            return NoteSlot()
+        state = side.state()
+        return NoteSlot(
+            _by_note(state.escrow),
+            _by_note(state.returned),
+            sorted(state.stacker.items(), reverse=True),
+        )
+
+    def envelope_slot(self) -> str:
+        side = self.sides.get("depository")
+        if side is None:
+            return "no envelope slot on this ATM"
+        state = side.state()
+        faults = f" (faults {', '.join(state.faults)})" if state.faults else ""
+        return f"{state.envelopes} envelope(s) in the bin{faults}"
 
     def counters(self) -> list[str]:
         """Per cassette: loaded, dispensed, rejected, retracted and remaining notes."""
@@ -443,6 +517,26 @@ class FrontPanel:
 
     async def take_cash(self) -> str:
         return await self._act("dispenser", "take cash")
+
+    async def insert_notes(self, *cents: int) -> str:
+        """Notes pushed into the bill acceptor's slot, one after the other (cents each)."""
+        if not cents or any(not isinstance(c, int) or c <= 0 for c in cents):
+            raise PanelError("notes are given as positive amounts in cents (2000 = $20)")
+        if not self.has_note_slot:
+            raise PanelError("this ATM has no note slot the customer can use from here")
+        return await self._act("bill-acceptor", "note " + " ".join(str(c) for c in cents))
+
+    async def take_notes(self) -> str:
+        """Take the notes the bill acceptor gave back at its slot."""
+        if not self.has_note_slot:
+            raise PanelError("this ATM has no note slot the customer can use from here")
+        return await self._act("bill-acceptor", "take notes")
+
+    async def insert_envelope(self) -> str:
+        """An envelope into the depository's slot (check deposits)."""
+        if not self.has_envelope_slot:
+            raise PanelError("this ATM has no envelope slot")
+        return await self._act("depository", "envelope")
 
     async def inject(self, kind: str, fault: str, arg: str | None = None) -> str:
         side = self.side(kind)

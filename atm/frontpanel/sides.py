@@ -41,6 +41,11 @@ class SideState:
     tray: Mapping[int, int] = field(default_factory=dict)  # dispenser: cassette -> notes
     cassettes: tuple[tuple[int, int], ...] = ()  # (denomination cents, notes)
     frames: str = ""  # frames in/out on the wire, for serial simulators
+    # Bill acceptor: notes (cents) held in escrow, given back at the entrance, in the stacker.
+    escrow: tuple[int, ...] = ()
+    returned: tuple[int, ...] = ()
+    stacker: Mapping[int, int] = field(default_factory=dict)  # cents -> notes
+    envelopes: int = 0  # envelope depository: envelopes in the bin
 
 
 class DeviceSide(abc.ABC):
@@ -107,6 +112,10 @@ class LocalSide(DeviceSide):
             tray={i: n for i, n in dict(tray).items() if n},
             cassettes=cassettes,
             frames=frames,
+            escrow=tuple(getattr(d, "escrow", ())),
+            returned=tuple(getattr(d, "at_entrance", ())),
+            stacker={c: n for c, n in dict(getattr(d, "stacker", {})).items() if n},
+            envelopes=len(getattr(d, "envelopes", ())),
         )
 
 
@@ -125,6 +134,7 @@ def wire_bytes(data: bytes) -> str:
 _PAIR = re.compile(r"(\w+)=(\{[^}]*\}|\[[^\]]*\]|'[^']*'|\S+)")
 _CASSETTE = re.compile(r"(\d+)c x (\d+)")
 _TRAY_ITEM = re.compile(r"(\d+):\s*(\d+)")
+_NOTE = re.compile(r"\d+")
 
 
 def parse_state(summary: str) -> SideState:
@@ -138,6 +148,9 @@ def parse_state(summary: str) -> SideState:
         cards_captured=int(pairs.get("captured", "0") or 0),
         tray={int(i): int(n) for i, n in _TRAY_ITEM.findall(pairs.get("tray", "")) if int(n)},
         cassettes=tuple((int(d), int(n)) for d, n in _CASSETTE.findall(pairs.get("cassettes", ""))),
+        escrow=tuple(int(c) for c in _NOTE.findall(pairs.get("escrow", ""))),
+        returned=tuple(int(c) for c in _NOTE.findall(pairs.get("at_entrance", ""))),
+        stacker={int(c): int(n) for c, n in _TRAY_ITEM.findall(pairs.get("stacker", ""))},
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -30,7 +31,16 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from atm.frontpanel import FrontPanel
-from atm.frontpanel.model import KEYS, SEEDED_CARDS, SUPERVISOR_KEYS, Change, PanelError
+from atm.frontpanel.model import (
+    KEYS,
+    NOTES,
+    SEEDED_CARDS,
+    SUPERVISOR_KEYS,
+    Change,
+    NoteSlot,
+    PanelError,
+)
+from atm.frontpanel.qr import qr_svg
 from device.screens import money
 
 __all__ = ["WebPanel", "make_app", "snapshot", "start_web"]
@@ -43,6 +53,12 @@ NOTICE_ROWS = 6
 
 STATIC = resources.files("atm.web") / "static"
 _CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+
+
+@functools.lru_cache(maxsize=32)
+def _receipt_qr_svg(text: str) -> str:
+    """The receipt's QR code as SVG, drawn once per reference (every snapshot carries it)."""
+    return qr_svg(text)
 
 
 def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
@@ -59,6 +75,8 @@ def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
             "fault_names": list(side.fault_names) if faults else [],
         }
     tray = panel.cash_tray()
+    qr = panel.receipt_qr[-1] if panel.receipt_qr else ""
+    notes = panel.note_slot()
     return {
         "state": panel.state,
         "supervisor": panel.in_supervisor_mode,
@@ -77,7 +95,19 @@ def snapshot(panel: FrontPanel, *, faults: bool) -> dict[str, Any]:
         "card_acts": panel.side("card-reader").acts,
         "cash_tray": [{"note": money(d), "count": n} for d, n in tray],
         "cash_tray_total": money(panel.cash_tray_cents()),
+        "note_slot": {
+            "present": panel.has_note_slot,
+            "text": notes.describe(),
+            "escrow": [{"note": money(c), "count": n} for c, n in notes.escrow],
+            "escrow_total": money(NoteSlot.total(notes.escrow)),
+            "returned": [{"note": money(c), "count": n} for c, n in notes.returned],
+            "returned_total": money(NoteSlot.total(notes.returned)),
+        },
+        "envelope_slot": {"present": panel.has_envelope_slot, "text": panel.envelope_slot()},
         "receipt": list(panel.receipts[-1]) if panel.receipts else [],
+        "receipt_qr": qr,
+        # Drawn here in Python from the reference (our own markup, no customer input).
+        "receipt_qr_svg": _receipt_qr_svg(qr) if qr else "",
         "receipts": len(panel.receipts),
         "devices": devices,
         "counters": panel.counters(),
@@ -218,6 +248,15 @@ class WebPanel:
             await panel.take_card()
         elif name == "take_cash":
             await panel.take_cash()
+        elif name == "insert_note":
+            cents = action["cents"]
+            if not isinstance(cents, int) or cents not in NOTES:
+                raise PanelError(f"the note slot takes {', '.join(money(n) for n in NOTES)}")
+            await panel.insert_notes(cents)
+        elif name == "take_notes":
+            await panel.take_notes()
+        elif name == "insert_envelope":
+            await panel.insert_envelope()
         elif name == "supervisor":
             await panel.supervisor_switch()
         elif name == "replenish":
@@ -281,6 +320,7 @@ async def _config(request: web.Request) -> web.Response:
             "cards": SEEDED_CARDS,
             "keys": list(KEYS),
             "supervisor_keys": SUPERVISOR_KEYS,
+            "notes": {str(cents): money(cents) for cents in NOTES},
             "faults": web_panel.faults,
             "terminal": web_panel.panel.controller.config.terminal_id,
         }

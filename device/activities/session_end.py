@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from device import screens as S
 from device.events import ReceiptPrinted
-from device.receipt import ReceiptData, layout_receipt
+from device.receipt import ReceiptData, layout_receipt, receipt_reference
 from device.session import ACCOUNT_NAMES, TRANSACTION_NAMES
 from drivers.errors import CardReaderFault, DriverError
 from protocol.messages import TransactionType
@@ -16,11 +16,23 @@ from protocol.messages import TransactionType
 if TYPE_CHECKING:
     from device.controller import AtmController
 
-__all__ = ["capturing_card", "printing", "receipt_lines", "returning_card", "session_end"]
+__all__ = [
+    "capturing_card",
+    "printing",
+    "receipt_data",
+    "receipt_lines",
+    "returning_card",
+    "session_end",
+]
 
 
 def receipt_lines(atm: AtmController) -> list[str]:
     """The customer receipt for the session's current transaction."""
+    return layout_receipt(receipt_data(atm))
+
+
+def receipt_data(atm: AtmController) -> ReceiptData:
+    """What the customer receipt for the session's current transaction says."""
     s = atm.session
     assert s.card is not None
     with_amount = s.transaction in (
@@ -29,27 +41,25 @@ def receipt_lines(atm: AtmController) -> list[str]:
         TransactionType.DEPOSIT,
         TransactionType.CHECK_DEPOSIT,
     )
-    return layout_receipt(
-        ReceiptData(
-            terminal_id=atm.config.terminal_id,
-            moment=atm.now(),
-            pan=s.card.pan,
-            stan=s.stan,
-            transaction=TRANSACTION_NAMES.get(s.transaction, "") if s.transaction else "",
-            response_text=(s.response.text if s.response else ""),
-            amount_cents=s.amount_cents if with_amount else None,
-            balance_cents=s.balance_cents,
-            account=(
-                ACCOUNT_NAMES.get(s.account, "")
-                if s.transaction is not TransactionType.PIN_CHANGE
-                else ""
-            ),
-            to_account=ACCOUNT_NAMES.get(s.to_account, "") if s.to_account else "",
-            rrn=s.rrn,
-            auth_code=s.auth_code,
-            note=s.receipt_note,
-            statement=s.statement if s.receipt_wanted else (),
-        )
+    return ReceiptData(
+        terminal_id=atm.config.terminal_id,
+        moment=atm.now(),
+        pan=s.card.pan,
+        stan=s.stan,
+        transaction=TRANSACTION_NAMES.get(s.transaction, "") if s.transaction else "",
+        response_text=(s.response.text if s.response else ""),
+        amount_cents=s.amount_cents if with_amount else None,
+        balance_cents=s.balance_cents,
+        account=(
+            ACCOUNT_NAMES.get(s.account, "")
+            if s.transaction is not TransactionType.PIN_CHANGE
+            else ""
+        ),
+        to_account=ACCOUNT_NAMES.get(s.to_account, "") if s.to_account else "",
+        rrn=s.rrn,
+        auth_code=s.auth_code,
+        note=s.receipt_note,
+        statement=s.statement if s.receipt_wanted else (),
     )
 
 
@@ -68,14 +78,16 @@ async def printing(atm: AtmController) -> None:
         atm.journal.write("RECEIPT_SKIPPED", stan=s.stan, reason=f"paper {status.paper}")
         atm.post("printed")
         return
-    lines = receipt_lines(atm)
+    data = receipt_data(atm)
+    lines = layout_receipt(data)
+    reference = receipt_reference(data)
     try:
-        await atm.devices.printer.print_receipt(lines)
+        await atm.devices.printer.print_receipt(lines, qr=reference)
     except DriverError as exc:
         atm.journal.write("RECEIPT_FAILED", stan=s.stan, error=str(exc))
     else:
         atm.journal.write("RECEIPT_PRINTED", stan=s.stan)
-        atm.events.publish(ReceiptPrinted(tuple(lines)))
+        atm.events.publish(ReceiptPrinted(tuple(lines), reference))
     atm.post("printed")
 
 

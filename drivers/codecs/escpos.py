@@ -32,6 +32,7 @@ __all__ = [
     "Unknown",
     "encode_line",
     "feed",
+    "qr_code",
     "status_request",
 ]
 
@@ -71,6 +72,32 @@ def encode_line(text: str) -> bytes:
     characters are dropped so a receipt line can never smuggle a command."""
     clean = "".join(ch for ch in text if ch >= " " and ch != "\x7f")
     return clean.encode("cp437", errors="replace") + bytes([LF])
+
+
+def qr_code(data: bytes, module_size: int = 4, error_correction: str = "M") -> bytes:
+    """A QR code (model 2) through ``GS ( k``: module size (function 167), error correction
+    (169), store the data (180) and print it (181), as Epson's manual gives them; the printer
+    draws the symbol itself."""
+    levels = {level: n for n, level in _QR_EC.items()}
+    if error_correction not in levels:
+        raise ValueError(f"QR error correction is L, M, Q or H, got {error_correction!r}")
+    if not 1 <= module_size <= 16:
+        raise ValueError(f"QR module size is 1..16 dots, got {module_size}")
+    if not 0 < len(data) <= _QR_BYTES[error_correction][-1]:
+        raise ValueError(f"QR data is 1..{_QR_BYTES[error_correction][-1]} bytes")
+
+    def function(cn_fn_params: bytes) -> bytes:
+        return bytes([GS, 0x28, 0x6B]) + len(cn_fn_params).to_bytes(2, "little") + cn_fn_params
+
+    return b"".join(
+        (
+            function(bytes([0x31, 0x41, 0x32, 0x00])),  # 165: model 2
+            function(bytes([0x31, 0x43, module_size])),
+            function(bytes([0x31, 0x45, levels[error_correction]])),
+            function(bytes([0x31, 0x50, 0x30]) + data),
+            function(bytes([0x31, 0x51, 0x30])),
+        )
+    )
 
 
 @dataclass(frozen=True)

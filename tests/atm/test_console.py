@@ -14,13 +14,22 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, RichLog, Select, Static, TabbedContent
 
 from atm.console import ConsoleApp
-from atm.frontpanel import Bench, BenchOptions, FrontPanel
+from atm.frontpanel import SUPERVISOR_KEYS, Bench, BenchOptions, FrontPanel
+from atm.frontpanel.sides import LocalSide
+from device.states import SUPERVISOR_KEYS as CONTROLLER_SUPERVISOR_KEYS
 from host.config import HostConfig
 from tests.device.test_more_time import Clock
+from tests.qr import read_blocks
 
 ALICE_CHECKING = "1000-0001-0001"
 BOB_CHECKING = "1000-0002-0001"
 SIZE = (180, 50)
+
+
+def receipt_field(receipt: str, name: str) -> str:
+    """The value on a receipt's ``NAME      value`` line."""
+    line = next(x for x in receipt.splitlines() if x.startswith(name + " "))
+    return line.split()[-1]
 
 
 @dataclass
@@ -105,6 +114,14 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         assert "BALANCE                $5,150.00" in receipt
         assert "400000******7899" in receipt and "4000001234567899" not in receipt
         assert c.panel.balance(ALICE_CHECKING) == 515_000
+        # The receipt's QR code, drawn in blocks, reads back to the transaction reference:
+        # terminal, STAN and RRN, as the receipt prints them.
+        reference = "-".join(receipt_field(receipt, k) for k in ("TERMINAL", "STAN", "RRN"))
+        blocks = [line for line in receipt.splitlines() if set(line) <= set(" ▀▄█") and line]
+        assert read_blocks(blocks) == [reference]
+        assert f"QR: {reference}" in receipt
+        printer = c.panel.sides["printer"]
+        assert isinstance(printer, LocalSide) and printer.device.qr_codes == [reference]
         # The engineer's view: the link log decoded, PAN masked, PIN block hidden.
         entries = c.panel.link_entries("0200")
         assert entries and "400000******7899" in entries[0].summary
@@ -230,3 +247,113 @@ async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
         # On a slow machine the 0.5 s key timeout may also run out while the PIN is typed (a
         # key at the warning resumes too): what F4 did is the last way out of the warning.
         assert back[-1] == f"more_time -> {waited_in} (resume_{waited_in})"
+
+
+async def test_supervisor_keys_are_the_controllers_and_enter_accepts_a_damaged_line(
+    host_config, tmp_path
+):
+    # The operator's keypad offers every key supervisor mode honours (device.states).
+    assert set(SUPERVISOR_KEYS) == set(CONTROLLER_SUPERVISOR_KEYS)
+    async with open_console(host_config, tmp_path):
+        pass  # a first run writes the journal (sign-on and the session lines)
+    journal = tmp_path / "console" / "device" / "journal-ATM00001.log"
+    lines = journal.read_bytes().split(b"\n")
+    number = next(i for i, line in enumerate(lines, 1) if b"|" in line)
+    lines[number - 1] = lines[number - 1].replace(b"|", b"!", 1)
+    journal.write_bytes(b"\n".join(lines))
+    bench = Bench(
+        BenchOptions(work_dir=tmp_path / "console", device={"reconnect_delay": 0.05}),
+        host_config,
+    )
+    panel = await bench.start()
+    try:
+        await panel.wait_for(lambda p: p.state == "fault")
+        app = ConsoleApp(panel)
+        async with app.run_test(size=SIZE) as pilot:
+            c = Console(bench, panel, app, pilot)
+            c.app.query_one(TabbedContent).active = "operator"
+            await c.pilot.pause()
+            await c.pilot.click("#supervisor")
+            await c.screen("supervisor")
+            assert f"journal line {number} damaged" in c.text("#atm-screen")
+            assert c.button("#sup-ENTER") == "ENTER Accept damaged line"
+            await c.pilot.click("#sup-ENTER")
+            await panel.wait_for(
+                lambda p: p.screen is not None and any("accepted" in x for x in p.screen.lines)
+            )
+            await c.pilot.pause()
+            assert f"Line {number} accepted" in c.text("#atm-screen")
+            await c.pilot.click("#sup-F8")
+            await c.screen("welcome")
+    finally:
+        await bench.close()
+
+
+async def test_cash_deposit_through_the_note_slot(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        assert c.button("#key-F5") == "Deposit cash F5"
+        await c.keys("f5")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("insert_notes")
+        # A first note, then CANCEL: the note comes back to the slot, to be taken.
+        await c.pilot.click("#note-2000")
+        await c.panel.wait_for(lambda p: p.note_slot().escrow == [(2000, 1)])
+        await c.settled()
+        assert "in escrow: 1 x $20.00 = $20.00" in c.text("#note-slot")
+        await c.keys("escape")
+        await c.screen("take_notes")
+        assert "given back, take them: 1 x $20.00" in c.text("#note-slot")
+        await c.pilot.click("#take-notes")
+        await c.screen("another")  # the card stays in: another transaction?
+        assert c.text("#note-slot") == "Notes: empty"
+        await c.keys("f4")  # yes
+        await c.screen("main_menu")
+        await c.keys("f5")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("insert_notes")
+        for cents in (10000, 10000, 5000, 5000):
+            await c.pilot.click(f"#note-{cents}")
+        await c.panel.wait_for(lambda p: p.screen is not None and "$300.00" in str(p.screen.lines))
+        await c.keys("enter")
+        await c.screen("confirm_deposit")
+        await c.keys("f1")
+        await c.panel.wait_for(lambda p: "$100.00 on hold" in str(p.screen and p.screen.lines))
+        await c.pilot.pause()
+        assert "$300.00 deposited; $100.00 on hold" in c.text("#atm-screen")
+        await c.screen("take_card")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        receipt = c.text("#receipt")
+        assert "BALANCE                $5,450.00" in receipt and "ON HOLD $100.00" in receipt
+        assert c.panel.note_slot().stacked == [(10000, 2), (5000, 2)]
+
+
+async def test_check_deposit_through_the_envelope_slot(host_config, tmp_path):
+    async with open_console(host_config, tmp_path) as c:
+        await c.pilot.click("#insert-card")
+        await c.screen("enter_pin")
+        await c.keys("1", "2", "3", "4", "enter")
+        await c.screen("main_menu")
+        assert c.button("#key-F6") == "Deposit check F6"
+        await c.keys("f6")
+        await c.screen("select_account")
+        await c.keys("f1")
+        await c.screen("check_amount")
+        await c.keys("5", "0", "0", "enter")
+        await c.screen("check_number")
+        await c.keys("1", "0", "4", "2", "enter")
+        await c.screen("insert_envelope")
+        assert "0 envelope(s) in the bin" in c.text("#envelope-slot")
+        await c.pilot.click("#insert-envelope")
+        await c.screen("take_card")
+        assert "1 envelope(s) in the bin" in c.text("#envelope-slot")
+        await c.pilot.click("#take-card")
+        await c.screen("welcome")
+        receipt = c.text("#receipt")
+        assert "CHECK NO 1042" in receipt and "AMOUNT                   $500.00" in receipt

@@ -108,3 +108,17 @@ async def test_no_faults_refuses_fault_actions(host_config, tmp_path):
         assert "switched off" in (await next_of(ws, "error"))["text"]
         assert "jam" not in panel.device_state("dispenser").faults
         await ws.close()
+
+
+async def test_note_slot_refuses_a_note_it_does_not_take(host_config, tmp_path):
+    async with serving(host_config, tmp_path) as (panel, where), aiohttp.ClientSession() as http:
+        headers = {"Origin": f"http://{where}"}
+        async with http.ws_connect(f"ws://{where}/ws", headers=headers) as ws:
+            state = await next_of(ws, "state")
+            assert state["panel"]["note_slot"]["present"]
+            assert state["panel"]["envelope_slot"]["text"] == "0 envelope(s) in the bin"
+            for cents in (300, "2000", None):
+                await ws.send_str(json.dumps({"action": "insert_note", "cents": cents}))
+                error = await next_of(ws, "error")
+                assert "the note slot takes $1.00, $5.00" in error["text"]
+        assert panel.note_slot().escrow == [] and panel.note_slot().returned == []

@@ -9,6 +9,8 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
+from tests.qr import read_png
+
 ALICE_CHECKING = "1000-0001-0001"
 
 
@@ -53,6 +55,15 @@ async def test_withdrawal_by_clicks_and_keys(web):
     await expect(receipt).to_contain_text("BALANCE                $5,150.00")
     await expect(receipt).to_contain_text("400000******7899")
     assert web.panel.balance(ALICE_CHECKING) == 515_000
+    # The receipt's QR code (SVG drawn by the server) reads back, from a screenshot, to the
+    # transaction reference: terminal, STAN and RRN as the receipt prints them.
+    lines = (await receipt.text_content() or "").splitlines()
+    reference = "-".join(
+        next(x for x in lines if x.startswith(f"{name} ")).split()[-1]
+        for name in ("TERMINAL", "STAN", "RRN")
+    )
+    await expect(page.locator("#receipt-qr-text")).to_have_text(f"QR: {reference}")
+    assert read_png(await page.locator("#receipt-qr-code").screenshot()) == [reference]
     # The link log drawer shows the decoded messages, PAN masked, PIN block hidden.
     await page.click("#drawer summary")
     await expect(page.locator("#link-log")).to_contain_text("0210 financial response")
@@ -143,3 +154,37 @@ async def test_a_page_from_another_origin_cannot_open_the_socket(web):
         web.url.replace("http", "ws") + "ws",
     )
     assert result == "refused"
+
+
+async def test_cash_deposit_through_the_note_slot(web):
+    page, _ = await open_page(web)
+    await page.click("#insert-card")  # Alice
+    await screen(page, "enter_pin")
+    await page.keyboard.type("1234")
+    await page.keyboard.press("Enter")
+    await screen(page, "main_menu")
+    await expect(page.locator("#key-F5")).to_have_text("F5 Deposit cash")
+    await page.click("#key-F5")
+    await screen(page, "select_account")
+    await page.click("#key-F1")  # checking
+    await screen(page, "insert_notes")
+    for cents in (10000, 10000, 5000, 5000):
+        await page.click(f"#note-{cents}")
+    await expect(page.locator("#screen-lines")).to_contain_text("Counted: 4 note(s), $300.00")
+    await expect(page.locator("#note-slot")).to_have_attribute("data-escrow", "$300.00")
+    await expect(page.locator("#note-slot")).to_contain_text("2 x $100.00, 2 x $50.00")
+    await page.keyboard.press("Enter")
+    await screen(page, "confirm_deposit")
+    await page.click("#key-F1")  # confirm $300.00
+    # $200 is available at once, $100 waits for the next business day.
+    await expect(page.locator("#screen-lines")).to_contain_text("$300.00 deposited")
+    await expect(page.locator("#screen-lines")).to_contain_text("$100.00 on hold")
+    await expect(page.locator("#note-slot")).to_have_text("empty")
+    await screen(page, "take_card")
+    await page.click("#take-card")
+    await screen(page, "welcome")
+    receipt = page.locator("#receipt")
+    await expect(receipt).to_contain_text("AMOUNT                   $300.00")
+    await expect(receipt).to_contain_text("BALANCE                $5,450.00")  # available
+    await expect(receipt).to_contain_text("ON HOLD $100.00")
+    assert web.panel.note_slot().stacked == [(10000, 2), (5000, 2)]

@@ -21,7 +21,15 @@ from host.bank.seed import SEED_TERMINALS
 from host.config import HostConfig
 from host.errors import ConfigError
 
-from .conftest import TERRAFORM, AppSettings, Stage, tf_locals, tf_module, tf_variable_defaults
+from .conftest import (
+    ROOT,
+    TERRAFORM,
+    AppSettings,
+    Stage,
+    tf_locals,
+    tf_module,
+    tf_variable_defaults,
+)
 
 # Settings whose value is a secret: never a plain environment value in the cloud.
 SECRET_NAMES = {
@@ -148,12 +156,19 @@ def test_image_sets_only_known_names(app: AppSettings, dockerfile: dict[str, Sta
 # --- docker-compose.yml ---------------------------------------------------------------------
 
 
+# Read by `atm device` itself (atm/commands/device.py), not by the host's configuration.
+DEVICE_NAMES = {"FRONTEND_ENABLED"}
+
+
 def test_compose_app_services_set_only_known_names(
     app: AppSettings, compose: dict[str, Any]
 ) -> None:
+    device_source = (ROOT / "atm" / "commands" / "device.py").read_text()
+    assert all(f'"{name}"' in device_source for name in DEVICE_NAMES)
     for name in APP_SERVICES:
         environment = compose["services"][name].get("environment", {})
-        assert set(environment) - app.names == set(), name
+        known = app.names | (DEVICE_NAMES if name.startswith("atm-") else set())
+        assert set(environment) - known == set(), name
 
 
 def test_compose_host_passes_every_setting(app: AppSettings, compose: dict[str, Any]) -> None:
@@ -220,6 +235,13 @@ def test_compose_atms_connect_to_the_host_service(
         terminals.append(args.terminal_id)
         assert args.script in SCRIPTS, name
         assert int(args.repeat) >= 0, name
+        # One web front panel per ATM: on every interface inside the container, published
+        # on the machine's loopback only, switched by FRONTEND_ENABLED (default true).
+        service = compose["services"][name]
+        assert args.web_listen == "0.0.0.0"
+        assert [str(p).rsplit(":", 1)[1] for p in service["ports"]] == [str(args.web)]
+        assert all(str(p).startswith("127.0.0.1:") for p in service["ports"])
+        assert service["environment"]["FRONTEND_ENABLED"] == "${FRONTEND_ENABLED:-true}"
     assert len(set(terminals)) == len(terminals)
 
 

@@ -51,7 +51,14 @@ function render(message) {
   $("tray").replaceChildren(...(p.cash_tray.length
     ? [...p.cash_tray.map((n) => el("li", `${n.count} x ${n.note}`)), el("li", `total ${p.cash_tray_total}`)]
     : [el("li", "empty")]));
+  $("note-panel").hidden = !p.note_slot.present;
+  $("note-slot").textContent = p.note_slot.text;
+  $("note-slot").dataset.escrow = p.note_slot.escrow_total;
+  $("note-slot").dataset.returned = p.note_slot.returned_total;
+  $("envelope-panel").hidden = !p.envelope_slot.present;
+  $("envelope-slot").textContent = p.envelope_slot.text;
   $("receipt").textContent = p.receipt.join("\n");
+  renderReceiptQr(p.receipt_qr, p.receipt_qr_svg);
   $("devices").replaceChildren(...Object.entries(p.devices).map(([kind, d]) =>
     el("li", `${kind} (${d.where}): ${d.summary || "ok"}` + (d.faults.length ? ` — faults ${d.faults.join(" ")}` : ""))));
   $("counters").textContent = p.counters.join("\n");
@@ -69,6 +76,22 @@ function render(message) {
   $("host-toggle").textContent = p.host_down ? "Start the host" : "Stop the host";
   $("supervisor").textContent = p.supervisor ? "Supervisor switch (on: turn off)" : "Supervisor switch (off: turn on)";
   for (const button of document.querySelectorAll("button")) button.disabled = role !== "driver";
+}
+
+// The receipt's QR code, drawn by the server as SVG; replaced only when the reference changes.
+function renderReceiptQr(text, svg) {
+  const figure = $("receipt-qr");
+  figure.hidden = !text;
+  if (figure.dataset.text === text) return;
+  figure.dataset.text = text;
+  const code = $("receipt-qr-code");
+  if (text) {
+    const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
+    code.replaceChildren(document.importNode(doc.documentElement, true));
+  } else {
+    code.replaceChildren();
+  }
+  $("receipt-qr-text").textContent = text ? `QR: ${text}` : "";
 }
 
 function renderFaultChoices(devices) {
@@ -107,6 +130,11 @@ async function loadConfig() {
   $("terminal").textContent = `ATM ${config.terminal}`;
   $("card-pick").replaceChildren(...Object.entries(config.cards).map(([name, label]) =>
     el("option", label, { value: name })));
+  $("note-buttons").replaceChildren(...Object.entries(config.notes).map(([cents, label]) =>
+    el("button", label, { type: "button", id: `note-${cents}`, "data-note": cents, "aria-label": `insert a ${label} note` })));
+  // The supervisor's keypad, as the controller has it (digits aside): F1-F8 and ENTER.
+  $("operator-keys").replaceChildren(...Object.entries(config.supervisor_keys).map(([key, label]) =>
+    el("button", `${key} ${label}`, { type: "button", id: `sup-${key}`, "data-key": key })));
 }
 
 document.addEventListener("click", (event) => {
@@ -116,11 +144,14 @@ document.addEventListener("click", (event) => {
   // this button again); a button reached with Tab keeps its focus and Enter presses it.
   if (event.detail > 0) button.blur();
   if (button.dataset.key) return send({ action: "press", key: button.dataset.key });
+  if (button.dataset.note) return send({ action: "insert_note", cents: Number(button.dataset.note) });
   switch (button.id) {
     case "insert-card": return send({ action: "insert", card: $("card-pick").value });
     case "insert-pan": return send({ action: "insert_pan", pan: $("pan").value, expiry: $("expiry").value });
     case "take-card": return send({ action: "take_card" });
     case "take-cash": return send({ action: "take_cash" });
+    case "take-notes": return send({ action: "take_notes" });
+    case "insert-envelope": return send({ action: "insert_envelope" });
     case "supervisor": return send({ action: "supervisor" });
     case "replenish": return send({ action: "replenish" });
     case "inject": return send({ action: "inject", device: $("fault-device").value, fault: $("fault-name").value, arg: $("fault-arg").value });

@@ -101,6 +101,19 @@ def text_of(events: Sequence[object]) -> bytes:
     return b"".join(e.data for e in events if isinstance(e, Text))
 
 
+def test_our_qr_code_command_is_python_escpos_bytes():
+    # The driver's receipts send the same five functions python-escpos sends.
+    assert escpos.qr_code(b"https://x.test/1", module_size=3, error_correction="L") == QR_NATIVE
+    events = EscPosParser().feed(escpos.qr_code(b"ATM00001-000042-000000000042"))
+    assert [e for e in events if isinstance(e, QrCode)] == [
+        QrCode(b"ATM00001-000042-000000000042", module_size=4, error_correction="M")
+    ]
+    with pytest.raises(ValueError, match="error correction"):
+        escpos.qr_code(b"x", error_correction="X")
+    with pytest.raises(ValueError, match=r"1\.\.2331 bytes"):
+        escpos.qr_code(b"")
+
+
 def test_native_qr_code_is_one_item_and_no_text():
     events = EscPosParser().feed(QR_NATIVE)
     assert text_of(events) == b""

@@ -13,6 +13,14 @@ async def test_status_and_print(printer):
     assert printer.customer.receipts == [["ATM SIMULATOR BANK", "AMOUNT  $100.00"]]
 
 
+async def test_receipt_with_a_qr_code(printer):
+    # Over the serial path the QR code travels as ESC/POS GS ( k: stored, then printed.
+    lines = ["ATM SIMULATOR BANK", "STAN          000042"]
+    await printer.device.print_receipt(lines, qr="ATM00001-000042-000000000042")
+    assert printer.customer.receipts == [lines]
+    assert printer.customer.qr_codes == ["ATM00001-000042-000000000042"]
+
+
 async def test_paper_near_end_still_prints(printer):
     printer.customer.inject("paper_near_end")
     assert (await printer.device.status()).paper is PaperState.NEAR_END

@@ -453,7 +453,9 @@ class HostLink:
         answered 0810/00; any other code is answered 12 and changes nothing."""
         code = message.get("70", "")
         known = code == NetworkCode.OUT_OF_SERVICE
-        reason = message.get("48", ResponseCode.TERMINAL_OUT_OF_SERVICE.value)
+        reason = ResponseCode.parse(message.get("48", ""))
+        if reason is None or not reason.out_of_service:
+            reason = ResponseCode.TERMINAL_OUT_OF_SERVICE
         if known:
             self._note_stop({"39": reason})
         reply: Message = {k: v for k, v in message.items() if k in ("7", "11", "41", "70")}

@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import re
 import shutil
 import socket
 import tempfile
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -43,6 +45,7 @@ from atm.scenario.relay import LinkRelay
 from device.config import TEST_CARD_RANGES, CassetteConfig, DeviceConfig
 from device.controller import AtmController, Devices
 from device.events import DeviceEvent, LinkMessage, ReceiptPrinted, ScreenShown
+from device.journal import Journal
 from device.screens import Screen, money, render_text
 from drivers.simulated import (
     Cassette,
@@ -55,10 +58,11 @@ from drivers.simulated import (
 )
 from host.app import Host
 from host.bank.ledger import post
-from host.bank.models import Account, Card, CardAccount, Customer, Posting
+from host.bank.models import Account, Card, CardAccount, Customer, LinkRequest, Posting
 from host.bank.pins import hash_pin
 from host.bank.seed import EQUITY_ACCOUNT
 from host.config import HostConfig
+from host.link.models import ReversalAdvice
 from protocol.display import describe
 from protocol.security import KeyScheme
 
@@ -90,6 +94,9 @@ class Observed:
     output: list[str] = field(default_factory=list)
     balances_before: dict[str, int] = field(default_factory=dict)
     balances_after: dict[str, int] = field(default_factory=dict)
+    # The host's last STAN from this terminal when its database was reused: the ATM's STANs
+    # go on from there, and the expectations' ``stan=`` count from it.
+    stan_base: int = 0
     taken_cents: int = 0
     retracted_notes: int = 0
     cards_retained: int = 0
@@ -420,6 +427,7 @@ async def _run(
     process: HostProcess | None = None
     before: HostSnapshot | None = None
     watched = sorted({*scenario.expect.balance_changes, *_card_accounts(scenario)})
+    fresh = False
     if shared is not None:
         host, port = shared.host, shared.port
     else:
@@ -465,6 +473,17 @@ async def _run(
         state_dir=work_dir / "device",
         **overrides,
     )
+    if shared is None and not fresh:
+        # A database that outlives this run (--database-url): this terminal's STANs go on
+        # from the host's records, as a real terminal's do. A fresh journal would start again
+        # at 000001, and the same STAN within the same second is (rightly) answered as a
+        # repeat of the earlier request.
+        last = await asyncio.to_thread(_last_host_stan, host, setup.terminal_id)
+        if last:
+            journal = Journal(device_config.journal_path, setup.terminal_id)
+            journal.write("STAN_CONTINUED", stan=f"{last:06d}", why="host database reused")
+            journal.close()
+            seen.stan_base = last
     kit = None
     child: AtmProcess | None = None
     try:
@@ -876,10 +895,10 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
                 f"({seen.balances_before[number]} -> {seen.balances_after[number]})"
             )
     journal = "\n".join(seen.journal)
-    for wanted in expect.journal:
+    for wanted in map(partial(_shift_stans, seen.stan_base), expect.journal):
         if wanted not in journal:
             problems.append(f"journal has no line with {wanted!r}")
-    for unwanted in expect.no_journal:
+    for unwanted in map(partial(_shift_stans, seen.stan_base), expect.no_journal):
         if unwanted in journal:
             problems.append(f"journal has a line with {unwanted!r}")
     if expect.screens:
@@ -945,3 +964,29 @@ def check_expectations(scenario: Scenario, seen: Observed) -> list[str]:
 
 
 __all__ += ["TRACKS", "apply_setup", "build_sim_devices", "check_expectations", "pins_of"]
+
+
+def _shift_stans(base: int, text: str) -> str:
+    """``stan=000002`` in an expectation is the terminal's second STAN of this run: with a
+    reused host database the run's STANs start after ``base``."""
+    if not base:
+        return text
+    return re.sub(
+        r"stan=(\d{6})", lambda m: f"stan={(int(m[1]) + base - 1) % 999_999 + 1:06d}", text
+    )
+
+
+def _last_host_stan(host: Host, terminal_id: str) -> int:
+    """The last STAN the host has on record from ``terminal_id`` (0: none)."""
+    with host.sessions() as session:
+        stans = [
+            session.scalar(
+                select(func.max(LinkRequest.stan)).where(LinkRequest.terminal_id == terminal_id)
+            ),
+            session.scalar(
+                select(func.max(ReversalAdvice.stan)).where(
+                    ReversalAdvice.terminal_id == terminal_id
+                )
+            ),
+        ]
+    return max((int(s) for s in stans if s and s.isdigit()), default=0)

@@ -457,7 +457,10 @@ class AuthorizationService:
         card = (
             session.execute(
                 select(Card)
-                .options(joinedload(Card.links).joinedload(CardAccount.account))
+                .options(
+                    joinedload(Card.links).joinedload(CardAccount.account),
+                    joinedload(Card.customer),
+                )
                 .where(Card.pan == request.pan)
                 .with_for_update(of=Card)
             )

@@ -227,7 +227,9 @@ async def test_supervisor_balancing(host_config, tmp_path):
 
 async def test_more_time_warning_with_its_countdown(host_config, tmp_path):
     clock = Clock()
-    async with open_console(host_config, tmp_path, clock, key_timeout=0.5) as c:
+    # The customer's wait is real time (asyncio), the warning's countdown the injected clock.
+    # 1.5 s lets the PIN be typed on a loaded machine before the wait runs out at the menu.
+    async with open_console(host_config, tmp_path, clock, key_timeout=1.5) as c:
         await c.pilot.click("#insert-card")
         await c.keys("1", "2", "3", "4", "enter")
         await c.screen("more_time")  # nothing chosen in time (at the menu, or at the PIN)

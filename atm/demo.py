@@ -6,7 +6,6 @@ end the balances, the dispenser's cassettes and counters. The scenario runner do
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,16 +74,6 @@ class HoldingRelay(LinkRelay):
     ``hold_replies()`` / ``release_replies()`` keep the host's replies back; ``sent`` keeps
     every byte the ATM put on the wire; ``reply_delay`` holds each reply that many seconds
     (a slow host). ``tls`` / ``server_name``: the host over TLS, as ``LinkRelay``."""
-
-    def __init__(
-        self,
-        upstream_host: str,
-        upstream_port: int,
-        *,
-        tls: ssl.SSLContext | None = None,
-        server_name: str | None = None,
-    ) -> None:
-        super().__init__(upstream_host, upstream_port, tls=tls, server_name=server_name)
 
     @property
     def holding(self) -> bool:

@@ -71,7 +71,7 @@ def _cannot(reason: str, required: bool) -> int:
     if required:
         _say(f"FAIL {reason}")
         return 1
-    _say(f"skipped: {reason} (under CI=true this fails)")
+    _say(f"skipped: {reason} (with AUDIT_REQUIRED=true, or CI=true without it, this fails)")
     return 0
 
 

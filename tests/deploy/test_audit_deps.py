@@ -82,7 +82,7 @@ def test_packages_not_looked_up_fail_under_ci_and_are_a_printed_skip_elsewhere(t
     code, out = _run(tmp_path / "again", report, ci=False)
     assert code == 0
     assert out.startswith("audit_deps: skipped: 1 of 2 pinned packages could not be looked up")
-    assert "(under CI=true this fails)" in out
+    assert "(with AUDIT_REQUIRED=true, or CI=true without it, this fails)" in out
 
 
 def test_a_clean_report_passes(tmp_path):

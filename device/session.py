@@ -62,6 +62,8 @@ class Session:
     # to be kept once the notes are back (a capture answer to a deposit).
     escrow: list[int] = field(default_factory=list)
     ledger_cents: int | None = None
+    # A deposit's answer: how much of it the host placed on hold (DE 54 amount type 92).
+    deposit_held_cents: int | None = None
     capture_after_notes: bool = False
     # Check deposits: the check number the customer keyed.
     check_number: str = ""

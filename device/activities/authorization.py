@@ -118,6 +118,8 @@ async def authorizing(atm: AtmController) -> None:
     s.balance_cents = available[0].cents if available else None
     ledger = [b for b in balances if b.amount_type == "01"]
     s.ledger_cents = ledger[0].cents if ledger else None
+    deposit_held = [b for b in balances if b.amount_type == "92"]
+    s.deposit_held_cents = deposit_held[0].cents if deposit_held else None
     if "62" in response:
         try:
             s.statement = tuple(e.line() for e in parse_mini_statement(response["62"]))

@@ -220,15 +220,19 @@ async def deposit_stacking(atm: AtmController) -> None:
             notes=format_deposit_notes(s.escrow),
         )
         s.escrow = []
-        held = (
-            s.ledger_cents - s.balance_cents
-            if s.ledger_cents is not None and s.balance_cents is not None
-            else 0
-        )
+        if s.deposit_held_cents is not None:  # the host said how much of this deposit
+            held = s.deposit_held_cents
+        else:  # a host that does not: what the account has on hold
+            held = (
+                s.ledger_cents - s.balance_cents
+                if s.ledger_cents is not None and s.balance_cents is not None
+                else 0
+            )
+        held = max(0, min(held, s.amount_cents))
         # One line on the screen; the receipt gives the available balance as well.
         s.message = f"{money(s.amount_cents)} deposited"
         if held > 0:
-            s.message += f"; {money(held)} on hold"
+            s.message += f": {money(s.amount_cents - held)} available now, {money(held)} on hold"
             s.receipt_note = f"ON HOLD {money(held)}"
         atm.post("stacked")
         return

@@ -102,6 +102,8 @@ CUSTOMER_KINDS = ("checking", "savings")
 # session.info key: holds read under the account's lock in this transaction (account id ->
 # cents), so the response's available balance needs no second read.
 _HELD = "host.bank.services.held"
+# The part of this request's deposit placed on hold, by account (DE 54 amount type 92).
+_DEPOSIT_HELD = "host.bank.services.deposit_held"
 _ACCOUNT_TYPES = {"checking": AccountType.CHECKING, "savings": AccountType.SAVINGS}
 
 
@@ -743,7 +745,10 @@ class AuthorizationService:
             rrn=rrn,
             at=now,
         )
-        place_holds(session, account, posting, DEPOSIT_KINDS[kind], amount, now, self.hold_policy)
+        holds = place_holds(
+            session, account, posting, DEPOSIT_KINDS[kind], amount, now, self.hold_policy
+        )
+        session.info[_DEPOSIT_HELD] = {account.id: sum(h.amount_cents for h in holds)}
         return posting, account
 
     def _change_pin(
@@ -797,17 +802,24 @@ class AuthorizationService:
     def _balances(
         session: Session, account: Account, account_type: AccountType
     ) -> tuple[Balance, ...]:
-        """DE 54: the ledger balance (01) and the available balance (02, holds excluded).
+        """DE 54: the ledger balance (01) and the available balance (02, holds excluded); for a
+        deposit also the part of it placed on hold (92).
         A withdrawal or transfer read the account's holds under its lock a moment ago (they
         have not changed since); otherwise they are read here."""
         kind = _ACCOUNT_TYPES.get(account.kind, account_type)
         held = session.info.get(_HELD, {}).get(account.id)
         if held is None:
             held = held_cents(session, account.id)
-        return (
+        balances = (
             Balance(kind, "01", account.currency, account.balance_cents),
             Balance(kind, "02", account.currency, account.balance_cents - held),
         )
+        deposit_held = session.info.get(_DEPOSIT_HELD, {}).get(account.id)
+        if deposit_held is None:
+            return balances
+        # A deposit's answer also says how much of it is on hold (private amount type 92), so
+        # the ATM can tell the customer what is available at once.
+        return (*balances, Balance(kind, "92", account.currency, deposit_held))
 
 
 def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:

@@ -327,7 +327,11 @@ async def test_cash_deposit_through_the_note_slot(host_config, tmp_path):
         await c.keys("f1")
         await c.panel.wait_for(lambda p: "$100.00 on hold" in str(p.screen and p.screen.lines))
         await c.pilot.pause()
-        assert "$300.00 deposited; $100.00 on hold" in c.text("#atm-screen")
+        assert c.panel.screen is not None
+        assert (
+            c.panel.screen.lines[0] == "$300.00 deposited: $200.00 available now, $100.00 on hold"
+        )
+        assert "$200.00 available now" in " ".join(c.text("#atm-screen").split())
         await c.screen("take_card")
         await c.pilot.click("#take-card")
         await c.screen("welcome")

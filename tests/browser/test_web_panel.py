@@ -179,6 +179,7 @@ async def test_cash_deposit_through_the_note_slot(web):
     # $200 is available at once, $100 waits for the next business day.
     await expect(page.locator("#screen-lines")).to_contain_text("$300.00 deposited")
     await expect(page.locator("#screen-lines")).to_contain_text("$100.00 on hold")
+    await expect(page.locator("#screen-lines")).to_contain_text("$200.00 available now")
     await expect(page.locator("#note-slot")).to_have_text("empty")
     await screen(page, "take_card")
     await page.click("#take-card")

@@ -67,7 +67,7 @@ async def test_alice_deposits_300_and_sees_200_available_and_100_on_hold(world):
     assert confirm.lines == ("2 x $50.00", "2 x $100.00", "Total $300.00")
     atm.keys("F1")
     done = await atm.screen("message", lambda s: "deposited" in " ".join(s.lines))
-    assert done.lines == ("$300.00 deposited; $100.00 on hold",)
+    assert done.lines == ("$300.00 deposited: $200.00 available now, $100.00 on hold",)
     await finish(atm)
     assert world.balance(ALICE_CHECKING) == 525_000 + 30_000
     assert acceptor(atm).stacked_cents() == 30_000

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "HOST_CRASHES",
     "TRACKS",
     "AccountSpec",
     "CardSpec",
@@ -22,6 +23,10 @@ __all__ = [
     "Setup",
     "Step",
 ]
+
+# ``host: crash-POINT`` arms the host process to SIGKILL itself at that point of the next
+# financial request (received, posted, sent: atm.scenario.hostcrash).
+HOST_CRASHES = ("crash-received", "crash-posted", "crash-sent")
 
 # The seeded cards (``atm db seed``) by the names scenarios use.
 TRACKS: dict[str, str] = {
@@ -196,7 +201,12 @@ class Scenario:
     @property
     def host_process(self) -> bool:
         """The host runs as its own ``atm host`` process (a step kills it)."""
-        return any(step.host in {"kill", "restart"} for step in self.steps)
+        return any(step.host in {"kill", "restart", *HOST_CRASHES} for step in self.steps)
+
+    @property
+    def host_crash(self) -> bool:
+        """The host process has crash points (``atm.scenario.hostcrash``): a step arms one."""
+        return any(step.host in HOST_CRASHES for step in self.steps)
 
     @property
     def atm_process(self) -> bool:

@@ -17,8 +17,15 @@ __all__ = ["HostProcess"]
 
 
 class HostProcess:
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+    """``crash_file``: run the host with crash points (``atm.scenario.hostcrash``), armed by
+    writing a point's name into that file."""
+
+    def __init__(
+        self, env: dict[str, str], port: int, log_path: Path, crash_file: Path | None = None
+    ) -> None:
         self.env, self.port, self.log_path = env, port, log_path
+        self.crash_file = crash_file
+        self.armed = False
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
         self.kills = 0
@@ -27,18 +34,21 @@ class HostProcess:
     async def start(self, timeout: float = 30.0) -> None:
         if self.process is not None and self.process.returncode is None:
             return
+        if self.crash_file is not None:
+            command = ["-m", "atm.scenario.hostcrash"]
+            extra = {"ATM_SCENARIO_HOST_CRASH_FILE": str(self.crash_file)}
+        else:
+            command, extra = ["-m", "atm", "host"], {}
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "atm",
-            "host",
+            *command,
             "--port",
             str(self.port),
             "--listen",
             "127.0.0.1",
             "--no-ops",
             "--no-worker",
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **extra},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -68,6 +78,25 @@ class HostProcess:
             while line := await stdout.readline():
                 log.write(line.decode(errors="replace"))
                 log.flush()
+
+    def arm(self, point: str) -> None:
+        """The host kills itself at ``point`` of the next financial request."""
+        assert self.crash_file is not None
+        self.crash_file.write_text(point)
+        self.armed = True
+
+    async def crashed(self, timeout: float) -> None:
+        """Wait until the armed host has killed itself."""
+        if self.process is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.process.wait()
+        except TimeoutError as exc:
+            raise ScenarioError(f"the host never reached its crash point in {timeout:g} s") from exc
+        self.armed = False
+        self.kills += 1
+        await self._end_pump()
 
     async def kill(self) -> None:
         """SIGKILL: no clean-up, no flush, as a power cut would do."""

@@ -38,7 +38,7 @@ from atm.devices import (
     open_kit,
 )
 from atm.scenario.atmproc import AtmProcess, config_to_json, physical_devices
-from atm.scenario.format import SEED_PINS, TRACKS, FaultSpec, Scenario, Step
+from atm.scenario.format import HOST_CRASHES, SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
 from atm.scenario.relay import LinkRelay
@@ -268,8 +268,13 @@ class _World:
                 # Kill after the host answered (posted, response sent, not yet delivered).
                 await asyncio.wait_for(self.relay.reply_waiting.wait(), 10)
             await self.process.kill()
+        elif step.host in HOST_CRASHES:
+            assert self.process is not None
+            self.process.arm(step.host.removeprefix("crash-"))
         elif step.host == "restart":
             assert self.process is not None
+            if self.process.armed:
+                await self.process.crashed(15)
             await self.process.start()
         if step.link is not None:
             assert self.relay is not None
@@ -445,7 +450,12 @@ async def _run(
         seen.available_before = {n: before.available(n) for n in seen.balances_before}
         port = _free_port() if setup.host_down_at_start or scenario.host_process else 0
         if scenario.host_process:
-            process = HostProcess(_host_env(config, setup.host), port, work_dir / "host.log")
+            process = HostProcess(
+                _host_env(config, setup.host),
+                port,
+                work_dir / "host.log",
+                crash_file=work_dir / "host-crash" if scenario.host_crash else None,
+            )
             await process.start()
             say(
                 f"== host process (atm host, pid {process.process and process.process.pid}) "

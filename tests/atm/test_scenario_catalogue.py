@@ -65,6 +65,10 @@ def test_the_catalogue_loads_and_covers_the_fault_families():
         assert f"atm-kill-withdrawal-{step}" in names
     assert "atm-kill-withdrawal-card-returned" in names
     assert "atm-kill-transfer-card-returned" in names
+    # The host process killed at each of its steps of a withdrawal and of a transfer.
+    for point in ("received", "posted", "sent"):
+        for kind in ("withdrawal", "transfer"):
+            assert f"host-kill-{kind}-at-{point}" in names
     assert len(FAST) >= 3
 
 

@@ -32,7 +32,9 @@ HEX_SECRET = re.compile(r"(?<![0-9A-Fa-f])(?=[0-9]*[A-Fa-f])[0-9A-Fa-f]{16,}(?![
 # Amounts that look like hex: DE 54 balances (20 characters: types, currency, C/D, 12-digit
 # amount) and DE 95 replacement amounts (two 12-digit amounts, two C/D + 8-digit fees).
 AMOUNTS = re.compile(r"(?:\d{7}[CD]\d{12})+|\d{24}[CD]\d{8}[CD]\d{8}")
-PIN_TOKEN = re.compile(r"(?<![\d*])(" + "|".join(PINS) + r")(?![\d*])")
+# A PIN as a token of its own: not inside a longer number or a hex value (a journal line's
+# crc=0d9012a8 or a key check value holds four such digits by chance now and then).
+PIN_TOKEN = re.compile(r"(?<![\dA-Fa-f*])(" + "|".join(PINS) + r")(?![\dA-Fa-f*])")
 
 
 def leaks(text: str) -> list[str]:

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from host.admin.web import ADMIN
+from host.bank.fastpath import FastAuthorizer, libpq_conninfo
 from host.bank.models import Account
 from host.bank.pins import PinVerifier
 from host.bank.seed import seed
@@ -62,6 +63,13 @@ class Host:
         self._worker_stop = threading.Event()
         self.ops_port: int | None = None
         self._clock = clock
+        # PostgreSQL: inquiries, withdrawals and transfers take the hot path (one function
+        # call on the event loop; host.bank.fastpath), its pool as big as the worker pool.
+        self.fast: FastAuthorizer | None = None
+        if not is_sqlite(config.database_url):
+            self.fast = FastAuthorizer(
+                self.service, libpq_conninfo(config.database_url), size=self.workers
+            )
         self.server = LinkServer(
             self.service,
             self.executor,
@@ -72,6 +80,7 @@ class Host:
             limits=config.link_limits,
             tap=tap,
             clock=clock,
+            fast=self.fast,
         )
 
     def upgrade_and_seed(self) -> list[str]:
@@ -95,6 +104,8 @@ class Host:
     ) -> int:
         for line in self.config.widened:
             log.warning("production-safety guard: %s", line)
+        if self.fast is not None:
+            await self.fast.open()
         await self.server.start(
             host or self.config.link_host,
             self.config.link_port if port is None else port,
@@ -138,6 +149,8 @@ class Host:
 
     async def close(self) -> None:
         await self.server.close()
+        if self.fast is not None:
+            await self.fast.close()
         if self._ops_runner is not None:
             await self._ops_runner.cleanup()
             self._ops_runner = None

@@ -6,12 +6,24 @@ still on hold says so, with the day the last of it becomes available: ``CASH DEP
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from host.bank.models import Entry, Hold, Posting
 
-__all__ = ["ENTRY_LENGTH", "format_entry", "label", "mini_statement"]
+__all__ = [
+    "ENTRY_LENGTH",
+    "StatementLine",
+    "format_entry",
+    "format_mini_statement",
+    "label",
+    "mini_statement",
+    "mini_statement_lines",
+]
 
 ENTRY_LENGTH = 40
 ENTRIES = 5
@@ -43,7 +55,25 @@ def format_entry(date: str, amount_cents: int, text: str) -> str:
     return entry
 
 
+@dataclass(frozen=True)
+class StatementLine:
+    """One entry of the mini-statement as read from the ledger: the ORM path reads it with
+    ``mini_statement_lines``, the PostgreSQL hot path gets it from ``atm_authorize``."""
+
+    amount_cents: int
+    created_at: dt.datetime
+    kind: str
+    description: str
+    # The last release of this entry's deposit holds still held (None: nothing held).
+    held_until: dt.datetime | None
+
+
 def mini_statement(session: Session, account_id: int) -> str:
+    return format_mini_statement(mini_statement_lines(session, account_id))
+
+
+def mini_statement_lines(session: Session, account_id: int) -> list[StatementLine]:
+    """The account's newest entries, newest first, with their holds' last release."""
     rows = session.execute(
         select(Entry.amount_cents, Entry.created_at, Posting.kind, Posting.description, Posting.id)
         .join(Posting, Entry.posting_id == Posting.id)
@@ -62,11 +92,19 @@ def mini_statement(session: Session, account_id: int) -> str:
             .group_by(Hold.posting_id)
         ).all()
     )
+    return [
+        StatementLine(amount, created_at, kind, description, held_until.get(posting_id))
+        for amount, created_at, kind, description, posting_id in rows
+    ]
+
+
+def format_mini_statement(lines: Iterable[StatementLine]) -> str:
+    """DE 62: the 40-character entries, in the order given."""
     entries = []
-    for amount, created_at, kind, description, posting_id in rows:
-        text = label(kind, amount, description)
-        if posting_id in held_until:
-            short = "CASH DEP" if kind == "deposit" else "CHECK DEP"
-            text = f"{short} HOLD {held_until[posting_id]:%m/%d}"
-        entries.append(format_entry(f"{created_at:%Y%m%d}", amount, text))
+    for line in lines:
+        text = label(line.kind, line.amount_cents, line.description)
+        if line.held_until is not None:
+            short = "CASH DEP" if line.kind == "deposit" else "CHECK DEP"
+            text = f"{short} HOLD {line.held_until:%m/%d}"
+        entries.append(format_entry(f"{line.created_at:%Y%m%d}", line.amount_cents, text))
     return "".join(entries)

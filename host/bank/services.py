@@ -62,7 +62,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -91,7 +91,17 @@ from protocol.masking import mask_pan
 from protocol.messages import AccountType, Balance, TransactionType
 from protocol.response_codes import ResponseCode
 
-__all__ = ["AuthorizationService", "CardRequest", "Outcome", "PinCheck", "PinFirst"]
+__all__ = [
+    "AuthorizationService",
+    "CardRequest",
+    "Codes",
+    "Outcome",
+    "PinCheck",
+    "PinFirst",
+    "RandomCodes",
+    "connectivity_text",
+    "stored_outcome",
+]
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +205,21 @@ class Outcome:
         return self.response_code.capture_card
 
 
-def _new_rrn(now: dt.datetime) -> str:
-    return f"{now:%y%j}{secrets.randbelow(10**7):07d}"
+class Codes(Protocol):
+    """Where a request's retrieval reference number (DE 37) and approval code (DE 38) come
+    from: random in production; a test that runs two paths side by side gives both the same."""
+
+    def rrn(self, request: CardRequest, now: dt.datetime) -> str: ...
+
+    def auth_code(self, request: CardRequest) -> str: ...
+
+
+class RandomCodes:
+    def rrn(self, request: CardRequest, now: dt.datetime) -> str:
+        return f"{now:%y%j}{secrets.randbelow(10**7):07d}"
+
+    def auth_code(self, request: CardRequest) -> str:
+        return f"{secrets.randbelow(10**6):06d}"
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:
@@ -226,14 +249,24 @@ class AuthorizationService:
         pins: PinVerifier | None = None,
         metrics: HostMetrics | None = None,
         hold_policy: HoldPolicy | None = None,
+        codes: Codes | None = None,
     ) -> None:
         self._sessions = sessions
+        self.codes: Codes = codes or RandomCodes()
         self.hold_policy = hold_policy or HoldPolicy()
         self._config = config
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._own_pins = pins is None
         self.pins = pins or PinVerifier(pepper=config.pin_pepper, secret_key=config.secret_key)
         self.metrics = metrics
+
+    @property
+    def config(self) -> HostConfig:
+        return self._config
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     def close(self) -> None:
         if self._own_pins:
@@ -352,7 +385,7 @@ class AuthorizationService:
             if not exc.connection_invalidated and not _is_connectivity(exc):
                 raise
             log.error("database unavailable answering %r: %s", request, type(exc.orig).__name__)
-            outcome = Outcome(ResponseCode.HOST_UNAVAILABLE, _new_rrn(self._clock()))
+            outcome = Outcome(ResponseCode.HOST_UNAVAILABLE, self.codes.rrn(request, self._clock()))
         log.info("%r -> %s %s", request, outcome.response_code, outcome.response_code.text)
         return outcome
 
@@ -374,17 +407,22 @@ class AuthorizationService:
                     previous.fingerprint, fingerprint
                 ):
                     log.info("repeat of %r answered from the record", request)
-                    return _stored_outcome(previous)
+                    return stored_outcome(
+                        previous.response_code,
+                        previous.rrn,
+                        previous.auth_code,
+                        previous.outcome,
+                    )
                 log.warning("%r reuses the key of a different request", request)
-                return Outcome(ResponseCode.DUPLICATE, _new_rrn(now))
-            rrn = _new_rrn(now)
+                return Outcome(ResponseCode.DUPLICATE, self.codes.rrn(request, now))
+            rrn = self.codes.rrn(request, now)
             result = _Result()
             try:
                 result = self._process(session, request, now, rrn, pin)
                 code = ResponseCode.APPROVED
             except _Decline as decline:
                 code = decline.code
-            auth_code = f"{secrets.randbelow(10**6):06d}" if code.approved else ""
+            auth_code = self.codes.auth_code(request) if code.approved else ""
             record(
                 session,
                 terminal_actor(request.terminal_id),
@@ -868,16 +906,19 @@ def used_today_and_held(
     return -int(row[0] or 0), int(row[1] or 0)
 
 
-def _stored_outcome(record: LinkRequest) -> Outcome:
-    stored: dict[str, Any] = record.outcome or {}
+def stored_outcome(
+    response_code: str, rrn: str, auth_code: str, stored: dict[str, Any] | None
+) -> Outcome:
+    """The outcome a ``LinkRequest`` record keeps (its code, RRN, auth code and JSON)."""
+    stored = stored or {}
     balances = tuple(
         Balance(AccountType(t), amount_type, currency, int(cents))
         for t, amount_type, currency, cents in stored.get("balances", [])
     )
     return Outcome(
-        ResponseCode(record.response_code),
-        record.rrn,
-        record.auth_code,
+        ResponseCode(response_code),
+        rrn,
+        auth_code,
         balances,
         str(stored.get("mini_statement", "")),
     )
@@ -900,5 +941,10 @@ def _is_connectivity(exc: DBAPIError) -> bool:
         return True
     if not isinstance(exc, OperationalError):
         return False
-    text = str(exc.orig).lower()
+    return connectivity_text(str(exc.orig))
+
+
+def connectivity_text(message: str) -> bool:
+    """Does a database error's message say the database cannot be reached?"""
+    text = message.lower()
     return any(hint in text for hint in _CONNECTIVITY_HINTS)

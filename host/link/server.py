@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from host.bank.fastpath import Authorized, FastAuthorizer
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
@@ -94,6 +95,9 @@ _REQUIRED = {
     "0200": ("2", "3", "4", "7", "11", "41", "52"),
 }
 _PIN_BLOCK_HEX = {0: 16, 4: 32}
+# Hot path: how often a request may find its card's PIN hash changed between bcrypt and the
+# call before it goes the ORM way (which verifies inside its transaction).
+_PIN_ROUNDS = 3
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -139,8 +143,11 @@ class LinkServer:
         limits: LinkLimits | None = None,
         soft_nofile: int | None = None,
         switch_poll_seconds: float = 2.0,
+        fast: FastAuthorizer | None = None,
     ) -> None:
         self._service = service
+        # PostgreSQL: 30/01/40 go the hot path (host.bank.fastpath), on the event loop.
+        self._fast = fast
         self._executor = executor
         self._max_frame = max_frame
         self._tap = tap
@@ -520,6 +527,43 @@ class LinkServer:
         return self._fill(response, outcome)
 
     async def _authorize(self, request: CardRequest) -> Outcome:
+        fast = self._fast
+        if fast is None or not fast.handles(request):
+            return await self._authorize_orm(request)
+        if fast.available:
+            return await self._authorize_fast(fast, request)
+        # The database was unreachable: the ORM path answers (91 while it still is) and
+        # the hot path comes back once a request goes through.
+        outcome = await self._authorize_orm(request)
+        if outcome.response_code is not ResponseCode.HOST_UNAVAILABLE:
+            await fast.reopen()
+        return outcome
+
+    async def _authorize_fast(self, fast: FastAuthorizer, request: CardRequest) -> Outcome:
+        """The hot path: one call when no bcrypt is needed; else bcrypt ahead on the PIN
+        pool and a second call with its answer. An approved 0200 that a reversal advice
+        overtook gets it applied (rare: a worker thread does it, as on the ORM path)."""
+        answer = await fast.authorize(request)
+        rounds = 0
+        while isinstance(answer, PinFirst):
+            rounds += 1
+            if rounds > _PIN_ROUNDS:
+                settled = await self._work(self._authorize_and_settle, request, False)
+                assert isinstance(settled, Outcome)
+                return settled
+            pin = await self._service.verify_pin_ahead(request, self._executor, answer.pin_hash)
+            answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
+        assert isinstance(answer, Authorized)
+        if answer.reversal_waiting:
+            await self._work(
+                self.reversals.apply_waiting,
+                request.terminal_id,
+                request.stan,
+                request.transmission_time,
+            )
+        return answer.outcome
+
+    async def _authorize_orm(self, request: CardRequest) -> Outcome:
         """One trip to a database worker when no bcrypt is needed (an open card session);
         else bcrypt first, on the PIN pool, with no transaction open, then the transaction
         (host.bank.services). A PIN change hashes its new PIN ahead, so it goes that way."""

@@ -1,6 +1,8 @@
 """Database round trips per authorization over the real link (issue 16): a withdrawal and a
 balance inquiry in an open card session cost a bounded number of statements and one pool
-checkout, on both databases. Counted with SQLAlchemy's engine events on the running host."""
+checkout on SQLite (counted with SQLAlchemy's engine events on the running host); on PostgreSQL
+they take the hot path (host.bank.fastpath): no ORM statement at all, one statement for the
+withdrawal, BEGIN, the call, the mini statement's store and COMMIT for the inquiry."""
 
 from __future__ import annotations
 
@@ -36,14 +38,27 @@ async def test_an_authorization_in_an_open_session_takes_few_round_trips(
             assert (await terminal.client.request(terminal.balance_inquiry()))["39"] == "00"
             event.listen(host.engine, "before_cursor_execute", counter.statement)
             event.listen(host.engine, "checkout", counter.checkout)
+            fast_before = host.fast.statements if host.fast is not None else 0
             withdrawal = await terminal.client.request(terminal.withdrawal(2_000))
             assert withdrawal["39"] == "00"
             withdrawal_statements, withdrawal_checkouts = counter.statements, counter.checkouts
+            fast_withdrawal = (host.fast.statements if host.fast is not None else 0) - fast_before
             counter.statements, counter.checkouts = [], 0
             inquiry = await terminal.client.request(terminal.balance_inquiry())
             assert inquiry["39"] == "00"
+            fast_inquiry = (
+                (host.fast.statements if host.fast is not None else 0)
+                - fast_before
+                - fast_withdrawal
+            )
     finally:
         await host.close()
+
+    if host.fast is not None:  # PostgreSQL: the hot path, no ORM, no worker thread
+        assert (withdrawal_statements, withdrawal_checkouts) == ([], 0)
+        assert (counter.statements, counter.checkouts) == ([], 0)
+        assert (fast_withdrawal, fast_inquiry) == (1, 4)
+        return
 
     # 12 on PostgreSQL before the bank controls (SQLite one more), then one read of the
     # operators' switches (maintenance, terminal in service) and the request's audit row.

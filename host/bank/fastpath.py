@@ -1,0 +1,344 @@
+"""The PostgreSQL hot path (issue 16): balance inquiries (30), withdrawals (01) and
+transfers (40) authorized by one call of the PL/pgSQL function ``atm_authorize`` (migration
+``0011_authorize_functions``), over psycopg's async connection pool, straight from the event
+loop: no ORM, no worker thread, one round trip and one transaction per withdrawal or
+transfer (an inquiry adds one statement in the same transaction: its mini statement is
+formatted here, by ``host.bank.ministatement``, and stored with the record).
+
+The rules are those of ``host.bank.services`` (its docstring), in the same order with the
+same codes and the same rows written; what needs a secret stays here and goes in as a
+parameter: the RRN and auth code (``AuthorizationService.codes``), the request's fingerprint
+and the card-session token (HMACs under SECRET_KEY), and bcrypt's answer. The PIN flow is
+the link server's: the first call answers ``PinFirst`` when bcrypt is needed (nothing
+applied), bcrypt runs on the PIN pool, the second call carries its answer and the hash it was
+checked against. ``tests/host/test_fastpath_model.py`` drives the same random requests
+through both paths and compares every answer and row.
+
+Errors as on the ORM path: a concurrent repeat (the record's key taken meanwhile) is answered
+from the record; a database that cannot be reached gets 91 with nothing written. After a
+connection error the pool's idle connections are checked and the request tried once more (a
+restarted server needs only new connections); if that fails too the pool is closed and
+``available`` turns false: the link server then uses the ORM path (which answers 91 while
+the database is away) and calls ``reopen`` once it works again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy.engine import make_url
+
+from host.bank.audit import card_subject, terminal_actor
+from host.bank.ministatement import StatementLine, format_mini_statement
+from host.bank.services import (
+    AuthorizationService,
+    CardRequest,
+    Outcome,
+    PinFirst,
+    connectivity_text,
+    stored_outcome,
+)
+from protocol.masking import mask_pan
+from protocol.messages import AccountType, Balance, TransactionType
+from protocol.response_codes import ResponseCode
+
+__all__ = ["FAST_TRANSACTIONS", "Authorized", "FastAuthorizer", "libpq_conninfo"]
+
+log = logging.getLogger(__name__)
+
+FAST_TRANSACTIONS = frozenset(
+    {TransactionType.BALANCE_INQUIRY, TransactionType.WITHDRAWAL, TransactionType.TRANSFER}
+)
+# How long a request waits for a pooled connection before it is answered 91.
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+_AUTHORIZE = (
+    "SELECT * FROM atm_authorize("
+    "%s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, "
+    "%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::timestamptz, "
+    "%s::text, %s::timestamptz, %s::boolean, %s::boolean, %s::text, %s::boolean, "
+    "%s::text, %s::timestamptz, %s::integer, %s::timestamptz, %s::text, %s::bigint, "
+    "%s::text, %s::text, %s::text)"
+)
+_STORE_OUTCOME = "UPDATE link_requests SET outcome = %s::json WHERE id = %s"
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """An outcome, and whether a reversal advice that overtook this approved 0200 waits to
+    be applied (``host.link.reversals.ReversalService.apply_waiting``)."""
+
+    outcome: Outcome
+    reversal_waiting: bool = False
+
+
+def libpq_conninfo(database_url: str) -> str:
+    """A SQLAlchemy ``postgresql+psycopg://`` URL as libpq takes it."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class FastAuthorizer:
+    """Authorizes 30/01/40 with ``atm_authorize``; ``service`` lends its clock, config,
+    PIN verifier (HMACs) and RRN/auth-code source, so both paths answer alike."""
+
+    def __init__(
+        self,
+        service: AuthorizationService,
+        conninfo: str,
+        *,
+        size: int,
+        acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+    ) -> None:
+        self._service = service
+        self._conninfo = conninfo
+        self._size = max(1, size)
+        self._acquire_timeout = acquire_timeout
+        self._pool: AsyncConnectionPool | None = None
+        self._reopening = asyncio.Lock()
+        # Statements sent (each one round trip, BEGIN and COMMIT of an inquiry included).
+        self.statements = 0
+
+    @property
+    def available(self) -> bool:
+        return self._pool is not None
+
+    def handles(self, request: CardRequest) -> bool:
+        return request.transaction in FAST_TRANSACTIONS
+
+    def _new_pool(self) -> AsyncConnectionPool:
+        return AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._size,
+            max_size=self._size,
+            kwargs={"autocommit": True},
+            timeout=self._acquire_timeout,
+            name="host-fastpath",
+            open=False,
+        )
+
+    async def open(self) -> None:
+        """Open the pool (connections are made in the background; a request waits for one
+        at most ``acquire_timeout``)."""
+        if self._pool is None:
+            pool = self._new_pool()
+            await pool.open(wait=False)
+            self._pool = pool
+
+    async def reopen(self) -> bool:
+        """After an outage: a new pool, if the database answers now. True when it is open."""
+        async with self._reopening:
+            if self._pool is not None:
+                return True
+            pool = self._new_pool()
+            try:
+                await pool.open(wait=True, timeout=self._acquire_timeout)
+            except PoolTimeout:
+                await pool.close()
+                return False
+            self._pool = pool
+        log.info("database reachable again: hot path back in use")
+        return True
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def authorize(self, request: CardRequest) -> Authorized | PinFirst:
+        """Apply ``request`` at most once (``request.pin_check``: bcrypt's answer, or None),
+        or ``PinFirst`` when bcrypt must run first (nothing applied)."""
+        try:
+            try:
+                answer = await self._authorize_or_repeat(request)
+            except psycopg.Error as exc:
+                if self._pool is None or not _unreachable(exc):
+                    raise
+                # A server restart leaves broken idle connections: drop them, try once more.
+                log.info("database error answering %r (%s); retrying", request, exc)
+                await self._pool.check()
+                answer = await self._authorize_or_repeat(request)
+        except (psycopg.Error, PoolTimeout) as exc:
+            if isinstance(exc, psycopg.Error) and not _unreachable(exc):
+                raise
+            log.error("database unavailable answering %r: %s", request, type(exc).__name__)
+            await self.close()
+            now = self._service.clock()
+            answer = Authorized(
+                Outcome(ResponseCode.HOST_UNAVAILABLE, self._service.codes.rrn(request, now))
+            )
+        if isinstance(answer, Authorized):
+            code = answer.outcome.response_code
+            log.info("%r -> %s %s", request, code, code.text)
+        return answer
+
+    async def _authorize_or_repeat(self, request: CardRequest) -> Authorized | PinFirst:
+        try:
+            return await self._authorize_once(request)
+        except pg_errors.UniqueViolation:
+            # Another host process stored the same key first (a repeat sent while the
+            # original was being answered): our call rolled back whole; answer from the
+            # record it left.
+            log.info("concurrent repeat of %r; answering from the record", request)
+            return await self._authorize_once(request)
+
+    async def _authorize_once(self, request: CardRequest) -> Authorized | PinFirst:
+        pool = self._pool
+        if pool is None:
+            raise PoolTimeout("the hot path's pool is closed (database unreachable)")
+        params = self._parameters(request)
+        inquiry = request.transaction is TransactionType.BALANCE_INQUIRY
+        async with pool.connection() as conn:
+            if not inquiry:
+                self.statements += 1
+                async with conn.cursor(row_factory=dict_row) as cursor:
+                    await cursor.execute(_AUTHORIZE, params, prepare=True)
+                    row = await cursor.fetchone()
+                assert row is not None
+                return self._answer(request, row, "")
+            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+                self.statements += 3  # BEGIN, the call, COMMIT
+                await cursor.execute(_AUTHORIZE, params, prepare=True)
+                row = await cursor.fetchone()
+                assert row is not None
+                statement = ""
+                if row["o_status"] == "done" and row["o_code"] == ResponseCode.APPROVED:
+                    statement = _mini_statement(row)
+                    stored = _outcome_json(_balances(request, row), statement)
+                    self.statements += 1
+                    await cursor.execute(
+                        _STORE_OUTCOME, (stored, row["o_link_request_id"]), prepare=True
+                    )
+            return self._answer(request, row, statement)
+
+    def _parameters(self, request: CardRequest) -> tuple[Any, ...]:
+        service = self._service
+        config = service.config
+        now = service.clock()
+        pins = service.pins
+        pin = request.pin_check
+        token = (
+            pins.session_token(request.pan, request.terminal_id, request.pin_block)
+            if request.pin_block is not None and request.pin_key is not None
+            else None
+        )
+        verified = pin.verified if pin is not None else None
+        lock_until = now + dt.timedelta(seconds=config.lockout_duration_seconds)
+        limit = (
+            config.daily_transfer_limit
+            if request.transaction is TransactionType.TRANSFER
+            else config.daily_withdrawal_limit
+        )
+        return (
+            request.terminal_id,
+            request.stan,
+            request.transmission_time,
+            request.mti_class,
+            request.pan,
+            str(request.transaction),
+            str(request.from_account),
+            str(request.to_account),
+            request.amount_cents,
+            request.expiry,
+            request.to_account_number or None,
+            pins.fingerprint(request.content()),
+            service.codes.rrn(request, now),
+            service.codes.auth_code(request),
+            now,
+            now.strftime("%y%m"),
+            now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0),
+            request.pan.startswith(config.accepted_card_ranges),
+            request.pin_block is not None,
+            token,
+            verified,
+            pin.pin_hash if pin is not None and verified is not None else None,
+            now - dt.timedelta(seconds=config.session_timeout_seconds),
+            config.max_failed_pin_attempts,
+            lock_until,
+            lock_until.isoformat(),
+            limit,
+            f"txn.{request.transaction.name.lower()}",
+            card_subject(request.pan)[:64],
+            terminal_actor(request.terminal_id).name,
+        )
+
+    def _answer(
+        self, request: CardRequest, row: dict[str, Any], statement: str
+    ) -> Authorized | PinFirst:
+        status = row["o_status"]
+        if status == "pin_first":
+            return PinFirst(row["o_pin_hash"])
+        if status == "repeat":
+            log.info("repeat of %r answered from the record", request)
+            return Authorized(
+                stored_outcome(row["o_code"], row["o_rrn"], row["o_auth_code"], row["o_outcome"])
+            )
+        if status == "duplicate":
+            log.warning("%r reuses the key of a different request", request)
+        note = row["o_note"]
+        if note == "locked":
+            metrics = self._service.metrics
+            if metrics is not None:
+                metrics.lockouts.inc()
+            log.warning("card %s locked after repeated wrong PINs", mask_pan(request.pan))
+        elif note == "expiry-mismatch":
+            log.warning("track 2 expiry of card %s differs from the record", mask_pan(request.pan))
+        outcome = Outcome(
+            ResponseCode(row["o_code"]),
+            row["o_rrn"],
+            row["o_auth_code"],
+            _balances(request, row),
+            statement,
+        )
+        return Authorized(outcome, bool(row["o_reversal_waiting"]))
+
+
+def _balances(request: CardRequest, row: dict[str, Any]) -> tuple[Balance, ...]:
+    if row["o_ledger"] is None:
+        return ()
+    kind = AccountType(row["o_account_type"])
+    currency = row["o_currency"]
+    return (
+        Balance(kind, "01", currency, int(row["o_ledger"])),
+        Balance(kind, "02", currency, int(row["o_available"])),
+    )
+
+
+def _mini_statement(row: dict[str, Any]) -> str:
+    return format_mini_statement(
+        StatementLine(int(amount), created_at, kind, description, held_until)
+        for amount, created_at, kind, description, held_until in zip(
+            row["o_mini_amounts"],
+            row["o_mini_at"],
+            row["o_mini_kinds"],
+            row["o_mini_descriptions"],
+            row["o_mini_held_until"],
+            strict=True,
+        )
+    )
+
+
+def _outcome_json(balances: tuple[Balance, ...], statement: str) -> str:
+    """The record's outcome, as the ORM path stores it (SQLAlchemy's JSON: ``json.dumps``)."""
+    return json.dumps(
+        {
+            "balances": [[b.account_type, b.amount_type, b.currency, b.cents] for b in balances],
+            "mini_statement": statement,
+        }
+    )
+
+
+def _unreachable(exc: psycopg.Error) -> bool:
+    """The database cannot be reached (as ``host.bank.services`` tells it on the ORM path)."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and connectivity_text(str(exc))

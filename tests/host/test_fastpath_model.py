@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -74,10 +75,7 @@ TABLES = (
     "terminals",
 )
 _counter = itertools.count(1)
-_ROWS = {
-    table: f"SELECT row_to_json(t)::text FROM {table} t ORDER BY t.id"  # noqa: S608 (our tables)
-    for table in TABLES
-}
+_ROWS = {table: f"SELECT row_to_json(t)::text FROM {table} t ORDER BY t.id" for table in TABLES}
 _ROWS["cards"] = "SELECT (to_jsonb(t) - 'pin_hash')::text FROM cards t ORDER BY t.id"
 # An operator's action (the test's own set-up) is stamped with the real time.
 _ROWS["audit_log"] = (
@@ -286,7 +284,7 @@ async def _drive(pair: Pair, operations: list[tuple[str, object, int]]) -> None:
         if kind == "freeze":
             number = str(who)
             change = controls.unfreeze_account if number in frozen else controls.freeze_account
-            pair.operate(lambda session: change(session, OPERATOR, number))
+            pair.operate(functools.partial(change, actor=OPERATOR, number=number))
             frozen ^= {number}
             continue
         if kind == "wait":
@@ -305,9 +303,7 @@ async def _drive(pair: Pair, operations: list[tuple[str, object, int]]) -> None:
         await pair.send(request)
         sent.append(request)
     for number in frozen:
-        pair.operate(
-            lambda session, number=number: controls.unfreeze_account(session, OPERATOR, number)
-        )
+        pair.operate(functools.partial(controls.unfreeze_account, actor=OPERATOR, number=number))
 
 
 @settings(

@@ -1,7 +1,10 @@
 """Authorization services: balance inquiry (with mini-statement), withdrawal, transfer and PIN
 change, with the checks of DESIGN section 4 in their order. Pure domain code over a SQLAlchemy
 session; the link server translates ISO messages to ``CardRequest`` and ``Outcome`` back. Runs
-in a worker thread (bcrypt is slow by design and must stay off the event loop).
+in a worker thread (bcrypt is slow by design and must stay off the event loop). On
+PostgreSQL the link server authorizes inquiries, withdrawals and transfers with the same
+rules in one database call instead (``host.bank.fastpath``, migration 0011); a change to a
+rule here must be made there too (``tests/host/test_fastpath_model.py`` compares both).
 
 Order of checks and their response codes (DE 39); the MAC and the message format are checked
 by the link layer before a ``CardRequest`` exists:

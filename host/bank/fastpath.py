@@ -35,7 +35,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from sqlalchemy.engine import make_url
 
 from host.bank.audit import card_subject, terminal_actor
@@ -162,6 +162,8 @@ class FastAuthorizer:
         try:
             try:
                 answer = await self._authorize_or_repeat(request)
+            except (PoolTimeout, PoolClosed):
+                raise  # no connection to be had: answered 91 below, without a retry
             except psycopg.Error as exc:
                 if self._pool is None or not _unreachable(exc):
                     raise
@@ -169,8 +171,8 @@ class FastAuthorizer:
                 log.info("database error answering %r (%s); retrying", request, exc)
                 await self._pool.check()
                 answer = await self._authorize_or_repeat(request)
-        except (psycopg.Error, PoolTimeout) as exc:
-            if isinstance(exc, psycopg.Error) and not _unreachable(exc):
+        except psycopg.Error as exc:
+            if not _unreachable(exc):
                 raise
             log.error("database unavailable answering %r: %s", request, type(exc).__name__)
             await self.close()
@@ -196,7 +198,7 @@ class FastAuthorizer:
     async def _authorize_once(self, request: CardRequest) -> Authorized | PinFirst:
         pool = self._pool
         if pool is None:
-            raise PoolTimeout("the hot path's pool is closed (database unreachable)")
+            raise PoolClosed("the hot path's pool is closed (database unreachable)")
         params = self._parameters(request)
         inquiry = request.transaction is TransactionType.BALANCE_INQUIRY
         async with pool.connection() as conn:
@@ -344,6 +346,6 @@ def _outcome_json(balances: tuple[Balance, ...], statement: str) -> str:
 
 def _unreachable(exc: psycopg.Error) -> bool:
     """The database cannot be reached (as ``host.bank.services`` tells it on the ORM path)."""
-    if isinstance(exc, psycopg.InterfaceError):
+    if isinstance(exc, psycopg.InterfaceError | PoolTimeout | PoolClosed):
         return True
     return isinstance(exc, psycopg.OperationalError) and connectivity_text(str(exc))

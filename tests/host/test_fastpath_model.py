@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,8 +39,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from host.bank import controls
 from host.bank.audit import Actor
-from host.bank.fastpath import FastAuthorizer, libpq_conninfo
-from host.bank.services import AuthorizationService, CardRequest, Outcome
+from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
+from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
 from host.link.reversals import AdviceData, ReversalService
@@ -409,3 +410,64 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
             )
 
     asyncio.run(run())
+
+
+def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A repeat sent while the original is in flight, on two connections: both calls pass the
+    duplicate check, wait for the card's row lock (held here until both wait), and the second
+    to insert the record meets the unique key: it is answered from the record, the money
+    moves once."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    fast = FastAuthorizer(service, libpq_conninfo(postgres_url), size=2)
+    request = Requests(TEST_TPK).withdrawal(10_000)
+
+    async def run() -> list[Outcome]:
+        await fast.reopen()
+        first = await fast.authorize(request)
+        assert isinstance(first, PinFirst)  # nothing applied yet
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        pin = await service.verify_pin_ahead(request, executor, first.pin_hash)
+        executor.shutdown()
+        ready = dataclasses.replace(request, pin_check=pin)
+        conninfo = libpq_conninfo(postgres_url)
+        async with (
+            await psycopg.AsyncConnection.connect(conninfo) as holder,
+            await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as watcher,
+        ):
+            await holder.execute("SELECT 1 FROM cards WHERE pan = %s FOR UPDATE", (ALICE,))
+            calls = [asyncio.create_task(fast.authorize(ready)) for _ in range(2)]
+            for _ in range(100_000):  # until both calls wait for the card's lock
+                cursor = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%atm_authorize%'"
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] == 2:
+                    break
+            else:
+                pytest.fail("the two calls never both waited for the card's lock")
+            await holder.rollback()
+            answers = await asyncio.gather(*calls)
+        await fast.close()
+        return [answer.outcome for answer in answers if isinstance(answer, Authorized)]
+
+    try:
+        with caplog.at_level("INFO", logger="host.bank.fastpath"):
+            outcomes = asyncio.run(run())
+        assert len(outcomes) == 2 and outcomes[0] == outcomes[1]
+        assert outcomes[0].response_code == "00"
+        assert "concurrent repeat" in caplog.text
+        with engine.connect() as connection:
+            balance = connection.scalar(
+                text("SELECT balance_cents FROM accounts WHERE number = :n"),
+                {"n": ALICE_CHECKING},
+            )
+            records = connection.scalar(text("SELECT count(*) FROM link_requests"))
+        assert (balance, records) == (515_000, 1)
+    finally:
+        service.close()
+        engine.dispose()

@@ -61,15 +61,18 @@ async def test_database_down_then_back(own_postgres: PostgresServer, tmp_path):
             assert await _ready(ops_port) == 200
             # The request answered 91 left nothing behind: sent again, it is applied once.
             assert (await terminal.client.request(during))["39"] == "00"
-        assert host.balance(ALICE_CHECKING) == 525_000 - 2 * 2_000
+            # The hot path (host.bank.fastpath) is back in use once a request went through.
+            assert host.fast is not None and host.fast.available
+            assert (await terminal.client.request(terminal.withdrawal(2_000)))["39"] == "00"
+        assert host.balance(ALICE_CHECKING) == 525_000 - 3 * 2_000
         with host.sessions() as session:
             assert check_ledger(session) == []
-            assert session.scalar(select(func.count()).select_from(LinkRequest)) == 2
+            assert session.scalar(select(func.count()).select_from(LinkRequest)) == 3
             assert (
                 session.scalar(
                     select(func.count()).select_from(Posting).where(Posting.kind == "withdrawal")
                 )
-                == 2
+                == 3
             )
     finally:
         await host.close()

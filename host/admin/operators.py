@@ -6,6 +6,11 @@
   count. An unknown name costs a bcrypt check as well, so timing does not tell names apart.
 - Sessions: a random token in the cookie, its SHA-256 in ``operator_sessions``, a CSRF token
   beside it; a session unused for ``idle_seconds`` is gone. The clock is passed in.
+- A password an admin chose (an operator created from the panel, a reset) must be changed:
+  ``password_change_required`` stays set until the operator changes it, and their session
+  opens nothing else meanwhile (the guard in ``host.admin.web``).
+- An admin changes others' roles and states, never their own, so the bank always keeps an
+  active admin once it has one.
 """
 
 from __future__ import annotations
@@ -32,14 +37,18 @@ __all__ = [
     "LoginRefused",
     "OperatorView",
     "SessionExpired",
+    "change_password",
     "check_password_rules",
     "create_operator",
     "end_session",
+    "find_operator",
     "list_operators",
     "log_in",
+    "reset_password",
     "resume_session",
     "role_allows",
     "set_operator_active",
+    "set_operator_role",
 ]
 
 ROLES = ("viewer", "operator", "admin")
@@ -86,10 +95,21 @@ class OperatorView:
     name: str
     role: str
     active: bool
+    password_change_required: bool = False
+    locked_until: dt.datetime | None = None
+    last_login_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, operator: Operator) -> OperatorView:
-        return cls(operator.id, operator.name, operator.role, operator.active)
+        return cls(
+            operator.id,
+            operator.name,
+            operator.role,
+            operator.active,
+            operator.password_change_required,
+            _aware(operator.locked_until) if operator.locked_until else None,
+            _aware(operator.last_login_at) if operator.last_login_at else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -118,23 +138,41 @@ def check_password_rules(password: str) -> None:
         raise BadRequest(f"a password has at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)")
 
 
-def create_operator(
-    session: Session, name: str, role: str, password: str, *, rounds: int, now: dt.datetime
-) -> OperatorView:
-    """A new operator; ``BadRequest`` for a taken or malformed name, an unknown role or a
-    password that breaks the rules."""
-    if not 1 <= len(name) <= 64 or not set(name) <= NAME_CHARS:
-        raise BadRequest("an operator name has 1 to 64 letters, digits or . _ - @")
+def _hash_password(password: str, rounds: int) -> str:
+    check_password_rules(password)
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def _check_role(role: str) -> None:
     if role not in ROLES:
         raise BadRequest(f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    check_password_rules(password)
+
+
+def create_operator(
+    session: Session,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    rounds: int,
+    now: dt.datetime,
+    change_required: bool = False,
+) -> OperatorView:
+    """A new operator; ``BadRequest`` for a taken or malformed name, an unknown role or a
+    password that breaks the rules. ``change_required``: an admin chose the password, so the
+    operator must change it at their first login."""
+    if not 1 <= len(name) <= 64 or not set(name) <= NAME_CHARS:
+        raise BadRequest("an operator name has 1 to 64 letters, digits or . _ - @")
+    _check_role(role)
+    password_hash = _hash_password(password, rounds)
     if session.scalar(select(Operator.id).where(Operator.name == name)) is not None:
         raise BadRequest(f"an operator named {name!r} exists already")
     operator = Operator(
         name=name,
         role=role,
-        password_hash=bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode(),
+        password_hash=password_hash,
         active=True,
+        password_change_required=change_required,
         failed_logins=0,
         created_at=now,
     )
@@ -147,16 +185,67 @@ def list_operators(session: Session) -> list[OperatorView]:
     return [OperatorView.of(o) for o in session.scalars(select(Operator).order_by(Operator.name))]
 
 
-def set_operator_active(session: Session, name: str, active: bool) -> OperatorView:
-    """Deactivate (their sessions end at once) or reactivate an operator."""
+def find_operator(session: Session, name: str) -> Operator:
+    """The operator named ``name``, locked for this transaction (``NotFound``)."""
     operator = session.scalar(select(Operator).where(Operator.name == name).with_for_update())
     if operator is None:
         raise NotFound(f"no operator {name!r}")
+    return operator
+
+
+def _end_sessions(session: Session, operator: Operator) -> None:
+    session.execute(delete(OperatorSession).where(OperatorSession.operator_id == operator.id))
+
+
+def set_operator_active(session: Session, name: str, active: bool) -> OperatorView:
+    """Deactivate (their sessions end at once) or reactivate an operator."""
+    operator = find_operator(session, name)
     if operator.active is active:
         raise BadRequest(f"operator {name} is already {'active' if active else 'deactivated'}")
     operator.active = active
     if not active:
-        session.execute(delete(OperatorSession).where(OperatorSession.operator_id == operator.id))
+        _end_sessions(session, operator)
+    return OperatorView.of(operator)
+
+
+def set_operator_role(session: Session, name: str, role: str) -> OperatorView:
+    """Give an operator another role; it applies to their open sessions at their next
+    request (every request reads the operator's role)."""
+    _check_role(role)
+    operator = find_operator(session, name)
+    if operator.role == role:
+        raise BadRequest(f"operator {name} is already {role}")
+    operator.role = role
+    return OperatorView.of(operator)
+
+
+def reset_password(session: Session, name: str, password: str, *, rounds: int) -> OperatorView:
+    """Set a password an admin chose: the operator's sessions end, a lockout ends, and they
+    must change it at their next login."""
+    operator = find_operator(session, name)
+    operator.password_hash = _hash_password(password, rounds)
+    operator.password_change_required = True
+    operator.failed_logins = 0
+    operator.locked_until = None
+    _end_sessions(session, operator)
+    return OperatorView.of(operator)
+
+
+def change_password(
+    session: Session, operator_id: int, current: str, new: str, *, rounds: int
+) -> OperatorView:
+    """The operator's own change: ``current`` must be right (``LoginRefused`` otherwise) and
+    ``new`` must differ from it and keep the rules (``BadRequest`` otherwise). Clears
+    ``password_change_required``."""
+    operator = session.get(Operator, operator_id, with_for_update=True)
+    if operator is None or not operator.active:
+        raise SessionExpired("log in first")
+    if not bcrypt.checkpw(current.encode()[:MAX_PASSWORD_BYTES], operator.password_hash.encode()):
+        raise BadRequest("the current password is wrong")
+    if new == current:
+        raise BadRequest("the new password must differ from the current one")
+    operator.password_hash = _hash_password(new, rounds)
+    operator.password_change_required = False
     return OperatorView.of(operator)
 
 

@@ -1,5 +1,6 @@
-"""The whole admin API as one table (``ADMIN_ROUTES``: sessions, operators, dashboard and
-snapshots from ``host.admin.web``, the bank operations from ``host.admin.bank_routes``), the
+"""The whole admin API as one table (``ADMIN_ROUTES``: sessions, dashboard and snapshots from
+``host.admin.web``, operators from ``host.admin.operator_routes``, the bank operations from
+``host.admin.bank_routes``), the
 aiohttp routes built from it with their guard, and its OpenAPI description, generated from the
 same table so it cannot drift."""
 
@@ -10,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from host.admin.bank_routes import BANK_ROUTES
+from host.admin.operator_routes import OPERATOR_ROUTES
 from host.admin.web import (
     API,
     COOKIE,
@@ -27,7 +29,7 @@ from host.admin.web import (
 
 __all__ = ["ADMIN_ROUTES", "PUBLIC_ROUTES", "admin_routes", "openapi"]
 
-ADMIN_ROUTES: list[AdminRoute] = [*CORE_ROUTES, *BANK_ROUTES]
+ADMIN_ROUTES: list[AdminRoute] = [*CORE_ROUTES, *OPERATOR_ROUTES, *BANK_ROUTES]
 
 
 async def openapi_view(request: web.Request) -> web.StreamResponse:

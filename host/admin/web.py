@@ -2,15 +2,18 @@
 
 Every route is an ``AdminRoute`` row: method, path, the least role that may call it, what it
 does (for the OpenAPI description), and the handler. This module holds the machinery, the
-session, operator, dashboard and snapshot rows (``CORE_ROUTES``) and the panel's files;
-``host.admin.bank_routes`` the bank operations; ``host.admin.routes`` joins them into
-``ADMIN_ROUTES``. ``guarded`` wraps each handler with the checks, in this order:
+session, dashboard and snapshot rows (``CORE_ROUTES``) and the panel's files;
+``host.admin.operator_routes`` the operators, ``host.admin.bank_routes`` the bank operations;
+``host.admin.routes`` joins them into ``ADMIN_ROUTES``. ``guarded`` wraps each handler with
+the checks, in this order:
 
 1. a session: the ``atm_admin`` cookie names a live operator session (401 otherwise; a
    session idle longer than ``ADMIN_SESSION_IDLE_SECONDS`` is gone);
 2. on a change (any method but GET): the ``X-CSRF-Token`` header equals the session's CSRF
    token (403 otherwise), and a body, if any, is JSON;
-3. the role: viewer < operator < admin (403 when the operator's role is below the route's).
+3. a password change due (an admin set the password): only the routes marked
+   ``before_password_change`` (the change itself, the session, logout) answer; 403 otherwise;
+4. the role: viewer < operator < admin (403 when the operator's role is below the route's).
 
 The cookie is HttpOnly, SameSite=Strict, path ``/admin``, and Secure in production. Login
 counts failures and locks the operator after ``ADMIN_MAX_FAILED_LOGINS`` in a row. The ops
@@ -57,6 +60,7 @@ __all__ = [
     "AdminRoute",
     "Caller",
     "Field",
+    "Handler",
     "admin_errors",
 ]
 
@@ -66,6 +70,7 @@ COOKIE = "atm_admin"
 CSRF_HEADER = "X-CSRF-Token"
 API = "/admin/api"
 READS = frozenset({"GET", "HEAD"})
+CHANGE_FIRST = "change your password first (POST /admin/api/password)"
 STATIC = resources.files("host.admin") / "static"
 _CONTENT_TYPES = {
     ".html": "text/html",
@@ -114,6 +119,9 @@ class AdminRoute:
     body: tuple[Field, ...] = ()
     query: tuple[Field, ...] = ()
     produces: str = "application/json"
+    # Open to an operator who must change their password first (the change itself, the
+    # session view, logout); every other route refuses them (403) until they have.
+    before_password_change: bool = False
 
     @property
     def changes(self) -> bool:
@@ -265,6 +273,8 @@ def guarded(route: AdminRoute) -> Callable[[web.Request], Awaitable[web.StreamRe
                     logged_in.operator.name,
                 )
                 return _error(403, f"a change needs the session's {CSRF_HEADER} header")
+        if logged_in.operator.password_change_required and not route.before_password_change:
+            return _error(403, CHANGE_FIRST)
         if not ops_auth.role_allows(logged_in.operator.role, route.role):
             return _error(
                 403,
@@ -295,6 +305,7 @@ def _view(logged_in: LoggedIn, ctx: AdminContext) -> dict[str, Any]:
         "operator": {"name": logged_in.operator.name, "role": logged_in.operator.role},
         "csrf_token": logged_in.csrf_token,
         "idle_seconds": ctx.config.admin_session_idle_seconds,
+        "password_change_required": logged_in.operator.password_change_required,
     }
 
 
@@ -367,54 +378,6 @@ async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def session_view(request: web.Request, caller: Caller) -> web.StreamResponse:
     ctx = _ctx(request)
     return _json(_view(LoggedIn(caller.operator, caller.csrf_token), ctx))
-
-
-async def operators_list(request: web.Request, caller: Caller) -> web.StreamResponse:
-    rows = await run_db(request, ops_auth.list_operators, write=False)
-    return _json(
-        {"operators": [{"name": o.name, "role": o.role, "active": o.active} for o in rows]}
-    )
-
-
-async def operator_create(request: web.Request, caller: Caller) -> web.StreamResponse:
-    ctx = _ctx(request)
-    body = await json_body(request)
-    name = text_field(body, "name", size=64)
-    role = text_field(body, "role", size=16)
-    password = body.get("password")
-    if not isinstance(password, str):
-        raise BadRequest("'password' is required")
-    now = ctx.clock()
-
-    def work(session: Session) -> OperatorView:
-        view = ops_auth.create_operator(
-            session, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now
-        )
-        record(session, _actor(caller), "operator.create", f"operator {name}", None,
-               {"role": view.role, "active": view.active})  # fmt: skip
-        return view
-
-    view = await run_db(request, work, write=True)
-    return _json({"name": view.name, "role": view.role, "active": view.active}, 201)
-
-
-def _operator_switch(active: bool) -> Handler:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if active is False and name == caller.operator.name:
-            raise BadRequest("an operator cannot deactivate themselves")
-
-        def work(session: Session) -> OperatorView:
-            view = ops_auth.set_operator_active(session, name, active)
-            action = "operator.reactivate" if active else "operator.deactivate"
-            record(session, _actor(caller), action, f"operator {name}"[:64],
-                   {"active": not active}, {"active": active})  # fmt: skip
-            return view
-
-        view = await run_db(request, work, write=True)
-        return _json({"name": view.name, "role": view.role, "active": view.active})
-
-    return handler
 
 
 # -- dashboard and snapshots ---------------------------------------------------------------
@@ -495,18 +458,12 @@ def _static_file(name: str) -> web.Response:
 
 # -- the table -----------------------------------------------------------------------------
 CORE_ROUTES: list[AdminRoute] = [
-    AdminRoute("GET", "/session", "viewer", "who is logged in, and the CSRF token", session_view),
-    AdminRoute("POST", "/logout", "viewer", "end this session", logout),
+    AdminRoute("GET", "/session", "viewer", "who is logged in, and the CSRF token", session_view,
+               before_password_change=True),
+    AdminRoute("POST", "/logout", "viewer", "end this session", logout,
+               before_password_change=True),
     AdminRoute("GET", "/dashboard", "viewer", "the bank's figures", dashboard,
                query=(Field("hours", "integer", "the window, 1..744 hours (24)", False),)),
-    AdminRoute("GET", "/operators", "admin", "list operators", operators_list),
-    AdminRoute("POST", "/operators", "admin", "create an operator", operator_create,
-               body=(Field("name"), Field("role", description="viewer, operator or admin"),
-                     Field("password", description="12 to 72 bytes"))),
-    AdminRoute("POST", "/operators/{name}/deactivate", "admin",
-               "deactivate an operator (their sessions end)", _operator_switch(False)),
-    AdminRoute("POST", "/operators/{name}/reactivate", "admin", "reactivate an operator",
-               _operator_switch(True)),
     AdminRoute("GET", "/snapshot", "admin", "export the bank as JSON", snapshot_export,
                query=(Field("pin_hashes", "boolean", "include the cards' PIN hashes", False),)),
     AdminRoute("POST", "/snapshot", "admin", "import a bank snapshot", snapshot_import,

@@ -17,14 +17,13 @@ from host.admin.web import (
     COOKIE,
     CORE_ROUTES,
     CSRF_HEADER,
+    STATIC,
     AdminRoute,
     Field,
     _json,
     guarded,
     login,
-    panel_index,
     panel_redirect,
-    panel_static,
 )
 
 __all__ = ["ADMIN_ROUTES", "PUBLIC_ROUTES", "admin_routes", "openapi"]
@@ -45,8 +44,8 @@ PUBLIC_ROUTES = [
 def admin_routes() -> list[web.RouteDef]:
     routes = [
         web.get("/admin", panel_redirect),
-        web.get("/admin/", panel_index),
-        web.get("/admin/static/{name}", panel_static),
+        web.get("/admin/", STATIC.index),
+        web.get("/admin/static/{name}", STATIC.named),
     ]
     routes += [web.route(method, path, handler) for method, path, handler, _ in PUBLIC_ROUTES]
     routes += [web.route(r.method, r.url, guarded(r)) for r in ADMIN_ROUTES]

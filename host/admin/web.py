@@ -51,6 +51,7 @@ from host.admin.operators import (
 from host.bank.audit import Actor, record
 from host.config import Environment
 from host.errors import BadRequest, ControlRefused, NotFound
+from webpanel import StaticFiles, cross_site
 
 __all__ = [
     "ADMIN",
@@ -71,13 +72,6 @@ CSRF_HEADER = "X-CSRF-Token"
 API = "/admin/api"
 READS = frozenset({"GET", "HEAD"})
 CHANGE_FIRST = "change your password first (POST /admin/api/password)"
-STATIC = resources.files("host.admin") / "static"
-_CONTENT_TYPES = {
-    ".html": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".png": "image/png",
-}
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
@@ -85,6 +79,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+STATIC = StaticFiles(
+    resources.files("host.admin") / "static", {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+)
 
 
 @dataclass(frozen=True)
@@ -264,6 +261,9 @@ def guarded(route: AdminRoute) -> Callable[[web.Request], Awaitable[web.StreamRe
         except SessionExpired as exc:
             return _error(401, str(exc))
         if route.changes:
+            refused = _cross_site(request)
+            if refused:
+                return refused
             presented = request.headers.get(CSRF_HEADER, "")
             if not ops_auth.csrf_matches(logged_in.csrf_token, presented):
                 log.warning(
@@ -316,8 +316,23 @@ def _audit_login(session: Session, name: str, source: str, outcome: str) -> None
            None, {"outcome": outcome})  # fmt: skip
 
 
+def _cross_site(request: web.Request) -> web.Response | None:
+    """403 for a request a page of another site made (``webpanel.cross_site``): the login
+    CSRF defence (a login has no session token to check yet), and a second lock beside the
+    CSRF token on every change."""
+    why = cross_site(request, origin_required=False)
+    if not why:
+        return None
+    log.warning("admin API: %s %s from another site refused (%s, %s)", request.method,
+                request.path, why, _source(request))  # fmt: skip
+    return _error(403, f"refused: the request came from another site ({why})")
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
+    refused = _cross_site(request)
+    if refused:
+        return refused
     body = await json_body(request)
     name = text_field(body, "name", size=64)
     password = body.get("password")
@@ -430,30 +445,8 @@ async def snapshot_import(request: web.Request, caller: Caller) -> web.StreamRes
 
 
 # -- the panel -----------------------------------------------------------------------------
-async def panel_index(request: web.Request) -> web.StreamResponse:
-    return _static_file("index.html")
-
-
 async def panel_redirect(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/admin/")
-
-
-async def panel_static(request: web.Request) -> web.StreamResponse:
-    return _static_file(request.match_info["name"])
-
-
-def _static_file(name: str) -> web.Response:
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    if "/" in name or suffix not in _CONTENT_TYPES:
-        raise web.HTTPNotFound()
-    item = STATIC / name
-    if not item.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(
-        body=item.read_bytes(),
-        content_type=_CONTENT_TYPES[suffix],
-        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
-    )
 
 
 # -- the table -----------------------------------------------------------------------------

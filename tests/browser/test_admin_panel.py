@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from playwright.async_api import Page, expect
+from sqlalchemy import func, select
 
+from host.admin.models import OperatorSession
 from host.admin.operators import create_operator
 from host.app import Host
 from host.config import HostConfig
@@ -221,3 +224,44 @@ async def test_an_admin_manages_operators_and_a_new_one_changes_the_password(pan
     await expect(nina.locator("nav a[data-page=operators]")).to_be_hidden()
     await context.close()
     assert errors == []
+
+
+EVIL_PAGE = """<!doctype html><title>win a prize</title>
+<form id="f" method="post" enctype="text/plain" action="{login}">
+<input type="hidden" name='{{"name": "otto", "password": "{password}", "x": "' value='"}}'>
+</form><script>document.getElementById("f").submit()</script>"""
+
+
+async def test_a_login_from_another_site_is_refused(panel: PanelRig):
+    """Login CSRF in a real browser: a page on another site (localhost is not 127.0.0.1)
+    submits a form logging the visitor in as otto. The host refuses it, says why, and the
+    browser holds no admin session."""
+    login = panel.url + "api/login"
+    page_text = EVIL_PAGE.format(login=login, password=PASSWORD)
+
+    async def evil(request: web.Request) -> web.Response:
+        return web.Response(text=page_text, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", evil)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        context = await panel.browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"http://localhost:{port}/")
+        await page.wait_for_url(login)
+        await expect(page.locator("body")).to_contain_text(
+            "refused: the request came from another site (Sec-Fetch-Site: cross-site)"
+        )
+        assert [c for c in await context.cookies() if c["name"] == "atm_admin"] == []
+        await page.goto(panel.url)
+        await expect(page.locator("#login-form")).to_be_visible()
+        await context.close()
+    finally:
+        await runner.cleanup()
+    with panel.host.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(OperatorSession)) == 0

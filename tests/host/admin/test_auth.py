@@ -199,3 +199,50 @@ def test_operator_rules(seeded_config, clock):
         host.executor.shutdown()
         host.pins.close()
         host.engine.dispose()
+
+
+async def test_a_cross_site_login_is_refused_with_a_clear_error(admin: AdminRig):
+    """Login CSRF: a page of another site posting the attacker's name and password would log
+    the victim's browser in as the attacker. What the browser says about the request's site
+    decides, before the body is read."""
+    good = {"name": "otto", "password": PASSWORDS["otto"]}
+    for headers, why in (
+        ({"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+         "Sec-Fetch-Site: cross-site"),
+        ({"Sec-Fetch-Site": "same-site", "Origin": "https://other.bank.example"},
+         "Sec-Fetch-Site: same-site"),
+        ({"Origin": "https://evil.example"}, "Origin https://evil.example is not this server"),
+    ):  # fmt: skip
+        async with (
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+            http.post(admin.base + "/admin/api/login", json=good, headers=headers) as response,
+        ):
+            assert response.status == 403
+            assert await response.json() == {
+                "error": f"refused: the request came from another site ({why})"
+            }
+            assert "Set-Cookie" not in response.headers
+            assert len(http.cookie_jar) == 0
+    with admin.host.sessions() as session:
+        assert session.scalars(select(OperatorSession)).all() == []
+    # The same login from the panel's own page, and from a script, goes through.
+    for headers in ({"Sec-Fetch-Site": "same-origin", "Origin": admin.base},
+                    {"Origin": admin.base}, {}):  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(admin.base + "/admin/api/login", json=good, headers=headers) as response,
+        ):
+            assert response.status == 200, headers
+
+
+async def test_a_change_from_another_site_is_refused_even_with_the_token(admin: AdminRig):
+    otto = await admin.client("otto")
+    async with otto.http.post(
+        admin.base + "/admin/api/customers",
+        json={"name": "Eve Adams"},
+        headers={"X-CSRF-Token": otto.csrf, "Sec-Fetch-Site": "cross-site"},
+    ) as response:
+        assert response.status == 403
+        assert "another site" in (await response.json())["error"]
+    _, customers = await otto.get("/admin/api/customers")
+    assert "Eve Adams" not in [c["name"] for c in customers["customers"]]

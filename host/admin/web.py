@@ -51,6 +51,7 @@ from host.admin.operators import (
 from host.bank.audit import Actor, record
 from host.config import Environment
 from host.errors import BadRequest, ControlRefused, NotFound
+from host.forwarded import client_address
 from webpanel import StaticFiles, cross_site
 
 __all__ = [
@@ -150,7 +151,11 @@ def _ctx(request: web.Request) -> AdminContext:
 
 
 def _source(request: web.Request) -> str:
-    return f"web {request.remote or '?'}"
+    """The client's address for the audit trail and the session row: the TCP peer, or behind
+    a trusted proxy the address it forwarded (``OPS_TRUSTED_PROXIES``, host/forwarded.py)."""
+    trusted = _ctx(request).config.ops_trusted_proxies
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    return f"web {client_address(request.remote, forwarded, trusted)}"
 
 
 def _actor(caller: Caller) -> Actor:

@@ -22,7 +22,6 @@ from host.admin.web import (
     Caller,
     Field,
     Handler,
-    _actor,
     _ctx,
     _json,
     json_body,
@@ -80,7 +79,7 @@ async def operator_create(request: web.Request, caller: Caller) -> web.StreamRes
             session, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now,
             change_required=True,
         )  # fmt: skip
-        record(session, _actor(caller), "operator.create", f"operator {name}", None, _state(view))
+        record(session, caller.actor, "operator.create", f"operator {name}", None, _state(view))
         return view
 
     return _json(operator_json(await run_db(request, work, write=True)), 201)
@@ -101,7 +100,7 @@ def _operator_change(action: str, what: str, change: Change, *, body: bool = Fal
         def work(session: Session) -> OperatorView:
             before = _state(OperatorView.of(ops_auth.find_operator(session, name)))
             view = change(session, name, fields)
-            record(session, _actor(caller), action, f"operator {name}"[:64], before, _state(view))
+            record(session, caller.actor, action, f"operator {name}"[:64], before, _state(view))
             return view
 
         return _json(operator_json(await run_db(request, work, write=True)))
@@ -142,7 +141,7 @@ async def password_change(request: web.Request, caller: Caller) -> web.StreamRes
         view = ops_auth.change_password(
             session, caller.operator.id, current, new, rounds=ctx.config.bcrypt_rounds
         )
-        record(session, _actor(caller), "operator.change_password",
+        record(session, caller.actor, "operator.change_password",
                f"operator {view.name}"[:64], before, _state(view))  # fmt: skip
         return view
 

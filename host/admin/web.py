@@ -93,6 +93,11 @@ class Caller:
     source: str
     csrf_token: str
 
+    @property
+    def actor(self) -> Actor:
+        """The logged-in operator as the audit trail's actor."""
+        return Actor(self.operator.name, self.operator.role, self.source)
+
 
 Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 
@@ -156,11 +161,6 @@ def _source(request: web.Request) -> str:
     trusted = _ctx(request).config.ops_trusted_proxies
     forwarded = request.headers.getall("X-Forwarded-For", [])
     return f"web {client_address(request.remote, forwarded, trusted)}"
-
-
-def _actor(caller: Caller) -> Actor:
-    """The logged-in operator as the audit trail's actor."""
-    return Actor(caller.operator.name, caller.operator.role, caller.source)
 
 
 async def run_db(request: web.Request, work: Callable[[Session], Any], *, write: bool) -> Any:
@@ -387,7 +387,7 @@ async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
 
     def work(session: Session) -> None:
         ops_auth.end_session(session, token)
-        record(session, _actor(caller), "operator.logout", f"operator {caller.operator.name}")
+        record(session, caller.actor, "operator.logout", f"operator {caller.operator.name}")
 
     await run_db(request, work, write=True)
     response = _json({"logged_out": caller.operator.name})
@@ -421,7 +421,7 @@ async def snapshot_export(request: web.Request, caller: Caller) -> web.StreamRes
     def work(session: Session) -> dict[str, Any]:
         document = snapshot.export_bank(session, now=now, with_pin_hashes=with_pins)
         customers = document["customers"]
-        record(session, _actor(caller), "bank.export", "bank", None, {
+        record(session, caller.actor, "bank.export", "bank", None, {
             "customers": len(customers),
             "accounts": sum(len(c["accounts"]) for c in customers),
             "cards": sum(len(c["cards"]) for c in customers),
@@ -442,7 +442,7 @@ async def snapshot_import(request: web.Request, caller: Caller) -> web.StreamRes
 
     def work(session: Session) -> snapshot.ImportReport:
         report = snapshot.import_bank(session, document, policy=policy)
-        record(session, _actor(caller), "bank.import", "bank", None, report.summary("upload"))
+        record(session, caller.actor, "bank.import", "bank", None, report.summary("upload"))
         return report
 
     report = await run_db(request, work, write=True)

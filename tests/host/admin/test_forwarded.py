@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from host.app import Host
 from host.config import HostConfig
 from host.errors import ConfigError
 from host.forwarded import client_address, parse_networks
 from tests.conftest import TEST_ENV
-from tests.host.admin.conftest import AdminRig, add_operators
+from tests.host.admin.conftest import AdminRig, running_admin
 from tests.host.conftest import Clock
 
 ALB = parse_networks("10.0.1.0/24, 10.0.2.0/24, fd00::/8")
@@ -74,15 +73,8 @@ def test_trusted_proxies_in_the_configuration():
 async def behind_proxy(seeded_config: HostConfig, clock: Clock) -> AsyncIterator[AdminRig]:
     """The admin API with the test's own address (the client's peer) as a trusted proxy."""
     config = dataclasses.replace(seeded_config, ops_trusted_proxies=parse_networks("127.0.0.0/8"))
-    host = Host(config, clock=clock)
-    add_operators(host, clock())
-    port = await host.start_ops("127.0.0.1", 0)
-    rig = AdminRig(host, f"http://127.0.0.1:{port}", clock)
-    try:
+    async with running_admin(config, clock, link=False) as rig:
         yield rig
-    finally:
-        await rig.close()
-        await host.close()
 
 
 async def login_sources(rig: AdminRig, forwarded: str) -> list[str]:

@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from host.admin import operators as ops_auth
-from host.admin.operators import OperatorView
+from host.admin.operators import OperatorView, operator_state
 from host.admin.web import (
     AdminRoute,
     Caller,
@@ -45,15 +45,6 @@ def operator_json(view: OperatorView) -> dict[str, Any]:
     }
 
 
-def _state(view: OperatorView) -> dict[str, Any]:
-    """What the audit trail keeps of an operator, before and after a change."""
-    return {
-        "role": view.role,
-        "active": view.active,
-        "password_change_required": view.password_change_required,
-    }
-
-
 def _password(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
@@ -79,14 +70,15 @@ async def operator_create(request: web.Request, caller: Caller) -> web.StreamRes
             session, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now,
             change_required=True,
         )  # fmt: skip
-        record(session, caller.actor, "operator.create", f"operator {name}", None, _state(view))
+        record(session, caller.actor, "operator.create", f"operator {name}", None,
+               operator_state(view))  # fmt: skip
         return view
 
     return _json(operator_json(await run_db(request, work, write=True)), 201)
 
 
 # One change of another operator: the operation gets the session, the operator's name and
-# the request's body; the handler refuses it on oneself, audits before and after.
+# the request's body; the handler refuses it on oneself and audits it (audited_change).
 Change = Callable[[Session, str, dict[str, Any]], OperatorView]
 
 
@@ -98,10 +90,9 @@ def _operator_change(action: str, what: str, change: Change, *, body: bool = Fal
         fields = await json_body(request) if body else {}
 
         def work(session: Session) -> OperatorView:
-            before = _state(OperatorView.of(ops_auth.find_operator(session, name)))
-            view = change(session, name, fields)
-            record(session, caller.actor, action, f"operator {name}"[:64], before, _state(view))
-            return view
+            return ops_auth.audited_change(
+                session, caller.actor, action, name, lambda s, n: change(s, n, fields)
+            )
 
         return _json(operator_json(await run_db(request, work, write=True)))
 
@@ -135,14 +126,14 @@ async def password_change(request: web.Request, caller: Caller) -> web.StreamRes
     ctx = _ctx(request)
     body = await json_body(request)
     current, new = _password(body, "current"), _password(body, "new")
-    before = _state(caller.operator)
+    before = operator_state(caller.operator)
 
     def work(session: Session) -> OperatorView:
         view = ops_auth.change_password(
             session, caller.operator.id, current, new, rounds=ctx.config.bcrypt_rounds
         )
         record(session, caller.actor, "operator.change_password",
-               f"operator {view.name}"[:64], before, _state(view))  # fmt: skip
+               f"operator {view.name}"[:64], before, operator_state(view))  # fmt: skip
         return view
 
     return _json(operator_json(await run_db(request, work, write=True)))

@@ -20,13 +20,16 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import bcrypt
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from host.admin.models import Operator, OperatorSession
+from host.bank.audit import Actor, record
 from host.errors import BadRequest, HostError, NotFound
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "LoginRefused",
     "OperatorView",
     "SessionExpired",
+    "audited_change",
     "change_password",
     "check_password_rules",
     "create_operator",
@@ -44,6 +48,7 @@ __all__ = [
     "find_operator",
     "list_operators",
     "log_in",
+    "operator_state",
     "reset_password",
     "resume_session",
     "role_allows",
@@ -229,6 +234,31 @@ def reset_password(session: Session, name: str, password: str, *, rounds: int) -
     operator.locked_until = None
     _end_sessions(session, operator)
     return OperatorView.of(operator)
+
+
+def operator_state(view: OperatorView) -> dict[str, Any]:
+    """What the audit trail keeps of an operator, before and after a change (no password)."""
+    return {
+        "role": view.role,
+        "active": view.active,
+        "password_change_required": view.password_change_required,
+    }
+
+
+def audited_change(
+    session: Session,
+    actor: Actor,
+    action: str,
+    name: str,
+    change: Callable[[Session, str], OperatorView],
+) -> OperatorView:
+    """``change(session, name)`` on the operator ``name``, with one audit row ``action``
+    (its state before and after) in the same transaction; the panel and ``atm admin`` both
+    change operators through here."""
+    before = operator_state(OperatorView.of(find_operator(session, name)))
+    view = change(session, name)
+    record(session, actor, action, f"operator {name}"[:64], before, operator_state(view))
+    return view
 
 
 def change_password(

@@ -9,6 +9,8 @@ be changed by its operator at their next login (``host.admin.operators``).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +18,22 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from host.admin import operators as ops_auth
-from host.admin.operators import OperatorView, operator_state
+from host.admin.operators import (
+    AuthError,
+    LoginLocked,
+    OperatorView,
+    WrongPassword,
+    operator_state,
+)
 from host.admin.web import (
     AdminRoute,
     Caller,
     Field,
     Handler,
     _ctx,
+    _error,
     _json,
+    cookie_token,
     json_body,
     run_db,
     text_field,
@@ -32,6 +42,8 @@ from host.bank.audit import record
 from host.errors import BadRequest
 
 __all__ = ["OPERATOR_ROUTES", "operator_json"]
+
+log = logging.getLogger(__name__)
 
 
 def operator_json(view: OperatorView) -> dict[str, Any]:
@@ -122,21 +134,41 @@ async def operator_reset_password(request: web.Request, caller: Caller) -> web.S
 
 
 async def password_change(request: web.Request, caller: Caller) -> web.StreamResponse:
-    """The logged-in operator's own password (the one route open while a change is due)."""
+    """The logged-in operator's own password (the one route open while a change is due). A
+    wrong current password counts as a failed login and is committed as one."""
     ctx = _ctx(request)
     body = await json_body(request)
     current, new = _password(body, "current"), _password(body, "new")
     before = operator_state(caller.operator)
+    token = cookie_token(request)
+    now = ctx.clock()
+    config = ctx.config
 
-    def work(session: Session) -> OperatorView:
-        view = ops_auth.change_password(
-            session, caller.operator.id, current, new, rounds=ctx.config.bcrypt_rounds
-        )
-        record(session, caller.actor, "operator.change_password",
-               f"operator {view.name}"[:64], before, operator_state(view))  # fmt: skip
-        return view
+    def work() -> OperatorView:
+        with ctx.sessions() as session:
+            try:
+                view = ops_auth.change_password(
+                    session, caller.operator.id, current, new, keep_token=token, now=now,
+                    max_failed=config.admin_max_failed_logins,
+                    lockout_seconds=config.admin_lockout_seconds, rounds=config.bcrypt_rounds,
+                )  # fmt: skip
+            except AuthError:
+                session.commit()  # the failure counts
+                raise
+            record(session, caller.actor, "operator.change_password",
+                   f"operator {view.name}"[:64], before, operator_state(view))  # fmt: skip
+            session.commit()
+            return view
 
-    return _json(operator_json(await run_db(request, work, write=True)))
+    try:
+        view = await asyncio.to_thread(work)
+    except LoginLocked as exc:
+        log.warning("admin: %s locked after wrong current passwords (%s)", caller.operator.name,
+                    caller.source)  # fmt: skip
+        return _error(429, str(exc), locked_until=exc.until.isoformat())
+    except WrongPassword as exc:
+        return _error(400, str(exc))
+    return _json(operator_json(view))
 
 
 OPERATOR_ROUTES: list[AdminRoute] = [

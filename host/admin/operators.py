@@ -40,6 +40,7 @@ __all__ = [
     "LoginRefused",
     "OperatorView",
     "SessionExpired",
+    "WrongPassword",
     "audited_change",
     "change_password",
     "check_password_rules",
@@ -83,6 +84,10 @@ class LoginLocked(AuthError):
     def __init__(self, until: dt.datetime) -> None:
         super().__init__(f"too many failed logins: locked until {until.isoformat()}")
         self.until = until
+
+
+class WrongPassword(AuthError):
+    """The current password given with a change is wrong (counted as a failed login)."""
 
 
 class SessionExpired(AuthError):
@@ -262,21 +267,57 @@ def audited_change(
 
 
 def change_password(
-    session: Session, operator_id: int, current: str, new: str, *, rounds: int
+    session: Session,
+    operator_id: int,
+    current: str,
+    new: str,
+    *,
+    keep_token: str,
+    now: dt.datetime,
+    max_failed: int,
+    lockout_seconds: int,
+    rounds: int,
 ) -> OperatorView:
-    """The operator's own change: ``current`` must be right (``LoginRefused`` otherwise) and
-    ``new`` must differ from it and keep the rules (``BadRequest`` otherwise). Clears
-    ``password_change_required``."""
+    """The operator's own change. ``new`` must differ from ``current`` and keep the rules
+    (``BadRequest``). A wrong ``current`` counts as a failed login (``WrongPassword``; at
+    ``max_failed`` the operator is locked and every session of theirs ends:
+    ``LoginLocked``), so a stolen session cannot be used to guess the password; the caller
+    commits in that case too. On success ``password_change_required`` is cleared and the
+    operator's other sessions (other than ``keep_token``'s) end."""
     operator = session.get(Operator, operator_id, with_for_update=True)
     if operator is None or not operator.active:
         raise SessionExpired("log in first")
     if not bcrypt.checkpw(current.encode()[:MAX_PASSWORD_BYTES], operator.password_hash.encode()):
-        raise BadRequest("the current password is wrong")
+        until = _count_failure(operator, now, max_failed, lockout_seconds)
+        if until is not None:
+            _end_sessions(session, operator)
+            raise LoginLocked(until)
+        raise WrongPassword("the current password is wrong")
     if new == current:
         raise BadRequest("the new password must differ from the current one")
     operator.password_hash = _hash_password(new, rounds)
     operator.password_change_required = False
+    operator.failed_logins = 0
+    session.execute(
+        delete(OperatorSession).where(
+            OperatorSession.operator_id == operator.id,
+            OperatorSession.token_hash != _token_hash(keep_token),
+        )
+    )
     return OperatorView.of(operator)
+
+
+def _count_failure(
+    operator: Operator, now: dt.datetime, max_failed: int, lockout_seconds: int
+) -> dt.datetime | None:
+    """One more failed password: at ``max_failed`` in a row, locked for ``lockout_seconds``
+    (returns the end of that lock; None while under the limit)."""
+    operator.failed_logins += 1
+    if operator.failed_logins < max_failed:
+        return None
+    operator.failed_logins = 0
+    operator.locked_until = now + dt.timedelta(seconds=lockout_seconds)
+    return operator.locked_until
 
 
 def log_in(
@@ -305,11 +346,9 @@ def log_in(
     if not good or not operator.active:
         if good:
             raise LoginRefused("wrong operator name or password")
-        operator.failed_logins += 1
-        if operator.failed_logins >= max_failed:
-            operator.failed_logins = 0
-            operator.locked_until = now + dt.timedelta(seconds=lockout_seconds)
-            raise LoginLocked(operator.locked_until)
+        until = _count_failure(operator, now, max_failed, lockout_seconds)
+        if until is not None:
+            raise LoginLocked(until)
         raise LoginRefused("wrong operator name or password")
     operator.failed_logins = 0
     operator.locked_until = None

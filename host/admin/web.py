@@ -235,13 +235,13 @@ def int_field(body: Mapping[str, Any], name: str, *, low: int = 0, high: int = 1
     return value
 
 
-def _cookie_token(request: web.Request) -> str:
+def cookie_token(request: web.Request) -> str:
     return request.cookies.get(COOKIE, "")
 
 
 def _resume(request: web.Request) -> LoggedIn:
     ctx = _ctx(request)
-    token = _cookie_token(request)
+    token = cookie_token(request)
     now = ctx.clock()
 
     def work() -> LoggedIn:
@@ -383,7 +383,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
-    token = _cookie_token(request)
+    token = cookie_token(request)
 
     def work(session: Session) -> None:
         ops_auth.end_session(session, token)

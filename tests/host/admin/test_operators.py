@@ -167,3 +167,32 @@ async def test_viewers_and_operators_are_refused_every_operator_route(admin: Adm
         f"{API}/password", {"current": PASSWORDS["vera"], "new": "vera-new-password"}
     )
     assert status == 200
+
+
+async def test_guessing_the_current_password_locks_and_a_change_ends_other_sessions(
+    admin: AdminRig,
+):
+    laptop = await admin.client("otto")
+    phone = await admin.client("otto")
+    # A stolen session cannot guess the password: each wrong guess is a failed login.
+    for _ in range(4):
+        status, body = await phone.post(
+            f"{API}/password", {"current": "guess-guess-guess", "new": "otto-new-password"}
+        )
+        assert (status, body) == (400, {"error": "the current password is wrong"})
+    status, body = await phone.post(
+        f"{API}/password", {"current": "guess-guess-guess", "new": "otto-new-password"}
+    )
+    assert status == 429 and body["error"].startswith("too many failed logins: locked until")
+    assert (await phone.get(f"{API}/session"))[0] == 401  # every session of otto's ended
+    assert (await laptop.get(f"{API}/session"))[0] == 401
+    assert (await laptop.login("otto"))[0] == 429
+    admin.clock.advance(901)
+    assert (await laptop.login("otto"))[0] == 200
+    assert (await phone.login("otto"))[0] == 200
+    status, _ = await laptop.post(
+        f"{API}/password", {"current": PASSWORDS["otto"], "new": "otto-new-password"}
+    )
+    assert status == 200
+    assert (await laptop.get(f"{API}/session"))[0] == 200  # this one stays
+    assert (await phone.get(f"{API}/session"))[0] == 401  # the others end

@@ -71,6 +71,7 @@ def openapi() -> dict[str, Any]:
             operation["requestBody"] = _body((Field("name"), Field("password")))
         operation["responses"] = {"200": {"description": "OK"}, "401": {"description": "refused"}}
         if path.endswith("/login"):
+            operation["responses"]["403"] = {"description": "refused: sent from another site"}
             operation["responses"]["429"] = {"description": "locked after failed logins"}
         paths.setdefault(path, {})[method.lower()] = operation
     for route in ADMIN_ROUTES:
@@ -82,7 +83,10 @@ def openapi() -> dict[str, Any]:
                 "200": {"description": "OK", "content": {route.produces: {}}},
                 "400": {"description": "bad input (the error says which)"},
                 "401": {"description": "no session, or it expired"},
-                "403": {"description": "role too low, or missing/wrong CSRF token"},
+                "403": {
+                    "description": "role too low, a password change due, missing/wrong CSRF "
+                    "token, or sent from another site"
+                },
             },
         }
         parameters = [

@@ -10,8 +10,9 @@ mixture. Holds no track data, PIN or key: a card inside is recorded by its maske
 
 One codec per device class (``DispenserState``, ``CardReaderState``, ``BillAcceptorState``,
 ``DepositoryState``): the in-process simulated devices (``drivers.simulated``) and the
-peripheral simulators (``simulators``) write and read the same file format through it, so
-the two can never drift apart. ``load_device`` raises ``StateFileError`` naming the file when
+peripheral simulators (``simulators``) hold the same physical model of the device
+(``drivers.physical``), which writes and reads its file through it, so the two can never
+drift apart. ``load_device`` raises ``StateFileError`` naming the file when
 a field is missing or of the wrong kind.
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "CardReaderState",
     "CassetteLoad",
     "DepositoryState",
+    "DeviceCodec",
     "DispenserState",
     "StateFileError",
     "load_device",
@@ -86,7 +88,9 @@ def load_state(path: Path) -> dict[str, Any] | None:
 # -- one codec per device class ------------------------------------------------------------
 
 
-class _Codec(Protocol):
+class DeviceCodec(Protocol):
+    """A device's state as its file holds it (``DEVICE`` names the device in the file)."""
+
     DEVICE: str
 
     def to_json(self) -> dict[str, Any]: ...
@@ -95,10 +99,10 @@ class _Codec(Protocol):
     def from_json(cls, raw: Mapping[str, Any]) -> Self: ...
 
 
-C = TypeVar("C", bound=_Codec)
+C = TypeVar("C", bound=DeviceCodec)
 
 
-def save_device(path: Path, state: _Codec) -> None:
+def save_device(path: Path, state: DeviceCodec) -> None:
     save_state(path, {"device": state.DEVICE, **state.to_json()})
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar, cast, overload
 
 from drivers.interfaces import CassetteState
 from drivers.statefile import (
@@ -45,10 +45,33 @@ __all__ = [
     "EnvelopeBin",
     "HoldsAcceptorNotes",
     "HoldsDispenserNotes",
+    "ModelField",
     "PhysicalModel",
 ]
 
 S = TypeVar("S", bound=DeviceCodec)
+T = TypeVar("T")
+
+
+class ModelField(Generic[T]):
+    """An attribute of a device that lives on its physical model: in a device class,
+    ``tray = ModelField[dict[int, int]]("notes", "tray")`` reads and writes
+    ``device.notes.tray`` (the device's users keep their names; the model keeps the state)."""
+
+    def __init__(self, model: str, name: str) -> None:
+        self.model, self.name = model, name
+
+    @overload
+    def __get__(self, device: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, device: object, owner: type) -> T: ...
+    def __get__(self, device: object | None, owner: type) -> Self | T:
+        if device is None:
+            return self
+        return cast(T, getattr(getattr(device, self.model), self.name))
+
+    def __set__(self, device: object, value: T) -> None:
+        setattr(getattr(device, self.model), self.name, value)
 
 
 class PhysicalModel(abc.ABC, Generic[S]):
@@ -221,22 +244,10 @@ class HoldsDispenserNotes:
     ``retracted``, ``taken_total``), all on the one model ``notes``."""
 
     notes: DispenserNotes
-
-    @property
-    def cassettes(self) -> list[Cassette]:
-        return self.notes.cassettes
-
-    @property
-    def reject_bin(self) -> dict[int, int]:
-        return self.notes.reject_bin
-
-    @property
-    def retracted(self) -> int:
-        return self.notes.retracted
-
-    @property
-    def taken_total(self) -> dict[int, int]:
-        return self.notes.taken
+    cassettes = ModelField[list[Cassette]]("notes", "cassettes")
+    reject_bin = ModelField[dict[int, int]]("notes", "reject_bin")
+    retracted = ModelField[int]("notes", "retracted")
+    taken_total = ModelField[dict[int, int]]("notes", "taken")
 
     def notes_accounted(self, index: int) -> int:
         """Everything that came out of cassette ``index`` (tray, reject, taken)."""
@@ -352,26 +363,12 @@ class HoldsAcceptorNotes:
     notes: AcceptorNotes
     faults: set[str]
     inhibited: bool
-
-    @property
-    def escrow(self) -> list[int]:
-        return self.notes.escrow
-
-    @property
-    def stacker(self) -> dict[int, int]:
-        return self.notes.stacker
-
-    @property
-    def jammed(self) -> list[int]:
-        return self.notes.jammed
-
-    @property
-    def at_entrance(self) -> list[int]:
-        return self.notes.at_entrance
-
-    @property
-    def taken_back(self) -> list[int]:
-        return self.notes.taken_back
+    escrow = ModelField[list[int]]("notes", "escrow")
+    stacker = ModelField[dict[int, int]]("notes", "stacker")
+    jammed = ModelField[list[int]]("notes", "jammed")
+    at_entrance = ModelField[list[int]]("notes", "at_entrance")
+    taken_back = ModelField[list[int]]("notes", "taken_back")
+    stacker_capacity = ModelField[int]("notes", "stacker_capacity")
 
     def stacked_cents(self) -> int:
         return self.notes.stacked_cents()

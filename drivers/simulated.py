@@ -52,6 +52,7 @@ from drivers.physical import (
     EnvelopeBin,
     HoldsAcceptorNotes,
     HoldsDispenserNotes,
+    ModelField,
 )
 from drivers.statefile import StateFileError, load_state, save_state
 from protocol.errors import KeyMaterialError, PinBlockError
@@ -110,19 +111,10 @@ class SimulatedCardReader(_Faults, CardReader):
         self.state_path = state_path
         self.slot = CardSlot(state_path)
 
-    @property
-    def position(self) -> str:
-        """none | inside | gate"""
-        return self.slot.position
-
-    @property
-    def card(self) -> str:
-        """The masked PAN of the card in the reader (the state file keeps only this)."""
-        return self.slot.card
-
-    @property
-    def captured(self) -> list[str]:
-        return self.slot.captured
+    position = ModelField[str]("slot", "position")  # none | inside | gate
+    # The masked PAN of the card in the reader (the state file keeps only this).
+    card = ModelField[str]("slot", "card")
+    captured = ModelField[list[str]]("slot", "captured")
 
     def _moved(self, position: str, card: str | None = None) -> None:
         if position == "none":
@@ -319,14 +311,7 @@ class SimulatedDispenser(_Faults, HoldsDispenserNotes, CashDispenser):
         self.notes = DispenserNotes(cassettes, state_path)
         self._taken = asyncio.Event()
 
-    @property
-    def presented(self) -> dict[int, int]:
-        """The exit tray."""
-        return self.notes.tray
-
-    @presented.setter
-    def presented(self, notes: dict[int, int]) -> None:
-        self.notes.tray = notes
+    presented = ModelField[dict[int, int]]("notes", "tray")  # the exit tray
 
     def notes_physically_out(self) -> dict[int, int]:
         """Notes that left each cassette and were taken by a customer (for balancing tests)."""
@@ -523,10 +508,6 @@ class SimulatedBillAcceptor(_Faults, HoldsAcceptorNotes, BillAcceptor):
         self._events: asyncio.Queue[NoteEscrowed | NoteRejected | str] = asyncio.Queue()
         self._taken = asyncio.Event()
 
-    @property
-    def stacker_capacity(self) -> int:
-        return self.notes.stacker_capacity
-
     # customer side
     def insert_note(self, cents: int) -> None:
         outcome = self._insert(cents)
@@ -640,9 +621,7 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
         self.state_path = state_path
         self.bin = EnvelopeBin(state_path)
 
-    @property
-    def envelopes(self) -> list[str]:
-        return self.bin.envelopes
+    envelopes = ModelField[list[str]]("bin", "envelopes")
 
     # customer side
     def insert_envelope(self) -> None:

@@ -11,7 +11,7 @@ from drivers.codecs import sankyo
 from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
 from drivers.interfaces import CardData
-from drivers.physical import CardSlot
+from drivers.physical import CardSlot, ModelField
 from drivers.statefile import StateFileError
 from protocol.masking import mask_track2
 from simulators.base import Simulator
@@ -46,28 +46,9 @@ class CardReaderSimulator(Simulator):
             raise StateFileError(f"device state file {state_path}: bad position")
 
     # -- physical state: the model ``slot`` (``drivers.physical``), the in-process reader's too
-    @property
-    def position(self) -> str:
-        """none | gate | inside"""
-        return self.slot.position
-
-    @position.setter
-    def position(self, position: str) -> None:
-        self.slot.position = position
-
-    @property
-    def card(self) -> str:
-        """The masked track data of the card in the reader."""
-        return self.slot.card
-
-    @card.setter
-    def card(self, card: str) -> None:
-        self.slot.card = card
-
-    @property
-    def captured(self) -> list[str]:
-        """The masked track data of the captured cards."""
-        return self.slot.captured
+    position = ModelField[str]("slot", "position")  # none | gate | inside
+    card = ModelField[str]("slot", "card")  # masked track data of the card in the reader
+    captured = ModelField[list[str]]("slot", "captured")  # masked track data, captured cards
 
     def save(self) -> None:
         """Write down where the card is (the reader's moves set ``position``)."""

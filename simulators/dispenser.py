@@ -22,7 +22,7 @@ from drivers.codecs.lcdm import (
     PurgeReply,
     StatusReply,
 )
-from drivers.physical import Cassette, DispenserNotes, HoldsDispenserNotes
+from drivers.physical import Cassette, DispenserNotes, HoldsDispenserNotes, ModelField
 from simulators.base import Simulator
 
 __all__ = ["DispenserSimulator", "SimCassette"]
@@ -76,10 +76,7 @@ class DispenserSimulator(HoldsDispenserNotes, Simulator):
         self.state_path = state_path
         self.notes = DispenserNotes(cassettes, state_path)
 
-    @property
-    def tray(self) -> dict[int, int]:
-        """The exit tray."""
-        return self.notes.tray
+    tray = ModelField[dict[int, int]]("notes", "tray")  # the exit tray
 
     # -- customer side ------------------------------------------------------------------
     def take_cash(self) -> None:

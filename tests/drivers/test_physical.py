@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -88,7 +89,7 @@ def test_an_existing_state_file_keeps_loading(tmp_path):
     """A file as the first wave wrote it (no ``counted``) reads back, and a state written
     again has the same layout."""
     path = tmp_path / "dispenser.json"
-    old = {
+    old: dict[str, Any] = {
         "cassettes": [
             {"count": 98, "denomination": 2000, "present": True},
             {"count": 50, "denomination": 5000, "present": False},

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Self, TypeVar, cast, overload
 
+from drivers.codecs.escpos import LINE_DOTS
 from drivers.interfaces import CassetteState
 from drivers.statefile import (
     BillAcceptorState,
@@ -33,6 +34,7 @@ from drivers.statefile import (
     DepositoryState,
     DeviceCodec,
     DispenserState,
+    PrinterState,
     load_device,
     save_device,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "HoldsAcceptorNotes",
     "HoldsDispenserNotes",
     "ModelField",
+    "PaperRoll",
     "PhysicalModel",
 ]
 
@@ -401,6 +404,51 @@ class HoldsAcceptorNotes:
             return reason
         self.notes.hold(cents)
         return "escrow"
+
+
+# -- receipt printer -------------------------------------------------------------------------
+
+
+class PaperRoll(PhysicalModel[PrinterState]):
+    """The paper left on a receipt printer's roll, in dots fed (None: it never runs out),
+    and the receipts cut from it. Feeding paper is not written down by itself: the roll is
+    written when a receipt is cut (``cut``) or on ``save``. ``layout``: the file layout the
+    holder writes (``drivers.statefile.PrinterState``)."""
+
+    CODEC = PrinterState
+
+    def __init__(
+        self, dots: int | None, state_path: Path | None = None, *, layout: str = "dots"
+    ) -> None:
+        super().__init__(state_path)
+        self.dots = dots
+        self.printed = 0
+        self.layout = layout
+        self._open()
+
+    def snapshot(self) -> PrinterState:
+        return PrinterState(self.dots, self.printed, self.layout)
+
+    def _restore(self, state: PrinterState) -> None:
+        self.dots, self.printed = state.paper_dots, state.printed
+
+    def feed(self, dots: int) -> None:
+        """``dots`` of paper leave the printer (down to none left)."""
+        if self.dots is not None:
+            self.dots = max(0, self.dots - dots)
+
+    def cut(self) -> None:
+        """A receipt is cut off the roll: counted, and the roll written."""
+        self.printed += 1
+        self._changed()
+
+    def lines_left(self) -> int | None:
+        """Paper left, in default-spaced lines (None: it never runs out)."""
+        return None if self.dots is None else self.dots // LINE_DOTS
+
+    def at_most(self, dots: int) -> bool:
+        """Is there ``dots`` of paper left or less?"""
+        return self.dots is not None and self.dots <= dots
 
 
 # -- card reader and envelope depository ----------------------------------------------------

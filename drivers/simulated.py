@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from drivers.codecs.escpos import LINE_DOTS
 from drivers.errors import (
     BillAcceptorFault,
     CancelledByCustomer,
@@ -53,8 +54,8 @@ from drivers.physical import (
     HoldsAcceptorNotes,
     HoldsDispenserNotes,
     ModelField,
+    PaperRoll,
 )
-from drivers.statefile import StateFileError, load_state, save_state
 from protocol.errors import KeyMaterialError, PinBlockError
 from protocol.masking import mask_pan
 from protocol.pinblock import decrypt_format4, encrypt_format0, encrypt_format4
@@ -412,7 +413,8 @@ QR_LINES = 8
 class SimulatedPrinter(_Faults, ReceiptPrinter):
     """``paper_lines``: lines left on the roll (None: never runs out); near end below
     ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
-    that file across an ATM crash (``drivers.statefile``)."""
+    that file across an ATM crash (the model ``roll``, ``drivers.physical``, the ESC/POS
+    simulator's too)."""
 
     FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open", "silent"})
 
@@ -427,30 +429,20 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
         self.receipts: list[list[str]] = []
         # The QR code printed under each receipt ("" for none), by receipt.
         self.qr_codes: list[str] = []
-        self.paper_left = paper_lines
         self.near_end_lines = near_end_lines
-        self.printed = 0  # receipts cut over the roll's life
         self.state_path = state_path
-        if state_path is not None:
-            state = load_state(state_path)
-            if state is None:
-                self._save()
-            else:
-                try:
-                    left = state.get("paper_left")
-                    self.paper_left = None if left is None else int(left)
-                    self.printed = int(state.get("printed", 0))
-                except (TypeError, ValueError, AttributeError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
+        dots = None if paper_lines is None else paper_lines * LINE_DOTS
+        self.roll = PaperRoll(dots, state_path, layout="lines")
 
-    def _save(self) -> None:
-        if self.state_path is not None:
-            save_state(
-                self.state_path,
-                {"device": "printer", "paper_left": self.paper_left, "printed": self.printed},
-            )
+    @property
+    def paper_left(self) -> int | None:
+        """Lines left on the roll (None: it never runs out)."""
+        return self.roll.lines_left()
+
+    @property
+    def printed(self) -> int:
+        """Receipts cut over the roll's life."""
+        return self.roll.printed
 
     async def open(self) -> None:
         return None
@@ -477,11 +469,9 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
             )
         self.receipts.append(list(lines))
         self.qr_codes.append(qr)
-        self.printed += 1
-        if self.paper_left is not None:
-            # A QR code takes about as much paper as eight lines of text.
-            self.paper_left = max(0, self.paper_left - len(lines) - (QR_LINES if qr else 0))
-        self._save()
+        # A QR code takes about as much paper as eight lines of text.
+        self.roll.feed((len(lines) + (QR_LINES if qr else 0)) * LINE_DOTS)
+        self.roll.cut()
 
 
 # Notes the simulated acceptor recognises (US dollars, as the ID003 unit's table).

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.physical import AcceptorNotes, CardSlot, Cassette, DispenserNotes, EnvelopeBin
+from drivers.physical import (
+    AcceptorNotes,
+    CardSlot,
+    Cassette,
+    DispenserNotes,
+    EnvelopeBin,
+    PaperRoll,
+)
 from drivers.statefile import StateFileError
 
 LOAD = [(2000, 100), (5000, 50)]
@@ -215,6 +222,30 @@ def test_card_slot_and_envelope_bin_survive_a_reload(tmp_path):
 
     EnvelopeBin(tmp_path / "bin.json").drop("ATM00001 CHK 1042")
     assert EnvelopeBin(tmp_path / "bin.json").envelopes == ["ATM00001 CHK 1042"]
+
+
+def test_the_paper_roll_keeps_each_printers_file_layout_and_reads_the_other(tmp_path):
+    """The in-process printer writes lines left and receipts printed, the ESC/POS simulator
+    dots left, as before; each reads what the other wrote."""
+    lines_path, dots_path = tmp_path / "printer.json", tmp_path / "escpos.json"
+    roll = PaperRoll(10 * 30, lines_path, layout="lines")
+    roll.feed(8 * 30)
+    roll.cut()
+    assert json.loads(lines_path.read_text()) == {
+        "device": "printer",
+        "paper_left": 2,
+        "printed": 1,
+    }
+    dots = PaperRoll(3000 * 30, dots_path)
+    dots.feed(45)
+    dots.cut()
+    assert json.loads(dots_path.read_text()) == {"device": "printer", "paper_dots": 89955}
+    assert PaperRoll(0, lines_path).dots == 60 and PaperRoll(0, lines_path).at_most(60)
+    assert PaperRoll(0, dots_path, layout="lines").lines_left() == 2998
+    lines_path.write_text('{"device": "printer", "paper_left": null, "printed": 4}')
+    endless = PaperRoll(300, lines_path, layout="lines")
+    endless.feed(10**6)
+    assert endless.lines_left() is None and not endless.at_most(0) and endless.printed == 4
 
 
 def test_a_model_without_a_file_writes_nothing(tmp_path):

@@ -1,12 +1,11 @@
 """operator password reset: an operator whose password an admin set must change it at login
 
 Revision ID: 0012_operator_password_reset
-Revises: 0010_operators
+Revises: 0011_authorize_functions
 Create Date: 2026-11-30
 
-Written while 0011_authorize_functions (another branch) was not on main yet: at merge the
-integrator re-chains ``down_revision`` to ``0011_authorize_functions``. The two touch
-different tables.
+Written while 0011_authorize_functions (another branch) was not on main yet; re-chained after
+it when the two met (they touch different tables).
 """
 
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_operator_password_reset"
-down_revision: str | None = "0010_operators"
+down_revision: str | None = "0011_authorize_functions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

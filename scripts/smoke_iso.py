@@ -8,7 +8,8 @@ that PIN pad, sends a 0100 balance inquiry for the card's checking account and c
 the balance; exit status 0 when approved, 1 otherwise, 2 for bad options.
 
 It uses the seed data's test card (Alice, PIN 1234) and the development keys unless told
-otherwise: ``--track2``, ``SMOKE_PIN``, ``--terminal-id``, and the terminal's keys from
+otherwise: ``--track2``, ``SMOKE_PIN``, ``--terminal-id``, ``--key-scheme`` (T or A) and
+``--key-block`` (tr31 or legacy) as the host has them for that terminal, and its keys from
 ``TERMINAL_MASTER_KEYS`` (``ATM00010=<hex>,...``), the host's own variable name, so the value
 from Secrets Manager can be exported as it is.
 """
@@ -29,6 +30,7 @@ from device.errors import DeviceConfigError
 from device.hostlink import HostLink
 from drivers.simulated import SimulatedPinPad
 from protocol.errors import LinkError
+from protocol.keyblock import DEFAULT_KEY_BLOCK, KeyBlockFormat
 from protocol.masking import mask_pan
 from protocol.messages import (
     AccountType,
@@ -39,6 +41,7 @@ from protocol.messages import (
     parse_balances,
 )
 from protocol.response_codes import ResponseCode
+from protocol.security import KeyScheme
 from protocol.stan import StanGenerator
 
 __all__ = ["InquiryResult", "TerminalKeys", "balance_inquiry", "main", "terminal_keys"]
@@ -93,6 +96,8 @@ async def balance_inquiry(
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    key_scheme: KeyScheme = KeyScheme.TDES,
+    key_block: KeyBlockFormat = DEFAULT_KEY_BLOCK,
 ) -> InquiryResult:
     pan = track2.replace("D", "=").partition("=")[0]
     with tempfile.TemporaryDirectory(prefix="smoke-iso-") as scratch:
@@ -105,6 +110,8 @@ async def balance_inquiry(
             tls_ca=tls_ca,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            key_scheme=key_scheme,
+            key_block=key_block,
             # The operator names the host to test on the command line: that is the allow-list.
             allowed_hosts=(*LOCAL_HOSTS, host),
         )
@@ -153,6 +160,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tls-ca", help="TLS: CA file the host's certificate chains to")
     parser.add_argument("--tls-cert", help="TLS: the terminal's client certificate (mutual)")
     parser.add_argument("--tls-key", help="TLS: the client certificate's key")
+    parser.add_argument(
+        "--key-scheme",
+        default=KeyScheme.TDES.value,
+        type=str.upper,
+        choices=[s.value for s in KeyScheme],
+        help="T: TDES keys, PIN block format 0 (default); A: AES keys, format 4. Must match "
+        "the host's TERMINAL_KEY_SCHEMES entry for --terminal-id",
+    )
+    parser.add_argument(
+        "--key-block",
+        default=DEFAULT_KEY_BLOCK.value,
+        type=str.lower,
+        choices=[f.value for f in KeyBlockFormat],
+        help="layout of the working keys at sign-on: tr31 (default) or legacy. Must match the "
+        "host's TERMINAL_KEY_BLOCKS entry for --terminal-id",
+    )
     args = parser.parse_args(argv)
     pin = os.environ.get("SMOKE_PIN", "1234")
     try:
@@ -168,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tls_ca=args.tls_ca,
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
+                key_scheme=KeyScheme(args.key_scheme),
+                key_block=KeyBlockFormat(args.key_block),
             )
         )
     except LinkError as exc:

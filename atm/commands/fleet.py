@@ -28,7 +28,7 @@ from atm.scenario.errors import ScenarioFileError
 from atm.scenario.format import Step
 from atm.scenario.loader import builtin_scenarios
 from atm.steps import Customer, StepDriver
-from device.config import DeviceConfig
+from device.config import LOCAL_HOSTS, DeviceConfig
 from device.controller import AtmController
 from device.errors import DeviceConfigError
 from device.events import DeviceEvent, LinkMessage, ScreenShown
@@ -48,7 +48,15 @@ def register(subparsers: Any) -> None:
         "and memory. Register the terminals first: `atm db seed --terminals N`.",
     )
     parser.add_argument("--terminals", type=int, default=10, help="how many ATMs (ATM00001..)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="the host's address (127.0.0.1)")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="allow connecting to NAME as well as localhost (repeatable); --host must be one: "
+        "the same guard as `atm device`, so a load test never reaches a host by mistake",
+    )
     parser.add_argument("--port", type=int, default=8583)
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run")
     parser.add_argument("--script", default="balance-bob", help="the demo script to repeat")
@@ -177,13 +185,15 @@ async def run_fleet(
     sessions_each: int | None = None,
     when_running: Callable[[], object] | None = None,
     tls: FleetTls | None = None,
+    allowed_hosts: tuple[str, ...] = LOCAL_HOSTS,
 ) -> FleetReport:
     """Start ``terminals`` ATMs (ATM00001..), let them run their sessions for ``seconds``, or
     until each has run ``sessions_each`` more when that is given (counting starts once every
     one has finished its first session: sign-on and first bcrypt are not counted), then stop
     them all. ``when_running`` is called once every terminal is signed on and has run a
     session (a benchmark measures the host's memory then). ``tls``: every ATM's link over TLS
-    (``DeviceConfigError`` when a certificate does not load)."""
+    (``DeviceConfigError`` when a certificate does not load). ``allowed_hosts``: the
+    terminals' allow-list (``host`` must be on it, else ``DeviceConfigError``)."""
     before = rss_kb()
     steps = builtin_scenarios()[script].steps
     configs = []
@@ -194,6 +204,7 @@ async def run_fleet(
             host=host,
             port=port,
             state_dir=state_dir / terminal_id,
+            allowed_hosts=allowed_hosts,
             **(tls.settings(terminal_id) if tls is not None else {}),
         )
         config.tls_context()  # every certificate loads before any ATM starts
@@ -249,6 +260,14 @@ def _run(args: argparse.Namespace) -> int:
     if (args.tls_certs or args.tls_server_name) and not args.tls_ca:
         print("atm fleet: --tls-certs and --tls-server-name need --tls-ca", file=sys.stderr)
         return 2
+    allowed = LOCAL_HOSTS + tuple(args.allow_host)
+    if args.host not in allowed:
+        print(
+            f"atm fleet: host {args.host!r} is not on the allow-list ({', '.join(allowed)}); "
+            f"allow it deliberately with --allow-host {args.host}",
+            file=sys.stderr,
+        )
+        return 2
     tls = None
     if args.tls_ca:
         tls = FleetTls(
@@ -260,7 +279,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             fleet = run_fleet(
                 args.terminals, args.host, args.port, args.seconds, args.script, Path(state),
-                tls=tls,
+                tls=tls, allowed_hosts=allowed,
             )  # fmt: skip
             report = asyncio.run(fleet)
         except DeviceConfigError as exc:

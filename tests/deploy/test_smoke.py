@@ -27,8 +27,8 @@ ALICE_CHECKING_CENTS = 525_000
 OPS_TOKEN = "smoke-test-ops-token"
 
 
-def host_env(database: Path, tmp_path: Path) -> dict[str, str]:
-    return {
+def host_env(database: Path, tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return (extra or {}) | {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": f"sqlite:///{database}",
         "ENVIRONMENT": "testing",
@@ -74,14 +74,16 @@ async def _line(stream: asyncio.StreamReader, process: asyncio.subprocess.Proces
     return line
 
 
-async def start_atm_host(database: Path, tmp_path: Path) -> AsyncIterator[RunningHost]:
+async def start_atm_host(
+    database: Path, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[RunningHost]:
     """``atm host`` as its own process on ``database``, link and ops API on free ports. Its
     log (stderr) goes to a file, so a talkative host never blocks on a full pipe."""
     log = tmp_path / "host.log"
     with log.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "atm", "host", "--port", "0", "--ops-port", "0",
-            env=host_env(database, tmp_path), cwd=ROOT,
+            env=host_env(database, tmp_path, extra_env), cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=log_file,
         )  # fmt: skip
     assert process.stdout is not None
@@ -128,6 +130,32 @@ async def test_wrong_pin_is_reported_as_a_failure(atm_host: RunningHost) -> None
     assert result.signed_on
     assert result.response_code == "55"
     assert not result.ok
+
+
+async def test_the_terminals_key_scheme_and_key_block_are_options(
+    migrated_database: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host that gives ATM00010 AES keys in the legacy layout: the smoke test signs on
+    and is approved only when told both, and says what failed otherwise."""
+    database = tmp_path / "host.db"
+    shutil.copyfile(migrated_database, database)
+    extra = {"TERMINAL_KEY_SCHEMES": "ATM00010=A", "TERMINAL_KEY_BLOCKS": "ATM00010=legacy"}
+    async for running in start_atm_host(database, tmp_path, extra):
+        port = str(running.link_port)
+        matching = ["--key-scheme", "a", "--key-block", "LEGACY", "--timeout", "10"]
+        code = await asyncio.to_thread(main, ["--host", "127.0.0.1", "--port", port, *matching])
+        assert code == 0, capsys.readouterr().err
+        assert "ok balance inquiry" in capsys.readouterr().out
+        code = await asyncio.to_thread(main, ["--host", "127.0.0.1", "--port", port])
+        assert code == 1
+        assert "FAIL" in capsys.readouterr().err
+
+
+def test_an_unknown_key_block_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--host", "127.0.0.1", "--key-block", "tr34"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'tr34'" in capsys.readouterr().err
 
 
 async def test_no_host_is_reported_as_no_sign_on() -> None:

@@ -65,9 +65,11 @@ bare_without_mac_field = _bare(MESSAGE)
 
 
 def ours(scheme: KeyScheme) -> Callable[[], None]:
+    framer = Framer()  # one per connection, as on the link
+
     def run() -> None:
         wire = encode_frame(encode_signed(MESSAGE, scheme, KEY))
-        (frame,) = Framer().feed(wire)
+        (frame,) = framer.feed(wire)
         message = decode(frame)
         verify_signed(frame, message, scheme, KEY)
 

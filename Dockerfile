@@ -43,6 +43,7 @@ COPY drivers ./drivers
 COPY host ./host
 COPY protocol ./protocol
 COPY simulators ./simulators
+COPY webpanel ./webpanel
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info \
     && mkdir -p /app/var /app/statements \

@@ -32,7 +32,7 @@ lint: $(VENV)/.dev-installed
 
 # Security review of the shipped code, offline: bandit (settings in pyproject.toml [tool.bandit]).
 security: $(VENV)/.dev-installed
-	$(BIN)/bandit -q -c pyproject.toml -r atm device drivers host protocol simulators scripts
+	$(BIN)/bandit -q -c pyproject.toml -r atm device drivers host protocol simulators webpanel scripts
 
 # Known vulnerabilities in the image's pinned dependencies (pip-audit, own virtualenv
 # .venv-audit). Needs PyPI: under CI=true it must run; elsewhere, offline, it says so and passes.

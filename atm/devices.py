@@ -70,8 +70,8 @@ class Faultable(Protocol):
 class CardSlot(Faultable, Protocol):
     """The customer side of a card reader (simulated backend or simulator)."""
 
-    captured: list[str]
-
+    @property
+    def captured(self) -> list[str]: ...
     def insert(self, track2: str) -> None: ...
     def take_card(self) -> None: ...
 
@@ -87,9 +87,10 @@ class CassetteView(Protocol):
 
 
 class CashSlot(Faultable, Protocol):
-    taken_total: dict[int, int]
-    retracted: int
-
+    @property
+    def taken_total(self) -> dict[int, int]: ...
+    @property
+    def retracted(self) -> int: ...
     def take_cash(self) -> None: ...
     @property
     def cassettes(self) -> Sequence[CassetteView]: ...

@@ -16,18 +16,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Junk, Nak
 from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnavailable
 from drivers.transport import Channel
 
-__all__ = ["Decoder", "FramedDevice", "FramedLink"]
+__all__ = ["Decoder", "FaultTable", "FramedDevice", "FramedLink", "fault_of"]
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+#: A device's error or status byte -> (our fault code, the words for it).
+FaultTable = Mapping[int, tuple[str, str]]
+
+
+def fault_of(table: FaultTable, error: int) -> tuple[str, str]:
+    """(our fault code, words) for ``error``; a byte the table does not know is a fault
+    named by its value."""
+    return table.get(error, ("fault", f"error {error:02X}"))
 
 
 class Decoder(Protocol):
@@ -252,7 +263,10 @@ class FramedDevice(Generic[F]):
     device's start-up commands (closing again if they fail), close, and the "not open" error.
 
     A driver names itself (``DEVICE``, ``PROTOCOL``), says how its frames are decoded
-    (``FRAME``, ``_new_decoder``) and what to send at start-up (``_initialise``)."""
+    (``FRAME``, ``_new_decoder``) and what to send at start-up (``_initialise``). It gets
+    the two things every polled device does: decode a reply's fields, the device's garbage
+    becoming ``DeviceProtocolError`` (``_decoded``), and poll until something is so or a
+    time runs out (``_poll_until``, every ``poll_interval`` seconds)."""
 
     DEVICE: str
     PROTOCOL: str
@@ -267,11 +281,13 @@ class FramedDevice(Generic[F]):
         ack_timeout: float,
         reply_timeout: float,
         retries: int,
+        poll_interval: float = 0.1,
     ) -> None:
         self._connect = connect
         self._ack_timeout = ack_timeout
         self._reply_timeout = reply_timeout
         self._retries = retries
+        self._poll = poll_interval
         self._link: FramedLink[F] | None = None
 
     def _new_decoder(self) -> Decoder:
@@ -279,6 +295,27 @@ class FramedDevice(Generic[F]):
 
     async def _initialise(self) -> None:
         """The device's start-up commands; they also prove it speaks ``PROTOCOL``."""
+
+    def _decoded(self, what: str, decode: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``decode(*args)`` (a reply's fields); a reply it refuses (``ValueError``) is the
+        device's garbage: ``DeviceProtocolError`` saying ``what`` did not decode."""
+        try:
+            return decode(*args, **kwargs)
+        except ValueError as exc:
+            prefix = f"{self.DEVICE}: {what}: " if what else f"{self.DEVICE}: "
+            raise DeviceProtocolError(f"{prefix}{exc}") from exc
+
+    async def _poll_until(self, done: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+        """Ask ``done`` now and every poll interval: True as soon as it says so, False once
+        ``timeout`` seconds have passed without."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if await done():
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
 
     async def open(self) -> None:
         channel = await self._connect()

@@ -74,9 +74,12 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
         stack_timeout: float = 10.0,
     ) -> None:
         super().__init__(
-            connect, ack_timeout=reply_timeout, reply_timeout=reply_timeout, retries=retries
+            connect,
+            ack_timeout=reply_timeout,
+            reply_timeout=reply_timeout,
+            retries=retries,
+            poll_interval=poll_interval,
         )
-        self._poll = poll_interval
         self._stack_timeout = stack_timeout
         self._escrow: list[int] = []
         self._enabled = False
@@ -133,10 +136,7 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
 
     def _note_event(self, answer: Id003Frame) -> NoteEscrowed | NoteRejected | None:
         if answer.cmd == Status.ESCROW:
-            try:
-                cents = id003.denomination_cents(answer.data[0] if answer.data else 0)
-            except ValueError as exc:
-                raise DeviceProtocolError(f"{self.DEVICE}: {exc}") from exc
+            cents = self._denomination(answer)
             self._escrow.append(cents)
             return NoteEscrowed(cents)
         if answer.cmd == Status.REJECTING:
@@ -147,6 +147,10 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
                 reason = f"0x{code:02X}"
             return NoteRejected(reason)
         return None
+
+    def _denomination(self, answer: Id003Frame) -> int:
+        """The note an ESCROW or VEND VALID answer names, in cents."""
+        return self._decoded("", id003.denomination_cents, answer.data[0] if answer.data else 0)
 
     def _fault(self, answer: Id003Frame, stacked: dict[int, int] | None = None) -> None:
         if answer.cmd in FAULT_STATUSES:
@@ -182,10 +186,7 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
         while True:
             answer = await self._poll_status()
             if answer.cmd == Status.VEND_VALID:
-                try:
-                    cents = id003.denomination_cents(answer.data[0] if answer.data else 0)
-                except ValueError as exc:
-                    raise DeviceProtocolError(f"{self.DEVICE}: {exc}") from exc
+                cents = self._denomination(answer)
                 await self._send_only(Command.ACK)
                 stacked[cents] = stacked.get(cents, 0) + 1
                 if cents in self._escrow:
@@ -213,12 +214,8 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
         return returned
 
     async def wait_returned_taken(self, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            answer = await self._poll_status()
-            if answer.cmd != Status.RETURNING and answer.cmd != Status.REJECTING:
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+        return await self._poll_until(self._entrance_clear, timeout)
+
+    async def _entrance_clear(self) -> bool:
+        answer = await self._poll_status()
+        return answer.cmd != Status.RETURNING and answer.cmd != Status.REJECTING

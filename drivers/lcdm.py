@@ -15,10 +15,10 @@ reject tray.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from drivers.codecs import lcdm
 from drivers.codecs.lcdm import (
@@ -30,7 +30,7 @@ from drivers.codecs.lcdm import (
     StatusReply,
 )
 from drivers.errors import DeviceProtocolError, DispenserFault
-from drivers.framed import FramedDevice
+from drivers.framed import FaultTable, FramedDevice, fault_of
 from drivers.interfaces import CashDispenser, CassetteState, CassetteStatus, DispenseResult
 from drivers.statefile import StateFileError, load_state, save_state
 from drivers.transport import Channel
@@ -56,7 +56,23 @@ FAULT_CODES: dict[int, tuple[str, str]] = {
     ErrorCode.DISPENSE_TIMEOUT: ("timeout", "dispensing timeout"),
     ErrorCode.PURGE_ERROR: ("purge", "purge error"),
 }
-_GOOD = (ErrorCode.GOOD, ErrorCode.NORMAL_STOP)
+
+# Which cassettes each dispense command picks from.
+_CASSETTES_OF: dict[int, tuple[int, ...]] = {
+    Command.UPPER_DISPENSE: (0,),
+    Command.LOWER_DISPENSE: (1,),
+    Command.UPPER_LOWER_DISPENSE: (0, 1),
+}
+
+
+class Picked(NamedTuple):
+    """What one dispense command did: the reply (for the words of a complaint), its error
+    byte, and per cassette (index, notes picked, notes that reached the exit, notes
+    diverted to the reject tray)."""
+
+    reply: object
+    error: int
+    picks: list[tuple[int, int, int, int]]
 
 
 class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
@@ -64,6 +80,9 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
     PROTOCOL = "LCDM-2000"
     FRAME = LcdmFrame
     MAX_CASSETTES = 2
+    FAULTS: FaultTable = FAULT_CODES
+    GOOD: frozenset[int] = frozenset({ErrorCode.GOOD, ErrorCode.NORMAL_STOP})
+    PURGE: int = Command.PURGE
 
     def __init__(
         self,
@@ -84,7 +103,11 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
             raise ValueError(f"an {self.PROTOCOL} has 1 to {self.MAX_CASSETTES} cassettes")
         super().__init__(
-            connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
+            connect,
+            ack_timeout=ack_timeout,
+            reply_timeout=reply_timeout,
+            retries=retries,
+            poll_interval=poll_interval,
         )
         self.denominations = [d for d, _ in cassettes]
         self.loaded = [n for _, n in cassettes]
@@ -93,7 +116,6 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         self.low_threshold = low_threshold
         self._load_counts()
         self._dispense_timeout = dispense_timeout
-        self._poll = poll_interval
 
     def _load_counts(self) -> None:
         if self.counts_path is None:
@@ -153,10 +175,7 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
 
     async def _status(self) -> StatusReply:
         data = await self._command(Command.STATUS)
-        try:
-            return StatusReply.decode(data)
-        except ValueError as exc:
-            raise DeviceProtocolError(f"dispenser: bad status reply: {exc}") from exc
+        return self._decoded("bad status reply", StatusReply.decode, data)
 
     async def status(self) -> list[CassetteStatus]:
         reply = await self._status()
@@ -192,6 +211,8 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         return CassetteStatus(index, self.denominations[index], count, state)
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
+        """As many dispense commands as the notes need (each carries at most what one
+        command may); the counts move by what each reply says was picked."""
         for index, count in notes.items():
             if not 0 <= index < len(self.denominations) or count < 0:
                 raise ValueError(f"bad dispense request {dict(notes)}")
@@ -199,62 +220,69 @@ class LcdmDispenser(FramedDevice[LcdmFrame], CashDispenser):
         dispensed = {i: 0 for i, n in enumerate(remaining) if n}
         rejected: dict[int, int] = {}
         while any(remaining):
-            batch = [min(n, lcdm.MAX_NOTES_PER_COMMAND) for n in remaining]
-            if len(batch) == 2 and all(batch):
-                cmd, data = (
-                    Command.UPPER_LOWER_DISPENSE,
-                    lcdm.encode_count(batch[0]) + lcdm.encode_count(batch[1]),
-                )
-                indexes = [0, 1]
-            elif batch[0]:
-                cmd, data, indexes = Command.UPPER_DISPENSE, lcdm.encode_count(batch[0]), [0]
-            else:
-                cmd, data, indexes = Command.LOWER_DISPENSE, lcdm.encode_count(batch[1]), [1]
+            cmd, data = self._dispense_command(remaining)
             # Never resent on silence: the notes may already be out.
             raw = await self._command(cmd, data, timeout=self._dispense_timeout, resend=False)
-            try:
-                reply = DispenseReply.decode(cmd, raw)
-            except ValueError as exc:
-                raise DeviceProtocolError(f"dispenser: bad dispense reply: {exc}") from exc
-            for index, counts in zip(indexes, reply.cassettes, strict=True):
-                self.counts[index] = max(0, self.counts[index] - counts.check)
-                dispensed[index] += counts.exit
-                if counts.reject:
-                    rejected[index] = rejected.get(index, 0) + counts.reject
-                remaining[index] -= counts.exit
+            reply, error, picks = self._decoded("bad dispense reply", self._picked, cmd, raw)
+            for index, picked, exit_, reject in picks:
+                if index >= len(self.denominations):
+                    continue
+                self.counts[index] = max(0, self.counts[index] - picked)
+                if exit_:
+                    dispensed[index] = dispensed.get(index, 0) + exit_
+                if reject:
+                    rejected[index] = rejected.get(index, 0) + reject
+                remaining[index] -= exit_
             self._save_counts()
-            if reply.error not in _GOOD:
-                code, words = FAULT_CODES.get(reply.error, ("fault", f"error {reply.error:02X}"))
+            if error not in self.GOOD:
+                code, words = fault_of(self.FAULTS, error)
                 log.warning("dispenser fault %s after %s", words, dispensed)
                 out = {i: n for i, n in dispensed.items() if n}
                 raise DispenserFault(f"dispenser: {words}", code=code, dispensed=out)
-            if any(r < 0 for r in remaining) or sum(c.exit for c in reply.cassettes) == 0:
+            if any(r < 0 for r in remaining) or sum(p[2] for p in picks) == 0:
                 raise DeviceProtocolError(f"dispenser: implausible dispense reply {reply}")
         return DispenseResult(dispensed, rejected)
+
+    def _dispense_command(self, remaining: list[int]) -> tuple[int, bytes]:
+        """The next dispense command for ``remaining`` notes per cassette."""
+        batch = [min(n, lcdm.MAX_NOTES_PER_COMMAND) for n in remaining]
+        if len(batch) == 2 and all(batch):
+            data = lcdm.encode_count(batch[0]) + lcdm.encode_count(batch[1])
+            return Command.UPPER_LOWER_DISPENSE, data
+        if batch[0]:
+            return Command.UPPER_DISPENSE, lcdm.encode_count(batch[0])
+        return Command.LOWER_DISPENSE, lcdm.encode_count(batch[1])
+
+    def _picked(self, cmd: int, raw: bytes) -> Picked:
+        """What the reply ``raw`` to dispense command ``cmd`` says each cassette did."""
+        reply = DispenseReply.decode(cmd, raw)
+        picks = [
+            (index, c.check, c.exit, c.reject)
+            for index, c in zip(_CASSETTES_OF[cmd], reply.cassettes, strict=True)
+        ]
+        return Picked(reply, reply.error, picks)
 
     async def notes_in_tray(self) -> bool:
         return await self._notes_in_tray()
 
     async def wait_taken(self, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if not await self._notes_in_tray():
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+        return await self._poll_until(self._tray_empty, timeout)
+
+    async def _tray_empty(self) -> bool:
+        return not await self._notes_in_tray()
 
     async def _notes_in_tray(self) -> bool:
         return (await self._status()).notes_in_tray
 
     async def retract(self) -> int:
-        data = await self._command(Command.PURGE, timeout=self._dispense_timeout, resend=False)
-        try:
-            reply = PurgeReply.decode(data)
-        except ValueError as exc:
-            raise DeviceProtocolError(f"dispenser: bad purge reply: {exc}") from exc
-        if reply.error not in _GOOD:
-            code, words = FAULT_CODES.get(reply.error, ("fault", f"error {reply.error:02X}"))
+        data = await self._command(self.PURGE, timeout=self._dispense_timeout, resend=False)
+        error, purged = self._decoded("bad purge reply", self._purged, data)
+        if error not in self.GOOD:
+            code, words = fault_of(self.FAULTS, error)
             raise DispenserFault(f"dispenser: retract failed: {words}", code=code)
-        return reply.purged
+        return purged
+
+    def _purged(self, data: bytes) -> tuple[int, int]:
+        """A purge reply: its error byte and the notes swept into the reject tray."""
+        reply = PurgeReply.decode(data)
+        return reply.error, reply.purged

@@ -8,21 +8,16 @@ sends after our ACK of its reply (the decoder drops it).
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-
 from drivers.codecs import lcdm, lcdm4000
 from drivers.codecs.lcdm4000 import Command, DispenseReply, Error, StatusReply
-from drivers.errors import DeviceProtocolError, DispenserFault
-from drivers.interfaces import CassetteStatus, DispenseResult
-from drivers.lcdm import LcdmDispenser
+from drivers.framed import FaultTable
+from drivers.interfaces import CassetteStatus
+from drivers.lcdm import LcdmDispenser, Picked
 
 __all__ = ["FAULT_CODES", "Lcdm4000Dispenser"]
 
-log = logging.getLogger(__name__)
-
 # LCDM-4000 error code -> (our fault code, words)
-FAULT_CODES: dict[int, tuple[str, str]] = {
+FAULT_CODES: FaultTable = {
     Error.PICKUP: ("empty", lcdm4000.ERROR_TEXT[Error.PICKUP] + " (cassette empty?)"),
     Error.JAM_CHK_DVT: ("jam", lcdm4000.ERROR_TEXT[Error.JAM_CHK_DVT]),
     Error.JAM_DVT_EJT: ("jam", lcdm4000.ERROR_TEXT[Error.JAM_DVT_EJT]),
@@ -38,13 +33,12 @@ FAULT_CODES: dict[int, tuple[str, str]] = {
 }
 
 
-def _fault(error: int) -> tuple[str, str]:
-    return FAULT_CODES.get(error, ("fault", f"error {error:02X}"))
-
-
 class Lcdm4000Dispenser(LcdmDispenser):
     PROTOCOL = "LCDM-4000"
     MAX_CASSETTES = lcdm4000.CASSETTES
+    FAULTS = FAULT_CODES
+    GOOD = frozenset({Error.NONE})
+    PURGE = Command.PURGE
 
     def _new_decoder(self) -> lcdm.LcdmDecoder:
         return lcdm4000.decoder(lcdm.SOH)
@@ -57,10 +51,7 @@ class Lcdm4000Dispenser(LcdmDispenser):
 
     async def _status4000(self) -> StatusReply:
         data = await self._command(Command.STATUS)
-        try:
-            return StatusReply.decode(data)
-        except ValueError as exc:
-            raise DeviceProtocolError(f"dispenser: bad LCDM-4000 status reply: {exc}") from exc
+        return self._decoded("bad LCDM-4000 status reply", StatusReply.decode, data)
 
     async def status(self) -> list[CassetteStatus]:
         reply = await self._status4000()
@@ -77,56 +68,19 @@ class Lcdm4000Dispenser(LcdmDispenser):
     async def _notes_in_tray(self) -> bool:
         return (await self._status4000()).notes_in_tray
 
-    async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
-        for index, count in notes.items():
-            if not 0 <= index < len(self.denominations) or count < 0:
-                raise ValueError(f"bad dispense request {dict(notes)}")
-        remaining = [notes.get(i, 0) for i in range(lcdm4000.CASSETTES)]
-        dispensed = {i: 0 for i, n in enumerate(remaining) if n}
-        rejected: dict[int, int] = {}
-        while any(remaining):
-            batch, room = [], lcdm4000.MAX_NOTES_PER_COMMAND
-            for n in remaining:
-                batch.append(min(n, room))
-                room -= batch[-1]
-            # Never resent on silence: the notes may already be out.
-            raw = await self._command(
-                Command.DISPENSE,
-                lcdm4000.encode_dispense(batch),
-                timeout=self._dispense_timeout,
-                resend=False,
-            )
-            try:
-                reply = DispenseReply.decode(raw)
-            except ValueError as exc:
-                raise DeviceProtocolError(f"dispenser: bad dispense reply: {exc}") from exc
-            for index, counts in enumerate(reply.cassettes):
-                if index >= len(self.denominations):
-                    continue
-                picked = counts.exit + counts.reject
-                self.counts[index] = max(0, self.counts[index] - picked)
-                if counts.exit:
-                    dispensed[index] = dispensed.get(index, 0) + counts.exit
-                if counts.reject:
-                    rejected[index] = rejected.get(index, 0) + counts.reject
-                remaining[index] -= counts.exit
-            self._save_counts()
-            if reply.error != Error.NONE:
-                code, words = _fault(reply.error)
-                log.warning("dispenser fault %s after %s", words, dispensed)
-                out = {i: n for i, n in dispensed.items() if n}
-                raise DispenserFault(f"dispenser: {words}", code=code, dispensed=out)
-            if any(r < 0 for r in remaining) or sum(c.exit for c in reply.cassettes) == 0:
-                raise DeviceProtocolError(f"dispenser: implausible dispense reply {reply}")
-        return DispenseResult(dispensed, rejected)
+    def _dispense_command(self, remaining: list[int]) -> tuple[int, bytes]:
+        """One DISPENSE for all four cassettes, top first, within the per-command total."""
+        batch, room = [], lcdm4000.MAX_NOTES_PER_COMMAND
+        for n in remaining + [0] * (lcdm4000.CASSETTES - len(remaining)):
+            batch.append(min(n, room))
+            room -= batch[-1]
+        return Command.DISPENSE, lcdm4000.encode_dispense(batch)
 
-    async def retract(self) -> int:
-        data = await self._command(Command.PURGE, timeout=self._dispense_timeout, resend=False)
-        try:
-            reply = DispenseReply.decode(data, reserved=False)
-        except ValueError as exc:
-            raise DeviceProtocolError(f"dispenser: bad purge reply: {exc}") from exc
-        if reply.error != Error.NONE:
-            code, words = _fault(reply.error)
-            raise DispenserFault(f"dispenser: retract failed: {words}", code=code)
-        return sum(c.exit for c in reply.cassettes)
+    def _picked(self, cmd: int, raw: bytes) -> Picked:
+        reply = DispenseReply.decode(raw)
+        picks = [(i, c.exit + c.reject, c.exit, c.reject) for i, c in enumerate(reply.cassettes)]
+        return Picked(reply, reply.error, picks)
+
+    def _purged(self, data: bytes) -> tuple[int, int]:
+        reply = DispenseReply.decode(data, reserved=False)
+        return reply.error, sum(c.exit for c in reply.cassettes)

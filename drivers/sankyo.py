@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from drivers.codecs import sankyo
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
-from drivers.errors import CardReaderFault, DeviceProtocolError
+from drivers.errors import CardReaderFault
 from drivers.framed import FramedDevice
 from drivers.interfaces import CardData, CardReader
 from drivers.transport import Channel
@@ -48,9 +48,12 @@ class SankyoCardReader(FramedDevice[SankyoFrame], CardReader):
         retries: int = 2,
     ) -> None:
         super().__init__(
-            connect, ack_timeout=ack_timeout, reply_timeout=reply_timeout, retries=retries
+            connect,
+            ack_timeout=ack_timeout,
+            reply_timeout=reply_timeout,
+            retries=retries,
+            poll_interval=poll_interval,
         )
-        self._poll = poll_interval
 
     def _new_decoder(self) -> SankyoDecoder:
         return SankyoDecoder()
@@ -72,10 +75,7 @@ class SankyoCardReader(FramedDevice[SankyoFrame], CardReader):
             is_reply=matches,
             resend_on_timeout=resend,
         )
-        try:
-            reply = SankyoReply.parse(frame.text)
-        except ValueError as exc:
-            raise DeviceProtocolError(f"card reader: {exc}") from exc
+        reply = self._decoded("", SankyoReply.parse, frame.text)
         if check and not reply.positive:
             raise CardReaderFault(
                 f"card reader: {reply.error_text} (error {reply.code})",
@@ -117,14 +117,10 @@ class SankyoCardReader(FramedDevice[SankyoFrame], CardReader):
 
     async def eject(self, timeout: float) -> bool:
         await self._command(sankyo.EJECT, b"0", resend=False)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if await self.position() == sankyo.NO_CARD:
-                return True
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+        return await self._poll_until(self._card_taken, timeout)
+
+    async def _card_taken(self) -> bool:
+        return await self.position() == sankyo.NO_CARD
 
     async def capture(self) -> None:
         await self._command(sankyo.EJECT, b"1", resend=False)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.codecs.escpos import LINE_DOTS
 from drivers.errors import (
     BillAcceptorFault,
     CancelledByCustomer,
@@ -44,17 +45,16 @@ from drivers.interfaces import (
     PrinterStatus,
     ReceiptPrinter,
 )
-from drivers.statefile import (
-    BillAcceptorState,
-    CardReaderState,
-    CassetteLoad,
-    DepositoryState,
-    DispenserState,
-    StateFileError,
-    load_device,
-    load_state,
-    save_device,
-    save_state,
+from drivers.physical import (
+    AcceptorNotes,
+    CardSlot,
+    Cassette,
+    DispenserNotes,
+    EnvelopeBin,
+    HoldsAcceptorNotes,
+    HoldsDispenserNotes,
+    ModelField,
+    PaperRoll,
 )
 from protocol.errors import KeyMaterialError, PinBlockError
 from protocol.masking import mask_pan
@@ -107,32 +107,20 @@ class SimulatedCardReader(_Faults, CardReader):
         super().__init__()
         self._inserted: asyncio.Queue[str] = asyncio.Queue()
         self._taken = asyncio.Event()
-        self.position = "none"  # none | inside | gate | captured
         self._track2 = ""
-        self.card = ""  # masked PAN of the card in the reader (the state file keeps only this)
-        self.captured: list[str] = []
         self.capture_bin_capacity = capture_bin_capacity
         self.state_path = state_path
-        if state_path is not None:
-            state = load_device(state_path, CardReaderState)
-            if state is None:
-                self._save()
-            else:
-                self.position, self.card = state.position, state.card
-                self.captured = list(state.captured)
+        self.slot = CardSlot(state_path)
 
-    def _save(self) -> None:
-        if self.state_path is not None:
-            save_device(
-                self.state_path,
-                CardReaderState(self.position, self.card, tuple(self.captured)),
-            )
+    position = ModelField[str]("slot", "position")  # none | inside | gate
+    # The masked PAN of the card in the reader (the state file keeps only this).
+    card = ModelField[str]("slot", "card")
+    captured = ModelField[list[str]]("slot", "captured")
 
-    def _moved(self, position: str) -> None:
-        self.position = position
+    def _moved(self, position: str, card: str | None = None) -> None:
         if position == "none":
-            self.card, self._track2 = "", ""
-        self._save()
+            self._track2 = ""
+        self.slot.move(position, card)
 
     # customer side
     def insert(self, track2: str) -> None:
@@ -158,8 +146,7 @@ class SimulatedCardReader(_Faults, CardReader):
         self._answer()
         self._track2 = await self._inserted.get()
         self._taken.clear()
-        self.card = mask_pan(self._track2.replace("D", "=").partition("=")[0])
-        self._moved("inside")
+        self._moved("inside", mask_pan(self._track2.replace("D", "=").partition("=")[0]))
 
     async def read_card(self) -> CardData:
         self._answer()
@@ -191,8 +178,8 @@ class SimulatedCardReader(_Faults, CardReader):
         self._answer()
         if "capture_bin_full" in self.faults or len(self.captured) >= self.capture_bin_capacity:
             raise CardReaderFault("capture bin full", code="bin_full")
-        self.captured.append("card")
-        self._moved("none")
+        self._track2 = ""
+        self.slot.capture("card")
 
 
 class SimulatedPinPad(_Faults, PinPad):
@@ -295,34 +282,17 @@ class SimulatedPinPad(_Faults, PinPad):
         return secrets.compare_digest(a, b)
 
 
-@dataclass
-class Cassette:
-    denomination_cents: int
-    count: int
-    low_threshold: int = 20
-    present: bool = True
-
-    @property
-    def state(self) -> CassetteState:
-        if not self.present:
-            return CassetteState.MISSING
-        if self.count == 0:
-            return CassetteState.EMPTY
-        if self.count <= self.low_threshold:
-            return CassetteState.LOW
-        return CassetteState.OK
-
-
-class SimulatedDispenser(_Faults, CashDispenser):
+class SimulatedDispenser(_Faults, HoldsDispenserNotes, CashDispenser):
     """``hang``: the dispenser counts the notes out (into the exit slot) and then stops
     answering, so ``dispense`` raises ``DeviceTimeout`` after ``hang_timeout`` seconds; it
     answers again afterwards and ``counted_out`` tells what left. ``lost``: the same, but the
     dispenser then stays ``silent`` (until cleared), so nobody can tell what left.
 
     Physical state (notes per cassette, in the exit tray ``presented``, in the reject bin,
-    taken by customers): with ``state_path`` it is written to that file (``drivers.statefile``)
-    after every change and before the call that made it returns, and read back when a
-    dispenser is built on the same file, so a crash of the ATM process loses no note."""
+    taken by customers) is the model ``notes`` (``drivers.physical``, the pty simulator's
+    too): with ``state_path`` it is written to that file after every change and before the
+    call that made it returns, and read back when a dispenser is built on the same file, so
+    a crash of the ATM process loses no note."""
 
     FAULTS = frozenset(
         {"jam", "partial", "cassette_empty", "cassette_missing", "silent", "hang", "lost"}
@@ -337,68 +307,20 @@ class SimulatedDispenser(_Faults, CashDispenser):
         state_path: Path | None = None,
     ) -> None:
         super().__init__()
-        self.cassettes = cassettes
         self.hang_timeout = hang_timeout
         self.state_path = state_path
-        self._counted: dict[int, int] | None = None
-        self.presented: dict[int, int] = {}  # the exit tray
-        self.rejected: dict[int, int] = {}
-        self.reject_bin: dict[int, int] = {}  # retracted (and rejected) notes, per cassette
-        self.retracted = 0
-        self.taken_total: dict[int, int] = {}
+        self.notes = DispenserNotes(cassettes, state_path)
         self._taken = asyncio.Event()
-        if state_path is not None:
-            state = load_device(state_path, DispenserState)
-            if state is None:
-                self._save()
-            else:
-                self._restore(state)
 
-    # physical state
-    def _save(self) -> None:
-        if self.state_path is None:
-            return
-        save_device(
-            self.state_path,
-            DispenserState(
-                cassettes=tuple(
-                    CassetteLoad(c.denomination_cents, c.count, c.present) for c in self.cassettes
-                ),
-                tray=self.presented,
-                reject_bin=self.reject_bin,
-                retracted=self.retracted,
-                taken=self.taken_total,
-                counted=self._counted,
-            ),
-        )
-
-    def _restore(self, state: DispenserState) -> None:
-        self.cassettes = [
-            Cassette(
-                c.denomination_cents,
-                c.count,
-                self.cassettes[i].low_threshold if i < len(self.cassettes) else 20,
-                c.present,
-            )
-            for i, c in enumerate(state.cassettes)
-        ]
-        self.presented = dict(state.tray)
-        self.reject_bin = dict(state.reject_bin)
-        self.retracted = state.retracted
-        self.taken_total = dict(state.taken)
-        self._counted = None if state.counted is None else dict(state.counted)
+    presented = ModelField[dict[int, int]]("notes", "tray")  # the exit tray
 
     def notes_physically_out(self) -> dict[int, int]:
         """Notes that left each cassette and were taken by a customer (for balancing tests)."""
-        return dict(self.taken_total)
+        return dict(self.notes.taken)
 
     # customer side
     def take_cash(self) -> None:
-        if self.presented:
-            for index, count in self.presented.items():
-                self.taken_total[index] = self.taken_total.get(index, 0) + count
-            self.presented = {}
-            self._save()
+        self.notes.take()
         self._taken.set()
 
     # device side
@@ -422,7 +344,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
 
     async def notes_in_tray(self) -> bool:
         self._answer()
-        return any(self.presented.values())
+        return self.notes.in_tray()
 
     async def retracted_count(self) -> int | None:
         self._answer()
@@ -430,16 +352,11 @@ class SimulatedDispenser(_Faults, CashDispenser):
 
     async def counted_out(self) -> Mapping[int, int] | None:
         self._answer()
-        return None if self._counted is None else dict(self._counted)
-
-    def _out(self, index: int, count: int) -> None:
-        """``count`` notes leave cassette ``index`` for the exit tray."""
-        self.cassettes[index].count -= count
-        if count:
-            self.presented[index] = self.presented.get(index, 0) + count
+        counted = self.notes.counted
+        return None if counted is None else dict(counted)
 
     async def dispense(self, notes: Mapping[int, int]) -> DispenseResult:
-        self._counted = None
+        self.notes.counted = None
         self._answer()
         self._taken.clear()
         for index, count in notes.items():
@@ -451,24 +368,22 @@ class SimulatedDispenser(_Faults, CashDispenser):
             raise DispenserFault("note jam before any note left", code="jam")
         dispensed: dict[int, int] = {}
         partial = "partial" in self.faults
-        try:
+        with self.notes.change():
             for index, count in sorted(notes.items()):
                 cassette = self.cassettes[index]
                 if "cassette_empty" in self.faults or cassette.count < count:
                     take = 0 if "cassette_empty" in self.faults else cassette.count
-                    self._out(index, take)
+                    self.notes.pick(index, take)
                     dispensed[index] = take
                     raise DispenserFault("cassette empty", code="empty", dispensed=dispensed)
                 take = count // 2 if partial else count
-                self._out(index, take)
+                self.notes.pick(index, take)
                 dispensed[index] = take
                 if partial:
                     raise DispenserFault(
                         "jam after partial dispense", code="jam", dispensed=dispensed
                     )
-            self._counted = dict(dispensed)
-        finally:
-            self._save()
+            self.notes.counted = dict(dispensed)
         if "hang" in self.faults or "lost" in self.faults:
             # The notes are out; the answer never comes (the behaviour under test is a timeout).
             await asyncio.sleep(self.hang_timeout)
@@ -489,13 +404,7 @@ class SimulatedDispenser(_Faults, CashDispenser):
 
     async def retract(self) -> int:
         self._answer()
-        count = sum(self.presented.values())
-        for index, n in self.presented.items():
-            self.reject_bin[index] = self.reject_bin.get(index, 0) + n
-        self.retracted += count
-        self.presented = {}
-        self._save()
-        return count
+        return sum(self.notes.retract().values())
 
 
 QR_LINES = 8
@@ -504,7 +413,8 @@ QR_LINES = 8
 class SimulatedPrinter(_Faults, ReceiptPrinter):
     """``paper_lines``: lines left on the roll (None: never runs out); near end below
     ``near_end_lines``. With ``state_path`` the roll (lines left, receipts printed) is kept in
-    that file across an ATM crash (``drivers.statefile``)."""
+    that file across an ATM crash (the model ``roll``, ``drivers.physical``, the ESC/POS
+    simulator's too)."""
 
     FAULTS = frozenset({"paper_out", "paper_near_end", "cover_open", "silent"})
 
@@ -519,30 +429,20 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
         self.receipts: list[list[str]] = []
         # The QR code printed under each receipt ("" for none), by receipt.
         self.qr_codes: list[str] = []
-        self.paper_left = paper_lines
         self.near_end_lines = near_end_lines
-        self.printed = 0  # receipts cut over the roll's life
         self.state_path = state_path
-        if state_path is not None:
-            state = load_state(state_path)
-            if state is None:
-                self._save()
-            else:
-                try:
-                    left = state.get("paper_left")
-                    self.paper_left = None if left is None else int(left)
-                    self.printed = int(state.get("printed", 0))
-                except (TypeError, ValueError, AttributeError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
+        dots = None if paper_lines is None else paper_lines * LINE_DOTS
+        self.roll = PaperRoll(dots, state_path, layout="lines")
 
-    def _save(self) -> None:
-        if self.state_path is not None:
-            save_state(
-                self.state_path,
-                {"device": "printer", "paper_left": self.paper_left, "printed": self.printed},
-            )
+    @property
+    def paper_left(self) -> int | None:
+        """Lines left on the roll (None: it never runs out)."""
+        return self.roll.lines_left()
+
+    @property
+    def printed(self) -> int:
+        """Receipts cut over the roll's life."""
+        return self.roll.printed
 
     async def open(self) -> None:
         return None
@@ -569,106 +469,50 @@ class SimulatedPrinter(_Faults, ReceiptPrinter):
             )
         self.receipts.append(list(lines))
         self.qr_codes.append(qr)
-        self.printed += 1
-        if self.paper_left is not None:
-            # A QR code takes about as much paper as eight lines of text.
-            self.paper_left = max(0, self.paper_left - len(lines) - (QR_LINES if qr else 0))
-        self._save()
+        # A QR code takes about as much paper as eight lines of text.
+        self.roll.feed((len(lines) + (QR_LINES if qr else 0)) * LINE_DOTS)
+        self.roll.cut()
 
 
 # Notes the simulated acceptor recognises (US dollars, as the ID003 unit's table).
 ACCEPTED_NOTES = frozenset({100, 200, 500, 1000, 2000, 5000, 10000})
 
 
-class SimulatedBillAcceptor(_Faults, BillAcceptor):
+class SimulatedBillAcceptor(_Faults, HoldsAcceptorNotes, BillAcceptor):
     """A bill acceptor with a bunch-note escrow and a stacker. Notes are conserved: each
     inserted note is in ``escrow``, ``stacker``, ``jammed``, ``at_entrance`` or
-    ``taken_back``. ``reject``: notes are not recognised; ``jam``: the next note jams in the
-    acceptor; ``stack_jam``: a note jams on its way to the stacker; ``stacker_full``;
+    ``taken_back`` (the model ``notes``, ``drivers.physical``, the ID003 simulator's too).
+    ``reject``: notes are not recognised; ``jam``: the next note jams in the acceptor;
+    ``stack_jam``: a note jams on its way to the stacker; ``stacker_full``;
     ``cassette_removed``; ``silent``."""
 
     FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed", "silent"})
+    ACCEPTED = ACCEPTED_NOTES
     MAX_ESCROW = 30
 
     def __init__(self, stacker_capacity: int = 500, *, state_path: Path | None = None) -> None:
         super().__init__()
-        self.stacker_capacity = stacker_capacity
         self.inhibited = True
-        self.escrow: list[int] = []
-        self.stacker: dict[int, int] = {}
-        self.jammed: list[int] = []
-        self.at_entrance: list[int] = []
-        self.taken_back: list[int] = []
+        self.state_path = state_path
+        self.notes = AcceptorNotes(stacker_capacity, state_path)
         self._events: asyncio.Queue[NoteEscrowed | NoteRejected | str] = asyncio.Queue()
         self._taken = asyncio.Event()
-        self.state_path = state_path
-        if state_path is not None:
-            state = load_device(state_path, BillAcceptorState)
-            if state is None:
-                self._save()
-            else:
-                self.escrow, self.stacker = list(state.escrow), dict(state.stacker)
-                self.jammed, self.at_entrance = list(state.jammed), list(state.at_entrance)
-                self.taken_back = list(state.taken_back)
-                if not self.at_entrance:
-                    self._taken.set()
-
-    # physical state: where every note is, as the acceptor keeps it through a power cut
-    def _save(self) -> None:
-        if self.state_path is not None:
-            save_device(
-                self.state_path,
-                BillAcceptorState(
-                    tuple(self.escrow),
-                    dict(self.stacker),
-                    tuple(self.jammed),
-                    tuple(self.at_entrance),
-                    tuple(self.taken_back),
-                ),
-            )
 
     # customer side
     def insert_note(self, cents: int) -> None:
-        if "jam" in self.faults:
-            self.jammed.append(cents)
-            self._save()
+        outcome = self._insert(cents)
+        if outcome == "jam":
             self._events.put_nowait("jam")
-            return
-        if self.inhibited or "reject" in self.faults or cents not in ACCEPTED_NOTES:
-            self.at_entrance.append(cents)
-            self._save()
+        elif outcome == "escrow":
+            self._events.put_nowait(NoteEscrowed(cents))
+        else:
             self._taken.clear()
-            self._events.put_nowait(NoteRejected("inhibited" if self.inhibited else "denomination"))
-            return
-        if len(self.escrow) >= self.MAX_ESCROW or self._full():
-            self.at_entrance.append(cents)
-            self._save()
-            self._taken.clear()
-            self._events.put_nowait(NoteRejected("operation"))
-            return
-        self.escrow.append(cents)
-        self._save()
-        self._events.put_nowait(NoteEscrowed(cents))
+            self._events.put_nowait(NoteRejected(outcome))
 
     def take_returned(self) -> list[int]:
-        taken, self.at_entrance = self.at_entrance, []
-        self.taken_back += taken
-        self._save()
+        taken = self.notes.take_returned()
         self._taken.set()
         return taken
-
-    def stacked_cents(self) -> int:
-        return sum(c * n for c, n in self.stacker.items())
-
-    def clear_jam(self) -> list[int]:
-        notes, self.jammed = self.jammed, []
-        self._save()
-        self.faults.discard("jam")
-        self.faults.discard("stack_jam")
-        return notes
-
-    def _full(self) -> bool:
-        return "stacker_full" in self.faults or sum(self.stacker.values()) >= self.stacker_capacity
 
     def _check(self) -> None:
         self._answer()
@@ -694,7 +538,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
             state = AcceptorState.ESCROW
         elif self.at_entrance:
             state = AcceptorState.RETURNED
-        elif self._full():
+        elif self._stacker_full():
             state = AcceptorState.STACKER_FULL
         else:
             state = AcceptorState.IDLE
@@ -706,7 +550,7 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
 
     async def wait_note(self, timeout: float) -> NoteEscrowed | NoteRejected:
         self._check()
-        if self._full() and not self.escrow:
+        if self._stacker_full() and not self.escrow:
             raise BillAcceptorFault("stacker full", code="stacker_full")
         self.inhibited = False
         try:
@@ -723,35 +567,24 @@ class SimulatedBillAcceptor(_Faults, BillAcceptor):
         self._answer()
         self.inhibited = True
         stacked: dict[int, int] = {}
-        while self.escrow:
-            if self._full():
-                self._save()
-                raise BillAcceptorFault("stacker full", code="stacker_full", stacked=stacked)
-            cents = self.escrow.pop(0)
-            if "stack_jam" in self.faults:
-                self.jammed.append(cents)
-                # The notes behind the jam stay in the transport with it: suspect too.
-                self.jammed += self.escrow
-                self.escrow = []
-                self._save()
-                raise BillAcceptorFault("note jam in the stacker", code="jam", stacked=stacked)
-            self.stacker[cents] = self.stacker.get(cents, 0) + 1
-            stacked[cents] = stacked.get(cents, 0) + 1
-        self._save()
+        with self.notes.change():
+            while self.escrow:
+                if self._stacker_full():
+                    raise BillAcceptorFault("stacker full", code="stacker_full", stacked=stacked)
+                if "stack_jam" in self.faults:
+                    self.notes.jam_escrow()
+                    raise BillAcceptorFault("note jam in the stacker", code="jam", stacked=stacked)
+                cents = self.notes.stack_next()
+                stacked[cents] = stacked.get(cents, 0) + 1
         return stacked
 
     async def return_notes(self) -> dict[int, int]:
         self._answer()
         self.inhibited = True
-        returned: dict[int, int] = {}
-        for cents in self.escrow:
-            returned[cents] = returned.get(cents, 0) + 1
-        if self.escrow:
+        returned = self.notes.return_escrow()
+        if returned:
             self._taken.clear()
-        self.at_entrance += self.escrow
-        self.escrow = []
-        self._save()
-        return returned
+        return dict(Counter(returned))
 
     async def wait_returned_taken(self, timeout: float) -> bool:
         self._answer()
@@ -774,20 +607,11 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
     def __init__(self, capacity: int = 300, *, state_path: Path | None = None) -> None:
         super().__init__()
         self.capacity = capacity
-        self.envelopes: list[str] = []
         self._offered = asyncio.Event()
         self.state_path = state_path
-        if state_path is not None:
-            state = load_device(state_path, DepositoryState)
-            if state is None:
-                self._save()
-            else:
-                self.envelopes = list(state.envelopes)
+        self.bin = EnvelopeBin(state_path)
 
-    def _save(self) -> None:
-        """The envelopes in the bin (their imprints) survive an ATM crash."""
-        if self.state_path is not None:
-            save_device(self.state_path, DepositoryState(tuple(self.envelopes)))
+    envelopes = ModelField[list[str]]("bin", "envelopes")
 
     # customer side
     def insert_envelope(self) -> None:
@@ -812,6 +636,5 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
         except TimeoutError:
             return False
         self._offered.clear()
-        self.envelopes.append(imprint)
-        self._save()
+        self.bin.drop(imprint)
         return True

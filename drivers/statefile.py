@@ -9,10 +9,11 @@ device reports the step done. A reader therefore sees the old state or the new o
 mixture. Holds no track data, PIN or key: a card inside is recorded by its masked PAN only.
 
 One codec per device class (``DispenserState``, ``CardReaderState``, ``BillAcceptorState``,
-``DepositoryState``): the in-process simulated devices (``drivers.simulated``) and the
-peripheral simulators (``simulators``) write and read the same file format through it, so
-the two can never drift apart. ``load_device`` raises ``StateFileError`` naming the file when
-a field is missing or of the wrong kind.
+``DepositoryState``, ``PrinterState``): the in-process simulated devices
+(``drivers.simulated``) and the peripheral simulators (``simulators``) hold the same
+physical model of the device (``drivers.physical``), which writes and reads its file
+through it, so the two can never drift apart. ``load_device`` raises ``StateFileError``
+naming the file when a field is missing or of the wrong kind.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
+from drivers.codecs.escpos import LINE_DOTS
 from drivers.errors import DriverError
 
 __all__ = [
@@ -31,7 +33,9 @@ __all__ = [
     "CardReaderState",
     "CassetteLoad",
     "DepositoryState",
+    "DeviceCodec",
     "DispenserState",
+    "PrinterState",
     "StateFileError",
     "load_device",
     "load_state",
@@ -86,7 +90,9 @@ def load_state(path: Path) -> dict[str, Any] | None:
 # -- one codec per device class ------------------------------------------------------------
 
 
-class _Codec(Protocol):
+class DeviceCodec(Protocol):
+    """A device's state as its file holds it (``DEVICE`` names the device in the file)."""
+
     DEVICE: str
 
     def to_json(self) -> dict[str, Any]: ...
@@ -95,10 +101,10 @@ class _Codec(Protocol):
     def from_json(cls, raw: Mapping[str, Any]) -> Self: ...
 
 
-C = TypeVar("C", bound=_Codec)
+C = TypeVar("C", bound=DeviceCodec)
 
 
-def save_device(path: Path, state: _Codec) -> None:
+def save_device(path: Path, state: DeviceCodec) -> None:
     save_state(path, {"device": state.DEVICE, **state.to_json()})
 
 
@@ -255,3 +261,37 @@ class DepositoryState:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> DepositoryState:
         return cls(_texts(raw.get("envelopes", [])))
+
+
+PAPER_LAYOUTS = frozenset({"lines", "dots"})
+
+
+@dataclass(frozen=True)
+class PrinterState:
+    """The paper left on the roll, in dots fed (None: a roll that never runs out), and the
+    receipts cut from it. Two layouts, both read by every printer: ``lines``, the in-process
+    printer's (``paper_left`` in default-spaced lines, ``printed``), and ``dots``, the ESC/POS
+    simulator's (``paper_dots``); a printer writes its own."""
+
+    DEVICE = "printer"
+    paper_dots: int | None
+    printed: int = 0
+    layout: str = "dots"
+
+    def __post_init__(self) -> None:
+        if self.layout not in PAPER_LAYOUTS:
+            raise ValueError(f"bad paper layout {self.layout!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        if self.layout == "dots":
+            return {"paper_dots": self.paper_dots}
+        left = None if self.paper_dots is None else self.paper_dots // LINE_DOTS
+        return {"paper_left": left, "printed": self.printed}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PrinterState:
+        printed = int(raw.get("printed", 0))
+        if "paper_dots" in raw:
+            return cls(int(raw["paper_dots"]), printed, "dots")
+        left = raw.get("paper_left")
+        return cls(None if left is None else int(left) * LINE_DOTS, printed, "lines")

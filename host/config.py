@@ -23,6 +23,7 @@ from host.environment import (
     parse_environment,
 )
 from host.errors import ConfigError
+from host.forwarded import Network, parse_networks
 from host.link.config import LinkConfig
 from host.link.guard import LinkLimits
 from protocol.tls import TlsError, server_context
@@ -166,6 +167,9 @@ class HostConfig:
     admin_session_idle_seconds: int = 900
     admin_max_failed_logins: int = 5
     admin_lockout_seconds: int = 900
+    # OPS_TRUSTED_PROXIES: the load balancer's (or proxy's) networks. Only a request whose TCP
+    # peer is in one of them has its client address read from X-Forwarded-For (host/forwarded.py).
+    ops_trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HostConfig:
@@ -234,6 +238,11 @@ class HostConfig:
             environment is Environment.PRODUCTION,
             problems,
         )
+        try:
+            trusted_proxies = parse_networks(env.get("OPS_TRUSTED_PROXIES", ""))
+        except ValueError as exc:
+            problems.append(f"OPS_TRUSTED_PROXIES: {exc}")
+            trusted_proxies = ()
         config = cls(
             database_url=database_url,
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
@@ -267,6 +276,7 @@ class HostConfig:
             admin_session_idle_seconds=integer("ADMIN_SESSION_IDLE_SECONDS", 900, 30, 86_400),
             admin_max_failed_logins=integer("ADMIN_MAX_FAILED_LOGINS", 5, 1, 100),
             admin_lockout_seconds=integer("ADMIN_LOCKOUT_SECONDS", 900, 1, 86_400),
+            ops_trusted_proxies=trusted_proxies,
         )
         if environment is Environment.PRODUCTION:
             for name, value, default in (
@@ -286,4 +296,12 @@ class HostConfig:
     def widened(self) -> list[str]:
         """What the production-safety guard allows beyond its default (start-up warnings)."""
         extra = [r for r in self.accepted_card_ranges if r not in TEST_CARD_RANGES]
-        return [f"card ranges widened beyond the test cards: {', '.join(extra)}"] if extra else []
+        warnings = (
+            [f"card ranges widened beyond the test cards: {', '.join(extra)}"] if extra else []
+        )
+        if any(net.prefixlen == 0 for net in self.ops_trusted_proxies):
+            warnings.append(
+                "OPS_TRUSTED_PROXIES trusts every address: any client can choose the address "
+                "the audit log shows (X-Forwarded-For)"
+            )
+        return warnings

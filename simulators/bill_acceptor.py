@@ -12,9 +12,9 @@ the acceptor), ``stack_jam`` (a note jams on its way to the stacker), ``stacker_
 ``cassette_removed``; byte-level faults from ``simulators.base`` (``nak`` answers
 COMMUNICATION ERROR).
 
-With ``state_path`` the notes' whereabouts are kept in that file (``drivers.statefile``, the
-same format as the in-process acceptor's), written when they change and before the answer
-that reports the change goes out.
+The notes' whereabouts are the model ``notes`` (``drivers.physical``), the in-process
+acceptor's too: with ``state_path`` they are kept in that file, written when they change,
+so before the answer that reports the change goes out.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from drivers.codecs import id003
 from drivers.codecs.events import BadFrame
 from drivers.codecs.id003 import Command, Id003Decoder, Id003Frame, RejectReason, Status
-from drivers.statefile import BillAcceptorState, load_device, save_device
+from drivers.physical import AcceptorNotes, HoldsAcceptorNotes
 from simulators.base import Simulator
 
 __all__ = ["BillAcceptorSimulator"]
@@ -36,90 +36,41 @@ log = logging.getLogger(__name__)
 VERSION = b"ID003 SIM USA 1.0"
 
 
-class BillAcceptorSimulator(Simulator):
+_REASONS = {
+    "inhibited": RejectReason.INHIBITED,
+    "denomination": RejectReason.DENOMINATION,
+    "operation": RejectReason.OPERATION,
+}
+
+
+class BillAcceptorSimulator(HoldsAcceptorNotes, Simulator):
     NAME = "bill-acceptor"
     FAULTS = frozenset({"reject", "jam", "stack_jam", "stacker_full", "cassette_removed"})
+    ACCEPTED = frozenset(id003.DENOMINATIONS.values())
+    MAX_ESCROW = id003.MAX_ESCROW
 
     def __init__(self, stacker_capacity: int = 500, *, state_path: Path | None = None) -> None:
         super().__init__()
-        self.stacker_capacity = stacker_capacity
         self.inhibited = True
-        self.escrow: list[int] = []
-        self.stacker: dict[int, int] = {}
-        self.jammed: list[int] = []
-        self.at_entrance: list[int] = []
-        self.taken_back: list[int] = []
         self._events: deque[tuple[int, bytes]] = deque()
         self._decoder = Id003Decoder()
         self.state_path = state_path
-        self._saved: BillAcceptorState | None = None
-        if state_path is not None:
-            state = load_device(state_path, BillAcceptorState)
-            if state is not None:
-                self.escrow, self.stacker = list(state.escrow), dict(state.stacker)
-                self.jammed, self.at_entrance = list(state.jammed), list(state.at_entrance)
-                self.taken_back = list(state.taken_back)
-            self.save()
-
-    def save(self) -> None:
-        """Write the notes' whereabouts when they changed since the last write."""
-        if self.state_path is None:
-            return
-        state = BillAcceptorState(
-            tuple(self.escrow),
-            dict(self.stacker),
-            tuple(self.jammed),
-            tuple(self.at_entrance),
-            tuple(self.taken_back),
-        )
-        if state != self._saved:
-            save_device(self.state_path, state)
-            self._saved = state
+        self.notes = AcceptorNotes(stacker_capacity, state_path)
 
     # -- customer side ------------------------------------------------------------------
     def insert_note(self, cents: int) -> None:
         """The customer pushes one note into the entrance."""
-        if "jam" in self.faults:
-            self.jammed.append(cents)
-            self.save()
+        outcome = self._insert(cents)
+        if outcome == "jam":
             log.info("bill acceptor: a %d-cent note jammed in the acceptor", cents)
-            return
-        reason: RejectReason | None = None
-        if self.inhibited:
-            reason = RejectReason.INHIBITED
-        elif "reject" in self.faults or cents not in id003.DENOMINATIONS.values():
-            reason = RejectReason.DENOMINATION
-        elif len(self.escrow) >= id003.MAX_ESCROW or self._stacker_full():
-            reason = RejectReason.OPERATION
-        if reason is not None:
-            self.at_entrance.append(cents)
-            self.save()
-            self._events.append((Status.REJECTING, bytes([reason])))
-            return
-        self.escrow.append(cents)
-        self.save()
-        self._events.append((Status.ESCROW, bytes([id003.denomination_code(cents)])))
+        elif outcome == "escrow":
+            self._events.append((Status.ESCROW, bytes([id003.denomination_code(cents)])))
+        else:
+            self._events.append((Status.REJECTING, bytes([_REASONS[outcome]])))
 
     def take_returned(self) -> list[int]:
         """The customer takes the notes at the entrance."""
-        taken, self.at_entrance = self.at_entrance, []
-        self.taken_back += taken
-        self.save()
-        return taken
-
-    def stacked_cents(self) -> int:
-        return sum(c * n for c, n in self.stacker.items())
-
-    def clear_jam(self) -> list[int]:
-        """An engineer opens the acceptor and removes the jammed notes."""
-        notes, self.jammed = self.jammed, []
-        self.save()
-        self.faults.discard("jam")
-        self.faults.discard("stack_jam")
-        return notes
-
-    def _stacker_full(self) -> bool:
-        return "stacker_full" in self.faults or sum(self.stacker.values()) >= self.stacker_capacity
+        return self.notes.take_returned()
 
     # -- wire side ----------------------------------------------------------------------
     def on_bytes(self, data: bytes) -> None:
@@ -134,7 +85,6 @@ class BillAcceptorSimulator(Simulator):
                 self._handle(event)
 
     def _reply(self, status: int, data: bytes = b"") -> None:
-        self.save()  # on disk before the answer that reports it
         self.send_frame(id003.encode(status, data))
 
     def _handle(self, frame: Id003Frame) -> None:
@@ -191,25 +141,24 @@ class BillAcceptorSimulator(Simulator):
     def _stack(self) -> None:
         """Stack-1 (and Stack-2: our unit has one stacker) move every escrowed note; a
         repeated Stack with nothing in escrow does nothing (so a host may resend it)."""
-        while self.escrow:
-            if self._stacker_full():
-                self._events.append((Status.STACKER_FULL, b""))
-                return  # the rest stays in escrow
-            cents = self.escrow.pop(0)
-            if "stack_jam" in self.faults:
-                # The notes behind the jam stay in the transport with it: suspect too.
-                self.jammed += [cents, *self.escrow]
-                self.escrow = []
-                self._events.append((Status.JAM_IN_STACKER, b""))
-                log.info("bill acceptor: a %d-cent note jammed on its way to the stacker", cents)
-                return
-            self.stacker[cents] = self.stacker.get(cents, 0) + 1
-            self._events.append((Status.STACKING, b""))
-            self._events.append((Status.VEND_VALID, bytes([id003.denomination_code(cents)])))
-            self._events.append((Status.STACKED, b""))
+        with self.notes.change():
+            while self.escrow:
+                if self._stacker_full():
+                    self._events.append((Status.STACKER_FULL, b""))
+                    return  # the rest stays in escrow
+                if "stack_jam" in self.faults:
+                    log.info(
+                        "bill acceptor: a %d-cent note jammed on its way to the stacker",
+                        self.escrow[0],
+                    )
+                    self.notes.jam_escrow()
+                    self._events.append((Status.JAM_IN_STACKER, b""))
+                    return
+                cents = self.notes.stack_next()
+                self._events.append((Status.STACKING, b""))
+                self._events.append((Status.VEND_VALID, bytes([id003.denomination_code(cents)])))
+                self._events.append((Status.STACKED, b""))
 
     def _return(self) -> None:
-        if self.escrow:
-            self.at_entrance += self.escrow
-            self.escrow = []
+        if self.notes.return_escrow():
             self._events.append((Status.RETURNING, bytes([len(self.at_entrance)])))

@@ -11,7 +11,8 @@ from drivers.codecs import sankyo
 from drivers.codecs.events import ACK, NAK, BadFrame, Nak
 from drivers.codecs.sankyo import SankyoCommand, SankyoDecoder, SankyoFrame, SankyoReply
 from drivers.interfaces import CardData
-from drivers.statefile import CardReaderState, StateFileError, load_device, save_device
+from drivers.physical import CardSlot, ModelField
+from drivers.statefile import StateFileError
 from protocol.masking import mask_track2
 from simulators.base import Simulator
 
@@ -33,35 +34,25 @@ class CardReaderSimulator(Simulator):
         track data only) and the capture bin in this file across a restart."""
         super().__init__()
         self.capture_bin_capacity = capture_bin_capacity
-        self.captured: list[str] = []  # masked track data of captured cards
         self.initialised = False
         self.entry_enabled = False
-        self.position = "none"  # none | gate | inside
         self._track2 = ""
         self._waiting: deque[str] = deque()
         self._take_pending = False
         self._decoder = SankyoDecoder()
-        self.card = ""  # masked track data of the card in the reader
         self.state_path = state_path
-        if state_path is not None:
-            state = load_device(state_path, CardReaderState)
-            if state is None:
-                self.save()
-            else:
-                if state.position not in _POSITION_CODES:
-                    raise StateFileError(f"device state file {state_path}: bad position")
-                self.position, self.card = state.position, state.card
-                self.captured = list(state.captured)
+        self.slot = CardSlot(state_path)
+        if self.slot.position not in _POSITION_CODES:
+            raise StateFileError(f"device state file {state_path}: bad position")
+
+    # -- physical state: the model ``slot`` (``drivers.physical``), the in-process reader's too
+    position = ModelField[str]("slot", "position")  # none | gate | inside
+    card = ModelField[str]("slot", "card")  # masked track data of the card in the reader
+    captured = ModelField[list[str]]("slot", "captured")  # masked track data, captured cards
 
     def save(self) -> None:
-        if self.state_path is not None:
-            self.card = mask_track2(self._track2) if self._track2 else self.card
-            if self.position == "none":
-                self.card = ""
-            save_device(
-                self.state_path,
-                CardReaderState(self.position, self.card, tuple(self.captured)),
-            )
+        """Write down where the card is (the reader's moves set ``position``)."""
+        self.slot.move(self.position, mask_track2(self._track2) if self._track2 else None)
 
     # -- customer side ------------------------------------------------------------------
     def insert(self, track2: str) -> None:

@@ -22,7 +22,7 @@ from drivers.codecs.lcdm import (
     PurgeReply,
     StatusReply,
 )
-from drivers.statefile import CassetteLoad, DispenserState, load_device, save_device
+from drivers.physical import Cassette, DispenserNotes, HoldsDispenserNotes, ModelField
 from simulators.base import Simulator
 
 __all__ = ["DispenserSimulator", "SimCassette"]
@@ -33,12 +33,8 @@ ROM_VERSION = b"LCDM-2000 SIM 1.0"
 _DISPENSE_COMMANDS = (Command.UPPER_DISPENSE, Command.LOWER_DISPENSE, Command.UPPER_LOWER_DISPENSE)
 
 
-@dataclass
-class SimCassette:
-    denomination_cents: int
-    count: int
-    near_end: int = 20
-    present: bool = True
+# The pty simulator's cassettes are the in-process dispenser's (one model, ``drivers.physical``).
+SimCassette = Cassette
 
 
 @dataclass
@@ -47,7 +43,7 @@ class _Outcome:
     error: int = ErrorCode.GOOD
 
 
-class DispenserSimulator(Simulator):
+class DispenserSimulator(HoldsDispenserNotes, Simulator):
     """The LCDM-2000. A model with another command set (``simulators.lcdm4000``) keeps the same
     notes, cassettes, trays and faults and overrides the hooks of the wire side."""
 
@@ -70,69 +66,21 @@ class DispenserSimulator(Simulator):
         state_path: Path | None = None,
     ) -> None:
         """``state_path``: keep the notes (cassettes, exit tray, reject bin, taken) in this
-        file across a restart (``drivers.statefile``), written before each reply goes out."""
+        file across a restart, written before each reply goes out. The notes are the model
+        ``notes`` (``drivers.physical``), the in-process dispenser's too."""
         super().__init__()
         if not 1 <= len(cassettes) <= self.MAX_CASSETTES:
             raise ValueError(f"an {self.MODEL} has 1 to {self.MAX_CASSETTES} cassettes")
-        self.cassettes = cassettes
         self.reject_capacity = reject_capacity
-        self.tray: dict[int, int] = {}
-        self.reject_bin: dict[int, int] = {}
-        self.taken_total: dict[int, int] = {}
-        self.retracted = 0
         self._decoder = self._new_decoder()
         self.state_path = state_path
-        if state_path is not None:
-            state = load_device(state_path, DispenserState)
-            if state is None:
-                self.save()
-            else:
-                self._restore(state)
+        self.notes = DispenserNotes(cassettes, state_path)
 
-    # -- physical state (the same file format as the in-process dispenser's) -----------
-    def save(self) -> None:
-        if self.state_path is None:
-            return
-        save_device(
-            self.state_path,
-            DispenserState(
-                cassettes=tuple(
-                    CassetteLoad(c.denomination_cents, c.count, c.present) for c in self.cassettes
-                ),
-                tray=self.tray,
-                reject_bin=self.reject_bin,
-                retracted=self.retracted,
-                taken=self.taken_total,
-            ),
-        )
-
-    def _restore(self, state: DispenserState) -> None:
-        self.cassettes = [
-            SimCassette(
-                c.denomination_cents,
-                c.count,
-                self.cassettes[i].near_end if i < len(self.cassettes) else 20,
-                c.present,
-            )
-            for i, c in enumerate(state.cassettes)
-        ]
-        self.tray = dict(state.tray)
-        self.reject_bin = dict(state.reject_bin)
-        self.retracted = state.retracted
-        self.taken_total = dict(state.taken)
+    tray = ModelField[dict[int, int]]("notes", "tray")  # the exit tray
 
     # -- customer side ------------------------------------------------------------------
     def take_cash(self) -> None:
-        for index, count in self.tray.items():
-            self.taken_total[index] = self.taken_total.get(index, 0) + count
-        self.tray = {}
-        self.save()
-
-    def notes_accounted(self, index: int) -> int:
-        """Everything that came out of cassette ``index`` (tray, reject, taken)."""
-        return (
-            self.tray.get(index, 0) + self.reject_bin.get(index, 0) + self.taken_total.get(index, 0)
-        )
+        self.notes.take()
 
     # -- wire side ----------------------------------------------------------------------
     def _new_decoder(self) -> LcdmDecoder:
@@ -195,13 +143,7 @@ class DispenserSimulator(Simulator):
 
     def purge_tray(self) -> dict[int, int]:
         """Sweep the exit tray into the reject tray; the notes moved, per cassette."""
-        purged = dict(self.tray)
-        for index, count in purged.items():
-            self.reject_bin[index] = self.reject_bin.get(index, 0) + count
-        self.tray = {}
-        self.retracted += sum(purged.values())
-        self.save()  # on disk before the reply goes out
-        return purged
+        return self.notes.retract()  # on disk before the reply goes out
 
     def status_reply(self) -> StatusReply:
         path = lcdm.EXIT if any(self.tray.values()) else 0
@@ -213,13 +155,19 @@ class DispenserSimulator(Simulator):
         for cassette, (present, near_end, end) in zip(self.cassettes, flags, strict=False):
             if cassette.present and "cassette_missing" not in self.faults:
                 bits |= present
-            if cassette.count <= cassette.near_end:
+            if cassette.count <= cassette.low_threshold:
                 bits |= near_end
             if cassette.count == 0 or "cassette_empty" in self.faults:
                 bits |= end
         return StatusReply(ErrorCode.GOOD, path, bits)
 
     def _dispense(self, requests: dict[int, int]) -> _Outcome:
+        with self.notes.change():  # one write, on disk before the reply goes out
+            outcome = self._pick_all(requests)
+        log.info("dispensed %s, error %02X", requests, outcome.error)
+        return outcome
+
+    def _pick_all(self, requests: dict[int, int]) -> _Outcome:
         outcome = _Outcome()
         for index, wanted in requests.items():
             cassette = self.cassettes[index]
@@ -249,15 +197,9 @@ class DispenserSimulator(Simulator):
                 check, exit_, reject = wanted + 1, wanted, 1
             else:
                 check = exit_ = wanted
-            cassette.count -= check
-            if exit_:
-                self.tray[index] = self.tray.get(index, 0) + exit_
-            if reject:
-                self.reject_bin[index] = self.reject_bin.get(index, 0) + reject
-            status = 0x31 if cassette.count <= cassette.near_end else 0x30
+            self.notes.pick(index, check, rejected=reject)
+            status = 0x31 if cassette.count <= cassette.low_threshold else 0x30
             outcome.counts.append(CassetteCounts(check, exit_, reject, status))
             if error != ErrorCode.GOOD and outcome.error == ErrorCode.GOOD:
                 outcome.error = error
-        log.info("dispensed %s, error %02X", requests, outcome.error)
-        self.save()  # on disk before the reply goes out
         return outcome

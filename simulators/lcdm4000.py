@@ -129,7 +129,7 @@ class Lcdm4000Simulator(DispenserSimulator):
                 cassette = self.cassettes[index]
                 if cassette.count == 0 or "cassette_empty" in self.faults:
                     stat = lcdm4000.STAT_EMPTY
-                elif cassette.count <= cassette.near_end:
+                elif cassette.count <= cassette.low_threshold:
                     stat = lcdm4000.STAT_NEAR_END
             cassettes.append(CassetteSensors(stat, self._present(index)))
         return StatusReply(Error.NONE, sensors, tuple(cassettes))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from drivers.codecs import escpos
 from drivers.codecs.escpos import (
+    LINE_DOTS,
     Barcode,
     Cut,
     EscPosParser,
@@ -28,12 +29,11 @@ from drivers.codecs.escpos import (
     StatusRequest,
     Text,
 )
-from drivers.statefile import StateFileError, load_state, save_state
+from drivers.physical import ModelField, PaperRoll
 from simulators.base import BYTE_FAULTS, Simulator
 
 __all__ = ["LINE_DOTS", "PrinterSimulator", "ReceiptItem", "describe_item"]
 
-LINE_DOTS = 30  # default line spacing (ESC 2): 1/6 inch in 180 dpi motion units
 CHAR_DOTS = 24  # height of font A
 
 ReceiptItem = str | Barcode | QrCode | Image
@@ -64,7 +64,6 @@ class PrinterSimulator(Simulator):
     ) -> None:
         """``state_path``: keep the paper left on the roll in this file across a restart."""
         super().__init__()
-        self.paper_dots = paper_lines * LINE_DOTS
         self.near_end_dots = near_end_lines * LINE_DOTS
         self.receipts: list[list[str]] = []
         self.receipt_items: list[list[ReceiptItem]] = []
@@ -76,20 +75,11 @@ class PrinterSimulator(Simulator):
         self._parser = EscPosParser()
         self._reset_modes()
         self.state_path = state_path
-        if state_path is not None:
-            state = load_state(state_path)
-            if state is not None:
-                try:
-                    self.paper_dots = int(state["paper_dots"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise StateFileError(
-                        f"device state file {state_path} is damaged: {exc}"
-                    ) from exc
-            self.save()
+        self.roll = PaperRoll(paper_lines * LINE_DOTS, state_path)
 
-    def save(self) -> None:
-        if self.state_path is not None:
-            save_state(self.state_path, {"device": "printer", "paper_dots": self.paper_dots})
+    # The paper left, in dots: the model ``roll`` (``drivers.physical``), the in-process
+    # printer's too; written when a receipt is cut.
+    paper_dots = ModelField[int | None]("roll", "dots")
 
     def _reset_modes(self) -> None:
         self._line_spacing = LINE_DOTS
@@ -105,17 +95,17 @@ class PrinterSimulator(Simulator):
         ]
 
     @property
-    def paper_left(self) -> int:
-        """Paper left, in default-spaced lines."""
-        return self.paper_dots // LINE_DOTS
+    def paper_left(self) -> int | None:
+        """Paper left, in default-spaced lines (None: a roll that never runs out)."""
+        return self.roll.lines_left()
 
     @property
     def paper_out(self) -> bool:
-        return "paper_out" in self.faults or self.paper_dots <= 0
+        return "paper_out" in self.faults or self.roll.at_most(0)
 
     @property
     def near_end(self) -> bool:
-        return "paper_near_end" in self.faults or self.paper_dots <= self.near_end_dots
+        return "paper_near_end" in self.faults or self.roll.at_most(self.near_end_dots)
 
     @property
     def cover_open(self) -> bool:
@@ -162,9 +152,11 @@ class PrinterSimulator(Simulator):
                 if self._current or self._items:
                     self.receipts.append(self._current)
                     self.receipt_items.append(self._items)
+                    self.roll.cut()
+                else:
+                    self.roll.save()
                 self._current = []
                 self._items = []
-                self.save()
 
     def _apply(self, setting: Setting) -> None:
         """The settings that change how much paper a line takes."""
@@ -178,7 +170,7 @@ class PrinterSimulator(Simulator):
             self._char_height = CHAR_DOTS * (2 if setting.params[0] & 0x10 else 1)
 
     def _use_paper(self, dots: int) -> None:
-        self.paper_dots = max(0, self.paper_dots - dots)
+        self.roll.feed(dots)
 
     def _print_line(self, *, only_if_pending: bool = False) -> None:
         if only_if_pending and not self._line:

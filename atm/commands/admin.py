@@ -431,6 +431,18 @@ SUBCOMMANDS: list[Subcommand] = [
         admin_web.run_create_operator,
     ),
     Subcommand(
+        "operators",
+        "list admin panel operators: role, state, password change due, lockout",
+        _no_arguments,
+        admin_web.run_operators,
+    ),
+    Subcommand(
+        "operator",
+        "change an operator: --role, --deactivate, --reactivate or --reset-password",
+        admin_web.operator_arguments,
+        admin_web.run_operator,
+    ),
+    Subcommand(
         "export",
         "write a bank snapshot (JSON; PIN hashes only with --pin-hashes) to a file or S3",
         admin_web.export_arguments,

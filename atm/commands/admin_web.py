@@ -1,23 +1,40 @@
-"""The ``atm admin`` subcommands of the web half: ``create-operator`` (an operator of the
-admin panel), ``export`` and ``import`` (bank snapshots). ``atm/commands/admin.py`` lists
+"""The ``atm admin`` subcommands of the web half: ``create-operator``, ``operators`` and
+``operator`` (the admin panel's operators: list, role, deactivate, reactivate, password
+reset), ``export`` and ``import`` (bank snapshots). ``atm/commands/admin.py`` lists
 them in its ``SUBCOMMANDS`` table; each is an arguments function and a run function.
 
 An operator's password never comes from an argument (it would sit in the shell history and
-in ``ps``): ``ATM_OPERATOR_PASSWORD`` or a prompt, typed twice without echo. Each of the
-three writes an audit row as the CLI's actor (``--actor``), in the same transaction.
+in ``ps``): ``ATM_OPERATOR_PASSWORD`` or a prompt, typed twice without echo. Each change
+writes an audit row as the CLI's actor (``--actor``), in the same transaction. The command
+line is also the way back in when no admin can log in (a forgotten password): it may act on
+any operator, as whoever runs it can reach the database anyway.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from host.admin.operators import ROLES, create_operator
+from sqlalchemy.orm import Session
+
+from host.admin.operators import (
+    ROLES,
+    OperatorView,
+    audited_change,
+    create_operator,
+    list_operators,
+    operator_state,
+    reset_password,
+    set_operator_active,
+    set_operator_role,
+)
 from host.admin.snapshot import (
     POLICIES,
     SnapshotError,
@@ -37,9 +54,12 @@ __all__ = [
     "create_operator_arguments",
     "export_arguments",
     "import_arguments",
+    "operator_arguments",
     "run_create_operator",
     "run_export",
     "run_import",
+    "run_operator",
+    "run_operators",
 ]
 
 # The name of the variable, not a password (ruff S105 and bandit B105 flag the literal).
@@ -74,8 +94,56 @@ def run_create_operator(ctx: AdminContext, args: argparse.Namespace) -> int:
             session, args.name, args.role, password, rounds=ctx.config.bcrypt_rounds, now=_now()
         )
         record(session, ctx.actor, "operator.create", f"operator {view.name}", None,
-               {"role": view.role, "active": view.active})  # fmt: skip
+               operator_state(view))  # fmt: skip
     print(f"operator {view.name} created ({view.role})", file=ctx.out)
+    return 0
+
+
+def _describe(view: OperatorView) -> str:
+    state = [view.role, "active" if view.active else "deactivated"]
+    if view.password_change_required:
+        state.append("password change due")
+    if view.locked_until is not None and view.locked_until > _now():
+        state.append(f"locked until {view.locked_until:%Y-%m-%d %H:%M:%S} UTC")
+    return f"{view.name}  {', '.join(state)}"
+
+
+def run_operators(ctx: AdminContext, args: argparse.Namespace) -> int:
+    with ctx.sessions() as session:
+        for view in list_operators(session):
+            print(_describe(view), file=ctx.out)
+    return 0
+
+
+def operator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the operator's login name")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--role", choices=ROLES, help="give the operator this role")
+    what.add_argument("--deactivate", action="store_true", help="stop them (sessions end)")
+    what.add_argument("--reactivate", action="store_true", help="let them log in again")
+    what.add_argument(
+        "--reset-password",
+        action="store_true",
+        help=f"set a password (from {PASSWORD_VARIABLE} or a prompt) they change at next login",
+    )
+
+
+def run_operator(ctx: AdminContext, args: argparse.Namespace) -> int:
+    change: Callable[[Session, str], OperatorView]
+    if args.role:
+        action, change = "operator.set_role", functools.partial(set_operator_role, role=args.role)
+    elif args.reset_password:
+        action = "operator.reset_password"
+        change = functools.partial(
+            reset_password, password=_password(), rounds=ctx.config.bcrypt_rounds
+        )
+    else:
+        active = bool(args.reactivate)
+        action = "operator.reactivate" if active else "operator.deactivate"
+        change = functools.partial(set_operator_active, active=active)
+    with ctx.sessions.begin() as session:
+        view = audited_change(session, ctx.actor, action, args.name, change)
+    print(_describe(view), file=ctx.out)
     return 0
 
 

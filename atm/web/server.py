@@ -26,7 +26,6 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
@@ -42,6 +41,7 @@ from atm.frontpanel.model import (
 )
 from atm.frontpanel.qr import qr_svg
 from device.screens import money
+from webpanel import StaticFiles, cross_site
 
 __all__ = ["WebPanel", "make_app", "snapshot", "start_web"]
 
@@ -51,8 +51,14 @@ LINK_LOG_ROWS = 60
 JOURNAL_ROWS = 30
 NOTICE_ROWS = 6
 
-STATIC = resources.files("atm.web") / "static"
-_CONTENT_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}
+STATIC = StaticFiles(
+    resources.files("atm.web") / "static",
+    {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": "default-src 'self'; connect-src 'self'",
+        "X-Content-Type-Options": "nosniff",
+    },
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -191,8 +197,10 @@ class WebPanel:
             await tab.ws.send_str(json.dumps({"type": "error", "text": text}))
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
-        if not _same_origin(request):
-            log.warning("web panel: WebSocket refused, Origin %r", request.headers.get("Origin"))
+        # A browser sends Origin on every WebSocket handshake; it must be this server.
+        refused = cross_site(request, origin_required=True)
+        if refused:
+            log.warning("web panel: WebSocket refused (%s)", refused)
             raise web.HTTPForbidden(text="cross-origin WebSocket refused")
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
         await ws.prepare(request)
@@ -278,41 +286,6 @@ class WebPanel:
 PANEL_KEY = web.AppKey("panel", WebPanel)
 
 
-def _same_origin(request: web.Request) -> bool:
-    """A browser sends Origin on every WebSocket handshake; it must be this server."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return False
-    parts = urlsplit(origin)
-    return parts.scheme in ("http", "https") and parts.netloc == request.host
-
-
-async def _index(request: web.Request) -> web.StreamResponse:
-    return _static_file("index.html")
-
-
-async def _static(request: web.Request) -> web.StreamResponse:
-    return _static_file(request.match_info["name"])
-
-
-def _static_file(name: str) -> web.Response:
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    if "/" in name or suffix not in _CONTENT_TYPES:
-        raise web.HTTPNotFound()
-    item = STATIC / name
-    if not item.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(
-        body=item.read_bytes(),
-        content_type=_CONTENT_TYPES[suffix],
-        headers={
-            "Cache-Control": "no-cache",
-            "Content-Security-Policy": "default-src 'self'; connect-src 'self'",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
-
-
 async def _config(request: web.Request) -> web.Response:
     web_panel = request.app[PANEL_KEY]
     return web.json_response(
@@ -336,8 +309,8 @@ def make_app(panel: FrontPanel, *, faults: bool = True) -> web.Application:
     app = web.Application()
     web_panel = WebPanel(panel, faults)
     app[PANEL_KEY] = web_panel
-    app.router.add_get("/", _index)
-    app.router.add_get("/static/{name}", _static)
+    app.router.add_get("/", STATIC.index)
+    app.router.add_get("/static/{name}", STATIC.named)
     app.router.add_get("/config", _config)
     app.router.add_get("/ws", _ws)
 

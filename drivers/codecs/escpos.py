@@ -15,6 +15,7 @@ __all__ = [
     "CUT_FULL",
     "CUT_PARTIAL",
     "INIT",
+    "LINE_DOTS",
     "Barcode",
     "Cut",
     "EscPosParser",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 ESC, GS, DLE, EOT, LF, CR = 0x1B, 0x1D, 0x10, 0x04, 0x0A, 0x0D
+LINE_DOTS = 30  # paper fed by a text line at the default spacing (ESC 2): 1/6 inch at 180 dpi
 INIT = bytes([ESC, 0x40])
 CUT_FULL = bytes([GS, 0x56, 0x00])
 CUT_PARTIAL = bytes([GS, 0x56, 0x01])

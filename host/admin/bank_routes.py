@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from host.admin.web import (
     AdminRoute,
     Caller,
     Field,
+    Handler,
     _ctx,
     _json,
     int_field,
@@ -36,10 +37,6 @@ from host.errors import BadRequest, NotFound
 __all__ = ["BANK_ROUTES"]
 
 AUDIT_LIMIT = 5000
-
-
-def actor(caller: Caller) -> Actor:
-    return Actor(caller.operator.name, caller.operator.role, caller.source)
 
 
 def _time(moment: dt.datetime | None) -> str | None:
@@ -126,6 +123,62 @@ def _customer_query(request: web.Request) -> int | None:
     return int(raw)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _change(
+    key: Callable[[web.Request], K],
+    operation: Callable[[Session, Actor, K], V],
+    answer: Callable[[K, V], dict[str, Any]],
+) -> Handler:
+    """A route that changes one record: its key from the path, ``operation`` of
+    ``host.bank.controls`` as the operator in one transaction, the record as JSON."""
+
+    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
+        found = key(request)
+
+        def work(session: Session) -> dict[str, Any]:
+            return answer(found, operation(session, caller.actor, found))
+
+        return _json(await run_db(request, work, write=True))
+
+    return handler
+
+
+def _customer_id(request: web.Request) -> int:
+    return _int_param(request, "customer_id")
+
+
+def _card_id(request: web.Request) -> int:
+    return _int_param(request, "card_id")
+
+
+def _path_text(name: str) -> Callable[[web.Request], str]:
+    return lambda request: request.match_info[name]
+
+
+def _customer_change(operation: Callable[[Session, Actor, int], controls.CustomerView]) -> Handler:
+    return _change(_customer_id, operation, lambda _, view: customer_json(view))
+
+
+def _account_change(operation: Callable[[Session, Actor, str], controls.AccountView]) -> Handler:
+    return _change(_path_text("number"), operation, lambda _, view: account_json(view))
+
+
+def _card_change(operation: Callable[[Session, Actor, str], controls.CardView]) -> Handler:
+    """Cards are named by id in the path; the operation takes the PAN."""
+    return _change(
+        _card_id,
+        lambda session, who, card_id: operation(session, who, _pan_of(session, card_id)),
+        lambda card_id, view: card_json(view, card_id),
+    )
+
+
+def _terminal_change(operation: Callable[[Session, Actor, str], controls.TerminalView]) -> Handler:
+    return _change(_path_text("terminal_id"), operation, lambda _, view: terminal_json(view))
+
+
 # -- customers -----------------------------------------------------------------------------
 async def customers_list(request: web.Request, caller: Caller) -> web.StreamResponse:
     views = await run_db(request, controls.list_customers, write=False)
@@ -135,7 +188,7 @@ async def customers_list(request: web.Request, caller: Caller) -> web.StreamResp
 async def customer_create(request: web.Request, caller: Caller) -> web.StreamResponse:
     name = text_field(await json_body(request), "name", size=120)
     view = await run_db(
-        request, lambda s: controls.create_customer(s, actor(caller), name), write=True
+        request, lambda s: controls.create_customer(s, caller.actor, name), write=True
     )
     return _json(customer_json(view), 201)
 
@@ -145,21 +198,10 @@ async def customer_update(request: web.Request, caller: Caller) -> web.StreamRes
     name = text_field(await json_body(request), "name", size=120)
     view = await run_db(
         request,
-        lambda s: controls.update_customer(s, actor(caller), customer_id, name=name),
+        lambda s: controls.update_customer(s, caller.actor, customer_id, name=name),
         write=True,
     )
     return _json(customer_json(view))
-
-
-def _customer_change(
-    operation: Callable[[Session, Actor, int], controls.CustomerView],
-) -> Callable[[web.Request, Caller], Any]:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        customer_id = _int_param(request, "customer_id")
-        view = await run_db(request, lambda s: operation(s, actor(caller), customer_id), write=True)
-        return _json(customer_json(view))
-
-    return handler
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -176,20 +218,9 @@ async def account_open(request: web.Request, caller: Caller) -> web.StreamRespon
     customer_id = int_field(body, "customer_id", low=1, high=10**12)
     kind = text_field(body, "kind", size=16)
     view = await run_db(
-        request, lambda s: controls.open_account(s, actor(caller), customer_id, kind), write=True
+        request, lambda s: controls.open_account(s, caller.actor, customer_id, kind), write=True
     )
     return _json(account_json(view), 201)
-
-
-def _account_change(
-    operation: Callable[[Session, Actor, str], controls.AccountView],
-) -> Callable[[web.Request, Caller], Any]:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        number = request.match_info["number"]
-        view = await run_db(request, lambda s: operation(s, actor(caller), number), write=True)
-        return _json(account_json(view))
-
-    return handler
 
 
 # -- cards ---------------------------------------------------------------------------------
@@ -229,7 +260,7 @@ async def card_issue(request: web.Request, caller: Caller) -> web.StreamResponse
 
     def work(session: Session) -> dict[str, Any]:
         pan = controls.issue_card(
-            session, actor(caller), customer_id, accounts, pin, setting, now=now
+            session, caller.actor, customer_id, accounts, pin, setting, now=now
         )
         return {"pan": pan, **_card_by_pan(session, pan)}
 
@@ -242,27 +273,12 @@ def _card_by_pan(session: Session, pan: str) -> dict[str, Any]:
     return card_json(view, ids[pan])
 
 
-def _card_change(
-    operation: Callable[[Session, Actor, str], controls.CardView],
-) -> Callable[[web.Request, Caller], Any]:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        card_id = _int_param(request, "card_id")
-
-        def work(session: Session) -> dict[str, Any]:
-            view = operation(session, actor(caller), _pan_of(session, card_id))
-            return card_json(view, card_id)
-
-        return _json(await run_db(request, work, write=True))
-
-    return handler
-
-
 async def card_replace(request: web.Request, caller: Caller) -> web.StreamResponse:
     card_id = _int_param(request, "card_id")
     now = _ctx(request).clock()
 
     def work(session: Session) -> dict[str, Any]:
-        pan = controls.replace_card(session, actor(caller), _pan_of(session, card_id), now=now)
+        pan = controls.replace_card(session, caller.actor, _pan_of(session, card_id), now=now)
         return {"pan": pan, **_card_by_pan(session, pan)}
 
     return _json(await run_db(request, work, write=True), 201)
@@ -275,7 +291,7 @@ async def card_reset_pin(request: web.Request, caller: Caller) -> web.StreamResp
 
     def work(session: Session) -> dict[str, Any]:
         pan = _pan_of(session, card_id)
-        return card_json(controls.reset_pin(session, actor(caller), pan, pin, setting), card_id)
+        return card_json(controls.reset_pin(session, caller.actor, pan, pin, setting), card_id)
 
     return _json(await run_db(request, work, write=True))
 
@@ -298,17 +314,6 @@ async def terminals_list(request: web.Request, caller: Caller) -> web.StreamResp
     return _json(await run_db(request, work, write=False))
 
 
-def _terminal_change(
-    operation: Callable[[Session, Actor, str], controls.TerminalView],
-) -> Callable[[web.Request, Caller], Any]:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        terminal_id = request.match_info["terminal_id"]
-        view = await run_db(request, lambda s: operation(s, actor(caller), terminal_id), write=True)
-        return _json(terminal_json(view))
-
-    return handler
-
-
 async def maintenance_view(request: web.Request, caller: Caller) -> web.StreamResponse:
     on = await run_db(request, controls.maintenance_mode, write=False)
     return _json({"maintenance": on})
@@ -321,7 +326,9 @@ async def maintenance_set(request: web.Request, caller: Caller) -> web.StreamRes
         raise BadRequest("'on' must be true or false")
     now = _ctx(request).clock()
     result = await run_db(
-        request, lambda s: controls.set_maintenance(s, actor(caller), on, now=now), write=True
+        request,
+        lambda s: controls.set_maintenance(s, caller.actor, on, now=now),
+        write=True,
     )
     await _push(request)
     return _json({"maintenance": result})

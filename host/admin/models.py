@@ -1,4 +1,5 @@
-"""Operator accounts and their web sessions (migration ``0010_operators``)."""
+"""Operator accounts and their web sessions (migrations ``0010_operators``,
+``0012_operator_password_reset``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class Operator(Base):
     role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
     password_hash: Mapped[str] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set when an admin chose the password (a new operator from the panel, a reset): until
+    # the operator changes it, their session opens nothing but the password change.
+    password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
     # Consecutive failed logins; at the configured maximum the account is locked until
     # ``locked_until`` (a success resets the count).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

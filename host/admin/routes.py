@@ -1,5 +1,6 @@
-"""The whole admin API as one table (``ADMIN_ROUTES``: sessions, operators, dashboard and
-snapshots from ``host.admin.web``, the bank operations from ``host.admin.bank_routes``), the
+"""The whole admin API as one table (``ADMIN_ROUTES``: sessions, dashboard and snapshots from
+``host.admin.web``, operators from ``host.admin.operator_routes``, the bank operations from
+``host.admin.bank_routes``), the
 aiohttp routes built from it with their guard, and its OpenAPI description, generated from the
 same table so it cannot drift."""
 
@@ -10,24 +11,24 @@ from typing import Any
 from aiohttp import web
 
 from host.admin.bank_routes import BANK_ROUTES
+from host.admin.operator_routes import OPERATOR_ROUTES
 from host.admin.web import (
     API,
     COOKIE,
     CORE_ROUTES,
     CSRF_HEADER,
+    STATIC,
     AdminRoute,
     Field,
     _json,
     guarded,
     login,
-    panel_index,
     panel_redirect,
-    panel_static,
 )
 
 __all__ = ["ADMIN_ROUTES", "PUBLIC_ROUTES", "admin_routes", "openapi"]
 
-ADMIN_ROUTES: list[AdminRoute] = [*CORE_ROUTES, *BANK_ROUTES]
+ADMIN_ROUTES: list[AdminRoute] = [*CORE_ROUTES, *OPERATOR_ROUTES, *BANK_ROUTES]
 
 
 async def openapi_view(request: web.Request) -> web.StreamResponse:
@@ -43,8 +44,8 @@ PUBLIC_ROUTES = [
 def admin_routes() -> list[web.RouteDef]:
     routes = [
         web.get("/admin", panel_redirect),
-        web.get("/admin/", panel_index),
-        web.get("/admin/static/{name}", panel_static),
+        web.get("/admin/", STATIC.index),
+        web.get("/admin/static/{name}", STATIC.named),
     ]
     routes += [web.route(method, path, handler) for method, path, handler, _ in PUBLIC_ROUTES]
     routes += [web.route(r.method, r.url, guarded(r)) for r in ADMIN_ROUTES]
@@ -70,6 +71,7 @@ def openapi() -> dict[str, Any]:
             operation["requestBody"] = _body((Field("name"), Field("password")))
         operation["responses"] = {"200": {"description": "OK"}, "401": {"description": "refused"}}
         if path.endswith("/login"):
+            operation["responses"]["403"] = {"description": "refused: sent from another site"}
             operation["responses"]["429"] = {"description": "locked after failed logins"}
         paths.setdefault(path, {})[method.lower()] = operation
     for route in ADMIN_ROUTES:
@@ -81,7 +83,10 @@ def openapi() -> dict[str, Any]:
                 "200": {"description": "OK", "content": {route.produces: {}}},
                 "400": {"description": "bad input (the error says which)"},
                 "401": {"description": "no session, or it expired"},
-                "403": {"description": "role too low, or missing/wrong CSRF token"},
+                "403": {
+                    "description": "role too low, a password change due, missing/wrong CSRF "
+                    "token, or sent from another site"
+                },
             },
         }
         parameters = [

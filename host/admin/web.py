@@ -2,15 +2,18 @@
 
 Every route is an ``AdminRoute`` row: method, path, the least role that may call it, what it
 does (for the OpenAPI description), and the handler. This module holds the machinery, the
-session, operator, dashboard and snapshot rows (``CORE_ROUTES``) and the panel's files;
-``host.admin.bank_routes`` the bank operations; ``host.admin.routes`` joins them into
-``ADMIN_ROUTES``. ``guarded`` wraps each handler with the checks, in this order:
+session, dashboard and snapshot rows (``CORE_ROUTES``) and the panel's files;
+``host.admin.operator_routes`` the operators, ``host.admin.bank_routes`` the bank operations;
+``host.admin.routes`` joins them into ``ADMIN_ROUTES``. ``guarded`` wraps each handler with
+the checks, in this order:
 
 1. a session: the ``atm_admin`` cookie names a live operator session (401 otherwise; a
    session idle longer than ``ADMIN_SESSION_IDLE_SECONDS`` is gone);
 2. on a change (any method but GET): the ``X-CSRF-Token`` header equals the session's CSRF
    token (403 otherwise), and a body, if any, is JSON;
-3. the role: viewer < operator < admin (403 when the operator's role is below the route's).
+3. a password change due (an admin set the password): only the routes marked
+   ``before_password_change`` (the change itself, the session, logout) answer; 403 otherwise;
+4. the role: viewer < operator < admin (403 when the operator's role is below the route's).
 
 The cookie is HttpOnly, SameSite=Strict, path ``/admin``, and Secure in production. Login
 counts failures and locks the operator after ``ADMIN_MAX_FAILED_LOGINS`` in a row. The ops
@@ -48,6 +51,8 @@ from host.admin.operators import (
 from host.bank.audit import Actor, record
 from host.config import Environment
 from host.errors import BadRequest, ControlRefused, NotFound
+from host.forwarded import client_address
+from webpanel import StaticFiles, cross_site
 
 __all__ = [
     "ADMIN",
@@ -57,6 +62,7 @@ __all__ = [
     "AdminRoute",
     "Caller",
     "Field",
+    "Handler",
     "admin_errors",
 ]
 
@@ -66,13 +72,7 @@ COOKIE = "atm_admin"
 CSRF_HEADER = "X-CSRF-Token"
 API = "/admin/api"
 READS = frozenset({"GET", "HEAD"})
-STATIC = resources.files("host.admin") / "static"
-_CONTENT_TYPES = {
-    ".html": "text/html",
-    ".css": "text/css",
-    ".js": "text/javascript",
-    ".png": "image/png",
-}
+CHANGE_FIRST = "change your password first (POST /admin/api/password)"
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
@@ -80,6 +80,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+STATIC = StaticFiles(
+    resources.files("host.admin") / "static", {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class Caller:
     operator: OperatorView
     source: str
     csrf_token: str
+
+    @property
+    def actor(self) -> Actor:
+        """The logged-in operator as the audit trail's actor."""
+        return Actor(self.operator.name, self.operator.role, self.source)
 
 
 Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
@@ -114,6 +122,9 @@ class AdminRoute:
     body: tuple[Field, ...] = ()
     query: tuple[Field, ...] = ()
     produces: str = "application/json"
+    # Open to an operator who must change their password first (the change itself, the
+    # session view, logout); every other route refuses them (403) until they have.
+    before_password_change: bool = False
 
     @property
     def changes(self) -> bool:
@@ -145,12 +156,11 @@ def _ctx(request: web.Request) -> AdminContext:
 
 
 def _source(request: web.Request) -> str:
-    return f"web {request.remote or '?'}"
-
-
-def _actor(caller: Caller) -> Actor:
-    """The logged-in operator as the audit trail's actor."""
-    return Actor(caller.operator.name, caller.operator.role, caller.source)
+    """The client's address for the audit trail and the session row: the TCP peer, or behind
+    a trusted proxy the address it forwarded (``OPS_TRUSTED_PROXIES``, host/forwarded.py)."""
+    trusted = _ctx(request).config.ops_trusted_proxies
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    return f"web {client_address(request.remote, forwarded, trusted)}"
 
 
 async def run_db(request: web.Request, work: Callable[[Session], Any], *, write: bool) -> Any:
@@ -225,13 +235,13 @@ def int_field(body: Mapping[str, Any], name: str, *, low: int = 0, high: int = 1
     return value
 
 
-def _cookie_token(request: web.Request) -> str:
+def cookie_token(request: web.Request) -> str:
     return request.cookies.get(COOKIE, "")
 
 
 def _resume(request: web.Request) -> LoggedIn:
     ctx = _ctx(request)
-    token = _cookie_token(request)
+    token = cookie_token(request)
     now = ctx.clock()
 
     def work() -> LoggedIn:
@@ -256,6 +266,9 @@ def guarded(route: AdminRoute) -> Callable[[web.Request], Awaitable[web.StreamRe
         except SessionExpired as exc:
             return _error(401, str(exc))
         if route.changes:
+            refused = _cross_site(request)
+            if refused:
+                return refused
             presented = request.headers.get(CSRF_HEADER, "")
             if not ops_auth.csrf_matches(logged_in.csrf_token, presented):
                 log.warning(
@@ -265,6 +278,8 @@ def guarded(route: AdminRoute) -> Callable[[web.Request], Awaitable[web.StreamRe
                     logged_in.operator.name,
                 )
                 return _error(403, f"a change needs the session's {CSRF_HEADER} header")
+        if logged_in.operator.password_change_required and not route.before_password_change:
+            return _error(403, CHANGE_FIRST)
         if not ops_auth.role_allows(logged_in.operator.role, route.role):
             return _error(
                 403,
@@ -295,6 +310,7 @@ def _view(logged_in: LoggedIn, ctx: AdminContext) -> dict[str, Any]:
         "operator": {"name": logged_in.operator.name, "role": logged_in.operator.role},
         "csrf_token": logged_in.csrf_token,
         "idle_seconds": ctx.config.admin_session_idle_seconds,
+        "password_change_required": logged_in.operator.password_change_required,
     }
 
 
@@ -305,8 +321,23 @@ def _audit_login(session: Session, name: str, source: str, outcome: str) -> None
            None, {"outcome": outcome})  # fmt: skip
 
 
+def _cross_site(request: web.Request) -> web.Response | None:
+    """403 for a request a page of another site made (``webpanel.cross_site``): the login
+    CSRF defence (a login has no session token to check yet), and a second lock beside the
+    CSRF token on every change."""
+    why = cross_site(request, origin_required=False)
+    if not why:
+        return None
+    log.warning("admin API: %s %s from another site refused (%s, %s)", request.method,
+                request.path, why, _source(request))  # fmt: skip
+    return _error(403, f"refused: the request came from another site ({why})")
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
+    refused = _cross_site(request)
+    if refused:
+        return refused
     body = await json_body(request)
     name = text_field(body, "name", size=64)
     password = body.get("password")
@@ -352,11 +383,11 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
-    token = _cookie_token(request)
+    token = cookie_token(request)
 
     def work(session: Session) -> None:
         ops_auth.end_session(session, token)
-        record(session, _actor(caller), "operator.logout", f"operator {caller.operator.name}")
+        record(session, caller.actor, "operator.logout", f"operator {caller.operator.name}")
 
     await run_db(request, work, write=True)
     response = _json({"logged_out": caller.operator.name})
@@ -367,54 +398,6 @@ async def logout(request: web.Request, caller: Caller) -> web.StreamResponse:
 async def session_view(request: web.Request, caller: Caller) -> web.StreamResponse:
     ctx = _ctx(request)
     return _json(_view(LoggedIn(caller.operator, caller.csrf_token), ctx))
-
-
-async def operators_list(request: web.Request, caller: Caller) -> web.StreamResponse:
-    rows = await run_db(request, ops_auth.list_operators, write=False)
-    return _json(
-        {"operators": [{"name": o.name, "role": o.role, "active": o.active} for o in rows]}
-    )
-
-
-async def operator_create(request: web.Request, caller: Caller) -> web.StreamResponse:
-    ctx = _ctx(request)
-    body = await json_body(request)
-    name = text_field(body, "name", size=64)
-    role = text_field(body, "role", size=16)
-    password = body.get("password")
-    if not isinstance(password, str):
-        raise BadRequest("'password' is required")
-    now = ctx.clock()
-
-    def work(session: Session) -> OperatorView:
-        view = ops_auth.create_operator(
-            session, name, role, password, rounds=ctx.config.bcrypt_rounds, now=now
-        )
-        record(session, _actor(caller), "operator.create", f"operator {name}", None,
-               {"role": view.role, "active": view.active})  # fmt: skip
-        return view
-
-    view = await run_db(request, work, write=True)
-    return _json({"name": view.name, "role": view.role, "active": view.active}, 201)
-
-
-def _operator_switch(active: bool) -> Handler:
-    async def handler(request: web.Request, caller: Caller) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if active is False and name == caller.operator.name:
-            raise BadRequest("an operator cannot deactivate themselves")
-
-        def work(session: Session) -> OperatorView:
-            view = ops_auth.set_operator_active(session, name, active)
-            action = "operator.reactivate" if active else "operator.deactivate"
-            record(session, _actor(caller), action, f"operator {name}"[:64],
-                   {"active": not active}, {"active": active})  # fmt: skip
-            return view
-
-        view = await run_db(request, work, write=True)
-        return _json({"name": view.name, "role": view.role, "active": view.active})
-
-    return handler
 
 
 # -- dashboard and snapshots ---------------------------------------------------------------
@@ -438,7 +421,7 @@ async def snapshot_export(request: web.Request, caller: Caller) -> web.StreamRes
     def work(session: Session) -> dict[str, Any]:
         document = snapshot.export_bank(session, now=now, with_pin_hashes=with_pins)
         customers = document["customers"]
-        record(session, _actor(caller), "bank.export", "bank", None, {
+        record(session, caller.actor, "bank.export", "bank", None, {
             "customers": len(customers),
             "accounts": sum(len(c["accounts"]) for c in customers),
             "cards": sum(len(c["cards"]) for c in customers),
@@ -459,7 +442,7 @@ async def snapshot_import(request: web.Request, caller: Caller) -> web.StreamRes
 
     def work(session: Session) -> snapshot.ImportReport:
         report = snapshot.import_bank(session, document, policy=policy)
-        record(session, _actor(caller), "bank.import", "bank", None, report.summary("upload"))
+        record(session, caller.actor, "bank.import", "bank", None, report.summary("upload"))
         return report
 
     report = await run_db(request, work, write=True)
@@ -467,46 +450,18 @@ async def snapshot_import(request: web.Request, caller: Caller) -> web.StreamRes
 
 
 # -- the panel -----------------------------------------------------------------------------
-async def panel_index(request: web.Request) -> web.StreamResponse:
-    return _static_file("index.html")
-
-
 async def panel_redirect(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/admin/")
 
 
-async def panel_static(request: web.Request) -> web.StreamResponse:
-    return _static_file(request.match_info["name"])
-
-
-def _static_file(name: str) -> web.Response:
-    suffix = name[name.rfind(".") :] if "." in name else ""
-    if "/" in name or suffix not in _CONTENT_TYPES:
-        raise web.HTTPNotFound()
-    item = STATIC / name
-    if not item.is_file():
-        raise web.HTTPNotFound()
-    return web.Response(
-        body=item.read_bytes(),
-        content_type=_CONTENT_TYPES[suffix],
-        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"},
-    )
-
-
 # -- the table -----------------------------------------------------------------------------
 CORE_ROUTES: list[AdminRoute] = [
-    AdminRoute("GET", "/session", "viewer", "who is logged in, and the CSRF token", session_view),
-    AdminRoute("POST", "/logout", "viewer", "end this session", logout),
+    AdminRoute("GET", "/session", "viewer", "who is logged in, and the CSRF token", session_view,
+               before_password_change=True),
+    AdminRoute("POST", "/logout", "viewer", "end this session", logout,
+               before_password_change=True),
     AdminRoute("GET", "/dashboard", "viewer", "the bank's figures", dashboard,
                query=(Field("hours", "integer", "the window, 1..744 hours (24)", False),)),
-    AdminRoute("GET", "/operators", "admin", "list operators", operators_list),
-    AdminRoute("POST", "/operators", "admin", "create an operator", operator_create,
-               body=(Field("name"), Field("role", description="viewer, operator or admin"),
-                     Field("password", description="12 to 72 bytes"))),
-    AdminRoute("POST", "/operators/{name}/deactivate", "admin",
-               "deactivate an operator (their sessions end)", _operator_switch(False)),
-    AdminRoute("POST", "/operators/{name}/reactivate", "admin", "reactivate an operator",
-               _operator_switch(True)),
     AdminRoute("GET", "/snapshot", "admin", "export the bank as JSON", snapshot_export,
                query=(Field("pin_hashes", "boolean", "include the cards' PIN hashes", False),)),
     AdminRoute("POST", "/snapshot", "admin", "import a bank snapshot", snapshot_import,

@@ -22,9 +22,11 @@ views. Never logs or stores a PIN; PANs in the audit trail are masked.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,6 +205,17 @@ def _terminal_state(terminal: Terminal) -> dict[str, Any]:
     return {"in_service": terminal.in_service, "key_change_due": terminal.key_change_due}
 
 
+@contextlib.contextmanager
+def _audited(
+    session: Session, actor: Actor, action: str, subject: str, state: Callable[[], dict[str, Any]]
+) -> Iterator[None]:
+    """The change made in the ``with`` block, audited with ``state()`` before and after (in
+    the caller's transaction; nothing is recorded when the block raises)."""
+    before = state()
+    yield
+    record(session, actor, action, subject, before, state())
+
+
 # -- customers --------------------------------------------------------------------------------
 def _check_name(name: str) -> str:
     name = " ".join(name.split())
@@ -228,16 +241,10 @@ def create_customer(session: Session, actor: Actor, name: str) -> CustomerView:
 
 def update_customer(session: Session, actor: Actor, customer_id: int, *, name: str) -> CustomerView:
     customer = _customer(session, customer_id)
-    before = _customer_state(customer)
-    customer.name = _check_name(name)
-    record(
-        session,
-        actor,
-        "customer.update",
-        f"customer {customer.id}",
-        before,
-        _customer_state(customer),
-    )
+    new_name = _check_name(name)
+    with _audited(session, actor, "customer.update", f"customer {customer.id}",
+                  lambda: _customer_state(customer)):  # fmt: skip
+        customer.name = new_name
     return _customer_view(customer)
 
 
@@ -249,10 +256,10 @@ def _set_customer_active(
         raise ControlRefused(
             f"customer {customer_id} is already {'active' if active else 'deactivated'}"
         )
-    before = _customer_state(customer)
-    customer.active = active
     action = "customer.reactivate" if active else "customer.deactivate"
-    record(session, actor, action, f"customer {customer.id}", before, _customer_state(customer))
+    with _audited(session, actor, action, f"customer {customer.id}",
+                  lambda: _customer_state(customer)):  # fmt: skip
+        customer.active = active
     return _customer_view(customer)
 
 
@@ -310,9 +317,9 @@ def close_account(session: Session, actor: Actor, number: str) -> AccountView:
         raise ControlRefused(
             f"account {number} has deposits on hold: close it once they are released"
         )
-    before = _account_state(account)
-    account.status = "closed"
-    record(session, actor, "account.close", f"account {number}", before, _account_state(account))
+    with _audited(session, actor, "account.close", f"account {number}",
+                  lambda: _account_state(account)):  # fmt: skip
+        account.status = "closed"
     return _account_view(session, account)
 
 
@@ -323,10 +330,9 @@ def _set_frozen(session: Session, actor: Actor, number: str, frozen: bool) -> Ac
     wanted = "frozen" if frozen else "open"
     if account.status == wanted:
         raise ControlRefused(f"account {number} is already {wanted}")
-    before = _account_state(account)
-    account.status = wanted
     action = "account.freeze" if frozen else "account.unfreeze"
-    record(session, actor, action, f"account {number}", before, _account_state(account))
+    with _audited(session, actor, action, f"account {number}", lambda: _account_state(account)):
+        account.status = wanted
     return _account_view(session, account)
 
 
@@ -434,11 +440,11 @@ def _set_card_status(session: Session, actor: Actor, pan: str, status: str) -> C
         raise ControlRefused(f"card {mask_pan(pan)} was replaced; act on its replacement")
     if card.status == status:
         raise ControlRefused(f"card {mask_pan(pan)} is already {status}")
-    before = _card_state(card)
-    card.status = status
-    # Whatever session the card had at a terminal is over.
-    session.execute(delete(CardSession).where(CardSession.card_id == card.id))
-    record(session, actor, _CARD_CHANGES[status], card_subject(pan), before, _card_state(card))
+    with _audited(session, actor, _CARD_CHANGES[status], card_subject(pan),
+                  lambda: _card_state(card)):  # fmt: skip
+        card.status = status
+        # Whatever session the card had at a terminal is over.
+        session.execute(delete(CardSession).where(CardSession.card_id == card.id))
     return _card_view(card)
 
 
@@ -508,13 +514,13 @@ def reset_pin(session: Session, actor: Actor, pan: str, pin: str, setting: PinSe
         raise ControlRefused(
             f"card {mask_pan(pan)} is {card.status}: only an active card's PIN is reset"
         )
-    before = _card_state(card)
-    card.pin_hash = _hash_new_pin(pin, setting)
-    card.pin_change_required = True
-    card.failed_pin_attempts = 0
-    card.locked_until = None
-    session.execute(delete(CardSession).where(CardSession.card_id == card.id))
-    record(session, actor, "card.reset_pin", card_subject(pan), before, _card_state(card))
+    pin_hash = _hash_new_pin(pin, setting)
+    with _audited(session, actor, "card.reset_pin", card_subject(pan), lambda: _card_state(card)):
+        card.pin_hash = pin_hash
+        card.pin_change_required = True
+        card.failed_pin_attempts = 0
+        card.locked_until = None
+        session.execute(delete(CardSession).where(CardSession.card_id == card.id))
     return _card_view(card)
 
 
@@ -527,10 +533,10 @@ def _set_in_service(
         raise ControlRefused(
             f"terminal {terminal_id} is already {'in' if in_service else 'out of'} service"
         )
-    before = _terminal_state(terminal)
-    terminal.in_service = in_service
     action = "terminal.in_service" if in_service else "terminal.out_of_service"
-    record(session, actor, action, f"terminal {terminal_id}", before, _terminal_state(terminal))
+    with _audited(session, actor, action, f"terminal {terminal_id}",
+                  lambda: _terminal_state(terminal)):  # fmt: skip
+        terminal.in_service = in_service
     return _terminal_view(session, terminal)
 
 
@@ -547,16 +553,9 @@ def terminal_in_service(session: Session, actor: Actor, terminal_id: str) -> Ter
 def force_key_change(session: Session, actor: Actor, terminal_id: str) -> TerminalView:
     """The terminal's next echo is answered 88: it asks for new working keys (0800/161)."""
     terminal = _terminal(session, terminal_id)
-    before = _terminal_state(terminal)
-    terminal.key_change_due = True
-    record(
-        session,
-        actor,
-        "terminal.force_key_change",
-        f"terminal {terminal_id}",
-        before,
-        _terminal_state(terminal),
-    )
+    with _audited(session, actor, "terminal.force_key_change", f"terminal {terminal_id}",
+                  lambda: _terminal_state(terminal)):  # fmt: skip
+        terminal.key_change_due = True
     return _terminal_view(session, terminal)
 
 

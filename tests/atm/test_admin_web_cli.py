@@ -107,3 +107,38 @@ def test_import_refuses_a_bad_file_and_changes_nothing(admin, tmp_path: Path):
     code, _, err = admin("import", str(junk), "--on-conflict", "replace")
     assert code == 2 and "not a bank snapshot" in err
     assert "bank.import" not in admin("audit")[1]
+
+
+def test_operators_are_listed_and_changed_from_the_command_line(admin, monkeypatch):
+    monkeypatch.setenv(PASSWORD_VARIABLE, "admin-password-3")
+    assert admin("create-operator", "ada", "--role", "admin")[0] == 0
+    assert admin("create-operator", "otto", "--role", "operator")[0] == 0
+    assert admin("operators") == (0, "ada  admin, active\notto  operator, active\n", "")
+    assert admin("operator", "otto", "--role", "admin") == (0, "otto  admin, active\n", "")
+    code, _, err = admin("operator", "otto", "--role", "admin")
+    assert code == 2 and "already admin" in err
+    code, _, err = admin("operator", "nobody", "--deactivate")
+    assert code == 2 and "no operator 'nobody'" in err
+    assert admin("operator", "otto", "--deactivate") == (0, "otto  admin, deactivated\n", "")
+    assert admin("operator", "otto", "--reactivate") == (0, "otto  admin, active\n", "")
+    # The way back in for an admin who forgot the password: a reset, changed at next login.
+    monkeypatch.setenv(PASSWORD_VARIABLE, "short")
+    code, _, err = admin("operator", "ada", "--reset-password")
+    assert code == 2 and "at least 12" in err
+    monkeypatch.setenv(PASSWORD_VARIABLE, "ada-reset-password")
+    assert admin("operator", "ada", "--reset-password") == (
+        0,
+        "ada  admin, active, password change due\n",
+        "",
+    )
+    with pytest.raises(SystemExit):
+        admin("operator", "ada", "--deactivate", "--reactivate")  # one change at a time
+    audit = admin("audit", "--action", "operator.")[1]
+    for line in (
+        "olga(admin, cli) operator.set_role operator otto",
+        "olga(admin, cli) operator.deactivate operator otto",
+        "olga(admin, cli) operator.reactivate operator otto",
+        "olga(admin, cli) operator.reset_password operator ada",
+    ):
+        assert line in audit, line
+    assert "ada-reset-password" not in admin("audit", "--csv", "-")[1]

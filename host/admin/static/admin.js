@@ -7,6 +7,8 @@ const $ = (id) => document.getElementById(id);
 const API = "/admin/api";
 let csrf = "";
 let role = "";
+let me = "";
+const ROLES = ["viewer", "operator", "admin"];
 let maintenance = false;
 
 function el(tag, text, attrs = {}) {
@@ -200,7 +202,37 @@ async function snapshots() {
   };
 }
 
-const PAGES = { dashboard, customers, accounts, cards, terminals, audit, snapshots };
+async function operators() {
+  if (role !== "admin") return;
+  const data = await api("GET", "/operators");
+  const others = data.operators.filter((o) => o.name !== me);
+  const chosen = $("reset-name").value;
+  $("reset-name").replaceChildren(...others.map((o) => el("option", o.name)));
+  if (others.some((o) => o.name === chosen)) $("reset-name").value = chosen;
+  fill("operators", data.operators.map((o) => {
+    const path = `/operators/${encodeURIComponent(o.name)}`;
+    const state = [o.active ? "active" : "deactivated", o.password_change_required ? "password change due" : "",
+      o.locked_until ? `locked until ${when(o.locked_until)}` : ""].filter(Boolean).join(", ");
+    let acts = ["(you)"];
+    if (o.name !== me) {
+      const select = el("select", null, { "aria-label": `role of ${o.name}` });
+      select.append(...ROLES.map((r) => el("option", r)));
+      select.value = o.role;
+      acts = [
+        select,
+        action("Set role", "POST", `${path}/role`, { body: () => ({ role: select.value }), done: (r) => `operator ${r.name} is now ${r.role}` }),
+        o.active
+          ? action("Deactivate", "POST", `${path}/deactivate`, { cls: "danger", done: (r) => `operator ${r.name} deactivated` })
+          : action("Reactivate", "POST", `${path}/reactivate`, { done: (r) => `operator ${r.name} reactivated` }),
+      ];
+    }
+    const tr = row([o.name, o.role, { text: state, cls: o.active ? "" : "state-deactivated" }, when(o.last_login_at), acts]);
+    tr.dataset.operator = o.name;
+    return tr;
+  }));
+}
+
+const PAGES = { dashboard, customers, accounts, cards, terminals, audit, snapshots, operators };
 
 async function route() {
   const name = (location.hash || "#dashboard").slice(1);
@@ -227,7 +259,9 @@ function setMaintenance(on) {
 function showLogin(message = "") {
   csrf = "";
   $("app").hidden = true;
+  $("password-page").hidden = true;
   $("logout").hidden = true;
+  $("change-password").hidden = true;
   $("who").textContent = "";
   $("login-page").hidden = false;
   $("login-error").textContent = message === "log in first" ? "" : message;
@@ -237,12 +271,48 @@ function showLogin(message = "") {
 function showApp(session) {
   csrf = session.csrf_token;
   role = session.operator.role;
+  me = session.operator.name;
   document.body.className = `role-${role}`;
-  $("who").textContent = `${session.operator.name} (${role})`;
+  $("who").textContent = `${me} (${role})`;
   $("login-page").hidden = true;
-  $("app").hidden = false;
   $("logout").hidden = false;
+  if (session.password_change_required) {
+    showPassword("An administrator set your password: choose your own to go on.", true);
+    return;
+  }
+  $("password-page").hidden = true;
+  $("change-password").hidden = false;
+  $("app").hidden = false;
   route();
+}
+
+// The own-password form: required after an admin set the password (no way round it), or
+// chosen from the header.
+function showPassword(reason, due) {
+  $("app").hidden = true;
+  $("change-password").hidden = true;
+  $("password-page").hidden = false;
+  $("password-reason").textContent = reason;
+  $("password-cancel").hidden = due;
+  $("password-error").textContent = "";
+  $("password-current").focus();
+}
+
+async function changePassword(event) {
+  event.preventDefault();
+  const fields = ["password-current", "password-new", "password-again"].map((id) => $(id));
+  if (fields[1].value !== fields[2].value) {
+    $("password-error").textContent = "the two new passwords differ";
+    return;
+  }
+  try {
+    await api("POST", "/password", { current: fields[0].value, new: fields[1].value });
+    for (const field of fields) field.value = "";
+    showApp(await api("GET", "/session"));
+    notice("your password is changed");
+  } catch (error) {
+    if (error.status !== 401) $("password-error").textContent = error.message;
+  }
 }
 
 async function boot() {
@@ -256,6 +326,18 @@ async function boot() {
       $("login-error").textContent = error.message;
     }
   });
+  $("password-form").addEventListener("submit", changePassword);
+  $("change-password").addEventListener("click", () => showPassword("", false));
+  $("password-cancel").addEventListener("click", async () => showApp(await api("GET", "/session")));
+  $("operator-form").addEventListener("submit", (event) => submit(event, "POST", "/operators",
+    () => ({ name: $("operator-name").value.trim(), role: $("operator-role").value, password: $("operator-password").value }),
+    (r) => `operator ${r.name} created (${r.role}): they change the password at first login`,
+    () => { $("operator-name").value = ""; $("operator-password").value = ""; }));
+  $("reset-form").addEventListener("submit", (event) => submit(event, "POST",
+    `/operators/${encodeURIComponent($("reset-name").value)}/reset-password`,
+    () => ({ password: $("reset-password").value }),
+    (r) => `password of ${r.name} reset: they change it at next login`,
+    () => { $("reset-password").value = ""; }));
   $("logout").addEventListener("click", async () => {
     try { await api("POST", "/logout", {}); } finally { showLogin(); }
   });

@@ -32,7 +32,7 @@ LOAD = [(100, 50), (500, 40), (1000, 30), (2000, 20)]
 
 @pytest.fixture
 async def rig() -> AsyncIterator[tuple[Lcdm4000Simulator, Any]]:
-    sim = Lcdm4000Simulator([SimCassette(d, n, near_end=5) for d, n in LOAD])
+    sim = Lcdm4000Simulator([SimCassette(d, n, low_threshold=5) for d, n in LOAD])
     port = PtyPort(sim)
     path = await port.start()
     line = await asyncio.to_thread(serial.Serial, path, 9600, timeout=1)

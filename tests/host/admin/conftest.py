@@ -3,6 +3,7 @@ cookie, for the admin API tests (real sockets, both databases)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -97,13 +98,16 @@ class AdminRig:
             await client.http.close()
 
 
-@pytest.fixture
-async def admin(seeded_config: HostConfig, clock: Clock) -> AsyncIterator[AdminRig]:
-    """The host (link and ops app) on a seeded database with three operators: vera (viewer),
-    otto (operator), ada (admin); its clock is the test's."""
-    host = Host(seeded_config, clock=clock)
+@contextlib.asynccontextmanager
+async def running_admin(
+    config: HostConfig, clock: Clock, *, link: bool = True
+) -> AsyncIterator[AdminRig]:
+    """The host (with its link unless not ``link``, and its ops app) with the three
+    operators; its clock is the test's."""
+    host = Host(config, clock=clock)
     add_operators(host, clock())
-    await host.start("127.0.0.1", 0)
+    if link:
+        await host.start("127.0.0.1", 0)
     port = await host.start_ops("127.0.0.1", 0)
     rig = AdminRig(host, f"http://127.0.0.1:{port}", clock)
     try:
@@ -111,3 +115,11 @@ async def admin(seeded_config: HostConfig, clock: Clock) -> AsyncIterator[AdminR
     finally:
         await rig.close()
         await host.close()
+
+
+@pytest.fixture
+async def admin(seeded_config: HostConfig, clock: Clock) -> AsyncIterator[AdminRig]:
+    """The host (link and ops app) on a seeded database with three operators: vera (viewer),
+    otto (operator), ada (admin); its clock is the test's."""
+    async with running_admin(seeded_config, clock) as rig:
+        yield rig

@@ -13,7 +13,7 @@ import aiohttp
 
 from host.admin.routes import ADMIN_ROUTES
 from host.admin.snapshot import export_bank
-from host.admin.web import AdminRoute
+from host.admin.web import CHANGE_FIRST, AdminRoute
 from tests.host.admin.conftest import AdminRig
 from tests.host.conftest import ALICE_CHECKING
 
@@ -46,7 +46,15 @@ def bank_state(admin: AdminRig) -> Any:
 
     with admin.host.sessions() as session:
         bank = export_bank(session, now=admin.clock(), with_pin_hashes=True)
-        operators = session.execute(select(Operator.name, Operator.role, Operator.active)).all()
+        operators = session.execute(
+            select(
+                Operator.name,
+                Operator.role,
+                Operator.active,
+                Operator.password_hash,
+                Operator.password_change_required,
+            )
+        ).all()
         terminals = session.execute(
             select(Terminal.terminal_id, Terminal.in_service, Terminal.key_change_due)
         ).all()
@@ -101,8 +109,8 @@ async def test_a_viewer_can_change_nothing(admin: AdminRig):
     before = bank_state(admin)
     failures = []
     for route in CHANGES:
-        if route.path == "/logout":
-            continue  # ending one's own session is allowed to everyone (checked below)
+        if route.role == "viewer":
+            continue  # one's own session and password: everyone's (logout checked below)
         status, body = await vera.call(route.method, concrete(route), {})
         if status != 403 or "role" not in body.get("error", ""):
             failures.append((route.method, route.url, status, body))
@@ -153,3 +161,24 @@ def test_docs_list_every_route():
     doc = (Path(__file__).resolve().parents[3] / "docs" / "admin.md").read_text()
     missing = [f"{r.method} {r.path}" for r in ADMIN_ROUTES if f"`{r.method} {r.path}`" not in doc]
     assert missing == []
+
+
+async def test_a_password_change_due_opens_only_the_change(admin: AdminRig):
+    ada = await admin.client("ada")
+    password = "nina-first-password"
+    nina_admin = {"name": "nina", "role": "admin", "password": password}
+    assert (await ada.post("/admin/api/operators", nina_admin))[0] == 201
+    nina = await admin.client()
+    assert (await nina.login("nina", password))[0] == 200
+    before = bank_state(admin)
+    failures = []
+    for route in ADMIN_ROUTES:
+        if route.before_password_change:
+            continue
+        status, body = await nina.call(route.method, concrete(route), {} if route.changes else None)
+        if status != 403 or body != {"error": CHANGE_FIRST}:
+            failures.append((route.method, route.url, status, body))
+    assert failures == []
+    assert bank_state(admin) == before
+    open_routes = {r.path for r in ADMIN_ROUTES if r.before_password_change}
+    assert open_routes == {"/session", "/logout", "/password"}

@@ -42,6 +42,11 @@ class Framer:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the whole frames now available, oldest first."""
+        if not self._buffer and len(data) >= HEADER_LEN:
+            # The common case, one whole frame in one read: no copy through the buffer.
+            length = int.from_bytes(data[:HEADER_LEN], "big")
+            if length <= self.max_frame and len(data) == HEADER_LEN + length:
+                return [bytes(data[HEADER_LEN:])] if length else []
         self._buffer += data
         frames: list[bytes] = []
         while len(self._buffer) >= HEADER_LEN:

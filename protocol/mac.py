@@ -13,8 +13,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from protocol.errors import LocalProtocolError, MacError
-from protocol.messages import Message, NetworkCode, decode, encode, mti_class
-from protocol.security import MAC_HEX_LEN, KeyScheme, compute_mac, macs_equal, signon_mac_key
+from protocol.messages import Message, NetworkCode, decode, encode, encode_owned, mti_class
+from protocol.security import (
+    MAC_HEX_LEN,
+    KeyScheme,
+    compute_mac_ascii,
+    mac_bytes_equal,
+    signon_mac_key,
+)
 
 __all__ = [
     "SIGNON_CODES",
@@ -41,17 +47,17 @@ def uses_signon_key(message: Message) -> bool:
 
 def mac_field(message: Message) -> str:
     """``"128"`` when the message needs a secondary bitmap, else ``"64"``."""
-    return "128" if _SECONDARY_FIELDS.intersection(message) else "64"
+    return "64" if _SECONDARY_FIELDS.isdisjoint(message) else "128"
 
 
 def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
     """Encode ``message`` (not modified) with its MAC as the last field."""
-    fields = {k: v for k, v in message.items() if k not in ("64", "128")}
-    field = mac_field(fields)
-    fields[field] = _PLACEHOLDER
-    payload = encode(fields)
-    body = payload[:-MAC_HEX_LEN]
-    return body + compute_mac(scheme, key, body).encode("ascii")
+    fields = dict(message)  # the one copy: encode_owned may add to it
+    fields.pop("64", None)
+    fields.pop("128", None)
+    fields[mac_field(fields)] = _PLACEHOLDER
+    body = bytes(encode_owned(fields)[:-MAC_HEX_LEN])
+    return body + compute_mac_ascii(scheme, key, body)
 
 
 def verify_signed(payload: bytes, message: Message, scheme: KeyScheme, key: bytes) -> None:
@@ -63,10 +69,11 @@ def verify_signed(payload: bytes, message: Message, scheme: KeyScheme, key: byte
     if has64 and (has128 or mac_field(message) == "128"):
         raise MacError("MAC in DE 64 of a message with a secondary bitmap")
     value = message["128" if has128 else "64"]
-    if len(value) != MAC_HEX_LEN or payload[-MAC_HEX_LEN:] != value.encode("ascii"):
+    received = payload[-MAC_HEX_LEN:]
+    if len(value) != MAC_HEX_LEN or received != value.encode("ascii"):
         raise MacError("MAC is not the last 16 characters of the message")
-    expected = compute_mac(scheme, key, payload[:-MAC_HEX_LEN])
-    if not macs_equal(expected, value):
+    expected = compute_mac_ascii(scheme, key, payload[:-MAC_HEX_LEN])
+    if not mac_bytes_equal(expected, received):
         raise MacError("MAC does not verify")
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "TransactionType",
     "decode",
     "encode",
+    "encode_owned",
     "format_amount",
     "format_balances",
     "format_processing_code",
@@ -84,11 +85,17 @@ class AccountType(StrEnum):
 
 def encode(message: Message) -> bytes:
     """Encode ``message`` (not modified) with our spec."""
+    return bytes(encode_owned(dict(message)))
+
+
+def encode_owned(fields: Message) -> bytearray:
+    """Encode ``fields``, a dict the caller owns and gives up: pyiso8583 adds its bitmaps to
+    it. Saves the copy ``encode`` makes, for callers that built the dict themselves."""
     try:
-        data, _ = iso8583.encode(dict(message), SPEC)
+        data, _ = iso8583.encode(fields, SPEC)
     except iso8583.EncodeError as exc:
-        raise LocalProtocolError(f"cannot encode {message.get('t', '????')}: {exc}") from exc
-    return bytes(data)
+        raise LocalProtocolError(f"cannot encode {fields.get('t', '????')}: {exc}") from exc
+    return data
 
 
 def decode(data: bytes) -> Message:

@@ -23,6 +23,7 @@ chaining of the retail MAC, which ``cryptography`` does not offer.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import hmac
 import secrets
@@ -46,8 +47,10 @@ __all__ = [
     "WorkingKeys",
     "aes_ecb",
     "compute_mac",
+    "compute_mac_ascii",
     "generate_key",
     "key_check_value",
+    "mac_bytes_equal",
     "macs_equal",
     "signon_mac_key",
     "tdes_ecb",
@@ -130,26 +133,31 @@ def _pad_method2(data: bytes, block: int) -> bytes:
 
 class _RetailMacContext:
     """Retail MAC cipher contexts of one key, made once: building a TDES context costs more
-    than MACing a whole message with it. The CBC context is never finalised; it carries on
-    from its last output block, so each MAC cancels that chaining value in its first block
-    and so starts from a zero IV. Contexts are not thread-safe: one lock per key."""
+    than MACing a whole message with it. Single DES under K1 is TDES under K1K1K1 (the library
+    has no single DES). The MAC's output transformation, E_K1(D_K2(H_q)) with H_q =
+    E_K1(x_q xor H_q-1), is TDES-EDE under K1K2K1 of x_q xor H_q-1: so the CBC context
+    chains every block but the last and one TDES block under the whole key finishes. The CBC
+    context is never finalised; it carries on from its last output block, so each MAC cancels
+    that chaining value in its first block and so starts from a zero IV. Contexts are not
+    thread-safe: one lock per key."""
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
-        k1, k2 = key[:8], key[8:]
+        k1 = key[:8]
         self._cbc = Cipher(TripleDES(k1 * 3), modes.CBC(bytes(8))).encryptor()
         self._chain = 0
-        self._k2_decrypt = Cipher(TripleDES(k2 * 3), modes.ECB()).decryptor()  # noqa: S305  # nosec B305
-        self._k1_encrypt = Cipher(TripleDES(k1 * 3), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
+        self._finish = Cipher(_tdes(key), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
         self._lock = threading.Lock()
 
     def mac(self, data: bytes) -> bytes:
         padded = _pad_method2(data, 8)
+        last = int.from_bytes(padded[-8:], "big")
         with self._lock:
-            first = (int.from_bytes(padded[:8], "big") ^ self._chain).to_bytes(8, "big")
-            last = self._cbc.update(first + padded[8:])[-8:]
-            self._chain = int.from_bytes(last, "big")
-            return self._k1_encrypt.update(self._k2_decrypt.update(last))
+            if len(padded) > 8:
+                first = (int.from_bytes(padded[:8], "big") ^ self._chain).to_bytes(8, "big")
+                self._chain = int.from_bytes(self._cbc.update(first + padded[8:-8])[-8:], "big")
+                last ^= self._chain
+            return self._finish.update(last.to_bytes(8, "big"))
 
 
 class _CmacContext:
@@ -188,6 +196,16 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
 def compute_mac(scheme: KeyScheme, key: bytes, data: bytes) -> str:
     """The MAC of ``data`` as 16 upper-case hex characters."""
     return _mac_context(scheme, key).mac(data).hex().upper()
+
+
+def compute_mac_ascii(scheme: KeyScheme, key: bytes, data: bytes) -> bytes:
+    """``compute_mac`` as the 16 ASCII bytes that travel on the wire."""
+    return binascii.hexlify(_mac_context(scheme, key).mac(data)).upper()
+
+
+def mac_bytes_equal(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison of two hex MACs as ASCII bytes (case-insensitive)."""
+    return hmac.compare_digest(a.upper(), b.upper())
 
 
 def macs_equal(a: str, b: str) -> bool:

@@ -59,7 +59,14 @@ BCRYPT_NICENESS = 10
 def _yield_to_other_work() -> None:
     """Lower the priority of this bcrypt thread (Linux: the niceness of one thread), so the
     event loop, the database workers and the database itself take a core from bcrypt when they
-    need it, while bcrypt still gets every core nobody else wants. Elsewhere: unchanged."""
+    need it, while bcrypt still gets every core nobody else wants. Elsewhere: unchanged.
+
+    Niceness, not SCHED_IDLE: a pool thread holds the GIL for a moment around each bcrypt call
+    (to hand over the result and wake the event loop, which may then preempt it), and while a
+    preempted pool thread holds it the event loop waits for it. Under SCHED_IDLE that wait
+    lasts until the machine has nothing else to run: on a loaded box (bench/run.py's PIN
+    rounds, load 6 to 9) inquiries' p99 reached 4.9 s in one of two runs (0.5 to 1.7 s with
+    niceness), and bcrypt got about half the verifications niceness got."""
     with contextlib.suppress(OSError, AttributeError):
         thread = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, thread)

@@ -85,3 +85,31 @@ def test_bcrypt_threads_run_at_a_lower_priority():
     finally:
         pins.close()
     assert niceness == min(19, base + BCRYPT_NICENESS)
+
+
+def test_pin_pool_is_one_thread_per_core_and_only_its_threads_are_reniced():
+    caller = threading.get_native_id()
+    base = os.getpriority(os.PRIO_PROCESS, caller)
+    pins = PinVerifier(pepper="p", secret_key="k")
+    assert pins.workers == (os.cpu_count() or 1)
+    gate = threading.Event()
+    arrived = threading.Barrier(pins.workers + 1)
+
+    def report() -> tuple[int, int]:
+        thread = threading.get_native_id()
+        arrived.wait()  # every pool thread is running one of these at once
+        gate.wait()
+        return thread, os.getpriority(os.PRIO_PROCESS, thread)
+
+    try:
+        futures = [pins.submit(report) for _ in range(pins.workers)]
+        arrived.wait()
+        gate.set()
+        seen = [future.result() for future in futures]
+    finally:
+        gate.set()
+        pins.close()
+    assert len({thread for thread, _ in seen}) == pins.workers
+    assert {niceness for _, niceness in seen} == {min(19, base + BCRYPT_NICENESS)}
+    # Renicing a pool thread leaves the thread that made the pool (the event loop's) alone.
+    assert os.getpriority(os.PRIO_PROCESS, caller) == base

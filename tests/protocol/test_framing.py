@@ -48,3 +48,18 @@ def test_local_misuse():
         encode_frame(b"")
     with pytest.raises(LocalProtocolError):
         Framer(max_frame=0)
+
+
+def test_one_whole_frame_per_read_then_split_reads_share_the_buffer():
+    framer = Framer(max_frame=100)
+    assert framer.feed(encode_frame(b"whole")) == [b"whole"]
+    assert framer.buffered == 0
+    assert framer.feed(bytes.fromhex("0000")) == []  # a keep-alive on its own
+    frame = encode_frame(b"split")
+    assert framer.feed(frame[:3]) == []
+    assert framer.feed(frame[3:] + encode_frame(b"next")) == [b"split", b"next"]
+
+
+def test_oversize_whole_frame_is_a_frame_error():
+    with pytest.raises(FrameError, match="exceeds the maximum of 4"):
+        Framer(max_frame=4).feed(encode_frame(b"12345"))

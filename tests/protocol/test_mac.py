@@ -1,6 +1,9 @@
 """MAC placement and verification on encoded messages."""
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import cmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,3 +76,42 @@ def test_terminal_codec_uses_signon_key_then_tak():
         codec.decode(encode_signed(ECHO, KeyScheme.TDES, KEY))
     codec.set_mac_key(KEY)
     assert codec.decode(codec.encode(ECHO))["70"] == "301"
+
+
+def _fresh_mac(scheme: KeyScheme, key: bytes, data: bytes) -> bytes:
+    """The MAC as the textbook computes it, with new cipher contexts for this call only."""
+    if scheme is KeyScheme.AES:
+        mac = cmac.CMAC(algorithms.AES(key))
+        mac.update(data)
+        return mac.finalize()[:8]
+    padded = data + b"\x80" + bytes(-(len(data) + 1) % 8)
+    cbc = Cipher(TripleDES(key[:8] * 3), modes.CBC(bytes(8))).encryptor()
+    last = (cbc.update(padded) + cbc.finalize())[-8:]
+    last = Cipher(TripleDES(key[8:] * 3), modes.ECB()).decryptor().update(last)
+    return Cipher(TripleDES(key[:8] * 3), modes.ECB()).encryptor().update(last)
+
+
+@pytest.mark.parametrize("scheme", list(KeyScheme))
+def test_cached_mac_contexts_give_the_fresh_mac_and_refuse_a_tampered_frame(scheme):
+    codec = TerminalCodec(scheme, KEY)
+    codec.set_mac_key(KEY)
+    for stan in range(1, 6):  # the same kept context, message after message
+        payload = codec.encode({**WITHDRAWAL, "11": f"{stan:06d}"})
+        assert payload[-16:] == _fresh_mac(scheme, KEY, payload[:-16]).hex().upper().encode()
+        assert codec.decode(payload)["11"] == f"{stan:06d}"
+    # The amount changed in flight (DE 4 sits just before the MAC input's end): refused.
+    tampered = payload.replace(b"000000010000", b"000000090000")
+    assert tampered != payload
+    with pytest.raises(MacError, match="does not verify"):
+        codec.decode(tampered)
+    # A MAC of the right message under another key: refused.
+    other = encode_signed(WITHDRAWAL, scheme, bytes(reversed(KEY)))
+    with pytest.raises(MacError, match="does not verify"):
+        codec.decode(other)
+
+
+@pytest.mark.parametrize("scheme", list(KeyScheme))
+def test_a_mac_in_lower_case_hex_still_verifies(scheme):
+    payload = encode_signed(WITHDRAWAL, scheme, KEY)
+    lower = payload[:-16] + payload[-16:].lower()
+    verify_signed(lower, decode(lower), scheme, KEY)

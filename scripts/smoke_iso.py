@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from atm.commands.device import add_key_options
 from device.config import LOCAL_HOSTS, DeviceConfig
 from device.errors import DeviceConfigError
 from device.hostlink import HostLink
@@ -160,22 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tls-ca", help="TLS: CA file the host's certificate chains to")
     parser.add_argument("--tls-cert", help="TLS: the terminal's client certificate (mutual)")
     parser.add_argument("--tls-key", help="TLS: the client certificate's key")
-    parser.add_argument(
-        "--key-scheme",
-        default=KeyScheme.TDES.value,
-        type=str.upper,
-        choices=[s.value for s in KeyScheme],
-        help="T: TDES keys, PIN block format 0 (default); A: AES keys, format 4. Must match "
-        "the host's TERMINAL_KEY_SCHEMES entry for --terminal-id",
-    )
-    parser.add_argument(
-        "--key-block",
-        default=DEFAULT_KEY_BLOCK.value,
-        type=str.lower,
-        choices=[f.value for f in KeyBlockFormat],
-        help="layout of the working keys at sign-on: tr31 (default) or legacy. Must match the "
-        "host's TERMINAL_KEY_BLOCKS entry for --terminal-id",
-    )
+    add_key_options(parser)
     args = parser.parse_args(argv)
     pin = os.environ.get("SMOKE_PIN", "1234")
     try:

@@ -84,6 +84,28 @@ DEVICE_OPTIONS = (
 )
 
 
+def add_key_options(parser: argparse.ArgumentParser) -> None:
+    """The terminal's key scheme and working-key layout (``atm device``, the acceptance
+    client ``scripts.smoke_iso``): both must match what the host has for the terminal."""
+    parser.add_argument(
+        "--key-scheme",
+        default=KeyScheme.TDES.value,
+        type=str.upper,
+        choices=[s.value for s in KeyScheme],
+        help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
+        "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
+    )
+    parser.add_argument(
+        "--key-block",
+        default=DEFAULT_KEY_BLOCK.value,
+        type=str.lower,
+        choices=[f.value for f in KeyBlockFormat],
+        help="layout of the working keys at sign-on: tr31 (ANSI X9.143 / TR-31 key blocks; "
+        "default) or legacy (our original layout). Must match the host's TERMINAL_KEY_BLOCKS "
+        "entry for this terminal",
+    )
+
+
 def add_tls_options(parser: argparse.ArgumentParser) -> None:
     """The client TLS options of the host link (``atm device``, ``atm console --host``)."""
     tls = parser.add_argument_group(
@@ -127,23 +149,7 @@ def register(subparsers: Any) -> None:
         "if the host is unreachable (exit 3) or refuses the terminal's key, scheme or ID "
         "(exit 2)",
     )
-    parser.add_argument(
-        "--key-scheme",
-        default="T",
-        type=str.upper,
-        choices=("T", "A"),
-        help="T: TDES keys, PIN block format 0 (default); A: AES keys, PIN block format 4. "
-        "Must match the host's TERMINAL_KEY_SCHEMES entry for this terminal",
-    )
-    parser.add_argument(
-        "--key-block",
-        default=DEFAULT_KEY_BLOCK.value,
-        type=str.lower,
-        choices=[f.value for f in KeyBlockFormat],
-        help="layout of the working keys at sign-on: tr31 (ANSI X9.143 / TR-31 key blocks; "
-        "default) or legacy (our original layout). Must match the host's TERMINAL_KEY_BLOCKS "
-        "entry for this terminal",
-    )
+    add_key_options(parser)
     add_tls_options(parser)
     parser.add_argument(
         "--master-key-file",

@@ -242,6 +242,8 @@ class BenchTerminal:
         )
         started = time.perf_counter()
         response = await self.client.request(message)
+        if response["39"] == "91":
+            raise Shed(f"{self.terminal_id} {kind}")
         if response["39"] != "00":
             raise SystemExit(f"bench_host: {self.terminal_id} {kind} got {response['39']}")
         return time.perf_counter() - started
@@ -339,11 +341,17 @@ async def closed_loop(terminals: Sequence[BenchTerminal], count: int) -> ClosedL
     return ClosedLoop(time.perf_counter() - started, list(results))
 
 
+class Shed(Exception):
+    """The host answered 91 under load: it shed the request (nothing applied)."""
+
+
 @dataclass(frozen=True)
 class OpenLoop:
     offered: float
     achieved: float
     latencies: list[float]  # from each request's scheduled time, so queueing counts
+    # Requests the host shed (91: no database connection free within its acquire timeout).
+    shed: int = 0
 
 
 async def open_loop(
@@ -356,9 +364,15 @@ async def open_loop(
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
     latencies: list[float] = []
+    shed = 0
 
     async def one(n: int, due: float) -> None:
-        await terminals[n % len(terminals)].request(kind)
+        nonlocal shed
+        try:
+            await terminals[n % len(terminals)].request(kind)
+        except Shed:
+            shed += 1
+            return
         latencies.append(loop.time() - due)
 
     tasks: list[asyncio.Task[None]] = []
@@ -370,7 +384,7 @@ async def open_loop(
         tasks.append(asyncio.create_task(one(n, due)))
     await asyncio.gather(*tasks)
     elapsed = loop.time() - start
-    return OpenLoop(rate, count / elapsed, latencies)
+    return OpenLoop(rate, len(latencies) / elapsed, latencies, shed)
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -26,9 +26,11 @@ the database is away) and calls ``reopen`` once it works again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,7 @@ class FastAuthorizer:
         self._acquire_timeout = acquire_timeout
         self._pool: AsyncConnectionPool | None = None
         self._reopening = asyncio.Lock()
+        self._in_use = 0
         # Round trips to the database (a withdrawal's or transfer's call is one; an
         # inquiry's BEGIN and call, then its record's update and COMMIT, pipelined: two).
         self.round_trips = 0
@@ -162,7 +165,23 @@ class FastAuthorizer:
         try:
             try:
                 answer = await self._authorize_or_repeat(request)
-            except (PoolTimeout, PoolClosed):
+            except PoolTimeout:
+                if self._in_use < self._size:
+                    raise  # connections could not be made: unreachable, answered 91 below
+                # Every connection was busy serving other requests the whole time: the host
+                # is overloaded, the database is fine. This request is shed (91; the
+                # terminal reverses nothing, nothing was applied); the pool stays open.
+                log.warning(
+                    "no database connection free within %.1f s for %r: host overloaded, "
+                    "answered 91",
+                    self._acquire_timeout,
+                    request,
+                )
+                now = self._service.clock()
+                return Authorized(
+                    Outcome(ResponseCode.HOST_UNAVAILABLE, self._service.codes.rrn(request, now))
+                )
+            except PoolClosed:
                 raise  # no connection to be had: answered 91 below, without a retry
             except psycopg.Error as exc:
                 if self._pool is None or not _unreachable(exc):
@@ -201,7 +220,7 @@ class FastAuthorizer:
             raise PoolClosed("the hot path's pool is closed (database unreachable)")
         params = self._parameters(request)
         inquiry = request.transaction is TransactionType.BALANCE_INQUIRY
-        async with pool.connection() as conn:
+        async with pool.connection() as conn, self._using():
             if not inquiry:
                 self.round_trips += 1
                 async with conn.cursor(row_factory=dict_row) as cursor:
@@ -226,6 +245,16 @@ class FastAuthorizer:
                         _STORE_OUTCOME, (stored, row["o_link_request_id"]), prepare=True
                     )
             return self._answer(request, row, statement)
+
+    @contextlib.asynccontextmanager
+    async def _using(self) -> AsyncIterator[None]:
+        """Counts the pool's connections serving a request now (all busy while one more
+        waits: overload, not an outage)."""
+        self._in_use += 1
+        try:
+            yield
+        finally:
+            self._in_use -= 1
 
     def _parameters(self, request: CardRequest) -> tuple[Any, ...]:
         service = self._service

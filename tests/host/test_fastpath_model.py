@@ -471,3 +471,68 @@ def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
     finally:
         service.close()
         engine.dispose()
+
+
+def test_an_overloaded_pool_sheds_a_request_and_stays_open(postgres_url: str) -> None:
+    """One connection, busy with a withdrawal that waits for the card's row lock: a second
+    request waits for a connection, gets none within the acquire timeout and is answered 91
+    with nothing applied (the host is overloaded, the database is fine), the pool stays open,
+    and once the first goes through the next request is served on the hot path."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    fast = FastAuthorizer(service, libpq_conninfo(postgres_url), size=1, acquire_timeout=0.3)
+    requests = Requests(TEST_TPK)
+
+    async def ready(request: CardRequest) -> CardRequest:
+        first = await fast.authorize(request)
+        if not isinstance(first, PinFirst):
+            return request
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        pin = await service.verify_pin_ahead(request, executor, first.pin_hash)
+        executor.shutdown()
+        return dataclasses.replace(request, pin_check=pin)
+
+    async def run() -> list[str]:
+        await fast.reopen()
+        busy = await ready(requests.withdrawal(10_000))
+        shed = await ready(requests.withdrawal(20_000))
+        conninfo = libpq_conninfo(postgres_url)
+        async with (
+            await psycopg.AsyncConnection.connect(conninfo) as holder,
+            await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as watcher,
+        ):
+            await holder.execute("SELECT 1 FROM cards WHERE pan = %s FOR UPDATE", (ALICE,))
+            waiting = asyncio.create_task(fast.authorize(busy))
+            for _ in range(100_000):  # until the first call waits for the card's lock
+                cursor = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%atm_authorize%'"
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] == 1:
+                    break
+            else:
+                pytest.fail("the first call never waited for the card's lock")
+            second = await fast.authorize(shed)
+            assert fast.available  # overload is not an outage
+            await holder.rollback()
+            first = await waiting
+        third = await fast.authorize(await ready(requests.withdrawal(5_000)))
+        await fast.close()
+        answers = [first, second, third]
+        return [str(a.outcome.response_code) for a in answers if isinstance(a, Authorized)]
+
+    try:
+        assert asyncio.run(run()) == ["00", "91", "00"]
+        with engine.connect() as connection:
+            balance = connection.scalar(
+                text("SELECT balance_cents FROM accounts WHERE number = :n"),
+                {"n": ALICE_CHECKING},
+            )
+            records = connection.scalar(text("SELECT count(*) FROM link_requests"))
+        # The shed request left no record and moved nothing.
+        assert (balance, records) == (525_000 - 15_000, 2)
+    finally:
+        service.close()
+        engine.dispose()

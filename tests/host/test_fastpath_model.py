@@ -412,6 +412,19 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
     asyncio.run(run())
 
 
+async def _until_waiting_on_lock(watcher: psycopg.AsyncConnection[Any], calls: int) -> None:
+    """Return once ``calls`` hot-path calls wait for a row lock (polled on ``watcher``)."""
+    for _ in range(100_000):
+        cursor = await watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%atm_authorize%'"
+        )
+        row = await cursor.fetchone()
+        if row is not None and row[0] == calls:
+            return
+    pytest.fail(f"{calls} call(s) never waited for the card's lock")
+
+
 def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
     postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -440,16 +453,7 @@ def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
         ):
             await holder.execute("SELECT 1 FROM cards WHERE pan = %s FOR UPDATE", (ALICE,))
             calls = [asyncio.create_task(fast.authorize(ready)) for _ in range(2)]
-            for _ in range(100_000):  # until both calls wait for the card's lock
-                cursor = await watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE '%atm_authorize%'"
-                )
-                row = await cursor.fetchone()
-                if row is not None and row[0] == 2:
-                    break
-            else:
-                pytest.fail("the two calls never both waited for the card's lock")
+            await _until_waiting_on_lock(watcher, 2)
             await holder.rollback()
             answers = await asyncio.gather(*calls)
         await fast.close()
@@ -504,16 +508,7 @@ def test_an_overloaded_pool_sheds_a_request_and_stays_open(postgres_url: str) ->
         ):
             await holder.execute("SELECT 1 FROM cards WHERE pan = %s FOR UPDATE", (ALICE,))
             waiting = asyncio.create_task(fast.authorize(busy))
-            for _ in range(100_000):  # until the first call waits for the card's lock
-                cursor = await watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE '%atm_authorize%'"
-                )
-                row = await cursor.fetchone()
-                if row is not None and row[0] == 1:
-                    break
-            else:
-                pytest.fail("the first call never waited for the card's lock")
+            await _until_waiting_on_lock(watcher, 1)
             second = await fast.authorize(shed)
             assert fast.available  # overload is not an outage
             await holder.rollback()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from host.bank.ledger import LedgerProblem
+from host.bank.ledger import LedgerProblem, read_one_snapshot
 from host.bank.models import Account, Entry, Hold, Posting
 
 __all__ = [
@@ -135,7 +135,9 @@ def cancel_holds(session: Session, posting_id: int, now: dt.datetime) -> None:
 
 def check_holds(session: Session) -> list[LedgerProblem]:
     """Holds never make money: each belongs to a deposit posting on the same account, and a
-    deposit's holds add up to no more than it credited; a reversed deposit holds nothing."""
+    deposit's holds add up to no more than it credited; a reversed deposit holds nothing.
+    Read from one snapshot, like ``check_ledger``."""
+    read_one_snapshot(session)
     problems: list[LedgerProblem] = []
     rows = session.execute(
         select(Hold.posting_id, Hold.account_id, Posting.kind, func.sum(Hold.amount_cents))

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session, SessionTransaction, aliased
 from host.bank.models import Account, Entry, Posting, utcnow
 from host.errors import HostError
 
-__all__ = ["LedgerError", "LedgerProblem", "check_ledger", "lock_accounts", "post"]
+__all__ = [
+    "LedgerError",
+    "LedgerProblem",
+    "check_ledger",
+    "lock_accounts",
+    "post",
+    "read_one_snapshot",
+]
 
 _LOCKED = "host.bank.ledger.locked_accounts"
 
@@ -104,11 +111,33 @@ class LedgerProblem:
     detail: str
 
 
+def read_one_snapshot(session: Session) -> None:
+    """Make the rest of ``session``'s reads see one snapshot, when it has not begun yet.
+
+    PostgreSQL's default READ COMMITTED takes a new snapshot per statement: the transaction
+    runs REPEATABLE READ instead. SQLite's driver starts no transaction for a SELECT, so each
+    statement would read the newest commit: an explicit BEGIN makes them one read transaction
+    (a snapshot in WAL mode). A session already in a transaction is left as it is."""
+    if session.in_transaction():
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        connection = session.connection()
+        dbapi = connection.connection.dbapi_connection
+        if dbapi is not None and not getattr(dbapi, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+        return
+    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 def check_ledger(session: Session) -> list[LedgerProblem]:
     """DESIGN invariants 1 and 3: entries sum to zero overall and per posting, each posting
     has at least two entries, each balance equals the sum of its entries; each reversal points
     at one original of the matching kind (at most once: ``postings.reverses_id`` is unique)
-    and moves money back, never more than the original did on any account."""
+    and moves money back, never more than the original did on any account.
+
+    Every read comes from one snapshot of the database (``read_one_snapshot``), so a check of
+    a live host never sees a posting's entries without its balances or the other way round."""
+    read_one_snapshot(session)
     problems: list[LedgerProblem] = []
     total = session.scalar(select(func.coalesce(func.sum(Entry.amount_cents), 0)))
     if total != 0:

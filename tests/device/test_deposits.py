@@ -5,6 +5,7 @@ money; cancel and timeouts give the notes back; rejected notes never count."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 
@@ -119,14 +120,27 @@ async def test_returning_the_notes_at_the_count_moves_no_money(world):
 
 async def test_deposit_timeout_a_host_that_does_not_answer_gets_the_notes_back(world):
     released = threading.Event()
+    settled = threading.Event()
     authorize = world.host.service.authorize
+    reversals = world.host.server.reversals
+    apply_waiting = reversals.apply_waiting
 
     def silent_then_late(request):
         if request.mti_class == "0200":
             released.wait(20)
         return authorize(request)
 
+    def apply_then_tell(*args):
+        # The reversal that overtook the late deposit is applied (and committed) by whichever
+        # call finds the deposit first: the one that returns the cents it credited back. Only
+        # then is the ledger settled (the link's drain ends when the advice is acknowledged).
+        credited = apply_waiting(*args)
+        if credited:
+            settled.set()
+        return credited
+
     world.host.service.authorize = silent_then_late
+    reversals.apply_waiting = apply_then_tell
     try:
         atm = await world.atm(response_timeout=1.0)
         await start_deposit(atm)
@@ -142,6 +156,7 @@ async def test_deposit_timeout_a_host_that_does_not_answer_gets_the_notes_back(w
         atm.customer.take_card()
         await atm.state(State.idle)
         assert await atm.controller.link.drain()
+        assert await asyncio.to_thread(settled.wait, 20)
     finally:
         released.set()
     assert world.balance(ALICE_CHECKING) == 525_000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 
 from atm.cli import main
@@ -131,3 +131,27 @@ def test_check_ledger_finds_holds_that_would_make_money(seeded_config, sessions,
     capsys.readouterr()
     assert main(["host", "check-ledger", "--database-url", seeded_config.database_url]) == 1
     assert "hold: " in capsys.readouterr().out
+
+
+def test_a_check_of_a_live_host_reads_one_snapshot(rig, sessions):
+    """A withdrawal committed while check-ledger runs (after it summed the entries per
+    account, before it reads the balances) is seen whole or not at all: no false alarm on a
+    busy host."""
+    engine = sessions.kw["bind"]
+    during: list[str] = []
+
+    def withdraw_between_reads(conn, cursor, statement, *args) -> None:
+        if not during and "GROUP BY entries.account_id" in statement:
+            during.append(rig.service.authorize(rig.requests.withdrawal(2_000)).response_code)
+
+    before = rig.balance_of("1000-0001-0001")
+    event.listen(engine, "after_cursor_execute", withdraw_between_reads)
+    try:
+        with sessions() as session:
+            assert check_ledger(session) == []
+    finally:
+        event.remove(engine, "after_cursor_execute", withdraw_between_reads)
+    assert during == ["00"]
+    assert rig.balance_of("1000-0001-0001") == before - 2_000
+    with sessions() as session:
+        assert check_ledger(session) == []

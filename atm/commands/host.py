@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
 import logging
 import signal
-import socket
 import sys
 import threading
 from typing import Any
@@ -26,6 +23,15 @@ from atm.commands._common import (
     load_host_config,
     open_host_database,
 )
+from atm.commands._host_serve import (
+    ServeOptions,
+    add_serve_options,
+    announce,
+    listen_error,
+    start_ops,
+    stop_on_signals,
+)
+from atm.commands.host_workers import serve_workers
 from atm.database import database_error
 from host.app import Host
 from host.bank.holds import check_holds
@@ -45,41 +51,7 @@ def register(subparsers: Any) -> None:
         ".env.example); the options below override it. Subcommands: check-ledger, worker.",
     )
     _common_options(parser)
-    parser.add_argument("--listen", help="address to listen on (LINK_HOST)")
-    parser.add_argument("--port", help="ISO link port (LINK_PORT, default 8583; 0 = any free)")
-    parser.add_argument("--ops-port", help="ops API port (OPS_PORT, default 8080; 0 = any free)")
-    parser.add_argument("--no-ops", action="store_true", help="do not serve the ops API")
-    parser.add_argument(
-        "--ops-cert",
-        metavar="FILE",
-        help="serve the ops API over HTTPS with this certificate (OPS_TLS_CERT; production "
-        "requires HTTPS unless OPS_ALLOW_PLAINTEXT=true). The link's certificate will do",
-    )
-    parser.add_argument("--ops-key", metavar="FILE", help="its private key (OPS_TLS_KEY)")
-    parser.add_argument(
-        "--no-worker", action="store_true", help="do not run a statement worker in this process"
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run N host processes sharing the link port (SO_REUSEPORT) under a supervisor "
-        "that restarts them and serves the one ops API (PostgreSQL; default 1)",
-    )
-    # A worker of `--workers N` binds the supervisor's port with SO_REUSEPORT.
-    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--migrate",
-        action="store_true",
-        help="apply the migrations before serving (off in production). Without it the host "
-        "refuses a database that is missing, not migrated or behind, and says what to run",
-    )
-    parser.add_argument(
-        "--seed",
-        action="store_true",
-        help="migrate, then load the seed data (idempotent) before serving (off in production)",
-    )
+    add_serve_options(parser)
     parser.set_defaults(func=_serve_command)
     sub = parser.add_subparsers(dest="host_command", metavar="ACTION")
     check = sub.add_parser(
@@ -138,29 +110,22 @@ def _serve_command(args: argparse.Namespace) -> int:
             "(the migration task) before starting the host",
             EXIT_USAGE,
         )
-    if not 1 <= args.workers <= 64:
-        raise CommandFailed("host: --workers takes 1 to 64 processes", EXIT_USAGE)
-    if args.workers > 1:
-        return asyncio.run(_serve_workers(config, args))
-    return asyncio.run(_serve(config, args))
-
-
-async def _serve_workers(config: HostConfig, args: argparse.Namespace) -> int:
-    from atm.commands.host_workers import serve_workers
-
-    created = await asyncio.to_thread(_prepare_database, config, args)
-    if args.seed:
+    options = ServeOptions.from_args(args)
+    created = _prepare_database(config, options)
+    if options.seed:
         print(f"seed: {len(created)} record(s) created", flush=True)
-    return await serve_workers(config, args, args.workers)
+    if options.workers > 1:
+        return asyncio.run(serve_workers(config, options))
+    return asyncio.run(_serve(config, options))
 
 
-def _prepare_database(config: HostConfig, args: argparse.Namespace) -> list[str]:
+def _prepare_database(config: HostConfig, options: ServeOptions) -> list[str]:
     """Migrate and seed when asked; then make sure the database can serve this code."""
     created: list[str] = []
-    if args.migrate or args.seed:
+    if options.migrate or options.seed:
         try:
             migrate(config.database_url)
-            if args.seed:
+            if options.seed:
                 engine = create_engine_for(config.database_url)
                 try:
                     with session_factory(engine).begin() as session:
@@ -179,59 +144,22 @@ def _prepare_database(config: HostConfig, args: argparse.Namespace) -> list[str]
     return created
 
 
-def _listen_error(exc: OSError, address: str, port: int, setting: str) -> CommandFailed:
-    where = f"{address}:{port}"
-    if exc.errno == errno.EADDRINUSE:
-        return CommandFailed(
-            f"host: cannot listen on {where}: the port is in use (another `atm host`?); "
-            f"stop it or choose another port ({setting})",
-            EXIT_UNAVAILABLE,
-        )
-    if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
-        return CommandFailed(
-            f"host: cannot listen on {where}: {address!r} is not an address of this machine "
-            "(--listen / LINK_HOST, OPS_HOST: e.g. 127.0.0.1 or 0.0.0.0)",
-            EXIT_USAGE,
-        )
-    return CommandFailed(f"host: cannot listen on {where}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
-
-
-async def _serve(config: HostConfig, args: argparse.Namespace) -> int:
-    created = await asyncio.to_thread(_prepare_database, config, args)
-    if args.seed:
-        print(f"seed: {len(created)} record(s) created", flush=True)
+async def _serve(config: HostConfig, options: ServeOptions) -> int:
+    """One host process: the link, the ops API and the statement worker (unless told not)."""
     host = Host(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     try:
         # The ops API first: the link server logs its (TLS or plaintext) start, so a port in
         # use on either side stays the only line.
-        ops_port = None
-        if not args.no_ops:
-            try:
-                ops_port = await host.start_ops()
-            except OSError as exc:
-                raise _listen_error(
-                    exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
-                ) from None
+        ops_port = await start_ops(host, config, options)
         try:
-            port = await host.start(reuse_port=args.reuse_port)
+            port = await host.start(reuse_port=options.reuse_port)
         except OSError as exc:
-            raise _listen_error(
+            raise listen_error(
                 exc, config.link_host, config.link_port, "--port / LINK_PORT"
             ) from None
-        # Printed once both listen, so a failure is the only line. The database's resolved
-        # location (an absolute path; never the password: this line reaches CloudWatch),
-        # so a host started from another folder says which database it uses.
-        shown = database_location(config.database_url)
-        print(f"host listening on {config.link_host}:{port} (database {shown})", flush=True)
-        if ops_port is not None:
-            https = " (HTTPS)" if config.ops_tls is not None else ""
-            print(f"ops API{https} listening on {config.ops_host}:{ops_port}", flush=True)
-        if not args.no_worker:
+        announce(config, port, ops_port)
+        if options.statement_worker:
             host.start_worker()
         await stop.wait()
     finally:

@@ -16,17 +16,22 @@ one file and its single writer: use PostgreSQL.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import socket
-import sys
 from asyncio import FIRST_COMPLETED
 from dataclasses import dataclass, field
 
-from atm.commands._common import EXIT_FAILED, CommandFailed, database_location
+from atm.commands._common import EXIT_FAILED, CommandFailed
+from atm.commands._host_serve import (
+    ServeOptions,
+    announce,
+    listen_error,
+    start_ops,
+    stop_on_signals,
+)
 from host.app import Host
 from host.config import HostConfig
 
@@ -61,14 +66,6 @@ def reserve_port(address: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _worker_command(args: argparse.Namespace, address: str, port: int) -> list[str]:
-    command = [sys.executable, "-m", "atm", "host", "--listen", address, "--port", str(port)]
-    command += ["--no-ops", "--no-worker", "--reuse-port"]
-    if args.database_url:
-        command += ["--database-url", args.database_url]
-    return command
 
 
 async def _run_worker(
@@ -120,34 +117,21 @@ async def _stop(workers: list[_Worker]) -> None:
         await asyncio.gather(*(p.wait() for p in running))
 
 
-async def serve_workers(config: HostConfig, args: argparse.Namespace, count: int) -> int:
-    """The supervisor's life (``_prepare_database`` has run)."""
-    from atm.commands.host import _listen_error  # the same messages as one process
-
+async def serve_workers(config: HostConfig, options: ServeOptions) -> int:
+    """The supervisor's life (the database is ready: migrated and seeded when asked)."""
     try:
         reserved = reserve_port(config.link_host, config.link_port)
     except OSError as exc:
-        raise _listen_error(exc, config.link_host, config.link_port, "--port / LINK_PORT") from None
+        raise listen_error(exc, config.link_host, config.link_port, "--port / LINK_PORT") from None
     port = int(reserved.getsockname()[1])
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stopping.set)
+    stopping = stop_on_signals()
     host = Host(config)  # the ops API and statement worker only: the link is the workers'
-    workers = [_Worker(n + 1) for n in range(count)]
+    workers = [_Worker(n + 1) for n in range(options.workers)]
     lines: asyncio.Queue[str] = asyncio.Queue()
-    command = _worker_command(args, config.link_host, port)
+    command = options.worker_command(config.link_host, port)
     tasks = [asyncio.create_task(_run_worker(w, command, stopping, lines)) for w in workers]
     try:
-        ops_port = None
-        if not args.no_ops:
-            try:
-                ops_port = await host.start_ops()
-            except OSError as exc:
-                raise _listen_error(
-                    exc, config.ops_host, config.ops_port, "--ops-port / OPS_PORT, or --no-ops"
-                ) from None
+        ops_port = await start_ops(host, config, options)
 
         async def all_ready() -> bool:
             await asyncio.gather(*(w.ready.wait() for w in workers))
@@ -163,16 +147,9 @@ async def serve_workers(config: HostConfig, args: argparse.Namespace, count: int
                     f"host: the workers did not listen within {START_TIMEOUT:.0f} s", EXIT_FAILED
                 )
         if not stopping.is_set():
-            shown = database_location(config.database_url)
-            print(
-                f"host listening on {config.link_host}:{port} (database {shown}; "
-                f"{count} worker processes: "
-                f"{' '.join(str(w.process.pid) for w in workers if w.process)})",
-                flush=True,
-            )
-            if ops_port is not None:
-                print(f"ops API listening on {config.ops_host}:{ops_port}", flush=True)
-            if not args.no_worker:
+            pids = " ".join(str(w.process.pid) for w in workers if w.process)
+            announce(config, port, ops_port, f"; {options.workers} worker processes: {pids}")
+            if options.statement_worker:
                 host.start_worker()
         while not stopping.is_set():
             line = asyncio.create_task(lines.get())

@@ -542,18 +542,17 @@ class AuthorizationService:
                 )
             case TransactionType.WITHDRAWAL:
                 posting, account = self._withdraw(session, request, account, now, rrn)
-                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.TRANSFER:
                 posting, account = self._transfer(session, request, card, account, now, rrn)
-                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.DEPOSIT | TransactionType.CHECK_DEPOSIT:
                 posting, account = self._deposit(session, request, account, now, rrn)
-                return _Result(posting, self._balances(session, account, request.from_account))
             case TransactionType.PIN_CHANGE:
                 self._change_pin(session, card, request, now, pin)
                 return _Result()
             case _:
                 raise _Decline(ResponseCode.INVALID_TRANSACTION)
+        # Money moved: the posting, and DE 54 of the account it moved from or into.
+        return _Result(posting, self._balances(session, account, request.from_account))
 
     def _linked_account(self, card: Card, requested: AccountType) -> Account:
         wanted = str(requested)
@@ -680,30 +679,23 @@ class AuthorizationService:
     ) -> tuple[Posting, Account]:
         amount = request.amount_cents
         self._check_amount(amount)
-        terminal = session.scalar(
-            select(Terminal).where(Terminal.terminal_id == request.terminal_id)
-        )
-        if terminal is None:
-            raise _Decline(ResponseCode.NOT_PERMITTED)
-        locked = lock_accounts(session, [account.id, terminal.cash_account_id])
-        account = locked[account.id]
-        used, held = used_today_and_held(
-            session, account.id, ("withdrawal", "withdrawal-reversal"), now
-        )
-        if used + amount > self._config.daily_withdrawal_limit:
-            raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents - held < amount:
-            raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
-        session.info[_HELD] = {account.id: held}
-        posting = post(
+        account, cash = _lock_with_terminal_cash(session, request, account)
+        _check_limit_and_funds(
             session,
+            account,
+            amount,
+            ("withdrawal", "withdrawal-reversal"),
+            self._config.daily_withdrawal_limit,
+            now,
+        )
+        posting = _post(
+            session,
+            request,
             "withdrawal",
-            [(account, -amount), (locked[terminal.cash_account_id], amount)],
-            description=f"ATM withdrawal {request.terminal_id}",
-            terminal_id=request.terminal_id,
-            stan=request.stan,
-            rrn=rrn,
-            at=now,
+            [(account, -amount), (cash, amount)],
+            f"ATM withdrawal {request.terminal_id}",
+            rrn,
+            now,
         )
         return posting, account
 
@@ -734,23 +726,22 @@ class AuthorizationService:
         self._check_amount(amount)
         locked = lock_accounts(session, [account.id, target.id])
         account, target = locked[account.id], locked[target.id]
-        used, held = used_today_and_held(
-            session, account.id, ("transfer", "transfer-reversal"), now
-        )
-        if used + amount > self._config.daily_transfer_limit:
-            raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
-        if account.balance_cents - held < amount:
-            raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
-        session.info[_HELD] = {account.id: held}
-        posting = post(
+        _check_limit_and_funds(
             session,
+            account,
+            amount,
+            ("transfer", "transfer-reversal"),
+            self._config.daily_transfer_limit,
+            now,
+        )
+        posting = _post(
+            session,
+            request,
             "transfer",
             [(account, -amount), (target, amount)],
-            description=f"Transfer {account.number} to {target.number}",
-            terminal_id=request.terminal_id,
-            stan=request.stan,
-            rrn=rrn,
-            at=now,
+            f"Transfer {account.number} to {target.number}",
+            rrn,
+            now,
         )
         return posting, account
 
@@ -767,24 +758,17 @@ class AuthorizationService:
         until collected), under their own posting kind so balancing can tell them apart."""
         amount = request.amount_cents
         self._check_amount(amount)
-        terminal = session.scalar(
-            select(Terminal).where(Terminal.terminal_id == request.terminal_id)
-        )
-        if terminal is None:
-            raise _Decline(ResponseCode.NOT_PERMITTED)
+        account, cash_account = _lock_with_terminal_cash(session, request, account)
         cash = request.transaction is TransactionType.DEPOSIT
         kind = "deposit" if cash else "check-deposit"
-        locked = lock_accounts(session, [account.id, terminal.cash_account_id])
-        account = locked[account.id]
-        posting = post(
+        posting = _post(
             session,
+            request,
             kind,
-            [(account, amount), (locked[terminal.cash_account_id], -amount)],
-            description=f"ATM {'cash' if cash else 'check'} deposit {request.terminal_id}",
-            terminal_id=request.terminal_id,
-            stan=request.stan,
-            rrn=rrn,
-            at=now,
+            [(account, amount), (cash_account, -amount)],
+            f"ATM {'cash' if cash else 'check'} deposit {request.terminal_id}",
+            rrn,
+            now,
         )
         holds = place_holds(
             session, account, posting, DEPOSIT_KINDS[kind], amount, now, self.hold_policy
@@ -861,6 +845,58 @@ class AuthorizationService:
         # A deposit's answer also says how much of it is on hold (private amount type 92), so
         # the ATM can tell the customer what is available at once.
         return (*balances, Balance(kind, "92", account.currency, deposit_held))
+
+
+def _lock_with_terminal_cash(
+    session: Session, request: CardRequest, account: Account
+) -> tuple[Account, Account]:
+    """Lock ``account`` and the request's terminal's cash account (withdrawals, deposits);
+    both as read under the lock. A terminal the host does not know: 57."""
+    terminal = session.scalar(select(Terminal).where(Terminal.terminal_id == request.terminal_id))
+    if terminal is None:
+        raise _Decline(ResponseCode.NOT_PERMITTED)
+    locked = lock_accounts(session, [account.id, terminal.cash_account_id])
+    return locked[account.id], locked[terminal.cash_account_id]
+
+
+def _check_limit_and_funds(
+    session: Session,
+    account: Account,
+    amount: int,
+    kinds: tuple[str, str],
+    limit: int,
+    now: dt.datetime,
+) -> None:
+    """Money out of ``account`` (locked): today's use of ``kinds`` plus ``amount`` within
+    ``limit`` (61), then the available balance (51). Keeps the holds read for DE 54."""
+    used, held = used_today_and_held(session, account.id, kinds, now)
+    if used + amount > limit:
+        raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
+    if account.balance_cents - held < amount:
+        raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
+    session.info[_HELD] = {account.id: held}
+
+
+def _post(
+    session: Session,
+    request: CardRequest,
+    kind: str,
+    legs: list[tuple[Account, int]],
+    description: str,
+    rrn: str,
+    now: dt.datetime,
+) -> Posting:
+    """``host.bank.ledger.post`` for a card request: its terminal, STAN, RRN and time."""
+    return post(
+        session,
+        kind,
+        legs,
+        description=description,
+        terminal_id=request.terminal_id,
+        stan=request.stan,
+        rrn=rrn,
+        at=now,
+    )
 
 
 def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:

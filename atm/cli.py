@@ -10,11 +10,11 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from atm.errors import CommandFailed
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "run"]
 
 COMMANDS = (
     "demo",
@@ -50,13 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in words if not word.startswith("-")), None)
     parser = build_parser(only=command)
-    args = parser.parse_args(words)
+    return run(parser.parse_args(words))
+
+
+def run(
+    args: argparse.Namespace, command: Callable[[argparse.Namespace], int] | None = None
+) -> int:
+    """Run a parsed command line (``command``: instead of the subcommand's own function, for
+    a harness that wraps one, as ``atm.scenario.hostcrash`` does): logging set up, a
+    ``CommandFailed`` printed as its one line with its exit code."""
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args))
+        return int((command or args.func)(args))
     except CommandFailed as exc:
         print(f"atm {exc.line}", file=sys.stderr)
         return exc.code

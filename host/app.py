@@ -24,7 +24,7 @@ from host.bank.statements import StatementStore, StatementWorker
 from host.config import HostConfig
 from host.db import create_engine_for, is_sqlite, migrate, session_factory
 from host.errors import NotFound
-from host.link.server import LinkServer
+from host.link.server import LinkServer, StepHook
 from host.metrics import HostMetrics
 from host.ops import OpsContext, create_ops_app
 from protocol.link import MessageTap
@@ -41,7 +41,9 @@ class Host:
         *,
         tap: MessageTap | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        steps: StepHook | None = None,
     ) -> None:
+        """``steps``: a test harness's hook into the link server (``host.link.server``)."""
         self.config = config
         self.engine = create_engine_for(config.database_url)
         self.sessions = session_factory(self.engine)
@@ -81,6 +83,7 @@ class Host:
             tap=tap,
             clock=clock,
             fast=self.fast,
+            steps=steps,
         )
 
     def upgrade_and_seed(self) -> list[str]:

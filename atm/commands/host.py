@@ -40,6 +40,7 @@ from host.bank.seed import seed
 from host.bank.statements import StatementStore, StatementWorker
 from host.config import Environment, HostConfig
 from host.db import create_engine_for, migrate, session_factory
+from host.link.server import StepHook
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +53,7 @@ def register(subparsers: Any) -> None:
     )
     _common_options(parser)
     add_serve_options(parser)
-    parser.set_defaults(func=_serve_command)
+    parser.set_defaults(func=serve)
     sub = parser.add_subparsers(dest="host_command", metavar="ACTION")
     check = sub.add_parser(
         "check-ledger",
@@ -93,7 +94,9 @@ def _config(args: argparse.Namespace, **extra: str | None) -> HostConfig | None:
     return config
 
 
-def _serve_command(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, steps: StepHook | None = None) -> int:
+    """``atm host``. ``steps``: a test harness's hook into the link server
+    (``atm.scenario.hostcrash``), for one host process (``--workers 1``)."""
     config = _config(
         args,
         LINK_HOST=args.listen,
@@ -115,8 +118,10 @@ def _serve_command(args: argparse.Namespace) -> int:
     if options.seed:
         print(f"seed: {len(created)} record(s) created", flush=True)
     if options.workers > 1:
+        if steps is not None:  # the hook lives in this process; the workers are others
+            raise CommandFailed("host: the link's step hook needs --workers 1", EXIT_USAGE)
         return asyncio.run(serve_workers(config, options))
-    return asyncio.run(_serve(config, options))
+    return asyncio.run(_serve(config, options, steps))
 
 
 def _prepare_database(config: HostConfig, options: ServeOptions) -> list[str]:
@@ -144,9 +149,9 @@ def _prepare_database(config: HostConfig, options: ServeOptions) -> list[str]:
     return created
 
 
-async def _serve(config: HostConfig, options: ServeOptions) -> int:
+async def _serve(config: HostConfig, options: ServeOptions, steps: StepHook | None) -> int:
     """One host process: the link, the ops API and the statement worker (unless told not)."""
-    host = Host(config)
+    host = Host(config, steps=steps)
     stop = stop_on_signals()
     try:
         # The ops API first: the link server logs its (TLS or plaintext) start, so a port in

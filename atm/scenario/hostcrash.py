@@ -8,8 +8,9 @@ reaches it:
 - ``sent``: the answer (0210) has been written to the terminal's connection.
 
 The file is read at each point and removed when the process kills itself, so the restarted
-host runs normally. This is a test harness around the unchanged host (it wraps two methods of
-``host.link.server.LinkServer``); the product's ``atm host`` has no crash points.
+host runs normally. This is a test harness around the unchanged host: the link server tells
+its step hook (``host.link.server.StepHook``, passed in at construction) each step a request
+reaches; the product's ``atm host`` has no hook.
 """
 
 from __future__ import annotations
@@ -18,55 +19,46 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
-__all__ = ["POINTS", "main"]
+from protocol.messages import Message, Mti, mti_class
+
+__all__ = ["POINTS", "CrashPoints", "main"]
 
 POINTS = ("received", "posted", "sent")
 ENV = "ATM_SCENARIO_HOST_CRASH_FILE"
 
 
-def _crash_if(point: str, path: Path) -> None:
-    try:
-        wanted = path.read_text().strip()
-    except FileNotFoundError:
-        return
-    if wanted == point:
-        path.unlink()
-        print(f"host crash point {point}: SIGKILL", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
+class CrashPoints:
+    """The link server's step hook: SIGKILL this process at the point armed in ``path``."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-def _install(path: Path) -> None:
-    from host.link.server import LinkServer
-    from protocol.messages import Mti
+    def __call__(self, step: str, message: Message) -> None:
+        if step == "sent":
+            if message.get("t") == "0210":
+                self._crash_if(step)
+        elif mti_class(message["t"]) == Mti.FINANCIAL_REQUEST:
+            self._crash_if(step)
 
-    authorize = LinkServer._authorize
-    send = LinkServer._send
-
-    async def crashing_authorize(self: LinkServer, request: Any) -> Any:
-        financial = request.mti_class == Mti.FINANCIAL_REQUEST
-        if financial:
-            _crash_if("received", path)
-        outcome = await authorize(self, request)
-        if financial:
-            _crash_if("posted", path)
-        return outcome
-
-    async def crashing_send(self: LinkServer, conn: Any, response: Any, *args: Any) -> None:
-        await send(self, conn, response, *args)
-        if response.get("t") == "0210":
-            _crash_if("sent", path)
-
-    setattr(LinkServer, "_authorize", crashing_authorize)  # noqa: B010 (a harness patch)
-    setattr(LinkServer, "_send", crashing_send)  # noqa: B010
+    def _crash_if(self, point: str) -> None:
+        try:
+            wanted = self.path.read_text().strip()
+        except FileNotFoundError:
+            return
+        if wanted == point:
+            self.path.unlink()
+            print(f"host crash point {point}: SIGKILL", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
-    _install(Path(os.environ[ENV]))
-    from atm.cli import main as atm_main
+    from atm.cli import build_parser, run
+    from atm.commands.host import serve
 
-    return atm_main(["host", *(sys.argv[1:] if argv is None else argv)])
+    points = CrashPoints(Path(os.environ[ENV]))
+    args = build_parser(only="host").parse_args(["host", *(sys.argv[1:] if argv is None else argv)])
+    return run(args, lambda parsed: serve(parsed, steps=points))
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ from protocol.response_codes import ResponseCode
 from protocol.security import KeyScheme, WorkingKeys, signon_mac_key
 from protocol.tls import certificate_terminal_id
 
-__all__ = ["LinkServer"]
+__all__ = ["LinkServer", "StepHook"]
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("host.security")
@@ -99,6 +99,12 @@ _PIN_BLOCK_HEX = {0: 16, 4: 32}
 # call before it goes the ORM way (which verifies inside its transaction).
 _PIN_ROUNDS = 3
 TLS_HANDSHAKE_TIMEOUT = 10.0
+
+#: A test harness's hook (``atm.scenario.hostcrash`` kills the host at a step): told each step
+#: a card request reaches with the message at that step: ``received`` (the request, about to
+#: be authorized), ``posted`` (the request, authorized and committed, no answer sent yet) and
+#: ``sent`` (an answer, written to its connection). None in production.
+StepHook = Callable[[str, Message], None]
 
 
 @dataclass
@@ -144,8 +150,10 @@ class LinkServer:
         soft_nofile: int | None = None,
         switch_poll_seconds: float = 2.0,
         fast: FastAuthorizer | None = None,
+        steps: StepHook | None = None,
     ) -> None:
         self._service = service
+        self._steps = steps
         # PostgreSQL: 30/01/40 go the hot path (host.bank.fastpath), on the event loop.
         self._fast = fast
         self._executor = executor
@@ -492,6 +500,11 @@ class LinkServer:
                 await conn.writer.drain()
             except (ConnectionError, OSError) as exc:
                 log.info("could not send %s: %s", response["t"], exc)
+        self._step("sent", response)
+
+    def _step(self, step: str, message: Message) -> None:
+        if self._steps is not None:
+            self._steps(step, message)
 
     # -- processing -----------------------------------------------------------------------
     async def _respond(self, request: Message, auth: _Auth) -> Message | None:
@@ -518,12 +531,14 @@ class LinkServer:
             log.warning("format error in %s STAN %s: %s", mti, request.get("11"), exc)
             response["39"] = ResponseCode.FORMAT_ERROR
             return response
+        self._step("received", request)
         try:
             outcome = await self._authorize(card_request)
         except Exception:
             log.exception("service failure on %r", card_request)
             response["39"] = ResponseCode.MALFUNCTION
             return response
+        self._step("posted", request)
         return self._fill(response, outcome)
 
     async def _authorize(self, request: CardRequest) -> Outcome:

@@ -14,6 +14,7 @@ from host.bank.pins import PinVerifier
 from host.bank.services import AuthorizationService, CardRequest
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
+from host.link.reversals import AdviceData
 from protocol.messages import AccountType, TransactionType
 from protocol.pinblock import encrypt_format0
 
@@ -111,6 +112,31 @@ class Requests:
 
     def balance(self, pan: str = ALICE, **kw: object) -> CardRequest:
         return self.make(TransactionType.BALANCE_INQUIRY, pan, **kw)  # type: ignore[arg-type]
+
+
+def reversal_advice(
+    original: CardRequest,
+    stan: str,
+    transmission_time: str,
+    *,
+    dispensed_cents: int = 0,
+    reason: str = "4000",
+) -> AdviceData:
+    """The reversal advice (0420) a terminal sends for ``original`` under its own key
+    (``stan``, ``transmission_time``), as the link layer parses it: a full reversal unless
+    ``dispensed_cents`` were paid out; ``reason`` DE 25's code (4000: customer cancellation)."""
+    return AdviceData(
+        terminal_id=original.terminal_id,
+        stan=stan,
+        transmission_time=transmission_time,
+        original_mti=original.mti_class,
+        original_stan=original.stan,
+        original_time=original.transmission_time,
+        processing_code=f"{original.transaction}{original.from_account}{original.to_account}",
+        amount_cents=original.amount_cents,
+        dispensed_cents=dispensed_cents,
+        reason=reason,
+    )
 
 
 @dataclass

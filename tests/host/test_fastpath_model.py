@@ -43,7 +43,7 @@ from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
-from host.link.reversals import AdviceData, ReversalService
+from host.link.reversals import ReversalService
 from host.link.server import LinkServer
 from protocol.messages import AccountType, TransactionType
 from tests.conftest import TEST_ENV, PostgresDatabases
@@ -58,6 +58,7 @@ from tests.host.conftest import (
     TEST_TPK,
     Clock,
     Requests,
+    reversal_advice,
 )
 
 TERMINAL = "ATM00001"
@@ -203,18 +204,7 @@ class Pair:
 
     def reverse(self, original: CardRequest, dispensed: int = 0) -> None:
         stan, time = self.key()
-        advice = AdviceData(
-            terminal_id=original.terminal_id,
-            stan=stan,
-            transmission_time=time,
-            original_mti=original.mti_class,
-            original_stan=original.stan,
-            original_time=original.transmission_time,
-            processing_code=f"{original.transaction}{original.from_account}{original.to_account}",
-            amount_cents=original.amount_cents,
-            dispensed_cents=dispensed,
-            reason="4000",
-        )
+        advice = reversal_advice(original, stan, time, dispensed_cents=dispensed)
         answers = [reversals.handle(advice).response_code for reversals in self.reversals]
         assert answers[0] == answers[1]
 

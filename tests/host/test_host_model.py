@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from host.bank.ledger import check_ledger
 from host.bank.models import Account, Card, Posting
 from host.bank.services import CardRequest, Outcome, PinFirst
-from host.link.reversals import AdviceData, ReversalService
+from host.link.reversals import ReversalService
 from protocol.messages import AccountType, TransactionType
 from protocol.response_codes import ResponseCode as RC
 from tests.host.conftest import (
@@ -35,6 +35,7 @@ from tests.host.conftest import (
     BOB,
     BOB_CHECKING,
     ServiceRig,
+    reversal_advice,
 )
 
 ACCOUNTS = (ALICE_CHECKING, ALICE_SAVINGS, BOB_CHECKING)
@@ -176,20 +177,7 @@ class Driver:
 
     def reverse(self, sent: Sent) -> RC:
         stan, time = self.key()
-        original = sent.request
-        advice = AdviceData(
-            terminal_id=original.terminal_id,
-            stan=stan,
-            transmission_time=time,
-            original_mti=original.mti_class,
-            original_stan=original.stan,
-            original_time=original.transmission_time,
-            processing_code=f"{original.transaction}{original.from_account}{original.to_account}",
-            amount_cents=original.amount_cents,
-            dispensed_cents=0,
-            reason="4000",
-        )
-        return self.reversals.handle(advice).response_code
+        return self.reversals.handle(reversal_advice(sent.request, stan, time)).response_code
 
 
 def _read_state(rig: ServiceRig) -> tuple[dict[str, int], dict[str, int], int]:

@@ -266,7 +266,7 @@ class FramedDevice(Generic[F]):
     (``FRAME``, ``_new_decoder``) and what to send at start-up (``_initialise``). It gets
     the two things every polled device does: decode a reply's fields, the device's garbage
     becoming ``DeviceProtocolError`` (``_decoded``), and poll until something is so or a
-    time runs out (``_poll_until``, every ``poll_interval`` seconds)."""
+    time runs out (``_poll_until``, ``_poll_for``: every ``poll_interval`` seconds)."""
 
     DEVICE: str
     PROTOCOL: str
@@ -308,13 +308,23 @@ class FramedDevice(Generic[F]):
     async def _poll_until(self, done: Callable[[], Awaitable[bool]], timeout: float) -> bool:
         """Ask ``done`` now and every poll interval: True as soon as it says so, False once
         ``timeout`` seconds have passed without."""
+
+        async def check() -> bool | None:
+            return True if await done() else None
+
+        return await self._poll_for(check, timeout) is not None
+
+    async def _poll_for(self, check: Callable[[], Awaitable[T | None]], timeout: float) -> T | None:
+        """Ask ``check`` now and every poll interval: its first answer that is not None, or
+        None once ``timeout`` seconds have passed without (it is asked once at least)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if await done():
-                return True
+            found = await check()
+            if found is not None:
+                return found
             if loop.time() >= deadline:
-                return False
+                return None
             await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
 
     async def open(self) -> None:

@@ -162,36 +162,39 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
 
     async def wait_note(self, timeout: float) -> NoteEscrowed | NoteRejected:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + timeout  # enabling the acceptor is part of the wait
         if not self._enabled:
             await self._inhibit(False)
-        while True:
-            answer = await self._poll_status()
-            event = self._note_event(answer)
-            if event is not None:
-                return event
+        event: NoteEscrowed | NoteRejected | None = await self._poll_for(
+            self._note_arrived, deadline - loop.time()
+        )
+        if event is None:
+            await self._inhibit(True)
+            raise DeviceTimeout(f"{self.DEVICE}: no note within {timeout:g}s")
+        return event
+
+    async def _note_arrived(self) -> NoteEscrowed | NoteRejected | None:
+        answer = await self._poll_status()
+        event = self._note_event(answer)
+        if event is None:
             self._fault(answer)
-            if loop.time() >= deadline:
-                await self._inhibit(True)
-                raise DeviceTimeout(f"{self.DEVICE}: no note within {timeout:g}s")
-            await asyncio.sleep(min(self._poll, max(0.0, deadline - loop.time())))
+        return event
 
     async def stack(self) -> dict[int, int]:
         if self._enabled:
             await self._inhibit(True)
         await self._operation(Command.STACK_1)
         stacked: dict[int, int] = {}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._stack_timeout
-        while True:
+
+        async def stacking_ended() -> dict[int, int] | None:
             answer = await self._poll_status()
-            if answer.cmd == Status.VEND_VALID:
+            while answer.cmd == Status.VEND_VALID:  # a note stacked: ACK it, ask again at once
                 cents = self._denomination(answer)
                 await self._send_only(Command.ACK)
                 stacked[cents] = stacked.get(cents, 0) + 1
                 if cents in self._escrow:
                     self._escrow.remove(cents)
-                continue
+                answer = await self._poll_status()
             if answer.cmd in FAULT_STATUSES:
                 if answer.cmd in (Status.JAM_IN_STACKER, Status.JAM_IN_ACCEPTOR):
                     self._escrow = []  # the jammed note and any behind it are suspect
@@ -199,9 +202,11 @@ class Id003BillAcceptor(FramedDevice[Id003Frame], BillAcceptor):
             if answer.cmd in _IDLE or (answer.cmd == Status.HOLDING and not self._escrow):
                 self._escrow = []
                 return stacked
-            if loop.time() >= deadline:
-                raise DeviceTimeout(f"{self.DEVICE}: stacking did not end in time")
-            await asyncio.sleep(self._poll)
+            return None
+
+        if await self._poll_for(stacking_ended, self._stack_timeout) is None:
+            raise DeviceTimeout(f"{self.DEVICE}: stacking did not end in time")
+        return stacked
 
     async def return_notes(self) -> dict[int, int]:
         if self._enabled:

@@ -680,19 +680,13 @@ class AuthorizationService:
         amount = request.amount_cents
         self._check_amount(amount)
         account, cash = _lock_with_terminal_cash(session, request, account)
-        _check_limit_and_funds(
-            session,
-            account,
-            amount,
-            ("withdrawal", "withdrawal-reversal"),
-            self._config.daily_withdrawal_limit,
-            now,
-        )
-        posting = _post(
+        posting = _pay_out(
             session,
             request,
             "withdrawal",
-            [(account, -amount), (cash, amount)],
+            account,
+            cash,
+            self._config.daily_withdrawal_limit,
             f"ATM withdrawal {request.terminal_id}",
             rrn,
             now,
@@ -726,19 +720,13 @@ class AuthorizationService:
         self._check_amount(amount)
         locked = lock_accounts(session, [account.id, target.id])
         account, target = locked[account.id], locked[target.id]
-        _check_limit_and_funds(
-            session,
-            account,
-            amount,
-            ("transfer", "transfer-reversal"),
-            self._config.daily_transfer_limit,
-            now,
-        )
-        posting = _post(
+        posting = _pay_out(
             session,
             request,
             "transfer",
-            [(account, -amount), (target, amount)],
+            account,
+            target,
+            self._config.daily_transfer_limit,
             f"Transfer {account.number} to {target.number}",
             rrn,
             now,
@@ -859,22 +847,29 @@ def _lock_with_terminal_cash(
     return locked[account.id], locked[terminal.cash_account_id]
 
 
-def _check_limit_and_funds(
+def _pay_out(
     session: Session,
+    request: CardRequest,
+    kind: str,
     account: Account,
-    amount: int,
-    kinds: tuple[str, str],
+    to: Account,
     limit: int,
+    description: str,
+    rrn: str,
     now: dt.datetime,
-) -> None:
-    """Money out of ``account`` (locked): today's use of ``kinds`` plus ``amount`` within
-    ``limit`` (61), then the available balance (51). Keeps the holds read for DE 54."""
-    used, held = used_today_and_held(session, account.id, kinds, now)
+) -> Posting:
+    """The request's amount out of ``account`` into ``to`` (both locked) as a ``kind``
+    posting (withdrawal, transfer): today's use of ``kind`` (less its reversals) plus the
+    amount within ``limit`` (61), then the available balance (51). Keeps the holds read for
+    DE 54."""
+    amount = request.amount_cents
+    used, held = used_today_and_held(session, account.id, (kind, f"{kind}-reversal"), now)
     if used + amount > limit:
         raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
     if account.balance_cents - held < amount:
         raise _Decline(ResponseCode.INSUFFICIENT_FUNDS)
     session.info[_HELD] = {account.id: held}
+    return _post(session, request, kind, [(account, -amount), (to, amount)], description, rrn, now)
 
 
 def _post(

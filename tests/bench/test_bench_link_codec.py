@@ -41,6 +41,8 @@ def test_short_run_prints_rates_and_ratios():
     for scheme in ("T", "A"):
         assert any(line.startswith(f"ours, scheme {scheme}") and "ratio" in line for line in lines)
         assert any(line.strip().startswith(f"one MAC alone, scheme {scheme}") for line in lines)
+        assert any(line.startswith(f"ceiling, scheme {scheme}: ") for line in lines)
+    assert any(line.strip().startswith("its TDES work alone, scheme T") for line in lines)
 
 
 def test_the_ratio_is_the_median_of_the_rounds_ratios():
@@ -51,3 +53,13 @@ def test_the_ratio_is_the_median_of_the_rounds_ratios():
     assert figures.rounds == 3
     assert figures.ratio(ours) == 0.5
     assert figures.seconds(bench.BARE) == 1.0
+
+
+def test_the_ceiling_leaves_only_the_two_macs_on_top_of_bare():
+    bench = _bench_module()
+    mac = bench.mac_name(bench.KeyScheme.TDES)
+    # bare 100 us, one MAC 12.5 us: at best 100 / (100 + 2 x 12.5) = 0.8 (round 2 disturbed).
+    figures = bench.CodecFigures(
+        {bench.BARE: [100.0, 900.0, 100.0], mac: [12.5, 1.0, 12.5]}, iterations=1
+    )
+    assert figures.ceiling(bench.KeyScheme.TDES) == 0.8

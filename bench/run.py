@@ -28,7 +28,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -41,7 +41,7 @@ import bench_host  # a sibling script, not a package (bench/ is on sys.path firs
 import bench_link_codec
 
 from atm.commands.fleet import FleetReport, run_fleet
-from host.bank.pins import BCRYPT_NICENESS
+from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
 from protocol.security import KeyScheme
@@ -159,20 +159,28 @@ def box_cpu() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def process_cpu(pid: int) -> tuple[int, int]:
-    """(bcrypt threads, other threads) CPU clock ticks of one process so far: a thread at the
-    host's bcrypt niceness or lower priority counts as bcrypt (Linux /proc)."""
-    niced = rest = 0
+def _threads(pid: int) -> Iterator[tuple[Path, bool, list[str]]]:
+    """Each thread of process ``pid``: its /proc directory, whether it is one of the host's
+    bcrypt threads (named "bcrypt" by ``host.bank.pins``, or at its niceness or lower
+    priority), and its stat fields after the name (Linux /proc)."""
     base = os.getpriority(os.PRIO_PROCESS, pid)
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+    for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12])  # utime + stime
-            if int(fields[16]) >= base + BCRYPT_NICENESS:  # nice
-                niced += ticks
-            else:
-                rest += ticks
-    return niced, rest
+            name, fields = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
+            stat = fields.split()
+            yield task, name == THREAD_NAME or int(stat[16]) >= base + BCRYPT_NICENESS, stat
+
+
+def process_cpu(pid: int) -> tuple[int, int]:
+    """(bcrypt threads, other threads) CPU clock ticks of one process so far."""
+    bcrypt_ticks = rest = 0
+    for _task, in_pool, stat in _threads(pid):
+        ticks = int(stat[11]) + int(stat[12])  # utime + stime
+        if in_pool:
+            bcrypt_ticks += ticks
+        else:
+            rest += ticks
+    return bcrypt_ticks, rest
 
 
 def bench_and_postgres_cpu(postmaster: int) -> tuple[int, int]:
@@ -198,21 +206,16 @@ def postmaster_pid(cluster: bench_host.Cluster) -> int:
 
 def pool_schedstat(pid: int) -> tuple[int, int, int]:
     """(threads, ns on a CPU, ns runnable but waiting for a CPU) of the host's bcrypt threads so
-    far (named "bcrypt" by ``host.bank.pins``, or at its niceness; Linux
-    /proc/PID/task/TID/schedstat). A pool thread that is neither on a CPU nor waiting for one
-    is asleep: no PIN queued for it, or waiting for the GIL."""
+    far (/proc/PID/task/TID/schedstat). A pool thread that is neither on a CPU nor waiting for
+    one is asleep: no PIN queued for it, or waiting for the GIL."""
     threads = running = waiting = 0
-    base = os.getpriority(os.PRIO_PROCESS, pid)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            nice = int((task / "stat").read_text().rsplit(")", 1)[1].split()[16])
-            named = (task / "comm").read_text().strip() == "bcrypt"
-            if not named and nice < base + BCRYPT_NICENESS:
-                continue
-            run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
-            threads += 1
-            running += int(run_ns)
-            waiting += int(wait_ns)
+    for task, in_pool, _stat in _threads(pid):
+        if in_pool:
+            with contextlib.suppress(OSError):
+                run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
+                threads += 1
+                running += int(run_ns)
+                waiting += int(wait_ns)
     return threads, running, waiting
 
 

@@ -161,14 +161,15 @@ def box_cpu() -> tuple[int, int]:
 
 def _threads(pid: int) -> Iterator[tuple[Path, bool, list[str]]]:
     """Each thread of process ``pid``: its /proc directory, whether it is one of the host's
-    bcrypt threads (named "bcrypt" by ``host.bank.pins``, or at its niceness or lower
-    priority), and its stat fields after the name (Linux /proc)."""
-    base = os.getpriority(os.PRIO_PROCESS, pid)
+    bcrypt threads (named "bcrypt" by ``host.bank.pins``; a host that does not name them:
+    reniced by ``BCRYPT_NICENESS`` or more), and its stat fields after the name (Linux
+    /proc)."""
+    niced = os.getpriority(os.PRIO_PROCESS, pid) + max(1, BCRYPT_NICENESS)
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
             name, fields = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
             stat = fields.split()
-            yield task, name == THREAD_NAME or int(stat[16]) >= base + BCRYPT_NICENESS, stat
+            yield task, name == THREAD_NAME or int(stat[16]) >= niced, stat
 
 
 def process_cpu(pid: int) -> tuple[int, int]:

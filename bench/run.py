@@ -1,6 +1,7 @@
 """Every benchmark side by side in one run (``make bench``; ``make bench-short`` in CI).
 
     .venv/bin/python bench/run.py [--short] [--out bench/results]
+    .venv/bin/python bench/run.py --only pin [--pin-outstanding N] [--pin-rounds N]
 
 Writes ``<out>/latest.md`` (figure, target, ours, anchor, ratio, PASS/MISS) and
 ``<out>/latency.png`` (host latency against offered load), and prints the table. In short

@@ -286,7 +286,13 @@ async def pin_window(
                 ramped.set()
 
     loops = [asyncio.create_task(verify_loop(t)) for t in pins]
-    await ramped.wait()
+    ramp = asyncio.create_task(ramped.wait())
+    await asyncio.wait([ramp, *loops], return_when=asyncio.FIRST_COMPLETED)
+    if not ramped.is_set():  # a PIN terminal failed before the window opened
+        ramp.cancel()
+        stop.set()
+        await asyncio.gather(*loops)  # raises what stopped it
+        raise RuntimeError("a PIN terminal stopped before the PIN window opened")
     first, started = done, time.perf_counter()
     box0, host0, pool0 = box_cpu(), process_cpu(pid), pool_schedstat(pid)
     procs0 = bench_and_postgres_cpu(postmaster)

@@ -1,6 +1,7 @@
 """Every benchmark side by side in one run (``make bench``; ``make bench-short`` in CI).
 
     .venv/bin/python bench/run.py [--short] [--out bench/results]
+    .venv/bin/python bench/run.py --only pin [--pin-outstanding N] [--pin-rounds N]
 
 Writes ``<out>/latest.md`` (figure, target, ours, anchor, ratio, PASS/MISS) and
 ``<out>/latency.png`` (host latency against offered load), and prints the table. In short
@@ -28,8 +29,8 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,7 +42,7 @@ import bench_host  # a sibling script, not a package (bench/ is on sys.path firs
 import bench_link_codec
 
 from atm.commands.fleet import FleetReport, run_fleet
-from host.bank.pins import BCRYPT_NICENESS
+from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
 from protocol.security import KeyScheme
@@ -49,6 +50,11 @@ from protocol.security import KeyScheme
 __all__ = ["main"]
 
 T = TypeVar("T")
+
+# PIN requests the bench keeps outstanding per bcrypt thread (the host has one per core): a
+# request spends a link round trip and two database calls outside bcrypt, and a saturation
+# figure needs a PIN queued whenever a bcrypt thread comes free.
+PIN_OUTSTANDING_PER_THREAD = 3
 
 
 @dataclass(frozen=True)
@@ -154,37 +160,90 @@ def box_cpu() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def _threads(pid: int) -> Iterator[tuple[Path, bool, list[str]]]:
+    """Each thread of process ``pid``: its /proc directory, whether it is one of the host's
+    bcrypt threads (named "bcrypt" by ``host.bank.pins``; a host that does not name them:
+    reniced by ``BCRYPT_NICENESS`` or more), and its stat fields after the name (Linux
+    /proc)."""
+    niced = os.getpriority(os.PRIO_PROCESS, pid) + max(1, BCRYPT_NICENESS)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name, fields = (task / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
+            stat = fields.split()
+            yield task, name == THREAD_NAME or int(stat[16]) >= niced, stat
+
+
 def process_cpu(pid: int) -> tuple[int, int]:
-    """(bcrypt threads, other threads) CPU clock ticks of one process so far: a thread at the
-    host's bcrypt niceness or lower priority counts as bcrypt (Linux /proc)."""
-    niced = rest = 0
-    base = os.getpriority(os.PRIO_PROCESS, pid)
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+    """(bcrypt threads, other threads) CPU clock ticks of one process so far."""
+    bcrypt_ticks = rest = 0
+    for _task, in_pool, stat in _threads(pid):
+        ticks = int(stat[11]) + int(stat[12])  # utime + stime
+        if in_pool:
+            bcrypt_ticks += ticks
+        else:
+            rest += ticks
+    return bcrypt_ticks, rest
+
+
+def bench_and_postgres_cpu(postmaster: int) -> tuple[int, int]:
+    """(this process, the PostgreSQL server: postmaster and its children) CPU clock ticks so
+    far (Linux /proc)."""
+
+    def ticks(fields: list[str]) -> int:
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    bench = ticks(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split())
+    postgres = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            ticks = int(fields[11]) + int(fields[12])  # utime + stime
-            if int(fields[16]) >= base + BCRYPT_NICENESS:  # nice
-                niced += ticks
-            else:
-                rest += ticks
-    return niced, rest
+            if int(fields[1]) == postmaster or stat.parent.name == str(postmaster):  # ppid
+                postgres += ticks(fields)
+    return bench, postgres
+
+
+def postmaster_pid(cluster: bench_host.Cluster) -> int:
+    return int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def pool_schedstat(pid: int) -> tuple[int, int, int]:
+    """(threads, ns on a CPU, ns runnable but waiting for a CPU) of the host's bcrypt threads so
+    far (/proc/PID/task/TID/schedstat). A pool thread that is neither on a CPU nor waiting for
+    one is asleep: no PIN queued for it, or waiting for the GIL."""
+    threads = running = waiting = 0
+    for task, in_pool, _stat in _threads(pid):
+        if in_pool:
+            with contextlib.suppress(OSError):
+                run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
+                threads += 1
+                running += int(run_ns)
+                waiting += int(wait_ns)
+    return threads, running, waiting
 
 
 @dataclass
 class PinFigures:
     """Per round: our verifications/s, the one-verify anchor and the niced-bcrypt figure
     measured next to it; inquiry latencies pooled over the rounds; where the machine's CPU went
-    during the PIN windows (core-seconds per second)."""
+    during the PIN windows, and what the bcrypt threads did meanwhile (core-seconds per
+    second)."""
 
-    rates: list[float]
-    one_verify: list[float]
-    box: list[float]
-    alone: list[float]
-    meanwhile: list[float]
-    bcrypt_cores: list[float]
-    host_other_cores: list[float]
-    rest_cores: list[float]
-    idle_cores: list[float]
+    outstanding: int
+    rates: list[float] = field(default_factory=list)
+    one_verify: list[float] = field(default_factory=list)
+    box: list[float] = field(default_factory=list)
+    alone: list[float] = field(default_factory=list)
+    meanwhile: list[float] = field(default_factory=list)
+    bcrypt_cores: list[float] = field(default_factory=list)
+    host_other_cores: list[float] = field(default_factory=list)
+    bench_cores: list[float] = field(default_factory=list)
+    postgres_cores: list[float] = field(default_factory=list)
+    rest_cores: list[float] = field(default_factory=list)
+    idle_cores: list[float] = field(default_factory=list)
+    # The bcrypt threads: on a CPU, runnable but preempted, asleep (nothing queued, or the GIL).
+    pool_running: list[float] = field(default_factory=list)
+    pool_preempted: list[float] = field(default_factory=list)
+    pool_asleep: list[float] = field(default_factory=list)
 
     def ratios(self, cores: int) -> list[float]:
         return [r / (cores / one) for r, one in zip(self.rates, self.one_verify, strict=True)]
@@ -193,9 +252,12 @@ class PinFigures:
 @dataclass(frozen=True)
 class PinWindow:
     rate: float
+    seconds: float
     latencies: list[float]
     box: tuple[tuple[int, int], tuple[int, int]]  # box_cpu() at the window's start and end
     host: tuple[tuple[int, int], tuple[int, int]]  # process_cpu(host) at start and end
+    pool: tuple[tuple[int, int, int], tuple[int, int, int]]  # pool_schedstat(host) likewise
+    procs: tuple[tuple[int, int], tuple[int, int]]  # bench_and_postgres_cpu() likewise
 
 
 async def pin_window(
@@ -203,31 +265,62 @@ async def pin_window(
     quiet: Sequence[bench_host.BenchTerminal],
     seconds: float,
     pid: int,
+    postmaster: int,
 ) -> PinWindow:
-    """Every PIN terminal back to back while the quiet ones send inquiries at 20/s."""
+    """Every PIN terminal back to back (one PIN request outstanding on each) while the quiet
+    ones send inquiries at 20/s. Completions are counted in the window only: it opens once
+    every PIN terminal has had an answer (the pool is full) and closes when the inquiries
+    end, before the PIN terminals stop (no ramp-up, no tail)."""
     stop = asyncio.Event()
     done = 0
+    answered: set[str] = set()
+    ramped = asyncio.Event()
 
     async def verify_loop(t: bench_host.BenchTerminal) -> None:
         nonlocal done
         while not stop.is_set():
             await t.request("inquiry", t.fresh_pin_block())
             done += 1
+            answered.add(t.terminal_id)
+            if len(answered) == len(pins):
+                ramped.set()
 
     loops = [asyncio.create_task(verify_loop(t)) for t in pins]
-    await asyncio.sleep(1.0)  # let the PIN pool fill before the window opens
+    ramp = asyncio.create_task(ramped.wait())
+    await asyncio.wait([ramp, *loops], return_when=asyncio.FIRST_COMPLETED)
+    if not ramped.is_set():  # a PIN terminal failed before the window opened
+        ramp.cancel()
+        stop.set()
+        await asyncio.gather(*loops)  # raises what stopped it
+        raise RuntimeError("a PIN terminal stopped before the PIN window opened")
     first, started = done, time.perf_counter()
-    box0, host0 = box_cpu(), process_cpu(pid)
+    box0, host0, pool0 = box_cpu(), process_cpu(pid), pool_schedstat(pid)
+    procs0 = bench_and_postgres_cpu(postmaster)
     meanwhile = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
-    box1, host1 = box_cpu(), process_cpu(pid)
-    rate = (done - first) / (time.perf_counter() - started)
+    box1, host1, pool1 = box_cpu(), process_cpu(pid), pool_schedstat(pid)
+    procs1 = bench_and_postgres_cpu(postmaster)
+    elapsed = time.perf_counter() - started
+    rate = (done - first) / elapsed
     stop.set()
     await asyncio.gather(*loops)
-    return PinWindow(rate, meanwhile.latencies, (box0, box1), (host0, host1))
+    return PinWindow(
+        rate,
+        elapsed,
+        meanwhile.latencies,
+        (box0, box1),
+        (host0, host1),
+        (pool0, pool1),
+        (procs0, procs1),
+    )
 
 
 async def pin_capacity(
-    url: str, pin_pans: list[str], inq_pans: list[str], seconds: float, rounds: int
+    url: str,
+    pin_pans: list[str],
+    inq_pans: list[str],
+    seconds: float,
+    rounds: int,
+    postmaster: int,
 ) -> PinFigures:
     """PIN terminals (scheme A: a fresh PIN block every time, so every request costs a bcrypt)
     send balance inquiries back to back; inquiry terminals (card session open: no bcrypt) send
@@ -237,7 +330,7 @@ async def pin_capacity(
     most, and a burst of other work moves one round, not the median."""
     cores = os.cpu_count() or 1
     schemes = ",".join(f"PIN{n:05d}=A" for n in range(len(pin_pans)))
-    figures = PinFigures([], [], [], [], [], [], [], [], [])
+    figures = PinFigures(len(pin_pans))
     async with bench_host.HostProcess(url, {"TERMINAL_KEY_SCHEMES": schemes}) as host:
         assert host.process is not None
         pid = host.process.pid
@@ -252,25 +345,89 @@ async def pin_capacity(
                 alone = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
                 figures.alone += alone.latencies
                 figures.one_verify.append(one_verify_seconds())
-                window = await pin_window(pins, quiet, seconds, pid)
+                window = await pin_window(pins, quiet, seconds, pid, postmaster)
                 figures.rates.append(window.rate)
                 figures.meanwhile += window.latencies
                 box0, box1 = window.box
                 host0, host1 = window.host
                 # Core-seconds per second of the window: bcrypt, the rest of the host, the
-                # idle machine, and everything else (this bench, PostgreSQL, other processes).
+                # idle machine, this bench, PostgreSQL, and the rest (other processes).
                 span = max(1, box1[1] - box0[1]) / cores  # ticks of one core over the window
                 bcrypt_ticks = host1[0] - host0[0]
                 other_ticks = host1[1] - host0[1]
                 busy_ticks = box1[0] - box0[0]
+                (bench0, pg0), (bench1, pg1) = window.procs
                 figures.bcrypt_cores.append(bcrypt_ticks / span)
                 figures.host_other_cores.append(other_ticks / span)
                 figures.idle_cores.append(cores - busy_ticks / span)
-                figures.rest_cores.append((busy_ticks - bcrypt_ticks - other_ticks) / span)
+                figures.bench_cores.append((bench1 - bench0) / span)
+                figures.postgres_cores.append((pg1 - pg0) / span)
+                rest = busy_ticks - bcrypt_ticks - other_ticks - (bench1 - bench0) - (pg1 - pg0)
+                figures.rest_cores.append(rest / span)
+                (threads, run0, wait0), (_, run1, wait1) = window.pool
+                wall_ns = window.seconds * 1e9
+                running, preempted = (run1 - run0) / wall_ns, (wait1 - wait0) / wall_ns
+                figures.pool_running.append(running)
+                figures.pool_preempted.append(preempted)
+                figures.pool_asleep.append(threads - running - preempted)
                 figures.box.append(parallel_verifies(cores, seconds / 2))
         finally:
             await bench_host.close_terminals([*quiet, *pins])
     return figures
+
+
+def pin_rows(pin: PinFigures, cores: int, rounds: int) -> list[Row]:
+    """The PIN capacity figure, its anchors, where the cores went, and the inquiries."""
+    pin_rate = statistics.median(pin.rates)
+    pin_ratio = statistics.median(pin.ratios(cores))
+    one = statistics.median(pin.one_verify)
+    box = statistics.median(pin.box)
+    meanwhile_p99 = bench_host.quantile(pin.meanwhile, 0.99)
+    return [
+        Row(
+            "PIN verifications/s (bcrypt cost 12), balance inquiries at 20/s meanwhile",
+            ">= 0.9x",
+            f"{pin_rate:.1f} ({pin.outstanding} PIN requests outstanding)",
+            f"{cores / one:.1f} ({cores} cores / {ms(one)} per verify)",
+            f"{pin_ratio:.2f}x (median of {rounds} alternating rounds)",
+            verdict(pin_ratio >= 0.9),
+        ),
+        Row(
+            "  same, against niced bcrypt on every core in the bench process (same rounds)",
+            "",
+            f"{pin_rate:.1f}",
+            f"{box:.1f} ({cores} threads at niceness +{BCRYPT_NICENESS}; load "
+            f"{os.getloadavg()[0]:.1f})",
+            f"{statistics.median(r / b for r, b in zip(pin.rates, pin.box, strict=True)):.2f}x",
+        ),
+        Row(
+            "  where the cores went in the PIN windows (core-seconds per second, medians)",
+            "",
+            f"bcrypt {statistics.median(pin.bcrypt_cores):.2f}, "
+            f"rest of the host {statistics.median(pin.host_other_cores):.2f}",
+            f"bench {statistics.median(pin.bench_cores):.2f}, "
+            f"PostgreSQL {statistics.median(pin.postgres_cores):.2f}, "
+            f"other processes {statistics.median(pin.rest_cores):.2f}, "
+            f"idle {statistics.median(pin.idle_cores):.2f} (of {cores})",
+        ),
+        Row(
+            "  the bcrypt threads in the PIN windows (thread-seconds per second, medians)",
+            "",
+            f"on a CPU {statistics.median(pin.pool_running):.2f}, "
+            f"runnable but preempted {statistics.median(pin.pool_preempted):.2f}, "
+            f"asleep {statistics.median(pin.pool_asleep):.2f}",
+            "asleep: no PIN queued for it, or waiting for the GIL",
+        ),
+        Row(
+            "  balance inquiries p99 while PINs are verified (20/s, other connections)",
+            "< 50 ms",
+            f"{ms(meanwhile_p99)} ({len(pin.meanwhile)} inquiries)",
+            f"{ms(bench_host.quantile(pin.alone, 0.99))} without PIN load "
+            f"({len(pin.alone)}, same rounds)",
+            "",
+            verdict(meanwhile_p99 < 0.050),
+        ),
+    ]
 
 
 async def host_runs(
@@ -408,17 +565,68 @@ def timed(label: str, fn: Callable[[], T]) -> T:
     return result
 
 
+def pin_counts(short: bool, rounds: int) -> tuple[float, int]:
+    """Seconds per PIN window and rounds."""
+    return (2.0, rounds or 2) if short else (5.0, rounds or 5)
+
+
+def pin_outstanding() -> int:
+    return PIN_OUTSTANDING_PER_THREAD * (os.cpu_count() or 1)
+
+
+def pin_only(short: bool, out: Path, outstanding: int, rounds: int) -> int:
+    """``--only pin``: the PIN capacity rows alone, on a cluster of their own."""
+    seconds, rounds = pin_counts(short, rounds)
+    cores = os.cpu_count() or 1
+    out.mkdir(parents=True, exist_ok=True)
+    cluster = bench_host.Cluster()
+    cluster.start()
+    try:
+        cluster.create_database("atm")
+        url = cluster.url("atm")
+        pin_pans = bench_host.prepare(url, outstanding or pin_outstanding(), "PIN")
+        inq_pans = bench_host.prepare(url, 4, "INQ")
+        pin = asyncio.run(
+            pin_capacity(url, pin_pans, inq_pans, seconds, rounds, postmaster_pid(cluster))
+        )
+        clean = bench_host.ledger_clean(url)
+    finally:
+        cluster.stop()
+    rows = [
+        *pin_rows(pin, cores, rounds),
+        Row("ledger check", "clean", "clean" if clean else "NOT CLEAN", verdict=verdict(clean)),
+    ]
+    text = render(rows, [])
+    (out / "pin.md").write_text(text)
+    print(text)
+    return 0 if clean else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="small counts for CI")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--only",
+        choices=["pin"],
+        help="one part alone: pin = PIN capacity with inquiries meanwhile (writes pin.md)",
+    )
+    parser.add_argument(
+        "--pin-outstanding",
+        type=int,
+        default=0,
+        help=f"PIN requests kept outstanding (default {PIN_OUTSTANDING_PER_THREAD} per core)",
+    )
+    parser.add_argument("--pin-rounds", type=int, default=0, help="PIN rounds (default 5, 2 short)")
     args = parser.parse_args()
+    if args.only == "pin":
+        return pin_only(args.short, args.out, args.pin_outstanding, args.pin_rounds)
     short = args.short
     terminals = 4 if short else 32
     requests = 8 if short else 60
     pg_seconds = 2 if short else 10
     open_seconds = 1.5 if short else 4.0
-    pin_seconds, pin_rounds = (2.0, 2) if short else (5.0, 5)
+    pin_seconds, pin_rounds = pin_counts(short, args.pin_rounds)
     fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
     connections = 150 if short else 5_000
     nofile = raise_open_file_limit()
@@ -435,12 +643,14 @@ def main() -> int:
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = bench_host.prepare(url, terminals)
-        pin_pans = bench_host.prepare(url, 2 * cores, "PIN")
+        pin_pans = bench_host.prepare(url, args.pin_outstanding or pin_outstanding(), "PIN")
         inq_pans = bench_host.prepare(url, 4, "INQ")
         fractions = (0.5, 1.0) if short else (0.25, 0.5, 0.75, 1.0, 1.25)
         closed, sweep = asyncio.run(host_runs(url, pans, requests, open_seconds, fractions))
         print(f"[bench] closed loop: {closed.rate:.0f}/s", file=sys.stderr, flush=True)
-        pin = asyncio.run(pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds))
+        pin = asyncio.run(
+            pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds, postmaster_pid(cluster))
+        )
         clean = bench_host.ledger_clean(url)
         scale = max(32, terminals) if not short else terminals
         tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
@@ -542,45 +752,8 @@ def main() -> int:
                 f"{rate / scaling[0][1]:.2f}x",
             )
         )
-    pin_rate = statistics.median(pin.rates)
-    pin_ratio = statistics.median(pin.ratios(cores))
-    one = statistics.median(pin.one_verify)
-    box = statistics.median(pin.box)
-    meanwhile_p99 = bench_host.quantile(pin.meanwhile, 0.99)
+    rows += pin_rows(pin, cores, pin_rounds)
     rows += [
-        Row(
-            "PIN verifications/s (bcrypt cost 12), balance inquiries at 20/s meanwhile",
-            ">= 0.9x",
-            f"{pin_rate:.1f}",
-            f"{cores / one:.1f} ({cores} cores / {ms(one)} per verify)",
-            f"{pin_ratio:.2f}x (median of {pin_rounds} alternating rounds)",
-            verdict(pin_ratio >= 0.9),
-        ),
-        Row(
-            "  same, against niced bcrypt on every core in the bench process (same rounds)",
-            "",
-            f"{pin_rate:.1f}",
-            f"{box:.1f} ({cores} threads at niceness +{BCRYPT_NICENESS}; load "
-            f"{os.getloadavg()[0]:.1f})",
-            f"{statistics.median(r / b for r, b in zip(pin.rates, pin.box, strict=True)):.2f}x",
-        ),
-        Row(
-            "  where the cores went in the PIN windows (core-seconds per second, medians)",
-            "",
-            f"bcrypt {statistics.median(pin.bcrypt_cores):.2f}, "
-            f"rest of the host {statistics.median(pin.host_other_cores):.2f}",
-            f"idle {statistics.median(pin.idle_cores):.2f}, bench + PostgreSQL + other "
-            f"processes {statistics.median(pin.rest_cores):.2f} (of {cores})",
-        ),
-        Row(
-            "  balance inquiries p99 while PINs are verified (20/s, other connections)",
-            "< 50 ms",
-            f"{ms(meanwhile_p99)} ({len(pin.meanwhile)} inquiries)",
-            f"{ms(bench_host.quantile(pin.alone, 0.99))} without PIN load "
-            f"({len(pin.alone)}, same rounds)",
-            "",
-            verdict(meanwhile_p99 < 0.050),
-        ),
         Row(
             f"fleet: {fleet_report.terminals} ATMs (real controllers, simulated devices) "
             "in one process, balance sessions with PIN",

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from pathlib import Path
 
 from host.bank.models import CardSession
-from host.bank.pins import BCRYPT_NICENESS, PinVerifier
+from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME, PinVerifier
 from protocol.messages import Message
 from tests.host.link_helpers import (
     BOB_PAN,
@@ -95,11 +96,12 @@ def test_pin_pool_is_one_thread_per_core_and_only_its_threads_are_reniced():
     gate = threading.Event()
     arrived = threading.Barrier(pins.workers + 1)
 
-    def report() -> tuple[int, int]:
+    def report() -> tuple[int, int, str]:
         thread = threading.get_native_id()
         arrived.wait()  # every pool thread is running one of these at once
         gate.wait()
-        return thread, os.getpriority(os.PRIO_PROCESS, thread)
+        name = Path(f"/proc/self/task/{thread}/comm").read_text().strip()
+        return thread, os.getpriority(os.PRIO_PROCESS, thread), name
 
     try:
         futures = [pins.submit(report) for _ in range(pins.workers)]
@@ -109,7 +111,10 @@ def test_pin_pool_is_one_thread_per_core_and_only_its_threads_are_reniced():
     finally:
         gate.set()
         pins.close()
-    assert len({thread for thread, _ in seen}) == pins.workers
-    assert {niceness for _, niceness in seen} == {min(19, base + BCRYPT_NICENESS)}
+    assert len({thread for thread, _, _ in seen}) == pins.workers
+    assert {niceness for _, niceness, _ in seen} == {min(19, base + BCRYPT_NICENESS)}
+    # The kernel knows them by name (top -H, py-spy, the bench's PIN figures).
+    assert {name for _, _, name in seen} == {THREAD_NAME}
     # Renicing a pool thread leaves the thread that made the pool (the event loop's) alone.
     assert os.getpriority(os.PRIO_PROCESS, caller) == base
+    assert Path(f"/proc/self/task/{caller}/comm").read_text().strip() != THREAD_NAME

@@ -1,10 +1,12 @@
 """Host throughput benchmark (DESIGN section 10): authorizations per second over the real TCP
 link on PostgreSQL with many concurrent terminals, against pgbench's built-in TPC-B-like script
 on the same server in the same run; p50/p99 latency. ``bench/run.py`` (``make bench``) uses the
-pieces here for every host figure; this script runs the closed loop alone.
+pieces here for every host figure; this script runs the closed loop (and, if asked, an open
+loop after it) alone.
 
     .venv/bin/python bench/bench_host.py [--terminals 32] [--requests 50] [--pgbench-seconds 10]
-    .venv/bin/python bench/bench_host.py --short     # CI: 4 terminals x 5, pgbench 2 s
+    .venv/bin/python bench/bench_host.py [--open-seconds 4 --open-rate 450]  # then an open loop
+    .venv/bin/python bench/bench_host.py --short     # CI: 4 x 5, open loop 1 s, pgbench 2 s
 
 Starts a throw-away PostgreSQL cluster (the machine's initdb/pg_ctl, as the ``postgres`` user
 when run as root), migrates and seeds it, gives each terminal a card and an account of its
@@ -352,27 +354,42 @@ class OpenLoop:
     latencies: list[float]  # from each request's scheduled time, so queueing counts
     # Requests the host shed (91: no database connection free within its acquire timeout).
     shed: int = 0
+    # Requests due while every terminal had one outstanding: they waited for a free one.
+    waited: int = 0
+    terminals: int = 0
 
 
 async def open_loop(
     terminals: Sequence[BenchTerminal], rate: float, seconds: float, kind: str = "withdrawal"
 ) -> OpenLoop:
-    """Send at a fixed offered ``rate`` for ``seconds`` whatever the answers (requests are
-    spread round-robin over the terminals, several may be outstanding on one connection);
-    latency counts from when a request was due, so a host that falls behind shows it."""
+    """Send at a fixed offered ``rate`` for ``seconds`` whatever the answers; latency counts
+    from when a request was due, so a host that falls behind shows it. Like a real fleet,
+    a terminal (and its card) has at most one request outstanding: a request goes to the
+    terminal free longest; one due while every terminal is busy waits for the next to free
+    up (counted in ``waited``; its wait is part of its latency). Several requests queued on
+    one connection would instead wait on their card's row lock in the database, which no
+    fleet of ATMs does."""
     count = max(1, int(rate * seconds))
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
     latencies: list[float] = []
-    shed = 0
+    shed = waited = 0
+    free: asyncio.Queue[BenchTerminal] = asyncio.Queue()
+    for terminal in terminals:
+        free.put_nowait(terminal)
 
-    async def one(n: int, due: float) -> None:
-        nonlocal shed
+    async def one(due: float) -> None:
+        nonlocal shed, waited
+        if free.empty():
+            waited += 1
+        terminal = await free.get()
         try:
-            await terminals[n % len(terminals)].request(kind)
+            await terminal.request(kind)
         except Shed:
             shed += 1
             return
+        finally:
+            free.put_nowait(terminal)
         latencies.append(loop.time() - due)
 
     tasks: list[asyncio.Task[None]] = []
@@ -381,10 +398,10 @@ async def open_loop(
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, due)))
+        tasks.append(asyncio.create_task(one(due)))
     await asyncio.gather(*tasks)
     elapsed = loop.time() - start
-    return OpenLoop(rate, len(latencies) / elapsed, latencies, shed)
+    return OpenLoop(rate, len(latencies) / elapsed, latencies, shed, waited, len(terminals))
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -412,11 +429,16 @@ def pgbench(cluster: Cluster, clients: int, seconds: int, scale: int) -> float:
     return float(match.group(1))
 
 
-async def _drive(url: str, pans: list[str], count: int) -> ClosedLoop:
+async def _drive(
+    url: str, pans: list[str], count: int, open_rate: float, open_seconds: float
+) -> tuple[ClosedLoop, OpenLoop | None]:
     async with HostProcess(url) as host:
         terminals = await open_terminals(host.port, pans)
         try:
-            return await closed_loop(terminals, count)
+            closed = await closed_loop(terminals, count)
+            rate = open_rate if open_rate > 0 else 0.5 * closed.rate
+            opened = await open_loop(terminals, rate, open_seconds) if open_seconds > 0 else None
+            return closed, opened
         finally:
             await close_terminals(terminals)
 
@@ -427,18 +449,37 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50, help="withdrawals per terminal")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
     parser.add_argument(
-        "--short", action="store_true", help="a quick run for CI: 4 terminals x 5, pgbench 2 s"
+        "--pgbench-scale",
+        type=int,
+        default=0,
+        help="pgbench's scale (default: as many branches as terminals, at least 32: no hot row)",
+    )
+    parser.add_argument(
+        "--open-seconds", type=float, default=0.0, help="then an open loop this long (0: none)"
+    )
+    parser.add_argument(
+        "--open-rate", type=float, default=0.0, help="its offered rate/s (0: half the closed loop)"
+    )
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help="a quick run for CI: 4 terminals x 5, open loop 1 s, pgbench 2 s",
     )
     args = parser.parse_args()
     if args.short:
         args.terminals, args.requests, args.pgbench_seconds = 4, 5, 2
+        args.open_seconds = args.open_seconds or 1.0
+        args.pgbench_scale = args.pgbench_scale or 1
+    scale = args.pgbench_scale or max(32, args.terminals)
     cluster = Cluster()
     cluster.start()
     try:
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = prepare(url, args.terminals)
-        result = asyncio.run(_drive(url, pans, args.requests))
+        result, opened = asyncio.run(
+            _drive(url, pans, args.requests, args.open_rate, args.open_seconds)
+        )
         clean = ledger_clean(url)
         latencies = result.flat()
         print(f"cores: {os.cpu_count()}; terminals: {args.terminals}; withdrawals: {result.total}")
@@ -447,11 +488,20 @@ def main() -> int:
             f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
             f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms"
         )
+        if opened is not None:
+            print(
+                f"open loop {opened.offered:.0f}/s offered over {opened.terminals} terminals "
+                f"(at most one request outstanding each): p50 "
+                f"{statistics.median(opened.latencies or [0.0]) * 1000:.1f} ms, p99 "
+                f"{quantile(opened.latencies, 0.99) * 1000:.1f} ms, achieved "
+                f"{opened.achieved:.0f}/s, {opened.waited} waited for a free terminal, "
+                f"{opened.shed} shed"
+            )
         print(f"ledger check: {'clean' if clean else 'NOT CLEAN'}", flush=True)
-        tps = pgbench(cluster, args.terminals, args.pgbench_seconds, scale=1)
+        tps = pgbench(cluster, args.terminals, args.pgbench_seconds, scale=scale)
     finally:
         cluster.stop()
-    print(f"pgbench TPC-B-like, {args.terminals} clients: {tps:.0f} tps (scale 1)")
+    print(f"pgbench TPC-B-like, {args.terminals} clients: {tps:.0f} tps (scale {scale})")
     print(f"ratio host/pgbench: {result.rate / tps:.2f}")
     return 0 if clean else 1
 

@@ -72,9 +72,13 @@ def verdict(ok: bool) -> str:
 
 
 def shed_note(run: bench_host.OpenLoop) -> str:
-    """How many requests the host shed (91: no database connection free in time); latency
-    figures count only the answered ones."""
-    return f", {run.shed} shed (91)" if run.shed else ""
+    """How many requests the host shed (91: no database connection free in time; latency
+    figures count only the answered ones), and how many found every terminal busy (at most
+    one outstanding per terminal, as in a real fleet: they waited for one)."""
+    note = f", {run.shed} shed (91)" if run.shed else ""
+    if run.waited:
+        note += f", {run.waited} waited for one of {run.terminals} terminals"
+    return note
 
 
 def ms(seconds: float) -> str:
@@ -801,6 +805,11 @@ def main() -> int:
         ]
     )
     notes.append(plot(args.out / "latency.png", points, closed.rate))
+    notes.append(
+        f"Open loop: requests due at a fixed rate spread over the {terminals} terminals (a card "
+        "each), at most one outstanding per terminal as in a real fleet; one due while all "
+        "are busy waits for a free terminal, its latency counted from its due time."
+    )
     if short:
         notes.append(
             "Short mode (CI): small counts; the figures show the benchmarks run, "

@@ -184,7 +184,8 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
-    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007).
+    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007); it
+    # serves every lookup by account, so account_id has no index of its own (0014).
     __table_args__ = (
         Index(
             "ix_entries_account_created_covering",
@@ -196,7 +197,7 @@ class Entry(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     posting: Mapped[Posting] = relationship(back_populates="entries")
@@ -256,9 +257,9 @@ class CardSession(Base):
     terminal_id: Mapped[str] = mapped_column(String(8))
     pin_token: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_used_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    # Not indexed (0014): every request in a session updates it, and unindexed that update
+    # is HOT (no index entries); only the ops page counts open sessions by it.
+    last_used_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StatementJob(Base):

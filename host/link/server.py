@@ -28,12 +28,12 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from host.bank.fastpath import Authorized, FastAuthorizer
+from host.bank.fastpath import FastAuthorizer, OrmPath
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
@@ -99,6 +99,9 @@ _PIN_BLOCK_HEX = {0: 16, 4: 32}
 # call before it goes the ORM way (which verifies inside its transaction).
 _PIN_ROUNDS = 3
 TLS_HANDSHAKE_TIMEOUT = 10.0
+# Responses buffered for a connection beyond which a handler waits for the socket to take
+# them (a terminal that stops reading cannot make the host hold its answers in memory).
+_DRAIN_ABOVE = 64 * 1024
 
 #: A test harness's hook (``atm.scenario.hostcrash`` kills the host at a step): told each step
 #: a card request reaches with the message at that step: ``received`` (the request, about to
@@ -111,7 +114,6 @@ StepHook = Callable[[str, Message], None]
 class _Connection:
     writer: asyncio.StreamWriter
     peer: Any
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     terminal_id: str | None = None
     closed: bool = False
     # The first message passed its MAC check (host.link.guard counts such connections).
@@ -492,14 +494,18 @@ class LinkServer:
         payload = encode_signed(response, scheme, key)
         if self._tap:
             self._tap("send", decode(payload))  # as sent, MAC included
-        async with conn.write_lock:
-            if conn.closed:
-                return
-            try:
-                conn.writer.write(encode_frame(payload))
-                await conn.writer.drain()
-            except (ConnectionError, OSError) as exc:
-                log.info("could not send %s: %s", response["t"], exc)
+        writer = conn.writer
+        if conn.closed or writer.is_closing():
+            return
+        try:
+            # One write per frame, so frames never interleave (no lock needed); the transport
+            # sends at once what the socket takes. Only a terminal that reads slowly lets the
+            # buffer grow past _DRAIN_ABOVE: then this handler waits for the socket.
+            writer.write(encode_frame(payload))
+            if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            log.info("could not send %s: %s", response["t"], exc)
         self._step("sent", response)
 
     def _step(self, step: str, message: Message) -> None:
@@ -557,7 +563,8 @@ class LinkServer:
     async def _authorize_fast(self, fast: FastAuthorizer, request: CardRequest) -> Outcome:
         """The hot path: one call when no bcrypt is needed; else bcrypt ahead on the PIN
         pool and a second call with its answer. An approved 0200 that a reversal advice
-        overtook gets it applied (rare: a worker thread does it, as on the ORM path)."""
+        overtook gets it applied (rare: a worker thread does it, as on the ORM path). An
+        inquiry whose mini statement only Python formats goes the ORM way (rarer still)."""
         answer = await fast.authorize(request)
         rounds = 0
         while isinstance(answer, PinFirst):
@@ -568,7 +575,8 @@ class LinkServer:
                 return settled
             pin = await self._service.verify_pin_ahead(request, self._executor, answer.pin_hash)
             answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
-        assert isinstance(answer, Authorized)
+        if isinstance(answer, OrmPath):
+            return await self._authorize_orm(request)
         if answer.reversal_waiting:
             await self._work(
                 self.reversals.apply_waiting,

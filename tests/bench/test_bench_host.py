@@ -1,5 +1,5 @@
 """The host throughput benchmark runs (``--short``) against its own PostgreSQL and pgbench and
-prints both rates, the latency quantiles, a clean ledger and the ratio."""
+prints both rates, the latency quantiles, an open loop's, a clean ledger and the ratio."""
 
 import os
 import shutil
@@ -32,6 +32,8 @@ def test_short_run_prints_rates_and_ratio():
     out = result.stdout
     assert "host over TCP on PostgreSQL:" in out and "authorizations/s" in out
     assert "latency p50" in out and "p99" in out
+    # The open loop: one request outstanding per terminal at most (a real fleet).
+    assert "over 4 terminals (at most one request outstanding each)" in out
     assert "ledger check: clean" in out
     assert "pgbench TPC-B-like, 4 clients:" in out
     assert "ratio host/pgbench:" in out

@@ -34,18 +34,22 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from host.bank import controls
 from host.bank.audit import Actor
 from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
+from host.bank.ledger import post
+from host.bank.models import Account
+from host.bank.seed import EQUITY_ACCOUNT
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
 from host.link.reversals import ReversalService
 from host.link.server import LinkServer
 from protocol.messages import AccountType, TransactionType
+from protocol.response_codes import ResponseCode
 from tests.conftest import TEST_ENV, PostgresDatabases
 from tests.host.conftest import (
     ALICE,
@@ -400,6 +404,41 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
             )
 
     asyncio.run(run())
+
+
+def test_a_mini_statement_with_an_unlabelled_posting_is_the_same_on_both_paths(
+    sides: tuple[Side, Side, Clock],
+) -> None:
+    """The function formats DE 62 itself (migration 0014). A posting of a kind with no fixed
+    label shows its description in upper case: printable ASCII the SQL formats; anything
+    else (here an accented letter and a German sharp s, whose upper case Python and SQL may
+    disagree on) it leaves to the ORM path, with nothing kept from the hot path's try."""
+    orm, fast, clock = sides
+
+    def adjust(description: str, cents: int) -> Callable[[Session], object]:
+        def action(session: Session) -> None:
+            account = session.scalars(select(Account).where(Account.number == ALICE_CHECKING))
+            equity = session.scalars(select(Account).where(Account.number == EQUITY_ACCOUNT))
+            legs = [(account.one(), cents), (equity.one(), -cents)]
+            post(session, "adjustment", legs, description=description, at=clock.now)
+
+        return action
+
+    async def run() -> list[str]:
+        async with Pair(orm, fast, clock, 2) as pair:
+            statements = []
+            for description, cents in (("goodwill credit #7 / ok", 150), ("Café ß", -25)):
+                pair.operate(adjust(description, cents))
+                clock.advance(60)
+                outcome = await pair.send(pair.make(TransactionType.BALANCE_INQUIRY, ALICE))
+                assert outcome.response_code == ResponseCode.APPROVED
+                statements.append(outcome.mini_statement)
+            pair.assert_same_rows()
+            return statements
+
+    ascii_only, accented = asyncio.run(run())
+    assert ascii_only[8:40] == "C000000000150" + "GOODWILL CREDIT #7 "
+    assert accented[8:40] == "D000000000025" + f"{'CAF? SS':<19}"
 
 
 async def _until_waiting_on_lock(watcher: psycopg.AsyncConnection[Any], calls: int) -> None:

@@ -1,15 +1,18 @@
 """Database round trips per authorization over the real link (issue 16): a withdrawal and a
 balance inquiry in an open card session cost a bounded number of statements and one pool
 checkout on SQLite (counted with SQLAlchemy's engine events on the running host); on PostgreSQL
-they take the hot path (host.bank.fastpath): no ORM statement at all, one round trip for the
-withdrawal, two for the inquiry (BEGIN and the call; the mini statement's store and COMMIT)."""
+they take the hot path (host.bank.fastpath): no ORM statement at all, one round trip (one call
+of ``atm_authorize``, autocommit) for each. The inquiry's record is complete after that one
+call: ``atm_authorize`` formats the mini statement itself (migration 0014) and stores it with
+the balances, as a repeat of the inquiry would be answered."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from host.bank.models import LinkRequest
 from host.config import HostConfig
 from tests.host.link_helpers import TestTerminal, start_host
 
@@ -46,6 +49,7 @@ async def test_an_authorization_in_an_open_session_takes_few_round_trips(
             counter.statements, counter.checkouts = [], 0
             inquiry = await terminal.client.request(terminal.balance_inquiry())
             assert inquiry["39"] == "00"
+            assert inquiry["62"] and inquiry["54"]
             fast_inquiry = (
                 (host.fast.round_trips if host.fast is not None else 0)
                 - fast_before
@@ -57,7 +61,13 @@ async def test_an_authorization_in_an_open_session_takes_few_round_trips(
     if host.fast is not None:  # PostgreSQL: the hot path, no ORM, no worker thread
         assert (withdrawal_statements, withdrawal_checkouts) == ([], 0)
         assert (counter.statements, counter.checkouts) == ([], 0)
-        assert (fast_withdrawal, fast_inquiry) == (1, 2)
+        assert (fast_withdrawal, fast_inquiry) == (1, 1)
+        with host.sessions() as session:
+            stored = session.scalars(
+                select(LinkRequest.outcome).where(LinkRequest.stan == inquiry["11"])
+            ).one()
+        assert stored is not None
+        assert stored["mini_statement"] == inquiry["62"]
         return
 
     # 12 on PostgreSQL before the bank controls (SQLite one more), then one read of the

@@ -174,7 +174,17 @@ def test_truncated_and_mutated_frames(live: LiveHost, data: Any) -> None:
             del payload[-16:]
         else:
             index = data.draw(st.integers(start, end - 1))
-            value = data.draw(st.integers(0, 255).filter(lambda v: v != payload[index]))
+            # A hex digit of the MAC changed only in case is the same MAC (accepted on
+            # purpose: tests/protocol/test_mac.py), so it is no mutation there.
+            in_mac = index >= len(payload) - 16
+            value = data.draw(
+                st.integers(0, 255).filter(
+                    lambda v: (
+                        v != payload[index]
+                        and not (in_mac and chr(v).upper() == chr(payload[index]).upper())
+                    )
+                )
+            )
             payload[index] = value
         wire = len(payload).to_bytes(2, "big") + bytes(payload)
     try:

@@ -116,6 +116,20 @@ def codec_rows(short: bool) -> list[Row]:
             ),
         )
     )
+    rows.append(
+        Row(
+            "  ceiling: bare / (bare + the two MACs alone), if framing and the codec cost nothing",
+            "",
+            ", ".join(
+                f"one MAC {s.value} {figures.seconds(bench_link_codec.mac_name(s)) * 1e6:.1f} us"
+                for s in (KeyScheme.TDES, KeyScheme.AES)
+            ),
+            "",
+            ", ".join(
+                f"{s.value} {figures.ceiling(s):.2f}x" for s in (KeyScheme.TDES, KeyScheme.AES)
+            ),
+        )
+    )
     return rows
 
 

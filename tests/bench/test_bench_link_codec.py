@@ -1,28 +1,18 @@
 """The link codec benchmark runs (``--short``) and prints every variant's rate and ratio; its
 ratio is the median of the rounds' ratios, so one disturbed round does not move it."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests.bench.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench_module() -> ModuleType:
-    """bench/ is a folder of scripts, not a package: load the script as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_link_codec", ROOT / "bench" / "bench_link_codec.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+    return load_script("bench_link_codec")
 
 
 def test_short_run_prints_rates_and_ratios():

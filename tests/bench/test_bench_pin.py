@@ -2,35 +2,19 @@
 is told apart from the rest of the process, and the pool threads' time on a CPU is read
 from the kernel. Checked on a real PIN pool in this process (Linux /proc)."""
 
-import importlib.util
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 from types import ModuleType
 
 import bcrypt
 
 from host.bank.pins import PinVerifier
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.scripts import load_script
 
 
 def _bench_run() -> ModuleType:
-    """bench/ is a folder of scripts, not a package: load bench/run.py as a module (it
-    imports its siblings from bench/)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-        sys.path.remove(str(ROOT / "bench"))
-    return module
+    return load_script("run")
 
 
 def test_bcrypt_threads_cpu_is_counted_as_bcrypt_and_theirs_only():

@@ -60,7 +60,8 @@ _AUDIT_AFTER = """format('{"code": %s, "amount_cents": %s, "processing_code": %s
                    to_json(p_transaction || p_from_type || p_to_type), to_json(p_stan),
                    to_json(p_rrn), coalesce({posting}::text, 'null'))::json"""
 
-_AUTHORIZE = r"""
+# The function, with the audit row's JSON put in twice (_with_audit_json).
+_AUTHORIZE_TEMPLATE = r"""
 CREATE OR REPLACE FUNCTION atm_authorize(
     p_terminal_id text, p_stan text, p_transmission_time text, p_mti_class text,
     p_pan text, p_transaction text, p_from_type text, p_to_type text, p_amount bigint,
@@ -533,9 +534,18 @@ BEGIN
       FROM request;
 END
 $fn$
-""".replace("{audit_posting}", _AUDIT_AFTER.replace("{posting}", "posting.id")).replace(
-    "{audit_none}", _AUDIT_AFTER.replace("{posting}", "NULL")
-)
+"""
+
+
+def _with_audit_json(template: str) -> str:
+    """``template`` with the audit row's JSON where it goes: with the posting's id, and
+    without a posting. Both pieces are constants of this file, nothing from a request."""
+    return template.replace(
+        "{audit_posting}", _AUDIT_AFTER.replace("{posting}", "posting.id")
+    ).replace("{audit_none}", _AUDIT_AFTER.replace("{posting}", "NULL"))
+
+
+_AUTHORIZE = _with_audit_json(_AUTHORIZE_TEMPLATE)
 
 
 def _authorize_0011() -> str:

@@ -15,6 +15,7 @@ statistics say (the same run stayed flat). Only the function's own planning is a
 A no-op on SQLite.
 """
 
+import importlib
 from collections.abc import Sequence
 
 from alembic import op
@@ -25,11 +26,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The function's argument types, as migration 0011 created it.
-SIGNATURE = (
-    "text, text, text, text, text, text, text, text, bigint, text, text, text, text, text, "
-    "timestamptz, text, timestamptz, boolean, boolean, text, boolean, text, timestamptz, "
-    "integer, timestamptz, text, bigint, text, text, text"
-)
+SIGNATURE: str = importlib.import_module(
+    "host.migrations.versions.0011_authorize_functions"
+).SIGNATURE
 
 
 def upgrade() -> None:

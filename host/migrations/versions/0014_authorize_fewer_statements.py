@@ -46,12 +46,10 @@ down_revision: str | None = "0013_authorize_index_scans"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The function's argument types (unchanged since migration 0011).
-SIGNATURE = (
-    "text, text, text, text, text, text, text, text, bigint, text, text, text, text, text, "
-    "timestamptz, text, timestamptz, boolean, boolean, text, boolean, text, timestamptz, "
-    "integer, timestamptz, text, bigint, text, text, text"
-)
+# Migration 0011, which created the function: its argument types are unchanged, and the
+# downgrade puts its definition back.
+_0011 = importlib.import_module("host.migrations.versions.0011_authorize_functions")
+SIGNATURE: str = _0011.SIGNATURE
 
 # The audit row of a card request (host.bank.audit.record; JSON as json.dumps writes it).
 _AUDIT_AFTER = """format('{"code": %s, "amount_cents": %s, "processing_code": %s, "stan": %s, '
@@ -550,8 +548,7 @@ _AUTHORIZE = _with_audit_json(_AUTHORIZE_TEMPLATE)
 
 def _authorize_0011() -> str:
     """Migration 0011's definition of the function (the downgrade puts it back)."""
-    module = importlib.import_module("host.migrations.versions.0011_authorize_functions")
-    return str(module._AUTHORIZE).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+    return str(_0011._AUTHORIZE).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def upgrade() -> None:

@@ -9,15 +9,17 @@ the environment.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import errno
-import signal
 import socket
 import sys
 from dataclasses import dataclass
 
-from atm.commands._common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed, database_location
+from atm.commands._common import (
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CommandFailed,
+    database_location,
+)
 from host.app import Host
 from host.config import HostConfig
 
@@ -27,7 +29,6 @@ __all__ = [
     "announce",
     "listen_error",
     "start_ops",
-    "stop_on_signals",
 ]
 
 MAX_WORKERS = 64
@@ -109,16 +110,6 @@ class ServeOptions:
         if self.database_url:
             command += ["--database-url", self.database_url]
         return command
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event SIGTERM and SIGINT set (where the loop can take signal handlers)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 def listen_error(exc: OSError, address: str, port: int, setting: str) -> CommandFailed:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from atm.commands._common import load_host_config
+from atm.commands._signals import stop_on_signals
 from atm.commands.device import DEVICE_OPTIONS, URL_HELP, add_tls_options
 from atm.frontpanel import Bench, BenchError, BenchOptions, FrontPanel
 from device.config import LOCAL_HOSTS, DeviceConfig
@@ -206,10 +207,8 @@ async def run_web(
         await bench.close()
         return 3
     print(f"ATM front panel on http://{listen}:{bound}/ (Ctrl-C to stop)", flush=True)
-    stop = asyncio.Event()
+    stop = stop_on_signals()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atm.commands._signals import stop_on_signals
 from atm.devices import CardSlot, DeviceKit, Keypad, open_kit
 from atm.errors import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from atm.scenario import ScenarioError
@@ -441,13 +442,10 @@ async def _interactive(
     if customer is None:
         print("(some devices are real: act on them directly)", flush=True)
     lines = await _stdin_lines()
-    interrupted = asyncio.Event()
     loop = asyncio.get_running_loop()
     # With a web panel the ATM serves until stopped (docker stop sends SIGTERM).
     signals = (signal.SIGINT, signal.SIGTERM) if front is not None else (signal.SIGINT,)
-    for sig in signals:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, interrupted.set)
+    interrupted = stop_on_signals(signals)
     reading = True
     try:
         while not runner.done():
@@ -604,10 +602,8 @@ async def _run_script(
 
 async def _until_stopped(runner: asyncio.Task[None]) -> None:
     """Until SIGINT or SIGTERM, or the controller ends."""
-    stop = asyncio.Event()
+    stop = stop_on_signals()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         waiting = asyncio.ensure_future(stop.wait())
         await asyncio.wait({waiting, runner}, return_when=asyncio.FIRST_COMPLETED)

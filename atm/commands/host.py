@@ -29,8 +29,8 @@ from atm.commands._host_serve import (
     announce,
     listen_error,
     start_ops,
-    stop_on_signals,
 )
+from atm.commands._signals import stop_on_signals
 from atm.commands.host_workers import serve_workers
 from atm.database import database_error
 from host.app import Host

@@ -30,8 +30,8 @@ from atm.commands._host_serve import (
     announce,
     listen_error,
     start_ops,
-    stop_on_signals,
 )
+from atm.commands._signals import stop_on_signals
 from host.app import Host
 from host.config import HostConfig
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import string
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from atm.commands._signals import stop_on_signals
 from atm.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
 from protocol.display import describe
 from protocol.errors import FrameError, MacError, MessageError
@@ -289,11 +289,7 @@ async def _serve_proxy(proxy: LinkProxy, host: str, port: int) -> int:
         ) from None
     upstream = f"{proxy.upstream[0]}:{proxy.upstream[1]}"
     print(f"link proxy listening on {host}:{bound}, relaying to {upstream}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     try:
         await stop.wait()
     finally:

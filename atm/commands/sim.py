@@ -9,11 +9,11 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from atm.commands._signals import stop_on_signals
 from atm.devices import simulator_for
 from atm.steps import TRACKS
 from atm.trace import add_trace_option, enable_trace
@@ -118,11 +118,7 @@ async def _serve(args: argparse.Namespace, config: DeviceConfig) -> int:
             print(f"{name} on {await pty_port.start()}", flush=True)
         print(f"control channel on {args.listen}:{control_port} (try: echo help | nc ...)")
         print("faults: " + " ".join(sim.fault_names), flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop_on_signals().wait()
     except OSError as exc:
         print(f"atm sim: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,12 @@
 """The double-entry ledger: every posting moves money between accounts and sums to zero.
 
 Balances are updated in the same database transaction as the entries, after the accounts'
-rows are locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers).
+rows are locked (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite serialises writers). So is
+each account's use of the day's limits (``DailyUsage``, migration 0015): a ``withdrawal`` or
+``transfer`` adds what it takes out of an account to that account's row for the posting's
+UTC day; its reversal takes what it gives back off the row of the original's day. The
+daily-limit check reads the rows of today onwards (``daily_used``); ``check_ledger``
+recomputes them from the entries. ``atm_authorize`` keeps them the same way.
 """
 
 from __future__ import annotations
@@ -9,20 +14,26 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session, SessionTransaction, aliased
+from sqlalchemy import ColumnElement, Date, case, cast, event, func, literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import QueryableAttribute, Session, SessionTransaction, aliased
 
-from host.bank.models import Account, Entry, Posting, utcnow
+from host.bank.models import LIMITED_KINDS, Account, DailyUsage, Entry, Posting, utcnow
 from host.errors import HostError
 
 __all__ = [
     "LedgerError",
     "LedgerProblem",
     "check_ledger",
+    "daily_usage_from_entries",
+    "daily_used",
     "lock_accounts",
     "post",
     "read_one_snapshot",
+    "utc_day",
 ]
+
+_REVERSAL = "-reversal"
 
 _LOCKED = "host.bank.ledger.locked_accounts"
 
@@ -102,7 +113,69 @@ def post(
         )
         account.balance_cents += amount
     session.flush()
+    _count_daily_usage(session, kind, legs, posting.created_at, reverses)
     return posting
+
+
+def utc_day(moment: dt.datetime) -> dt.date:
+    """The UTC calendar day of ``moment`` (naive: already UTC, as SQLite hands it back)."""
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(dt.UTC).date()
+
+
+def _count_daily_usage(
+    session: Session,
+    kind: str,
+    legs: list[tuple[Account, int]],
+    at: dt.datetime,
+    reverses: Posting | None,
+) -> None:
+    """A limited kind's money out of each account, added to the account's row of ``at``'s
+    day; its reversal's money back to an account, taken off the row of the original's day
+    (a reversal with no original counts nowhere, as in the sum it replaces)."""
+    if kind in LIMITED_KINDS:
+        day = utc_day(at)
+        counted = [(account, amount) for account, amount in legs if amount < 0]
+    elif kind.endswith(_REVERSAL) and kind.removesuffix(_REVERSAL) in LIMITED_KINDS:
+        if reverses is None:
+            return
+        kind, day = kind.removesuffix(_REVERSAL), utc_day(reverses.created_at)
+        counted = [(account, amount) for account, amount in legs if amount > 0]
+    else:
+        return
+    for account, amount in counted:  # money out counts, money given back is taken off
+        _add_usage(session, account.id, kind, day, -amount)
+
+
+def _add_usage(session: Session, account_id: int, kind: str, day: dt.date, cents: int) -> None:
+    """One upsert: the row of (account, kind, day) grows by ``cents`` (or starts at it)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(DailyUsage).values(
+        account_id=account_id, kind=kind, day=day, used_cents=cents
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[DailyUsage.account_id, DailyUsage.kind, DailyUsage.day],
+            set_={"used_cents": DailyUsage.used_cents + statement.excluded.used_cents},
+        )
+    )
+
+
+def daily_used(account_id: int, kind: str, day: dt.date) -> ColumnElement[int]:
+    """What ``account_id`` has used of ``day``'s ``kind`` limit, as a scalar subquery: its
+    usage rows of ``day`` and later (a later one exists only if the clock went back; the
+    sum over the entries this replaced counted those too)."""
+    return (
+        select(func.coalesce(func.sum(DailyUsage.used_cents), 0))
+        .where(
+            DailyUsage.account_id == account_id,
+            DailyUsage.kind == kind,
+            DailyUsage.day >= day,
+        )
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)
@@ -204,7 +277,92 @@ def check_ledger(session: Session) -> list[LedgerProblem]:
         select(Entry.posting_id, func.count()).group_by(Entry.posting_id).having(func.count() < 2)
     ).all():
         problems.append(LedgerProblem("posting", f"posting {posting_id} has {count} entry"))
+    problems += _check_daily_usage(session)
     return problems
+
+
+def _check_daily_usage(session: Session) -> list[LedgerProblem]:
+    """Each account's use of each day's limits (``DailyUsage``) as the entries say it is: a
+    row that drifted (a posting written past ``post``, a counter written by hand) is named
+    with both figures. A row of 0 and no row are the same use."""
+    expected = daily_usage_from_entries(session)
+    kept = {
+        (row.account_id, row.kind, _as_date(row.day)): int(row.used_cents)
+        for row in session.execute(
+            select(DailyUsage.account_id, DailyUsage.kind, DailyUsage.day, DailyUsage.used_cents)
+        )
+    }
+    problems = []
+    for key in sorted(expected.keys() | kept.keys()):
+        want, have = expected.get(key, 0), kept.get(key, 0)
+        if want != have:
+            account_id, kind, day = key
+            problems.append(
+                LedgerProblem(
+                    "daily usage",
+                    f"account {account_id} {kind} on {day.isoformat()}: counter {have} "
+                    f"!= {want} from the entries",
+                )
+            )
+    return problems
+
+
+def daily_usage_from_entries(session: Session) -> dict[tuple[int, str, dt.date], int]:
+    """``DailyUsage`` recomputed from the ledger: per account, limited kind and UTC day, the
+    money that kind's postings of the day took out of the account, less what reversals
+    gave back to it (on their original's day). Keys of a net 0 are kept."""
+    original = aliased(Posting)
+    dialect = session.get_bind().dialect.name
+    taken = (
+        select(
+            Entry.account_id.label("account_id"),
+            Posting.kind.label("kind"),
+            _day(Entry.created_at, dialect).label("day"),
+            (-Entry.amount_cents).label("cents"),
+        )
+        .join(Posting, Entry.posting_id == Posting.id)
+        .where(Posting.kind.in_(LIMITED_KINDS), Entry.amount_cents < 0)
+    )
+    given_back = (
+        select(
+            Entry.account_id,
+            case(
+                *((Posting.kind == f"{kind}{_REVERSAL}", literal(kind)) for kind in LIMITED_KINDS)
+            ),
+            _day(original.created_at, dialect),
+            -Entry.amount_cents,
+        )
+        .join(Posting, Entry.posting_id == Posting.id)
+        .join(original, Posting.reverses_id == original.id)
+        .where(
+            Posting.kind.in_([f"{kind}{_REVERSAL}" for kind in LIMITED_KINDS]),
+            Entry.amount_cents > 0,
+        )
+    )
+    both = union_all(taken, given_back).subquery()
+    rows = session.execute(
+        select(both.c.account_id, both.c.kind, both.c.day, func.sum(both.c.cents)).group_by(
+            both.c.account_id, both.c.kind, both.c.day
+        )
+    ).all()
+    return {
+        (int(account_id), str(kind), _as_date(day)): int(cents)
+        for account_id, kind, day, cents in rows
+    }
+
+
+def _day(column: QueryableAttribute[dt.datetime], dialect: str) -> ColumnElement[dt.date]:
+    """The UTC day of a stored time, in SQL (SQLite keeps UTC text: its date part)."""
+    if dialect == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column, type_=Date)
+
+
+def _as_date(value: object) -> dt.date:
+    """A day as the driver returned it (SQLite's ``date()`` gives text)."""
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value))
 
 
 def _posting_account_totals(session: Session) -> dict[int, dict[int, int]]:

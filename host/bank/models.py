@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     UniqueConstraint,
     false,
@@ -28,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "LIMITED_KINDS",
     "Account",
     "AuditEntry",
     "BankState",
@@ -36,6 +38,7 @@ __all__ = [
     "CardAccount",
     "CardSession",
     "Customer",
+    "DailyUsage",
     "Entry",
     "Hold",
     "LinkRequest",
@@ -184,8 +187,9 @@ class Posting(Base):
 
 class Entry(Base):
     __tablename__ = "entries"
-    # The daily-limit sum (host.bank.services.used_today) reads this index alone (0007); it
-    # serves every lookup by account, so account_id has no index of its own (0014).
+    # Lookups of an account's entries by time (statements, the mini statement) read this
+    # index (0007); it serves every lookup by account, so account_id has no index of its own
+    # (0014).
     __table_args__ = (
         Index(
             "ix_entries_account_created_covering",
@@ -202,6 +206,27 @@ class Entry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     posting: Mapped[Posting] = relationship(back_populates="entries")
     account: Mapped[Account] = relationship()
+
+
+# The posting kinds whose money out of an account counts against a daily limit
+# (``DAILY_WITHDRAWAL_LIMIT``, ``DAILY_TRANSFER_LIMIT``); a ``<kind>-reversal`` gives back.
+LIMITED_KINDS = ("withdrawal", "transfer")
+
+
+class DailyUsage(Base):
+    """What an account has used of a day's limit for one kind of posting (migration 0015):
+    the money its ``kind`` postings of that UTC day took out of it, less what their
+    reversals gave back (booked on the original's day, whenever the reversal came). Kept by
+    ``host.bank.ledger.post`` (and ``atm_authorize``) in the posting's transaction, under the
+    account's row lock, so the daily-limit check reads one row instead of summing the day's
+    entries; ``check_ledger`` recomputes it from the entries."""
+
+    __tablename__ = "daily_usage"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "kind", "day"),)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # one of LIMITED_KINDS
+    day: Mapped[dt.date] = mapped_column(Date)  # UTC
+    used_cents: Mapped[int] = mapped_column(BigInteger)
 
 
 class Hold(Base):

@@ -67,13 +67,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, aliased, joinedload, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from host.bank.audit import card_subject, record, terminal_actor
 from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, held_cents, place_holds
-from host.bank.ledger import lock_accounts, post
+from host.bank.ledger import daily_used, lock_accounts, post, utc_day
 from host.bank.ministatement import mini_statement
 from host.bank.models import (
     Account,
@@ -81,7 +81,6 @@ from host.bank.models import (
     Card,
     CardAccount,
     CardSession,
-    Entry,
     Hold,
     LinkRequest,
     Posting,
@@ -859,11 +858,11 @@ def _pay_out(
     now: dt.datetime,
 ) -> Posting:
     """The request's amount out of ``account`` into ``to`` (both locked) as a ``kind``
-    posting (withdrawal, transfer): today's use of ``kind`` (less its reversals) plus the
-    amount within ``limit`` (61), then the available balance (51). Keeps the holds read for
-    DE 54."""
+    posting (withdrawal, transfer): today's use of ``kind`` (less its reversals; read under
+    the account's lock, which every writer of it holds) plus the amount within ``limit``
+    (61), then the available balance (51). Keeps the holds read for DE 54."""
     amount = request.amount_cents
-    used, held = used_today_and_held(session, account.id, (kind, f"{kind}-reversal"), now)
+    used, held = used_today_and_held(session, account.id, kind, now)
     if used + amount > limit:
         raise _Decline(ResponseCode.EXCEEDS_WITHDRAWAL_LIMIT)
     if account.balance_cents - held < amount:
@@ -894,50 +893,19 @@ def _post(
     )
 
 
-def used_today(session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime) -> int:
-    """What ``account`` has used of today's limit for ``kinds`` = (movement, its reversal):
-    movements made today, less the reversals of today's movements (a reversal gives back
-    the day its original was counted in, whenever it arrives). One query; a reversal is never
-    older than its original, so both kinds of entry lie in today's range of the
-    (account, created_at) index."""
-    return used_today_and_held(session, account_id, kinds, now)[0]
-
-
 def used_today_and_held(
-    session: Session, account_id: int, kinds: tuple[str, str], now: dt.datetime
+    session: Session, account_id: int, kind: str, now: dt.datetime
 ) -> tuple[int, int]:
-    """``used_today`` and the account's holds still held (``host.bank.holds.held_cents``),
-    read in one statement."""
-    day_start = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    movement, reversal = kinds
-    original = aliased(Posting)
-    used = (
-        select(func.coalesce(func.sum(Entry.amount_cents), 0))
-        .join(Posting, Entry.posting_id == Posting.id)
-        .outerjoin(original, Posting.reverses_id == original.id)
-        .where(
-            Entry.account_id == account_id,
-            Entry.created_at >= day_start,
-            # Only money the account sent counts (a transfer received is no use of the
-            # limit), and only the reversals that give such money back.
-            or_(
-                and_(Posting.kind == movement, Entry.amount_cents < 0),
-                and_(
-                    Posting.kind == reversal,
-                    Entry.amount_cents > 0,
-                    original.created_at >= day_start,
-                ),
-            ),
-        )
-        .scalar_subquery()
-    )
+    """What ``account`` has used of today's ``kind`` limit (``host.bank.ledger.daily_used``:
+    today's ``kind`` postings less the reversals of today's, whenever they came) and its
+    holds still held (``host.bank.holds.held_cents``), read in one statement."""
     held = (
         select(func.coalesce(func.sum(Hold.amount_cents), 0))
         .where(Hold.account_id == account_id, Hold.status == "held")
         .scalar_subquery()
     )
-    row = session.execute(select(used, held)).one()
-    return -int(row[0] or 0), int(row[1] or 0)
+    row = session.execute(select(daily_used(account_id, kind, utc_day(now)), held)).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def stored_outcome(

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from host.bank import controls
 from host.bank.audit import Actor
 from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
-from host.bank.ledger import post
+from host.bank.ledger import check_ledger, post
 from host.bank.models import Account
 from host.bank.seed import EQUITY_ACCOUNT
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
@@ -79,9 +79,13 @@ TABLES = (
     "link_reversal_advices",
     "bank_state",
     "terminals",
+    "daily_usage",
 )
 _counter = itertools.count(1)
 _ROWS = {table: f"SELECT row_to_json(t)::text FROM {table} t ORDER BY t.id" for table in TABLES}
+_ROWS["daily_usage"] = (
+    "SELECT row_to_json(t)::text FROM daily_usage t ORDER BY t.account_id, t.kind, t.day"
+)
 _ROWS["cards"] = "SELECT (to_jsonb(t) - 'pin_hash')::text FROM cards t ORDER BY t.id"
 # An operator's action (the test's own set-up) is stamped with the real time.
 _ROWS["audit_log"] = (
@@ -207,6 +211,8 @@ class Pair:
         return orm
 
     def reverse(self, original: CardRequest, dispensed: int = 0) -> None:
+        """A reversal advice for ``original``, ``dispensed`` of it paid out (a partial
+        reversal gives back the rest)."""
         stan, time = self.key()
         advice = reversal_advice(original, stan, time, dispensed_cents=dispensed)
         answers = [reversals.handle(advice).response_code for reversals in self.reversals]
@@ -217,9 +223,14 @@ class Pair:
             side.operate(action)
 
     def assert_same_rows(self) -> None:
+        """Every row the same on both sides, and both ledgers clean (the daily usage
+        counters among them agreeing with the entries)."""
         orm, fast = self.orm.rows(), self.fast.rows()
         for table in TABLES:
             assert fast[table] == orm[table], table
+        for side in (self.orm, self.fast):
+            with side.sessions() as session:
+                assert check_ledger(session) == []
 
 
 def _transfer(pair: Pair, pan: str, amount: int, **kw: Any) -> CardRequest:
@@ -254,10 +265,11 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("wrong-pin"), CARDS, AMOUNTS),
     st.tuples(st.just("repeat"), st.integers(0, 50), st.just(0)),
     st.tuples(st.just("reuse-key"), st.integers(0, 50), AMOUNTS),
-    st.tuples(st.just("reverse"), st.integers(0, 50), st.just(0)),
+    # The amount: what the terminal dispensed (a partial reversal gives back the rest).
+    st.tuples(st.just("reverse"), st.integers(0, 50), st.sampled_from([0, 0, 1_000, 2_000])),
     st.tuples(st.just("reverse-first"), CARDS, AMOUNTS),
     st.tuples(st.just("freeze"), st.sampled_from([ALICE_CHECKING, ALICE_SAVINGS]), st.just(0)),
-    st.tuples(st.just("wait"), st.sampled_from([30, 130, 1_900]), st.just(0)),
+    st.tuples(st.just("wait"), st.sampled_from([30, 130, 1_900, 86_400]), st.just(0)),
 )
 
 
@@ -274,7 +286,7 @@ async def _drive(pair: Pair, operations: list[tuple[str, object, int]]) -> None:
             elif kind == "reuse-key":  # the same key for another request: 94 (or a repeat)
                 await pair.send(dataclasses.replace(earlier, amount_cents=amount))
             else:
-                pair.reverse(earlier)
+                pair.reverse(earlier, dispensed=amount)
             continue
         if kind == "freeze":
             number = str(who)

@@ -11,7 +11,7 @@ measured loop:
 
 - CPU of the host's database connections (client backends, /proc utime + stime), and of the
   whole server (every process of the cluster, those that exited included);
-- WAL (``pg_stat_wal``: bytes, records, full-page images);
+- WAL (``pg_stat_wal``: bytes, records, full-page images; pg_waldump's sizes by record);
 - per statement: calls, mean time, rows and WAL bytes (``pg_stat_statements``).
 
 Every figure is divided by the withdrawals of the measured loop. CPU figures on a shared
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,7 @@ class Counters:
     wal_bytes: int
     wal_records: int
     wal_fpi: int
+    lsn: str
 
 
 class Probe:
@@ -96,12 +98,20 @@ class Probe:
     def read(self, backends: list[int]) -> Counters:
         with self.engine.connect() as connection:
             wal = connection.execute(
-                text("SELECT wal_bytes, wal_records, wal_fpi FROM pg_stat_wal")
+                text(
+                    "SELECT wal_bytes, wal_records, wal_fpi, pg_current_wal_insert_lsn()::text"
+                    " FROM pg_stat_wal"
+                )
             ).one()
         server = _ticks(self.postmaster, children=True)
         server += sum(_ticks(pid) for pid in _children(self.postmaster))
         return Counters(
-            sum(_ticks(pid) for pid in backends), server, int(wal[0]), int(wal[1]), int(wal[2])
+            sum(_ticks(pid) for pid in backends),
+            server,
+            int(wal[0]),
+            int(wal[1]),
+            int(wal[2]),
+            str(wal[3]),
         )
 
     def reset_statements(self) -> None:
@@ -141,7 +151,31 @@ def start(cluster: Cluster) -> None:
     cluster.run("pg_ctl", "-D", data, "-o", options, "-l", str(cluster.base / "log"), "-w", "start")
 
 
-async def measure(url: str, probe: Probe, pans: list[str], args: argparse.Namespace) -> None:
+def wal_by_record(cluster: Cluster, start: str, end: str, count: int) -> list[str]:
+    """pg_waldump's statistics of the measured loop's WAL, per withdrawal, biggest first."""
+    out = cluster.run(
+        "pg_waldump", "-p", str(cluster.base / "data" / "pg_wal"), "-s", start, "-e", end,
+        "--stats=record",
+    )  # fmt: skip
+    # "Heap/INSERT  count (%)  record size (%)  FPI size (%)  combined size (%)"
+    share = r"\s+\(\s*[\d.]+\)\s+"
+    pattern = re.compile(rf"^(\S+/\S+)\s+(\d+){share}\d+{share}\d+{share}(\d+)")
+    rows = []
+    for line in out.splitlines():
+        match = pattern.match(line)
+        if match:
+            rows.append((int(match[3]), match[1], int(match[2])))
+    rows.sort(reverse=True)
+    return [
+        f"{size / count:7.1f} B/w {n / count:5.2f} records/w {name}"
+        for size, name, n in rows
+        if size
+    ]
+
+
+async def measure(
+    cluster: Cluster, url: str, probe: Probe, pans: list[str], args: argparse.Namespace
+) -> None:
     async with HostProcess(url) as host:
         terminals = await open_terminals(host.port, pans)
         try:
@@ -169,6 +203,9 @@ async def measure(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
         f"{(after.wal_records - before.wal_records) / n:.1f} records, "
         f"{(after.wal_fpi - before.wal_fpi) / n:.2f} full-page images"
     )
+    print("WAL by record type (pg_waldump --stats=record, combined size):")
+    for line in wal_by_record(cluster, before.lsn, after.lsn, n)[: args.top]:
+        print(f"  {line}")
     print("statements (per withdrawal; fn = inside a function):")
     for line in probe.statements(n, args.top):
         print(f"  {line}")
@@ -191,7 +228,7 @@ def main() -> int:
         with probe.engine.connect() as connection:
             connection.execute(text("CREATE EXTENSION pg_stat_statements"))
         try:
-            asyncio.run(measure(url, probe, pans, args))
+            asyncio.run(measure(cluster, url, probe, pans, args))
         finally:
             probe.close()
         clean = ledger_clean(url)

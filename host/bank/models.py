@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -157,7 +158,13 @@ class AuditEntry(Base):
     PostgreSQL a trigger refuses both). PANs in it are masked."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_action", "action"))
+    # On PostgreSQL the time index is a BRIN (block range) index (0016): the log is appended
+    # in time order, so a range's summary finds a time window, and a new row costs it nothing
+    # until VACUUM summarises its range (a btree took an entry and its WAL per row).
+    __table_args__ = (
+        Index("ix_audit_log_at", "at", postgresql_using="brin"),
+        Index("ix_audit_log_action", "action"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
@@ -173,6 +180,17 @@ class Posting(Base):
     """One business event in the ledger (withdrawal, reversal, transfer, opening balance)."""
 
     __tablename__ = "postings"
+    # A posting is reversed at most once. On PostgreSQL only reversals are in the index
+    # (0016): the other postings, nearly all of them, write no entry to it; SQLite keeps the
+    # unique constraint of 0001 (the same rule).
+    __table_args__ = (
+        Index(
+            "uq_postings_reverses_id",
+            "reverses_id",
+            unique=True,
+            postgresql_where=text("reverses_id IS NOT NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # opening | withdrawal | withdrawal-reversal | transfer | transfer-reversal
     kind: Mapped[str] = mapped_column(String(32))
@@ -180,7 +198,7 @@ class Posting(Base):
     terminal_id: Mapped[str | None] = mapped_column(String(8))
     stan: Mapped[str | None] = mapped_column(String(6))
     rrn: Mapped[str | None] = mapped_column(String(12))
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"), unique=True)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("postings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     entries: Mapped[list[Entry]] = relationship(back_populates="posting")
 

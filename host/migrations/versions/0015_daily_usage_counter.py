@@ -12,8 +12,9 @@ per account, limited kind (``withdrawal``, ``transfer``) and UTC day holds what 
 postings of the day took out of the account less what their reversals gave back, booked on
 the original's day whenever the reversal came: exactly what the sum counted. It is written
 in the posting's transaction under the account's row lock, by ``host.bank.ledger.post`` (the
-ORM path, reversals included) and by ``atm_authorize`` (one upsert in its posting
-statement); the check reads the rows of today onwards. ``check_ledger`` recomputes them from
+ORM path, reversals included) and by ``atm_authorize`` (in its posting statement); the
+check reads the rows of today onwards (a later day's only if the clock went back, which the
+sum counted too). ``check_ledger`` recomputes them from
 the entries, so a drift is reported.
 
 The upgrade fills the table from the entries already there; the downgrade drops it and puts
@@ -59,7 +60,8 @@ _DAY = {
     "sqlite": "date({column})",  # SQLite keeps UTC times as text
 }
 
-# atm_authorize (0014's text with two changes): the day's use read from the counter ...
+# atm_authorize (0014's text with these changes): the day's use read from the counter,
+# with whether today's row exists ...
 _SUM = """SELECT (SELECT -coalesce(sum(e.amount_cents), 0)
                   FROM entries e
                   JOIN postings p ON e.posting_id = p.id
@@ -67,25 +69,35 @@ _SUM = """SELECT (SELECT -coalesce(sum(e.amount_cents), 0)
                  WHERE e.account_id = v_account.id AND e.created_at >= p_day_start
                    AND ((p.kind = v_movement AND e.amount_cents < 0)
                         OR (p.kind = v_reversal AND e.amount_cents > 0
-                            AND o.created_at >= p_day_start))),"""
-_COUNTER = """SELECT (SELECT coalesce(sum(u.used_cents), 0)
-                  FROM daily_usage u
-                 WHERE u.account_id = v_account.id AND u.kind = v_movement
-                   AND u.day >= (p_day_start AT TIME ZONE 'UTC')::date),"""
-# ... and kept by the posting statement, next to the balances.
+                            AND o.created_at >= p_day_start))),
+               (SELECT coalesce(sum(h.amount_cents), 0)
+                  FROM holds h WHERE h.account_id = v_account.id AND h.status = 'held')
+          INTO v_used, v_held;"""
+_COUNTER = """v_day := (p_day_start AT TIME ZONE 'UTC')::date;
+        SELECT coalesce(sum(u.used_cents), 0), coalesce(bool_or(u.day = v_day), false),
+               (SELECT coalesce(sum(h.amount_cents), 0)
+                  FROM holds h WHERE h.account_id = v_account.id AND h.status = 'held')
+          INTO v_used, v_counted, v_held
+          FROM daily_usage u
+         WHERE u.account_id = v_account.id AND u.kind = v_movement AND u.day >= v_day;"""
+# ... and kept by the posting statement, next to the balances: today's row grows, or is
+# the first. Only a holder of the account's lock writes it, so the read above still holds;
+# a plain UPDATE writes no lock record of its own, as ON CONFLICT DO UPDATE would.
 _MOVED = """             WHERE a.id IN (v_account.id, v_counter_id)
         ), audit AS ("""
 _MOVED_AND_COUNTED = """             WHERE a.id IN (v_account.id, v_counter_id)
-        ), usage AS (
+        ), used AS (
             -- The day's use of this kind's limit (host.bank.ledger.post does the same).
-            INSERT INTO daily_usage AS u (account_id, kind, day, used_cents)
-            VALUES (v_account.id, v_movement, (p_now AT TIME ZONE 'UTC')::date, p_amount)
-            ON CONFLICT (account_id, kind, day)
-            DO UPDATE SET used_cents = u.used_cents + excluded.used_cents
+            UPDATE daily_usage u SET used_cents = u.used_cents + p_amount
+             WHERE v_counted
+               AND u.account_id = v_account.id AND u.kind = v_movement AND u.day = v_day
+        ), used_first AS (
+            INSERT INTO daily_usage (account_id, kind, day, used_cents)
+            SELECT v_account.id, v_movement, v_day, p_amount WHERE NOT v_counted
         ), audit AS ("""
 _CHANGES = (
     ("        v_reversal := v_movement || '-reversal';\n", ""),
-    ("    v_reversal text;\n", ""),
+    ("    v_reversal text;\n", "    v_day date;\n    v_counted boolean;\n"),
     (
         "        -- as the lock returns it; 9. the day's use (reversals give back their "
         "original's\n        -- day) and the holds; 10. funds.",

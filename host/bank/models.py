@@ -160,9 +160,14 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
     # On PostgreSQL the time index is a BRIN (block range) index (0016): the log is appended
     # in time order, so a range's summary finds a time window, and a new row costs it nothing
-    # until VACUUM summarises its range (a btree took an entry and its WAL per row).
+    # until VACUUM summarises its range once full (a btree took an entry and its WAL per row).
     __table_args__ = (
-        Index("ix_audit_log_at", "at", postgresql_using="brin"),
+        Index(
+            "ix_audit_log_at",
+            "at",
+            postgresql_using="brin",
+            postgresql_with={"pages_per_range": 16},
+        ),
         Index("ix_audit_log_action", "action"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -151,8 +151,9 @@ def start(cluster: Cluster) -> None:
     cluster.run("pg_ctl", "-D", data, "-o", options, "-l", str(cluster.base / "log"), "-w", "start")
 
 
-def wal_by_record(cluster: Cluster, start: str, end: str, count: int) -> list[str]:
-    """pg_waldump's statistics of the measured loop's WAL, per withdrawal, biggest first."""
+def wal_by_record(cluster: Cluster, start: str, end: str, count: int) -> list[tuple[int, str]]:
+    """pg_waldump's statistics of the measured loop's WAL: (bytes, record type and count per
+    withdrawal), biggest first."""
     out = cluster.run(
         "pg_waldump", "-p", str(cluster.base / "data" / "pg_wal"), "-s", start, "-e", end,
         "--stats=record",
@@ -166,11 +167,7 @@ def wal_by_record(cluster: Cluster, start: str, end: str, count: int) -> list[st
         if match:
             rows.append((int(match[3]), match[1], int(match[2])))
     rows.sort(reverse=True)
-    return [
-        f"{size / count:7.1f} B/w {n / count:5.2f} records/w {name}"
-        for size, name, n in rows
-        if size
-    ]
+    return [(size, f"{n / count:5.2f} records/w {name}") for size, name, n in rows if size]
 
 
 async def measure(
@@ -203,9 +200,11 @@ async def measure(
         f"{(after.wal_records - before.wal_records) / n:.1f} records, "
         f"{(after.wal_fpi - before.wal_fpi) / n:.2f} full-page images"
     )
-    print("WAL by record type (pg_waldump --stats=record, combined size):")
-    for line in wal_by_record(cluster, before.lsn, after.lsn, n)[: args.top]:
-        print(f"  {line}")
+    records = wal_by_record(cluster, before.lsn, after.lsn, n)
+    total = sum(size for size, _ in records)
+    print(f"WAL by record type (pg_waldump --stats=record): {total / n:.0f} bytes/withdrawal")
+    for size, name in records[: args.top]:
+        print(f"  {size / n:7.1f} B/w {name}")
     print("statements (per withdrawal; fn = inside a function):")
     for line in probe.statements(n, args.top):
         print(f"  {line}")

@@ -1,5 +1,6 @@
 """PIN handling on the host: verification (bcrypt in a pool sized to the cores), card-session
-tokens, and the rules a new PIN must follow.
+tokens, the rules a new PIN must follow, and the per-process cache of the PIN hash each card
+had when last verified (``PinHashCache``: the hot path's head start on bcrypt).
 
 The clear PIN exists only inside ``PinVerifier`` for the duration of one call. bcrypt is slow by
 design; it runs in its own thread pool so at most one verification per core runs at a time, and

@@ -133,33 +133,52 @@ def codec_rows(short: bool) -> list[Row]:
     return rows
 
 
-def one_verify_seconds() -> float:
-    """One bcrypt verification at cost 12 in this process, median of three."""
+def one_verify_seconds() -> tuple[float, float]:
+    """One bcrypt verification at cost 12 in this process, median of three: (wall, CPU)."""
     hashed = bcrypt.hashpw(b"2580pepper", bcrypt.gensalt(12))
     times = []
+    cpu = []
     for _ in range(3):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         bcrypt.checkpw(b"2580pepper", hashed)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        cpu.append(time.thread_time() - started_cpu)
+    return statistics.median(times), statistics.median(cpu)
 
 
-def parallel_verifies(threads: int, seconds: float) -> float:
-    """bcrypt verifications/s at cost 12 with ``threads`` threads in this process at the host's
-    bcrypt niceness (``host.bank.pins.BCRYPT_NICENESS``): what the machine gives niced bcrypt
-    right now. On a machine shared with other work this is well below cores / one verify
-    (a niced thread yields its core to every busier process), and the host cannot beat it."""
+@dataclass(frozen=True)
+class Parallel:
+    """bcrypt on several threads at once: verifications/s, and the CPU time one verification
+    took on its thread (median). The CPU time per verify against one verify's alone says
+    whether the cores slow each other down (hyperthread siblings, a shared cache, a lower
+    clock with every core busy), whatever else the machine runs: CPU time does not count the
+    time a thread waits for a core."""
+
+    rate: float
+    cpu_per_verify: float
+
+
+def parallel_verifies(threads: int, seconds: float, *, niced: bool = True) -> Parallel:
+    """bcrypt verifications/s at cost 12 with ``threads`` threads in this process, at the
+    host's bcrypt niceness (``host.bank.pins.BCRYPT_NICENESS``) unless ``niced`` is False.
+    Niced: what the machine gives niced bcrypt right now. On a machine shared with other work
+    this is well below cores / one verify (a niced thread yields its core to every busier
+    process), and the host cannot beat it. Not niced: bcrypt's own scaling over the cores."""
     hashed = bcrypt.hashpw(b"2580pepper", bcrypt.gensalt(12))
     done = [0] * threads
+    cpu: list[float] = []
     deadline = time.perf_counter() + seconds
 
     def loop(n: int) -> None:
-        with contextlib.suppress(OSError):
-            thread = threading.get_native_id()
-            current = os.getpriority(os.PRIO_PROCESS, thread)
-            os.setpriority(os.PRIO_PROCESS, thread, min(19, current + BCRYPT_NICENESS))
+        if niced:
+            with contextlib.suppress(OSError):
+                thread = threading.get_native_id()
+                current = os.getpriority(os.PRIO_PROCESS, thread)
+                os.setpriority(os.PRIO_PROCESS, thread, min(19, current + BCRYPT_NICENESS))
         while time.perf_counter() < deadline:
+            started = time.thread_time()
             bcrypt.checkpw(b"2580pepper", hashed)
+            cpu.append(time.thread_time() - started)  # list.append: atomic under the GIL
             done[n] += 1
 
     workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
@@ -168,7 +187,8 @@ def parallel_verifies(threads: int, seconds: float) -> float:
         worker.start()
     for worker in workers:
         worker.join()
-    return sum(done) / (time.perf_counter() - started)
+    rate = sum(done) / (time.perf_counter() - started)
+    return Parallel(rate, statistics.median(cpu) if cpu else 0.0)
 
 
 def box_cpu() -> tuple[int, int]:
@@ -249,7 +269,18 @@ class PinFigures:
     outstanding: int
     rates: list[float] = field(default_factory=list)
     one_verify: list[float] = field(default_factory=list)
+    one_verify_cpu: list[float] = field(default_factory=list)
     box: list[float] = field(default_factory=list)
+    # bcrypt on every core at the bench's own priority, and its CPU time per verify.
+    unniced: list[float] = field(default_factory=list)
+    unniced_cpu: list[float] = field(default_factory=list)
+    # Per PIN window: PIN requests answered; per inquiries-alone window (the same 20/s, no
+    # PIN load): what the host (all of it), PostgreSQL and this bench used, core-seconds per
+    # second. What a PIN window's other work used beyond these is the PIN requests' own.
+    answered: list[int] = field(default_factory=list)
+    alone_host_cores: list[float] = field(default_factory=list)
+    alone_postgres_cores: list[float] = field(default_factory=list)
+    alone_bench_cores: list[float] = field(default_factory=list)
     alone: list[float] = field(default_factory=list)
     meanwhile: list[float] = field(default_factory=list)
     bcrypt_cores: list[float] = field(default_factory=list)
@@ -270,6 +301,7 @@ class PinFigures:
 @dataclass(frozen=True)
 class PinWindow:
     rate: float
+    answered: int
     seconds: float
     latencies: list[float]
     box: tuple[tuple[int, int], tuple[int, int]]  # box_cpu() at the window's start and end
@@ -323,6 +355,7 @@ async def pin_window(
     await asyncio.gather(*loops)
     return PinWindow(
         rate,
+        done - first,
         elapsed,
         meanwhile.latencies,
         (box0, box1),
@@ -360,11 +393,28 @@ async def pin_capacity(
         await asyncio.gather(*(t.open() for t in pins))
         try:
             for _ in range(rounds):
+                box0, host0, procs0 = (
+                    box_cpu(),
+                    process_cpu(pid),
+                    bench_and_postgres_cpu(postmaster),
+                )
                 alone = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
+                box1, host1, procs1 = (
+                    box_cpu(),
+                    process_cpu(pid),
+                    bench_and_postgres_cpu(postmaster),
+                )
+                span = max(1, box1[1] - box0[1]) / cores
+                figures.alone_host_cores.append((sum(host1) - sum(host0)) / span)
+                figures.alone_bench_cores.append((procs1[0] - procs0[0]) / span)
+                figures.alone_postgres_cores.append((procs1[1] - procs0[1]) / span)
                 figures.alone += alone.latencies
-                figures.one_verify.append(one_verify_seconds())
+                wall, cpu = one_verify_seconds()
+                figures.one_verify.append(wall)
+                figures.one_verify_cpu.append(cpu)
                 window = await pin_window(pins, quiet, seconds, pid, postmaster)
                 figures.rates.append(window.rate)
+                figures.answered.append(window.answered)
                 figures.meanwhile += window.latencies
                 box0, box1 = window.box
                 host0, host1 = window.host
@@ -388,7 +438,10 @@ async def pin_capacity(
                 figures.pool_running.append(running)
                 figures.pool_preempted.append(preempted)
                 figures.pool_asleep.append(threads - running - preempted)
-                figures.box.append(parallel_verifies(cores, seconds / 2))
+                figures.box.append(parallel_verifies(cores, seconds / 2).rate)
+                unniced = parallel_verifies(cores, seconds / 2, niced=False)
+                figures.unniced.append(unniced.rate)
+                figures.unniced_cpu.append(unniced.cpu_per_verify)
         finally:
             await bench_host.close_terminals([*quiet, *pins])
     return figures
@@ -401,6 +454,30 @@ def pin_rows(pin: PinFigures, cores: int, rounds: int) -> list[Row]:
     one = statistics.median(pin.one_verify)
     box = statistics.median(pin.box)
     meanwhile_p99 = bench_host.quantile(pin.meanwhile, 0.99)
+    unniced = statistics.median(pin.unniced)
+    # Per round: the host (bcrypt aside), PostgreSQL and this bench in the PIN window, less
+    # what the same inquiries used alone: the PIN requests' own work outside bcrypt.
+    inquiries = [
+        h + p + b
+        for h, p, b in zip(
+            pin.alone_host_cores, pin.alone_postgres_cores, pin.alone_bench_cores, strict=True
+        )
+    ]
+    own = [
+        h + p + b - i
+        for h, p, b, i in zip(
+            pin.host_other_cores, pin.postgres_cores, pin.bench_cores, inquiries, strict=True
+        )
+    ]
+    per_request = [o / r for o, r in zip(own, pin.rates, strict=True) if r > 0]
+    scaling = [u * o / cores for u, o in zip(pin.unniced, pin.one_verify, strict=True)]
+    # The target's anchor counts every core as bcrypt's; the inquiries sent meanwhile are part
+    # of the figure's conditions and take their share first.
+    left = [
+        r / ((cores - i) / o)
+        for r, i, o in zip(pin.rates, inquiries, pin.one_verify, strict=True)
+        if i < cores
+    ] or [0.0]
     return [
         Row(
             "PIN verifications/s (bcrypt cost 12), balance inquiries at 20/s meanwhile",
@@ -417,6 +494,37 @@ def pin_rows(pin: PinFigures, cores: int, rounds: int) -> list[Row]:
             f"{box:.1f} ({cores} threads at niceness +{BCRYPT_NICENESS}; load "
             f"{os.getloadavg()[0]:.1f})",
             f"{statistics.median(r / b for r, b in zip(pin.rates, pin.box, strict=True)):.2f}x",
+        ),
+        Row(
+            "  bcrypt's own scaling: bcrypt on every core, not niced, in the bench process",
+            "",
+            f"{unniced:.1f}; CPU per verify {ms(statistics.median(pin.unniced_cpu))} with "
+            f"every core verifying, {ms(statistics.median(pin.one_verify_cpu))} alone",
+            f"{cores / one:.1f} (cores / one verify)",
+            f"{statistics.median(scaling):.2f}x",
+        ),
+        Row(
+            "  ours against bcrypt on every core, not niced (same rounds)",
+            "",
+            f"{pin_rate:.1f}",
+            f"{unniced:.1f}",
+            f"{statistics.median(r / u for r, u in zip(pin.rates, pin.unniced, strict=True)):.2f}x",
+        ),
+        Row(
+            "  ours against the cores the inquiries leave / one verify (same rounds)",
+            "",
+            f"{pin_rate:.1f}",
+            f"{(cores - statistics.median(inquiries)) / one:.1f}",
+            f"{statistics.median(left):.2f}x",
+        ),
+        Row(
+            "  the work beside bcrypt in the PIN windows (core-seconds per second, medians)",
+            "",
+            f"the inquiries {statistics.median(inquiries):.2f} (host, PostgreSQL and bench "
+            "with the same inquiries and no PIN load), the PIN requests' own "
+            f"{statistics.median(own):.2f}",
+            f"{ms(statistics.median(per_request) if per_request else 0.0)} CPU per PIN request "
+            "outside bcrypt (host, PostgreSQL, bench)",
         ),
         Row(
             "  where the cores went in the PIN windows (core-seconds per second, medians)",

@@ -1,5 +1,6 @@
 """PIN handling on the host: verification (bcrypt in a pool sized to the cores), card-session
-tokens, and the rules a new PIN must follow.
+tokens, the rules a new PIN must follow, and the per-process cache of the PIN hash each card
+had when last verified (``PinHashCache``: the hot path's head start on bcrypt).
 
 The clear PIN exists only inside ``PinVerifier`` for the duration of one call. bcrypt is slow by
 design; it runs in its own thread pool so at most one verification per core runs at a time, and
@@ -12,6 +13,7 @@ changed between the two.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -21,14 +23,18 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import bcrypt
 
 from protocol.errors import PinBlockError
 from protocol.pinblock import decrypt_pin_block
+from protocol.response_codes import ResponseCode
 
-__all__ = ["PinRuleError", "PinVerifier", "check_pin_rules", "hash_pin"]
+if TYPE_CHECKING:  # host.bank.services imports this module
+    from host.bank.services import CardRequest
+
+__all__ = ["PinHashCache", "PinRuleError", "PinVerifier", "check_pin_rules", "hash_pin"]
 
 T = TypeVar("T")
 
@@ -83,6 +89,7 @@ class PinVerifier:
         self._pepper = pepper
         self._secret = secret_key.encode()
         self.workers = workers or os.cpu_count() or 1
+        self.verifications = 0  # bcrypt checks of a PIN block run so far
         self._pool = concurrent.futures.ThreadPoolExecutor(
             self.workers, thread_name_prefix=THREAD_NAME, initializer=_yield_to_other_work
         )
@@ -110,6 +117,7 @@ class PinVerifier:
         candidate = self._candidate(pin_block, pan, key, fmt)
         if candidate is None:
             return False
+        self.verifications += 1
         return self._pool.submit(bcrypt.checkpw, candidate, pin_hash.encode()).result()
 
     async def verify_async(
@@ -119,6 +127,7 @@ class PinVerifier:
         candidate = self._candidate(pin_block, pan, key, fmt)
         if candidate is None:
             return False
+        self.verifications += 1
         future = self._pool.submit(bcrypt.checkpw, candidate, pin_hash.encode())
         return await asyncio.wrap_future(future)
 
@@ -148,3 +157,79 @@ class PinVerifier:
             raise PinRuleError("the new PIN block does not decode") from exc
         check_pin_rules(pin)
         return await asyncio.wrap_future(self._pool.submit(hash_pin, pin, self._pepper, rounds))
+
+
+class PinHashCache:
+    """The PIN hash each card had when its PIN was last verified here, so the next request of
+    that card with a new PIN block (a new card session) can start bcrypt at once instead of
+    asking the database for the hash first (one round trip less before bcrypt). Only a head
+    start: the transaction that follows takes bcrypt's answer only when the card's hash is
+    still the one verified, and answers with the current hash otherwise (then verified
+    again), so a stale entry costs one bcrypt, never a wrong answer.
+
+    Two cases would make that bcrypt a waste, so they go the database's way first:
+
+    * the PIN block last verified for the card, from the same terminal (the same card
+      session, which needs no bcrypt while it is open; or a repeated request);
+    * a card the database declined before the PIN check (unknown, lost, stolen, expired,
+      locked, ...): ``settled`` forgets it, so a locked card costs no bcrypt per try.
+
+    Bounded (least recently used out first); one per host process; used on the event loop
+    only. It holds bcrypt hashes, never a PIN."""
+
+    def __init__(self, pins: PinVerifier, size: int = 10_000) -> None:
+        self._pins = pins
+        self._size = size
+        # PAN -> (hash, session token of the PIN block last verified against it)
+        self._cards: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cards)
+
+    def hash_for(self, request: CardRequest) -> str | None:
+        """The hash to verify ``request``'s PIN block against now, or None (ask the
+        database first): no block, a card not known here, or the block verified last."""
+        token = self._token(request)
+        known = self._cards.get(request.pan) if token is not None else None
+        if known is None or token is None or hmac.compare_digest(known[1], token):
+            return None
+        self._cards.move_to_end(request.pan)
+        return known[0]
+
+    def settled(self, request: CardRequest, verified: str | None, code: ResponseCode) -> None:
+        """``request`` was answered ``code`` after bcrypt checked its block against
+        ``verified`` (None: no bcrypt ran)."""
+        if code in _DECLINED_BEFORE_PIN:
+            self._cards.pop(request.pan, None)
+            return
+        token = self._token(request)
+        if verified is None or token is None:
+            return
+        self._cards[request.pan] = (verified, token)
+        self._cards.move_to_end(request.pan)
+        while len(self._cards) > self._size:
+            self._cards.popitem(last=False)
+
+    def _token(self, request: CardRequest) -> str | None:
+        if request.pin_block is None or request.pin_key is None:
+            return None
+        return self._pins.session_token(request.pan, request.terminal_id, request.pin_block)
+
+
+# Answers given before the PIN check (host.bank.services: the order of checks), or with
+# nothing known of it: the card's next request asks the database first.
+_DECLINED_BEFORE_PIN = frozenset(
+    {
+        ResponseCode.INVALID_CARD,
+        ResponseCode.NO_SUCH_ISSUER,
+        ResponseCode.LOST_CARD,
+        ResponseCode.STOLEN_CARD,
+        ResponseCode.EXPIRED_CARD,
+        ResponseCode.PIN_TRIES_EXCEEDED,
+        ResponseCode.TERMINAL_OUT_OF_SERVICE,
+        ResponseCode.MAINTENANCE,
+        ResponseCode.HOST_UNAVAILABLE,
+        ResponseCode.DUPLICATE,
+        ResponseCode.MALFUNCTION,
+    }
+)

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from host.bank.fastpath import FastAuthorizer, OrmPath
+from host.bank.pins import PinHashCache
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.link.config import LinkConfig
 from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
@@ -158,6 +159,7 @@ class LinkServer:
         self._steps = steps
         # PostgreSQL: 30/01/40 go the hot path (host.bank.fastpath), on the event loop.
         self._fast = fast
+        self._pin_hashes = PinHashCache(service.pins)
         self._executor = executor
         self._max_frame = max_frame
         self._tap = tap
@@ -562,11 +564,15 @@ class LinkServer:
 
     async def _authorize_fast(self, fast: FastAuthorizer, request: CardRequest) -> Outcome:
         """The hot path: one call when no bcrypt is needed; else bcrypt ahead on the PIN
-        pool and a second call with its answer. An approved 0200 that a reversal advice
-        overtook gets it applied (rare: a worker thread does it, as on the ORM path). An
-        inquiry whose mini statement only Python formats goes the ORM way (rarer still)."""
-        answer = await fast.authorize(request)
+        pool and a second call with its answer. A card whose PIN hash this process verified
+        before starts bcrypt with that hash and skips the first call (``PinHashCache``; the
+        second answers with the current hash if it changed). An approved 0200 that a
+        reversal advice overtook gets it applied (rare: a worker thread does it, as on the
+        ORM path). An inquiry whose mini statement only Python formats goes the ORM way."""
+        known = self._pin_hashes.hash_for(request)
+        answer = PinFirst(known) if known is not None else await fast.authorize(request)
         rounds = 0
+        verified: str | None = None
         while isinstance(answer, PinFirst):
             rounds += 1
             if rounds > _PIN_ROUNDS:
@@ -574,9 +580,11 @@ class LinkServer:
                 assert isinstance(settled, Outcome)
                 return settled
             pin = await self._service.verify_pin_ahead(request, self._executor, answer.pin_hash)
+            verified = answer.pin_hash
             answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
         if isinstance(answer, OrmPath):
             return await self._authorize_orm(request)
+        self._pin_hashes.settled(request, verified, answer.outcome.response_code)
         if answer.reversal_waiting:
             await self._work(
                 self.reversals.apply_waiting,

@@ -75,6 +75,10 @@ _AUTHORIZE = (
 )
 # SQLSTATE of an inquiry whose mini statement the function leaves to Python (0014).
 _NEEDS_PYTHON = "ATM01"
+# The function's codes as members by value: a dict lookup rather than an Enum call per row
+# (a value not here still goes through the Enum, which raises on an unknown one).
+_RESPONSE_CODES = {code.value: code for code in ResponseCode}
+_ACCOUNT_TYPES = {kind.value: kind for kind in AccountType}
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,7 @@ class FastAuthorizer:
             answer = Authorized(
                 Outcome(ResponseCode.HOST_UNAVAILABLE, self._service.codes.rrn(request, now))
             )
-        if isinstance(answer, Authorized):
+        if isinstance(answer, Authorized) and log.isEnabledFor(logging.INFO):
             code = answer.outcome.response_code
             log.info("%r -> %s %s", request, code, code.text)
         return answer
@@ -266,27 +270,31 @@ class FastAuthorizer:
             pool = self._pool
             if pool is None:
                 raise PoolClosed("the hot path's pool is closed (database unreachable)")
-            async with pool.connection() as conn:
-                # Counts the pool's connections serving a request now (all busy while one
-                # more waits: overload, not an outage).
-                self._in_use += 1
+            # getconn/putconn rather than pool.connection(): that one also commits on the
+            # way out, a no-op under autocommit that still takes the connection's lock.
+            # putconn checks the connection's state either way (a broken one is replaced).
+            conn = await pool.getconn()
+            # Counts the pool's connections serving a request now (all busy while one more
+            # waits: overload, not an outage).
+            self._in_use += 1
+            try:
+                self.round_trips += 1
+                cursor = self._cursors.get(conn)
+                if cursor is None:
+                    cursor = self._new_cursor(conn)
                 try:
-                    self.round_trips += 1
-                    cursor = self._cursors.get(conn)
-                    if cursor is None:
-                        cursor = self._new_cursor(conn)
-                    try:
-                        await cursor.execute(_AUTHORIZE, params, prepare=True)
-                    except psycopg.Error as exc:
-                        if exc.sqlstate != _NEEDS_PYTHON:
-                            raise
-                        # An inquiry whose mini statement has an entry only Python formats
-                        # exactly (migration 0014); nothing was kept.
-                        log.info("%r: mini statement left to the ORM path", request)
-                        return OrmPath()
-                    row = await cursor.fetchone()
-                finally:
-                    self._in_use -= 1
+                    await cursor.execute(_AUTHORIZE, params, prepare=True)
+                except psycopg.Error as exc:
+                    if exc.sqlstate != _NEEDS_PYTHON:
+                        raise
+                    # An inquiry whose mini statement has an entry only Python formats
+                    # exactly (migration 0014); nothing was kept.
+                    log.info("%r: mini statement left to the ORM path", request)
+                    return OrmPath()
+                row = await cursor.fetchone()
+            finally:
+                self._in_use -= 1
+                await pool.putconn(conn)
         finally:
             gate.release()
         assert row is not None
@@ -384,12 +392,13 @@ class FastAuthorizer:
             log.warning("track 2 expiry of card %s differs from the record", mask_pan(request.pan))
         balances: tuple[Balance, ...] = ()
         if ledger is not None:
-            kind = AccountType(account_type)
+            kind = _ACCOUNT_TYPES.get(account_type) or AccountType(account_type)
             balances = (
                 Balance(kind, "01", currency, int(ledger)),
                 Balance(kind, "02", currency, int(available)),
             )
-        outcome = Outcome(ResponseCode(code), rrn, auth_code, balances, statement or "")
+        response_code = _RESPONSE_CODES.get(code) or ResponseCode(code)
+        outcome = Outcome(response_code, rrn, auth_code, balances, statement or "")
         return Authorized(outcome, bool(reversal_waiting))
 
 

@@ -21,6 +21,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 class HostMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._answered: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "atm_host_requests",
             "Link requests answered, by request MTI and response code (DE 39)",
@@ -74,8 +75,17 @@ class HostMetrics:
     def observe(self, mti: str, response_code: str, seconds: float) -> None:
         """Count one answered request; the link server may call this for what it answers
         without the service (network management, format errors, reversals)."""
-        self.requests.labels(mti=mti, response_code=response_code).inc()
-        self.latency.labels(mti=mti).observe(seconds)
+        children = self._answered.get((mti, response_code))
+        if children is None:
+            # ``labels`` takes a lock and builds its key on every call: each pair's
+            # children are looked up once (MTIs and response codes are a small set).
+            children = self._answered[(mti, response_code)] = (
+                self.requests.labels(mti=mti, response_code=response_code),
+                self.latency.labels(mti=mti),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -72,23 +72,25 @@ security_log = logging.getLogger("host.security")
 
 T = TypeVar("T")
 
-_ECHOED = (
-    "2",
-    "3",
-    "4",
-    "7",
-    "11",
-    "12",
-    "13",
-    "37",
-    "41",
-    "42",
-    "49",
-    "70",
-    "90",
-    "95",
-    "102",
-    "103",
+_ECHOED = frozenset(
+    {
+        "2",
+        "3",
+        "4",
+        "7",
+        "11",
+        "12",
+        "13",
+        "37",
+        "41",
+        "42",
+        "49",
+        "70",
+        "90",
+        "95",
+        "102",
+        "103",
+    }
 )
 # Every card request carries a PIN block (DE 52): without one it is a format error (30).
 _REQUIRED = {
@@ -125,6 +127,9 @@ class _Connection:
     certificate_terminal: str | None = None
     # The reason (89/90) of the out-of-service 0800 the host pushed on this connection.
     told_stopped: str | None = None
+    # The last card or network request's authentication under the terminal's working keys,
+    # reused while those keys stay the same (one object per connection, not per request).
+    auth: _Auth | None = None
 
 
 @dataclass(frozen=True)
@@ -476,8 +481,16 @@ class LinkServer:
                 self._reject(conn, mti, terminal, str(final))
                 return None
             keys = fresh
+        if conn.authenticated and conn.terminal_id == terminal:
+            # What _authenticated does for a connection already counted, without a coroutine.
+            self._by_terminal[terminal] = conn
+            auth = conn.auth
+            if auth is None or auth.keys is not keys:
+                auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
+            return auth
         await self._authenticated(conn, terminal)
-        return _Auth(terminal, keys.scheme, keys.tak, keys)
+        auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
+        return auth
 
     def _certificate_matches(self, conn: _Connection, mti: str, terminal: str) -> bool:
         """Mutual TLS: the client certificate's terminal ID must be DE 41 of every message."""

@@ -42,10 +42,12 @@ from host.bank.pins import hash_pin
 from host.bank.seed import EQUITY_ACCOUNT, seed
 from host.db import create_engine_for, migrate, session_factory
 from host.link.config import DEVELOPMENT_TMK
+from protocol.errors import LinkError, LinkUnavailable, LocalProtocolError, RemoteProtocolError
+from protocol.framing import Framer, encode_frame
 from protocol.keyblock import DEFAULT_KEY_BLOCK, open_key_delivery
-from protocol.link import LinkClient
+from protocol.link import MatchKey, match_key
 from protocol.mac import TerminalCodec
-from protocol.messages import format_transmission_time
+from protocol.messages import Message, format_transmission_time, is_request
 from protocol.pinblock import encrypt_format0, encrypt_format4
 from protocol.security import KeyScheme
 from protocol.stan import StanGenerator
@@ -184,38 +186,126 @@ def ledger_clean(url: str) -> bool:
     return not problems
 
 
+class _TransmissionClock:
+    """DE 7 now, as ``protocol.messages.format_transmission_time`` gives it. DE 7
+    (MMDDhhmmss, UTC) changes once a second: formatted once a second, not per request."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.text = format_transmission_time(dt.datetime.fromtimestamp(second, dt.UTC))
+        return self.text
+
+
+transmission_time = _TransmissionClock().now
+
+
+class _TerminalLink(asyncio.Protocol):
+    """One terminal's TCP connection as an asyncio protocol: bytes in, frames, messages
+    (MAC verified by the terminal's codec), the one outstanding request's future resolved by
+    the response that matches it (DE 41 + STAN + MTI class, as ``protocol.link.LinkClient``
+    matches). No stream reader, read task or per-request timer: the load generator's own
+    cost per request stays small beside the host's. A bad MAC, an undecodable frame or a
+    response that matches nothing fails the outstanding request and closes the connection;
+    a lost connection fails it too."""
+
+    def __init__(self, codec: TerminalCodec, peer: str) -> None:
+        self.codec = codec
+        self.peer = peer
+        self.framer = Framer()
+        self.transport: asyncio.Transport | None = None
+        self.waiting: asyncio.Future[Message] | None = None
+        self.key: MatchKey | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def request(self, message: Message) -> asyncio.Future[Message]:
+        """Send ``message`` (MAC'd by the codec); the future gets its response."""
+        if self.transport is None or self.transport.is_closing():
+            raise LinkUnavailable(f"{self.peer}: not connected")
+        if self.waiting is not None:
+            raise LocalProtocolError(f"{self.peer}: a request is already outstanding")
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.waiting, self.key = future, match_key(message)
+        self.transport.write(encode_frame(self.codec.encode(message)))
+        return future
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for frame in self.framer.feed(data):
+                message = self.codec.decode(frame)
+                if is_request(message["t"]):
+                    continue  # a host-initiated request: no bench terminal answers one
+                if self.waiting is None or match_key(message) != self.key:
+                    raise LinkError(f"unmatched {message['t']} STAN {message.get('11')}")
+                waiting, self.waiting = self.waiting, None
+                waiting.set_result(message)
+        except (RemoteProtocolError, LinkError) as exc:
+            self._fail(LinkError(f"{self.peer}: {exc}"))
+            assert self.transport is not None
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(LinkError(f"{self.peer}: connection lost ({exc or 'closed by the host'})"))
+
+    def _fail(self, error: LinkError) -> None:
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(error)
+
+
 class BenchTerminal:
     """One ATM as the host sees it: one TCP connection, signed on with key exchange (working
-    keys under the development terminal master key), every message MAC'd. Scheme A terminals
+    keys under the development terminal master key), every message MAC'd and every response's
+    MAC verified. Each request is a whole 0200 (or 0100) of its own: a fresh STAN and
+    transmission time, encoded and MAC'd afresh; the fields that do not change for a terminal
+    (PAN, terminal and acceptor ids, currency, PIN block) are made once. Scheme A terminals
     encrypt each PIN block afresh (format 4 is randomised), so every request of theirs that
     carries one costs the host a bcrypt."""
 
     def __init__(
         self, port: int, terminal_id: str, pan: str, scheme: KeyScheme = KeyScheme.TDES
     ) -> None:
+        self.port = port
         self.terminal_id = terminal_id
         self.pan = pan
         self.scheme = scheme
         self.codec = TerminalCodec(scheme, DEVELOPMENT_TMK)
-        self.client = LinkClient("127.0.0.1", port, response_timeout=300, codec=self.codec)
+        self.link: _TerminalLink | None = None
         self.stan = StanGenerator()
         self.tpk = b""
         self.pin_block = ""
+        self._fields: dict[str, Message] = {}  # per kind, the fields every request repeats
 
-    def header(self, mti: str) -> dict[str, str]:
+    def header(self, mti: str) -> Message:
         return {
             "t": mti,
-            "7": format_transmission_time(dt.datetime.now(dt.UTC)),
+            "7": transmission_time(),
             "11": self.stan.next(),
             "41": self.terminal_id,
             "42": "ATMSIM000000001",
         }
 
+    async def exchange(self, message: Message) -> Message:
+        """Send one request and return its response."""
+        if self.link is None:
+            raise LinkUnavailable(f"{self.terminal_id}: not connected")
+        return await self.link.request(message)
+
     async def open(self) -> None:
-        await self.client.connect()
+        _, self.link = await asyncio.get_running_loop().create_connection(
+            lambda: _TerminalLink(self.codec, self.terminal_id), "127.0.0.1", self.port
+        )
         sign_on = self.header("0800")
         sign_on.update({"70": "001", "48": self.scheme.value})
-        response = await self.client.request(sign_on)
+        response = await self.exchange(sign_on)
         if response["39"] != "00":
             raise SystemExit(f"bench_host: {self.terminal_id} sign-on got {response['39']}")
         # The host's default layout (TR-31 key blocks): the bench configures no terminal.
@@ -223,6 +313,16 @@ class BenchTerminal:
         self.codec.set_mac_key(keys.tak)
         self.tpk = keys.tpk
         self.pin_block = self.fresh_pin_block()
+        fixed = {"2": self.pan, "41": self.terminal_id, "42": "ATMSIM000000001", "49": "840"}
+        self._fields = {
+            "withdrawal": {"t": "0200", **fixed, "3": "012000", "4": f"{AMOUNT:012d}"},
+            "inquiry": {"t": "0100", **fixed, "3": "302000", "4": f"{0:012d}"},
+        }
+
+    async def close(self) -> None:
+        if self.link is not None and self.link.transport is not None:
+            self.link.transport.close()
+        self.link = None
 
     def fresh_pin_block(self) -> str:
         if self.scheme is KeyScheme.AES:
@@ -232,22 +332,19 @@ class BenchTerminal:
     async def request(self, kind: str, pin_block: str | None = None) -> float:
         """One withdrawal (``kind`` "withdrawal") or balance inquiry ("inquiry"); returns its
         latency in seconds."""
-        message = self.header("0200" if kind == "withdrawal" else "0100")
-        message.update(
-            {
-                "2": self.pan,
-                "3": "012000" if kind == "withdrawal" else "302000",
-                "4": f"{AMOUNT if kind == 'withdrawal' else 0:012d}",
-                "49": "840",
-                "52": pin_block or self.pin_block,
-            }
-        )
+        message = {
+            **self._fields[kind],
+            "7": transmission_time(),
+            "11": self.stan.next(),
+            "52": pin_block or self.pin_block,
+        }
         started = time.perf_counter()
-        response = await self.client.request(message)
-        if response["39"] == "91":
+        response = await self.exchange(message)
+        code = response["39"]
+        if code == "91":
             raise Shed(f"{self.terminal_id} {kind}")
-        if response["39"] != "00":
-            raise SystemExit(f"bench_host: {self.terminal_id} {kind} got {response['39']}")
+        if code != "00":
+            raise SystemExit(f"bench_host: {self.terminal_id} {kind} got {code}")
         return time.perf_counter() - started
 
     async def run(self, count: int) -> list[float]:
@@ -317,13 +414,17 @@ async def open_terminals(
 
 async def close_terminals(terminals: Sequence[BenchTerminal]) -> None:
     for t in terminals:
-        await t.client.close()
+        await t.close()
 
 
 @dataclass(frozen=True)
 class ClosedLoop:
     elapsed: float
     latencies: list[list[float]]  # per terminal, in request order
+    # CPU seconds of this process (the simulated terminals: the host and PostgreSQL are other
+    # processes) over the loop: what the load generator takes from the machine under test.
+    client_cpu: float = 0.0
+    client_system: float = 0.0  # the part of it in the kernel (socket calls, epoll)
 
     @property
     def total(self) -> int:
@@ -333,14 +434,26 @@ class ClosedLoop:
     def rate(self) -> float:
         return self.total / self.elapsed
 
+    @property
+    def client_cpu_per_request(self) -> float:
+        """Seconds of the terminals' CPU per withdrawal."""
+        return self.client_cpu / self.total
+
+    @property
+    def client_cores(self) -> float:
+        """Cores the terminals kept busy on average over the loop."""
+        return self.client_cpu / self.elapsed
+
     def flat(self) -> list[float]:
         return [x for per in self.latencies for x in per]
 
 
 async def closed_loop(terminals: Sequence[BenchTerminal], count: int) -> ClosedLoop:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), os.times()
     results = await asyncio.gather(*(t.run(count) for t in terminals))
-    return ClosedLoop(time.perf_counter() - started, list(results))
+    elapsed, now = time.perf_counter() - started, os.times()
+    user, system = now.user - cpu.user, now.system - cpu.system
+    return ClosedLoop(elapsed, list(results), user + system, system)
 
 
 class Shed(Exception):
@@ -484,6 +597,12 @@ def main() -> int:
         latencies = result.flat()
         print(f"cores: {os.cpu_count()}; terminals: {args.terminals}; withdrawals: {result.total}")
         print(f"host over TCP on PostgreSQL: {result.rate:.0f} authorizations/s")
+        print(
+            f"bench client (the {args.terminals} terminals, this process): "
+            f"{result.client_cpu_per_request * 1000:.3f} ms CPU per withdrawal "
+            f"({result.client_system / result.total * 1000:.3f} ms of it in the kernel), "
+            f"{result.client_cores:.2f} cores of {os.cpu_count()}"
+        )
         print(
             f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
             f"p99 {quantile(latencies, 0.99) * 1000:.1f} ms"

@@ -13,7 +13,9 @@ process moves a round or two, not the verdict. Times are this process's CPU time
 What bounds the ratio is printed too: one MAC alone, the block cipher work inside one retail
 MAC alone (TDES through ``cryptography``, which has no single DES, so the CBC chain under K1
 costs three DES operations a block), and the ceiling, bare / (bare + two MACs alone): the
-ratio if framing, encoding and decoding cost nothing beyond pyiso8583.
+ratio if framing, encoding and decoding cost nothing beyond pyiso8583. A MAC run between
+encodes and decodes costs more than one run alone in a tight loop (caches), so the same bound
+is measured that way too: bare encode + decode and two MACs in one loop.
 """
 
 from __future__ import annotations
@@ -110,6 +112,25 @@ def mac_name(scheme: KeyScheme) -> str:
     return f"  one MAC alone, scheme {scheme.value}"
 
 
+def bare_and_macs(scheme: KeyScheme) -> Callable[[], None]:
+    """Bare encode + decode and two MACs over the 0200's MAC input, in one loop: all that the
+    round trip must do, nothing of ours around it. A MAC costs more here than alone (each
+    pushes the other's code and data out of the caches), so this, not ``ceiling``, is the
+    bound that ``ours`` can approach."""
+    body = encode_signed(MESSAGE, scheme, KEY)[:-16]
+
+    def run() -> None:
+        bare()
+        compute_mac_ascii(scheme, KEY, body)
+        compute_mac_ascii(scheme, KEY, body)
+
+    return run
+
+
+def bare_and_macs_name(scheme: KeyScheme) -> str:
+    return f"  bare + two MACs, scheme {scheme.value}"
+
+
 def retail_cipher_work() -> Callable[[], None]:
     """The TDES work inside one retail MAC of the 0200 and nothing else: the CBC chain under
     K1K1K1 over every block but the last, one TDES block under K1K2K1 (kept contexts, as
@@ -169,6 +190,8 @@ def run(iterations: int, rounds: int) -> CodecFigures:
         BARE_WITHOUT_MAC_FIELD: bare_without_mac_field,
         variant_name(KeyScheme.TDES): ours(KeyScheme.TDES),
         variant_name(KeyScheme.AES): ours(KeyScheme.AES),
+        bare_and_macs_name(KeyScheme.TDES): bare_and_macs(KeyScheme.TDES),
+        bare_and_macs_name(KeyScheme.AES): bare_and_macs(KeyScheme.AES),
         mac_name(KeyScheme.TDES): mac_only(KeyScheme.TDES),
         mac_name(KeyScheme.AES): mac_only(KeyScheme.AES),
         RETAIL_CIPHER: retail_cipher_work(),
@@ -207,7 +230,9 @@ def main() -> None:
     for scheme in KeyScheme:
         print(
             f"ceiling, scheme {scheme.value}: {figures.ceiling(scheme):.2f}x "
-            "(bare / (bare + two MACs alone): the ratio if all but the MACs cost nothing)"
+            "(bare / (bare + two MACs alone): the ratio if all but the MACs cost nothing); "
+            f"in one loop {figures.ratio(bare_and_macs_name(scheme)):.2f}x "
+            "(bare + two MACs: the MACs as they cost beside the codec)"
         )
 
 

@@ -126,7 +126,10 @@ def codec_rows(short: bool) -> list[Row]:
             ),
             "",
             ", ".join(
-                f"{s.value} {figures.ceiling(s):.2f}x" for s in (KeyScheme.TDES, KeyScheme.AES)
+                f"{s.value} {figures.ceiling(s):.2f}x "
+                f"({figures.ratio(bench_link_codec.bare_and_macs_name(s)):.2f}x with the MACs "
+                "in the codec's loop)"
+                for s in (KeyScheme.TDES, KeyScheme.AES)
             ),
         )
     )
@@ -211,32 +214,43 @@ def _threads(pid: int) -> Iterator[tuple[Path, bool, list[str]]]:
             yield task, name == THREAD_NAME or int(stat[16]) >= niced, stat
 
 
+def _ticks(stat: list[str]) -> int:
+    """utime + stime, in clock ticks, of /proc stat fields after the name."""
+    return int(stat[11]) + int(stat[12])
+
+
+def host_cpu(pid: int) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    """One walk of process ``pid``'s threads: ``process_cpu``'s figures and
+    ``pool_schedstat``'s."""
+    bcrypt_ticks = rest = threads = running = waiting = 0
+    for task, in_pool, stat in _threads(pid):
+        if not in_pool:
+            rest += _ticks(stat)
+            continue
+        bcrypt_ticks += _ticks(stat)
+        with contextlib.suppress(OSError):
+            run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
+            threads += 1
+            running += int(run_ns)
+            waiting += int(wait_ns)
+    return (bcrypt_ticks, rest), (threads, running, waiting)
+
+
 def process_cpu(pid: int) -> tuple[int, int]:
     """(bcrypt threads, other threads) CPU clock ticks of one process so far."""
-    bcrypt_ticks = rest = 0
-    for _task, in_pool, stat in _threads(pid):
-        ticks = int(stat[11]) + int(stat[12])  # utime + stime
-        if in_pool:
-            bcrypt_ticks += ticks
-        else:
-            rest += ticks
-    return bcrypt_ticks, rest
+    return host_cpu(pid)[0]
 
 
 def bench_and_postgres_cpu(postmaster: int) -> tuple[int, int]:
     """(this process, the PostgreSQL server: postmaster and its children) CPU clock ticks so
     far (Linux /proc)."""
-
-    def ticks(fields: list[str]) -> int:
-        return int(fields[11]) + int(fields[12])  # utime + stime
-
-    bench = ticks(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split())
+    bench = _ticks(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split())
     postgres = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == postmaster or stat.parent.name == str(postmaster):  # ppid
-                postgres += ticks(fields)
+                postgres += _ticks(fields)
     return bench, postgres
 
 
@@ -248,15 +262,7 @@ def pool_schedstat(pid: int) -> tuple[int, int, int]:
     """(threads, ns on a CPU, ns runnable but waiting for a CPU) of the host's bcrypt threads so
     far (/proc/PID/task/TID/schedstat). A pool thread that is neither on a CPU nor waiting for
     one is asleep: no PIN queued for it, or waiting for the GIL."""
-    threads = running = waiting = 0
-    for task, in_pool, _stat in _threads(pid):
-        if in_pool:
-            with contextlib.suppress(OSError):
-                run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
-                threads += 1
-                running += int(run_ns)
-                waiting += int(wait_ns)
-    return threads, running, waiting
+    return host_cpu(pid)[1]
 
 
 @dataclass
@@ -344,10 +350,10 @@ async def pin_window(
         await asyncio.gather(*loops)  # raises what stopped it
         raise RuntimeError("a PIN terminal stopped before the PIN window opened")
     first, started = done, time.perf_counter()
-    box0, host0, pool0 = box_cpu(), process_cpu(pid), pool_schedstat(pid)
+    box0, (host0, pool0) = box_cpu(), host_cpu(pid)
     procs0 = bench_and_postgres_cpu(postmaster)
     meanwhile = await bench_host.open_loop(quiet, 20, seconds, "inquiry")
-    box1, host1, pool1 = box_cpu(), process_cpu(pid), pool_schedstat(pid)
+    box1, (host1, pool1) = box_cpu(), host_cpu(pid)
     procs1 = bench_and_postgres_cpu(postmaster)
     elapsed = time.perf_counter() - started
     rate = (done - first) / elapsed
@@ -842,6 +848,13 @@ def main() -> int:
             "",
             f"{ms(statistics.median(flat))} / {ms(bench_host.quantile(flat, 0.99))} / "
             f"{ms(max(flat))}",
+        ),
+        Row(
+            "  bench client CPU (the simulated terminals, taken from the machine under test)",
+            "",
+            f"{closed.client_cpu_per_request * 1000:.3f} ms per withdrawal "
+            f"({closed.client_system / closed.total * 1000:.3f} ms of it in the kernel)",
+            f"{closed.client_cores:.2f} cores of {cores}",
         ),
         *by_request_index(closed, 4),
         Row(

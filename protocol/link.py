@@ -32,7 +32,7 @@ from protocol.framing import DEFAULT_MAX_FRAME, Framer, encode_frame
 from protocol.mac import MessageCodec, PlainCodec
 from protocol.messages import Message, decode, is_request, mti_class
 
-__all__ = ["LinkClient", "MessageTap", "match_key"]
+__all__ = ["LinkClient", "MatchKey", "MessageTap", "match_key"]
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("protocol.security")

@@ -10,6 +10,7 @@ in their place.
 
 from __future__ import annotations
 
+import hmac
 from typing import Protocol
 
 from protocol.errors import LocalProtocolError, MacError
@@ -18,7 +19,6 @@ from protocol.security import (
     MAC_HEX_LEN,
     KeyScheme,
     compute_mac_ascii,
-    mac_bytes_equal,
     signon_mac_key,
 )
 
@@ -51,7 +51,8 @@ def mac_field(message: Message) -> str:
 
 
 def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
-    """Encode ``message`` (not modified) with its MAC as the last field."""
+    """Encode ``message`` (not modified) with its MAC as the last field: one encoding, whose
+    MAC placeholder is cut off for the MAC input and the MAC put in its place."""
     fields = dict(message)  # the one copy: encode_owned may add to it
     fields.pop("64", None)
     fields.pop("128", None)
@@ -60,21 +61,41 @@ def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
     return body + compute_mac_ascii(scheme, key, body)
 
 
+# Where the primary bitmap starts in a payload of our spec (no header, then a 4-digit MTI), and
+# the ASCII hex digits whose first bit is set: a secondary bitmap follows.
+_BITMAP_AT = 4
+_SECONDARY_BIT = frozenset(b"89ABCDEFabcdef")
+
+
 def verify_signed(payload: bytes, message: Message, scheme: KeyScheme, key: bytes) -> None:
     """Raise ``MacError`` unless ``payload`` (whose decoding is ``message``) carries a correct
     MAC in the right place."""
-    has64, has128 = "64" in message, "128" in message
-    if not has64 and not has128:
-        raise MacError("no MAC (DE 64/128 absent)")
-    if has64 and (has128 or mac_field(message) == "128"):
-        raise MacError("MAC in DE 64 of a message with a secondary bitmap")
-    value = message["128" if has128 else "64"]
+    value = message.get("64")
+    if (
+        value is None
+        or "128" in message
+        # A secondary field can be there only if the primary bitmap says a secondary one is.
+        or (payload[_BITMAP_AT] in _SECONDARY_BIT and mac_field(message) == "128")
+    ):
+        value = _mac_in_128(message)
     received = payload[-MAC_HEX_LEN:]
     if len(value) != MAC_HEX_LEN or received != value.encode("ascii"):
         raise MacError("MAC is not the last 16 characters of the message")
+    # compute_mac_ascii gives upper case; the received MAC may be in either.
     expected = compute_mac_ascii(scheme, key, payload[:-MAC_HEX_LEN])
-    if not mac_bytes_equal(expected, received):
+    if not hmac.compare_digest(expected, received.upper()):
         raise MacError("MAC does not verify")
+
+
+def _mac_in_128(message: Message) -> str:
+    """The MAC of a message whose MAC is not plainly in DE 64 of a primary-bitmap-only
+    message: DE 128, or ``MacError`` saying what is wrong."""
+    has64, has128 = "64" in message, "128" in message
+    if not has64 and not has128:
+        raise MacError("no MAC (DE 64/128 absent)")
+    if has64:
+        raise MacError("MAC in DE 64 of a message with a secondary bitmap")
+    return message["128"]
 
 
 class MessageCodec(Protocol):

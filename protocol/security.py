@@ -126,9 +126,8 @@ def aes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
     return _ecb(algorithms.AES(key), data, decrypt=decrypt)
 
 
-def _pad_method2(data: bytes, block: int) -> bytes:
-    padded = data + b"\x80"
-    return padded + bytes(-len(padded) % block)
+# ISO 9797-1 padding method 2 of a last block holding r bytes of data (r = 0..7): 80 00...
+_LAST_BLOCK_PADS = tuple(b"\x80" + bytes(7 - r) for r in range(8))
 
 
 class _RetailMacContext:
@@ -139,7 +138,12 @@ class _RetailMacContext:
     chains every block but the last and one TDES block under the whole key finishes. The CBC
     context is never finalised; it carries on from its last output block, so each MAC cancels
     that chaining value in its first block and so starts from a zero IV. Contexts are not
-    thread-safe: one lock per key."""
+    thread-safe: one lock per key.
+
+    Padding method 2 puts 80 00.. after the data, so every whole 8-byte block of the data goes
+    through the CBC chain as it is and only the last block (the data's 0-7 trailing bytes and
+    the padding) is built: the message is never copied into a padded buffer. The TDES work
+    (three DES operations a block) is most of a MAC; this keeps the Python around it short."""
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
@@ -150,27 +154,32 @@ class _RetailMacContext:
         self._lock = threading.Lock()
 
     def mac(self, data: bytes) -> bytes:
-        padded = _pad_method2(data, 8)
-        last = int.from_bytes(padded[-8:], "big")
-        with self._lock:
-            if len(padded) > 8:
-                first = (int.from_bytes(padded[:8], "big") ^ self._chain).to_bytes(8, "big")
-                self._chain = int.from_bytes(self._cbc.update(first + padded[8:-8])[-8:], "big")
-                last ^= self._chain
-            return self._finish.update(last.to_bytes(8, "big"))
+        n = len(data)
+        whole = n & -8  # bytes in the whole blocks before the padded last one
+        last = int.from_bytes(data[whole:] + _LAST_BLOCK_PADS[n - whole])
+        lock = self._lock
+        lock.acquire()
+        try:
+            if whole:
+                first = (int.from_bytes(data[:8]) ^ self._chain).to_bytes(8)
+                chain = int.from_bytes(self._cbc.update(first + data[8:whole])[-8:])
+                self._chain = chain
+                last ^= chain
+            return self._finish.update(last.to_bytes(8))
+        finally:
+            lock.release()
 
 
 class _CmacContext:
-    """An AES-CMAC keyed once (subkeys derived once); each MAC works on a copy of it."""
+    """An AES-CMAC keyed once (subkeys derived once); each MAC works on a copy of it. The
+    keyed object itself is only ever copied, never updated, so threads may share it."""
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
         self._keyed = cmac.CMAC(algorithms.AES(key))
-        self._lock = threading.Lock()
 
     def mac(self, data: bytes) -> bytes:
-        with self._lock:
-            mac = self._keyed.copy()
+        mac = self._keyed.copy()
         mac.update(data)
         return mac.finalize()[:8]
 

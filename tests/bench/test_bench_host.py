@@ -32,6 +32,8 @@ def test_short_run_prints_rates_and_ratio():
     out = result.stdout
     assert "host over TCP on PostgreSQL:" in out and "authorizations/s" in out
     assert "latency p50" in out and "p99" in out
+    # What the simulated terminals cost the machine under test.
+    assert "ms CPU per withdrawal" in out and "cores of" in out
     # The open loop: one request outstanding per terminal at most (a real fleet).
     assert "over 4 terminals (at most one request outstanding each)" in out
     assert "ledger check: clean" in out

@@ -153,3 +153,40 @@ def test_the_framed_0200_is_byte_for_byte_the_golden_vector(scheme, mac):
     message = decode(frame)
     verify_signed(frame, message, scheme, BENCH_KEY)
     assert message == {**BENCH_0200, "64": mac.decode()}
+
+
+# The host's approval of that 0200 (fields echoed, RRN, auth code, DE 54 ledger and available
+# balances), pinned the same way: body and MACs computed with tests/host/independent_client.py.
+BENCH_0210 = {
+    "t": "0210",
+    "2": "4000001234567899",
+    "3": "012000",
+    "4": "000000010000",
+    "7": "1128120200",
+    "11": "000004",
+    "12": "120000",
+    "13": "1128",
+    "37": "633312000004",
+    "38": "A1B2C3",
+    "39": "00",
+    "41": "ATM00001",
+    "42": "ATMSIM000000001",
+    "49": "840",
+    "54": "2001840C0000005150002002840C000000515000",
+}
+BENCH_0210_BODY = (
+    b"0210723800000EC084011640000012345678990120000000000100001128120200000004120000112863331"
+    b"2000004A1B2C300ATM00001ATMSIM0000000018400402001840C0000005150002002840C000000515000"
+)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "mac"), [(KeyScheme.TDES, b"B211991CA8133F05"), (KeyScheme.AES, b"05277B8E3B722835")]
+)
+def test_the_framed_0210_is_byte_for_byte_the_golden_vector(scheme, mac):
+    wire = encode_frame(encode_signed(BENCH_0210, scheme, BENCH_KEY))
+    assert wire == bytes.fromhex("00BB") + BENCH_0210_BODY + mac
+    (frame,) = Framer().feed(wire)
+    message = decode(frame)
+    verify_signed(frame, message, scheme, BENCH_KEY)
+    assert message == {**BENCH_0210, "64": mac.decode()}

@@ -155,12 +155,21 @@ def test_a_kept_mac_context_gives_every_message_its_own_mac(messages):
         assert aes_cmac(AES_KEY, data) == fresh.finalize()[:8]
 
 
+def _reference_cmac(key: bytes, data: bytes) -> bytes:
+    fresh = cmac.CMAC(algorithms.AES(key))
+    fresh.update(data)
+    return fresh.finalize()[:8]
+
+
 def test_mac_contexts_shared_by_threads_stay_correct():
     messages = [bytes([n]) * (n % 97 + 1) for n in range(200)]
     expected = [_reference_retail_mac(TDES_KEY, m) for m in messages]
+    expected_cmac = [_reference_cmac(AES_KEY, m) for m in messages]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda m: retail_mac(TDES_KEY, m), messages * 4))
+        got_cmac = list(pool.map(lambda m: aes_cmac(AES_KEY, m), messages * 4))
     assert got == expected * 4
+    assert got_cmac == expected_cmac * 4
 
 
 # Message lengths by class: empty, shorter than a block, a partial last block, a whole number

@@ -432,11 +432,20 @@ async def _fails(scenario: Scenario, config: HostConfig) -> bool:
     return not result.ok and not (cut_short and len(result.problems) == 1)
 
 
+async def _fails_again(scenario: Scenario, config: HostConfig) -> bool:
+    """``_fails`` twice in a row: a shrinking step keeps a candidate only when its failure
+    repeats. The replays run on real timers (a customer's 0.3 s to take the cash, the 1 s
+    response timeout), so a stall of the machine can fail one run of a replay that does not
+    fail; kept, such a candidate is a "shrunk replay" that passes when the user runs it."""
+    return await _fails(scenario, config) and await _fails(scenario, config)
+
+
 async def shrink(
     scenario: Scenario, config: HostConfig, attempts: int, say: Callable[[str], None]
 ) -> Scenario | None:
-    """The smallest replay (by whole sessions) that still fails, or None if the lane alone
-    does not fail (the failure needed the other terminals)."""
+    """The smallest replay (by whole sessions) that still fails, every step of the way failing
+    twice in a row (``_fails_again``), or None if the lane alone does not fail (the failure
+    needed the other terminals)."""
     base = replace(config, database_url="sqlite:///:memory:")
     if not await _fails(scenario, base):
         say(f"== {scenario.name}: does not fail on its own")
@@ -453,7 +462,7 @@ async def shrink(
                 continue
             tries += 1
             trial = replace(scenario, steps=tuple(s for g in candidate for s in g))
-            if await _fails(trial, base):
+            if await _fails_again(trial, base):
                 groups, removed = candidate, True
             else:
                 index += chunk

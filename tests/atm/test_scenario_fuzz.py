@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from atm.cli import main
+from atm.scenario import fuzz as fuzz_module
 from atm.scenario import load_file
 from atm.scenario.fuzz import FuzzAgent, _lane, fuzz, kill_lane, scenario_to_yaml
 from atm.scenario.runner import run_scenario, scenario_host_config
@@ -85,3 +86,34 @@ def test_kills_need_terminals_of_their_own(capsys):
     code = main(["scenario", "fuzz", "--seed", "1", "--terminals", "8", "--kills", "3"])
     assert code == 2
     assert "--terminals + --kills at most 10" in capsys.readouterr().err
+
+
+async def test_the_shrinker_keeps_no_step_whose_failure_does_not_repeat(tmp_path, monkeypatch):
+    # Four sessions; only bob's makes the replay fail. One run of a replay without bob fails
+    # too, once, as a stalled machine can make a real replay fail (a customer's 0.3 s to take
+    # the cash running out): the shrunk replay must still be bob's session, not that fluke.
+    path = tmp_path / "lane.yaml"
+    path.write_text(
+        scenario_to_yaml(_lane(1, 5)).split("steps:")[0]
+        + "steps:\n"
+        + "".join(
+            f"  - {{insert: {card}, screen: welcome}}\n  - {{screen: take_card, take: card}}\n"
+            for card in ("alice", "charlie", "bob", "alice")
+        )
+    )
+    scenario = load_file(path)
+    flukes = [True]
+    runs: list[list[str]] = []
+
+    async def fails(replay, config):
+        cards = [s.insert_name for s in replay.steps if s.insert is not None]
+        runs.append(cards)
+        if "bob" in cards:
+            return True
+        return flukes.pop() if flukes else False
+
+    monkeypatch.setattr(fuzz_module, "_fails", fails)
+    shrunk = await fuzz_module.shrink(scenario, scenario_host_config(), 12, lambda _: None)
+    assert shrunk is not None
+    assert [s.insert_name for s in shrunk.steps if s.insert is not None] == ["bob"]
+    assert not flukes  # the fluke happened, and was not kept

@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from sqlalchemy.engine import make_url
 
 from host.bank.audit import card_subject, terminal_actor
+from host.bank.ledger import utc_day
 from host.bank.services import (
     AuthorizationService,
     CardRequest,
@@ -141,10 +142,6 @@ class FastAuthorizer:
             for transaction in FAST_TRANSACTIONS
         }
         self._audit_actions = {t: f"txn.{t.name.lower()}" for t in FAST_TRANSACTIONS}
-        # The usage period and day start of the latest request's clock reading, reused while
-        # the clock stays in the same month and UTC day.
-        self._month: tuple[tuple[int, int], str] = ((0, 0), "")
-        self._day: tuple[dt.date, dt.datetime] | None = None
         # Round trips to the database: one call of the function per request, autocommit.
         self.round_trips = 0
 
@@ -336,8 +333,8 @@ class FastAuthorizer:
             service.codes.rrn(request, now),
             service.codes.auth_code(request),
             now,
-            self._usage_month(now),
-            self._day_start(now),
+            now.strftime("%y%m"),
+            dt.datetime.combine(utc_day(now), dt.time(), dt.UTC),
             request.pan.startswith(config.accepted_card_ranges),
             request.pin_block is not None,
             token,
@@ -352,24 +349,6 @@ class FastAuthorizer:
             card_subject(request.pan)[:64],
             terminal_actor(request.terminal_id).name,
         )
-
-    def _usage_month(self, now: dt.datetime) -> str:
-        """``now`` as ``%y%m`` (the usage counter's period)."""
-        key = (now.year, now.month)
-        cached, text = self._month
-        if cached != key:
-            text = now.strftime("%y%m")
-            self._month = (key, text)
-        return text
-
-    def _day_start(self, now: dt.datetime) -> dt.datetime:
-        """Midnight UTC of ``now``'s UTC day (the daily limits' window)."""
-        utc = now if now.tzinfo is dt.UTC else now.astimezone(dt.UTC)
-        day = self._day
-        if day is None or day[0] != utc.date():
-            start = utc.replace(hour=0, minute=0, second=0, microsecond=0)
-            day = self._day = (start.date(), start)
-        return day[1]
 
     def _answer(self, request: CardRequest, row: tuple[Any, ...]) -> Authorized | PinFirst:
         (status, code, rrn, auth_code, pin_hash, note, account_type, currency, ledger,

@@ -363,13 +363,17 @@ class LinkServer:
         if self._metrics is not None:
             self._metrics.link_connections_closed.labels(reason=reason.value).inc()
 
-    async def _authenticated(self, conn: _Connection, terminal: str) -> None:
+    def _authenticated(self, conn: _Connection, terminal: str) -> bool:
+        """Marks ``conn`` as ``terminal``'s; True the first time (the guard then counts it as
+        authenticated and its waiters must hear of it: ``_notify_guard``). Not a coroutine:
+        a connection already counted needs no await per message."""
         conn.terminal_id = terminal
         self._by_terminal[terminal] = conn
-        if not conn.authenticated:
-            conn.authenticated = True
-            self.guard.authenticated(_peer_host(conn.peer))
-            await self._notify_guard()
+        if conn.authenticated:
+            return False
+        conn.authenticated = True
+        self.guard.authenticated(_peer_host(conn.peer))
+        return True
 
     def _reject(self, conn: _Connection, mti: str, terminal: str, reason: str) -> None:
         """A message that failed authentication: one security line, and the connection goes."""
@@ -463,7 +467,8 @@ class LinkServer:
             except MacError as exc:
                 self._reject(conn, mti, terminal, str(exc))
                 return None
-            await self._authenticated(conn, terminal)
+            if self._authenticated(conn, terminal):
+                await self._notify_guard()
             return _Auth(terminal, scheme, key, None)
         keys = self.keys.cached(terminal) or await self._work(self.keys.load, terminal)
         if keys is None:
@@ -481,15 +486,11 @@ class LinkServer:
                 self._reject(conn, mti, terminal, str(final))
                 return None
             keys = fresh
-        if conn.authenticated and conn.terminal_id == terminal:
-            # What _authenticated does for a connection already counted, without a coroutine.
-            self._by_terminal[terminal] = conn
-            auth = conn.auth
-            if auth is None or auth.keys is not keys:
-                auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
-            return auth
-        await self._authenticated(conn, terminal)
-        auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
+        if self._authenticated(conn, terminal):
+            await self._notify_guard()
+        auth = conn.auth
+        if auth is None or auth.keys is not keys or auth.terminal_id != terminal:
+            auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
         return auth
 
     def _certificate_matches(self, conn: _Connection, mti: str, terminal: str) -> bool:

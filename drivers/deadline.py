@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["SLICE", "ListeningDeadline"]
+__all__ = ["SLICE", "ListeningDeadline", "listen"]
 
 T = TypeVar("T")
 
@@ -84,3 +84,20 @@ class ListeningDeadline:
             return None
         self.waited(timed_out=False)
         return result
+
+
+async def listen(seconds: float, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``'s result within ``seconds`` of listening, else ``TimeoutError``: as
+    ``asyncio.wait_for`` but on a ``ListeningDeadline`` (``call`` is cancelled at the end of
+    each slice and called again, so it must be safe to cancel: a queue's ``get``, an event's
+    ``wait``). The in-process simulated devices wait for their customer with it."""
+    deadline = ListeningDeadline(seconds)
+    while not deadline.expired:
+        try:
+            async with asyncio.timeout(deadline.next_wait()):
+                result = await call()
+        except TimeoutError:
+            deadline.waited(timed_out=True)
+            continue
+        return result
+    raise TimeoutError(f"nothing within {seconds:g}s of listening")

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.drivers.conftest import FAST, Rig, make_rig
+from drivers.errors import DeviceTimeout
+from drivers.simulated import SimulatedPinPad
+from tests.drivers.conftest import FAST, MASTER_KEY, Rig, make_rig
 from tests.drivers.test_serial_faults import ask
 
 # Longer than every timeout the rigs use (FAST: ACK 0.3 s, reply 0.4 s; printer and ID003
@@ -81,3 +83,29 @@ async def test_an_answer_read_late_because_the_loop_stalled_is_still_the_answer(
         await rig.device.close()
         assert rig.port is not None
         rig.port.close()
+
+
+async def test_the_in_process_pin_pad_reads_a_key_pressed_as_a_stall_ends() -> None:
+    """The in-process devices wait for their customer the same way: a key pressed just
+    after the loop was blocked for longer than the whole key timeout is still read (the
+    device tests use short customer timeouts and press keys as screens appear). Before,
+    ``asyncio.wait_for`` ran out in the first turn after the stall."""
+    pad = SimulatedPinPad(MASTER_KEY)
+    await pad.open()
+    loop = asyncio.get_running_loop()
+
+    def stall_then_press() -> None:
+        time.sleep(0.5)  # the loop stops for longer than the 0.2 s wait
+        loop.call_later(0.02, pad.press, "F4")  # the customer, a moment after it runs again
+
+    loop.call_soon(stall_then_press)
+    started = time.monotonic()
+    assert await pad.read_key(0.2) == "F4"
+    assert time.monotonic() - started >= 0.5
+
+
+async def test_the_in_process_pin_pad_still_times_out_when_nobody_presses() -> None:
+    pad = SimulatedPinPad(MASTER_KEY)
+    await pad.open()
+    with pytest.raises(DeviceTimeout, match=r"no key pressed within 0\.1s"):
+        await pad.read_key(0.1)

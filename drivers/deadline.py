@@ -92,12 +92,11 @@ async def listen(seconds: float, call: Callable[[], Awaitable[T]]) -> T:
     each slice and called again, so it must be safe to cancel: a queue's ``get``, an event's
     ``wait``). The in-process simulated devices wait for their customer with it."""
     deadline = ListeningDeadline(seconds)
-    while not deadline.expired:
+    while True:  # asked once at least, as wait_for does: a zero wait takes what is there
         try:
             async with asyncio.timeout(deadline.next_wait()):
-                result = await call()
+                return await call()
         except TimeoutError:
             deadline.waited(timed_out=True)
-            continue
-        return result
-    raise TimeoutError(f"nothing within {seconds:g}s of listening")
+        if deadline.expired:
+            raise TimeoutError(f"nothing within {seconds:g}s of listening")

@@ -4,9 +4,11 @@ still runs out after the configured seconds."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from drivers.deadline import ListeningDeadline
+from drivers.deadline import ListeningDeadline, listen
 
 
 class Clock:
@@ -52,3 +54,11 @@ def test_a_silent_device_runs_out_after_the_configured_seconds_of_listening() ->
 def test_the_slice_must_be_positive() -> None:
     with pytest.raises(ValueError, match="slice_seconds"):
         ListeningDeadline(1.0, clock=Clock(), slice_seconds=0)
+
+
+async def test_listen_takes_what_is_there_even_with_no_time_to_wait() -> None:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    queue.put_nowait("F4")
+    assert await listen(0, queue.get) == "F4"
+    with pytest.raises(TimeoutError):
+        await listen(0, queue.get)

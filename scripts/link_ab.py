@@ -1,0 +1,213 @@
+"""Two checkouts of the host side by side on one PostgreSQL (issue 16): host CPU per
+authorization and closed-loop authorizations/s, in paired rounds under the same load.
+
+    .venv/bin/python -m scripts.link_ab --old /tmp/linkproto-old [--rounds 6]
+        [--terminals 32] [--requests 60] [--warmup 5] [--profile DIR]
+
+``--old`` is another checkout of this repository (``git worktree add /tmp/x integ``); the
+"new" host is this one. Both run as ``atm host`` processes with this virtualenv's Python,
+each from its own checkout (its directory first on ``sys.path``). One throw-away cluster and
+one seeded database as in ``bench/bench_host.py`` (fsync and synchronous commit on); each
+round starts one host of each kind in turn (the order alternates, so a drift of the
+machine's load or of the growing ledger falls on both alike), opens the terminals' card
+sessions, runs ``--warmup`` withdrawals per terminal, then measures a closed loop of
+``--requests`` per terminal: the host process's CPU (/proc utime + stime, all threads)
+divided by the withdrawals, and the rate. ``uptime`` is printed with every round.
+``--profile DIR``: after the rounds, one more loop per kind under ``py-spy record --gil``
+(raw collapsed stacks in DIR; the profiler's own cost makes those loops unfit for the
+figures above).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.bench_host import (
+    Cluster,
+    close_terminals,
+    closed_loop,
+    ledger_clean,
+    open_terminals,
+    prepare,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid: int) -> int:
+    """utime + stime of a process (all its threads), clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _uptime() -> str:
+    """``uptime``'s load figures."""
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%H:%M:%S')} load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+class Host:
+    """One ``atm host`` process (link only) from checkout ``root``."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root = root
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(root),
+            "DATABASE_URL": url,
+            "ENVIRONMENT": "testing",
+            "DAILY_WITHDRAWAL_LIMIT": str(10**11),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Host:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
+            env=self.env, stdout=asyncio.subprocess.PIPE, cwd=self.root,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = (await asyncio.wait_for(self.process.stdout.readline(), 300)).decode()
+        match = re.search(r":(\d+) ", line)
+        if match is None:
+            raise SystemExit(f"link_ab: host did not start: {line!r}")
+        self.port = int(match.group(1))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        await self.process.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+@dataclass
+class Figures:
+    cpu_ms: list[float] = field(default_factory=list)  # host CPU per withdrawal, ms
+    rate: list[float] = field(default_factory=list)  # withdrawals/s
+    p99_ms: list[float] = field(default_factory=list)
+
+
+async def one_loop(
+    root: Path, url: str, pans: list[str], warmup: int, count: int, profile: Path | None
+) -> tuple[float, float, float]:
+    async with Host(root, url) as host:
+        terminals = await open_terminals(host.port, pans)
+        try:
+            if warmup:
+                await closed_loop(terminals, warmup)
+            spy = None
+            if profile is not None:
+                spy = await asyncio.create_subprocess_exec(
+                    _py_spy(), "record", "--gil", "--format", "raw", "--rate", "500",
+                    "--nonblocking", "-p", str(host.pid), "-o", str(profile),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                )  # fmt: skip
+                await asyncio.sleep(1.0)  # py-spy attaches
+            before = _ticks(host.pid)
+            loop = await closed_loop(terminals, count)
+            used = (_ticks(host.pid) - before) * TICK_S
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await asyncio.wait_for(spy.wait(), 60)
+        finally:
+            await close_terminals(terminals)
+    latencies = sorted(loop.flat())
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    return used / loop.total * 1000, loop.rate, p99 * 1000
+
+
+def _py_spy() -> str:
+    for candidate in [shutil.which("py-spy"), "/work/wt/integ/.venv/bin/py-spy"]:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise SystemExit("link_ab: no py-spy (pip install py-spy)")
+
+
+async def rounds(
+    args: argparse.Namespace, old: Path, url: str, pans: list[str], profile: Path | None
+) -> dict[str, Figures]:
+    kinds = {"old": old, "new": ROOT}
+    figures = {kind: Figures() for kind in kinds}
+    for number in range(args.rounds):
+        order = ["old", "new"] if number % 2 == 0 else ["new", "old"]
+        for kind in order:
+            cpu, rate, p99 = await one_loop(
+                kinds[kind], url, pans, args.warmup, args.requests, None
+            )
+            figures[kind].cpu_ms.append(cpu)
+            figures[kind].rate.append(rate)
+            figures[kind].p99_ms.append(p99)
+            print(
+                f"round {number + 1} {kind}: host CPU {cpu:.3f} ms/withdrawal, {rate:.0f}/s, "
+                f"p99 {p99:.1f} ms | {_uptime()}",
+                flush=True,
+            )
+    if profile is not None:
+        for kind in kinds:
+            await one_loop(
+                kinds[kind], url, pans, args.warmup, args.requests, profile / f"{kind}.txt"
+            )
+            print(f"profile of {kind}: {profile / f'{kind}.txt'}", flush=True)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--old", required=True, help="the other checkout (the baseline)")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--terminals", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=60, help="measured, per terminal")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured, per terminal")
+    parser.add_argument("--profile", help="also write py-spy profiles of each kind here")
+    args = parser.parse_args()
+    cluster = Cluster()
+    cluster.start()
+    try:
+        cluster.create_database("atm")
+        url = cluster.url("atm")
+        pans = prepare(url, args.terminals)
+        print(f"cores: {os.cpu_count()}; {args.terminals} terminals x {args.requests} withdrawals")
+        profile = Path(args.profile) if args.profile else None
+        if profile is not None:
+            profile.mkdir(parents=True, exist_ok=True)
+        figures = asyncio.run(rounds(args, Path(args.old).resolve(), url, pans, profile))
+        clean = ledger_clean(url)
+    finally:
+        cluster.stop()
+    old, new = figures["old"], figures["new"]
+    cpu_ratio = [n / o for n, o in zip(new.cpu_ms, old.cpu_ms, strict=True)]
+    rate_ratio = [n / o for n, o in zip(new.rate, old.rate, strict=True)]
+    for name, kind in (("old", old), ("new", new)):
+        print(
+            f"{name}: host CPU median {statistics.median(kind.cpu_ms):.3f} ms/withdrawal, "
+            f"rate median {statistics.median(kind.rate):.0f}/s, "
+            f"p99 median {statistics.median(kind.p99_ms):.1f} ms"
+        )
+    print(
+        f"new/old per pair: CPU median {statistics.median(cpu_ratio):.3f} "
+        f"({', '.join(f'{r:.2f}' for r in cpu_ratio)}); rate median "
+        f"{statistics.median(rate_ratio):.3f} ({', '.join(f'{r:.2f}' for r in rate_ratio)})"
+    )
+    print(f"ledger check: {'clean' if clean else 'NOT CLEAN'} | {_uptime()}")
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

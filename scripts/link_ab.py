@@ -2,7 +2,7 @@
 authorization and closed-loop authorizations/s, in paired rounds under the same load.
 
     .venv/bin/python -m scripts.link_ab --old /tmp/linkproto-old [--rounds 6]
-        [--terminals 32] [--requests 60] [--warmup 5] [--profile DIR]
+        [--terminals 32] [--requests 60] [--warmup 5] [--profile DIR] [--link-only]
 
 ``--old`` is another checkout of this repository (``git worktree add /tmp/x integ``); the
 "new" host is this one. Both run as ``atm host`` processes with this virtualenv's Python,
@@ -12,33 +12,43 @@ round starts one host of each kind in turn (the order alternates, so a drift of 
 machine's load or of the growing ledger falls on both alike), opens the terminals' card
 sessions, runs ``--warmup`` withdrawals per terminal, then measures a closed loop of
 ``--requests`` per terminal: the host process's CPU (/proc utime + stime, all threads)
-divided by the withdrawals, and the rate. ``uptime`` is printed with every round.
-``--profile DIR``: after the rounds, one more loop per kind under ``py-spy record --gil``
-(raw collapsed stacks in DIR; the profiler's own cost makes those loops unfit for the
-figures above).
+divided by the withdrawals, and the rate. ``uptime``'s load average is printed with every
+round. ``--link-only``: requests the link answers alone (a format error after the MAC
+check), to see the link's own cost without the database's. ``--profile DIR``: after the
+rounds, one more loop per kind under ``py-spy record --gil`` (raw collapsed stacks in DIR;
+the profiler's own cost makes those loops unfit for the figures above). ``--memory N``: then
+the host's resident memory per signed-on connection with N connected, as ``make bench``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_host import (
+    BenchTerminal,
+    ClosedLoop,
     Cluster,
     close_terminals,
     closed_loop,
     ledger_clean,
     open_terminals,
     prepare,
+    prepare_terminals,
+    rss_kb,
+    sign_on_all,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +61,14 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def raise_open_file_limit() -> None:
+    """The soft RLIMIT_NOFILE up to the hard limit (the hosts inherit it), as bench/run.py."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def _uptime() -> str:
     """``uptime``'s load figures."""
     one, five, fifteen = os.getloadavg()
@@ -60,7 +78,7 @@ def _uptime() -> str:
 class Host:
     """One ``atm host`` process (link only) from checkout ``root``."""
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, quiet: bool = False) -> None:
         self.root = root
         self.env = {
             **os.environ,
@@ -68,7 +86,8 @@ class Host:
             "DATABASE_URL": url,
             "ENVIRONMENT": "testing",
             "DAILY_WITHDRAWAL_LIMIT": str(10**11),
-            "LOG_LEVEL": "WARNING",
+            # --link-only: the format errors' warning lines would be most of the work.
+            "LOG_LEVEL": "ERROR" if quiet else "WARNING",
         }
         self.process: asyncio.subprocess.Process | None = None
         self.port = 0
@@ -104,14 +123,40 @@ class Figures:
     p99_ms: list[float] = field(default_factory=list)
 
 
+async def link_only_loop(terminals: Sequence[BenchTerminal], count: int) -> ClosedLoop:
+    """Each terminal sends ``count`` 0200s that carry only DE 3 (answered 30, format error,
+    after the MAC check: the link's work, no database), one after the other."""
+
+    async def run(terminal: BenchTerminal) -> list[float]:
+        latencies = []
+        for _ in range(count):
+            message = {**terminal.header("0200"), "3": "012000"}
+            started = time.perf_counter()
+            response = await terminal.exchange(message)
+            if response["39"] != "30":
+                raise SystemExit(f"link_ab: {terminal.terminal_id} got {response['39']}")
+            latencies.append(time.perf_counter() - started)
+        return latencies
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(run(t) for t in terminals))
+    return ClosedLoop(time.perf_counter() - started, list(results))
+
+
 async def one_loop(
-    root: Path, url: str, pans: list[str], warmup: int, count: int, profile: Path | None
+    root: Path,
+    url: str,
+    pans: list[str],
+    args: argparse.Namespace,
+    profile: Path | None,
 ) -> tuple[float, float, float]:
-    async with Host(root, url) as host:
+    warmup, count = args.warmup, args.requests
+    run = link_only_loop if args.link_only else closed_loop
+    async with Host(root, url, args.link_only) as host:
         terminals = await open_terminals(host.port, pans)
         try:
             if warmup:
-                await closed_loop(terminals, warmup)
+                await run(terminals, warmup)
             spy = None
             if profile is not None:
                 spy = await asyncio.create_subprocess_exec(
@@ -121,7 +166,7 @@ async def one_loop(
                 )  # fmt: skip
                 await asyncio.sleep(1.0)  # py-spy attaches
             before = _ticks(host.pid)
-            loop = await closed_loop(terminals, count)
+            loop = await run(terminals, count)
             used = (_ticks(host.pid) - before) * TICK_S
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -131,6 +176,20 @@ async def one_loop(
     latencies = sorted(loop.flat())
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     return used / loop.total * 1000, loop.rate, p99 * 1000
+
+
+async def connection_memory(root: Path, url: str, terminal_ids: list[str], warm: int) -> float:
+    """KB of host resident memory per signed-on connection: RSS with ``warm`` terminals
+    signed on (pools and caches up), then with all of ``terminal_ids`` (as ``make bench``)."""
+    host = Host(root, url)
+    host.env.update({"BCRYPT_ROUNDS": "4", "LINK_IDLE_TIMEOUT_SECONDS": "3600"})
+    async with host:
+        first = await sign_on_all(host.port, terminal_ids[:warm])
+        before = rss_kb(host.pid)
+        rest = await sign_on_all(host.port, terminal_ids[warm:])
+        after = rss_kb(host.pid)
+        await close_terminals([*first, *rest])
+    return (after - before) / len(rest)
 
 
 def _py_spy() -> str:
@@ -148,9 +207,7 @@ async def rounds(
     for number in range(args.rounds):
         order = ["old", "new"] if number % 2 == 0 else ["new", "old"]
         for kind in order:
-            cpu, rate, p99 = await one_loop(
-                kinds[kind], url, pans, args.warmup, args.requests, None
-            )
+            cpu, rate, p99 = await one_loop(kinds[kind], url, pans, args, None)
             figures[kind].cpu_ms.append(cpu)
             figures[kind].rate.append(rate)
             figures[kind].p99_ms.append(p99)
@@ -159,11 +216,14 @@ async def rounds(
                 f"p99 {p99:.1f} ms | {_uptime()}",
                 flush=True,
             )
+    if args.memory:
+        ids = prepare_terminals(url, args.memory + 50)
+        for kind in kinds:
+            per = await connection_memory(kinds[kind], url, ids, 50)
+            print(f"{kind}: {per:.1f} KB per signed-on connection ({args.memory})", flush=True)
     if profile is not None:
         for kind in kinds:
-            await one_loop(
-                kinds[kind], url, pans, args.warmup, args.requests, profile / f"{kind}.txt"
-            )
+            await one_loop(kinds[kind], url, pans, args, profile / f"{kind}.txt")
             print(f"profile of {kind}: {profile / f'{kind}.txt'}", flush=True)
     return figures
 
@@ -176,7 +236,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=60, help="measured, per terminal")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured, per terminal")
     parser.add_argument("--profile", help="also write py-spy profiles of each kind here")
+    parser.add_argument(
+        "--memory", type=int, default=0, help="then host memory per connection with N signed on"
+    )
+    parser.add_argument(
+        "--link-only",
+        action="store_true",
+        help="requests answered by the link alone (0200 with DE 3 only: 30, format error)",
+    )
     args = parser.parse_args()
+    raise_open_file_limit()  # --memory: the host processes inherit it
     cluster = Cluster()
     cluster.start()
     try:

@@ -1,23 +1,24 @@
 """Two checkouts of the host side by side on one PostgreSQL (issue 16): host CPU per
 authorization and closed-loop authorizations/s, in paired rounds under the same load.
 
-    .venv/bin/python -m scripts.link_ab --old /tmp/linkproto-old [--rounds 6]
+    .venv/bin/python -m scripts.link_ab --old /tmp/linkproto-old [--new DIR] [--rounds 6]
         [--terminals 32] [--requests 60] [--warmup 5] [--profile DIR] [--link-only]
+        [--memory N]
 
-``--old`` is another checkout of this repository (``git worktree add /tmp/x integ``); the
-"new" host is this one. Both run as ``atm host`` processes with this virtualenv's Python,
-each from its own checkout (its directory first on ``sys.path``). One throw-away cluster and
-one seeded database as in ``bench/bench_host.py`` (fsync and synchronous commit on); each
-round starts one host of each kind in turn (the order alternates, so a drift of the
+``--old`` is another checkout of this repository (``git worktree add /tmp/x integ``); the "new"
+host is this one, or ``--new``'s. Both run as ``atm host`` processes with this virtualenv's
+Python, each from its own checkout (its directory first on ``sys.path``). One throw-away
+cluster and one seeded database as in ``bench/bench_host.py`` (fsync and synchronous commit
+on); each round starts one host of each kind in turn (the order alternates, so a drift of the
 machine's load or of the growing ledger falls on both alike), opens the terminals' card
 sessions, runs ``--warmup`` withdrawals per terminal, then measures a closed loop of
-``--requests`` per terminal: the host process's CPU (/proc utime + stime, all threads)
-divided by the withdrawals, and the rate. ``uptime``'s load average is printed with every
-round. ``--link-only``: requests the link answers alone (a format error after the MAC
-check), to see the link's own cost without the database's. ``--profile DIR``: after the
-rounds, one more loop per kind under ``py-spy record --gil`` (raw collapsed stacks in DIR;
-the profiler's own cost makes those loops unfit for the figures above). ``--memory N``: then
-the host's resident memory per signed-on connection with N connected, as ``make bench``.
+``--requests`` per terminal: the host process's CPU (/proc utime + stime, all threads) divided
+by the withdrawals, and the rate. ``uptime``'s load average is printed with every round.
+``--link-only``: requests the link answers alone (a format error after the MAC check), to see
+the link's own cost without the database's. ``--profile DIR``: after the rounds, one more loop
+per kind under ``py-spy record --gil`` (raw collapsed stacks in DIR; the profiler's own cost
+makes those loops unfit for the figures above). ``--memory N``: then the host's resident memory
+per signed-on connection with N connected, as ``make bench``.
 """
 
 from __future__ import annotations
@@ -200,9 +201,9 @@ def _py_spy() -> str:
 
 
 async def rounds(
-    args: argparse.Namespace, old: Path, url: str, pans: list[str], profile: Path | None
+    args: argparse.Namespace, url: str, pans: list[str], profile: Path | None
 ) -> dict[str, Figures]:
-    kinds = {"old": old, "new": ROOT}
+    kinds = {"old": Path(args.old), "new": Path(args.new)}
     figures = {kind: Figures() for kind in kinds}
     for number in range(args.rounds):
         order = ["old", "new"] if number % 2 == 0 else ["new", "old"]
@@ -231,6 +232,7 @@ async def rounds(
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--old", required=True, help="the other checkout (the baseline)")
+    parser.add_argument("--new", default=str(ROOT), help="the checkout measured against it")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--terminals", type=int, default=32)
     parser.add_argument("--requests", type=int, default=60, help="measured, per terminal")
@@ -245,6 +247,7 @@ def main() -> int:
         help="requests answered by the link alone (0200 with DE 3 only: 30, format error)",
     )
     args = parser.parse_args()
+    args.old, args.new = str(Path(args.old).resolve()), str(Path(args.new).resolve())
     raise_open_file_limit()  # --memory: the host processes inherit it
     cluster = Cluster()
     cluster.start()
@@ -256,7 +259,7 @@ def main() -> int:
         profile = Path(args.profile) if args.profile else None
         if profile is not None:
             profile.mkdir(parents=True, exist_ok=True)
-        figures = asyncio.run(rounds(args, Path(args.old).resolve(), url, pans, profile))
+        figures = asyncio.run(rounds(args, url, pans, profile))
         clean = ledger_clean(url)
     finally:
         cluster.stop()

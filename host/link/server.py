@@ -240,22 +240,36 @@ class _Connection(asyncio.Protocol):
             self._finish()
 
     def pause_writing(self) -> None:
+        # The terminal takes its answers more slowly than it sends requests: read no more of
+        # them until the socket drains, so its answers cannot pile up in the host's memory.
         self.paused = True
+        if self.reading:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self._arm()
 
     def resume_writing(self) -> None:
         self.paused = False
         self._wake_writers()
+        if self.reading:
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._arm()
 
     # -- the connection's life --------------------------------------------------------------
     def _arm(self) -> None:
-        """Set the deadline for the next bytes, as each read had it before: a started frame
-        gets ``frame_timeout`` to complete, a connection that has sent no whole frame as long
-        for its first, otherwise ``idle_timeout`` between frames. The timer is moved only when
-        the deadline comes sooner than it (a frame started on an idle connection); when it
-        fires early it sets itself for the deadline (``_expire``), so the frames of a busy
-        connection cost no timer work."""
+        """Set the deadline for the connection's next bytes: a started frame gets
+        ``frame_timeout`` to complete, a connection that has sent no whole frame as long for its
+        first, otherwise ``idle_timeout`` between frames; while the host reads nothing because the
+        terminal takes none of its answers (writing paused), ``idle_timeout`` from the pause (an
+        idle close, not a frame the host itself left unread). The timer is moved only when the
+        deadline comes sooner than it (a frame started on an idle connection); when it fires early
+        it sets itself for the deadline (``_expire``), so the frames of a busy connection cost no
+        timer work."""
         limits = self.server.limits
-        if self.framer.buffered:
+        if self.paused:
+            timeout, self.reason = limits.idle_timeout, CloseReason.IDLE_TIMEOUT
+        elif self.framer.buffered:
             timeout, self.reason = limits.frame_timeout, CloseReason.FRAME_TIMEOUT
         elif not self.received:
             timeout, self.reason = limits.frame_timeout, CloseReason.FIRST_FRAME_TIMEOUT

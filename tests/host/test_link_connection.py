@@ -53,8 +53,9 @@ async def test_a_terminal_that_stops_reading_gets_every_answer_once_it_reads_aga
 ) -> None:
     """2,000 requests answered with a format error (no database work) from a terminal with a
     small receive buffer that reads nothing meanwhile: more answers than the sockets hold, so
-    the host's transport pauses writing and the handlers wait; another terminal is served in
-    the meantime, and once the first reads, every answer arrives, MAC'd, none lost."""
+    the host's transport pauses writing, its handlers wait and it reads no more requests from
+    that terminal; another terminal is served in the meantime, and once the first reads, every
+    answer arrives, MAC'd, none lost."""
     count = 2000
     host = await start_host(host_config)
     try:
@@ -71,8 +72,8 @@ async def test_a_terminal_that_stops_reading_gets_every_answer_once_it_reads_aga
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", host.server.port))
         reader, writer = await asyncio.open_connection(sock=sock)
+        # Not drained: the host stops reading this terminal while its answers wait.
         writer.write(b"".join(_frame(request, terminal.keys) for request in requests))
-        await writer.drain()
         async with TestTerminal(host.server.port, terminal_id="ATM00003") as other:
             assert (await other.sign_on())["39"] == "00"
             assert (await other.request(_echo(other)))["39"] == "00"

@@ -282,6 +282,9 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
     print("medians:")
     for name, figures in medians.items():
         print(figures.row(name))
+    paired = [n.backend_ms / o.backend_ms for o, n in zip(loops["old"], loops["new"], strict=True)]
+    print(f"new/old backend CPU by round: {' '.join(f'{r:.3f}' for r in paired)}")
+    print(f"  median of the rounds' ratios: {statistics.median(paired):.3f}")
     old_m, new_m = medians["old"], medians["new"]
     print(
         f"new/old: rate {new_m.rate / old_m.rate:.3f}, backend CPU "

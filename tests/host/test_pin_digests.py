@@ -1,7 +1,8 @@
 """The keyed digests of ``host.bank.pins.PinVerifier``: the card-session token and a request's
 fingerprint are HMAC-SHA256 under SECRET_KEY exactly as before they were computed from one
 prepared key (a record stored by an older host must still match a repeat), the same however
-many are made, from several threads at once too, and different under another key."""
+many are made (a token is kept for the next look-ups, and the kept ones stay bounded), from
+several threads at once too, and different under another key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import concurrent.futures
 import hashlib
 import hmac
 
-from host.bank.pins import PinVerifier
+from host.bank.pins import TOKENS_KEPT, PinVerifier
 
 SECRET = "test-secret-key-for-the-digests"
 BLOCK = bytes.fromhex("0412ac89abcdef67")
@@ -61,3 +62,20 @@ def test_another_key_gives_other_digests() -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_tokens_kept_stay_right_and_bounded() -> None:
+    pins = _verifier()
+    try:
+        pans = [f"40000012345{n:05d}" for n in range(TOKENS_KEPT + 500)]
+        for _ in range(2):  # the second pass finds some kept, computes the others again
+            for pan in pans[::97] + pans:
+                assert (
+                    pins.session_token(pan, "ATM00001", BLOCK)
+                    == hmac.new(
+                        SECRET.encode(), f"ATM00001|{pan}|".encode() + BLOCK, hashlib.sha256
+                    ).hexdigest()
+                )
+        assert 0 < len(pins._tokens) <= TOKENS_KEPT
+    finally:
+        pins.close()

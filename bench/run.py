@@ -894,6 +894,12 @@ def main() -> int:
             verdict(fleet_report.terminals >= fleet_size and fleet_report.sessions > 0),
         ),
         Row(
+            "  sign-on: from the first ATM's start to the last one's approved 0810; sign-on "
+            "requests repeated (a refused connection or a timeout)",
+            "",
+            f"{fleet_report.sign_on_seconds:.1f} s, {fleet_report.sign_on_repeats} repeated",
+        ),
+        Row(
             "  resident memory per terminal in the fleet process",
             "",
             f"{fleet_report.kb_per_terminal:.0f} KB",

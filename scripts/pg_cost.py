@@ -2,7 +2,7 @@
 the costliest statements inside ``atm_authorize``, for one closed loop of ``bench_host``.
 
     .venv/bin/python -m scripts.pg_cost [--terminals 32] [--requests 40] [--warmup 5]
-    .venv/bin/python -m scripts.pg_cost --baseline 0015_daily_usage_counter [--rounds 4]
+    .venv/bin/python -m scripts.pg_cost [--baseline REVISION] [--host-baseline DIR] [--rounds 4]
 
 A throw-away cluster like ``bench/bench_host.py``'s (fsync and synchronous commit on) with
 ``pg_stat_statements`` loaded (``track = all``: the statements inside the function too), the
@@ -18,10 +18,16 @@ measured loop:
 Every figure is divided by the withdrawals of the measured loop. CPU figures on a shared
 machine include what other processes' load costs this one: compare runs made side by side.
 
-``--baseline REVISION`` does that: on the same cluster, host and terminals, the function
-that migration ``REVISION`` created (the old one) and the one the migrations left (the new
-one) take turns, replaced between loops (old, new, new, old, ...: ``--rounds`` pairs), each
-loop after a warm-up of its own; it prints each loop's figures, the medians and new/old.
+``--baseline REVISION`` and ``--host-baseline DIR`` do that, on one cluster and database:
+old and new take turns (old, new, new, old, ...: ``--rounds`` pairs), each loop on a host
+process and terminals of its own, after a warm-up of its own. Old is the function that
+migration ``REVISION`` created and the host of the source tree ``DIR`` (another checkout,
+e.g. ``git archive integ | tar -x -C DIR``); new, the function the migrations left and this
+tree's host. Printed: each loop's figures (host process CPU too), the medians, and new/old
+per round and of the medians.
+
+    .venv/bin/python -m scripts.pg_cost --baseline 0015_daily_usage_counter --rounds 6
+    .venv/bin/python -m scripts.pg_cost --host-baseline /tmp/integ --rounds 6
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import re
 import statistics
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import text
 
 from bench.bench_host import (
+    ROOT,
     BenchTerminal,
     Cluster,
     HostProcess,
@@ -183,6 +191,7 @@ class Loop:
     """One measured loop's figures per withdrawal."""
 
     rate: float
+    host_ms: float  # the host process
     backend_ms: float
     server_ms: float
     wal_bytes: float
@@ -190,12 +199,12 @@ class Loop:
 
     def row(self, name: str) -> str:
         return (
-            f"{name:>8} {self.rate:7.0f}/s {self.backend_ms:7.3f} ms {self.server_ms:7.3f} ms "
-            f"{self.wal_bytes:7.0f} B {self.statements:6.2f}"
+            f"{name:>8} {self.rate:7.0f}/s {self.host_ms:7.3f} ms {self.backend_ms:7.3f} ms "
+            f"{self.server_ms:7.3f} ms {self.wal_bytes:7.0f} B {self.statements:6.2f}"
         )
 
 
-HEADER = f"{'':>8} {'rate':>9} {'backends':>10} {'server':>10} {'WAL':>9} {'stmts':>6}"
+HEADER = f"{'':>8} {'rate':>9} {'host':>10} {'backends':>10} {'server':>10} {'WAL':>9} {'stmts':>6}"
 
 
 def function_text(revision: str) -> str:
@@ -206,19 +215,23 @@ def function_text(revision: str) -> str:
 
 
 async def one_loop(
-    probe: Probe, terminals: list[BenchTerminal], args: argparse.Namespace
+    probe: Probe, host: HostProcess, terminals: list[BenchTerminal], args: argparse.Namespace
 ) -> tuple[Loop, Counters, Counters, int]:
     """Warm-up, then the measured loop with the counters read around it."""
     if args.warmup:
         await closed_loop(terminals, args.warmup)
+    assert host.process is not None
     backends = probe.backends()
     probe.reset_statements()
+    host_before = process_ticks(host.process.pid)
     before = probe.read(backends)
     loop = await closed_loop(terminals, args.requests)
     after = probe.read(backends)
+    host_after = process_ticks(host.process.pid)
     n = loop.total
     figures = Loop(
         loop.rate,
+        (host_after - host_before) * TICK_MS / n,
         (after.backend_ticks - before.backend_ticks) * TICK_MS / n,
         (after.server_ticks - before.server_ticks) * TICK_MS / n,
         (after.wal_bytes - before.wal_bytes) / n,
@@ -233,11 +246,12 @@ async def measure(
     async with HostProcess(url) as host:
         terminals = await open_terminals(host.port, pans)
         try:
-            figures, before, after, backends = await one_loop(probe, terminals, args)
+            figures, before, after, backends = await one_loop(probe, host, terminals, args)
         finally:
             await close_terminals(terminals)
     n = args.requests * len(pans)
     print(f"withdrawals measured: {n} ({len(pans)} terminals); {figures.rate:.0f}/s")
+    print(f"host process: {figures.host_ms:.3f} ms CPU/withdrawal")
     print(f"PG client backends ({backends}): {figures.backend_ms:.3f} ms CPU/withdrawal")
     print(f"PG server, all processes: {figures.server_ms:.3f} ms CPU/withdrawal")
     print(
@@ -256,25 +270,35 @@ async def measure(
 
 
 async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namespace) -> None:
-    """The baseline's function and the migrations' own, in turns (see the docstring)."""
-    new = probe.function_definition()
-    old = function_text(args.baseline)
+    """Old and new in turns (see the docstring): each loop on a host process of its own
+    (from ``--host-baseline``'s tree for the old one, if given), with its function installed
+    (``--baseline``'s for the old one, if given)."""
+    new_function = probe.function_definition()
+    functions = {
+        "old": function_text(args.baseline) if args.baseline else new_function,
+        "new": new_function,
+    }
+    sources = {"old": args.host_source, "new": ROOT}
     loops: dict[str, list[Loop]] = {"old": [], "new": []}
-    print(f"per withdrawal, {args.requests} x {len(pans)} terminals a loop; old = {args.baseline}")
+    print(
+        f"per withdrawal, {args.requests} x {len(pans)} terminals a loop; old: function of "
+        f"{args.baseline or 'head'}, host from {sources['old']}"
+    )
     print(HEADER)
-    async with HostProcess(url) as host:
-        terminals = await open_terminals(host.port, pans)
-        try:
-            for round_ in range(args.rounds):
-                order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
-                for name in order:
-                    probe.install(old if name == "old" else new)
-                    figures = (await one_loop(probe, terminals, args))[0]
-                    loops[name].append(figures)
-                    print(figures.row(name), flush=True)
-        finally:
-            await close_terminals(terminals)
-            probe.install(new)
+    try:
+        for round_ in range(args.rounds):
+            for name in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
+                probe.install(functions[name])
+                async with HostProcess(url, source=sources[name]) as host:
+                    terminals = await open_terminals(host.port, pans)
+                    try:
+                        figures = (await one_loop(probe, host, terminals, args))[0]
+                    finally:
+                        await close_terminals(terminals)
+                loops[name].append(figures)
+                print(figures.row(name), flush=True)
+    finally:
+        probe.install(new_function)
     medians = {
         name: Loop(*(statistics.median(getattr(f, k) for f in runs) for k in Loop.__annotations__))
         for name, runs in loops.items()
@@ -282,12 +306,19 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
     print("medians:")
     for name, figures in medians.items():
         print(figures.row(name))
-    paired = [n.backend_ms / o.backend_ms for o, n in zip(loops["old"], loops["new"], strict=True)]
-    print(f"new/old backend CPU by round: {' '.join(f'{r:.3f}' for r in paired)}")
-    print(f"  median of the rounds' ratios: {statistics.median(paired):.3f}")
+    for figure in ("host_ms", "backend_ms"):
+        paired = [
+            getattr(n, figure) / getattr(o, figure)
+            for o, n in zip(loops["old"], loops["new"], strict=True)
+        ]
+        print(
+            f"new/old {figure} by round: {' '.join(f'{r:.3f}' for r in paired)}; "
+            f"median {statistics.median(paired):.3f}"
+        )
     old_m, new_m = medians["old"], medians["new"]
     print(
-        f"new/old: rate {new_m.rate / old_m.rate:.3f}, backend CPU "
+        f"new/old of the medians: rate {new_m.rate / old_m.rate:.3f}, host CPU "
+        f"{new_m.host_ms / old_m.host_ms:.3f}, backend CPU "
         f"{new_m.backend_ms / old_m.backend_ms:.3f}, server CPU "
         f"{new_m.server_ms / old_m.server_ms:.3f}, WAL {new_m.wal_bytes / old_m.wal_bytes:.3f}, "
         f"statements {old_m.statements:.2f} -> {new_m.statements:.2f}"
@@ -303,8 +334,15 @@ def main() -> int:
     parser.add_argument(
         "--baseline", help="a migration revision whose atm_authorize to compare against"
     )
-    parser.add_argument("--rounds", type=int, default=4, help="pairs of loops with --baseline")
+    parser.add_argument(
+        "--host-baseline",
+        help="a source tree (another checkout) whose atm host to compare against",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="pairs of loops with --baseline / --host-baseline"
+    )
     args = parser.parse_args()
+    args.host_source = Path(args.host_baseline).resolve() if args.host_baseline else ROOT
     cluster = Cluster()
     start(cluster)
     try:
@@ -315,7 +353,7 @@ def main() -> int:
         with probe.engine.connect() as connection:
             connection.execute(text("CREATE EXTENSION pg_stat_statements"))
         try:
-            if args.baseline:
+            if args.baseline or args.host_baseline:
                 asyncio.run(compare(url, probe, pans, args))
             else:
                 asyncio.run(measure(cluster, url, probe, pans, args))

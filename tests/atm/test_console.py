@@ -4,8 +4,9 @@ front panel's events (``FrontPanel.wait_for``), never on sleeps."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,16 @@ class Console:
 
     async def keys(self, *keys: str) -> None:
         await self.pilot.press(*keys)
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Let the app process messages until ``condition`` holds. One pause is not always
+        enough: a widget's message (an Input's or a Switch's Changed) bubbles to the app one
+        hop at a time, each hop queued after the pause began; on a loaded machine Textual's
+        idle heuristic can end the pause before the last hop. The deadline guards a hang."""
+        deadline = asyncio.get_running_loop().time() + 30
+        while not condition():
+            assert asyncio.get_running_loop().time() < deadline, f"never {what}"
+            await self.pilot.pause()
 
 
 @contextlib.asynccontextmanager
@@ -132,12 +143,12 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         # The link log, filtered to one message type, then paused.
         log = c.app.query_one("#link-log", RichLog)
         c.app.query_one("#link-filter", Input).value = "0210"
+        await c.until(lambda: c.app.link_filter == "0210", "filtered")
         await c.pilot.pause()
         shown = "\n".join(line.text for line in log.lines)
         assert "0210 financial response" in shown and "0800" not in shown
         await c.pilot.click("#link-pause")
-        await c.pilot.pause()
-        assert c.app.link_paused
+        await c.until(lambda: c.app.link_paused, "paused")
 
 
 async def test_wrong_pin_three_times(host_config, tmp_path):
@@ -194,8 +205,7 @@ async def test_dispenser_jam_from_the_fault_panel_is_reversed(host_config, tmp_p
         assert "NO CASH DISPENSED - REVERSED" in c.text("#receipt")
         assert any("DISPENSE_FAULT" in line for line in c.panel.journal_tail)
         c.app.query_one(TabbedContent).active = "engineer"
-        await c.pilot.pause()
-        assert "faults jam" in c.text("#devices")
+        await c.until(lambda: "faults jam" in c.text("#devices"), "showed the jam")
         # The next customer finds cash withdrawal unavailable until the operator acts.
         await c.screen("welcome")
         await c.pilot.click("#insert-card")

@@ -30,7 +30,9 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "ACCEPT_BURST",
     "FD_HEADROOM",
+    "LISTEN_QUEUE",
     "CloseReason",
     "ConnectionGuard",
     "LinkLimits",
@@ -40,10 +42,22 @@ __all__ = [
 
 log = logging.getLogger("host.link")
 
-#: Descriptors kept free below RLIMIT_NOFILE for everything else the host opens (database
+#: How many connections the server accepts in one go (asyncio's ``backlog``). Each accepted
+#: socket holds a descriptor for about five event-loop iterations before a refusal closes it
+#: (accept, transport, protocol, the server's check, the close), and a flood can be accepted
+#: in every one of them: up to ``5 * ACCEPT_BURST`` descriptors in flight at the limit. With
+#: asyncio's default of 100 a flood on a loaded machine ran out of descriptors at 112 open
+#: connections of a 256 limit.
+ACCEPT_BURST = 16
+
+#: The kernel's queue of connections not yet accepted (``listen()``; capped by
+#: net.core.somaxconn): deep, so a fleet signing on dozens at a time is never made to retry.
+LISTEN_QUEUE = 1024
+
+#: Descriptors kept free below RLIMIT_NOFILE: 64 for everything else the host opens (database
 #: connections, three files each on SQLite in WAL mode, log and statement files, the ops API,
-#: the worker and PIN pools, TLS). 64 proved too few once all of these ran in one process.
-FD_HEADROOM = 128
+#: the worker and PIN pools, TLS; about 15 on SQLite at rest) and the accept bursts in flight.
+FD_HEADROOM = 64 + 5 * ACCEPT_BURST
 
 
 class CloseReason(StrEnum):

@@ -25,6 +25,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from host.bank.fastpath import FastAuthorizer, OrmPath
 from host.bank.pins import PinHashCache
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
 from host.link.config import LinkConfig
-from host.link.guard import CloseReason, ConnectionGuard, LinkLimits
+from host.link.guard import ACCEPT_BURST, LISTEN_QUEUE, CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
 from host.link.reversals import ReversalService, parse_advice
 from host.link.terminal_state import note_keys, note_network, stopped_terminals
@@ -200,10 +202,13 @@ class LinkServer:
             host,
             port,
             reuse_port=reuse_port or None,
+            backlog=ACCEPT_BURST,
             ssl=self._tls,
             # A client that starts no handshake is dropped instead of holding a slot 60 s.
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
         )
+        for listener in self._server.sockets:
+            _deepen_listen_queue(listener.fileno())
         if self._tls is None:
             transport = "plaintext"
         elif self._tls.verify_mode == ssl.CERT_REQUIRED:
@@ -797,3 +802,12 @@ def _pin_block(value: str | None, pin_format: int, field: str) -> bytes | None:
         return bytes.fromhex(value)
     except ValueError as exc:
         raise MessageError(f"field {field} is not hexadecimal", field=field) from exc
+
+
+def _deepen_listen_queue(fd: int) -> None:
+    """asyncio passes one number both to ``listen()`` and as how many connections it accepts
+    in one go; the host wants a short burst (``ACCEPT_BURST``, see host.link.guard) and a
+    deep kernel queue. ``listen()`` again, on a duplicate of the listening descriptor (the
+    same socket), deepens the queue and leaves asyncio's burst as it is."""
+    with socket.socket(fileno=os.dup(fd)) as same:
+        same.listen(LISTEN_QUEUE)

@@ -72,12 +72,12 @@ class LinkRelay:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def may_lose_answer(self, request: Message) -> bool:
-        """May the answer to ``request``, about to be sent, be lost or come late (requests or
-        replies held or delayed; a 0100/0200 whose answer is to be dropped, or whose MAC is to
-        be altered so that the host refuses it)? Faults that end a wait at once (a reply with
-        a bad MAC, a cut) and a duplicated request do not count."""
+        """May the answer to ``request``, about to be sent, be lost (requests or replies held;
+        a 0100/0200 whose answer is to be dropped, or whose MAC is to be altered so that the
+        host refuses it)? Faults that end a wait at once (a reply with a bad MAC, a cut), a
+        duplicated request and ``slow`` (the answer comes, later) do not count."""
         f = self.faults
-        if f.holding or not f.replies_open.is_set() or f.delay:
+        if f.holding or not f.replies_open.is_set():
             return True
         financial = request.get("t") in {"0100", "0200"}
         return financial and bool(f.drop_replies or f.corrupt_requests)

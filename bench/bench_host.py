@@ -354,11 +354,21 @@ class BenchTerminal:
 
 class HostProcess:
     """One ``atm host`` process (link only) on an ephemeral port; ``workers`` > 1: that many
-    processes sharing the port under ``atm host --workers``."""
+    processes sharing the port under ``atm host --workers``; ``source``: the tree it runs
+    from."""
 
-    def __init__(self, url: str, env: Mapping[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        url: str,
+        env: Mapping[str, str] | None = None,
+        workers: int = 1,
+        source: Path = ROOT,
+    ) -> None:
         self.url = url
         self.workers = workers
+        # The tree whose ``atm`` runs (``python -m`` imports from the working directory
+        # first): another checkout's host can be measured beside this one's.
+        self.source = source
         self.env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -374,7 +384,7 @@ class HostProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
             "--workers", str(self.workers),
-            env=self.env, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+            env=self.env, stdout=asyncio.subprocess.PIPE, cwd=self.source,
         )  # fmt: skip
         assert self.process.stdout is not None
         line = (await asyncio.wait_for(self.process.stdout.readline(), 300)).decode()

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 import bench_link_codec
+from procstat import process_ticks, stat_ticks, tree_ticks
 
 from atm.commands.fleet import FleetReport, run_fleet
 from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
@@ -214,20 +215,15 @@ def _threads(pid: int) -> Iterator[tuple[Path, bool, list[str]]]:
             yield task, name == THREAD_NAME or int(stat[16]) >= niced, stat
 
 
-def _ticks(stat: list[str]) -> int:
-    """utime + stime, in clock ticks, of /proc stat fields after the name."""
-    return int(stat[11]) + int(stat[12])
-
-
 def host_cpu(pid: int) -> tuple[tuple[int, int], tuple[int, int, int]]:
     """One walk of process ``pid``'s threads: ``process_cpu``'s figures and
     ``pool_schedstat``'s."""
     bcrypt_ticks = rest = threads = running = waiting = 0
     for task, in_pool, stat in _threads(pid):
         if not in_pool:
-            rest += _ticks(stat)
+            rest += stat_ticks(stat)
             continue
-        bcrypt_ticks += _ticks(stat)
+        bcrypt_ticks += stat_ticks(stat)
         with contextlib.suppress(OSError):
             run_ns, wait_ns = (task / "schedstat").read_text().split()[:2]
             threads += 1
@@ -242,16 +238,9 @@ def process_cpu(pid: int) -> tuple[int, int]:
 
 
 def bench_and_postgres_cpu(postmaster: int) -> tuple[int, int]:
-    """(this process, the PostgreSQL server: postmaster and its children) CPU clock ticks so
-    far (Linux /proc)."""
-    bench = _ticks(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split())
-    postgres = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == postmaster or stat.parent.name == str(postmaster):  # ppid
-                postgres += _ticks(fields)
-    return bench, postgres
+    """(this process, the PostgreSQL server: postmaster and its children, those that exited
+    included) CPU clock ticks so far (Linux /proc)."""
+    return process_ticks(), tree_ticks(postmaster)
 
 
 def postmaster_pid(cluster: bench_host.Cluster) -> int:
@@ -903,6 +892,12 @@ def main() -> int:
             "",
             "",
             verdict(fleet_report.terminals >= fleet_size and fleet_report.sessions > 0),
+        ),
+        Row(
+            "  sign-on: from the first ATM's start to the last one's approved 0810; sign-on "
+            "requests repeated (a refused connection or a timeout)",
+            "",
+            f"{fleet_report.sign_on_seconds:.1f} s, {fleet_report.sign_on_repeats} repeated",
         ),
         Row(
             "  resident memory per terminal in the fleet process",

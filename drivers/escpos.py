@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from drivers.codecs import escpos
 from drivers.codecs.escpos import StatusByte
+from drivers.deadline import ListeningDeadline
 from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnavailable, PrinterFault
 from drivers.interfaces import PaperState, PrinterStatus, ReceiptPrinter
 from drivers.transport import Channel
@@ -64,16 +65,16 @@ class EscPosPrinter(ReceiptPrinter):
         self._pending.clear()
         for attempt in range(self._retries + 1):
             await channel.write(escpos.status_request(n))
-            try:
-                async with asyncio.timeout(self._status_timeout):
-                    while not self._pending:
-                        self._pending += await channel.read()
-            except TimeoutError:
+            # Listening time, not wall time: a stalled event loop is not a silent printer.
+            deadline = ListeningDeadline(self._status_timeout)
+            while not self._pending and not deadline.expired:
+                self._pending += await deadline.wait(channel.read) or b""
+            if not self._pending:
                 if attempt == self._retries:
                     raise DeviceTimeout(
                         f"printer on {channel.description}: no status byte within "
                         f"{self._status_timeout:g}s"
-                    ) from None
+                    )
                 continue
             value = self._pending.pop(0)
             extra = bytes(self._pending)

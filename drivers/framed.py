@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from drivers.codecs.events import ACK, NAK, Ack, BadFrame, Junk, Nak
+from drivers.deadline import ListeningDeadline
 from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnavailable
 from drivers.transport import Channel
 
@@ -194,8 +195,8 @@ class FramedLink(Generic[F]):
             log.info("%s: ignored a stale reply (%s)", self.name, type(event).__name__)
 
     async def _next(self, kinds: tuple[type, ...], timeout: float, what: str) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        # Listening time, not wall time: a stalled event loop is not a silent device.
+        deadline = ListeningDeadline(timeout)
         while True:
             while self._events:
                 event = self._events.popleft()
@@ -206,15 +207,11 @@ class FramedLink(Generic[F]):
                     log.debug("%s: %d byte(s) outside any frame", self.name, len(event.data))
                 elif not isinstance(event, (Ack, Nak, BadFrame, self._frame_type)):
                     self.side_events.append(event)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if deadline.expired:
                 raise self._silence(what, timeout)
-            try:
-                async with asyncio.timeout(remaining):
-                    data = await self.channel.read()
-            except TimeoutError:
-                raise self._silence(what, timeout) from None
-            self._events.extend(self._decoder.feed(data))
+            data = await deadline.wait(self.channel.read)
+            if data is not None:
+                self._events.extend(self._decoder.feed(data))
 
     async def wait_side_event(self, timeout: float) -> Any:
         """Wait for the next unsolicited event (a key byte); ``DeviceTimeout`` after
@@ -222,8 +219,7 @@ class FramedLink(Generic[F]):
         async with self._lock:
             if self.side_events:
                 return self.side_events.popleft()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            deadline = ListeningDeadline(timeout)
             while not self.side_events:
                 for event in self._drain():
                     if isinstance(event, Junk):
@@ -232,15 +228,11 @@ class FramedLink(Generic[F]):
                         self.side_events.append(event)
                 if self.side_events:
                     break
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                if deadline.expired:
                     raise DeviceTimeout(f"{self.name}: nothing within {timeout:g}s")
-                try:
-                    async with asyncio.timeout(remaining):
-                        data = await self.channel.read()
-                except TimeoutError:
-                    raise DeviceTimeout(f"{self.name}: nothing within {timeout:g}s") from None
-                self._events.extend(self._decoder.feed(data))
+                data = await deadline.wait(self.channel.read)
+                if data is not None:
+                    self._events.extend(self._decoder.feed(data))
             return self.side_events.popleft()
 
     def _drain(self) -> list[Any]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from drivers.codecs.escpos import LINE_DOTS
+from drivers.deadline import listen
 from drivers.errors import (
     BillAcceptorFault,
     CancelledByCustomer,
@@ -166,7 +167,7 @@ class SimulatedCardReader(_Faults, CardReader):
             raise CardReaderFault("card jammed, cannot eject", code="jam")
         self._moved("gate")
         try:
-            await asyncio.wait_for(self._taken.wait(), timeout)
+            await listen(timeout, self._taken.wait)
         except TimeoutError:
             return False
         self._taken.clear()
@@ -235,7 +236,7 @@ class SimulatedPinPad(_Faults, PinPad):
         if "key_timeout" in self.faults:
             raise DeviceTimeout("no key pressed (injected key timeout)")
         try:
-            return await asyncio.wait_for(self._keys.get(), timeout)
+            return await listen(timeout, self._keys.get)
         except TimeoutError as exc:
             raise DeviceTimeout(f"no key pressed within {timeout:g}s") from exc
 
@@ -397,7 +398,7 @@ class SimulatedDispenser(_Faults, HoldsDispenserNotes, CashDispenser):
         if not self.presented:
             return True
         try:
-            await asyncio.wait_for(self._taken.wait(), timeout)
+            await listen(timeout, self._taken.wait)
         except TimeoutError:
             return False
         return not self.presented
@@ -554,7 +555,7 @@ class SimulatedBillAcceptor(_Faults, HoldsAcceptorNotes, BillAcceptor):
             raise BillAcceptorFault("stacker full", code="stacker_full")
         self.inhibited = False
         try:
-            event = await asyncio.wait_for(self._events.get(), timeout)
+            event = await listen(timeout, self._events.get)
         except TimeoutError:
             self.inhibited = True
             raise DeviceTimeout(f"bill acceptor: no note within {timeout:g}s") from None
@@ -591,7 +592,7 @@ class SimulatedBillAcceptor(_Faults, HoldsAcceptorNotes, BillAcceptor):
         if not self.at_entrance:
             return True
         try:
-            await asyncio.wait_for(self._taken.wait(), timeout)
+            await listen(timeout, self._taken.wait)
         except TimeoutError:
             return False
         return True
@@ -632,7 +633,7 @@ class SimulatedDepository(_Faults, EnvelopeDepository):
             self._offered.clear()
             return False
         try:
-            await asyncio.wait_for(self._offered.wait(), timeout)
+            await listen(timeout, self._offered.wait)
         except TimeoutError:
             return False
         self._offered.clear()

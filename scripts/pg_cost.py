@@ -2,6 +2,7 @@
 the costliest statements inside ``atm_authorize``, for one closed loop of ``bench_host``.
 
     .venv/bin/python -m scripts.pg_cost [--terminals 32] [--requests 40] [--warmup 5]
+    .venv/bin/python -m scripts.pg_cost [--baseline REVISION] [--host-baseline DIR] [--rounds 4]
 
 A throw-away cluster like ``bench/bench_host.py``'s (fsync and synchronous commit on) with
 ``pg_stat_statements`` loaded (``track = all``: the statements inside the function too), the
@@ -16,21 +17,36 @@ measured loop:
 
 Every figure is divided by the withdrawals of the measured loop. CPU figures on a shared
 machine include what other processes' load costs this one: compare runs made side by side.
+
+``--baseline REVISION`` and ``--host-baseline DIR`` do that, on one cluster and database:
+old and new take turns (old, new, new, old, ...: ``--rounds`` pairs), each loop on a host
+process and terminals of its own, after a warm-up of its own. Old is the function that
+migration ``REVISION`` created and the host of the source tree ``DIR`` (another checkout,
+e.g. ``git archive integ | tar -x -C DIR``); new, the function the migrations left and this
+tree's host. Printed: each loop's figures (host process CPU too), the medians, and new/old
+per round and of the medians.
+
+    .venv/bin/python -m scripts.pg_cost --baseline 0015_daily_usage_counter --rounds 6
+    .venv/bin/python -m scripts.pg_cost --host-baseline /tmp/integ --rounds 6
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import importlib
 import re
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import text
 
 from bench.bench_host import (
+    ROOT,
+    BenchTerminal,
     Cluster,
     HostProcess,
     close_terminals,
@@ -39,34 +55,11 @@ from bench.bench_host import (
     open_terminals,
     prepare,
 )
+from bench.procstat import TICK_SECONDS, process_ticks, tree_ticks
+from host.bank.fastpath import libpq_conninfo
 from host.db import create_engine_for
 
-TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def _ticks(pid: int, children: bool = False) -> int:
-    """utime + stime of a process (+ its reaped children's), in clock ticks; 0 if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    # After the command: state is field 3; utime 14, stime 15, cutime 16, cstime 17.
-    used = int(fields[11]) + int(fields[12])
-    return used + (int(fields[13]) + int(fields[14]) if children else 0)
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[1]) == parent:
-            found.append(int(entry.name))
-    return found
+TICK_MS = TICK_SECONDS * 1000
 
 
 @dataclass(frozen=True)
@@ -82,6 +75,7 @@ class Counters:
 class Probe:
     def __init__(self, cluster: Cluster, url: str) -> None:
         self.postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
+        self.url = url
         self.engine = create_engine_for(url, isolation_level="AUTOCOMMIT")
 
     def backends(self) -> list[int]:
@@ -103,11 +97,9 @@ class Probe:
                     " FROM pg_stat_wal"
                 )
             ).one()
-        server = _ticks(self.postmaster, children=True)
-        server += sum(_ticks(pid) for pid in _children(self.postmaster))
         return Counters(
-            sum(_ticks(pid) for pid in backends),
-            server,
+            sum(process_ticks(pid) for pid in backends),
+            tree_ticks(self.postmaster),
             int(wal[0]),
             int(wal[1]),
             int(wal[2]),
@@ -135,6 +127,30 @@ class Probe:
             f"{float(wal) / count:7.1f} WAL B/w {'top ' if toplevel else 'fn  '}{query[:110]}"
             for calls, total, rows_, wal, toplevel, query in rows
         ]
+
+    def nested_calls(self) -> int:
+        """Statements run inside functions since the last reset (foreign-key checks too)."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.scalar(
+                    text(
+                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE NOT toplevel"
+                        " AND dbid = (SELECT oid FROM pg_database"
+                        " WHERE datname = current_database())"
+                    )
+                )
+            )
+
+    def function_definition(self) -> str:
+        with self.engine.connect() as connection:
+            return str(
+                connection.scalar(text("SELECT pg_get_functiondef('atm_authorize'::regproc)"))
+            )
+
+    def install(self, definition: str) -> None:
+        """``CREATE OR REPLACE`` the function (each backend plans it anew at its next call)."""
+        with psycopg.connect(libpq_conninfo(self.url), autocommit=True) as connection:
+            connection.execute(definition.encode())  # bytes: no placeholders to parse
 
     def close(self) -> None:
         self.engine.dispose()
@@ -170,31 +186,74 @@ def wal_by_record(cluster: Cluster, start: str, end: str, count: int) -> list[tu
     return [(size, f"{n / count:5.2f} records/w {name}") for size, name, n in rows if size]
 
 
+@dataclass(frozen=True)
+class Loop:
+    """One measured loop's figures per withdrawal."""
+
+    rate: float
+    host_ms: float  # the host process
+    backend_ms: float
+    server_ms: float
+    wal_bytes: float
+    statements: float  # inside the function, foreign-key checks included
+
+    def row(self, name: str) -> str:
+        return (
+            f"{name:>8} {self.rate:7.0f}/s {self.host_ms:7.3f} ms {self.backend_ms:7.3f} ms "
+            f"{self.server_ms:7.3f} ms {self.wal_bytes:7.0f} B {self.statements:6.2f}"
+        )
+
+
+HEADER = f"{'':>8} {'rate':>9} {'host':>10} {'backends':>10} {'server':>10} {'WAL':>9} {'stmts':>6}"
+
+
+def function_text(revision: str) -> str:
+    """The ``CREATE OR REPLACE FUNCTION atm_authorize`` migration ``revision`` ran."""
+    module = importlib.import_module(f"host.migrations.versions.{revision}")
+    authorize = getattr(module, "authorize", None)
+    return str(authorize() if callable(authorize) else module._AUTHORIZE)
+
+
+async def one_loop(
+    probe: Probe, host: HostProcess, terminals: list[BenchTerminal], args: argparse.Namespace
+) -> tuple[Loop, Counters, Counters, int]:
+    """Warm-up, then the measured loop with the counters read around it."""
+    if args.warmup:
+        await closed_loop(terminals, args.warmup)
+    assert host.process is not None
+    backends = probe.backends()
+    probe.reset_statements()
+    host_before = process_ticks(host.process.pid)
+    before = probe.read(backends)
+    loop = await closed_loop(terminals, args.requests)
+    after = probe.read(backends)
+    host_after = process_ticks(host.process.pid)
+    n = loop.total
+    figures = Loop(
+        loop.rate,
+        (host_after - host_before) * TICK_MS / n,
+        (after.backend_ticks - before.backend_ticks) * TICK_MS / n,
+        (after.server_ticks - before.server_ticks) * TICK_MS / n,
+        (after.wal_bytes - before.wal_bytes) / n,
+        probe.nested_calls() / n,
+    )
+    return figures, before, after, len(backends)
+
+
 async def measure(
     cluster: Cluster, url: str, probe: Probe, pans: list[str], args: argparse.Namespace
 ) -> None:
     async with HostProcess(url) as host:
         terminals = await open_terminals(host.port, pans)
         try:
-            if args.warmup:
-                await closed_loop(terminals, args.warmup)
-            backends = probe.backends()
-            probe.reset_statements()
-            before = probe.read(backends)
-            loop = await closed_loop(terminals, args.requests)
-            after = probe.read(backends)
+            figures, before, after, backends = await one_loop(probe, host, terminals, args)
         finally:
             await close_terminals(terminals)
-    n = loop.total
-    print(f"withdrawals measured: {n} ({len(pans)} terminals); {loop.rate:.0f}/s")
-    print(
-        f"PG client backends ({len(backends)}): "
-        f"{(after.backend_ticks - before.backend_ticks) * TICK_MS / n:.3f} ms CPU/withdrawal"
-    )
-    print(
-        f"PG server, all processes: "
-        f"{(after.server_ticks - before.server_ticks) * TICK_MS / n:.3f} ms CPU/withdrawal"
-    )
+    n = args.requests * len(pans)
+    print(f"withdrawals measured: {n} ({len(pans)} terminals); {figures.rate:.0f}/s")
+    print(f"host process: {figures.host_ms:.3f} ms CPU/withdrawal")
+    print(f"PG client backends ({backends}): {figures.backend_ms:.3f} ms CPU/withdrawal")
+    print(f"PG server, all processes: {figures.server_ms:.3f} ms CPU/withdrawal")
     print(
         f"WAL: {(after.wal_bytes - before.wal_bytes) / n:.0f} bytes/withdrawal, "
         f"{(after.wal_records - before.wal_records) / n:.1f} records, "
@@ -205,9 +264,65 @@ async def measure(
     print(f"WAL by record type (pg_waldump --stats=record): {total / n:.0f} bytes/withdrawal")
     for size, name in records[: args.top]:
         print(f"  {size / n:7.1f} B/w {name}")
-    print("statements (per withdrawal; fn = inside a function):")
+    print(f"statements (per withdrawal; fn = inside a function; {figures.statements:.2f} in all):")
     for line in probe.statements(n, args.top):
         print(f"  {line}")
+
+
+async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namespace) -> None:
+    """Old and new in turns (see the docstring): each loop on a host process of its own
+    (from ``--host-baseline``'s tree for the old one, if given), with its function installed
+    (``--baseline``'s for the old one, if given)."""
+    new_function = probe.function_definition()
+    functions = {
+        "old": function_text(args.baseline) if args.baseline else new_function,
+        "new": new_function,
+    }
+    sources = {"old": args.host_source, "new": ROOT}
+    loops: dict[str, list[Loop]] = {"old": [], "new": []}
+    print(
+        f"per withdrawal, {args.requests} x {len(pans)} terminals a loop; old: function of "
+        f"{args.baseline or 'head'}, host from {sources['old']}"
+    )
+    print(HEADER)
+    try:
+        for round_ in range(args.rounds):
+            for name in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
+                probe.install(functions[name])
+                async with HostProcess(url, source=sources[name]) as host:
+                    terminals = await open_terminals(host.port, pans)
+                    try:
+                        figures = (await one_loop(probe, host, terminals, args))[0]
+                    finally:
+                        await close_terminals(terminals)
+                loops[name].append(figures)
+                print(figures.row(name), flush=True)
+    finally:
+        probe.install(new_function)
+    medians = {
+        name: Loop(*(statistics.median(getattr(f, k) for f in runs) for k in Loop.__annotations__))
+        for name, runs in loops.items()
+    }
+    print("medians:")
+    for name, figures in medians.items():
+        print(figures.row(name))
+    for figure in ("host_ms", "backend_ms"):
+        paired = [
+            getattr(n, figure) / getattr(o, figure)
+            for o, n in zip(loops["old"], loops["new"], strict=True)
+        ]
+        print(
+            f"new/old {figure} by round: {' '.join(f'{r:.3f}' for r in paired)}; "
+            f"median {statistics.median(paired):.3f}"
+        )
+    old_m, new_m = medians["old"], medians["new"]
+    print(
+        f"new/old of the medians: rate {new_m.rate / old_m.rate:.3f}, host CPU "
+        f"{new_m.host_ms / old_m.host_ms:.3f}, backend CPU "
+        f"{new_m.backend_ms / old_m.backend_ms:.3f}, server CPU "
+        f"{new_m.server_ms / old_m.server_ms:.3f}, WAL {new_m.wal_bytes / old_m.wal_bytes:.3f}, "
+        f"statements {old_m.statements:.2f} -> {new_m.statements:.2f}"
+    )
 
 
 def main() -> int:
@@ -216,7 +331,18 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40, help="measured, per terminal")
     parser.add_argument("--warmup", type=int, default=5, help="withdrawals per terminal first")
     parser.add_argument("--top", type=int, default=14, help="statements listed")
+    parser.add_argument(
+        "--baseline", help="a migration revision whose atm_authorize to compare against"
+    )
+    parser.add_argument(
+        "--host-baseline",
+        help="a source tree (another checkout) whose atm host to compare against",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="pairs of loops with --baseline / --host-baseline"
+    )
     args = parser.parse_args()
+    args.host_source = Path(args.host_baseline).resolve() if args.host_baseline else ROOT
     cluster = Cluster()
     start(cluster)
     try:
@@ -227,7 +353,10 @@ def main() -> int:
         with probe.engine.connect() as connection:
             connection.execute(text("CREATE EXTENSION pg_stat_statements"))
         try:
-            asyncio.run(measure(cluster, url, probe, pans, args))
+            if args.baseline or args.host_baseline:
+                asyncio.run(compare(url, probe, pans, args))
+            else:
+                asyncio.run(measure(cluster, url, probe, pans, args))
         finally:
             probe.close()
         clean = ledger_clean(url)

@@ -34,7 +34,14 @@ from protocol.response_codes import ResponseCode
 if TYPE_CHECKING:  # host.bank.services imports this module
     from host.bank.services import CardRequest
 
-__all__ = ["PinHashCache", "PinRuleError", "PinVerifier", "check_pin_rules", "hash_pin"]
+__all__ = [
+    "TOKENS_KEPT",
+    "PinHashCache",
+    "PinRuleError",
+    "PinVerifier",
+    "check_pin_rules",
+    "hash_pin",
+]
 
 T = TypeVar("T")
 
@@ -84,10 +91,21 @@ def _yield_to_other_work() -> None:
         Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(THREAD_NAME)
 
 
+# Session tokens kept by a PinVerifier (each about 300 bytes with its key).
+TOKENS_KEPT = 4096
+
+
 class PinVerifier:
     def __init__(self, *, pepper: str, secret_key: str, workers: int | None = None) -> None:
         self._pepper = pepper
-        self._secret = secret_key.encode()
+        # One keyed HMAC-SHA256 state, copied for each digest: the key's padding and the inner
+        # and outer hashes of it are done once, not per request (two per authorization).
+        self._hmac = hmac.new(secret_key.encode(), digestmod=hashlib.sha256)
+        # The tokens of the PIN blocks seen lately: a request on the hot path needs its
+        # token three times (the PIN hash cache's look-up, the call, the cache's update).
+        # Emptied whole when full (dict operations are atomic under the GIL: threads and the
+        # event loop share it; a token lost is computed again).
+        self._tokens: dict[tuple[str, str, bytes], str] = {}
         self.workers = workers or os.cpu_count() or 1
         self.verifications = 0  # bcrypt checks of a PIN block run so far
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -104,12 +122,22 @@ class PinVerifier:
     def session_token(self, pan: str, terminal_id: str, pin_block: bytes) -> str:
         """HMAC-SHA256 under SECRET_KEY of the encrypted PIN block, bound to card and terminal:
         the same block in the same card session proves the same PIN without bcrypt."""
-        message = f"{terminal_id}|{pan}|".encode() + pin_block
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        key = (terminal_id, pan, pin_block)
+        token = self._tokens.get(key)
+        if token is None:
+            digest = self._hmac.copy()
+            digest.update(f"{terminal_id}|{pan}|".encode() + pin_block)
+            token = digest.hexdigest()
+            if len(self._tokens) >= TOKENS_KEPT:
+                self._tokens.clear()
+            self._tokens[key] = token
+        return token
 
     def fingerprint(self, text: str) -> str:
         """A keyed digest of a request's content (it holds a PAN, so a bare hash would not do)."""
-        return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()
+        digest = self._hmac.copy()
+        digest.update(text.encode())
+        return digest.hexdigest()
 
     def verify(self, pin_block: bytes, pan: str, key: bytes, fmt: int, pin_hash: str) -> bool:
         """True when the block decrypts to the PIN behind ``pin_hash``; an undecodable block is

@@ -62,7 +62,6 @@ import dataclasses
 import datetime as dt
 import hmac
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -72,6 +71,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
 from host.bank.audit import card_subject, record, terminal_actor
+from host.bank.codes import RandomCodes
 from host.bank.holds import DEPOSIT_KINDS, HoldPolicy, held_cents, place_holds
 from host.bank.ledger import daily_used, lock_accounts, post, utc_day
 from host.bank.ministatement import mini_statement
@@ -214,14 +214,6 @@ class Codes(Protocol):
     def rrn(self, request: CardRequest, now: dt.datetime) -> str: ...
 
     def auth_code(self, request: CardRequest) -> str: ...
-
-
-class RandomCodes:
-    def rrn(self, request: CardRequest, now: dt.datetime) -> str:
-        return f"{now:%y%j}{secrets.randbelow(10**7):07d}"
-
-    def auth_code(self, request: CardRequest) -> str:
-        return f"{secrets.randbelow(10**6):06d}"
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -107,6 +107,9 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 # Responses buffered for a connection beyond which a handler waits for the socket to take
 # them (a terminal that stops reading cannot make the host hold its answers in memory).
 _DRAIN_ABOVE = 64 * 1024
+# A connection's timer may fire this much before its deadline and still count as expired
+# (the event loop runs timers up to its clock resolution early).
+_TIMER_SLACK = 0.001
 
 #: A test harness's hook (``atm.scenario.hostcrash`` kills the host at a step): told each step
 #: a card request reaches with the message at that step: ``received`` (the request, about to
@@ -115,23 +118,238 @@ _DRAIN_ABOVE = 64 * 1024
 StepHook = Callable[[str, Message], None]
 
 
-@dataclass
-class _Connection:
-    writer: asyncio.StreamWriter
-    peer: Any
-    terminal_id: str | None = None
-    closed: bool = False
-    # The first message passed its MAC check (host.link.guard counts such connections).
-    authenticated: bool = False
-    # A whole frame has arrived (its authentication may still be under way).
-    received: bool = False
-    # Mutual TLS: the terminal ID its client certificate names (protocol.tls).
-    certificate_terminal: str | None = None
-    # The reason (89/90) of the out-of-service 0800 the host pushed on this connection.
-    told_stopped: str | None = None
-    # The last card or network request's authentication under the terminal's working keys,
-    # reused while those keys stay the same (one object per connection, not per request).
-    auth: _Auth | None = None
+class _Connection(asyncio.Protocol):
+    """One terminal's connection (an ``asyncio.Protocol``: no reader task, no per-read timeout
+    context). Frames are cut from the bytes as they arrive (``data_received``) and each one is
+    handled in a task of its own, as before; one timer per connection keeps the deadline for
+    its next bytes (``_arm``); answers go straight to the transport, waiting only while it has
+    paused writing. The connection closes once it reads no more (end of stream, a timeout, a
+    bad length) and its handlers are done, or at once when a message fails authentication."""
+
+    __slots__ = (
+        "admitted",
+        "auth",
+        "authenticated",
+        "certificate_terminal",
+        "closed",
+        "deadline",
+        "drained",
+        "finished",
+        "framer",
+        "handlers",
+        "loop",
+        "lost",
+        "over_tls",
+        "paused",
+        "peer",
+        "reading",
+        "reason",
+        "received",
+        "server",
+        "terminal_id",
+        "timer",
+        "told_stopped",
+        "transport",
+    )
+
+    def __init__(self, server: LinkServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        self.terminal_id: str | None = None
+        # No frame of this connection is processed any more (it failed authentication).
+        self.closed = False
+        # The first message passed its MAC check (host.link.guard counts such connections).
+        self.authenticated = False
+        # A whole frame has arrived (its authentication may still be under way).
+        self.received = False
+        # Mutual TLS: the terminal ID its client certificate names (protocol.tls).
+        self.certificate_terminal: str | None = None
+        # The reason (89/90) of the out-of-service 0800 the host pushed on this connection.
+        self.told_stopped: str | None = None
+        # The last card or network request's authentication under the terminal's working
+        # keys, reused while those keys stay the same (one object per connection).
+        self.auth: _Auth | None = None
+        self.framer = Framer(server.max_frame)
+        self.handlers: set[asyncio.Task[None]] = set()
+        self.admitted = False  # counted by the guard (a refused connection is not)
+        self.reading = False  # False before admission and once the connection reads no more
+        self.lost = False  # connection_lost has run
+        self.over_tls = False
+        # The deadline for the next bytes and what a miss is (docs/protocol.md section 1).
+        self.deadline = 0.0
+        self.reason = CloseReason.FIRST_FRAME_TIMEOUT
+        self.timer: asyncio.TimerHandle | None = None
+        self.paused = False  # the transport's write buffer is above its high-water mark
+        self.drained: asyncio.Future[None] | None = None
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        guard = self.server.guard
+        refused = guard.admit(_peer_host(self.peer))
+        if refused is not None:
+            guard.report(refused, self.peer)
+            transport.close()
+            return
+        self.admitted = True
+        self.reading = True
+        self.over_tls = transport.get_extra_info("sslcontext") is not None
+        self.certificate_terminal = certificate_terminal_id(transport.get_extra_info("peercert"))
+        # A terminal that stops reading cannot make the host hold its answers in memory.
+        transport.set_write_buffer_limits(high=_DRAIN_ABOVE)
+        self.server.opened(self)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.reading:
+            return
+        try:
+            frames = self.framer.feed(data)
+        except FrameError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.stop_reading()
+            return
+        for frame in frames:
+            if self.closed:
+                return
+            self.received = True
+            handler = self.loop.create_task(self.server.handle_frame(frame, self))
+            self.handlers.add(handler)
+            handler.add_done_callback(self._handled)
+        self._arm()
+
+    def eof_received(self) -> bool:
+        # The handlers' answers still go out on a half-closed TCP connection; TLS closes.
+        self.stop_reading()
+        return not self.over_tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.admitted:
+            return
+        if exc is not None and self.reading:
+            log.info("connection from %s lost: %s", self.peer, exc)
+        self.reading = False
+        self._cancel_timer()
+        self.paused = False
+        self._wake_writers()
+        if not self.handlers:
+            self._finish()
+
+    def pause_writing(self) -> None:
+        # The terminal takes its answers more slowly than it sends requests: read no more of
+        # them until the socket drains, so its answers cannot pile up in the host's memory.
+        self.paused = True
+        if self.reading:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self._arm()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake_writers()
+        if self.reading:
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._arm()
+
+    # -- the connection's life --------------------------------------------------------------
+    def _arm(self) -> None:
+        """Set the deadline for the connection's next bytes: a started frame gets
+        ``frame_timeout`` to complete, a connection that has sent no whole frame as long for its
+        first, otherwise ``idle_timeout`` between frames; while the host reads nothing because the
+        terminal takes none of its answers (writing paused), ``idle_timeout`` from the pause (an
+        idle close, not a frame the host itself left unread). The timer is moved only when the
+        deadline comes sooner than it (a frame started on an idle connection); when it fires early
+        it sets itself for the deadline (``_expire``), so the frames of a busy connection cost no
+        timer work."""
+        limits = self.server.limits
+        if self.paused:
+            timeout, self.reason = limits.idle_timeout, CloseReason.IDLE_TIMEOUT
+        elif self.framer.buffered:
+            timeout, self.reason = limits.frame_timeout, CloseReason.FRAME_TIMEOUT
+        elif not self.received:
+            timeout, self.reason = limits.frame_timeout, CloseReason.FIRST_FRAME_TIMEOUT
+        else:
+            timeout, self.reason = limits.idle_timeout, CloseReason.IDLE_TIMEOUT
+        self.deadline = deadline = self.loop.time() + timeout
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        if not self.reading or self.closed:
+            return
+        if self.deadline - self.loop.time() > _TIMER_SLACK:
+            self.timer = self.loop.call_at(self.deadline, self._expire)
+            return
+        self.server.guard.report(self.reason, self.terminal_id or self.peer)
+        self.stop_reading()
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def stop_reading(self) -> None:
+        """Read no more: the connection closes once its handlers are done."""
+        if not self.reading:
+            return
+        self.reading = False
+        self._cancel_timer()
+        assert self.transport is not None
+        if not self.lost and not self.transport.is_closing():
+            self.transport.pause_reading()
+        if not self.handlers:
+            self.transport.close()
+
+    def abandon(self) -> None:
+        """A message failed authentication or could not be read: nothing more of this
+        connection is processed and it closes now (handlers still running finish)."""
+        self.closed = True
+        self.reading = False
+        self._cancel_timer()
+        assert self.transport is not None
+        self.transport.close()
+
+    def _handled(self, handler: asyncio.Task[None]) -> None:
+        self.handlers.discard(handler)
+        if not handler.cancelled() and (exc := handler.exception()) is not None:
+            log.error("failure handling a frame from %s", self.peer, exc_info=exc)
+        if self.handlers or self.reading:
+            return
+        if self.lost:
+            self._finish()
+        else:
+            assert self.transport is not None
+            self.transport.close()
+
+    def _finish(self) -> None:
+        if not self.finished.done():
+            self.server.closed(self)
+            self.finished.set_result(None)
+
+    # -- writing --------------------------------------------------------------------------
+    async def drain(self) -> None:
+        """Wait while the transport has paused writing (a terminal that reads slowly)."""
+        while self.paused:
+            if self.drained is None or self.drained.done():
+                self.drained = self.loop.create_future()
+            await self.drained
+        if self.lost:
+            raise ConnectionResetError("connection lost")
+
+    def _wake_writers(self) -> None:
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
 
 
 @dataclass(frozen=True)
@@ -168,7 +386,7 @@ class LinkServer:
         self._fast = fast
         self._pin_hashes = PinHashCache(service.pins)
         self._executor = executor
-        self._max_frame = max_frame
+        self.max_frame = max_frame
         self._tap = tap
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.link_config = link_config
@@ -177,11 +395,13 @@ class LinkServer:
         self.reversals = ReversalService(sessions, self._clock)
         self._sessions = sessions
         self._server: asyncio.Server | None = None
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._connections: set[_Connection] = set()
         self._tls = _tls_context(link_config)
         self.limits = limits or LinkLimits()
         self.guard = ConnectionGuard.for_limits(self.limits, self._count_close, soft_nofile)
-        self._guard_changed = asyncio.Condition()
+        # wait_for_guard's callers: each predicate is checked after every admission and close.
+        self._guard_waiters: list[tuple[Callable[[ConnectionGuard], bool], asyncio.Future[None]]]
+        self._guard_waiters = []
         # Operators' switches pushed to connected terminals (push_switches).
         self._by_terminal: dict[str, _Connection] = {}
         self._pushed: set[tuple[str, str]] = set()
@@ -197,8 +417,8 @@ class LinkServer:
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
         """Listen on ``host``:``port``; ``reuse_port``: share it with other host processes
         (SO_REUSEPORT; ``atm host --workers``)."""
-        self._server = await asyncio.start_server(
-            self._serve,
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self),
             host,
             port,
             reuse_port=reuse_port or None,
@@ -237,9 +457,12 @@ class LinkServer:
         await self.stop_switch_poller()
         if self._server is not None:
             self._server.close()
-            for writer in list(self._connections.values()):
-                writer.close()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            connections = list(self._connections)
+            for conn in connections:
+                assert conn.transport is not None
+                conn.transport.close()
+            # Requests under way are finished (their answers are lost with the connection).
+            await asyncio.gather(*(c.finished for c in connections))
             await self._server.wait_closed()
             self._server = None
 
@@ -250,76 +473,41 @@ class LinkServer:
     async def _work(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    # -- connections ----------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        refused = self.guard.admit(_peer_host(peer))
-        if refused is not None:
-            self.guard.report(refused, peer)
-            writer.close()
-            return
-        await self._notify_guard()
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[task] = writer
-        conn = _Connection(writer, peer)
-        conn.certificate_terminal = certificate_terminal_id(writer.get_extra_info("peercert"))
-        framer = Framer(self._max_frame)
-        handlers: set[asyncio.Task[None]] = set()
-        try:
-            while not conn.closed and (data := await self._read(reader, conn, framer)):
-                for frame in framer.feed(data):
-                    if conn.closed:
-                        break
-                    conn.received = True
-                    handler = asyncio.create_task(self._handle_frame(frame, conn))
-                    handlers.add(handler)
-                    handler.add_done_callback(handlers.discard)
-        except FrameError as exc:
-            log.warning("closing connection from %s: %s", conn.peer, exc)
-        except (ConnectionError, OSError) as exc:
-            log.info("connection from %s lost: %s", conn.peer, exc)
-        finally:
-            if handlers:
-                await asyncio.gather(*handlers, return_exceptions=True)
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            self._connections.pop(task, None)
-            if conn.terminal_id and self._by_terminal.get(conn.terminal_id) is conn:
-                del self._by_terminal[conn.terminal_id]
-            self.guard.closed(conn.authenticated)
-            await self._notify_guard()
+    # -- connections (each a _Connection protocol) -------------------------------------------
+    def opened(self, conn: _Connection) -> None:
+        """``conn`` was admitted by the guard."""
+        self._connections.add(conn)
+        self._notify_guard()
 
-    # -- connection limits (host.link.guard; docs/protocol.md section 1) -------------------
-    async def _read(self, reader: asyncio.StreamReader, conn: _Connection, framer: Framer) -> bytes:
-        """The next bytes of ``conn``, or b"" when it must close: a started frame gets
-        ``frame_timeout`` to complete, a connection not yet authenticated gets as long for its
-        first frame, an authenticated one ``idle_timeout`` between frames."""
-        if framer.buffered:
-            timeout, reason = self.limits.frame_timeout, CloseReason.FRAME_TIMEOUT
-        elif not conn.received:
-            timeout, reason = self.limits.frame_timeout, CloseReason.FIRST_FRAME_TIMEOUT
-        else:
-            timeout, reason = self.limits.idle_timeout, CloseReason.IDLE_TIMEOUT
-        try:
-            async with asyncio.timeout(timeout):
-                return await reader.read(65536)
-        except TimeoutError:
-            if conn.closed:
-                return b""
-            self.guard.report(reason, conn.terminal_id or conn.peer)
-            return b""
+    def closed(self, conn: _Connection) -> None:
+        """``conn`` has closed and its handlers are done."""
+        self._connections.discard(conn)
+        if conn.terminal_id and self._by_terminal.get(conn.terminal_id) is conn:
+            del self._by_terminal[conn.terminal_id]
+        self.guard.closed(conn.authenticated)
+        self._notify_guard()
 
     async def wait_for_guard(self, predicate: Callable[[ConnectionGuard], bool]) -> None:
-        """Return once ``predicate(self.guard)`` holds (checked after every admission and
-        close): for operators' tools and tests that must not poll."""
-        async with self._guard_changed:
-            await self._guard_changed.wait_for(lambda: predicate(self.guard))
+        """Return once ``predicate(self.guard)`` holds (checked now and after every admission,
+        first authentication and close): for operators' tools and tests that must not poll."""
+        if predicate(self.guard):
+            return
+        waiter = (predicate, asyncio.get_running_loop().create_future())
+        self._guard_waiters.append(waiter)
+        try:
+            await waiter[1]
+        finally:
+            self._guard_waiters.remove(waiter)
 
-    async def _notify_guard(self) -> None:
-        async with self._guard_changed:
-            self._guard_changed.notify_all()
+    def _notify_guard(self) -> None:
+        for predicate, future in self._guard_waiters:
+            if future.done():
+                continue
+            try:
+                if predicate(self.guard):
+                    future.set_result(None)
+            except Exception as exc:  # the waiter's own fault: it is raised in the waiter
+                future.set_exception(exc)
 
     # -- operators' switches pushed to terminals (docs/protocol.md section 7.5) -------------
     async def push_switches(self) -> int:
@@ -389,10 +577,9 @@ class LinkServer:
             terminal or "?",
             reason,
         )
-        conn.closed = True
-        conn.writer.close()
+        conn.abandon()
 
-    async def _handle_frame(self, frame: bytes, conn: _Connection) -> None:
+    async def handle_frame(self, frame: bytes, conn: _Connection) -> None:
         started = time.perf_counter()
         try:
             request = decode(frame)
@@ -436,8 +623,7 @@ class LinkServer:
                 exc,
                 exc.field,
             )
-            conn.closed = True
-            conn.writer.close()
+            conn.abandon()
             return
         assert exc.mti is not None
         log.warning("format error in %s from %s: %s", exc.mti, terminal, exc)
@@ -473,7 +659,7 @@ class LinkServer:
                 self._reject(conn, mti, terminal, str(exc))
                 return None
             if self._authenticated(conn, terminal):
-                await self._notify_guard()
+                self._notify_guard()
             return _Auth(terminal, scheme, key, None)
         keys = self.keys.cached(terminal) or await self._work(self.keys.load, terminal)
         if keys is None:
@@ -492,7 +678,7 @@ class LinkServer:
                 return None
             keys = fresh
         if self._authenticated(conn, terminal):
-            await self._notify_guard()
+            self._notify_guard()
         auth = conn.auth
         if auth is None or auth.keys is not keys or auth.terminal_id != terminal:
             auth = conn.auth = _Auth(terminal, keys.scheme, keys.tak, keys)
@@ -515,16 +701,17 @@ class LinkServer:
         payload = encode_signed(response, scheme, key)
         if self._tap:
             self._tap("send", decode(payload))  # as sent, MAC included
-        writer = conn.writer
-        if conn.closed or writer.is_closing():
+        transport = conn.transport
+        if conn.closed or transport is None or transport.is_closing():
             return
         try:
             # One write per frame, so frames never interleave (no lock needed); the transport
             # sends at once what the socket takes. Only a terminal that reads slowly lets the
-            # buffer grow past _DRAIN_ABOVE: then this handler waits for the socket.
-            writer.write(encode_frame(payload))
-            if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
-                await writer.drain()
+            # buffer grow past _DRAIN_ABOVE (the transport pauses writing): then this handler
+            # waits for the socket.
+            transport.write(encode_frame(payload))
+            if conn.paused:
+                await conn.drain()
         except (ConnectionError, OSError) as exc:
             log.info("could not send %s: %s", response["t"], exc)
         self._step("sent", response)

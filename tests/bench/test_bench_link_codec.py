@@ -1,30 +1,20 @@
 """The link codec benchmark runs (``--short``) and prints every variant's rate and ratio; its
 ratio is the median of the rounds' ratios, so one disturbed round does not move it."""
 
-import subprocess
-import sys
-from pathlib import Path
 from types import ModuleType
 
-from tests.bench.scripts import load_script
+import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.scripts import HANG_GUARD_SECONDS, load_script, run_script
 
 
 def _bench_module() -> ModuleType:
     return load_script("bench_link_codec")
 
 
+@pytest.mark.timeout(HANG_GUARD_SECONDS)
 def test_short_run_prints_rates_and_ratios():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_link_codec.py"), "--short"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+    result = run_script("bench_link_codec", "--short")
     lines = result.stdout.splitlines()
     assert "interleaved rounds" in lines[0]
     assert any(line.startswith("bare pyiso8583") and "msg/s" in line for line in lines)

@@ -1,21 +1,16 @@
 """The note-mix benchmark runs (``--short``): it reports the dynamic programme under 1 ms for
 five cassettes and $2,000, and the same choice as the exhaustive search it replaced."""
 
-import subprocess
-import sys
-from pathlib import Path
+import os
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+
+from tests.bench.scripts import HANG_GUARD_SECONDS, run_script
 
 
+@pytest.mark.timeout(HANG_GUARD_SECONDS)
 def test_short_run_reports_the_dp_under_a_millisecond_and_the_same_choices():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_note_mix.py"), "--short"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    result = run_script("bench_note_mix", "--short", env={**os.environ}, check=False)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("dp 5 cassettes $2,000:") and "us per mix" in lines[0]
     comparisons = [line for line in lines[1:] if "exhaustive" in line]

@@ -93,9 +93,10 @@ async def make_rig(kind: str, backend: str, *, load_key: bool = True) -> Rig:
     elif kind == "pin-pad":
         device = Zt588PinPad(connect, grace=0.5, **FAST)
     elif kind == "bill-acceptor":
-        device = Id003BillAcceptor(
-            connect, reply_timeout=0.3, retries=2, poll_interval=0.01, stack_timeout=1.0
-        )
+        # Stacking on the production default (10 s): every test stacks successfully, and a
+        # 1 s wall-clock limit there was a race with a loaded machine (the simulator moves a
+        # note on per poll, three polls a note).
+        device = Id003BillAcceptor(connect, reply_timeout=0.3, retries=2, poll_interval=0.01)
     else:
         device = EscPosPrinter(connect, status_timeout=0.3, retries=2)
     await device.open()

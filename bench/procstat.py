@@ -1,0 +1,53 @@
+"""CPU time of processes, from Linux /proc: the one reader of it for ``bench/run.py`` (this
+process and the PostgreSQL server) and ``scripts/pg_cost.py`` (the server, and the backends
+serving the host).
+
+Figures are clock ticks (``TICK_SECONDS`` each), user plus system time, read as they stand:
+a caller takes two readings and the difference. A process gone meanwhile reads 0.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["TICK_SECONDS", "process_ticks", "stat_ticks", "tree_ticks"]
+
+TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def _fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/PID/stat after the command name (which may hold spaces and
+    parentheses): state is [0], the parent's pid [1], utime [11], stime [12], the reaped
+    children's cutime [13] and cstime [14]. None if the process is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def stat_ticks(fields: list[str], *, reaped: bool = False) -> int:
+    """utime + stime (with ``reaped``: + cutime + cstime) of a stat's fields after the
+    command name (of a process, or of a thread: /proc/PID/task/TID/stat)."""
+    own = int(fields[11]) + int(fields[12])
+    return own + (int(fields[13]) + int(fields[14]) if reaped else 0)
+
+
+def process_ticks(pid: int | str = "self", *, reaped: bool = False) -> int:
+    """utime + stime of process ``pid`` (``"self"``: this one), and with ``reaped`` those of
+    its children that have exited and been waited for."""
+    fields = _fields(Path(f"/proc/{pid}/stat"))
+    return 0 if fields is None else stat_ticks(fields, reaped=reaped)
+
+
+def tree_ticks(parent: int) -> int:
+    """A server's CPU so far: ``parent``, its children that exited (reaped: a PostgreSQL
+    backend or autovacuum worker that ended since the last reading still counts), and its
+    children still running. One level deep, as PostgreSQL's processes all are children of
+    the postmaster."""
+    total = process_ticks(parent, reaped=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _fields(stat)
+        if fields is not None and int(fields[1]) == parent:
+            total += stat_ticks(fields)
+    return total

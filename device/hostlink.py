@@ -199,6 +199,10 @@ class HostLink:
         self._closing = False
         self._last_traffic = time.monotonic()
         self.down_reports = DownReports()
+        # How long to wait for the answer to a request: ``response_timeout`` unless whoever
+        # runs the ATM knows better (a scenario runner that knows whether its fault injection
+        # loses this answer: atm.scenario.patience).
+        self.response_timeout: Callable[[Message], float] = lambda _m: config.response_timeout
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -262,7 +266,7 @@ class HostLink:
         message["70"] = code
         message["48"] = self._codec.scheme.value
         try:
-            response = await self.client.request(message)
+            response = await self.client.request(message, self.response_timeout(message))
         except LinkError as exc:
             log.warning("sign-on failed: %s", exc)
             return False
@@ -313,7 +317,7 @@ class HostLink:
             # host saw it twice) may be read right behind the first, and is not a late approval.
             self._answered.append(_request_key(message))
         try:
-            response = await self.client.request(message)
+            response = await self.client.request(message, self.response_timeout(message))
         except LinkUnavailable:
             self._forget(message)
             raise
@@ -381,7 +385,7 @@ class HostLink:
                 advice = entry.advice()  # 0420 the first time, 0421 ever after
                 self.saf.record_attempt(entry.id)
                 try:
-                    response = await self.client.request(advice)
+                    response = await self.client.request(advice, self.response_timeout(advice))
                 except LinkError as exc:
                     log.warning("reversal advice STAN %s not answered: %s", advice["11"], exc)
                     return False
@@ -399,7 +403,7 @@ class HostLink:
         message = self.base_message(Mti.NETWORK_REQUEST)
         message["70"] = NetworkCode.ECHO
         try:
-            response = await self.client.request(message)
+            response = await self.client.request(message, self.response_timeout(message))
         except LinkError as exc:
             log.warning("echo test failed: %s", exc)
             self.signed_on = False

@@ -22,12 +22,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from atm.scenario.errors import ScenarioError
 from atm.scenario.format import Step
 from atm.scenario.loader import load_file
+from atm.scenario.patience import CustomerPatience, answer_timeout
 from atm.steps import Customer, StepDriver, stop_controller
 from device.cash import CashCounters
 from device.config import CassetteConfig, DeviceConfig
@@ -187,6 +189,14 @@ async def _child(scenario_path: Path, config_json: str) -> int:
     controller = AtmController(config, devices)
     driver = _KillingDriver(steps, customer, controller)
     last: list[Any] = [None]
+    # The same timing as the runner's ATM (atm.scenario.patience): the customer's steps
+    # always beat the timers they answer, a walk-away times out as configured; no step here
+    # loses a host answer (the world's steps belong to the runner).
+    patience = CustomerPatience()
+    controller.patience = patience
+    controller.link.response_timeout = partial(
+        answer_timeout, config.response_timeout, lambda _request: False
+    )
 
     def on_event(event: DeviceEvent) -> None:
         if isinstance(event, ScreenShown):
@@ -194,7 +204,11 @@ async def _child(scenario_path: Path, config_json: str) -> int:
             fresh = screen != last[0] and not screen.input_value
             last[0] = screen
             print(f"screen {screen.id}", flush=True)
+            upcoming = driver.steps[0] if driver.steps else None
+            left = len(driver.steps)
             driver.on_screen(screen.id, fresh=fresh)
+            if fresh:
+                patience.on_screen(upcoming if len(driver.steps) < left else None)
 
     controller.events.subscribe(on_event)
     runner = asyncio.create_task(controller.run())

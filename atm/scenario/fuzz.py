@@ -44,7 +44,9 @@ from host.config import HostConfig
 
 __all__ = ["FuzzAgent", "FuzzReport", "fuzz", "scenario_to_yaml", "shrink"]
 
-# Short customer timeouts so walking away costs little; long enough for a loaded machine.
+# Short timeouts so that a customer walking away, or a lost reply, costs little. They decide
+# nothing else: a customer who acts, and an answer no fault loses, get 60 s
+# (atm.scenario.patience), so a loaded machine does not change a session's path.
 DEVICE = {
     "cash_take_timeout": 0.3,
     "card_take_timeout": 0.3,
@@ -434,9 +436,10 @@ async def _fails(scenario: Scenario, config: HostConfig) -> bool:
 
 async def _fails_again(scenario: Scenario, config: HostConfig) -> bool:
     """``_fails`` twice in a row: a shrinking step keeps a candidate only when its failure
-    repeats. The replays run on real timers (a customer's 0.3 s to take the cash, the 1 s
-    response timeout), so a stall of the machine can fail one run of a replay that does not
-    fail; kept, such a candidate is a "shrunk replay" that passes when the user runs it."""
+    repeats. The replay's timers act only where the scenario means them to
+    (atm.scenario.patience), so a replay takes the same path on a busy machine; the second run
+    guards what that does not cover, so that a "shrunk replay" never passes when the user
+    runs it."""
     return await _fails(scenario, config) and await _fails(scenario, config)
 
 

@@ -79,6 +79,12 @@ class HostProcess:
                 log.write(line.decode(errors="replace"))
                 log.flush()
 
+    @property
+    def answering(self) -> bool:
+        """Running, and not armed to die at its next request."""
+        running = self.process is not None and self.process.returncode is None
+        return running and not self.armed
+
     def arm(self, point: str) -> None:
         """The host kills itself at ``point`` of the next financial request."""
         assert self.crash_file is not None

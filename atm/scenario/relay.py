@@ -3,7 +3,9 @@ framing (2-byte length prefix) so it can lose, hold back, delay or alter whole m
 
 - ``hold``: what the ATM sends is lost on the way (a host that stops answering);
 - ``hold_replies`` / ``release_replies``: the host's replies wait in the relay (a late host);
-- ``drop_reply``: the next reply from the host is lost;
+- ``drop_reply``: the answer to the ATM's next 0100/0200 is lost (that request's answer, matched
+  by terminal and STAN, not whichever reply comes next: a late second answer to a duplicated
+  request is not the one lost);
 - ``corrupt_mac``: the next reply from the host arrives with its MAC altered;
 - ``slow`` / ``fast``: every reply is delayed by ``delay`` seconds, or not;
 - ``corrupt_request_mac``: the ATM's next request reaches the host with its MAC altered;
@@ -19,7 +21,10 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
+from protocol.errors import ProtocolError
 from protocol.framing import Framer, encode_frame
+from protocol.link import MatchKey, match_key
+from protocol.messages import Message, decode
 
 __all__ = ["LinkRelay"]
 
@@ -29,7 +34,8 @@ _security = logging.getLogger("atm.security")
 @dataclass
 class _Faults:
     holding: bool = False
-    drop_replies: int = 0
+    drop_replies: int = 0  # requests whose answer is to be lost, not yet sent
+    drop_keys: set[MatchKey] = field(default_factory=set)  # sent, answer to be lost
     corrupt_replies: int = 0
     delay: float = 0.0
     corrupt_requests: int = 0
@@ -64,6 +70,17 @@ class LinkRelay:
         self.duplicated = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def may_lose_answer(self, request: Message) -> bool:
+        """May the answer to ``request``, about to be sent, be lost (requests or replies held;
+        a 0100/0200 whose answer is to be dropped, or whose MAC is to be altered so that the
+        host refuses it)? Faults that end a wait at once (a reply with a bad MAC, a cut), a
+        duplicated request and ``slow`` (the answer comes, later) do not count."""
+        f = self.faults
+        if f.holding or not f.replies_open.is_set():
+            return True
+        financial = request.get("t") in {"0100", "0200"}
+        return financial and bool(f.drop_replies or f.corrupt_requests)
 
     def apply(self, action: str, delay: float = 0.5) -> None:
         f = self.faults
@@ -148,6 +165,11 @@ class LinkRelay:
                     f = self.faults
                     if f.holding:
                         continue
+                    if f.drop_replies and _is_financial(frame):
+                        key = _match_key(frame)
+                        if key is not None:
+                            f.drop_replies -= 1
+                            f.drop_keys.add(key)
                     if f.corrupt_requests and _is_financial(frame):
                         f.corrupt_requests -= 1
                         self.corrupted += 1
@@ -170,8 +192,8 @@ class LinkRelay:
                     await f.replies_open.wait()
                     if f.delay:
                         await asyncio.sleep(f.delay)
-                    if f.drop_replies:
-                        f.drop_replies -= 1
+                    if f.drop_keys and _is_financial(frame) and _match_key(frame) in f.drop_keys:
+                        f.drop_keys.discard(_match_key(frame))
                         self.dropped += 1
                         continue
                     if f.corrupt_replies and _is_financial(frame):
@@ -185,6 +207,14 @@ class LinkRelay:
 def _is_financial(frame: bytes) -> bool:
     """0100/0110, 0200/0210 (not the network messages and advices around them)."""
     return frame[:4] in {b"0100", b"0110", b"0200", b"0210"}
+
+
+def _match_key(frame: bytes) -> MatchKey | None:
+    """Terminal, STAN and MTI class of a request or its answer (None: not decodable)."""
+    try:
+        return match_key(decode(frame))
+    except (ProtocolError, KeyError):
+        return None
 
 
 def _alter_mac(frame: bytes) -> bytes:

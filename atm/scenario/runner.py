@@ -41,6 +41,7 @@ from atm.scenario.atmproc import AtmProcess, config_to_json, physical_devices
 from atm.scenario.format import HOST_CRASHES, SEED_PINS, TRACKS, FaultSpec, Scenario, Step
 from atm.scenario.hostproc import HostProcess
 from atm.scenario.invariants import Evidence, HostSnapshot, check_invariants, snapshot_host
+from atm.scenario.patience import CustomerPatience, answer_timeout
 from atm.scenario.relay import LinkRelay
 from device.config import TEST_CARD_RANGES, CassetteConfig, DeviceConfig
 from device.controller import AtmController, Devices
@@ -64,6 +65,7 @@ from host.bank.seed import EQUITY_ACCOUNT
 from host.config import HostConfig
 from host.link.models import ReversalAdvice
 from protocol.display import describe
+from protocol.messages import Message
 from protocol.security import KeyScheme
 
 __all__ = [
@@ -248,9 +250,19 @@ class _World:
         relay: LinkRelay | None,
         atm: _Atm,
         process: HostProcess | None = None,
+        *,
+        host_down: bool = False,
     ) -> None:
         self.host, self.port, self.relay, self.atm = host, port, relay, atm
         self.process = process
+        self.host_down = host_down  # stopped by ``host: down`` (or not started yet)
+
+    def answer_at_risk(self, request: Message) -> bool:
+        """May the scenario lose (or delay) the answer to ``request``, sent now? Then the
+        ATM's configured response timeout is what the scenario tests (atm.scenario.patience)."""
+        if self.host_down or (self.process is not None and not self.process.answering):
+            return True
+        return self.relay is not None and self.relay.may_lose_answer(request)
 
     async def act(self, step: Step) -> None:
         atm = self.atm
@@ -259,9 +271,11 @@ class _World:
         if step.fault is not None:
             _inject(atm.device(step.fault.device), step.fault)
         if step.host == "down":
+            self.host_down = True
             await self.host.server.close()
         elif step.host == "up":
             await self.host.server.start("127.0.0.1", self.port)
+            self.host_down = False
         elif step.host == "kill":
             assert self.process is not None
             if self.relay is not None and not self.relay.faults.replies_open.is_set():
@@ -547,7 +561,7 @@ async def _run(
         for fault in scenario.faults:
             _inject(atm.device(fault.device), fault)
             say(f"== fault injected: {fault}")
-        world = _World(host, port, relay, atm, process)
+        world = _World(host, port, relay, atm, process, host_down=setup.host_down_at_start)
         if scenario.atm_process:
             # The restarted ATM plays the steps after the restart step (none: it ends as soon
             # as recovery is done and it shows its welcome screen).
@@ -738,6 +752,9 @@ async def _drive(
             last = screen
             seen.screens.append(screen.id)
             step = agent.step_for(screen) if fresh and not agent.finished else None
+            if fresh:
+                # Before the activity that showed the screen asks how long to wait.
+                patience.on_screen(step)
             if step is not None:
                 say(f"   [{step.describe()}]")
                 task = asyncio.get_running_loop().create_task(act(step))
@@ -759,6 +776,11 @@ async def _drive(
         elif isinstance(event, ReceiptPrinted):
             seen.receipts.append(list(event.lines))
 
+    patience = CustomerPatience()
+    controller.patience = patience
+    controller.link.response_timeout = partial(
+        answer_timeout, controller.config.response_timeout, world.answer_at_risk
+    )
     controller.events.subscribe(on_event)
     runner = asyncio.create_task(controller.run())
     try:

@@ -399,9 +399,13 @@ class HostProcess:
         self.process.send_signal(signal.SIGTERM)
         await self.process.wait()
 
-    def rss_kb(self) -> int:
+    @property
+    def pid(self) -> int:
         assert self.process is not None
-        return rss_kb(self.process.pid)
+        return self.process.pid
+
+    def rss_kb(self) -> int:
+        return rss_kb(self.pid)
 
 
 def rss_kb(pid: int) -> int:

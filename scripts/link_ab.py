@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import resource
 import shutil
 import signal
@@ -42,25 +41,20 @@ from bench.bench_host import (
     BenchTerminal,
     ClosedLoop,
     Cluster,
+    HostProcess,
     close_terminals,
     closed_loop,
     ledger_clean,
     open_terminals,
     prepare,
     prepare_terminals,
-    rss_kb,
     sign_on_all,
 )
+from bench.procstat import process_ticks
 from protocol.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def _ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads), clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def raise_open_file_limit() -> None:
@@ -77,45 +71,14 @@ def _uptime() -> str:
     return f"{time.strftime('%H:%M:%S')} load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-class Host:
+def host_process(root: Path, url: str, quiet: bool = False) -> HostProcess:
     """One ``atm host`` process (link only) from checkout ``root``."""
-
-    def __init__(self, root: Path, url: str, quiet: bool = False) -> None:
-        self.root = root
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(root),
-            "DATABASE_URL": url,
-            "ENVIRONMENT": "testing",
-            "DAILY_WITHDRAWAL_LIMIT": str(10**11),
-            # --link-only: the format errors' warning lines would be most of the work.
-            "LOG_LEVEL": "ERROR" if quiet else "WARNING",
-        }
-        self.process: asyncio.subprocess.Process | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> Host:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "atm", "host", "--port", "0", "--no-ops", "--no-worker",
-            env=self.env, stdout=asyncio.subprocess.PIPE, cwd=self.root,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = (await asyncio.wait_for(self.process.stdout.readline(), 300)).decode()
-        match = re.search(r":(\d+) ", line)
-        if match is None:
-            raise SystemExit(f"link_ab: host did not start: {line!r}")
-        self.port = int(match.group(1))
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        await self.process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+    env = {
+        "PYTHONPATH": str(root),
+        # --link-only: the format errors' warning lines would be most of the work.
+        "LOG_LEVEL": "ERROR" if quiet else "WARNING",
+    }
+    return HostProcess(url, env, source=root)
 
 
 @dataclass
@@ -154,7 +117,7 @@ async def one_loop(
 ) -> tuple[float, float, float]:
     warmup, count = args.warmup, args.requests
     run = link_only_loop if args.link_only else closed_loop
-    async with Host(root, url, args.link_only) as host:
+    async with host_process(root, url, args.link_only) as host:
         terminals = await open_terminals(host.port, pans)
         try:
             if warmup:
@@ -167,9 +130,9 @@ async def one_loop(
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                 )  # fmt: skip
                 await asyncio.sleep(1.0)  # py-spy attaches
-            before = _ticks(host.pid)
+            before = process_ticks(host.pid)
             loop = await run(terminals, count)
-            used = (_ticks(host.pid) - before) * TICK_S
+            used = (process_ticks(host.pid) - before) * TICK_S
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 await asyncio.wait_for(spy.wait(), 60)
@@ -183,19 +146,19 @@ async def one_loop(
 async def connection_memory(root: Path, url: str, terminal_ids: list[str], warm: int) -> float:
     """KB of host resident memory per signed-on connection: RSS with ``warm`` terminals
     signed on (pools and caches up), then with all of ``terminal_ids`` (as ``make bench``)."""
-    host = Host(root, url)
+    host = host_process(root, url)
     host.env.update({"BCRYPT_ROUNDS": "4", "LINK_IDLE_TIMEOUT_SECONDS": "3600"})
     async with host:
         first = await sign_on_all(host.port, terminal_ids[:warm])
-        before = rss_kb(host.pid)
+        before = host.rss_kb()
         rest = await sign_on_all(host.port, terminal_ids[warm:])
-        after = rss_kb(host.pid)
+        after = host.rss_kb()
         await close_terminals([*first, *rest])
     return (after - before) / len(rest)
 
 
 def _py_spy() -> str:
-    for candidate in [shutil.which("py-spy"), "/work/wt/integ/.venv/bin/py-spy"]:
+    for candidate in [shutil.which("py-spy"), str(Path(sys.executable).parent / "py-spy")]:
         if candidate and Path(candidate).exists():
             return candidate
     raise SystemExit("link_ab: no py-spy (pip install py-spy)")

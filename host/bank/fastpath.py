@@ -17,10 +17,11 @@ through both paths and compares every answer and row.
 
 Errors as on the ORM path: a concurrent repeat (the record's key taken meanwhile) is answered
 from the record; a database that cannot be reached gets 91 with nothing written. After a
-connection error the pool's idle connections are checked and the request tried once more (a
-restarted server needs only new connections); if that fails too the pool is closed and
-``available`` turns false: the link server then uses the ORM path (which answers 91 while
-the database is away) and calls ``reopen`` once it works again.
+connection error the idle connections are checked and the request tried once more (a
+restarted server needs only new connections); if that fails too the connections are closed
+and ``available`` turns false: the link server then uses the ORM path (which answers 91
+while the database is away) and calls ``reopen`` once it works again. The connections are
+``host.bank.fastpool``'s (a lean stand-in for psycopg_pool on this path).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 from sqlalchemy.engine import make_url
 
 from host.bank.audit import card_subject, terminal_actor
+from host.bank.fastpool import ConnectionQueue
 from host.bank.ledger import utc_day
 from host.bank.services import (
     AuthorizationService,
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 FAST_TRANSACTIONS = frozenset(
     {TransactionType.BALANCE_INQUIRY, TransactionType.WITHDRAWAL, TransactionType.TRANSFER}
 )
-# How long a request waits for a pooled connection before it is answered 91.
+# How long a request waits for a connection before it is answered 91.
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 
 # The columns this module reads, in this order (the row is a tuple: no dict per request).
@@ -120,16 +122,11 @@ class FastAuthorizer:
         self._conninfo = conninfo
         self._size = max(1, size)
         self._acquire_timeout = acquire_timeout
-        self._pool: AsyncConnectionPool | None = None
+        self._pool: ConnectionQueue | None = None
         self._reopening = asyncio.Lock()
-        self._in_use = 0
-        # At most ``size`` requests go to the pool at a time; the rest queue here, which
-        # costs a future each, where the pool's own queue costs a task and a condition each
-        # (a third of the pool's CPU under a closed loop of 32 terminals on 4 connections).
-        self._gate = asyncio.Semaphore(self._size)
-        # One cursor per pooled connection, used for every call on it (a new cursor per call
-        # would look up the dumpers and loaders of its 30 parameters and 13 columns afresh).
-        # Those of connections the pool has closed since are dropped when one is added.
+        # One cursor per connection, used for every call on it (a new cursor per call would
+        # look up the dumpers and loaders of its 30 parameters and 13 columns afresh). Those
+        # of connections closed since are dropped when one is added.
         self._cursors: dict[psycopg.AsyncConnection[Any], psycopg.AsyncCursor[Any]] = {}
         # What the parameters take from the configuration, which is loaded once.
         config = service.config
@@ -152,33 +149,27 @@ class FastAuthorizer:
     def handles(self, request: CardRequest) -> bool:
         return request.transaction in FAST_TRANSACTIONS
 
-    def _new_pool(self) -> AsyncConnectionPool:
-        return AsyncConnectionPool(
-            self._conninfo,
-            min_size=self._size,
-            max_size=self._size,
-            kwargs={"autocommit": True},
-            timeout=self._acquire_timeout,
-            name="host-fastpath",
-            open=False,
-        )
+    def _new_pool(self) -> ConnectionQueue:
+        return ConnectionQueue(self._conninfo, self._size, timeout=self._acquire_timeout)
 
     async def open(self) -> None:
-        """Open the pool (connections are made in the background; a request waits for one
-        at most ``acquire_timeout``)."""
+        """Start connecting (in the background; a request waits for a connection at most
+        ``acquire_timeout``)."""
         if self._pool is None:
             pool = self._new_pool()
-            await pool.open(wait=False)
+            pool.open()
             self._pool = pool
 
     async def reopen(self) -> bool:
-        """After an outage: a new pool, if the database answers now. True when it is open."""
+        """After an outage: new connections, if the database answers now (one connection
+        made within ``acquire_timeout``). True when the hot path is open."""
         async with self._reopening:
             if self._pool is not None:
                 return True
             pool = self._new_pool()
+            pool.open()
             try:
-                await pool.open(wait=True, timeout=self._acquire_timeout)
+                pool.put(await pool.get())
             except PoolTimeout:
                 await pool.close()
                 return False
@@ -200,7 +191,7 @@ class FastAuthorizer:
             try:
                 answer = await self._authorize_or_repeat(request)
             except PoolTimeout:
-                if self._in_use < self._size:
+                if self._pool is None or self._pool.lent < self._size:
                     raise  # connections could not be made: unreachable, answered 91 below
                 # Every connection was busy serving other requests the whole time: the host
                 # is overloaded, the database is fine. This request is shed (91; the
@@ -252,48 +243,27 @@ class FastAuthorizer:
         if self._pool is None:
             raise PoolClosed("the hot path's pool is closed (database unreachable)")
         params = self._parameters(request)
-        gate = self._gate
-        if gate.locked():
-            # Every connection is serving a request: wait for one at most the acquire
-            # timeout (the pool's own wait would raise PoolTimeout after as long).
-            try:
-                async with asyncio.timeout(self._acquire_timeout):
-                    await gate.acquire()
-            except TimeoutError:
-                raise PoolTimeout("no connection free within the acquire timeout") from None
-        else:
-            await gate.acquire()
+        pool = self._pool
+        # At most ``size`` requests at a time, the rest wait (PoolTimeout after the acquire
+        # timeout); ``put`` replaces a connection that came back broken.
+        conn = await pool.get()
         try:
-            pool = self._pool
-            if pool is None:
-                raise PoolClosed("the hot path's pool is closed (database unreachable)")
-            # getconn/putconn rather than pool.connection(): that one also commits on the
-            # way out, a no-op under autocommit that still takes the connection's lock.
-            # putconn checks the connection's state either way (a broken one is replaced).
-            conn = await pool.getconn()
-            # Counts the pool's connections serving a request now (all busy while one more
-            # waits: overload, not an outage).
-            self._in_use += 1
+            self.round_trips += 1
+            cursor = self._cursors.get(conn)
+            if cursor is None:
+                cursor = self._new_cursor(conn)
             try:
-                self.round_trips += 1
-                cursor = self._cursors.get(conn)
-                if cursor is None:
-                    cursor = self._new_cursor(conn)
-                try:
-                    await cursor.execute(_AUTHORIZE, params, prepare=True)
-                except psycopg.Error as exc:
-                    if exc.sqlstate != _NEEDS_PYTHON:
-                        raise
-                    # An inquiry whose mini statement has an entry only Python formats
-                    # exactly (migration 0014); nothing was kept.
-                    log.info("%r: mini statement left to the ORM path", request)
-                    return OrmPath()
-                row = await cursor.fetchone()
-            finally:
-                self._in_use -= 1
-                await pool.putconn(conn)
+                await cursor.execute(_AUTHORIZE, params, prepare=True)
+            except psycopg.Error as exc:
+                if exc.sqlstate != _NEEDS_PYTHON:
+                    raise
+                # An inquiry whose mini statement has an entry only Python formats
+                # exactly (migration 0014); nothing was kept.
+                log.info("%r: mini statement left to the ORM path", request)
+                return OrmPath()
+            row = await cursor.fetchone()
         finally:
-            gate.release()
+            pool.put(conn)
         assert row is not None
         return self._answer(request, row)
 

@@ -407,9 +407,12 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
             # The call is a prepared statement on the server (psycopg's prepare=True).
             pool = pair.authorizer._pool
             assert pool is not None
-            async with pool.connection() as conn:
+            conn = await pool.get()
+            try:
                 cursor = await conn.execute("SELECT statement FROM pg_prepared_statements")
                 prepared = [row[0] for row in await cursor.fetchall()]
+            finally:
+                pool.put(conn)
             assert any("atm_authorize" in statement for statement in prepared), prepared
             assert [str(code) for code in codes] == (
                 "54 43 51 14 15 55 30 12 57 12 00 00 00 61 90 89 77 57".split()

@@ -82,6 +82,8 @@ _NEEDS_PYTHON = "ATM01"
 # (a value not here still goes through the Enum, which raises on an unknown one).
 _RESPONSE_CODES = {code.value: code for code in ResponseCode}
 _ACCOUNT_TYPES = {kind.value: kind for kind in AccountType}
+# Terminals whose audit actor name is kept (then the cache starts afresh).
+_ACTORS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class FastAuthorizer:
             for transaction in FAST_TRANSACTIONS
         }
         self._audit_actions = {t: f"txn.{t.name.lower()}" for t in FAST_TRANSACTIONS}
+        # Computed once per UTC day / terminal rather than per request (strftime alone cost
+        # a quarter of the parameters' 43 us).
+        self._day: tuple[dt.date, dt.datetime] | None = None
+        self._actors: dict[str, str] = {}
         # Round trips to the database: one call of the function per request, autocommit.
         self.round_trips = 0
 
@@ -287,6 +293,16 @@ class FastAuthorizer:
         verified = pin.verified if pin is not None else None
         lock_until = now + self._lockout
         transaction = request.transaction
+        day = utc_day(now)
+        today = self._day
+        if today is None or today[0] != day:
+            today = self._day = (day, dt.datetime.combine(day, dt.time(), dt.UTC))
+        terminal = request.terminal_id
+        actor = self._actors.get(terminal)
+        if actor is None:
+            if len(self._actors) >= _ACTORS_KEPT:
+                self._actors.clear()
+            actor = self._actors[terminal] = terminal_actor(terminal).name
         return (
             request.terminal_id,
             request.stan,
@@ -303,8 +319,8 @@ class FastAuthorizer:
             service.codes.rrn(request, now),
             service.codes.auth_code(request),
             now,
-            now.strftime("%y%m"),
-            dt.datetime.combine(utc_day(now), dt.time(), dt.UTC),
+            f"{now.year % 100:02d}{now.month:02d}",  # strftime("%y%m"), at a fifth of its cost
+            today[1],
             request.pan.startswith(config.accepted_card_ranges),
             request.pin_block is not None,
             token,
@@ -317,7 +333,7 @@ class FastAuthorizer:
             self._limits[transaction],
             self._audit_actions[transaction],
             card_subject(request.pan)[:64],
-            terminal_actor(request.terminal_id).name,
+            actor,
         )
 
     def _answer(self, request: CardRequest, row: tuple[Any, ...]) -> Authorized | PinFirst:

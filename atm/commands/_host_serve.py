@@ -9,10 +9,14 @@ the environment.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
+import importlib.util
 import socket
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from atm.commands._common import (
     EXIT_UNAVAILABLE,
@@ -24,14 +28,20 @@ from host.app import Host
 from host.config import HostConfig
 
 __all__ = [
+    "LOOPS",
     "ServeOptions",
     "add_serve_options",
     "announce",
     "listen_error",
+    "loop_factory",
+    "run_loop",
     "start_ops",
 ]
 
 MAX_WORKERS = 64
+# --loop: auto is uvloop when it is installed (it is a dependency on Linux and macOS), else
+# asyncio's own loop.
+LOOPS = ("auto", "uvloop", "asyncio")
 
 
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +67,13 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="run N host processes sharing the link port (SO_REUSEPORT) under a supervisor "
         "that restarts them and serves the one ops API (PostgreSQL; default 1)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="the event loop: uvloop (libuv; less CPU per authorization), asyncio's own, or "
+        "auto: uvloop when installed (default)",
     )
     # A worker of `--workers N` binds the supervisor's port with SO_REUSEPORT.
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
@@ -85,6 +102,7 @@ class ServeOptions:
     reuse_port: bool = False
     migrate: bool = False
     seed: bool = False
+    loop: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -100,16 +118,37 @@ class ServeOptions:
             reuse_port=args.reuse_port,
             migrate=args.migrate,
             seed=args.seed,
+            loop=args.loop,
         )
 
     def worker_command(self, address: str, port: int) -> list[str]:
         """One worker process of ``--workers N``: ``atm host`` on the supervisor's port
         (SO_REUSEPORT), without an ops API or a statement worker (the supervisor's)."""
         command = [sys.executable, "-m", "atm", "host", "--listen", address, "--port", str(port)]
-        command += ["--no-ops", "--no-worker", "--reuse-port"]
+        command += ["--no-ops", "--no-worker", "--reuse-port", "--loop", self.loop]
         if self.database_url:
             command += ["--database-url", self.database_url]
         return command
+
+
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``--loop`` names (None: asyncio's own)."""
+    if loop == "asyncio":
+        return None
+    if importlib.util.find_spec("uvloop") is None:
+        if loop == "uvloop":
+            raise CommandFailed("host: --loop uvloop needs the uvloop package", EXIT_USAGE)
+        return None
+    import uvloop
+
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """``asyncio.run(main)`` on the loop ``--loop`` names."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(main)
 
 
 def listen_error(exc: OSError, address: str, port: int, setting: str) -> CommandFailed:

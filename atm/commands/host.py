@@ -5,7 +5,6 @@ worker."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import sys
@@ -28,6 +27,7 @@ from atm.commands._host_serve import (
     add_serve_options,
     announce,
     listen_error,
+    run_loop,
     start_ops,
 )
 from atm.commands._signals import stop_on_signals
@@ -120,8 +120,8 @@ def serve(args: argparse.Namespace, steps: StepHook | None = None) -> int:
     if options.workers > 1:
         if steps is not None:  # the hook lives in this process; the workers are others
             raise CommandFailed("host: the link's step hook needs --workers 1", EXIT_USAGE)
-        return asyncio.run(serve_workers(config, options))
-    return asyncio.run(_serve(config, options, steps))
+        return run_loop(serve_workers(config, options), options.loop)
+    return run_loop(_serve(config, options, steps), options.loop)
 
 
 def _prepare_database(config: HostConfig, options: ServeOptions) -> list[str]:

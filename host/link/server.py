@@ -31,7 +31,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -187,8 +187,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (asyncio's or uvloop's, which does not subclass asyncio's).
+        self.transport = stream = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
         guard = self.server.guard
         refused = guard.admit(_peer_host(self.peer))
@@ -201,7 +201,7 @@ class _Connection(asyncio.Protocol):
         self.over_tls = transport.get_extra_info("sslcontext") is not None
         self.certificate_terminal = certificate_terminal_id(transport.get_extra_info("peercert"))
         # A terminal that stops reading cannot make the host hold its answers in memory.
-        transport.set_write_buffer_limits(high=_DRAIN_ABOVE)
+        stream.set_write_buffer_limits(high=_DRAIN_ABOVE)
         self.server.opened(self)
         self._arm()
 

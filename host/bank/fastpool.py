@@ -75,7 +75,9 @@ class ConnectionQueue:
         self._timer: asyncio.TimerHandle | None = None
         self._expires: dict[Connection, float] = {}
         self._connecting = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Tasks making connections (cancelled by close) and closing dropped ones (awaited).
+        self._connectors: set[asyncio.Task[None]] = set()
+        self._closers: set[asyncio.Task[None]] = set()
         self._closed = True
         # Connections handed out and not yet returned.
         self.lent = 0
@@ -167,10 +169,10 @@ class ConnectionQueue:
         for conn in idle:
             self._expires.pop(conn, None)
             await conn.close()
-        tasks = list(self._tasks)
-        for task in tasks:
+        connectors = list(self._connectors)
+        for task in connectors:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*connectors, *self._closers, return_exceptions=True)
 
     # -- inside ----------------------------------------------------------------------------
     def _hand(self, conn: Connection) -> None:
@@ -204,19 +206,20 @@ class ConnectionQueue:
 
     def _drop(self, conn: Connection) -> None:
         self._expires.pop(conn, None)
-        self._spawn(conn.close())
+        self._spawn(conn.close(), self._closers)
 
     def _fill(self) -> None:
         """Start making the connections missing (lent, idle and being made count)."""
         missing = self.size - self.lent - len(self._idle) - self._connecting
         for _ in range(missing):
             self._connecting += 1
-            self._spawn(self._connect())
+            self._spawn(self._connect(), self._connectors)
 
-    def _spawn(self, coro: Any) -> None:
+    @staticmethod
+    def _spawn(coro: Any, tasks: set[asyncio.Task[None]]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _connect(self) -> None:
         pause = RETRY_FIRST_SECONDS

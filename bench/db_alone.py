@@ -178,6 +178,11 @@ class DbAlone:
     clients: int
     authorize: Pgbench
     lookup: Pgbench
+    # The withdrawals again with as many clients as the host has connections to PostgreSQL
+    # (the first of the terminals): PostgreSQL's cost per call at the host's concurrency
+    # (fewer commits share a WAL flush).
+    pool: int
+    at_pool: Pgbench
     approved: int  # link requests the run added, answered 00
     declined: int  # link requests the run added, answered otherwise
     postings: int  # withdrawal postings the run added
@@ -185,7 +190,7 @@ class DbAlone:
     @property
     def every_call_approved(self) -> bool:
         """Every call a new withdrawal, approved and posted once."""
-        n = self.authorize.transactions
+        n = self.authorize.transactions + self.at_pool.transactions
         return self.declined == 0 and self.approved == n and self.postings == n and n > 0
 
 
@@ -234,9 +239,11 @@ def run(
     clients_: Sequence[Client],
     env: Mapping[str, str],
     seconds: int,
+    pool: int,
 ) -> DbAlone:
     """The lookup alone, then the withdrawals, ``seconds`` each with one pgbench client per
-    terminal in ``clients_``, on ``database`` (migrated, seeded, the card sessions open and
+    terminal in ``clients_``, then the withdrawals with ``pool`` clients (the host's
+    connections), on ``database`` (migrated, seeded, the card sessions open and
     fresh: run it right after the closed loop); the table of clients is dropped after."""
     config = HostConfig.from_env(env)
     engine = create_engine_for(cluster.url(database), isolation_level="AUTOCOMMIT")
@@ -260,12 +267,14 @@ def run(
             before = connection.execute(_COUNTS).one()
             n = len(clients_)
             lookup = _pgbench(cluster, database, lookup_script(config), "lookup", n, seconds)
-            authorize = _pgbench(
-                cluster, database, authorize_script(config), "authorize", n, seconds
-            )
+            script = authorize_script(config)
+            authorize = _pgbench(cluster, database, script, "authorize", n, seconds)
+            at_pool = _pgbench(cluster, database, script, "authorize", min(pool, n), seconds)
             after = connection.execute(_COUNTS).one()
             connection.execute(text(f"DROP TABLE {CLIENTS_TABLE}"))
     finally:
         engine.dispose()
     approved, declined, postings = (a - b for a, b in zip(after, before, strict=True))
-    return DbAlone(len(clients_), authorize, lookup, approved, declined, postings)
+    return DbAlone(
+        len(clients_), authorize, lookup, min(pool, n), at_pool, approved, declined, postings
+    )

@@ -653,6 +653,10 @@ async def fleet(
     return report, idle, during[0]
 
 
+# The host's connections to PostgreSQL on the hot path (host/app.py: the fast path's pool is
+# as big as its worker pool, two per core, at least two).
+HOST_CONNECTIONS = max(2, (os.cpu_count() or 1) * 2)
+
 DB_ALONE_NOTE = (
     "Database alone: pgbench's C client makes the host's one call per withdrawal "
     "(atm_authorize with the parameters host/bank/fastpath.py passes: the card-session token "
@@ -738,6 +742,15 @@ def db_alone_rows(
             f"{call.tps:.0f} ({checked})",
             f"{tps32:.0f} tps (pgbench TPC-B-like, scale {scale})",
             f"{call.tps / tps32:.2f}x",
+        ),
+        Row(
+            f"  same, {alone.pool} clients (as many as the host's connections to PostgreSQL): "
+            "fewer commits share a WAL flush",
+            "",
+            f"{alone.at_pool.tps:.0f}, PostgreSQL {cpu_ms(alone.at_pool.server_cpu)} CPU per call",
+            f"{call.tps:.0f} with {alone.clients} clients, PostgreSQL "
+            f"{cpu_ms(call.server_cpu)} CPU per call",
+            f"{alone.at_pool.tps / call.tps:.2f}x",
         ),
         Row(
             "  ours against the database alone: what the host, the link and the terminals add",
@@ -904,7 +917,7 @@ def host_only(short: bool, out: Path) -> int:
         url = cluster.url("atm")
         pans = bench_host.prepare(url, terminals)
         runs = asyncio.run(host_runs(url, pans, requests, 0, (), postmaster_pid(cluster)))
-        alone = db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds)
+        alone = db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS)
         clean = bench_host.ledger_clean(url)
         scale = max(32, terminals) if not short else terminals
         tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
@@ -975,7 +988,9 @@ def main() -> int:
         # Right after the closed loop: the same database, terminals and card sessions.
         alone = timed(
             "database alone",
-            lambda: db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds),
+            lambda: db_alone.run(
+                cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS
+            ),
         )
         pin = asyncio.run(
             pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds, postmaster_pid(cluster))

@@ -25,8 +25,10 @@ as many as pgbench made calls, each with its withdrawal posting (and the ledger 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 from procstat import TICK_SECONDS, process_ticks, tree_ticks
@@ -179,8 +181,7 @@ class DbAlone:
     authorize: Pgbench
     lookup: Pgbench
     # The withdrawals again with as many clients as the host has connections to PostgreSQL
-    # (the first of the terminals): PostgreSQL's cost per call at the host's concurrency
-    # (fewer commits share a WAL flush).
+    # (the first of the terminals): the database alone at the host's concurrency.
     pool: int
     at_pool: Pgbench
     approved: int  # link requests the run added, answered 00
@@ -194,8 +195,39 @@ class DbAlone:
         return self.declined == 0 and self.approved == n and self.postings == n and n > 0
 
 
+def _client_backends(postmaster: int, own: int) -> list[int]:
+    """The PostgreSQL processes serving a client connection, ``own`` (this process's
+    connection) aside: children of ``postmaster`` whose title names a socket ("[local]")."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            title = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        if parent == postmaster and pid != own and b"[local]" in title:
+            found.append(pid)
+    return found
+
+
+def _settled(postmaster: int, own: int) -> None:
+    """Wait until the backends of the last pgbench run have exited and been reaped: a backend
+    ends after pgbench does, and one read neither running nor reaped would be counted in
+    neither reading of ``tree_ticks``. Bounded: a backend still there after 30 s is left."""
+    deadline = time.monotonic() + 30
+    while _client_backends(postmaster, own) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _pgbench(
-    cluster: bench_host.Cluster, database: str, script: str, name: str, clients: int, seconds: int
+    cluster: bench_host.Cluster,
+    database: str,
+    script: str,
+    name: str,
+    clients: int,
+    seconds: int,
+    own: int,
 ) -> Pgbench:
     path = cluster.base / f"{name}.sql"
     path.write_text(script)
@@ -203,12 +235,14 @@ def _pgbench(
     postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
     # pgbench is a child of this process (or of runuser, which waits for it): its CPU is
     # counted in this process's reaped children once it exits.
+    _settled(postmaster, own)
     server0, client0 = tree_ticks(postmaster), _children_ticks()
     out = cluster.run(
         "pgbench", "-h", str(cluster.base), "-U", "postgres", "-n", "-M", "prepared",
         "-c", str(clients), "-j", "2", "-T", str(seconds), "-D", "n=0", "-f", str(path),
         database,
     )  # fmt: skip
+    _settled(postmaster, own)
     server1, client1 = tree_ticks(postmaster), _children_ticks()
     tps = re.search(r"tps = ([\d.]+)", out)
     done = re.search(r"number of transactions actually processed: (\d+)", out)
@@ -265,11 +299,12 @@ def run(
             )
             connection.execute(text(f"ANALYZE {CLIENTS_TABLE}"))
             before = connection.execute(_COUNTS).one()
+            own = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
             n = len(clients_)
-            lookup = _pgbench(cluster, database, lookup_script(config), "lookup", n, seconds)
+            lookup = _pgbench(cluster, database, lookup_script(config), "lookup", n, seconds, own)
             script = authorize_script(config)
-            authorize = _pgbench(cluster, database, script, "authorize", n, seconds)
-            at_pool = _pgbench(cluster, database, script, "authorize", min(pool, n), seconds)
+            authorize = _pgbench(cluster, database, script, "authorize", n, seconds, own)
+            at_pool = _pgbench(cluster, database, script, "authorize", min(pool, n), seconds, own)
             after = connection.execute(_COUNTS).one()
             connection.execute(text(f"DROP TABLE {CLIENTS_TABLE}"))
     finally:

@@ -727,6 +727,7 @@ def db_alone_rows(
     terminals_cpu = closed.client_cpu_per_request
     ours_cpu = runs.host_cpu + runs.postgres_cpu + terminals_cpu
     alone_cpu = call.server_cpu + call.client_cpu
+    budget = cores / (0.5 * tps32)  # CPU seconds per withdrawal that 0.5x leaves in all
     checked = (
         f"all {call.transactions:,} approved (00) and posted once"
         if alone.every_call_approved
@@ -744,8 +745,7 @@ def db_alone_rows(
             f"{call.tps / tps32:.2f}x",
         ),
         Row(
-            f"  same, {alone.pool} clients (as many as the host's connections to PostgreSQL): "
-            "fewer commits share a WAL flush",
+            f"  same, {alone.pool} clients (as many as the host's connections to PostgreSQL)",
             "",
             f"{alone.at_pool.tps:.0f}, PostgreSQL {cpu_ms(alone.at_pool.server_cpu)} CPU per call",
             f"{call.tps:.0f} with {alone.clients} clients, PostgreSQL "
@@ -782,6 +782,14 @@ def db_alone_rows(
             f"database alone {cores / alone_cpu:.0f}/s" if alone_cpu > 0 else "",
             f"achieved: ours {closed.rate * ours_cpu / cores:.2f}, database alone "
             f"{call.tps * alone_cpu / cores:.2f} of it",
+        ),
+        Row(
+            f"  the host's CPU budget for 0.5x here: {cores} cores / (0.5 x {tps32:.0f}/s) per "
+            "withdrawal, less PostgreSQL's CPU (and the terminals')",
+            "",
+            f"host {cpu_ms(runs.host_cpu)} per withdrawal",
+            f"budget {cpu_ms(budget - runs.postgres_cpu - terminals_cpu)} with the terminals "
+            f"on this machine, {cpu_ms(budget - runs.postgres_cpu)} without",
         ),
         Row(
             "  authorizations/s per host core (1 / host CPU per authorization: the figure when "

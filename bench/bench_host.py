@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -429,6 +431,16 @@ async def open_terminals(
 async def close_terminals(terminals: Sequence[BenchTerminal]) -> None:
     for t in terminals:
         await t.close()
+
+
+def raise_open_file_limit() -> int:
+    """The soft RLIMIT_NOFILE up to the hard limit (host processes started after it inherit
+    it); returns the soft limit now in force."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 @dataclass(frozen=True)

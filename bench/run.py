@@ -24,7 +24,6 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import resource
 import statistics
 import sys
 import threading
@@ -614,16 +613,6 @@ async def scale_out(url: str, pans: list[str], count: int, workers: int) -> floa
             await bench_host.close_terminals(terminals)
 
 
-def raise_open_file_limit() -> int:
-    """The soft RLIMIT_NOFILE up to the hard limit (the host processes inherit it); returns
-    the soft limit now in force."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 async def connection_memory(url: str, terminal_ids: list[str], warm: int) -> tuple[int, int, int]:
     """Host resident memory (KB) with ``warm`` terminals signed on (pools, threads and caches
     up), then with all of ``terminal_ids`` signed on and connected; and how many were."""
@@ -971,7 +960,7 @@ def main() -> int:
     pin_seconds, pin_rounds = pin_counts(short, args.pin_rounds)
     fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
     connections = 150 if short else 5_000
-    nofile = raise_open_file_limit()
+    nofile = bench_host.raise_open_file_limit()
     # Room for the bench's own end of every connection, below the limit both processes have.
     connections = max(100, min(connections, nofile - 400))
     cores = os.cpu_count() or 1

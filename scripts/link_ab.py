@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -48,6 +46,7 @@ from bench.bench_host import (
     open_terminals,
     prepare,
     prepare_terminals,
+    raise_open_file_limit,
     sign_on_all,
 )
 from bench.procstat import process_ticks
@@ -55,14 +54,6 @@ from protocol.errors import LinkError
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
-
-
-def raise_open_file_limit() -> None:
-    """The soft RLIMIT_NOFILE up to the hard limit (the hosts inherit it), as bench/run.py."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _uptime() -> str:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--short] [--out bench/results]
     .venv/bin/python bench/run.py --only pin [--pin-outstanding N] [--pin-rounds N]
+    .venv/bin/python bench/run.py --only host [--short]  # closed loop and its anchors
 
 Writes ``<out>/latest.md`` (figure, target, ours, anchor, ratio, PASS/MISS) and
 ``<out>/latency.png`` (host latency against offered load), and prints the table. In short
@@ -11,9 +12,12 @@ should read a threshold into them.
 Order of the run, on one throw-away PostgreSQL cluster (fsync and synchronous_commit on):
 the link codec (in this process); the host closed loop with 32 terminals, its figures by
 request index per terminal (the ledger grows as it runs, so a query whose plan degrades with it
-shows here); an open-loop sweep of offered rates (latency counted from each request's due time);
-PIN verification capacity with balance inquiries meanwhile; pgbench TPC-B-like at scale 1 and
-at scale >= clients, with as many clients, last (so its tables do not share the cache with ours).
+shows here) and the CPU the host and PostgreSQL use per withdrawal (/proc); an open-loop sweep
+of offered rates (latency counted from each request's due time); the database alone
+(``bench/db_alone.py``: pgbench makes the host's one call per withdrawal for the same
+terminals on the same database); PIN verification capacity with balance inquiries meanwhile;
+pgbench TPC-B-like at scale 1 and at scale >= clients, with as many clients, last (so its
+tables do not share the cache with ours).
 """
 
 from __future__ import annotations

@@ -228,7 +228,11 @@ def _pgbench(
     clients: int,
     seconds: int,
     own: int,
+    start: int = 0,
 ) -> Pgbench:
+    """``script`` run by ``clients`` pgbench clients for ``seconds``; each client's counter
+    ``:n`` starts at ``start`` (a later run of the withdrawals starts past the earlier one's
+    calls: the same STAN in the same second would be a repeat, answered from the record)."""
     path = cluster.base / f"{name}.sql"
     path.write_text(script)
     path.chmod(0o644)
@@ -239,7 +243,7 @@ def _pgbench(
     server0, client0 = tree_ticks(postmaster), _children_ticks()
     out = cluster.run(
         "pgbench", "-h", str(cluster.base), "-U", "postgres", "-n", "-M", "prepared",
-        "-c", str(clients), "-j", "2", "-T", str(seconds), "-D", "n=0", "-f", str(path),
+        "-c", str(clients), "-j", "2", "-T", str(seconds), "-D", f"n={start}", "-f", str(path),
         database,
     )  # fmt: skip
     _settled(postmaster, own)
@@ -304,7 +308,10 @@ def run(
             lookup = _pgbench(cluster, database, lookup_script(config), "lookup", n, seconds, own)
             script = authorize_script(config)
             authorize = _pgbench(cluster, database, script, "authorize", n, seconds, own)
-            at_pool = _pgbench(cluster, database, script, "authorize", min(pool, n), seconds, own)
+            at_pool = _pgbench(
+                cluster, database, script, "authorize", min(pool, n), seconds, own,
+                start=authorize.transactions,
+            )  # fmt: skip
             after = connection.execute(_COUNTS).one()
             connection.execute(text(f"DROP TABLE {CLIENTS_TABLE}"))
     finally:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--short] [--out bench/results]
     .venv/bin/python bench/run.py --only pin [--pin-outstanding N] [--pin-rounds N]
+    .venv/bin/python bench/run.py --only host [--short]  # closed loop and its anchors
 
 Writes ``<out>/latest.md`` (figure, target, ours, anchor, ratio, PASS/MISS) and
 ``<out>/latency.png`` (host latency against offered load), and prints the table. In short
@@ -11,9 +12,12 @@ should read a threshold into them.
 Order of the run, on one throw-away PostgreSQL cluster (fsync and synchronous_commit on):
 the link codec (in this process); the host closed loop with 32 terminals, its figures by
 request index per terminal (the ledger grows as it runs, so a query whose plan degrades with it
-shows here); an open-loop sweep of offered rates (latency counted from each request's due time);
-PIN verification capacity with balance inquiries meanwhile; pgbench TPC-B-like at scale 1 and
-at scale >= clients, with as many clients, last (so its tables do not share the cache with ours).
+shows here) and the CPU the host and PostgreSQL use per withdrawal (/proc); an open-loop sweep
+of offered rates (latency counted from each request's due time); the database alone
+(``bench/db_alone.py``: pgbench makes the host's one call per withdrawal for the same
+terminals on the same database); PIN verification capacity with balance inquiries meanwhile;
+pgbench TPC-B-like at scale 1 and at scale >= clients, with as many clients, last (so its
+tables do not share the cache with ours).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 import bench_link_codec
-from procstat import process_ticks, stat_ticks, tree_ticks
+import db_alone
+from procstat import TICK_SECONDS, process_ticks, stat_ticks, tree_ticks
 
 from atm.commands.fleet import FleetReport, run_fleet
 from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
@@ -83,6 +88,12 @@ def shed_note(run: bench_host.OpenLoop) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def cpu_ms(seconds: float) -> str:
+    """CPU time per request: /proc counts in clock ticks, so over a short run the last
+    digit is coarse."""
+    return f"{seconds * 1000:.3f} ms"
 
 
 def codec_rows(short: bool) -> list[Row]:
@@ -550,19 +561,48 @@ def pin_rows(pin: PinFigures, cores: int, rounds: int) -> list[Row]:
     ]
 
 
+@dataclass(frozen=True)
+class HostRuns:
+    """The closed loop, the open-loop sweep after it on the same host process, the CPU the
+    host process and PostgreSQL used per withdrawal in the closed loop (seconds, /proc), and
+    what the database-alone anchor needs of the same terminals and host."""
+
+    closed: bench_host.ClosedLoop
+    sweep: list[bench_host.OpenLoop]
+    host_cpu: float
+    postgres_cpu: float
+    clients: list[db_alone.Client]
+    env: dict[str, str]
+
+
 async def host_runs(
-    url: str, pans: list[str], count: int, open_seconds: float, fractions: Sequence[float]
-) -> tuple[bench_host.ClosedLoop, list[bench_host.OpenLoop]]:
+    url: str,
+    pans: list[str],
+    count: int,
+    open_seconds: float,
+    fractions: Sequence[float],
+    postmaster: int,
+) -> HostRuns:
     async with bench_host.HostProcess(url) as host:
         terminals = await bench_host.open_terminals(host.port, pans)
         try:
+            host0, pg0 = process_ticks(host.pid), tree_ticks(postmaster)
             closed = await bench_host.closed_loop(terminals, count)
+            host1, pg1 = process_ticks(host.pid), tree_ticks(postmaster)
             sweep = []
             for fraction in fractions:
                 sweep.append(
                     await bench_host.open_loop(terminals, closed.rate * fraction, open_seconds)
                 )
-            return closed, sweep
+            per = TICK_SECONDS / closed.total
+            return HostRuns(
+                closed,
+                sweep,
+                (host1 - host0) * per,
+                (pg1 - pg0) * per,
+                db_alone.clients(terminals, host.env),
+                dict(host.env),
+            )
         finally:
             await bench_host.close_terminals(terminals)
 
@@ -604,6 +644,153 @@ async def fleet(
             when_running=lambda: during.append(host.rss_kb()),
         )  # fmt: skip
     return report, idle, during[0]
+
+
+# The host's connections to PostgreSQL on the hot path (host/app.py: the fast path's pool is
+# as big as its worker pool, two per core, at least two).
+HOST_CONNECTIONS = max(2, (os.cpu_count() or 1) * 2)
+
+DB_ALONE_NOTE = (
+    "Database alone: pgbench's C client makes the host's one call per withdrawal "
+    "(atm_authorize with the parameters host/bank/fastpath.py passes: the card-session token "
+    "and request fingerprint as the host computes them, a fresh STAN and the call's clock "
+    "each time) for the same terminals, cards and open card sessions, right after the closed "
+    "loop on the same database; every call is checked approved and posted once. Its ratio "
+    "to pgbench TPC-B is what the database function costs; ours against it is what the host, "
+    "the link and the terminals add. CPU per withdrawal from /proc: the host process, every "
+    "PostgreSQL process, the bench's terminals (this process), pgbench (a reaped child)."
+)
+
+
+def closed_rows(
+    runs: HostRuns,
+    alone: db_alone.DbAlone,
+    tps1: float,
+    tps32: float,
+    scale: int,
+    terminals: int,
+    cores: int,
+) -> list[Row]:
+    """The closed loop against pgbench TPC-B, its latency and CPU, the database alone, and
+    its figures by request index."""
+    closed = runs.closed
+    flat = closed.flat()
+    return [
+        Row(
+            f"host withdrawals/s, {terminals} terminals closed loop, MAC'd TCP, PostgreSQL",
+            ">= 0.5x",
+            f"{closed.rate:.0f}",
+            f"{tps32:.0f} tps (pgbench TPC-B-like, {terminals} clients, scale {scale})",
+            f"{closed.rate / tps32:.2f}x",
+            verdict(closed.rate >= 0.5 * tps32),
+        ),
+        Row(
+            "  same, against the hot-row anchor",
+            "",
+            f"{closed.rate:.0f}",
+            f"{tps1:.0f} tps (pgbench scale 1)",
+            f"{closed.rate / tps1:.2f}x",
+        ),
+        Row(
+            "  closed-loop latency p50 / p99 / max",
+            "",
+            f"{ms(statistics.median(flat))} / {ms(bench_host.quantile(flat, 0.99))} / "
+            f"{ms(max(flat))}",
+        ),
+        Row(
+            "  bench client CPU (the simulated terminals, taken from the machine under test)",
+            "",
+            f"{closed.client_cpu_per_request * 1000:.3f} ms per withdrawal "
+            f"({closed.client_system / closed.total * 1000:.3f} ms of it in the kernel)",
+            f"{closed.client_cores:.2f} cores of {cores}",
+        ),
+        *db_alone_rows(runs, alone, tps32, scale, cores),
+        *by_request_index(closed, 4),
+    ]
+
+
+def db_alone_rows(
+    runs: HostRuns, alone: db_alone.DbAlone, tps32: float, scale: int, cores: int
+) -> list[Row]:
+    """The database alone (``bench/db_alone.py``) beside the closed loop: what the function
+    costs, what the host, link and terminals add, and the CPU each takes per withdrawal."""
+    closed = runs.closed
+    call = alone.authorize
+    lookup = alone.lookup
+    terminals_cpu = closed.client_cpu_per_request
+    ours_cpu = runs.host_cpu + runs.postgres_cpu + terminals_cpu
+    alone_cpu = call.server_cpu + call.client_cpu
+    budget = cores / (0.5 * tps32)  # CPU seconds per withdrawal that 0.5x leaves in all
+    checked = (
+        f"all {call.transactions:,} approved (00) and posted once"
+        if alone.every_call_approved
+        else f"NOT ALL APPROVED: {call.transactions:,} calls, {alone.approved:,} answered 00, "
+        f"{alone.declined:,} otherwise, {alone.postings:,} postings"
+    )
+    return [
+        Row(
+            f"  database alone: pgbench (C client, prepared) calls atm_authorize for the same "
+            f"withdrawals, {alone.clients} clients = our terminals, cards and card sessions "
+            "(calls/s)",
+            "",
+            f"{call.tps:.0f} ({checked})",
+            f"{tps32:.0f} tps (pgbench TPC-B-like, scale {scale})",
+            f"{call.tps / tps32:.2f}x",
+        ),
+        Row(
+            f"  same, {alone.pool} clients (as many as the host's connections to PostgreSQL)",
+            "",
+            f"{alone.at_pool.tps:.0f}, PostgreSQL {cpu_ms(alone.at_pool.server_cpu)} CPU per call",
+            f"{call.tps:.0f} with {alone.clients} clients, PostgreSQL "
+            f"{cpu_ms(call.server_cpu)} CPU per call",
+            f"{alone.at_pool.tps / call.tps:.2f}x",
+        ),
+        Row(
+            "  ours against the database alone: what the host, the link and the terminals add",
+            "",
+            f"{closed.rate:.0f}",
+            f"{call.tps:.0f} calls/s (database alone)",
+            f"{closed.rate / call.tps:.2f}x",
+        ),
+        Row(
+            "  the database-alone script's per-call lookup alone (its client row and the "
+            "parameters, one round trip, no call; pgbench the same way)",
+            "",
+            f"{lookup.tps:,.0f}/s, PostgreSQL {cpu_ms(lookup.server_cpu)} CPU per call",
+            f"pgbench {cpu_ms(lookup.client_cpu)} CPU per call",
+        ),
+        Row(
+            "  CPU per withdrawal, closed loop (/proc): host process, PostgreSQL (all its "
+            "processes), bench terminals",
+            "",
+            f"host {cpu_ms(runs.host_cpu)}, PostgreSQL {cpu_ms(runs.postgres_cpu)}, "
+            f"terminals {cpu_ms(terminals_cpu)}",
+            f"database alone: PostgreSQL {cpu_ms(call.server_cpu)}, pgbench "
+            f"{cpu_ms(call.client_cpu)} per call",
+        ),
+        Row(
+            f"  CPU-bound ceiling on {cores} cores: cores / CPU per withdrawal (all of it above)",
+            "",
+            f"ours {cores / ours_cpu:.0f}/s" if ours_cpu > 0 else "ours: no CPU counted",
+            f"database alone {cores / alone_cpu:.0f}/s" if alone_cpu > 0 else "",
+            f"achieved: ours {closed.rate * ours_cpu / cores:.2f}, database alone "
+            f"{call.tps * alone_cpu / cores:.2f} of it",
+        ),
+        Row(
+            f"  the host's CPU budget for 0.5x here: {cores} cores / (0.5 x {tps32:.0f}/s) per "
+            "withdrawal, less PostgreSQL's CPU (and the terminals')",
+            "",
+            f"host {cpu_ms(runs.host_cpu)} per withdrawal",
+            f"budget {cpu_ms(budget - runs.postgres_cpu - terminals_cpu)} with the terminals "
+            f"on this machine, {cpu_ms(budget - runs.postgres_cpu)} without",
+        ),
+        Row(
+            "  authorizations/s per host core (1 / host CPU per authorization: the figure when "
+            "PostgreSQL runs elsewhere, e.g. RDS)",
+            "",
+            f"{1 / runs.host_cpu:.0f}/s" if runs.host_cpu > 0 else "no host CPU counted",
+        ),
+    ]
 
 
 def by_request_index(closed: bench_host.ClosedLoop, buckets: int) -> list[Row]:
@@ -712,14 +899,52 @@ def pin_only(short: bool, out: Path, outstanding: int, rounds: int) -> int:
     return 0 if clean else 1
 
 
+def host_counts(short: bool) -> tuple[int, int, int]:
+    """Terminals, withdrawals per terminal in the closed loop, seconds per pgbench run."""
+    return (4, 8, 2) if short else (32, 60, 10)
+
+
+def host_only(short: bool, out: Path) -> int:
+    """``--only host``: the closed loop (no open-loop sweep), the database alone right after
+    it, pgbench TPC-B at scale 1 and >= clients, on a cluster of their own; ``closed_rows``
+    and the ledger check, in ``host.md``."""
+    terminals, requests, pg_seconds = host_counts(short)
+    cores = os.cpu_count() or 1
+    out.mkdir(parents=True, exist_ok=True)
+    cluster = bench_host.Cluster()
+    cluster.start()
+    try:
+        cluster.create_database("atm")
+        url = cluster.url("atm")
+        pans = bench_host.prepare(url, terminals)
+        runs = asyncio.run(host_runs(url, pans, requests, 0, (), postmaster_pid(cluster)))
+        alone = db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS)
+        clean = bench_host.ledger_clean(url)
+        scale = max(32, terminals) if not short else terminals
+        tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
+        tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
+    finally:
+        cluster.stop()
+    rows = [
+        *closed_rows(runs, alone, tps1, tps32, scale, terminals, cores),
+        Row("ledger check", "clean", "clean" if clean else "NOT CLEAN", verdict=verdict(clean)),
+    ]
+    text = render(rows, [DB_ALONE_NOTE])
+    (out / "host.md").write_text(text)
+    print(text)
+    return 0 if clean and alone.every_call_approved else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="small counts for CI")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument(
         "--only",
-        choices=["pin"],
-        help="one part alone: pin = PIN capacity with inquiries meanwhile (writes pin.md)",
+        choices=["pin", "host"],
+        help="one part alone: pin = PIN capacity with inquiries meanwhile (writes pin.md); "
+        "host = the closed loop with its anchors (pgbench TPC-B, the database alone) and CPU "
+        "per withdrawal (writes host.md)",
     )
     parser.add_argument(
         "--pin-outstanding",
@@ -731,10 +956,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.only == "pin":
         return pin_only(args.short, args.out, args.pin_outstanding, args.pin_rounds)
+    if args.only == "host":
+        return host_only(args.short, args.out)
     short = args.short
-    terminals = 4 if short else 32
-    requests = 8 if short else 60
-    pg_seconds = 2 if short else 10
+    terminals, requests, pg_seconds = host_counts(short)
     open_seconds = 1.5 if short else 4.0
     pin_seconds, pin_rounds = pin_counts(short, args.pin_rounds)
     fleet_size, fleet_seconds = (20, 3.0) if short else (200, 10.0)
@@ -756,8 +981,18 @@ def main() -> int:
         pin_pans = bench_host.prepare(url, args.pin_outstanding or pin_outstanding(), "PIN")
         inq_pans = bench_host.prepare(url, 4, "INQ")
         fractions = (0.5, 1.0) if short else (0.25, 0.5, 0.75, 1.0, 1.25)
-        closed, sweep = asyncio.run(host_runs(url, pans, requests, open_seconds, fractions))
+        runs = asyncio.run(
+            host_runs(url, pans, requests, open_seconds, fractions, postmaster_pid(cluster))
+        )
+        closed, sweep = runs.closed, runs.sweep
         print(f"[bench] closed loop: {closed.rate:.0f}/s", file=sys.stderr, flush=True)
+        # Right after the closed loop: the same database, terminals and card sessions.
+        alone = timed(
+            "database alone",
+            lambda: db_alone.run(
+                cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS
+            ),
+        )
         pin = asyncio.run(
             pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds, postmaster_pid(cluster))
         )
@@ -804,37 +1039,8 @@ def main() -> int:
     finally:
         cluster.stop()
 
-    flat = closed.flat()
     rows += [
-        Row(
-            f"host withdrawals/s, {terminals} terminals closed loop, MAC'd TCP, PostgreSQL",
-            ">= 0.5x",
-            f"{closed.rate:.0f}",
-            f"{tps32:.0f} tps (pgbench TPC-B-like, {terminals} clients, scale {scale})",
-            f"{closed.rate / tps32:.2f}x",
-            verdict(closed.rate >= 0.5 * tps32),
-        ),
-        Row(
-            "  same, against the hot-row anchor",
-            "",
-            f"{closed.rate:.0f}",
-            f"{tps1:.0f} tps (pgbench scale 1)",
-            f"{closed.rate / tps1:.2f}x",
-        ),
-        Row(
-            "  closed-loop latency p50 / p99 / max",
-            "",
-            f"{ms(statistics.median(flat))} / {ms(bench_host.quantile(flat, 0.99))} / "
-            f"{ms(max(flat))}",
-        ),
-        Row(
-            "  bench client CPU (the simulated terminals, taken from the machine under test)",
-            "",
-            f"{closed.client_cpu_per_request * 1000:.3f} ms per withdrawal "
-            f"({closed.client_system / closed.total * 1000:.3f} ms of it in the kernel)",
-            f"{closed.client_cores:.2f} cores of {cores}",
-        ),
-        *by_request_index(closed, 4),
+        *closed_rows(runs, alone, tps1, tps32, scale, terminals, cores),
         Row(
             f"host p99, open loop at 0.3x pgbench = {0.3 * tps32:.0f}/s offered",
             "< 25 ms",
@@ -929,6 +1135,7 @@ def main() -> int:
         "each), at most one outstanding per terminal as in a real fleet; one due while all "
         "are busy waits for a free terminal, its latency counted from its due time."
     )
+    notes.append(DB_ALONE_NOTE)
     if short:
         notes.append(
             "Short mode (CI): small counts; the figures show the benchmarks run, "
@@ -937,7 +1144,7 @@ def main() -> int:
     text = render(rows, notes)
     (args.out / "latest.md").write_text(text)
     print(text)
-    return 0 if clean else 1
+    return 0 if clean and alone.every_call_approved else 1
 
 
 if __name__ == "__main__":

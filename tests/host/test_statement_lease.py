@@ -22,7 +22,6 @@ from host.db import create_engine_for, session_factory
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE_CHECKING = "1000-0001-0001"
-TODAY = dt.datetime.now(dt.UTC).date()
 
 
 class Clock:
@@ -44,8 +43,9 @@ def sessions(seeded_config: HostConfig):
 
 
 def queue(sessions) -> int:
+    today = dt.datetime.now(dt.UTC).date()
     with sessions.begin() as session:
-        return request_statement(session, ALICE_CHECKING, TODAY, TODAY).id
+        return request_statement(session, ALICE_CHECKING, today, today).id
 
 
 def view(sessions, job_id: int) -> dict[str, Any]:

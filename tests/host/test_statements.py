@@ -28,7 +28,11 @@ from host.db import create_engine_for, session_factory
 from host.errors import BadRequest, NotFound
 from tests.host.conftest import ALICE_CHECKING, TEST_TPK, Clock, Requests
 
-TODAY = dt.datetime.now(dt.UTC).date()
+
+def today() -> dt.date:
+    """The UTC date now, read where it is used (a date read once at import went stale for a
+    run that crossed midnight UTC: the day's withdrawals fell outside the statement)."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 @pytest.fixture
@@ -51,14 +55,17 @@ def _pdf_text(pdf: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
 
 
-def _queue(sessions, number: str = ALICE_CHECKING, start=TODAY, end=TODAY) -> int:
+def _queue(
+    sessions, number: str = ALICE_CHECKING, start: dt.date | None = None, end: dt.date | None = None
+) -> int:
+    day = today()
     with sessions.begin() as session:
-        return request_statement(session, number, start, end).id
+        return request_statement(session, number, start or day, end or day).id
 
 
 def test_statement_pdf_shows_the_header_every_entry_and_the_totals(seeded_config, sessions):
     _withdraw(seeded_config, sessions, [10_000, 2_500])
-    job_id = _queue(sessions, start=TODAY - dt.timedelta(days=30))
+    job_id = _queue(sessions, start=today() - dt.timedelta(days=30))
     worker = StatementWorker(sessions, StatementStore(seeded_config))
     assert worker.run_pending() == 1
     with sessions() as session:
@@ -79,7 +86,7 @@ def test_statement_pdf_shows_the_header_every_entry_and_the_totals(seeded_config
 
 def test_opening_balance_counts_what_came_before_the_period(seeded_config, sessions):
     _withdraw(seeded_config, sessions, [10_000])
-    tomorrow = TODAY + dt.timedelta(days=1)
+    tomorrow = today() + dt.timedelta(days=1)
     with sessions() as session:
         account_id = session.scalars(
             select(Account.id).where(Account.number == ALICE_CHECKING)
@@ -104,7 +111,7 @@ def test_bad_periods_are_refused(start, end, message):
 def test_unknown_or_internal_accounts_are_refused(sessions):
     for number in ("9999-9999-9999", "CASH-ATM00001"):
         with pytest.raises(NotFound), sessions.begin() as session:
-            request_statement(session, number, TODAY, TODAY)
+            request_statement(session, number, today(), today())
 
 
 def test_two_workers_produce_each_job_exactly_once(seeded_config, sessions):
@@ -204,9 +211,9 @@ def test_atm_statement_writes_the_pdf(seeded_config, sessions, tmp_path, capsys,
             "--account",
             ALICE_CHECKING,
             "--from",
-            (TODAY - dt.timedelta(days=1)).isoformat(),
+            (today() - dt.timedelta(days=1)).isoformat(),
             "--to",
-            TODAY.isoformat(),
+            today().isoformat(),
         ]
     )
     assert code == 0
@@ -261,7 +268,7 @@ def test_the_statement_shows_deposits_on_hold_and_the_available_balance(seeded_c
         text = _pdf_text(Path(job.location).read_bytes())
     next_day, second_day = (business_day(now, n).date().isoformat() for n in (1, 2))
     assert "Funds on hold at the end of the period" in text
-    assert re.search(rf"{TODAY.isoformat()}\s*Cash deposit\s*\$100\.00\s*{next_day}", text)
+    assert re.search(rf"{now.date().isoformat()}\s*Cash deposit\s*\$100\.00\s*{next_day}", text)
     assert re.search(rf"Check deposit\s*\$200\.00\s*{next_day}", text)
     assert re.search(rf"Check deposit\s*\$300\.00\s*{second_day}", text)
     assert "Closing balance: $6,050.00" in text
@@ -283,7 +290,7 @@ def test_a_hold_released_before_the_period_ended_is_not_shown(seeded_config, ses
             select(Account.id).where(Account.number == ALICE_CHECKING)
         ).one()
         before = build_statement(session, account_id, long_ago.date(), long_ago.date())
-        after = build_statement(session, account_id, long_ago.date(), TODAY)
+        after = build_statement(session, account_id, long_ago.date(), today())
     assert [(h.amount_cents, h.kind) for h in before.holds] == [(10_000, "cash")]
     assert before.available_cents == before.closing_cents - 10_000
     assert after.holds == () and after.available_cents == after.closing_cents

@@ -147,7 +147,12 @@ def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
     """``asyncio.run(main)`` on the loop ``--loop`` names."""
-    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+    try:
+        factory = loop_factory(loop)
+    except CommandFailed:
+        main.close()  # never started: no "coroutine was never awaited" warning
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 

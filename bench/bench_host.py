@@ -443,6 +443,33 @@ def raise_open_file_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def split_cores() -> tuple[set[int], set[int]] | None:
+    """This machine's cores in two halves, (PostgreSQL's, everything else's), or None with
+    fewer than two: the split closed loop gives the database cores of its own, as RDS does."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    half = len(cpus) // 2
+    return set(cpus[:half]), set(cpus[half:])
+
+
+def pin(pid: int, cpus: set[int], *, children: bool = False) -> None:
+    """Every thread of process ``pid`` (and with ``children`` of its child processes) onto
+    ``cpus``; threads and processes started later inherit it. Threads that end meanwhile are
+    skipped."""
+    pids = [pid]
+    if children:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(stat.parent.name))
+    for one in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{one}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), cpus)
+
+
 @dataclass(frozen=True)
 class ClosedLoop:
     elapsed: float
@@ -551,13 +578,17 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def pgbench(cluster: Cluster, clients: int, seconds: int, scale: int) -> float:
+def pgbench(
+    cluster: Cluster, clients: int, seconds: int, scale: int, *, again: bool = False
+) -> float:
     """pgbench's TPC-B-like script: ``clients`` clients for ``seconds`` on a database of
-    ``scale`` branches (scale 1: every transaction updates one hot branch row)."""
+    ``scale`` branches (scale 1: every transaction updates one hot branch row); ``again``:
+    on the database an earlier call of the same scale made."""
     name = f"pgb{scale}"
-    cluster.create_database(name)
     socket = str(cluster.base)
-    cluster.run("pgbench", "-h", socket, "-U", "postgres", "-i", "-q", "-s", str(scale), name)
+    if not again:
+        cluster.create_database(name)
+        cluster.run("pgbench", "-h", socket, "-U", "postgres", "-i", "-q", "-s", str(scale), name)
     out = cluster.run(
         "pgbench", "-h", socket, "-U", "postgres", "-n", "-c", str(clients), "-j", "2",
         "-T", str(seconds), name,

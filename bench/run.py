@@ -607,6 +607,60 @@ async def host_runs(
             await bench_host.close_terminals(terminals)
 
 
+# The cores of the split run (PostgreSQL's, the rest's), its closed loop, pgbench's tps.
+SplitFigures = tuple[tuple[set[int], set[int]], HostRuns, float]
+
+
+def split_run(
+    cluster: bench_host.Cluster,
+    url: str,
+    pans: list[str],
+    count: int,
+    seconds: int,
+    scale: int,
+) -> SplitFigures | None:
+    """The closed loop and pgbench TPC-B (scale ``scale``, its database made before) again,
+    PostgreSQL on one half of the cores and this process on the other: the host process and
+    pgbench's client are started from it and inherit its cores; all cores again after. None
+    on a single core."""
+    split = bench_host.split_cores()
+    if split is None:
+        return None
+    db_cpus, rest = split
+    everything = db_cpus | rest
+    postmaster = postmaster_pid(cluster)
+    bench_host.pin(postmaster, db_cpus, children=True)  # backends forked later inherit it
+    bench_host.pin(os.getpid(), rest)
+    try:
+        runs = asyncio.run(host_runs(url, pans, count, 0.0, (), postmaster))
+        tps = bench_host.pgbench(cluster, len(pans), seconds, scale, again=True)
+    finally:
+        bench_host.pin(postmaster, everything, children=True)
+        bench_host.pin(os.getpid(), everything)
+    return split, runs, tps
+
+
+def split_rows(figures: SplitFigures | None, scale: int) -> list[Row]:
+    """The split closed loop against pgbench with the same split (none on a single core)."""
+    if figures is None:
+        return []
+    (db_cpus, rest), runs, tps = figures
+    closed = runs.closed
+    flat = closed.flat()
+    return [
+        Row(
+            f"  split cores: PostgreSQL on {len(db_cpus)} core(s), the host and the terminals "
+            f"(pgbench's client for the anchor) on {len(rest)}: the database on cores of its "
+            "own, as with RDS",
+            "",
+            f"{closed.rate:.0f}/s, p99 {ms(bench_host.quantile(flat, 0.99))}; CPU per "
+            f"withdrawal: host {cpu_ms(runs.host_cpu)}, PostgreSQL {cpu_ms(runs.postgres_cpu)}",
+            f"{tps:.0f} tps (pgbench TPC-B-like, scale {scale}, the same split)",
+            f"{closed.rate / tps:.2f}x",
+        )
+    ]
+
+
 async def scale_out(url: str, pans: list[str], count: int, workers: int) -> float:
     """Closed-loop withdrawals/s with ``workers`` host processes on one PostgreSQL."""
     async with bench_host.HostProcess(url, workers=workers) as host:
@@ -923,10 +977,15 @@ def host_only(short: bool, out: Path) -> int:
         scale = max(32, terminals) if not short else terminals
         tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
         tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
+        split = timed(
+            "split cores", lambda: split_run(cluster, url, pans, requests, pg_seconds, scale)
+        )
+        clean = clean and bench_host.ledger_clean(url)
     finally:
         cluster.stop()
     rows = [
         *closed_rows(runs, alone, tps1, tps32, scale, terminals, cores),
+        *split_rows(split, scale),
         Row("ledger check", "clean", "clean" if clean else "NOT CLEAN", verdict=verdict(clean)),
     ]
     text = render(rows, [DB_ALONE_NOTE])
@@ -1000,6 +1059,10 @@ def main() -> int:
         scale = max(32, terminals) if not short else terminals
         tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
         tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
+        split = timed(
+            "split cores", lambda: split_run(cluster, url, pans, requests, pg_seconds, scale)
+        )
+        clean = clean and bench_host.ledger_clean(url)
 
         # The fixed open-loop rate of the target: 0.3x the fair pgbench figure.
         async def at_target() -> bench_host.OpenLoop:
@@ -1041,6 +1104,7 @@ def main() -> int:
 
     rows += [
         *closed_rows(runs, alone, tps1, tps32, scale, terminals, cores),
+        *split_rows(split, scale),
         Row(
             f"host p99, open loop at 0.3x pgbench = {0.3 * tps32:.0f}/s offered",
             "< 25 ms",

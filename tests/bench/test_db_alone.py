@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,13 @@ def test_the_host_section_reports_the_database_alone_and_the_cpu_per_withdrawal(
     per_core = _row(table, "authorizations/s per host core")[2]
     assert _number(per_core) == pytest.approx(1000 / float(figures["host"]), rel=0.01)
 
+    if len(os.sched_getaffinity(0)) >= 2:  # the database on cores of its own
+        split_row = _row(table, "split cores: PostgreSQL on")
+        assert "the same split" in split_row[3] and "CPU per withdrawal" in split_row[2]
+        assert _number(split_row[4]) == pytest.approx(
+            _number(split_row[2]) / _number(split_row[3]), abs=0.01
+        )
+
     assert _row(table, "ledger check")[2:] == ["clean", "", "", "PASS"]
 
 
@@ -129,3 +137,42 @@ def test_a_call_that_is_not_approved_is_caught():
         assert bench_host.ledger_clean(url)
     finally:
         cluster.stop()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
+def test_pin_moves_every_thread_of_a_process_and_its_children():
+    """The split run's pinning: a process with a thread and a child process, pinned with
+    its children to one core, then back to all of them."""
+    import subprocess
+    import sys
+
+    bench_host = load_script("bench_host")
+    everything = os.sched_getaffinity(0)
+    one = {min(everything)}
+    code = (
+        "import subprocess, sys, threading, time; "
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start(); "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+        "print(child.pid, flush=True); time.sleep(30)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+
+        def cores(pid: int) -> list[set[int]]:
+            return [
+                os.sched_getaffinity(int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()
+            ]
+
+        bench_host.pin(parent.pid, one, children=True)
+        assert len(cores(parent.pid)) >= 2  # the main thread and the sleeping one
+        assert all(c == one for c in cores(parent.pid) + cores(child))
+        bench_host.pin(parent.pid, everything, children=True)
+        assert all(c == everything for c in cores(parent.pid) + cores(child))
+    finally:
+        if child:
+            os.kill(child, signal.SIGKILL)
+        parent.kill()
+        parent.wait()

@@ -453,23 +453,6 @@ def split_cores() -> tuple[set[int], set[int]] | None:
     return set(cpus[:half]), set(cpus[half:])
 
 
-def pin(pid: int, cpus: set[int], *, children: bool = False) -> None:
-    """Every thread of process ``pid`` (and with ``children`` of its child processes) onto
-    ``cpus``; threads and processes started later inherit it. Threads that end meanwhile are
-    skipped."""
-    pids = [pid]
-    if children:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    pids.append(int(stat.parent.name))
-    for one in pids:
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{one}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(task.name), cpus)
-
-
 @dataclass(frozen=True)
 class ClosedLoop:
     elapsed: float

@@ -8,7 +8,9 @@ a caller takes two readings and the difference. A process gone meanwhile reads 0
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["TICK_SECONDS", "process_ticks", "stat_ticks", "tree_ticks"]
@@ -40,14 +42,29 @@ def process_ticks(pid: int | str = "self", *, reaped: bool = False) -> int:
     return 0 if fields is None else stat_ticks(fields, reaped=reaped)
 
 
+def _children(parent: int) -> Iterator[tuple[int, list[str]]]:
+    """(pid, stat fields) of the processes whose parent is ``parent`` now (one level)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _fields(stat)
+        if fields is not None and int(fields[1]) == parent:
+            yield int(stat.parent.name), fields
+
+
 def tree_ticks(parent: int) -> int:
     """A server's CPU so far: ``parent``, its children that exited (reaped: a PostgreSQL
     backend or autovacuum worker that ended since the last reading still counts), and its
     children still running. One level deep, as PostgreSQL's processes all are children of
     the postmaster."""
-    total = process_ticks(parent, reaped=True)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _fields(stat)
-        if fields is not None and int(fields[1]) == parent:
-            total += stat_ticks(fields)
-    return total
+    total = process_ticks(parent, reaped=True)  # first, as before: the same reading order
+    return total + sum(stat_ticks(fields) for _, fields in _children(parent))
+
+
+def pin(pid: int, cpus: set[int], *, with_children: bool = False) -> None:
+    """Every thread of process ``pid`` (and with ``with_children`` of its child processes)
+    onto ``cpus``; threads and processes started later inherit it. Threads and processes that
+    end meanwhile are skipped."""
+    for one in [pid, *(child for child, _ in _children(pid))] if with_children else [pid]:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{one}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), cpus)

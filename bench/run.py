@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 import bench_link_codec
 import db_alone
-from procstat import TICK_SECONDS, process_ticks, stat_ticks, tree_ticks
+from procstat import TICK_SECONDS, pin, process_ticks, stat_ticks, tree_ticks
 
 from atm.commands.fleet import FleetReport, run_fleet
 from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
@@ -629,15 +629,28 @@ def split_run(
     db_cpus, rest = split
     everything = db_cpus | rest
     postmaster = postmaster_pid(cluster)
-    bench_host.pin(postmaster, db_cpus, children=True)  # backends forked later inherit it
-    bench_host.pin(os.getpid(), rest)
+    pin(postmaster, db_cpus, with_children=True)  # backends forked later inherit it
+    pin(os.getpid(), rest)
     try:
         runs = asyncio.run(host_runs(url, pans, count, 0.0, (), postmaster))
         tps = bench_host.pgbench(cluster, len(pans), seconds, scale, again=True)
     finally:
-        bench_host.pin(postmaster, everything, children=True)
-        bench_host.pin(os.getpid(), everything)
+        pin(postmaster, everything, with_children=True)
+        pin(os.getpid(), everything)
     return split, runs, tps
+
+
+def anchors(
+    cluster: bench_host.Cluster, url: str, pans: list[str], count: int, seconds: int, short: bool
+) -> tuple[int, float, float, SplitFigures | None]:
+    """pgbench TPC-B at scale 1 and at scale >= terminals, then the split run: (that scale,
+    the two tps, the split figures)."""
+    terminals = len(pans)
+    scale = max(32, terminals) if not short else terminals
+    tps1 = bench_host.pgbench(cluster, terminals, seconds, scale=1)
+    tps32 = bench_host.pgbench(cluster, terminals, seconds, scale=scale)
+    split = timed("split cores", lambda: split_run(cluster, url, pans, count, seconds, scale))
+    return scale, tps1, tps32, split
 
 
 def split_rows(figures: SplitFigures | None, scale: int) -> list[Row]:
@@ -974,12 +987,7 @@ def host_only(short: bool, out: Path) -> int:
         runs = asyncio.run(host_runs(url, pans, requests, 0, (), postmaster_pid(cluster)))
         alone = db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS)
         clean = bench_host.ledger_clean(url)
-        scale = max(32, terminals) if not short else terminals
-        tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
-        tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
-        split = timed(
-            "split cores", lambda: split_run(cluster, url, pans, requests, pg_seconds, scale)
-        )
+        scale, tps1, tps32, split = anchors(cluster, url, pans, requests, pg_seconds, short)
         clean = clean and bench_host.ledger_clean(url)
     finally:
         cluster.stop()
@@ -1056,12 +1064,7 @@ def main() -> int:
             pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds, postmaster_pid(cluster))
         )
         clean = bench_host.ledger_clean(url)
-        scale = max(32, terminals) if not short else terminals
-        tps1 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=1)
-        tps32 = bench_host.pgbench(cluster, terminals, pg_seconds, scale=scale)
-        split = timed(
-            "split cores", lambda: split_run(cluster, url, pans, requests, pg_seconds, scale)
-        )
+        scale, tps1, tps32, split = anchors(cluster, url, pans, requests, pg_seconds, short)
         clean = clean and bench_host.ledger_clean(url)
 
         # The fixed open-loop rate of the target: 0.3x the fair pgbench figure.

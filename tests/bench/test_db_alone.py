@@ -146,7 +146,7 @@ def test_pin_moves_every_thread_of_a_process_and_its_children():
     import subprocess
     import sys
 
-    bench_host = load_script("bench_host")
+    procstat = load_script("procstat")
     everything = os.sched_getaffinity(0)
     one = {min(everything)}
     code = (
@@ -166,10 +166,10 @@ def test_pin_moves_every_thread_of_a_process_and_its_children():
                 os.sched_getaffinity(int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()
             ]
 
-        bench_host.pin(parent.pid, one, children=True)
+        procstat.pin(parent.pid, one, with_children=True)
         assert len(cores(parent.pid)) >= 2  # the main thread and the sleeping one
         assert all(c == one for c in cores(parent.pid) + cores(child))
-        bench_host.pin(parent.pid, everything, children=True)
+        procstat.pin(parent.pid, everything, with_children=True)
         assert all(c == everything for c in cores(parent.pid) + cores(child))
     finally:
         if child:

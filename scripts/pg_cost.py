@@ -20,13 +20,14 @@ machine include what other processes' load costs this one: compare runs made sid
 
 ``--baseline REVISION`` and ``--host-baseline DIR`` do that, on one cluster and database:
 old and new take turns (old, new, new, old, ...: ``--rounds`` pairs), each loop on a host
-process and terminals of its own, after a warm-up of its own. Old is the function that
-migration ``REVISION`` created and the host of the source tree ``DIR`` (another checkout,
-e.g. ``git archive integ | tar -x -C DIR``); new, the function the migrations left and this
-tree's host. Printed: each loop's figures (host process CPU too), the medians, and new/old
-per round and of the medians.
+process and terminals of its own, after a warm-up of its own. Old is the database as
+migration ``REVISION`` left it (``alembic downgrade``: its function, its indexes and
+storage settings) and the host of the source tree ``DIR`` (another checkout, e.g.
+``git archive integ | tar -x -C DIR``); new, the database at the newest migration
+(``alembic upgrade head``) and this tree's host. Printed: each loop's figures (host process
+CPU too), the medians, and new/old per round and of the medians.
 
-    .venv/bin/python -m scripts.pg_cost --baseline 0015_daily_usage_counter --rounds 6
+    .venv/bin/python -m scripts.pg_cost --baseline 0017_authorize_one_read --rounds 6
     .venv/bin/python -m scripts.pg_cost --host-baseline /tmp/integ --rounds 6
 """
 
@@ -34,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import re
 import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
+from alembic import command
 from sqlalchemy import text
 
 from bench.bench_host import (
@@ -56,8 +56,7 @@ from bench.bench_host import (
     prepare,
 )
 from bench.procstat import TICK_SECONDS, process_ticks, tree_ticks
-from host.bank.fastpath import libpq_conninfo
-from host.db import create_engine_for
+from host.db import alembic_config, create_engine_for, head_revision
 
 TICK_MS = TICK_SECONDS * 1000
 
@@ -141,17 +140,6 @@ class Probe:
                 )
             )
 
-    def function_definition(self) -> str:
-        with self.engine.connect() as connection:
-            return str(
-                connection.scalar(text("SELECT pg_get_functiondef('atm_authorize'::regproc)"))
-            )
-
-    def install(self, definition: str) -> None:
-        """``CREATE OR REPLACE`` the function (each backend plans it anew at its next call)."""
-        with psycopg.connect(libpq_conninfo(self.url), autocommit=True) as connection:
-            connection.execute(definition.encode())  # bytes: no placeholders to parse
-
     def close(self) -> None:
         self.engine.dispose()
 
@@ -207,11 +195,39 @@ class Loop:
 HEADER = f"{'':>8} {'rate':>9} {'host':>10} {'backends':>10} {'server':>10} {'WAL':>9} {'stmts':>6}"
 
 
-def function_text(revision: str) -> str:
-    """The ``CREATE OR REPLACE FUNCTION atm_authorize`` migration ``revision`` ran."""
-    module = importlib.import_module(f"host.migrations.versions.{revision}")
-    authorize = getattr(module, "authorize", None)
-    return str(authorize() if callable(authorize) else module._AUTHORIZE)
+class Schema:
+    """The database at ``url`` as migration ``baseline`` left it ("old") or at the newest
+    migration ("new"), switched by ``alembic downgrade`` / ``upgrade``. The host refuses a
+    schema behind its head, so while "old", ``alembic_version`` says head (put back before
+    going up again): the loop measures the old schema under this tree's host."""
+
+    def __init__(self, url: str, baseline: str) -> None:
+        self.url = url
+        self.baseline = baseline
+        self.head = head_revision()
+        self.state = "new"
+
+    def _stamp(self, revision: str) -> None:
+        engine = create_engine_for(self.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(
+                    text("UPDATE alembic_version SET version_num = :v"), {"v": revision}
+                )
+        finally:
+            engine.dispose()
+
+    def use(self, state: str) -> None:
+        if state == self.state:
+            return
+        config = alembic_config(self.url)
+        if state == "old":
+            command.downgrade(config, self.baseline)
+            self._stamp(self.head)
+        else:
+            self._stamp(self.baseline)
+            command.upgrade(config, "head")
+        self.state = state
 
 
 async def one_loop(
@@ -271,13 +287,9 @@ async def measure(
 
 async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namespace) -> None:
     """Old and new in turns (see the docstring): each loop on a host process of its own
-    (from ``--host-baseline``'s tree for the old one, if given), with its function installed
-    (``--baseline``'s for the old one, if given)."""
-    new_function = probe.function_definition()
-    functions = {
-        "old": function_text(args.baseline) if args.baseline else new_function,
-        "new": new_function,
-    }
+    (from ``--host-baseline``'s tree for the old one, if given), on the database as
+    ``--baseline`` left it for the old one, if given."""
+    schema = Schema(url, args.baseline or head_revision())
     sources = {"old": args.host_source, "new": ROOT}
     loops: dict[str, list[Loop]] = {"old": [], "new": []}
     print(
@@ -288,7 +300,7 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
     try:
         for round_ in range(args.rounds):
             for name in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
-                probe.install(functions[name])
+                schema.use(name if args.baseline else "new")
                 async with HostProcess(url, source=sources[name]) as host:
                     terminals = await open_terminals(host.port, pans)
                     try:
@@ -298,7 +310,7 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
                 loops[name].append(figures)
                 print(figures.row(name), flush=True)
     finally:
-        probe.install(new_function)
+        schema.use("new")
     medians = {
         name: Loop(*(statistics.median(getattr(f, k) for f in runs) for k in Loop.__annotations__))
         for name, runs in loops.items()

@@ -29,16 +29,29 @@ CPU too), the medians, and new/old per round and of the medians.
 
     .venv/bin/python -m scripts.pg_cost --baseline 0017_authorize_one_read --rounds 6
     .venv/bin/python -m scripts.pg_cost --host-baseline /tmp/integ --rounds 6
+
+Taking turns still leaves each loop to whatever else the machine does meanwhile (single
+loops scatter by 10-30% on 2 shared cores). ``--side-by-side`` (with ``--baseline``) runs old
+and new at the same time instead: two databases on the one cluster, the old one downgraded
+to ``REVISION``, a host process and its terminals on each, both closed loops started
+together each round; each side's backends are those connected to its database. Both pay the
+same for the machine's other work, so the per-round ratio is steady (within a few per cent),
+though the loops do not end at the same moment (the last requests of the faster side run
+with less company).
+
+    .venv/bin/python -m scripts.pg_cost --baseline 0017_authorize_one_read --side-by-side
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import statistics
 import sys
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 
 from alembic import command
@@ -107,7 +120,12 @@ class Probe:
 
     def reset_statements(self) -> None:
         with self.engine.connect() as connection:
-            connection.execute(text("SELECT pg_stat_statements_reset()"))
+            connection.execute(
+                text(
+                    "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database()), 0)"
+                )
+            )
 
     def statements(self, count: int, top: int) -> list[str]:
         with self.engine.connect() as connection:
@@ -293,7 +311,7 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
     sources = {"old": args.host_source, "new": ROOT}
     loops: dict[str, list[Loop]] = {"old": [], "new": []}
     print(
-        f"per withdrawal, {args.requests} x {len(pans)} terminals a loop; old: function of "
+        f"per withdrawal, {args.requests} x {len(pans)} terminals a loop; old: the database at "
         f"{args.baseline or 'head'}, host from {sources['old']}"
     )
     print(HEADER)
@@ -311,6 +329,11 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
                 print(figures.row(name), flush=True)
     finally:
         schema.use("new")
+    summarise(loops)
+
+
+def summarise(loops: dict[str, list[Loop]]) -> None:
+    """The medians, new/old by round and of the medians."""
     medians = {
         name: Loop(*(statistics.median(getattr(f, k) for f in runs) for k in Loop.__annotations__))
         for name, runs in loops.items()
@@ -337,6 +360,45 @@ async def compare(url: str, probe: Probe, pans: list[str], args: argparse.Namesp
     )
 
 
+async def side_by_side(
+    cluster: Cluster, urls: dict[str, str], pans: list[str], args: argparse.Namespace
+) -> None:
+    """Old and new at the same time (see the docstring), ``--rounds`` rounds."""
+    Schema(urls["old"], args.baseline).use("old")
+    probes = {name: Probe(cluster, url) for name, url in urls.items()}
+    loops: dict[str, list[Loop]] = {"old": [], "new": []}
+    print(
+        f"per withdrawal, {args.requests} x {len(pans)} terminals a side, at the same time; "
+        f"old: the database at {args.baseline}"
+    )
+    print(HEADER)
+    try:
+        async with HostProcess(urls["old"]) as old, HostProcess(urls["new"]) as new:
+            hosts = {"old": old, "new": new}
+            terminals = {
+                name: await open_terminals(host.port, pans) for name, host in hosts.items()
+            }
+            try:
+                for _ in range(args.rounds):
+                    results = await asyncio.gather(
+                        *(one_loop(probes[n], hosts[n], terminals[n], args) for n in loops)
+                    )
+                    for name, result in zip(loops, results, strict=True):
+                        # The server's processes and its WAL serve both sides: not either's.
+                        figures = dataclasses.replace(result[0], server_ms=nan, wal_bytes=nan)
+                        loops[name].append(figures)
+                        print(figures.row(name), flush=True)
+                    ratio = loops["new"][-1].backend_ms / loops["old"][-1].backend_ms
+                    print(f"  new/old backend CPU {ratio:.3f}", flush=True)
+            finally:
+                for group in terminals.values():
+                    await close_terminals(group)
+    finally:
+        for probe in probes.values():
+            probe.close()
+    summarise(loops)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--terminals", type=int, default=32)
@@ -353,11 +415,20 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=4, help="pairs of loops with --baseline / --host-baseline"
     )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="with --baseline: old and new at the same time, on two databases",
+    )
     args = parser.parse_args()
+    if args.side_by_side and not args.baseline:
+        parser.error("--side-by-side compares against --baseline")
     args.host_source = Path(args.host_baseline).resolve() if args.host_baseline else ROOT
     cluster = Cluster()
     start(cluster)
     try:
+        if args.side_by_side:
+            return run_side_by_side(cluster, args)
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = prepare(url, args.terminals)
@@ -375,6 +446,25 @@ def main() -> int:
         print(f"ledger check: {'clean' if clean else 'NOT CLEAN'}")
     finally:
         cluster.stop()
+    return 0 if clean else 1
+
+
+def run_side_by_side(cluster: Cluster, args: argparse.Namespace) -> int:
+    urls = {}
+    for name in ("old", "new"):
+        cluster.create_database(f"atm_{name}")
+        urls[name] = cluster.url(f"atm_{name}")
+        pans = prepare(urls[name], args.terminals)
+        engine = create_engine_for(urls[name], isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("CREATE EXTENSION pg_stat_statements"))
+        engine.dispose()
+    asyncio.run(side_by_side(cluster, urls, pans, args))
+    clean = True
+    for name, url in urls.items():
+        ok = ledger_clean(url)
+        clean = clean and ok
+        print(f"ledger check ({name}): {'clean' if ok else 'NOT CLEAN'}")
     return 0 if clean else 1
 
 

@@ -6,9 +6,9 @@ Revision ID: 0018_fewer_index_writes_again
 Revises: 0017_authorize_one_read
 Create Date: 2026-12-01
 
-Measured with both schemas side by side on one cluster at the same time (two databases, the
-host's call of ``atm_authorize`` made by 4 connections each, backend CPU per call from
-/proc): every withdrawal wrote 11 btree entries; three of them bought nothing a reader uses.
+pg_waldump over a ``bench_host`` loop (``scripts/pg_cost.py``): every withdrawal wrote 10.8
+btree leaf entries (770 of its 2,370 WAL bytes); three of them bought nothing on the hot path
+and nothing a reader needs a btree for.
 
 - ``ix_audit_log_action``: the only reader that filters the audit log by action
   (``host.bank.audit.list_audit``, the ops page) matches a prefix (``LIKE 'pin.%'``), which
@@ -26,17 +26,27 @@ host's call of ``atm_authorize`` made by 4 connections each, backend CPU per cal
   write two btree entries. PostgreSQL only (as 0016's ``audit_log.at``); SQLite keeps its
   btree.
 
-Figures (load average 4-5 from another session's work on the same 2 cores; ratios of one
-run): backend CPU per withdrawal 0.993x with the action index gone, 0.973x with both; WAL
--2 btree leaf records (about 140 bytes) per withdrawal.
+Figures, 2 cores shared with another session's work (load average 3.5-5), so CPU ratios
+within +-3% are noise: WAL per withdrawal 2,285 -> 2,143 bytes (``scripts/pg_cost.py
+--baseline 0017_authorize_one_read --rounds 6``, medians; -2 btree leaf records); backend
+CPU per call of the function alone (two databases side by side, 4 connections each calling
+``atm_authorize`` as the host does) 0.993x without the action index, 0.973x with both
+changes; through the host (``--side-by-side``, 6 rounds of 32 x 40) 1.007x (0.97-1.04): a
+btree entry is about 0.4% of PostgreSQL's CPU per withdrawal (perf), below what these runs
+resolve.
 
-Tried and not kept (same method, numbers in the issue note): folding the card-session touch
-and the withdrawal's account locks into the first read (one statement instead of three:
-1.04-1.07x, a CTE's materialisation costs more than the two small statements it saves;
-running a small statement twice costs 1.00-1.03x), one ``INSERT ... ON CONFLICT`` for the
-day's use instead of the update-or-insert pair (1.00x). The tables updated in place
-(accounts, daily_usage, card_sessions) already update 100% HOT in the bench
-(``pg_stat_user_tables``), so their fillfactor is left alone.
+Tried and not kept (function-alone runs as above, new/old of backend CPU): folding the
+card-session touch and the withdrawal's account locks into the first read (one statement
+instead of three, data-modifying CTE and ``FOR UPDATE`` in a ``LATERAL``): 1.04-1.07x, the
+CTE's materialisation and aggregate cost more than the two small statements they save (the
+same statement run twice costs: the first read 1.09x, the session touch 1.03x, the
+accounts' lock 1.02x, the day's use 1.03x; a one-row ``PERFORM`` 1.00x, so a statement's
+fixed cost is small and its plan's size is what counts); one ``INSERT ... ON CONFLICT`` for
+the day's use instead of the update-or-insert pair: 1.00x; the outcome JSON not built at
+all: 0.98-0.99x (not worth a change of text). The tables updated in place (accounts,
+daily_usage, card_sessions) already update 100% HOT in these runs (``pg_stat_user_tables``
+``n_tup_hot_upd`` = ``n_tup_upd``), so their fillfactor is left alone. ``atm_authorize``
+is 0017's.
 """
 
 from collections.abc import Sequence

@@ -404,15 +404,18 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
             await send(pair.make(TransactionType.WITHDRAWAL, BOB, 2_000, pin="4711"))
             await send(pair.make(TransactionType.WITHDRAWAL, ALICE, 2_000, terminal_id="ATM99999"))
             pair.assert_same_rows()
-            # The call is a prepared statement on the server (psycopg's prepare=True).
+            # The call is a prepared statement on the server (prepared once per connection).
             pool = pair.authorizer._pool
             assert pool is not None
             conn = await pool.get()
             try:
-                cursor = await conn.execute("SELECT statement FROM pg_prepared_statements")
-                prepared = [row[0] for row in await cursor.fetchall()]
+                row = await conn.call(
+                    b"list", b"SELECT array_agg(statement) FROM pg_prepared_statements", []
+                )
             finally:
                 pool.put(conn)
+            assert row is not None
+            prepared = row[0]
             assert any("atm_authorize" in statement for statement in prepared), prepared
             assert [str(code) for code in codes] == (
                 "54 43 51 14 15 55 30 12 57 12 00 00 00 61 90 89 77 57".split()

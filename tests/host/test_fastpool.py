@@ -92,7 +92,7 @@ def test_an_unfit_connection_is_replaced_and_waiting_is_bounded(postgres_url: st
     async def run() -> None:
         queue.open()
         first = await queue.get()
-        await first.execute("BEGIN")  # a request that left a transaction open
+        await first.execute(b"BEGIN")  # a request that left a transaction open
         queue.put(first)
         second = await queue.get()
         assert second is not first and first.closed

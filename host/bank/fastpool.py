@@ -93,9 +93,9 @@ class HotConnection:
         self._loop = loop
         self._pgconn = pgconn = conn.pgconn
         self._encoding = conn.info.encoding
-        # Per prepared statement: the Transformer that loads its rows (its loaders looked up
-        # from the first result's column types, then kept).
-        self._statements: dict[bytes, RowLoader] = {}
+        # The statements prepared on this connection, each with the Transformer that loads
+        # its rows (None until the first rows came: its loaders are looked up from those).
+        self._statements: dict[bytes, RowLoader | None] = {}
         # The call in flight: its results so far and who waits for them.
         self._results: list[PGresult] = []
         self._waiter: asyncio.Future[list[PGresult]] | None = None
@@ -123,17 +123,23 @@ class HotConnection:
         """Execute ``query`` (``$1``... placeholders; prepared as ``name`` on first use)
         with ``params`` as text; its first row, or None. Raises psycopg's errors."""
         pgconn = self._pgconn
-        tx = self._statements.get(name)
-        fresh = tx is None
-        if tx is None:
+        statements = self._statements
+        if name not in statements:
             pgconn.send_prepare(name, query)
             self._check(await self._answer())
-            tx = self._statements[name] = Transformer(self.conn)
+            statements[name] = None
         pgconn.send_query_prepared(name, params)
         result = self._check(await self._answer())
         if result.status != _TUPLES_OK or result.ntuples == 0:
             return None
-        tx.set_pgresult(result, set_loaders=fresh)
+        tx = statements[name]
+        if tx is None:
+            # The first rows of this statement: its loaders looked up (then kept).
+            tx = Transformer(self.conn)
+            tx.set_pgresult(result)
+            statements[name] = tx
+        else:
+            tx.set_pgresult(result, set_loaders=False)
         row: tuple[Any, ...] = tx.load_row(0, tuple)
         return row
 

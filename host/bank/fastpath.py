@@ -62,6 +62,8 @@ FAST_TRANSACTIONS = frozenset(
 )
 # How long a request waits for a connection before it is answered 91.
 ACQUIRE_TIMEOUT_SECONDS = 5.0
+# Requests whose calls one connection carries at a time (pipelined: host.bank.fastpool).
+PIPELINE_DEPTH = 8
 
 # The columns this module reads, in this order (the row is a tuple: no dict per request).
 # Prepared once per connection (host.bank.fastpool.HotConnection); the parameters go in as
@@ -123,10 +125,12 @@ class FastAuthorizer:
         *,
         size: int,
         acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+        depth: int = PIPELINE_DEPTH,
     ) -> None:
         self._service = service
         self._conninfo = conninfo
         self._size = max(1, size)
+        self._depth = max(1, depth)
         self._acquire_timeout = acquire_timeout
         self._pool: ConnectionQueue | None = None
         self._reopening = asyncio.Lock()
@@ -156,7 +160,9 @@ class FastAuthorizer:
         return request.transaction in FAST_TRANSACTIONS
 
     def _new_pool(self) -> ConnectionQueue:
-        return ConnectionQueue(self._conninfo, self._size, timeout=self._acquire_timeout)
+        return ConnectionQueue(
+            self._conninfo, self._size, timeout=self._acquire_timeout, depth=self._depth
+        )
 
     async def open(self) -> None:
         """Start connecting (in the background; a request waits for a connection at most
@@ -196,7 +202,7 @@ class FastAuthorizer:
             try:
                 answer = await self._authorize_or_repeat(request)
             except PoolTimeout:
-                if self._pool is None or self._pool.lent < self._size:
+                if self._pool is None or not self._pool.saturated:
                     raise  # connections could not be made: unreachable, answered 91 below
                 # Every connection was busy serving other requests the whole time: the host
                 # is overloaded, the database is fine. This request is shed (91; the

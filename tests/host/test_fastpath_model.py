@@ -525,14 +525,17 @@ def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
 
 
 def test_an_overloaded_pool_sheds_a_request_and_stays_open(postgres_url: str) -> None:
-    """One connection, busy with a withdrawal that waits for the card's row lock: a second
-    request waits for a connection, gets none within the acquire timeout and is answered 91
-    with nothing applied (the host is overloaded, the database is fine), the pool stays open,
-    and once the first goes through the next request is served on the hot path."""
+    """One connection carrying one call at a time (depth 1), busy with a withdrawal that
+    waits for the card's row lock: a second request waits for a connection, gets none within
+    the acquire timeout and is answered 91 with nothing applied (the host is overloaded, the
+    database is fine), the pool stays open, and once the first goes through the next request
+    is served on the hot path."""
     config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
     engine = create_engine_for(postgres_url)
     service = AuthorizationService(session_factory(engine), config, Clock())
-    fast = FastAuthorizer(service, libpq_conninfo(postgres_url), size=1, acquire_timeout=0.3)
+    fast = FastAuthorizer(
+        service, libpq_conninfo(postgres_url), size=1, depth=1, acquire_timeout=0.3
+    )
     requests = Requests(TEST_TPK)
 
     async def ready(request: CardRequest) -> CardRequest:

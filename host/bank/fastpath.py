@@ -1,7 +1,8 @@
 """The PostgreSQL hot path (issue 16): balance inquiries (30), withdrawals (01) and
 transfers (40) authorized by one call of the PL/pgSQL function ``atm_authorize`` (migration
-``0011_authorize_functions``), over psycopg's async connection pool, straight from the event
-loop: no ORM, no worker thread, one round trip and one transaction per request (since
+``0011_authorize_functions``), a prepared statement executed at libpq's level on the hot
+path's own connections (``host.bank.fastpool``: pipelined, its parameters as text), straight
+from the event loop: no ORM, no worker thread, one call and one transaction per request (since
 migration 0014 the function formats an inquiry's mini statement too; one it cannot format
 exactly as ``host.bank.ministatement`` does is answered ``OrmPath``, nothing applied, and
 the link server sends that inquiry the ORM way).
@@ -17,11 +18,14 @@ through both paths and compares every answer and row.
 
 Errors as on the ORM path: a concurrent repeat (the record's key taken meanwhile) is answered
 from the record; a database that cannot be reached gets 91 with nothing written. After a
-connection error the idle connections are checked and the request tried once more (a
-restarted server needs only new connections); if that fails too the connections are closed
-and ``available`` turns false: the link server then uses the ORM path (which answers 91
-while the database is away) and calls ``reopen`` once it works again. The connections are
-``host.bank.fastpool``'s (a lean stand-in for psycopg_pool on this path).
+connection error the connections no request holds are checked and the request tried once
+more (a restarted server needs only new connections); if that fails too the connections are
+closed and ``available`` turns false: the link server then uses the ORM path (which answers
+91 while the database is away) and calls ``reopen`` once it works again. The connections are
+``host.bank.fastpool``'s (a lean stand-in for psycopg_pool on this path); a request whose
+call fails with the connection (a killed backend fails every call pipelined on it) is
+tried once more like any other, and the function's request record answers a call that was
+applied before its answer was lost.
 """
 
 from __future__ import annotations

@@ -1,24 +1,28 @@
 """The hot path's database connections (``host.bank.fastpath``): ``size`` autocommit psycopg
-``AsyncConnection``s, made in the background and handed out first come, first served, each
-driven at the libpq level (``HotConnection``) for the hot path's one call per request.
+``AsyncConnection``s, made in the background, each driven at the libpq level in pipeline
+mode (``HotConnection``) and lent to up to ``depth`` requests at a time, the least lent
+first.
 
 psycopg_pool's ``getconn``/``putconn`` did the same for the hot path at several times the CPU
 (an asyncio lock, statistics, a log call and a connection check per hand-out; a task and a
 condition per waiting request), and a semaphore in front of it plus ``asyncio.timeout`` for
-its acquire deadline cost as much again. Here a free connection is handed out with no await,
-a returned one goes straight to the oldest waiting request, and all waiting requests share one
-timer (their deadlines come in the order they queued: the timer is set for the oldest).
+its acquire deadline cost as much again. Here a connection with room is handed out with no
+await, a returned one goes straight to the oldest waiting request, and all waiting requests
+share one timer (their deadlines come in the order they queued: the timer is set for the
+oldest).
 
 What stays as with the pool:
 
-- at most ``size`` connections; a request that finds none free waits at most ``timeout``
-  seconds, then gets ``PoolTimeout`` (``lent`` tells the caller whether all were busy: an
-  overloaded host, or fewer than ``size`` could be made: the database cannot be reached);
-- a returned connection is kept only if it is idle and sound (its transaction status
-  ``IDLE``); a broken one (server restart, killed backend) or one left mid-query (a cancelled
-  request) is closed and a new one made in the background, retried with a growing pause
+- at most ``size`` connections; a request that finds none with room waits at most
+  ``timeout`` seconds, then gets ``PoolTimeout`` (``saturated`` tells the caller whether all
+  were busy: an overloaded host, or fewer than ``size`` could be made: the database cannot
+  be reached);
+- a returned connection is lent again only if it is sound (and, with no call in flight, its
+  transaction status ``IDLE``); a broken one (server restart, killed backend), one whose call
+  was cancelled mid-way or one left in a transaction is lent no more, closed once no
+  request holds it, and a new one made in the background, retried with a growing pause
   while the server does not answer;
-- ``check()`` tries every idle connection and replaces those that fail;
+- ``check()`` tries every connection no request holds and replaces those that fail;
 - connections older than ``max_lifetime`` are replaced when returned (the pool's default,
   an hour), so a backend's caches do not grow for ever;
 - after ``close()`` every waiting and later request gets ``PoolClosed``.
@@ -30,8 +34,17 @@ the statement is prepared once per connection, its parameters go in as text (the
 makes them), the socket's reader is registered once for the connection's life and the
 results are loaded by psycopg's own ``Transformer`` (its C version with psycopg-binary);
 errors are psycopg's (``psycopg.errors.error_from_result``: the same classes and SQLSTATEs
-the cursor raises, ``UniqueViolation`` and the rest). A call cancelled or failed mid-way
-leaves its connection not ``fit``: ``put`` closes and replaces it.
+the cursor raises, ``UniqueViolation`` and the rest).
+
+Pipelining: each call is followed by its own Sync, so it is its own implicit transaction
+as in autocommit, and an error aborts that call alone; the answers come in order. The
+backend goes from one call to the next without waiting for the host, and the host reads
+several answers per wake-up when it is busy. A call that waits on a row lock holds up the
+calls queued behind it on its connection (never the other way round: no call holds a lock
+past its own Sync), which is why requests go to the least lent connection. A backend killed
+mid-pipeline fails every call in flight on it; each request is tried once more on a new
+connection (``fastpath``), and the function's request record keeps any of them from being
+applied twice.
 """
 
 from __future__ import annotations

@@ -271,3 +271,81 @@ def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(
         executor.shutdown()
         service.close()
         engine.dispose()
+
+
+def test_pipelined_calls_answer_each_its_own(postgres_url: str) -> None:
+    """One connection lent to three requests at once (depth 3): their calls go in one
+    pipeline, each its own transaction. The one the server refuses gets its own error; the
+    calls before and after it get their rows, and the connection stays fit for the next."""
+    queue = ConnectionQueue(libpq_conninfo(postgres_url), 1, timeout=5.0, depth=3)
+    query = b"SELECT 100 / $1::integer"
+
+    async def one(divisor: bytes) -> object:
+        conn = await queue.get()
+        try:
+            return await conn.call(b"share", query, [divisor])
+        except psycopg.Error as exc:
+            return type(exc)
+        finally:
+            queue.put(conn)
+
+    async def run() -> None:
+        queue.open()
+        answers = await asyncio.gather(one(b"4"), one(b"0"), one(b"5"))
+        assert answers == [(25,), psycopg.errors.DivisionByZero, (20,)]
+        assert queue.lent == 0
+        conn = await queue.get()
+        assert conn.fit and conn.in_flight == 0
+        assert await conn.call(b"share", query, [b"50"]) == (2,)
+        queue.put(conn)
+        await queue.close()
+
+    asyncio.run(run())
+
+
+def test_a_backend_killed_mid_pipeline_answers_each_request_once(postgres_url: str) -> None:
+    """Three withdrawals pipelined on one connection, the first waiting on a row lock, when
+    its backend is killed: every one of them fails on the dead connection, is tried once
+    more on a new one and answered once, each applied once."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    conninfo = libpq_conninfo(postgres_url)
+    fast = FastAuthorizer(service, conninfo, size=1, depth=3)
+    requests = Requests(TEST_TPK)
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    served = _served(fast, service, executor)
+
+    async def run() -> list[str]:
+        await fast.open()
+        codes = [await served(requests.withdrawal(1_000))]
+        pool = fast._pool
+        assert pool is not None
+        conn = await pool.get()
+        killed = conn.pgconn.backend_pid
+        pool.put(conn)
+        admin = await _lock_alice(conninfo)
+        before = fast.round_trips
+        calls = [
+            asyncio.create_task(served(requests.withdrawal(amount)))
+            for amount in (5_000, 10_000, 15_000)
+        ]
+        await asyncio.sleep(0)  # all three sent on the one connection
+        assert (pool.lent, conn.in_flight) == (3, 3)
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
+            await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        await admin.rollback()
+        await admin.close()
+        codes += await asyncio.gather(*calls)
+        assert fast.round_trips - before == 6  # each failed once, then went through
+        assert fast.available and conn.closed
+        await fast.close()
+        return codes
+
+    try:
+        assert asyncio.run(run()) == ["00", "00", "00", "00"]
+        assert _alice_and_records(engine) == (525_000 - 31_000, 4)
+    finally:
+        executor.shutdown()
+        service.close()
+        engine.dispose()

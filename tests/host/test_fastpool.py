@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import psycopg
@@ -154,7 +154,7 @@ def test_a_failed_call_leaves_its_connection_fit_with_psycopgs_error(postgres_ur
 
 def _served(
     fast: FastAuthorizer, service: AuthorizationService, executor: concurrent.futures.Executor
-) -> Callable[[CardRequest], Awaitable[str]]:
+) -> Callable[[CardRequest], Coroutine[Any, Any, str]]:
     async def served(request: CardRequest) -> str:
         answer = await fast.authorize(request)
         if isinstance(answer, PinFirst):
@@ -292,7 +292,7 @@ def test_pipelined_calls_answer_each_its_own(postgres_url: str) -> None:
     async def run() -> None:
         queue.open()
         answers = await asyncio.gather(one(b"4"), one(b"0"), one(b"5"))
-        assert answers == [(25,), psycopg.errors.DivisionByZero, (20,)]
+        assert list(answers) == [(25,), psycopg.errors.DivisionByZero, (20,)]
         assert queue.lent == 0
         conn = await queue.get()
         assert conn.fit and conn.in_flight == 0

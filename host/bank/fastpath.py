@@ -67,7 +67,7 @@ FAST_TRANSACTIONS = frozenset(
 # How long a request waits for a connection before it is answered 91.
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 # Requests whose calls one connection carries at a time (pipelined: host.bank.fastpool).
-PIPELINE_DEPTH = 8
+PIPELINE_DEPTH = 4
 
 # The columns this module reads, in this order (the row is a tuple: no dict per request).
 # Prepared once per connection (host.bank.fastpool.HotConnection); the parameters go in as

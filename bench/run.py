@@ -47,6 +47,7 @@ import db_alone
 from procstat import TICK_SECONDS, pin, process_ticks, stat_ticks, tree_ticks
 
 from atm.commands.fleet import FleetReport, run_fleet
+from host.app import hot_path_connections
 from host.bank.pins import BCRYPT_NICENESS, THREAD_NAME
 from host.bank.seed import seed
 from host.db import create_engine_for, migrate, session_factory
@@ -716,9 +717,8 @@ async def fleet(
     return report, idle, during[0]
 
 
-# The host's connections to PostgreSQL on the hot path (host/app.py: the fast path's pool is
-# as big as its worker pool, two per core, at least two).
-HOST_CONNECTIONS = max(2, (os.cpu_count() or 1) * 2)
+# The host's connections to PostgreSQL on the hot path.
+HOST_CONNECTIONS = hot_path_connections()
 
 DB_ALONE_NOTE = (
     "Database alone: pgbench's C client makes the host's one call per withdrawal "

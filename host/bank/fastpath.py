@@ -1,7 +1,8 @@
 """The PostgreSQL hot path (issue 16): balance inquiries (30), withdrawals (01) and
 transfers (40) authorized by one call of the PL/pgSQL function ``atm_authorize`` (migration
-``0011_authorize_functions``), over psycopg's async connection pool, straight from the event
-loop: no ORM, no worker thread, one round trip and one transaction per request (since
+``0011_authorize_functions``), a prepared statement executed at libpq's level on the hot
+path's own connections (``host.bank.fastpool``: pipelined, its parameters as text), straight
+from the event loop: no ORM, no worker thread, one call and one transaction per request (since
 migration 0014 the function formats an inquiry's mini statement too; one it cannot format
 exactly as ``host.bank.ministatement`` does is answered ``OrmPath``, nothing applied, and
 the link server sends that inquiry the ORM way).
@@ -17,11 +18,14 @@ through both paths and compares every answer and row.
 
 Errors as on the ORM path: a concurrent repeat (the record's key taken meanwhile) is answered
 from the record; a database that cannot be reached gets 91 with nothing written. After a
-connection error the idle connections are checked and the request tried once more (a
-restarted server needs only new connections); if that fails too the connections are closed
-and ``available`` turns false: the link server then uses the ORM path (which answers 91
-while the database is away) and calls ``reopen`` once it works again. The connections are
-``host.bank.fastpool``'s (a lean stand-in for psycopg_pool on this path).
+connection error the connections no request holds are checked and the request tried once
+more (a restarted server needs only new connections); if that fails too the connections are
+closed and ``available`` turns false: the link server then uses the ORM path (which answers
+91 while the database is away) and calls ``reopen`` once it works again. The connections are
+``host.bank.fastpool``'s (a lean stand-in for psycopg_pool on this path); a request whose
+call fails with the connection (a killed backend fails every call pipelined on it) is
+tried once more like any other, and the function's request record answers a call that was
+applied before its answer was lost.
 """
 
 from __future__ import annotations
@@ -62,19 +66,24 @@ FAST_TRANSACTIONS = frozenset(
 )
 # How long a request waits for a connection before it is answered 91.
 ACQUIRE_TIMEOUT_SECONDS = 5.0
+# Requests whose calls one connection carries at a time (pipelined: host.bank.fastpool).
+PIPELINE_DEPTH = 4
 
 # The columns this module reads, in this order (the row is a tuple: no dict per request).
+# Prepared once per connection (host.bank.fastpool.HotConnection); the parameters go in as
+# text, each cast to its type here.
+_AUTHORIZE_NAME = b"atm_authorize_hot"
 _AUTHORIZE = (
-    "SELECT o_status, o_code, o_rrn, o_auth_code, o_pin_hash, o_note, o_account_type, "
-    "o_currency, o_ledger, o_available, o_reversal_waiting, "
-    "CASE WHEN o_status = 'repeat' THEN o_outcome::text END, "
-    "CASE WHEN o_status = 'done' THEN o_outcome ->> 'mini_statement' END "
-    "FROM atm_authorize("
-    "%s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text, "
-    "%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::timestamptz, "
-    "%s::text, %s::timestamptz, %s::boolean, %s::boolean, %s::text, %s::boolean, "
-    "%s::text, %s::timestamptz, %s::integer, %s::timestamptz, %s::text, %s::bigint, "
-    "%s::text, %s::text, %s::text)"
+    b"SELECT o_status, o_code, o_rrn, o_auth_code, o_pin_hash, o_note, o_account_type, "
+    b"o_currency, o_ledger, o_available, o_reversal_waiting, "
+    b"CASE WHEN o_status = 'repeat' THEN o_outcome::text END, "
+    b"CASE WHEN o_status = 'done' THEN o_outcome ->> 'mini_statement' END "
+    b"FROM atm_authorize("
+    b"$1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, "
+    b"$9::bigint, $10::text, $11::text, $12::text, $13::text, $14::text, $15::timestamptz, "
+    b"$16::text, $17::timestamptz, $18::boolean, $19::boolean, $20::text, $21::boolean, "
+    b"$22::text, $23::timestamptz, $24::integer, $25::timestamptz, $26::text, $27::bigint, "
+    b"$28::text, $29::text, $30::text)"
 )
 # SQLSTATE of an inquiry whose mini statement the function leaves to Python (0014).
 _NEEDS_PYTHON = "ATM01"
@@ -82,6 +91,7 @@ _NEEDS_PYTHON = "ATM01"
 # (a value not here still goes through the Enum, which raises on an unknown one).
 _RESPONSE_CODES = {code.value: code for code in ResponseCode}
 _ACCOUNT_TYPES = {kind.value: kind for kind in AccountType}
+_BOOLEANS = {True: b"t", False: b"f"}
 # Terminals whose audit actor name is kept (then the cache starts afresh).
 _ACTORS_KEPT = 10_000
 
@@ -119,17 +129,15 @@ class FastAuthorizer:
         *,
         size: int,
         acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+        depth: int = PIPELINE_DEPTH,
     ) -> None:
         self._service = service
         self._conninfo = conninfo
         self._size = max(1, size)
+        self._depth = max(1, depth)
         self._acquire_timeout = acquire_timeout
         self._pool: ConnectionQueue | None = None
         self._reopening = asyncio.Lock()
-        # One cursor per connection, used for every call on it (a new cursor per call would
-        # look up the dumpers and loaders of its 30 parameters and 13 columns afresh). Those
-        # of connections closed since are dropped when one is added.
-        self._cursors: dict[psycopg.AsyncConnection[Any], psycopg.AsyncCursor[Any]] = {}
         # What the parameters take from the configuration, which is loaded once.
         config = service.config
         self._session_timeout = dt.timedelta(seconds=config.session_timeout_seconds)
@@ -140,11 +148,11 @@ class FastAuthorizer:
             else config.daily_withdrawal_limit
             for transaction in FAST_TRANSACTIONS
         }
-        self._audit_actions = {t: f"txn.{t.name.lower()}" for t in FAST_TRANSACTIONS}
+        self._audit_actions = {t: f"txn.{t.name.lower()}".encode() for t in FAST_TRANSACTIONS}
         # Computed once per UTC day / terminal rather than per request (strftime alone cost
         # a quarter of the parameters' 43 us).
-        self._day: tuple[dt.date, dt.datetime] | None = None
-        self._actors: dict[str, str] = {}
+        self._day: tuple[dt.date, bytes] | None = None
+        self._actors: dict[str, bytes] = {}
         # Round trips to the database: one call of the function per request, autocommit.
         self.round_trips = 0
 
@@ -156,7 +164,9 @@ class FastAuthorizer:
         return request.transaction in FAST_TRANSACTIONS
 
     def _new_pool(self) -> ConnectionQueue:
-        return ConnectionQueue(self._conninfo, self._size, timeout=self._acquire_timeout)
+        return ConnectionQueue(
+            self._conninfo, self._size, timeout=self._acquire_timeout, depth=self._depth
+        )
 
     async def open(self) -> None:
         """Start connecting (in the background; a request waits for a connection at most
@@ -185,7 +195,6 @@ class FastAuthorizer:
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        self._cursors.clear()
         if pool is not None:
             await pool.close()
 
@@ -197,7 +206,7 @@ class FastAuthorizer:
             try:
                 answer = await self._authorize_or_repeat(request)
             except PoolTimeout:
-                if self._pool is None or self._pool.lent < self._size:
+                if self._pool is None or not self._pool.saturated:
                     raise  # connections could not be made: unreachable, answered 91 below
                 # Every connection was busy serving other requests the whole time: the host
                 # is overloaded, the database is fine. This request is shed (91; the
@@ -255,11 +264,8 @@ class FastAuthorizer:
         conn = await pool.get()
         try:
             self.round_trips += 1
-            cursor = self._cursors.get(conn)
-            if cursor is None:
-                cursor = self._new_cursor(conn)
             try:
-                await cursor.execute(_AUTHORIZE, params, prepare=True)
+                row = await conn.call(_AUTHORIZE_NAME, _AUTHORIZE, params)
             except psycopg.Error as exc:
                 if exc.sqlstate != _NEEDS_PYTHON:
                     raise
@@ -267,19 +273,14 @@ class FastAuthorizer:
                 # exactly (migration 0014); nothing was kept.
                 log.info("%r: mini statement left to the ORM path", request)
                 return OrmPath()
-            row = await cursor.fetchone()
         finally:
             pool.put(conn)
         assert row is not None
         return self._answer(request, row)
 
-    def _new_cursor(self, conn: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Any]:
-        for closed in [c for c in self._cursors if c.closed]:
-            del self._cursors[closed]
-        cursor = self._cursors[conn] = conn.cursor()
-        return cursor
-
-    def _parameters(self, request: CardRequest) -> tuple[Any, ...]:
+    def _parameters(self, request: CardRequest) -> list[bytes | None]:
+        """``atm_authorize``'s 30 parameters as text (as PostgreSQL reads them: integers in
+        decimal, booleans t/f, times in ISO 8601 with their offset; None is NULL)."""
         service = self._service
         config = service.config
         now = service.clock()
@@ -291,50 +292,53 @@ class FastAuthorizer:
             else None
         )
         verified = pin.verified if pin is not None else None
-        lock_until = now + self._lockout
+        lock_iso = (now + self._lockout).isoformat().encode()
         transaction = request.transaction
         day = utc_day(now)
         today = self._day
         if today is None or today[0] != day:
-            today = self._day = (day, dt.datetime.combine(day, dt.time(), dt.UTC))
+            midnight = dt.datetime.combine(day, dt.time(), dt.UTC)
+            today = self._day = (day, midnight.isoformat().encode())
         terminal = request.terminal_id
         actor = self._actors.get(terminal)
         if actor is None:
             if len(self._actors) >= _ACTORS_KEPT:
                 self._actors.clear()
-            actor = self._actors[terminal] = terminal_actor(terminal).name
-        return (
-            request.terminal_id,
-            request.stan,
-            request.transmission_time,
-            request.mti_class,
-            request.pan,
-            str(transaction),
-            str(request.from_account),
-            str(request.to_account),
-            request.amount_cents,
-            request.expiry,
-            request.to_account_number or None,
-            pins.fingerprint(request.content()),
-            service.codes.rrn(request, now),
-            service.codes.auth_code(request),
-            now,
-            f"{now.year % 100:02d}{now.month:02d}",  # strftime("%y%m"), at a fifth of its cost
+            actor = self._actors[terminal] = terminal_actor(terminal).name.encode()
+        to_number = request.to_account_number
+        expiry = request.expiry
+        return [
+            terminal.encode(),
+            request.stan.encode(),
+            request.transmission_time.encode(),
+            request.mti_class.encode(),
+            request.pan.encode(),
+            str(transaction).encode(),
+            str(request.from_account).encode(),
+            str(request.to_account).encode(),
+            b"%d" % request.amount_cents,
+            expiry.encode() if expiry is not None else None,
+            to_number.encode() if to_number else None,
+            pins.fingerprint(request.content()).encode(),
+            service.codes.rrn(request, now).encode(),
+            service.codes.auth_code(request).encode(),
+            now.isoformat().encode(),
+            b"%02d%02d" % (now.year % 100, now.month),  # strftime("%y%m"), a fifth of its cost
             today[1],
-            request.pan.startswith(config.accepted_card_ranges),
-            request.pin_block is not None,
-            token,
-            verified,
-            pin.pin_hash if pin is not None and verified is not None else None,
-            now - self._session_timeout,
-            config.max_failed_pin_attempts,
-            lock_until,
-            lock_until.isoformat(),
-            self._limits[transaction],
+            _BOOLEANS[request.pan.startswith(config.accepted_card_ranges)],
+            _BOOLEANS[request.pin_block is not None],
+            token.encode() if token is not None else None,
+            None if verified is None else _BOOLEANS[verified],
+            pin.pin_hash.encode() if pin is not None and verified is not None else None,
+            (now - self._session_timeout).isoformat().encode(),
+            b"%d" % config.max_failed_pin_attempts,
+            lock_iso,
+            lock_iso,
+            b"%d" % self._limits[transaction],
             self._audit_actions[transaction],
-            card_subject(request.pan)[:64],
+            card_subject(request.pan)[:64].encode(),
             actor,
-        )
+        ]
 
     def _answer(self, request: CardRequest, row: tuple[Any, ...]) -> Authorized | PinFirst:
         (status, code, rrn, auth_code, pin_hash, note, account_type, currency, ledger,

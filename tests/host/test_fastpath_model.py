@@ -404,15 +404,18 @@ def test_the_rarer_codes_are_the_same_on_both_paths(sides: tuple[Side, Side, Clo
             await send(pair.make(TransactionType.WITHDRAWAL, BOB, 2_000, pin="4711"))
             await send(pair.make(TransactionType.WITHDRAWAL, ALICE, 2_000, terminal_id="ATM99999"))
             pair.assert_same_rows()
-            # The call is a prepared statement on the server (psycopg's prepare=True).
+            # The call is a prepared statement on the server (prepared once per connection).
             pool = pair.authorizer._pool
             assert pool is not None
             conn = await pool.get()
             try:
-                cursor = await conn.execute("SELECT statement FROM pg_prepared_statements")
-                prepared = [row[0] for row in await cursor.fetchall()]
+                row = await conn.call(
+                    b"list", b"SELECT array_agg(statement) FROM pg_prepared_statements", []
+                )
             finally:
                 pool.put(conn)
+            assert row is not None
+            prepared = row[0]
             assert any("atm_authorize" in statement for statement in prepared), prepared
             assert [str(code) for code in codes] == (
                 "54 43 51 14 15 55 30 12 57 12 00 00 00 61 90 89 77 57".split()
@@ -522,14 +525,17 @@ def test_the_same_request_twice_at_once_is_applied_once_on_the_hot_path(
 
 
 def test_an_overloaded_pool_sheds_a_request_and_stays_open(postgres_url: str) -> None:
-    """One connection, busy with a withdrawal that waits for the card's row lock: a second
-    request waits for a connection, gets none within the acquire timeout and is answered 91
-    with nothing applied (the host is overloaded, the database is fine), the pool stays open,
-    and once the first goes through the next request is served on the hot path."""
+    """One connection carrying one call at a time (depth 1), busy with a withdrawal that
+    waits for the card's row lock: a second request waits for a connection, gets none within
+    the acquire timeout and is answered 91 with nothing applied (the host is overloaded, the
+    database is fine), the pool stays open, and once the first goes through the next request
+    is served on the hot path."""
     config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
     engine = create_engine_for(postgres_url)
     service = AuthorizationService(session_factory(engine), config, Clock())
-    fast = FastAuthorizer(service, libpq_conninfo(postgres_url), size=1, acquire_timeout=0.3)
+    fast = FastAuthorizer(
+        service, libpq_conninfo(postgres_url), size=1, depth=1, acquire_timeout=0.3
+    )
     requests = Requests(TEST_TPK)
 
     async def ready(request: CardRequest) -> CardRequest:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg_pool import PoolClosed, PoolTimeout
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
 from host.bank.fastpool import APPLICATION_NAME, ConnectionQueue
@@ -92,7 +94,7 @@ def test_an_unfit_connection_is_replaced_and_waiting_is_bounded(postgres_url: st
     async def run() -> None:
         queue.open()
         first = await queue.get()
-        await first.execute("BEGIN")  # a request that left a transaction open
+        await first.execute(b"BEGIN")  # a request that left a transaction open
         queue.put(first)
         second = await queue.get()
         assert second is not first and first.closed
@@ -122,3 +124,228 @@ def test_an_unfit_connection_is_replaced_and_waiting_is_bounded(postgres_url: st
         assert second.closed and queue.lent == 0
 
     asyncio.run(run())
+
+
+def test_a_failed_call_leaves_its_connection_fit_with_psycopgs_error(postgres_url: str) -> None:
+    """A call the server refuses raises psycopg's own error class (as the cursor did: the hot
+    path tells UniqueViolation and ATM01 by them) and the connection serves the next call; a
+    statement error is not a connection error."""
+    queue = ConnectionQueue(libpq_conninfo(postgres_url), 1, timeout=5.0)
+
+    async def run() -> None:
+        queue.open()
+        conn = await queue.get()
+        with pytest.raises(psycopg.errors.DivisionByZero) as caught:
+            await conn.call(b"ratio", b"SELECT 10 / $1::integer, $2::text", [b"0", None])
+        assert caught.value.sqlstate == "22012"
+        assert conn.fit
+        assert await conn.call(b"ratio", b"SELECT 10 / $1::integer, $2::text", [b"5", b"x"]) == (
+            2,
+            "x",
+        )
+        assert await conn.call(b"ratio", b"", [b"2", None]) == (5, None)  # prepared once
+        queue.put(conn)
+        assert await queue.get() is conn
+        queue.put(conn)
+        await queue.close()
+
+    asyncio.run(run())
+
+
+def _served(
+    fast: FastAuthorizer, service: AuthorizationService, executor: concurrent.futures.Executor
+) -> Callable[[CardRequest], Coroutine[Any, Any, str]]:
+    async def served(request: CardRequest) -> str:
+        answer = await fast.authorize(request)
+        if isinstance(answer, PinFirst):
+            pin = await service.verify_pin_ahead(request, executor, answer.pin_hash)
+            answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
+        assert isinstance(answer, Authorized)
+        return str(answer.outcome.response_code)
+
+    return served
+
+
+def _alice_and_records(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        balance = connection.scalar(
+            text("SELECT balance_cents FROM accounts WHERE number = :n"), {"n": ALICE_CHECKING}
+        )
+        records = connection.scalar(text("SELECT count(*) FROM link_requests"))
+    return balance, records
+
+
+async def _lock_alice(conninfo: str) -> psycopg.AsyncConnection[Any]:
+    """A connection holding Alice's checking account row locked (a transaction left open)."""
+    admin = await psycopg.AsyncConnection.connect(conninfo)
+    await admin.execute("SELECT 1 FROM accounts WHERE number = %s FOR UPDATE", (ALICE_CHECKING,))
+    return admin
+
+
+def test_a_withdrawal_cancelled_mid_call_is_applied_at_most_once(postgres_url: str) -> None:
+    """A request cancelled while its call waits on a row lock (the terminal hung up): the
+    connection is closed and replaced, the pool keeps serving, and the same request sent
+    again is applied once in all (the cancelled call either never ran or its record answers
+    the repeat)."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    conninfo = libpq_conninfo(postgres_url)
+    fast = FastAuthorizer(service, conninfo, size=1)
+    requests = Requests(TEST_TPK)
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    served = _served(fast, service, executor)
+
+    async def run() -> list[str]:
+        await fast.open()
+        codes = [await served(requests.withdrawal(1_000))]  # card session open, no PIN next
+        pool = fast._pool
+        assert pool is not None
+        admin = await _lock_alice(conninfo)
+        request = requests.withdrawal(10_000)
+        call = asyncio.create_task(fast.authorize(request))
+        await asyncio.sleep(0)  # the call is sent and waits for its answer
+        assert pool.lent == 1
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert pool.lent == 0
+        await admin.rollback()
+        await admin.close()
+        codes.append(await served(request))  # the terminal's repeat
+        codes.append(await served(requests.withdrawal(2_000)))
+        await fast.close()
+        return codes
+
+    try:
+        assert asyncio.run(run()) == ["00", "00", "00"]
+        assert _alice_and_records(engine) == (525_000 - 13_000, 3)
+    finally:
+        executor.shutdown()
+        service.close()
+        engine.dispose()
+
+
+def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(
+    postgres_url: str,
+) -> None:
+    """The backend serving a withdrawal is killed while the call waits on a row lock: the
+    call fails with the server's error, nothing of it kept; a new connection is made and the
+    request tried once more, answered once (00) and applied once."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    conninfo = libpq_conninfo(postgres_url)
+    fast = FastAuthorizer(service, conninfo, size=1)
+    requests = Requests(TEST_TPK)
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    served = _served(fast, service, executor)
+
+    async def run() -> list[str]:
+        await fast.open()
+        codes = [await served(requests.withdrawal(1_000))]
+        pool = fast._pool
+        assert pool is not None
+        conn = await pool.get()
+        killed = conn.pgconn.backend_pid
+        pool.put(conn)
+        admin = await _lock_alice(conninfo)
+        call = asyncio.create_task(served(requests.withdrawal(10_000)))
+        await asyncio.sleep(0)  # sent; it waits on the lock
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
+            await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        await admin.rollback()  # the retry, on a new connection, goes through
+        await admin.close()
+        codes.append(await call)
+        assert fast.available and conn.closed
+        conn = await pool.get()
+        assert conn.pgconn.backend_pid != killed
+        pool.put(conn)
+        await fast.close()
+        return codes
+
+    try:
+        assert asyncio.run(run()) == ["00", "00"]
+        assert _alice_and_records(engine) == (525_000 - 11_000, 2)
+    finally:
+        executor.shutdown()
+        service.close()
+        engine.dispose()
+
+
+def test_pipelined_calls_answer_each_its_own(postgres_url: str) -> None:
+    """One connection lent to three requests at once (depth 3): their calls go in one
+    pipeline, each its own transaction. The one the server refuses gets its own error; the
+    calls before and after it get their rows, and the connection stays fit for the next."""
+    queue = ConnectionQueue(libpq_conninfo(postgres_url), 1, timeout=5.0, depth=3)
+    query = b"SELECT 100 / $1::integer"
+
+    async def one(divisor: bytes) -> object:
+        conn = await queue.get()
+        try:
+            return await conn.call(b"share", query, [divisor])
+        except psycopg.Error as exc:
+            return type(exc)
+        finally:
+            queue.put(conn)
+
+    async def run() -> None:
+        queue.open()
+        answers = await asyncio.gather(one(b"4"), one(b"0"), one(b"5"))
+        assert list(answers) == [(25,), psycopg.errors.DivisionByZero, (20,)]
+        assert queue.lent == 0
+        conn = await queue.get()
+        assert conn.fit and conn.in_flight == 0
+        assert await conn.call(b"share", query, [b"50"]) == (2,)
+        queue.put(conn)
+        await queue.close()
+
+    asyncio.run(run())
+
+
+def test_a_backend_killed_mid_pipeline_answers_each_request_once(postgres_url: str) -> None:
+    """Three withdrawals pipelined on one connection, the first waiting on a row lock, when
+    its backend is killed: every one of them fails on the dead connection, is tried once
+    more on a new one and answered once, each applied once."""
+    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
+    engine = create_engine_for(postgres_url)
+    service = AuthorizationService(session_factory(engine), config, Clock())
+    conninfo = libpq_conninfo(postgres_url)
+    fast = FastAuthorizer(service, conninfo, size=1, depth=3)
+    requests = Requests(TEST_TPK)
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    served = _served(fast, service, executor)
+
+    async def run() -> list[str]:
+        await fast.open()
+        codes = [await served(requests.withdrawal(1_000))]
+        pool = fast._pool
+        assert pool is not None
+        conn = await pool.get()
+        killed = conn.pgconn.backend_pid
+        pool.put(conn)
+        admin = await _lock_alice(conninfo)
+        before = fast.round_trips
+        calls = [
+            asyncio.create_task(served(requests.withdrawal(amount)))
+            for amount in (5_000, 10_000, 15_000)
+        ]
+        await asyncio.sleep(0)  # all three sent on the one connection
+        assert (pool.lent, conn.in_flight) == (3, 3)
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
+            await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        await admin.rollback()
+        await admin.close()
+        codes += await asyncio.gather(*calls)
+        assert fast.round_trips - before == 6  # each failed once, then went through
+        assert fast.available and conn.closed
+        await fast.close()
+        return codes
+
+    try:
+        assert asyncio.run(run()) == ["00", "00", "00", "00"]
+        assert _alice_and_records(engine) == (525_000 - 31_000, 4)
+    finally:
+        executor.shutdown()
+        service.close()
+        engine.dispose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import psycopg
@@ -16,7 +16,7 @@ import pytest
 from psycopg_pool import PoolClosed, PoolTimeout
 from sqlalchemy import Engine, text
 
-from host.bank.fastpath import Authorized, FastAuthorizer, libpq_conninfo
+from host.bank.fastpath import PIPELINE_DEPTH, Authorized, FastAuthorizer, libpq_conninfo
 from host.bank.fastpool import APPLICATION_NAME, ConnectionQueue
 from host.bank.services import AuthorizationService, CardRequest, PinFirst
 from host.config import HostConfig
@@ -25,25 +25,55 @@ from tests.conftest import TEST_ENV
 from tests.host.conftest import ALICE_CHECKING, TEST_TPK, Clock, Requests
 
 
-def test_killed_backends_are_replaced_and_the_request_served(postgres_url: str) -> None:
-    """An administrator kills every backend of the hot path between two withdrawals: the
-    second fails on its dead connection, the idle ones are checked, new ones are made and it
-    goes through on the hot path (applied once), which stays open."""
+@dataclasses.dataclass(frozen=True)
+class Rig:
+    """The hot path's parts on the test database: an authorization service (for PIN checks
+    and as the hot path's rules), its engine and conninfo, and the requests' maker."""
+
+    engine: Engine
+    service: AuthorizationService
+    conninfo: str
+    requests: Requests
+    executor: concurrent.futures.Executor
+
+    def fast(self, *, size: int, depth: int = PIPELINE_DEPTH) -> FastAuthorizer:
+        return FastAuthorizer(self.service, self.conninfo, size=size, depth=depth)
+
+    def served(self, fast: FastAuthorizer) -> Callable[[CardRequest], Coroutine[Any, Any, str]]:
+        """A request answered on ``fast`` as the link server does (bcrypt between the two
+        calls when the first asks for it): its response code."""
+
+        async def served(request: CardRequest) -> str:
+            answer = await fast.authorize(request)
+            if isinstance(answer, PinFirst):
+                pin = await self.service.verify_pin_ahead(request, self.executor, answer.pin_hash)
+                answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
+            assert isinstance(answer, Authorized)
+            return str(answer.outcome.response_code)
+
+        return served
+
+
+@pytest.fixture
+def rig(postgres_url: str) -> Iterator[Rig]:
     config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
     engine = create_engine_for(postgres_url)
     service = AuthorizationService(session_factory(engine), config, Clock())
-    conninfo = libpq_conninfo(postgres_url)
-    fast = FastAuthorizer(service, conninfo, size=2)
-    requests = Requests(TEST_TPK)
     executor = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        yield Rig(engine, service, libpq_conninfo(postgres_url), Requests(TEST_TPK), executor)
+    finally:
+        executor.shutdown()
+        service.close()
+        engine.dispose()
 
-    async def served(request: CardRequest) -> str:
-        answer = await fast.authorize(request)
-        if isinstance(answer, PinFirst):
-            pin = await service.verify_pin_ahead(request, executor, answer.pin_hash)
-            answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
-        assert isinstance(answer, Authorized)
-        return str(answer.outcome.response_code)
+
+def test_killed_backends_are_replaced_and_the_request_served(rig: Rig) -> None:
+    """An administrator kills every backend of the hot path between two withdrawals: the
+    second fails on its dead connection, the idle ones are checked, new ones are made and it
+    goes through on the hot path (applied once), which stays open."""
+    fast = rig.fast(size=2)
+    served, conninfo, requests = rig.served(fast), rig.conninfo, rig.requests
 
     async def backends(admin: psycopg.AsyncConnection[tuple[int]]) -> list[int]:
         cursor = await admin.execute(
@@ -70,19 +100,8 @@ def test_killed_backends_are_replaced_and_the_request_served(postgres_url: str) 
         await fast.close()
         return codes
 
-    try:
-        assert asyncio.run(run()) == ["00", "00"]
-        with engine.connect() as connection:
-            balance = connection.scalar(
-                text("SELECT balance_cents FROM accounts WHERE number = :n"),
-                {"n": ALICE_CHECKING},
-            )
-            records = connection.scalar(text("SELECT count(*) FROM link_requests"))
-        assert (balance, records) == (525_000 - 30_000, 2)
-    finally:
-        executor.shutdown()
-        service.close()
-        engine.dispose()
+    assert asyncio.run(run()) == ["00", "00"]
+    assert _alice_and_records(rig.engine) == (525_000 - 30_000, 2)
 
 
 def test_an_unfit_connection_is_replaced_and_waiting_is_bounded(postgres_url: str) -> None:
@@ -152,20 +171,6 @@ def test_a_failed_call_leaves_its_connection_fit_with_psycopgs_error(postgres_ur
     asyncio.run(run())
 
 
-def _served(
-    fast: FastAuthorizer, service: AuthorizationService, executor: concurrent.futures.Executor
-) -> Callable[[CardRequest], Coroutine[Any, Any, str]]:
-    async def served(request: CardRequest) -> str:
-        answer = await fast.authorize(request)
-        if isinstance(answer, PinFirst):
-            pin = await service.verify_pin_ahead(request, executor, answer.pin_hash)
-            answer = await fast.authorize(dataclasses.replace(request, pin_check=pin))
-        assert isinstance(answer, Authorized)
-        return str(answer.outcome.response_code)
-
-    return served
-
-
 def _alice_and_records(engine: Engine) -> tuple[int, int]:
     with engine.connect() as connection:
         balance = connection.scalar(
@@ -182,19 +187,13 @@ async def _lock_alice(conninfo: str) -> psycopg.AsyncConnection[Any]:
     return admin
 
 
-def test_a_withdrawal_cancelled_mid_call_is_applied_at_most_once(postgres_url: str) -> None:
+def test_a_withdrawal_cancelled_mid_call_is_applied_at_most_once(rig: Rig) -> None:
     """A request cancelled while its call waits on a row lock (the terminal hung up): the
     connection is closed and replaced, the pool keeps serving, and the same request sent
     again is applied once in all (the cancelled call either never ran or its record answers
     the repeat)."""
-    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
-    engine = create_engine_for(postgres_url)
-    service = AuthorizationService(session_factory(engine), config, Clock())
-    conninfo = libpq_conninfo(postgres_url)
-    fast = FastAuthorizer(service, conninfo, size=1)
-    requests = Requests(TEST_TPK)
-    executor = concurrent.futures.ThreadPoolExecutor(1)
-    served = _served(fast, service, executor)
+    fast = rig.fast(size=1)
+    served, conninfo, requests = rig.served(fast), rig.conninfo, rig.requests
 
     async def run() -> list[str]:
         await fast.open()
@@ -217,29 +216,16 @@ def test_a_withdrawal_cancelled_mid_call_is_applied_at_most_once(postgres_url: s
         await fast.close()
         return codes
 
-    try:
-        assert asyncio.run(run()) == ["00", "00", "00"]
-        assert _alice_and_records(engine) == (525_000 - 13_000, 3)
-    finally:
-        executor.shutdown()
-        service.close()
-        engine.dispose()
+    assert asyncio.run(run()) == ["00", "00", "00"]
+    assert _alice_and_records(rig.engine) == (525_000 - 13_000, 3)
 
 
-def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(
-    postgres_url: str,
-) -> None:
+def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(rig: Rig) -> None:
     """The backend serving a withdrawal is killed while the call waits on a row lock: the
     call fails with the server's error, nothing of it kept; a new connection is made and the
     request tried once more, answered once (00) and applied once."""
-    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
-    engine = create_engine_for(postgres_url)
-    service = AuthorizationService(session_factory(engine), config, Clock())
-    conninfo = libpq_conninfo(postgres_url)
-    fast = FastAuthorizer(service, conninfo, size=1)
-    requests = Requests(TEST_TPK)
-    executor = concurrent.futures.ThreadPoolExecutor(1)
-    served = _served(fast, service, executor)
+    fast = rig.fast(size=1)
+    served, conninfo, requests = rig.served(fast), rig.conninfo, rig.requests
 
     async def run() -> list[str]:
         await fast.open()
@@ -264,13 +250,8 @@ def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(
         await fast.close()
         return codes
 
-    try:
-        assert asyncio.run(run()) == ["00", "00"]
-        assert _alice_and_records(engine) == (525_000 - 11_000, 2)
-    finally:
-        executor.shutdown()
-        service.close()
-        engine.dispose()
+    assert asyncio.run(run()) == ["00", "00"]
+    assert _alice_and_records(rig.engine) == (525_000 - 11_000, 2)
 
 
 def test_pipelined_calls_answer_each_its_own(postgres_url: str) -> None:
@@ -303,18 +284,12 @@ def test_pipelined_calls_answer_each_its_own(postgres_url: str) -> None:
     asyncio.run(run())
 
 
-def test_a_backend_killed_mid_pipeline_answers_each_request_once(postgres_url: str) -> None:
+def test_a_backend_killed_mid_pipeline_answers_each_request_once(rig: Rig) -> None:
     """Three withdrawals pipelined on one connection, the first waiting on a row lock, when
     its backend is killed: every one of them fails on the dead connection, is tried once
     more on a new one and answered once, each applied once."""
-    config = HostConfig.from_env({**TEST_ENV, "DATABASE_URL": postgres_url})
-    engine = create_engine_for(postgres_url)
-    service = AuthorizationService(session_factory(engine), config, Clock())
-    conninfo = libpq_conninfo(postgres_url)
-    fast = FastAuthorizer(service, conninfo, size=1, depth=3)
-    requests = Requests(TEST_TPK)
-    executor = concurrent.futures.ThreadPoolExecutor(1)
-    served = _served(fast, service, executor)
+    fast = rig.fast(size=1, depth=3)
+    served, conninfo, requests = rig.served(fast), rig.conninfo, rig.requests
 
     async def run() -> list[str]:
         await fast.open()
@@ -342,10 +317,5 @@ def test_a_backend_killed_mid_pipeline_answers_each_request_once(postgres_url: s
         await fast.close()
         return codes
 
-    try:
-        assert asyncio.run(run()) == ["00", "00", "00", "00"]
-        assert _alice_and_records(engine) == (525_000 - 31_000, 4)
-    finally:
-        executor.shutdown()
-        service.close()
-        engine.dispose()
+    assert asyncio.run(run()) == ["00", "00", "00", "00"]
+    assert _alice_and_records(rig.engine) == (525_000 - 31_000, 4)

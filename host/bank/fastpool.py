@@ -156,6 +156,12 @@ class HotConnection:
     ) -> tuple[Any, ...] | None:
         """Execute ``query`` (``$1``... placeholders; prepared as ``name`` on first use)
         with ``params`` as text; its first row, or None. Raises psycopg's errors."""
+        for param in params:
+            # libpq reads a text parameter up to its first NUL: refused, as psycopg's
+            # dumpers refuse it, never cut short (a STAN or an account number cut at a NUL
+            # would be another one).
+            if param is not None and b"\x00" in param:
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
         pgconn = self._pgconn
         statements = self._statements
         prepared: asyncio.Future[list[PGresult]] | None = None

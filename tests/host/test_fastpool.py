@@ -21,8 +21,9 @@ from host.bank.fastpool import APPLICATION_NAME, ConnectionQueue
 from host.bank.services import AuthorizationService, CardRequest, PinFirst
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
+from protocol.messages import TransactionType
 from tests.conftest import TEST_ENV
-from tests.host.conftest import ALICE_CHECKING, TEST_TPK, Clock, Requests
+from tests.host.conftest import ALICE_CHECKING, BOB_CHECKING, TEST_TPK, Clock, Requests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +186,36 @@ async def _lock_alice(conninfo: str) -> psycopg.AsyncConnection[Any]:
     admin = await psycopg.AsyncConnection.connect(conninfo)
     await admin.execute("SELECT 1 FROM accounts WHERE number = %s FOR UPDATE", (ALICE_CHECKING,))
     return admin
+
+
+def test_a_nul_in_a_field_is_refused_not_cut_short(rig: Rig) -> None:
+    """libpq would read a text parameter only up to a NUL: a transfer to "<Bob's account>"
+    NUL "junk" must not reach Bob's account, nor a STAN with a NUL another request's record.
+    The call is refused before anything is sent (psycopg's DataError, as its cursor raised:
+    the link server answers 96), nothing is applied and the connection serves the next."""
+    fast = rig.fast(size=1)
+    served, requests = rig.served(fast), rig.requests
+
+    async def run() -> list[object]:
+        await fast.open()
+        codes: list[object] = [await served(requests.withdrawal(1_000))]
+        for request in (
+            requests.make(
+                TransactionType.TRANSFER,
+                amount=5_000,
+                to_account_number=BOB_CHECKING + "\x00junk",
+            ),
+            requests.withdrawal(5_000, stan="000\x0012"),
+        ):
+            with pytest.raises(psycopg.DataError):
+                await fast.authorize(request)
+            codes.append("refused")
+        codes.append(await served(requests.withdrawal(2_000)))
+        await fast.close()
+        return codes
+
+    assert asyncio.run(run()) == ["00", "refused", "refused", "00"]
+    assert _alice_and_records(rig.engine) == (525_000 - 3_000, 2)
 
 
 def test_a_withdrawal_cancelled_mid_call_is_applied_at_most_once(rig: Rig) -> None:

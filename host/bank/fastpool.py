@@ -306,9 +306,6 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-Connection = HotConnection
-
-
 class ConnectionQueue:
     """``size`` autocommit connections to ``conninfo``, each lent to at most ``depth``
     requests at a time (their calls pipelined); ``get`` waits at most ``timeout``."""
@@ -331,9 +328,9 @@ class ConnectionQueue:
         )
         self._max_lifetime = max_lifetime
         # The connections in use (made, not retired), in the order they were made.
-        self._live: list[Connection] = []
+        self._live: list[HotConnection] = []
         # Requests waiting for a connection, oldest first: (deadline, future).
-        self._waiters: deque[tuple[float, asyncio.Future[Connection]]] = deque()
+        self._waiters: deque[tuple[float, asyncio.Future[HotConnection]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._connecting = 0
         # Tasks making connections (cancelled by close) and closing dropped ones (awaited).
@@ -362,7 +359,7 @@ class ConnectionQueue:
             self._closed = False
             self._fill()
 
-    async def get(self) -> Connection:
+    async def get(self) -> HotConnection:
         """A connection for one request; give it back with ``put``."""
         if self._closed:
             raise PoolClosed("the hot path's connections are closed")
@@ -373,7 +370,7 @@ class ConnectionQueue:
             return conn
         loop = self._loop
         assert loop is not None
-        future: asyncio.Future[Connection] = loop.create_future()
+        future: asyncio.Future[HotConnection] = loop.create_future()
         deadline = loop.time() + self.timeout
         self._waiters.append((deadline, future))
         if self._timer is None:
@@ -386,7 +383,7 @@ class ConnectionQueue:
                 self.put(future.result())
             raise
 
-    def put(self, conn: Connection) -> None:
+    def put(self, conn: HotConnection) -> None:
         """Give back a connection ``get`` handed out."""
         conn.lent -= 1
         self.lent -= 1
@@ -444,9 +441,9 @@ class ConnectionQueue:
         await asyncio.gather(*connectors, *self._closers, return_exceptions=True)
 
     # -- inside ----------------------------------------------------------------------------
-    def _least_lent(self) -> Connection | None:
+    def _least_lent(self) -> HotConnection | None:
         """The sound connection lent to the fewest requests, if one is below ``depth``."""
-        best: Connection | None = None
+        best: HotConnection | None = None
         depth = self.depth
         for conn in self._live:
             lent = conn.lent
@@ -459,7 +456,7 @@ class ConnectionQueue:
                     break
         return best
 
-    def _hand(self, conn: Connection) -> None:
+    def _hand(self, conn: HotConnection) -> None:
         """To the oldest requests still waiting, as many as ``conn`` may take."""
         waiters = self._waiters
         while waiters and conn.lent < self.depth:
@@ -469,7 +466,7 @@ class ConnectionQueue:
                 self.lent += 1
                 future.set_result(conn)
 
-    def _retire(self, conn: Connection) -> None:
+    def _retire(self, conn: HotConnection) -> None:
         """``conn`` is lent no more; closed now if no request holds it, else on its last
         return; a new one is made in its place."""
         if conn in self._live:
@@ -496,7 +493,7 @@ class ConnectionQueue:
                 self._timer = loop.call_at(deadline, self._expire)
                 return
 
-    def _drop(self, conn: Connection) -> None:
+    def _drop(self, conn: HotConnection) -> None:
         self._spawn(conn.close(), self._closers)
 
     def _fill(self) -> None:

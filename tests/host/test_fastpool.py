@@ -17,7 +17,7 @@ from psycopg_pool import PoolClosed, PoolTimeout
 from sqlalchemy import Engine, text
 
 from host.bank.fastpath import PIPELINE_DEPTH, Authorized, FastAuthorizer, libpq_conninfo
-from host.bank.fastpool import APPLICATION_NAME, ConnectionQueue
+from host.bank.fastpool import APPLICATION_NAME, ConnectionQueue, HotConnection
 from host.bank.services import AuthorizationService, CardRequest, PinFirst
 from host.config import HostConfig
 from host.db import create_engine_for, session_factory
@@ -181,6 +181,21 @@ def _alice_and_records(engine: Engine) -> tuple[int, int]:
     return balance, records
 
 
+async def _the_connection(fast: FastAuthorizer) -> tuple[ConnectionQueue, HotConnection]:
+    """The hot path's pool and its one connection (not held)."""
+    pool = fast._pool
+    assert pool is not None
+    conn = await pool.get()
+    pool.put(conn)
+    return pool, conn
+
+
+async def _terminate(conninfo: str, pid: int) -> None:
+    """An administrator kills backend ``pid``."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
+        await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+
 async def _lock_alice(conninfo: str) -> psycopg.AsyncConnection[Any]:
     """A connection holding Alice's checking account row locked (a transaction left open)."""
     admin = await psycopg.AsyncConnection.connect(conninfo)
@@ -261,16 +276,12 @@ def test_a_backend_killed_mid_call_is_replaced_and_the_request_applied_once(rig:
     async def run() -> list[str]:
         await fast.open()
         codes = [await served(requests.withdrawal(1_000))]
-        pool = fast._pool
-        assert pool is not None
-        conn = await pool.get()
+        pool, conn = await _the_connection(fast)
         killed = conn.pgconn.backend_pid
-        pool.put(conn)
         admin = await _lock_alice(conninfo)
         call = asyncio.create_task(served(requests.withdrawal(10_000)))
         await asyncio.sleep(0)  # sent; it waits on the lock
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
-            await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        await _terminate(conninfo, killed)
         await admin.rollback()  # the retry, on a new connection, goes through
         await admin.close()
         codes.append(await call)
@@ -325,11 +336,8 @@ def test_a_backend_killed_mid_pipeline_answers_each_request_once(rig: Rig) -> No
     async def run() -> list[str]:
         await fast.open()
         codes = [await served(requests.withdrawal(1_000))]
-        pool = fast._pool
-        assert pool is not None
-        conn = await pool.get()
+        pool, conn = await _the_connection(fast)
         killed = conn.pgconn.backend_pid
-        pool.put(conn)
         admin = await _lock_alice(conninfo)
         before = fast.round_trips
         calls = [
@@ -338,8 +346,7 @@ def test_a_backend_killed_mid_pipeline_answers_each_request_once(rig: Rig) -> No
         ]
         await asyncio.sleep(0)  # all three sent on the one connection
         assert (pool.lent, conn.in_flight) == (3, 3)
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as killer:
-            await killer.execute("SELECT pg_terminate_backend(%s, 5000)", (killed,))
+        await _terminate(conninfo, killed)
         await admin.rollback()
         await admin.close()
         codes += await asyncio.gather(*calls)

@@ -11,7 +11,8 @@ loop after it) alone.
 Starts a throw-away PostgreSQL cluster (the machine's initdb/pg_ctl, as the ``postgres`` user
 when run as root), migrates and seeds it, gives each terminal a card and an account of its
 own, starts one ``atm host`` process and drives it with one connection per terminal, each
-sending withdrawals one after the other. Each terminal's card session is opened (PIN verified
+sending withdrawals one after the other (the terminals on uvloop when it is installed, as
+the host serves: ``run``). Each terminal's card session is opened (PIN verified
 with bcrypt at the production cost, 12) before the clock starts: the figure is the steady
 state of authorizations, not of bcrypt.
 """
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import os
 import re
 import resource
@@ -32,12 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import insert, select, text
 
+from atm.commands._host_serve import loop_factory
 from host.bank.ledger import check_ledger, post
 from host.bank.models import Account, Card, CardAccount, Customer, Terminal
 from host.bank.pins import hash_pin
@@ -58,6 +62,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PEPPER = "dev-pin-pepper-change-me"
 PIN = "2580"
 AMOUNT = 2_000
+
+T = TypeVar("T")
 
 
 def _find(program: str) -> Path:
@@ -230,10 +236,14 @@ class _TerminalLink(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiting: asyncio.Future[Message] | None = None
         self.key: MatchKey | None = None
+        # The last request's bytes handed to the socket, and its answer's first read (before
+        # decoding), on the monotonic clock: the open loop's breakdown.
+        self.sent = 0.0
+        self.arrived = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (asyncio's or uvloop's, which does not subclass asyncio's).
+        self.transport = cast(asyncio.Transport, transport)
 
     def request(self, message: Message) -> asyncio.Future[Message]:
         """Send ``message`` (MAC'd by the codec); the future gets its response."""
@@ -244,9 +254,11 @@ class _TerminalLink(asyncio.Protocol):
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.waiting, self.key = future, match_key(message)
         self.transport.write(encode_frame(self.codec.encode(message)))
+        self.sent = time.monotonic()
         return future
 
     def data_received(self, data: bytes) -> None:
+        self.arrived = time.monotonic()
         try:
             for frame in self.framer.feed(data):
                 message = self.codec.decode(frame)
@@ -491,16 +503,59 @@ class ClosedLoop:
         return [x for per in self.latencies for x in per]
 
 
+QUIET_COLLECTOR = True
+
+
+@contextlib.contextmanager
+def collector_quiet() -> Iterator[None]:
+    """This process's garbage collector kept out of a measured loop: a full collection
+    first, then every object it holds frozen (``gc.freeze``: later collections skip them)
+    until the loop ends. The terminals stand in for ATMs on other machines, whose pauses
+    are no part of the host's latency; without it a generation-2 collection of this
+    process (its modules, the figures so far: 100-120 ms on 2 cores, measured with
+    ``scripts.link_ab --breakdown``) held every request due or answered meanwhile, and
+    counted as the host's latency. The loop's own objects are still collected.
+    ``QUIET_COLLECTOR`` False (``scripts.link_ab --old-gc asis``): the collector as it
+    comes, to measure what this costs."""
+    if not QUIET_COLLECTOR:
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def closed_loop(terminals: Sequence[BenchTerminal], count: int) -> ClosedLoop:
-    started, cpu = time.perf_counter(), os.times()
-    results = await asyncio.gather(*(t.run(count) for t in terminals))
-    elapsed, now = time.perf_counter() - started, os.times()
+    with collector_quiet():
+        started, cpu = time.perf_counter(), os.times()
+        results = await asyncio.gather(*(t.run(count) for t in terminals))
+        elapsed, now = time.perf_counter() - started, os.times()
     user, system = now.user - cpu.user, now.system - cpu.system
     return ClosedLoop(elapsed, list(results), user + system, system)
 
 
 class Shed(Exception):
     """The host answered 91 under load: it shed the request (nothing applied)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One answered request of an open loop, on the monotonic clock (time.monotonic, s):
+    when it was due, when a free terminal took it, when its bytes went to the socket, when
+    its answer's first bytes were read, when its task had the verified answer; ``key``: its
+    terminal, STAN and MTI class.
+    ``sent - due`` is the load generator's own lag (its timer, waiting for a free terminal,
+    encoding and MAC), ``done - arrived`` its own time on the answer (decoding, MAC check)."""
+
+    due: float
+    started: float  # a free terminal took it
+    sent: float
+    arrived: float
+    done: float
+    key: MatchKey
 
 
 @dataclass(frozen=True)
@@ -513,6 +568,12 @@ class OpenLoop:
     # Requests due while every terminal had one outstanding: they waited for a free one.
     waited: int = 0
     terminals: int = 0
+    samples: list[Sample] = field(default_factory=list)  # the answered ones, in answer order
+
+    def lags(self) -> list[float]:
+        """The load generator's own lag per answered request: from its due time to its bytes
+        handed to the socket (counted in its latency, though no host work is in it)."""
+        return [s.sent - s.due for s in self.samples]
 
 
 async def open_loop(
@@ -526,9 +587,10 @@ async def open_loop(
     one connection would instead wait on their card's row lock in the database, which no
     fleet of ATMs does."""
     count = max(1, int(rate * seconds))
-    loop = asyncio.get_running_loop()
-    start = loop.time() + 0.05
+    # time.monotonic, not loop.time(): uvloop's is the time its iteration began, in ms.
+    clock = time.monotonic
     latencies: list[float] = []
+    samples: list[Sample] = []
     shed = waited = 0
     free: asyncio.Queue[BenchTerminal] = asyncio.Queue()
     for terminal in terminals:
@@ -539,25 +601,43 @@ async def open_loop(
         if free.empty():
             waited += 1
         terminal = await free.get()
+        started = clock()
         try:
             await terminal.request(kind)
+            done = clock()
+            link = terminal.link
+            assert link is not None and link.key is not None
+            samples.append(Sample(due, started, link.sent, link.arrived, done, link.key))
         except Shed:
             shed += 1
             return
         finally:
             free.put_nowait(terminal)
-        latencies.append(loop.time() - due)
+        latencies.append(done - due)
 
     tasks: list[asyncio.Task[None]] = []
-    for n in range(count):
-        due = start + n / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
-    await asyncio.gather(*tasks)
-    elapsed = loop.time() - start
-    return OpenLoop(rate, len(latencies) / elapsed, latencies, shed, waited, len(terminals))
+    with collector_quiet():
+        start = clock() + 0.05
+        for n in range(count):
+            due = start + n / rate
+            delay = due - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+        elapsed = clock() - start
+    return OpenLoop(
+        rate, len(latencies) / elapsed, latencies, shed, waited, len(terminals), samples
+    )
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (the loop ``atm host`` serves on
+    by default), else on asyncio's own: the terminals stand in for ATMs on other machines,
+    and what they cost this machine (their CPU per request, ``ClosedLoop.client_cpu``) is
+    taken from the host and PostgreSQL under test."""
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+        return runner.run(main)
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -638,9 +718,7 @@ def main() -> int:
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = prepare(url, args.terminals)
-        result, opened = asyncio.run(
-            _drive(url, pans, args.requests, args.open_rate, args.open_seconds)
-        )
+        result, opened = run(_drive(url, pans, args.requests, args.open_rate, args.open_seconds))
         clean = ledger_clean(url)
         latencies = result.flat()
         print(f"cores: {os.cpu_count()}; terminals: {args.terminals}; withdrawals: {result.total}")

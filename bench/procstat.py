@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TICK_SECONDS", "process_ticks", "stat_ticks", "tree_ticks"]
+__all__ = ["TICK_SECONDS", "process_ticks", "run_queue_wait", "stat_ticks", "tree_ticks"]
 
 TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 
@@ -57,6 +57,21 @@ def tree_ticks(parent: int) -> int:
     the postmaster."""
     total = process_ticks(parent, reaped=True)  # first, as before: the same reading order
     return total + sum(stat_ticks(fields) for _, fields in _children(parent))
+
+
+def run_queue_wait(pid: int | str = "self", *, with_children: bool = False) -> float:
+    """Seconds the threads of process ``pid`` (with ``with_children``: and of its children
+    now running) have spent runnable but waiting for a core (/proc/PID/task/TID/schedstat,
+    its second figure; nanoseconds): what CPU contention costs them. Threads and processes
+    gone meanwhile are skipped (with their figures)."""
+    pids = [pid, *(child for child, _ in _children(int(pid)))] if with_children else [pid]
+    waited = 0
+    for one in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{one}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    waited += int((task / "schedstat").read_text().split()[1])
+    return waited / 1e9
 
 
 def pin(pid: int, cpus: set[int], *, with_children: bool = False) -> None:

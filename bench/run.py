@@ -636,7 +636,7 @@ def split_run(
     pin(os.getpid(), rest)
     cluster.checkpoint()  # not in the closed loop: what the pgbench runs before left dirty
     try:
-        runs = asyncio.run(host_runs(url, pans, count, 0.0, (), postmaster))
+        runs = bench_host.run(host_runs(url, pans, count, 0.0, (), postmaster))
         tps = bench_host.pgbench(cluster, len(pans), seconds, scale, again=True)
     finally:
         pin(postmaster, everything, with_children=True)
@@ -953,7 +953,7 @@ def pin_only(short: bool, out: Path, outstanding: int, rounds: int) -> int:
         url = cluster.url("atm")
         pin_pans = bench_host.prepare(url, outstanding or pin_outstanding(), "PIN")
         inq_pans = bench_host.prepare(url, 4, "INQ")
-        pin = asyncio.run(
+        pin = bench_host.run(
             pin_capacity(url, pin_pans, inq_pans, seconds, rounds, postmaster_pid(cluster))
         )
         clean = bench_host.ledger_clean(url)
@@ -987,7 +987,7 @@ def host_only(short: bool, out: Path) -> int:
         cluster.create_database("atm")
         url = cluster.url("atm")
         pans = bench_host.prepare(url, terminals)
-        runs = asyncio.run(host_runs(url, pans, requests, 0, (), postmaster_pid(cluster)))
+        runs = bench_host.run(host_runs(url, pans, requests, 0, (), postmaster_pid(cluster)))
         alone = db_alone.run(cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS)
         clean = bench_host.ledger_clean(url)
         scale, tps1, tps32, split = anchors(cluster, url, pans, requests, pg_seconds, short)
@@ -1051,7 +1051,7 @@ def main() -> int:
         pin_pans = bench_host.prepare(url, args.pin_outstanding or pin_outstanding(), "PIN")
         inq_pans = bench_host.prepare(url, 4, "INQ")
         fractions = (0.5, 1.0) if short else (0.25, 0.5, 0.75, 1.0, 1.25)
-        runs = asyncio.run(
+        runs = bench_host.run(
             host_runs(url, pans, requests, open_seconds, fractions, postmaster_pid(cluster))
         )
         closed, sweep = runs.closed, runs.sweep
@@ -1063,7 +1063,7 @@ def main() -> int:
                 cluster, "atm", runs.clients, runs.env, pg_seconds, HOST_CONNECTIONS
             ),
         )
-        pin = asyncio.run(
+        pin = bench_host.run(
             pin_capacity(url, pin_pans, inq_pans, pin_seconds, pin_rounds, postmaster_pid(cluster))
         )
         clean = bench_host.ledger_clean(url)
@@ -1084,18 +1084,18 @@ def main() -> int:
                 finally:
                     await bench_host.close_terminals(ts)
 
-        target_cold, target_run = asyncio.run(at_target())
+        target_cold, target_run = bench_host.run(at_target())
         clean = clean and bench_host.ledger_clean(url)
         # Scale-out: 1, 2, 4 host processes (atm host --workers) on the same database.
         scaling = [
-            (n, asyncio.run(scale_out(url, pans, requests, n)))
+            (n, bench_host.run(scale_out(url, pans, requests, n)))
             for n in ((1, 2) if short else (1, 2, 4))
         ]
         clean = clean and bench_host.ledger_clean(url)
 
         # Memory per signed-on connection in one host process.
         con_ids = bench_host.prepare_terminals(url, connections + 50)
-        con_before, con_after, con_count = asyncio.run(connection_memory(url, con_ids, 50))
+        con_before, con_after, con_count = bench_host.run(connection_memory(url, con_ids, 50))
 
         # The fleet on a database of its own: terminals ATM00001..N, PINs at bcrypt cost 4
         # (every terminal's first session verifies Bob's PIN once; bcrypt has its own figure).

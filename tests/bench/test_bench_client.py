@@ -92,3 +92,28 @@ async def test_an_answer_with_a_bad_mac_or_for_another_request_fails_the_request
         with pytest.raises(LinkError, match="unmatched 0210 STAN 999999"):
             await terminal.request("withdrawal")
         await terminal.close()
+
+
+def test_an_open_loop_on_uvloop_times_each_request_from_its_due_time():
+    # bench_host.run: the terminals on uvloop (as make bench runs them), against the peer
+    # above over a real socket; every answered request's times in order, its STAN its own.
+    bench_host = load_script("bench_host")
+
+    async def main():
+        server, seen = await _host(approve)
+        async with server:
+            terminal = await _signed_on(bench_host, server)
+            loop_kind = type(asyncio.get_running_loop()).__module__
+            run = await bench_host.open_loop([terminal], rate=50, seconds=0.1)
+            await terminal.close()
+        return loop_kind, run, seen
+
+    loop_kind, run, seen = bench_host.run(main())
+    assert loop_kind.startswith("uvloop")
+    assert len(run.latencies) == len(run.samples) == 5 and run.shed == 0
+    assert [s.key[1] for s in run.samples] == [r["11"] for r in seen]
+    for sample, latency in zip(run.samples, run.latencies, strict=True):
+        # (an event loop may run a timer up to its clock resolution early: 1 ms)
+        assert sample.due - 0.002 < sample.started <= sample.sent <= sample.arrived <= sample.done
+        assert latency == sample.done - sample.due
+    assert run.lags() == [s.sent - s.due for s in run.samples]

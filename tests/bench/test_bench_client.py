@@ -5,6 +5,7 @@ or an answer to another request fails the request, never passes."""
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_an_open_loop_on_uvloop_times_each_request_from_its_due_time():
     # above over a real socket; every answered request's times in order, its STAN its own.
     bench_host = load_script("bench_host")
 
-    async def main():
+    async def main() -> tuple[str, Any, list[Message]]:
         server, seen = await _host(approve)
         async with server:
             terminal = await _signed_on(bench_host, server)

@@ -38,9 +38,12 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).expanduser().absolute()
 
 
-def create_engine_for(url: str, **kwargs: Any) -> Engine:
+def create_engine_for(url: str, *, prepared_statements: bool = True, **kwargs: Any) -> Engine:
     """An engine with the settings we rely on: SQLite gets foreign keys, WAL and a busy
-    timeout (several threads write); PostgreSQL gets pre-ping so a restarted server is noticed."""
+    timeout (several threads write); PostgreSQL gets pre-ping so a restarted server is noticed.
+    ``prepared_statements`` False (PostgreSQL): psycopg never prepares a statement on the
+    server (by default it does once a connection has run one five times), for a pooler in
+    transaction mode that cannot carry them between server connections."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -55,6 +58,8 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if not prepared_statements:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -14,10 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
+    "POOLER_HINT",
     "create_engine_for",
     "head_revision",
     "is_sqlite",
     "migrate",
+    "prepared_statement_refused",
     "schema_problem",
     "session_factory",
     "sqlite_file",
@@ -61,6 +63,30 @@ def create_engine_for(url: str, *, prepared_statements: bool = True, **kwargs: A
     if not prepared_statements:
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# SQLSTATEs of a prepared statement the server does not have, or has already: what a pooler in
+# transaction mode that does not carry prepared statements between server connections causes.
+_PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
+POOLER_HINT = (
+    "the database refused a prepared statement (no such statement, or one already there): "
+    "behind a connection pooler in transaction mode that does not carry prepared statements "
+    "(PgBouncer before 1.21, or max_prepared_statements = 0), set "
+    "DATABASE_PREPARED_STATEMENTS=false"
+)
+
+
+def prepared_statement_refused(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (psycopg's, or SQLAlchemy's around it) is the server refusing a
+    prepared statement it does not have or already has."""
+    seen: set[int] = set()
+    current = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in _PREPARED_STATEMENT_STATES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from host.bank.models import Account, LinkRequest
 from host.config import HostConfig
-from host.db import create_engine_for, session_factory
+from host.db import POOLER_HINT, create_engine_for, prepared_statement_refused, session_factory
 from tests.conftest import TEST_ENV, PostgresDatabases, PostgresServer
 from tests.host.link_helpers import ALICE_CHECKING, TestTerminal, start_host
 
@@ -200,3 +201,33 @@ async def test_withdrawals_through_a_transaction_mode_pooler_are_applied_once(
     assert approved == 12
     # DE 54: the ledger balance the last withdrawal left, as the database has it.
     assert f"{after:012d}" in inquiry["54"]
+
+
+def _error(url: str, *statements: str) -> DBAPIError:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    except DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{statements} did not fail")
+
+
+def test_a_refused_prepared_statement_is_told_apart(postgres_url: str) -> None:
+    """What a pooler that does not carry prepared statements makes the server answer (no such
+    statement; one already there), from psycopg or wrapped by SQLAlchemy, is recognised, so
+    the link server can log ``POOLER_HINT`` with it; other errors are not."""
+    missing = _error(postgres_url, "EXECUTE atm_not_prepared")
+    twice = _error(postgres_url, *["PREPARE atm_twice AS SELECT 1"] * 2)
+    other = _error(postgres_url, "SELECT 1/0")
+    assert type(missing.orig).__name__ == "InvalidSqlStatementName"
+    assert type(twice.orig).__name__ == "DuplicatePreparedStatement"
+    for refused in (missing, twice):
+        assert prepared_statement_refused(refused)
+        assert prepared_statement_refused(refused.orig)
+    assert not prepared_statement_refused(other)
+    assert not prepared_statement_refused(other.orig)
+    assert "DATABASE_PREPARED_STATEMENTS=false" in POOLER_HINT

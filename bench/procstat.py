@@ -13,7 +13,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["TICK_SECONDS", "process_ticks", "run_queue_wait", "stat_ticks", "tree_ticks"]
+__all__ = [
+    "TICK_SECONDS",
+    "pressure",
+    "process_ticks",
+    "run_queue_wait",
+    "stat_ticks",
+    "tree_ticks",
+]
 
 TICK_SECONDS = 1 / os.sysconf("SC_CLK_TCK")
 
@@ -72,6 +79,20 @@ def run_queue_wait(pid: int | str = "self", *, with_children: bool = False) -> f
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     waited += int((task / "schedstat").read_text().split()[1])
     return waited / 1e9
+
+
+def pressure() -> tuple[float, float]:
+    """Seconds so far during which some task waited for a core, and for I/O (Linux PSI,
+    /proc/pressure, "some": the whole machine's, other tenants' work included); 0 for a
+    kernel without it."""
+    figures = []
+    for kind in ("cpu", "io"):
+        try:
+            first = Path(f"/proc/pressure/{kind}").read_text().splitlines()[0]
+            figures.append(int(first.rsplit("total=", 1)[1]) / 1e6)
+        except (OSError, IndexError, ValueError):
+            figures.append(0.0)
+    return figures[0], figures[1]
 
 
 def pin(pid: int, cpus: set[int], *, with_children: bool = False) -> None:

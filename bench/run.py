@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_host  # a sibling script, not a package (bench/ is on sys.path first)
 import bench_link_codec
 import db_alone
-from procstat import TICK_SECONDS, pin, process_ticks, stat_ticks, tree_ticks
+from procstat import TICK_SECONDS, pin, pressure, process_ticks, stat_ticks, tree_ticks
 
 from atm.commands.fleet import FleetReport, run_fleet
 from host.app import hot_path_connections
@@ -1074,17 +1074,20 @@ def main() -> int:
         # service: pgbench's loads leave dirty pages behind (a checkpoint flushes them first,
         # not during the window) and a fresh host's first second opens its connections and
         # compiles the function in each backend (its own figure, "cold").
-        async def at_target() -> tuple[bench_host.OpenLoop, bench_host.OpenLoop]:
+        async def at_target() -> tuple[bench_host.OpenLoop, bench_host.OpenLoop, float]:
             cluster.checkpoint()
             async with bench_host.HostProcess(url) as host:
                 ts = await bench_host.open_terminals(host.port, pans)
                 try:
                     cold = await bench_host.open_loop(ts, 0.3 * tps32, TARGET_WARM_SECONDS)
-                    return cold, await bench_host.open_loop(ts, 0.3 * tps32, open_seconds)
+                    waited, started = pressure()[0], time.monotonic()
+                    run = await bench_host.open_loop(ts, 0.3 * tps32, open_seconds)
+                    share = (pressure()[0] - waited) / (time.monotonic() - started)
+                    return cold, run, share
                 finally:
                     await bench_host.close_terminals(ts)
 
-        target_cold, target_run = bench_host.run(at_target())
+        target_cold, target_run, target_pressure = bench_host.run(at_target())
         clean = clean and bench_host.ledger_clean(url)
         # Scale-out: 1, 2, 4 host processes (atm host --workers) on the same database.
         scaling = [
@@ -1124,7 +1127,9 @@ def main() -> int:
             f"max {ms(max(target_run.latencies or [0.0]))}, "
             f"achieved {target_run.achieved:.0f}/s{shed_note(target_run)}; after "
             f"{TARGET_WARM_SECONDS:.0f} s at the same rate on a fresh host, whose p99 was "
-            f"{ms(bench_host.quantile(target_cold.latencies, 0.99))})",
+            f"{ms(bench_host.quantile(target_cold.latencies, 0.99))}; the terminals' own lag "
+            f"p99 {ms(bench_host.quantile(target_run.lags(), 0.99))}; some task waited for a "
+            f"core {target_pressure:.0%} of the window, /proc/pressure)",
             f"{0.3 * tps32:.0f}/s offered",
             "",
             verdict(

@@ -81,7 +81,7 @@ from bench.bench_host import (
     raise_open_file_limit,
     sign_on_all,
 )
-from bench.procstat import process_ticks, run_queue_wait, tree_ticks
+from bench.procstat import pressure, process_ticks, run_queue_wait, tree_ticks
 from host.db import create_engine_for
 from protocol.errors import LinkError
 
@@ -129,19 +129,6 @@ class GcClock:
 
 
 GC_CLOCK: GcClock | None = None
-
-
-def pressure() -> tuple[float, float]:
-    """Seconds so far during which some task waited for a core, and for I/O (Linux PSI,
-    /proc/pressure: the whole machine's, other tenants included); (0, 0) without it."""
-    figures = []
-    for kind in ("cpu", "io"):
-        try:
-            first = Path(f"/proc/pressure/{kind}").read_text().splitlines()[0]
-            figures.append(int(first.rsplit("total=", 1)[1]) / 1e6)
-        except (OSError, IndexError, ValueError):
-            figures.append(0.0)
-    return figures[0], figures[1]
 
 
 @dataclass

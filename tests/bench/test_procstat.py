@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.bench.scripts import load_script
 
@@ -46,3 +49,29 @@ def test_a_child_counts_while_it_runs_and_after_it_is_reaped() -> None:
 
 def test_this_process_reads_its_own_time() -> None:
     assert procstat.process_ticks() == procstat.process_ticks("self") > 0
+
+
+def _burner(cpu: int) -> subprocess.Popen[str]:
+    """A child on core ``cpu`` alone that burns 0.3 s of CPU and says so."""
+    return subprocess.Popen(
+        [sys.executable, "-c", BURN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/pressure/cpu").exists(), reason="a kernel without PSI")
+def test_two_children_on_one_core_make_the_machine_wait_for_a_core() -> None:
+    # Each needs 0.3 s of the one core they share: one waits while the other runs, and the
+    # machine-wide figure counts that wait (whatever else the machine does meanwhile).
+    cpu = min(os.sched_getaffinity(0))
+    waited, _io = procstat.pressure()
+    children = [_burner(cpu), _burner(cpu)]
+    for child in children:
+        assert child.stdout is not None and child.stdout.readline() == "burnt\n"
+    after, _io = procstat.pressure()
+    for child in children:
+        child.communicate("")
+    assert after - waited >= 0.2

@@ -1127,9 +1127,10 @@ def main() -> int:
             f"max {ms(max(target_run.latencies or [0.0]))}, "
             f"achieved {target_run.achieved:.0f}/s{shed_note(target_run)}; after "
             f"{TARGET_WARM_SECONDS:.0f} s at the same rate on a fresh host, whose p99 was "
-            f"{ms(bench_host.quantile(target_cold.latencies, 0.99))}; the terminals' own lag "
-            f"p99 {ms(bench_host.quantile(target_run.lags(), 0.99))}; some task waited for a "
-            f"core {target_pressure:.0%} of the window, /proc/pressure)",
+            f"{ms(bench_host.quantile(target_cold.latencies, 0.99))}; due to sent p99 "
+            f"{ms(bench_host.quantile(target_run.lags(), 0.99))} (the terminals' timer and "
+            f"encoding, and any wait for a free terminal); some task waited for a core "
+            f"{target_pressure:.0%} of the window, /proc/pressure)",
             f"{0.3 * tps32:.0f}/s offered",
             "",
             verdict(

@@ -44,7 +44,7 @@ class Framer:
         """Add ``data`` and return the whole frames now available, oldest first."""
         if not self._buffer and len(data) >= HEADER_LEN:
             # The common case, one whole frame in one read: no copy through the buffer.
-            length = int.from_bytes(data[:HEADER_LEN], "big")
+            length = data[0] << 8 | data[1]  # HEADER_LEN bytes, big-endian
             if length <= self.max_frame and len(data) == HEADER_LEN + length:
                 return [bytes(data[HEADER_LEN:])] if length else []
         self._buffer += data

@@ -56,8 +56,10 @@ def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
     fields = dict(message)  # the one copy: encode_owned may add to it
     fields.pop("64", None)
     fields.pop("128", None)
-    fields[mac_field(fields)] = _PLACEHOLDER
-    body = bytes(encode_owned(fields)[:-MAC_HEX_LEN])
+    fields["64" if _SECONDARY_FIELDS.isdisjoint(fields) else "128"] = _PLACEHOLDER  # mac_field
+    data = encode_owned(fields)
+    del data[-MAC_HEX_LEN:]  # the placeholder, in place
+    body = bytes(data)
     return body + compute_mac_ascii(scheme, key, body)
 
 
@@ -82,7 +84,7 @@ def verify_signed(payload: bytes, message: Message, scheme: KeyScheme, key: byte
     if len(value) != MAC_HEX_LEN or received != value.encode("ascii"):
         raise MacError("MAC is not the last 16 characters of the message")
     # compute_mac_ascii gives upper case; the received MAC may be in either.
-    expected = compute_mac_ascii(scheme, key, payload[:-MAC_HEX_LEN])
+    expected = compute_mac_ascii(scheme, key, payload, len(payload) - MAC_HEX_LEN)
     if not hmac.compare_digest(expected, received.upper()):
         raise MacError("MAC does not verify")
 

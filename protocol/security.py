@@ -32,7 +32,7 @@ import functools
 import hmac
 import secrets
 import threading
-from ctypes import Array, c_char, c_long
+from ctypes import Array, byref, c_char, c_long
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from protocol import libcrypto
-from protocol.errors import KeyMaterialError, MessageError
+from protocol.errors import KeyMaterialError, LocalProtocolError, MessageError
 
 __all__ = [
     "KEY_LEN",
@@ -161,10 +161,10 @@ class _TdesRetailMacContext:
         self._finish = Cipher(_tdes(key), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
         self._lock = threading.Lock()
 
-    def mac(self, data: bytes) -> bytes:
-        n = len(data)
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]``."""
         whole = n & -8  # bytes in the whole blocks before the padded last one
-        last = int.from_bytes(data[whole:] + _LAST_BLOCK_PADS[n - whole])
+        last = int.from_bytes(data[whole:n] + _LAST_BLOCK_PADS[n - whole])
         lock = self._lock
         lock.acquire()
         try:
@@ -192,8 +192,10 @@ class _DesRetailMacContext:
     zero IV. The two buffers are the context's own: one lock per key.
 
     The two calls go without ctypes argtypes (``protocol.libcrypto``: they would cost about
-    1 us a MAC); every argument is of its exact C type: the data as ``bytes`` (copied from
-    any other buffer), ``Block`` and ``Schedule`` instances, a ``c_long`` length."""
+    1 us a MAC); every argument is of its exact C type: the data as ``bytes`` (copied from any
+    other buffer), pointers to the context's own ``Block`` and ``Schedule`` instances (``byref``
+    made once: each holds its target, and passing one allocates nothing), a ``c_long`` length,
+    an ``int``."""
 
     def __init__(self, key: bytes, des: libcrypto.SingleDes) -> None:
         _check_key(key)
@@ -203,24 +205,35 @@ class _DesRetailMacContext:
         # The generic type: mypy's ctypes plugin cannot read ``.raw`` of a Block.
         self._chain: Array[c_char] = libcrypto.Block()
         self._out = libcrypto.Block()
+        self._k1_ptr, self._k2_ptr = byref(self._k1), byref(self._k2)
+        self._chain_ptr, self._out_ptr = byref(self._chain), byref(self._out)
         self._cbc_cksum, self._ede3_cbc = des.hot_calls()
         self._lock = threading.Lock()
 
-    def mac(self, data: bytes) -> bytes:
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]`` (``n`` at most ``len(data)``): DES_cbc_cksum reads the
+        ``n & -8`` bytes of the whole blocks from ``data`` in place."""
         if type(data) is not bytes:
             data = bytes(data)
-        n = len(data)
+        if not 0 <= n <= len(data):
+            raise ValueError(f"cannot MAC {n} bytes of {len(data)}")
         whole = n & -8  # bytes in the whole blocks before the padded last one
-        last = data[whole:] + _LAST_BLOCK_PADS[n - whole]
-        k1, chain = self._k1, self._chain
+        last = data[whole:n] + _LAST_BLOCK_PADS[n - whole]
+        length = _BLOCK_LENGTHS[whole >> 3] if whole <= _BLOCK_LENGTHS_UP_TO else c_long(whole)
+        k1, chain = self._k1_ptr, self._chain_ptr
         with self._lock:
-            self._cbc_cksum(data, chain, c_long(whole), k1, _ZERO_IV)
-            self._ede3_cbc(last, self._out, _ONE_BLOCK, k1, self._k2, k1, chain, _DES_ENCRYPT)
-            return chain.raw
+            self._cbc_cksum(data, chain, length, k1, _ZERO_IV)
+            self._ede3_cbc(
+                last, self._out_ptr, _ONE_BLOCK, k1, self._k2_ptr, k1, chain, _DES_ENCRYPT
+            )
+            return self._chain.raw
 
 
 _ONE_BLOCK = libcrypto.ONE_BLOCK
 _DES_ENCRYPT = libcrypto.DES_ENCRYPT
+# libcrypto.block_length, inline: the c_long lengths made once.
+_BLOCK_LENGTHS = libcrypto.BLOCK_LENGTHS
+_BLOCK_LENGTHS_UP_TO = libcrypto.BLOCK_LENGTHS_UP_TO
 
 
 def retail_mac_engine() -> str:
@@ -244,9 +257,10 @@ class _CmacContext:
         _check_key(key)
         self._keyed = cmac.CMAC(algorithms.AES(key))
 
-    def mac(self, data: bytes) -> bytes:
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]``."""
         mac = self._keyed.copy()
-        mac.update(data)
+        mac.update(data if n == len(data) else data[:n])
         return mac.finalize()[:8]
 
 
@@ -263,22 +277,28 @@ def retail_mac(key: bytes, data: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3, padding method 2, double-length key K1||K2:
     CBC-MAC with single DES under K1, then the last block decrypted under K2 and encrypted
     under K1. Single DES from libcrypto, or TDES with K1K1K1 (``retail_mac_engine``)."""
-    return _mac_context(KeyScheme.TDES, key).mac(data)
+    return _mac_context(KeyScheme.TDES, key).mac(data, len(data))
 
 
 def aes_cmac(key: bytes, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B), leftmost 8 bytes."""
-    return _mac_context(KeyScheme.AES, key).mac(data)
+    return _mac_context(KeyScheme.AES, key).mac(data, len(data))
 
 
 def compute_mac(scheme: KeyScheme, key: bytes, data: bytes) -> str:
     """The MAC of ``data`` as 16 upper-case hex characters."""
-    return _mac_context(scheme, key).mac(data).hex().upper()
+    return _mac_context(scheme, key).mac(data, len(data)).hex().upper()
 
 
-def compute_mac_ascii(scheme: KeyScheme, key: bytes, data: bytes) -> bytes:
-    """``compute_mac`` as the 16 ASCII bytes that travel on the wire."""
-    return binascii.hexlify(_mac_context(scheme, key).mac(data)).upper()
+def compute_mac_ascii(
+    scheme: KeyScheme, key: bytes, data: bytes, length: int | None = None
+) -> bytes:
+    """``compute_mac`` as the 16 ASCII bytes that travel on the wire; of ``data[:length]``
+    when ``length`` is given (a received message without its MAC, not copied for it)."""
+    n = len(data) if length is None else length
+    if not 0 <= n <= len(data):
+        raise LocalProtocolError(f"cannot MAC {n} bytes of {len(data)}")
+    return binascii.hexlify(_mac_context(scheme, key).mac(data, n)).upper()
 
 
 def mac_bytes_equal(a: bytes, b: bytes) -> bool:

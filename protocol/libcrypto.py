@@ -18,14 +18,18 @@ Python's ``ssl`` and ``hashlib`` use stays as it is. The library is the libcrypt
 ``_hashlib`` has already loaded (``dlopen`` of the same soname gives that one).
 
 Calls: libcrypto is opened as a ``ctypes.PyDLL`` (the GIL stays held over calls of a few
-microseconds). ``DES_set_key_unchecked`` and ``OpenSSL_version_num`` have argtypes and restype.
-The two per-MAC functions have their restype but no argtypes: converting their 5 and 8
-arguments through argtypes costs about 1 us a MAC (measured beside the call itself, ~15 % of a
-MAC). Instead ``SingleDes.cbc_mac_chain`` and ``SingleDes.ede3_cbc_block`` below are their only
-callers and pass arguments of the exact C types only: ``bytes`` for ``const unsigned char *``
-(never shorter than the length passed), ``Block`` (``unsigned char[8]``, a ``DES_cblock``) and
-``Schedule`` (the 128-byte ``DES_key_schedule``) instances, passed by ctypes as pointers,
-``c_long`` for ``long`` (``block_length``) and a Python ``int`` for ``int``.
+microseconds, no hand-over to another thread and back). ``DES_set_key_unchecked`` and
+``OpenSSL_version_num`` have argtypes and restype. The two per-MAC functions have their restype
+(none read) but no argtypes: converting their 5 and 8 arguments through argtypes costs about
+1 us a MAC (measured, some 15 % of one). So every argument they get is built to its exact C
+type, by ``SingleDes.cbc_mac_chain`` and ``SingleDes.ede3_cbc_block`` (checked, for tests and
+the benchmark) and by the retail MAC context in ``protocol.security`` (the same arguments, per
+message): ``bytes`` for ``const unsigned char *`` (never shorter than the length passed),
+``Block`` (``unsigned char[8]``, a ``DES_cblock``) and ``Schedule`` (the 128-byte
+``DES_key_schedule``) instances or ``byref`` pointers to them, a ``c_long`` for ``long``
+(``block_length``) and a Python ``int`` for ``int``. Nothing else calls them: without
+argtypes ctypes would pass a Python ``int`` as a C ``int``, so none may go where a pointer or
+``long`` is expected.
 
 ``load()`` returns ``None`` (and says why) where there is no such library, it is not OpenSSL 3
 or it lacks a function, or it fails a known-answer test; ``protocol.security`` then falls back
@@ -92,7 +96,7 @@ class SingleDes:
 
     version: str
     _set_key: Callable[..., None]
-    _cbc_cksum: Callable[..., int]
+    _cbc_cksum: Callable[..., None]
     _ede3_cbc: Callable[..., None]
 
     def schedule(self, key: bytes) -> Schedule:
@@ -138,7 +142,7 @@ class SingleDes:
             raise ValueError("Block buffers")
         self._ede3_cbc(block, out, ONE_BLOCK, k1, k2, k3, chain, DES_ENCRYPT)
 
-    def hot_calls(self) -> tuple[Callable[..., int], Callable[..., None]]:
+    def hot_calls(self) -> tuple[Callable[..., None], Callable[..., None]]:
         """``DES_cbc_cksum`` and ``DES_ede3_cbc_encrypt`` as they are, for a caller that builds
         their arguments exactly as ``cbc_mac_chain`` and ``ede3_cbc_block`` do (with
         ``ONE_BLOCK`` and ``DES_ENCRYPT``) without their checks: the retail MAC, per message."""
@@ -161,7 +165,7 @@ def _bind() -> SingleDes:
     set_key.argtypes = [ctypes.c_char_p, ctypes.POINTER(Schedule)]
     set_key.restype = None
     cbc_cksum = lib.DES_cbc_cksum  # hot: no argtypes, see the module docstring
-    cbc_cksum.restype = ctypes.c_uint32
+    cbc_cksum.restype = None  # a DES_LONG (checksum bits) nobody reads: not converted
     ede3_cbc = lib.DES_ede3_cbc_encrypt  # hot: no argtypes, see the module docstring
     ede3_cbc.restype = None
     major, minor, patch = number >> 28, (number >> 20) & 0xFF, (number >> 4) & 0xFF

@@ -295,10 +295,11 @@ def compute_mac_ascii(
 ) -> bytes:
     """``compute_mac`` as the 16 ASCII bytes that travel on the wire; of ``data[:length]``
     when ``length`` is given (a received message without its MAC, not copied for it)."""
-    n = len(data) if length is None else length
-    if not 0 <= n <= len(data):
-        raise LocalProtocolError(f"cannot MAC {n} bytes of {len(data)}")
-    return binascii.hexlify(_mac_context(scheme, key).mac(data, n)).upper()
+    if length is None:
+        length = len(data)
+    elif not 0 <= length <= len(data):
+        raise LocalProtocolError(f"cannot MAC {length} bytes of {len(data)}")
+    return binascii.hexlify(_mac_context(scheme, key).mac(data, length)).upper()
 
 
 def mac_bytes_equal(a: bytes, b: bytes) -> bool:

@@ -55,7 +55,9 @@ class Host:
     ) -> None:
         """``steps``: a test harness's hook into the link server (``host.link.server``)."""
         self.config = config
-        self.engine = create_engine_for(config.database_url)
+        self.engine = create_engine_for(
+            config.database_url, prepared_statements=config.database_prepared_statements
+        )
         self.sessions = session_factory(self.engine)
         # SQLite has one writer at a time: one worker keeps it simple and correct.
         self.workers = 1 if is_sqlite(config.database_url) else worker_threads()
@@ -82,7 +84,10 @@ class Host:
         self.fast: FastAuthorizer | None = None
         if not is_sqlite(config.database_url):
             self.fast = FastAuthorizer(
-                self.service, libpq_conninfo(config.database_url), size=hot_path_connections()
+                self.service,
+                libpq_conninfo(config.database_url),
+                size=hot_path_connections(),
+                prepared=config.database_prepared_statements,
             )
         self.server = LinkServer(
             self.service,

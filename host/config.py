@@ -133,6 +133,11 @@ def _ops_tls(
 @dataclass(frozen=True)
 class HostConfig:
     database_url: str
+    # DATABASE_PREPARED_STATEMENTS: false behind a pooler in transaction mode that does not
+    # carry prepared statements from one server connection to the next (PgBouncer before
+    # 1.21, or with max_prepared_statements = 0): the host then prepares nothing on the
+    # server (every statement unnamed). Also keeps RDS Proxy from pinning its connections.
+    database_prepared_statements: bool = True
     # Secrets stay out of repr() so a logged config never shows them.
     secret_key: str = field(default=DEFAULT_SECRET_KEY, repr=False)
     pin_pepper: str = field(default=DEFAULT_PIN_PEPPER, repr=False)
@@ -210,6 +215,9 @@ class HostConfig:
                     f"DATABASE_URL: unsupported database {backend!r} "
                     "(sqlite:///FILE or postgresql+psycopg://...)"
                 )
+        prepared = env.get("DATABASE_PREPARED_STATEMENTS", "true").strip().lower()
+        if prepared not in ("true", "false"):
+            problems.append(f"DATABASE_PREPARED_STATEMENTS: true or false, not {prepared!r}")
         if len(env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER).encode()) > 60:
             problems.append("PIN_PEPPER: at most 60 bytes (bcrypt reads 72 bytes of PIN + pepper)")
         token = env.get("OPS_API_TOKEN", "")
@@ -245,6 +253,7 @@ class HostConfig:
             trusted_proxies = ()
         config = cls(
             database_url=database_url,
+            database_prepared_statements=prepared != "false",
             secret_key=env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
             pin_pepper=env.get("PIN_PEPPER", DEFAULT_PIN_PEPPER),
             session_timeout_seconds=integer("SESSION_TIMEOUT_SECONDS", 120, 1, 86_400),

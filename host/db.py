@@ -14,10 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
+    "POOLER_HINT",
     "create_engine_for",
     "head_revision",
     "is_sqlite",
     "migrate",
+    "prepared_statement_refused",
     "schema_problem",
     "session_factory",
     "sqlite_file",
@@ -38,9 +40,12 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database).expanduser().absolute()
 
 
-def create_engine_for(url: str, **kwargs: Any) -> Engine:
+def create_engine_for(url: str, *, prepared_statements: bool = True, **kwargs: Any) -> Engine:
     """An engine with the settings we rely on: SQLite gets foreign keys, WAL and a busy
-    timeout (several threads write); PostgreSQL gets pre-ping so a restarted server is noticed."""
+    timeout (several threads write); PostgreSQL gets pre-ping so a restarted server is noticed.
+    ``prepared_statements`` False (PostgreSQL): psycopg never prepares a statement on the
+    server (by default it does once a connection has run one five times), for a pooler in
+    transaction mode that cannot carry them between server connections."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -55,7 +60,33 @@ def create_engine_for(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    if not prepared_statements:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": None}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# SQLSTATEs of a prepared statement the server does not have, or has already: what a pooler in
+# transaction mode that does not carry prepared statements between server connections causes.
+_PREPARED_STATEMENT_STATES = frozenset({"26000", "42P05"})
+POOLER_HINT = (
+    "the database refused a prepared statement (no such statement, or one already there): "
+    "behind a connection pooler in transaction mode that does not carry prepared statements "
+    "(PgBouncer before 1.21, or max_prepared_statements = 0), set "
+    "DATABASE_PREPARED_STATEMENTS=false"
+)
+
+
+def prepared_statement_refused(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (psycopg's, or SQLAlchemy's around it) is the server refusing a
+    prepared statement it does not have or already has."""
+    seen: set[int] = set()
+    current = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) in _PREPARED_STATEMENT_STATES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

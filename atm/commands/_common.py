@@ -64,7 +64,9 @@ def open_host_database(config: HostConfig, command: str, *, check_schema: bool =
             "(--database-url) at an existing one",
             EXIT_UNAVAILABLE,
         )
-    engine = create_engine_for(config.database_url)
+    engine = create_engine_for(
+        config.database_url, prepared_statements=config.database_prepared_statements
+    )
     try:
         with engine.connect() as connection:
             problem = schema_problem(connection) if check_schema else None

@@ -76,7 +76,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.db_command == "upgrade":
             print(f"database ({shown}) is at the newest revision")
             return 0
-        engine = create_engine_for(config.database_url)
+        engine = create_engine_for(
+            config.database_url, prepared_statements=config.database_prepared_statements
+        )
         try:
             with session_factory(engine).begin() as session:
                 created = seed(

@@ -131,7 +131,9 @@ def _prepare_database(config: HostConfig, options: ServeOptions) -> list[str]:
         try:
             migrate(config.database_url)
             if options.seed:
-                engine = create_engine_for(config.database_url)
+                engine = create_engine_for(
+                    config.database_url, prepared_statements=config.database_prepared_statements
+                )
                 try:
                     with session_factory(engine).begin() as session:
                         created = seed(

@@ -57,7 +57,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     if config is None:
         return 2
-    engine = create_engine_for(config.database_url)
+    engine = create_engine_for(
+        config.database_url, prepared_statements=config.database_prepared_statements
+    )
     sessions = session_factory(engine)
     try:
         try:

@@ -130,9 +130,11 @@ class FastAuthorizer:
         size: int,
         acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
         depth: int = PIPELINE_DEPTH,
+        prepared: bool = True,
     ) -> None:
         self._service = service
         self._conninfo = conninfo
+        self._prepared = prepared
         self._size = max(1, size)
         self._depth = max(1, depth)
         self._acquire_timeout = acquire_timeout
@@ -165,7 +167,11 @@ class FastAuthorizer:
 
     def _new_pool(self) -> ConnectionQueue:
         return ConnectionQueue(
-            self._conninfo, self._size, timeout=self._acquire_timeout, depth=self._depth
+            self._conninfo,
+            self._size,
+            timeout=self._acquire_timeout,
+            depth=self._depth,
+            prepared=self._prepared,
         )
 
     async def open(self) -> None:

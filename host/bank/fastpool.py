@@ -87,7 +87,10 @@ class HotConnection:
     """One autocommit connection in pipeline mode: prepared statements executed with text
     parameters, each call followed by its own Sync (its own implicit transaction: an error
     touches that call alone), answered in order on a reader registered once for the
-    connection's life. ``lent``: the requests holding it (``ConnectionQueue``)."""
+    connection's life. ``lent``: the requests holding it (``ConnectionQueue``).
+    ``prepared`` False: nothing is prepared on the server, each call is parsed afresh as the
+    unnamed statement (for a pooler in transaction mode that cannot carry a prepared
+    statement to the next server connection it hands out)."""
 
     __slots__ = (
         "_encoding",
@@ -95,6 +98,7 @@ class HotConnection:
         "_loop",
         "_pending",
         "_pgconn",
+        "_prepared",
         "_reading",
         "_results",
         "_statements",
@@ -105,9 +109,15 @@ class HotConnection:
     )
 
     def __init__(
-        self, conn: psycopg.AsyncConnection[Any], loop: asyncio.AbstractEventLoop, expires: float
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        loop: asyncio.AbstractEventLoop,
+        expires: float,
+        *,
+        prepared: bool = True,
     ) -> None:
         self.conn = conn
+        self._prepared = prepared
         self.expires = expires
         self.lent = 0
         # A call on it was cancelled mid-way (its request went): no new requests get it.
@@ -165,11 +175,14 @@ class HotConnection:
         pgconn = self._pgconn
         statements = self._statements
         prepared: asyncio.Future[list[PGresult]] | None = None
-        if name not in statements:
-            pgconn.send_prepare(name, query)
-            prepared = self._sent()
-            statements[name] = None  # later calls queue behind the Parse
-        pgconn.send_query_prepared(name, params)
+        if not self._prepared:
+            pgconn.send_query_params(query, params)
+        else:
+            if name not in statements:
+                pgconn.send_prepare(name, query)
+                prepared = self._sent()
+                statements[name] = None  # later calls queue behind the Parse
+            pgconn.send_query_prepared(name, params)
         answer = self._sent()
         if pgconn.flush():
             await self._flush()
@@ -318,8 +331,10 @@ class ConnectionQueue:
         timeout: float,
         depth: int = 1,
         max_lifetime: float = MAX_LIFETIME_SECONDS,
+        prepared: bool = True,
     ) -> None:
         self.size = max(1, size)
+        self.prepared = prepared
         self.depth = max(1, depth)
         self.timeout = timeout
         named = "application_name" in conninfo_to_dict(conninfo)
@@ -531,6 +546,6 @@ class ConnectionQueue:
             return
         loop = self._loop
         assert loop is not None
-        hot = HotConnection(conn, loop, loop.time() + self._max_lifetime)
+        hot = HotConnection(conn, loop, loop.time() + self._max_lifetime, prepared=self.prepared)
         self._live.append(hot)
         self._hand(hot)

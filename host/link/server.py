@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from host.bank.fastpath import FastAuthorizer, OrmPath
 from host.bank.pins import PinHashCache
 from host.bank.services import AuthorizationService, CardRequest, Outcome, PinFirst
+from host.db import POOLER_HINT, prepared_statement_refused
 from host.link.config import LinkConfig
 from host.link.guard import ACCEPT_BURST, LISTEN_QUEUE, CloseReason, ConnectionGuard, LinkLimits
 from host.link.keys import KeyStore
@@ -70,6 +71,15 @@ from protocol.tls import certificate_terminal_id
 __all__ = ["LinkServer", "StepHook"]
 
 log = logging.getLogger(__name__)
+
+
+def _hint_at_pooler(exc: BaseException) -> None:
+    """After a failure is logged: when it was the server refusing a prepared statement, say
+    the setting that a pooler in transaction mode needs."""
+    if prepared_statement_refused(exc):
+        log.error("%s", POOLER_HINT)
+
+
 security_log = logging.getLogger("host.security")
 
 T = TypeVar("T")
@@ -593,10 +603,11 @@ class LinkServer:
             self._tap("recv", request)
         try:
             response = await self._respond(request, auth)
-        except Exception:
+        except Exception as exc:
             # A database or programming fault: the terminal hears 96 (a reversal advice is
             # then repeated later) and the server keeps serving.
             log.exception("failure answering %s from %s", request["t"], auth.terminal_id)
+            _hint_at_pooler(exc)
             response = None
             if is_request(request["t"]):
                 response = {k: v for k, v in request.items() if k in _ECHOED}
@@ -748,8 +759,9 @@ class LinkServer:
         self._step("received", request)
         try:
             outcome = await self._authorize(card_request)
-        except Exception:
+        except Exception as exc:
             log.exception("service failure on %r", card_request)
+            _hint_at_pooler(exc)
             response["39"] = ResponseCode.MALFUNCTION
             return response
         self._step("posted", request)

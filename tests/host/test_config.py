@@ -47,6 +47,7 @@ def test_each_problem_is_one_line():
                 "DATABASE_URL": "mysql://x/y",
                 "OPS_API_TOKEN": "short",
                 "STATEMENT_S3_BUCKET": "Not_A_Bucket",
+                "DATABASE_PREPARED_STATEMENTS": "sometimes",
             }
         )
     assert sorted(info.value.problems) == sorted(
@@ -58,8 +59,15 @@ def test_each_problem_is_one_line():
             "STATEMENT_S3_BUCKET: not a valid S3 bucket name: 'Not_A_Bucket'",
             "MAX_FAILED_PIN_ATTEMPTS: 0 is out of range 1..99",
             "OPS_PORT: 70000 is out of range 0..65535",
+            "DATABASE_PREPARED_STATEMENTS: true or false, not 'sometimes'",
         ]
     )
+
+
+@pytest.mark.parametrize(("raw", "prepared"), [(None, True), ("true", True), (" False ", False)])
+def test_prepared_statements_can_be_turned_off_for_a_pooler(raw, prepared):
+    env = {} if raw is None else {"DATABASE_PREPARED_STATEMENTS": raw}
+    assert HostConfig.from_env(env).database_prepared_statements is prepared
 
 
 def test_production_refuses_the_default_secrets():

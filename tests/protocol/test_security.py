@@ -316,6 +316,10 @@ def test_the_checked_des_calls_refuse_what_would_read_or_write_out_of_bounds():
         _des.schedule(bytes(7))
     with pytest.raises(ValueError):
         _des.ede3_cbc_block(bytes(7), k1, k1, k1, libcrypto.Block(), out)
+    with pytest.raises(ValueError):  # a buffer where a key schedule goes
+        _des.ede3_cbc_block(bytes(8), k1, out, k1, libcrypto.Block(), out)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        _des.cbc_mac_chain(bytes(8), 8, out, bytes(8), libcrypto.Block())  # type: ignore[arg-type]
     context = security._DesRetailMacContext(TDES_KEY, _des)
     with pytest.raises(ValueError):
         context.mac(b"12345678", 9)

@@ -19,11 +19,12 @@ __all__ = ["DEFAULT_MAX_FRAME", "HEADER_LEN", "Framer", "encode_frame"]
 
 def encode_frame(payload: bytes) -> bytes:
     """Prefix ``payload`` with its 2-byte big-endian length."""
-    if not payload:
-        raise LocalProtocolError("refusing to frame an empty payload (that is a keep-alive)")
-    if len(payload) > ABSOLUTE_MAX_FRAME:
-        raise LocalProtocolError(f"payload of {len(payload)} bytes does not fit a 2-byte length")
-    return len(payload).to_bytes(HEADER_LEN, "big") + payload
+    n = len(payload)
+    if not 0 < n <= ABSOLUTE_MAX_FRAME:  # one test on the way of every frame
+        if not n:
+            raise LocalProtocolError("refusing to frame an empty payload (that is a keep-alive)")
+        raise LocalProtocolError(f"payload of {n} bytes does not fit a 2-byte length")
+    return n.to_bytes(HEADER_LEN, "big") + payload
 
 
 class Framer:
@@ -44,9 +45,13 @@ class Framer:
         """Add ``data`` and return the whole frames now available, oldest first."""
         if not self._buffer and len(data) >= HEADER_LEN:
             # The common case, one whole frame in one read: no copy through the buffer.
-            length = int.from_bytes(data[:HEADER_LEN], "big")
+            length = data[0] << 8 | data[1]  # HEADER_LEN bytes, big-endian
             if length <= self.max_frame and len(data) == HEADER_LEN + length:
-                return [bytes(data[HEADER_LEN:])] if length else []
+                if not length:
+                    return []
+                # A slice of bytes is bytes already; of anything else, copied into bytes.
+                frame = data[HEADER_LEN:]
+                return [frame if type(frame) is bytes else bytes(frame)]
         self._buffer += data
         frames: list[bytes] = []
         while len(self._buffer) >= HEADER_LEN:

@@ -10,7 +10,7 @@ in their place.
 
 from __future__ import annotations
 
-import hmac
+from hmac import compare_digest as _compare_digest
 from typing import Protocol
 
 from protocol.errors import LocalProtocolError, MacError
@@ -36,6 +36,7 @@ __all__ = [
 SIGNON_CODES = frozenset({NetworkCode.SIGN_ON.value, NetworkCode.KEY_CHANGE.value})
 _PLACEHOLDER = "0" * MAC_HEX_LEN
 _SECONDARY_FIELDS = frozenset(str(n) for n in range(65, 128))  # 128 itself is the MAC
+_no_secondary_field = _SECONDARY_FIELDS.isdisjoint
 
 
 def uses_signon_key(message: Message) -> bool:
@@ -47,7 +48,7 @@ def uses_signon_key(message: Message) -> bool:
 
 def mac_field(message: Message) -> str:
     """``"128"`` when the message needs a secondary bitmap, else ``"64"``."""
-    return "64" if _SECONDARY_FIELDS.isdisjoint(message) else "128"
+    return "64" if _no_secondary_field(message) else "128"
 
 
 def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
@@ -56,8 +57,10 @@ def encode_signed(message: Message, scheme: KeyScheme, key: bytes) -> bytes:
     fields = dict(message)  # the one copy: encode_owned may add to it
     fields.pop("64", None)
     fields.pop("128", None)
-    fields[mac_field(fields)] = _PLACEHOLDER
-    body = bytes(encode_owned(fields)[:-MAC_HEX_LEN])
+    fields["64" if _no_secondary_field(fields) else "128"] = _PLACEHOLDER  # mac_field
+    data = encode_owned(fields)
+    del data[-MAC_HEX_LEN:]  # the placeholder, in place
+    body = bytes(data)
     return body + compute_mac_ascii(scheme, key, body)
 
 
@@ -82,8 +85,8 @@ def verify_signed(payload: bytes, message: Message, scheme: KeyScheme, key: byte
     if len(value) != MAC_HEX_LEN or received != value.encode("ascii"):
         raise MacError("MAC is not the last 16 characters of the message")
     # compute_mac_ascii gives upper case; the received MAC may be in either.
-    expected = compute_mac_ascii(scheme, key, payload[:-MAC_HEX_LEN])
-    if not hmac.compare_digest(expected, received.upper()):
+    expected = compute_mac_ascii(scheme, key, payload, len(payload) - MAC_HEX_LEN)
+    if not _compare_digest(expected, received.upper()):
         raise MacError("MAC does not verify")
 
 

@@ -17,8 +17,12 @@ messages (0800/0810 with DE 70 = 001 or 161) are MAC'd under the sign-on key, de
 TMK by encrypting the 16 ASCII bytes ``SIGNON-MAC-KEY-1`` under it (TDES-ECB or AES-ECB); every
 other message under the terminal MAC key (TAK) delivered at sign-on.
 
-Only ``cryptography`` primitives are used; no algorithm is re-implemented beyond the CBC-MAC
-chaining of the retail MAC, which ``cryptography`` does not offer.
+Only ``cryptography`` primitives are used, and single DES from the system's OpenSSL
+(``protocol.libcrypto``) for the retail MAC, which ``cryptography`` can only run as TDES under
+K1K1K1 (three DES operations a block where the algorithm needs one): where that library is
+missing, the retail MAC runs on ``cryptography``'s TDES (``retail_mac_engine`` says which). No
+algorithm is re-implemented beyond the CBC-MAC chaining of the retail MAC on ``cryptography``,
+which does not offer it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import functools
 import hmac
 import secrets
 import threading
+from ctypes import Array, byref, c_char, c_long
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -36,7 +41,8 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from protocol.errors import KeyMaterialError, MessageError
+from protocol import libcrypto
+from protocol.errors import KeyMaterialError, LocalProtocolError, MessageError
 
 __all__ = [
     "KEY_LEN",
@@ -52,6 +58,7 @@ __all__ = [
     "key_check_value",
     "mac_bytes_equal",
     "macs_equal",
+    "retail_mac_engine",
     "signon_mac_key",
     "tdes_ecb",
     "unwrap_key",
@@ -130,10 +137,11 @@ def aes_ecb(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
 _LAST_BLOCK_PADS = tuple(b"\x80" + bytes(7 - r) for r in range(8))
 
 
-class _RetailMacContext:
-    """Retail MAC cipher contexts of one key, made once: building a TDES context costs more
-    than MACing a whole message with it. Single DES under K1 is TDES under K1K1K1 (the library
-    has no single DES). The MAC's output transformation, E_K1(D_K2(H_q)) with H_q =
+class _TdesRetailMacContext:
+    """Retail MAC cipher contexts of one key from ``cryptography``, made once: building a TDES
+    context costs more than MACing a whole message with it. The fallback where libcrypto has no
+    single DES for us (``retail_mac_engine``). Single DES under K1 is TDES under K1K1K1 (the
+    library has no single DES). The MAC's output transformation, E_K1(D_K2(H_q)) with H_q =
     E_K1(x_q xor H_q-1), is TDES-EDE under K1K2K1 of x_q xor H_q-1: so the CBC context
     chains every block but the last and one TDES block under the whole key finishes. The CBC
     context is never finalised; it carries on from its last output block, so each MAC cancels
@@ -153,10 +161,10 @@ class _RetailMacContext:
         self._finish = Cipher(_tdes(key), modes.ECB()).encryptor()  # noqa: S305  # nosec B305
         self._lock = threading.Lock()
 
-    def mac(self, data: bytes) -> bytes:
-        n = len(data)
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]``."""
         whole = n & -8  # bytes in the whole blocks before the padded last one
-        last = int.from_bytes(data[whole:] + _LAST_BLOCK_PADS[n - whole])
+        last = int.from_bytes(data[whole:n] + _LAST_BLOCK_PADS[n - whole])
         lock = self._lock
         lock.acquire()
         try:
@@ -170,6 +178,77 @@ class _RetailMacContext:
             lock.release()
 
 
+_ZERO_IV = bytes(8)
+
+
+class _DesRetailMacContext:
+    """Retail MAC of one key with single DES from libcrypto (``protocol.libcrypto``): the key
+    schedules of K1 and K2 made once, then two calls a MAC. ``DES_cbc_cksum`` runs the CBC
+    chain under K1 from a zero IV over every whole block of the data as it is (one DES
+    operation a block) and leaves its last output block, H_q-1, in ``_chain``;
+    ``DES_ede3_cbc_encrypt`` of the last block (the data's 0-7 trailing bytes and the padding)
+    under K1, K2, K1 with ``_chain`` as IV is E_K1(D_K2(E_K1(x_q xor H_q-1))), the MAC, which
+    it writes into ``_chain`` too. Data of fewer than 8 bytes: no whole block, ``_chain`` is the
+    zero IV. The two buffers are the context's own: one lock per key.
+
+    The two calls go without ctypes argtypes (``protocol.libcrypto``: they would cost about
+    1 us a MAC); every argument is of its exact C type: the data as ``bytes`` (copied from any
+    other buffer), pointers to the context's own ``Block`` and ``Schedule`` instances (``byref``
+    made once: each holds its target, and passing one allocates nothing), a ``c_long`` length,
+    an ``int``."""
+
+    def __init__(self, key: bytes, des: libcrypto.SingleDes) -> None:
+        _check_key(key)
+        key = bytes(key)
+        self._k1 = des.schedule(key[:8])
+        self._k2 = des.schedule(key[8:])
+        # The generic type: mypy's ctypes plugin cannot read ``.raw`` of a Block.
+        self._chain: Array[c_char] = libcrypto.Block()
+        self._out = libcrypto.Block()
+        self._k1_ptr, self._k2_ptr = byref(self._k1), byref(self._k2)
+        self._chain_ptr, self._out_ptr = byref(self._chain), byref(self._out)
+        self._cbc_cksum, self._ede3_cbc = des.hot_calls()
+        self._lock = threading.Lock()
+
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]`` (``n`` at most ``len(data)``): DES_cbc_cksum reads the
+        ``n & -8`` bytes of the whole blocks from ``data`` in place."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not 0 <= n <= len(data):
+            raise ValueError(f"cannot MAC {n} bytes of {len(data)}")
+        whole = n & -8  # bytes in the whole blocks before the padded last one
+        last = data[whole:n] + _LAST_BLOCK_PADS[n - whole]
+        length = _BLOCK_LENGTHS[whole >> 3] if whole <= _BLOCK_LENGTHS_UP_TO else c_long(whole)
+        k1, chain = self._k1_ptr, self._chain_ptr
+        with self._lock:
+            self._cbc_cksum(data, chain, length, k1, _ZERO_IV)
+            self._ede3_cbc(
+                last, self._out_ptr, _ONE_BLOCK, k1, self._k2_ptr, k1, chain, _DES_ENCRYPT
+            )
+            return self._chain.raw
+
+
+_ONE_BLOCK = libcrypto.ONE_BLOCK
+_DES_ENCRYPT = libcrypto.DES_ENCRYPT
+# libcrypto.block_length, inline: the c_long lengths made once.
+_BLOCK_LENGTHS = libcrypto.BLOCK_LENGTHS
+_BLOCK_LENGTHS_UP_TO = libcrypto.BLOCK_LENGTHS_UP_TO
+
+
+def retail_mac_engine() -> str:
+    """Which block cipher the retail MAC runs on in this process (for benchmarks and logs)."""
+    des = libcrypto.load()
+    if des is not None:
+        return f"single DES from {libcrypto.LIBRARY} ({des.version})"
+    return f"TDES under K1K1K1 from cryptography ({libcrypto.load_error()})"
+
+
+def _retail_context(key: bytes) -> _DesRetailMacContext | _TdesRetailMacContext:
+    des = libcrypto.load()
+    return _TdesRetailMacContext(key) if des is None else _DesRetailMacContext(key, des)
+
+
 class _CmacContext:
     """An AES-CMAC keyed once (subkeys derived once); each MAC works on a copy of it. The
     keyed object itself is only ever copied, never updated, so threads may share it."""
@@ -178,38 +257,49 @@ class _CmacContext:
         _check_key(key)
         self._keyed = cmac.CMAC(algorithms.AES(key))
 
-    def mac(self, data: bytes) -> bytes:
+    def mac(self, data: bytes, n: int) -> bytes:
+        """The MAC of ``data[:n]``."""
         mac = self._keyed.copy()
-        mac.update(data)
+        mac.update(data if n == len(data) else data[:n])
         return mac.finalize()[:8]
 
 
+_MacContext = _DesRetailMacContext | _TdesRetailMacContext | _CmacContext
+
+
 @functools.lru_cache(maxsize=8192)
-def _mac_context(scheme: KeyScheme, key: bytes) -> _RetailMacContext | _CmacContext:
+def _mac_context(scheme: KeyScheme, key: bytes) -> _MacContext:
     """One context per (scheme, key): a host keeps one per signed-on terminal (two keys each)."""
-    return _RetailMacContext(key) if scheme is KeyScheme.TDES else _CmacContext(key)
+    return _retail_context(key) if scheme is KeyScheme.TDES else _CmacContext(key)
 
 
 def retail_mac(key: bytes, data: bytes) -> bytes:
     """ISO/IEC 9797-1 MAC algorithm 3, padding method 2, double-length key K1||K2:
     CBC-MAC with single DES under K1, then the last block decrypted under K2 and encrypted
-    under K1. Single DES is TDES with K1K1K1."""
-    return _mac_context(KeyScheme.TDES, key).mac(data)
+    under K1. Single DES from libcrypto, or TDES with K1K1K1 (``retail_mac_engine``)."""
+    return _mac_context(KeyScheme.TDES, key).mac(data, len(data))
 
 
 def aes_cmac(key: bytes, data: bytes) -> bytes:
     """AES-CMAC (NIST SP 800-38B), leftmost 8 bytes."""
-    return _mac_context(KeyScheme.AES, key).mac(data)
+    return _mac_context(KeyScheme.AES, key).mac(data, len(data))
 
 
 def compute_mac(scheme: KeyScheme, key: bytes, data: bytes) -> str:
     """The MAC of ``data`` as 16 upper-case hex characters."""
-    return _mac_context(scheme, key).mac(data).hex().upper()
+    return _mac_context(scheme, key).mac(data, len(data)).hex().upper()
 
 
-def compute_mac_ascii(scheme: KeyScheme, key: bytes, data: bytes) -> bytes:
-    """``compute_mac`` as the 16 ASCII bytes that travel on the wire."""
-    return binascii.hexlify(_mac_context(scheme, key).mac(data)).upper()
+def compute_mac_ascii(
+    scheme: KeyScheme, key: bytes, data: bytes, length: int | None = None
+) -> bytes:
+    """``compute_mac`` as the 16 ASCII bytes that travel on the wire; of ``data[:length]``
+    when ``length`` is given (a received message without its MAC, not copied for it)."""
+    if length is None:
+        length = len(data)
+    elif not 0 <= length <= len(data):
+        raise LocalProtocolError(f"cannot MAC {length} bytes of {len(data)}")
+    return binascii.hexlify(_mac_context(scheme, key).mac(data, length)).upper()
 
 
 def mac_bytes_equal(a: bytes, b: bytes) -> bool:

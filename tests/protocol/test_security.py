@@ -2,6 +2,8 @@
 vectors), RFC 4493 (AES-CMAC) and ``cryptography`` used directly."""
 
 import concurrent.futures
+import sys
+import threading
 
 import pytest
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -10,7 +12,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.errors import KeyMaterialError, MessageError, PinBlockError
+from protocol import libcrypto, security
+from protocol.errors import KeyMaterialError, LocalProtocolError, MessageError, PinBlockError
 from protocol.pinblock import (
     clear_format4,
     decrypt_format4,
@@ -24,9 +27,11 @@ from protocol.security import (
     WorkingKeys,
     aes_cmac,
     compute_mac,
+    compute_mac_ascii,
     generate_key,
     key_check_value,
     retail_mac,
+    retail_mac_engine,
     signon_mac_key,
     unwrap_key,
     wrap_key,
@@ -199,3 +204,134 @@ def test_kept_mac_contexts_match_the_textbook_for_random_keys_and_every_length_c
         fresh = cmac.CMAC(algorithms.AES(key))
         fresh.update(data)
         assert aes_cmac(key, data) == fresh.finalize()[:8]
+
+
+# The retail MAC's engines (protocol.libcrypto): single DES from the system's libcrypto, and
+# the cryptography TDES path it falls back to. They must give the same bytes, always.
+_des = libcrypto.load()
+needs_libcrypto = pytest.mark.skipif(_des is None, reason=f"{libcrypto.load_error()}")
+
+
+@needs_libcrypto
+def test_the_retail_mac_runs_on_single_des_where_libcrypto_has_it():
+    assert retail_mac_engine().startswith("single DES from libcrypto.so.3 (OpenSSL 3.")
+    assert isinstance(
+        security._mac_context(KeyScheme.TDES, TDES_KEY), security._DesRetailMacContext
+    )
+
+
+@needs_libcrypto
+@given(
+    st.binary(min_size=16, max_size=16),
+    st.binary(max_size=400),
+    st.integers(0, 400),
+)
+def test_single_des_engine_matches_the_cryptography_tdes_path(key, data, cut):
+    assert _des is not None
+    fast = security._DesRetailMacContext(key, _des)
+    fallback = security._TdesRetailMacContext(key)
+    n = min(cut, len(data))
+    for length in (len(data), n):  # the whole data, and a prefix MAC'd in place
+        expected = fallback.mac(data, length)
+        assert fast.mac(data, length) == expected
+        assert expected == _reference_retail_mac(key, data[:length])
+    # Any buffer type gives the MAC of its bytes.
+    assert fast.mac(bytearray(data), len(data)) == fallback.mac(data, len(data))  # type: ignore[arg-type]
+
+
+@needs_libcrypto
+def test_single_des_engine_every_length_and_the_golden_vectors():
+    assert _des is not None
+    fast = security._DesRetailMacContext(TDES_KEY, _des)
+    data = bytes(range(256)) * 2
+    for n in range(401):
+        assert fast.mac(data, n) == _reference_retail_mac(TDES_KEY, data[:n]), n
+    assert fast.mac(b"Now is the time for all ", 24).hex().upper() == "E9086230CA3BE796"
+    assert fast.mac(b"0200F23A", 8).hex().upper() == "CE917AEE04410622"
+
+
+@needs_libcrypto
+def test_threads_macing_under_one_key_at_once_all_get_their_own_mac():
+    assert _des is not None
+    context = security._DesRetailMacContext(TDES_KEY, _des)
+    messages = [bytes([n % 251]) * (n % 203) + n.to_bytes(4, "big") for n in range(400)]
+    expected = [_reference_retail_mac(TDES_KEY, m) for m in messages]
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def work(offset: int) -> list[tuple[int, bytes]]:
+        start.wait()  # every thread starts at once
+        out = []
+        for i in range(len(messages)):
+            k = (i + offset * 50) % len(messages)
+            out.append((k, context.mac(messages[k], len(messages[k]))))
+        return out
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns between any two bytecodes, near enough
+    try:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(work, range(threads)))
+    finally:
+        sys.setswitchinterval(interval)
+    for result in results:
+        assert len(result) == len(messages)
+        for k, mac in result:
+            assert mac == expected[k]
+
+
+def test_without_libcrypto_the_retail_mac_falls_back_to_cryptography(monkeypatch):
+    security._mac_context.cache_clear()
+    libcrypto._loaded.cache_clear()
+    monkeypatch.setattr(libcrypto, "LIBRARY", "libcrypto-absent.so.3")
+    try:
+        assert libcrypto.load() is None
+        assert "libcrypto-absent.so.3" in (libcrypto.load_error() or "")
+        assert retail_mac_engine().startswith("TDES under K1K1K1 from cryptography (no single DES")
+        context = security._mac_context(KeyScheme.TDES, TDES_KEY)
+        assert isinstance(context, security._TdesRetailMacContext)
+        assert retail_mac(TDES_KEY, b"Now is the time for all ").hex().upper() == "E9086230CA3BE796"
+    finally:
+        monkeypatch.undo()
+        security._mac_context.cache_clear()
+        libcrypto._loaded.cache_clear()
+    assert (libcrypto.load() is None) == (_des is None)
+
+
+@needs_libcrypto
+def test_the_checked_des_calls_refuse_what_would_read_or_write_out_of_bounds():
+    assert _des is not None
+    k1 = _des.schedule(bytes(8))
+    out = libcrypto.Block()
+    for data, whole, iv in [
+        (b"12345678", 16, bytes(8)),  # more than the data holds
+        (b"12345678", 4, bytes(8)),  # not whole blocks
+        (b"12345678", -8, bytes(8)),
+        (bytearray(8), 8, bytes(8)),  # not bytes
+        (b"12345678", 8, bytes(4)),  # a short IV
+    ]:
+        with pytest.raises(ValueError):
+            _des.cbc_mac_chain(data, whole, k1, iv, out)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        _des.schedule(bytes(7))
+    with pytest.raises(ValueError):
+        _des.ede3_cbc_block(bytes(7), k1, k1, k1, libcrypto.Block(), out)
+    with pytest.raises(ValueError):  # a buffer where a key schedule goes
+        _des.ede3_cbc_block(bytes(8), k1, out, k1, libcrypto.Block(), out)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        _des.cbc_mac_chain(bytes(8), 8, out, bytes(8), libcrypto.Block())  # type: ignore[arg-type]
+    context = security._DesRetailMacContext(TDES_KEY, _des)
+    with pytest.raises(ValueError):
+        context.mac(b"12345678", 9)
+
+
+@pytest.mark.parametrize("scheme", list(KeyScheme))
+def test_a_mac_of_a_prefix_is_the_mac_of_those_bytes(scheme):
+    data = bytes(range(200))
+    for n in (0, 7, 8, 64, 199, 200):
+        assert compute_mac_ascii(scheme, TDES_KEY, data, n) == compute_mac_ascii(
+            scheme, TDES_KEY, data[:n]
+        )
+    for n in (-1, 201):
+        with pytest.raises(LocalProtocolError):
+            compute_mac_ascii(scheme, TDES_KEY, data, n)

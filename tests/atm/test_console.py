@@ -135,7 +135,7 @@ async def test_withdrawal_by_key_presses(host_config, tmp_path):
         printer = c.panel.sides["printer"]
         assert isinstance(printer, LocalSide) and printer.device.qr_codes == [reference]
         # The engineer's view: the link log decoded, PAN masked, PIN block hidden.
-        entries = c.panel.link_entries("0200")
+        entries = [e for e in c.panel.link_log if e.mti == "0200"]
         assert entries and "400000******7899" in entries[0].summary
         assert "[8 bytes hidden]" in entries[0].text
         assert "4000001234567899" not in "".join(e.text for e in c.panel.link_log)
@@ -200,7 +200,7 @@ async def test_dispenser_jam_from_the_fault_panel_is_reversed(host_config, tmp_p
         await c.screen("take_card")
         await c.pilot.click("#take-card")
         # The reversal advice reaches the host and is answered.
-        await c.panel.wait_for(lambda p: bool(p.link_entries("0430")))
+        await c.panel.wait_for(lambda p: bool([e for e in p.link_log if e.mti == "0430"]))
         assert c.panel.balance(ALICE_CHECKING) == 525_000
         assert "NO CASH DISPENSED - REVERSED" in c.text("#receipt")
         assert any("DISPENSE_FAULT" in line for line in c.panel.journal_tail)

@@ -198,7 +198,7 @@ async def test_quitting_with_cash_in_the_tray_retracts_and_reverses(host_config,
         journal = "\n".join(panel.journal_tail)
         assert "CASH_RETRACTED" in journal and "reason=4018" in journal
         assert "CARD_RETURNED" in journal and "CARD_CAPTURED" not in journal
-        assert panel.link_entries("0430")  # the host acknowledged the reversal
+        assert [e for e in panel.link_log if e.mti == "0430"]  # the host acknowledged the reversal
     # The ledger of the console's host: nothing was taken from Alice.
     url = f"sqlite:///{tmp_path / 'console' / 'host.db'}"
     check = Host(dataclasses.replace(host_config, database_url=url))

@@ -117,7 +117,7 @@ async def test_dispenser_jam_from_the_fault_panel(web):
     await screen(page, "take_card")
     await page.click("#take-card")
     await expect(page.locator("#receipt")).to_contain_text("NO CASH DISPENSED - REVERSED")
-    await web.panel.wait_for(lambda p: bool(p.link_entries("0430")))
+    await web.panel.wait_for(lambda p: bool([e for e in p.link_log if e.mti == "0430"]))
     assert web.panel.balance(ALICE_CHECKING) == 525_000
 
 

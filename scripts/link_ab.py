@@ -516,7 +516,6 @@ def main() -> int:
             default="asyncio",
             help=f"the event loop of the terminals in the {kind} host's open-loop windows",
         )
-    for kind in ("old", "new"):
         parser.add_argument(
             f"--{kind}-gc",
             choices=("quiet", "asis"),

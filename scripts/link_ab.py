@@ -5,7 +5,7 @@ authorization and closed-loop authorizations/s, in paired rounds under the same 
         [--terminals 32] [--requests 60] [--warmup 5] [--profile DIR] [--link-only]
         [--memory N] [--old-loop asyncio|uvloop] [--new-loop asyncio|uvloop]
     .venv/bin/python -m scripts.link_ab --old DIR --open-rate 450 [--open-seconds 4]
-        [--open-warmup 2] [--breakdown 0.02] [--trace DIR] [--old-gc asis] [--pg-set N=V]
+        [--open-warmup 2] [--breakdown 0.02] [--old-gc asis] [--pg-set N=V]
 
 ``--old`` is another checkout of this repository (``git worktree add /tmp/x integ``); the "new"
 host is this one, or ``--new``'s. Both run as ``atm host`` processes with this virtualenv's
@@ -36,9 +36,8 @@ on the machine waited for a core or for I/O (/proc/pressure: other tenants show 
 then the medians and the median of the per-pair new/old ratios. The server logs its
 checkpoints and autovacuum runs; ``--pg-set NAME=VALUE`` sets more (diagnosis only).
 ``--breakdown 0.02``: for the slowest 2 % of each window beside 50 median requests, where the
-time went (the generator's timer and encoding, the round trip, the terminal's decoding; with
-a host that writes a per-request trace to ``ATM_TRACE_FILE``, given by ``--trace DIR``, the
-host's parts too), when the slowest were due (bunched: a stall; spread: queueing), this
+time went (the generator's timer and encoding, the round trip, the terminal's decoding),
+when the slowest were due (bunched: a stall; spread: queueing), this
 process's garbage collections over 2 ms and the server's log lines in the window.
 ``--old-gc asis``: this process's collector as it comes in the old kind's windows (default
 ``quiet``: ``bench_host.collector_quiet``, as ``make bench``).
@@ -49,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import shutil
 import signal
@@ -95,15 +93,12 @@ def _uptime() -> str:
     return f"{time.strftime('%H:%M:%S')} load average: {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
-def host_process(
-    root: Path, url: str, quiet: bool = False, extra: dict[str, str] | None = None
-) -> HostProcess:
+def host_process(root: Path, url: str, quiet: bool = False) -> HostProcess:
     """One ``atm host`` process (link only) from checkout ``root``."""
     env = {
         "PYTHONPATH": str(root),
         # --link-only: the format errors' warning lines would be most of the work.
         "LOG_LEVEL": "ERROR" if quiet else "WARNING",
-        **(extra or {}),
     }
     return HostProcess(url, env, source=root)
 
@@ -148,7 +143,6 @@ class OpenWindow:
     wall_start: float = 0.0
     cpu_pressure: float = 0.0  # share of the window some task (anyone's) waited for a core
     io_pressure: float = 0.0
-    trace: dict[str, object] | None = None  # the host's own (ATM_TRACE_FILE), if it wrote one
 
     @property
     def p50(self) -> float:
@@ -168,13 +162,11 @@ class OpenWindow:
 
 
 async def one_open_window(
-    root: Path, url: str, pans: list[str], args: argparse.Namespace, postmaster: int,
-    trace: Path | None,
+    root: Path, url: str, pans: list[str], args: argparse.Namespace, postmaster: int
 ) -> OpenWindow:  # fmt: skip
     """A fresh host of ``root``: the terminals open, ``--open-warmup`` s at the rate, then the
     measured ``--open-seconds`` at the same rate."""
-    extra = {"ATM_TRACE_FILE": str(trace)} if trace is not None else {}
-    async with host_process(root, url, extra=extra) as host:
+    async with host_process(root, url) as host:
         terminals = await open_terminals(host.port, pans)
         try:
             if args.open_warmup > 0:
@@ -226,41 +218,25 @@ def pg_log_lines(log: Path, window: OpenWindow) -> list[str]:
 
 def breakdown(window: OpenWindow, share: float) -> str:
     """Where the time of the slowest ``share`` of the window's requests went, beside the
-    median request's: generator lag (due -> bytes sent), the way to the host's handler, the
-    host before its database call, the call, the host after it, back to the terminal, the
-    terminal's decoding. The host's part needs its trace (``--trace``)."""
+    median request's: generator lag (due -> bytes sent: its timer, then its encoding), the
+    round trip (the link and the host, the database call in it), the terminal's decoding."""
     samples = sorted(window.run.samples, key=lambda s: s.done - s.due)
-    records: dict[tuple[str, str], list[object]] = {}
-    if window.trace is not None:
-        for rec in window.trace["records"]:  # type: ignore[union-attr]
-            if len(rec) == 10:
-                records[(rec[8], rec[9])] = rec
     rows = []
     slow = samples[int(len(samples) * (1 - share)) :]
     middle = samples[len(samples) // 2 - 25 : len(samples) // 2 + 25]
     for name, group in (("median 50", middle), (f"slowest {len(slow)}", slow)):
         parts: dict[str, list[float]] = {}
-        depth: list[float] = []
         for s in group:
-            segs = {"timer": s.started - s.due, "encode": s.sent - s.started}
-            rec = records.get((s.key[0], s.key[1]))
-            if rec is not None:
-                rx, task, sent, inflight, _conn, answered, ready, written = rec[:8]  # type: ignore[misc]
-                segs |= {
-                    "to-host": rx - s.sent, "task": task - rx, "pre-db": sent - task,
-                    "db": answered - sent, "post-db": ready - answered,
-                    "write": written - ready, "back": s.arrived - written,
-                }  # fmt: skip
-                depth.append(float(inflight))
-            else:
-                segs["round-trip"] = s.arrived - s.sent
-            segs["decode"] = s.done - s.arrived
-            segs["total"] = s.done - s.due
+            segs = {
+                "timer": s.started - s.due,
+                "encode": s.sent - s.started,
+                "round-trip": s.arrived - s.sent,
+                "decode": s.done - s.arrived,
+                "total": s.done - s.due,
+            }
             for k, v in segs.items():
                 parts.setdefault(k, []).append(v * 1000)
         text = ", ".join(f"{k} {statistics.mean(v):.1f}" for k, v in parts.items())
-        if depth:
-            text += f"; calls already in flight on its connection {statistics.mean(depth):.2f}"
         rows.append(f"    {name}: {text} (ms, means)")
     # When the slowest were due: bunched (a stall) or spread (queueing).
     bins: dict[int, int] = {}
@@ -271,16 +247,6 @@ def breakdown(window: OpenWindow, share: float) -> str:
         "    slowest by due time (100 ms bins: count): "
         + ", ".join(f"{b / 10:.1f}s:{c}" for b, c in sorted(bins.items()))
     )
-    if window.trace is not None:
-        host_gcs = [g for g in window.trace["gc"] if window.start <= g[0] <= window.end]  # type: ignore[union-attr]
-        big = [
-            f"gen{g[2]} {g[1] * 1000:.1f}ms@{g[0] - window.start:.2f}s"
-            for g in host_gcs
-            if g[1] > 0.002
-        ]
-        rows.append(
-            f"    host GCs in window: {len(host_gcs)}; over 2 ms: {', '.join(big) or 'none'}"
-        )
     big = [
         f"gen{g[2]} {g[1] * 1000:.1f}ms@{g[0] - window.start:.2f}s"
         for g in window.gcs
@@ -301,25 +267,17 @@ def open_rounds(
     collectors = {"old": args.old_gc, "new": args.new_gc}
     kinds = {"old": Path(args.old), "new": Path(args.new)}
     windows: dict[str, list[OpenWindow]] = {kind: [] for kind in kinds}
-    trace_dir = Path(args.trace) if args.trace else None
     for number in range(args.rounds):
         order = ["old", "new"] if number % 2 == 0 else ["new", "old"]
         pair: dict[str, OpenWindow] = {}
         for kind in order:
-            trace = None
-            if trace_dir is not None:
-                trace = trace_dir / f"{number + 1}-{kind}.json"
             bench_host.QUIET_COLLECTOR = collectors[kind] == "quiet"
             try:
                 with asyncio.Runner(loop_factory=loop_factory(loops[kind])) as runner:
-                    window = runner.run(
-                        one_open_window(kinds[kind], url, pans, args, postmaster, trace)
-                    )
+                    window = runner.run(one_open_window(kinds[kind], url, pans, args, postmaster))
             except LinkError as exc:
                 print(f"round {number + 1} {kind}: failed ({exc}) | {_uptime()}", flush=True)
                 break
-            if trace is not None and trace.exists():  # the host wrote it as it stopped
-                window.trace = json.loads(trace.read_text())
             pair[kind] = window
             run = window.run
             print(
@@ -534,9 +492,6 @@ def main() -> int:
         help="print where the time of this share of the slowest requests went (0.02: 2%%)",
     )
     parser.add_argument(
-        "--trace", help="a folder: each host writes its per-request trace there (debug hosts)"
-    )
-    parser.add_argument(
         "--pg-set",
         action="append",
         default=[],
@@ -563,8 +518,6 @@ def main() -> int:
         if args.open_rate > 0:
             global GC_CLOCK
             GC_CLOCK = GcClock()
-            if args.trace:
-                Path(args.trace).mkdir(parents=True, exist_ok=True)
             postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
             args.pg_log = cluster.base / "log"
             settings = ["log_checkpoints=on", "log_autovacuum_min_duration=0", *args.pg_set]
